@@ -1,0 +1,42 @@
+use serde::{Deserialize, Serialize};
+
+use crate::limits::MAX_CURRENCY;
+use crate::{BlobHash, Kind, LicenseId, LicenseTerms, NodeId, PackId, Price, Signed};
+
+/// Proof of a purchase, signed by the seller (the pack's author). Anyone can check it
+/// offline with the seller's public key; it is useful only to the buyer's key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseToken {
+    pub license_id: LicenseId,
+    pub pack_id: PackId,
+    pub seq: u64,
+    /// The content collection hash: the exact bytes licensed.
+    pub content: BlobHash,
+    pub seller: NodeId,
+    pub buyer: NodeId,
+    /// `None` when the pack was free.
+    pub price: Option<Price>,
+    pub terms: LicenseTerms,
+    /// Unix seconds.
+    pub issued_at: u64,
+}
+
+impl Signed for LicenseToken {
+    const KIND: Kind = Kind::LicenseToken;
+
+    fn expected_signer(&self) -> NodeId {
+        self.seller
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self
+            .price
+            .as_ref()
+            .is_some_and(|p| p.currency.is_empty() || p.currency.len() > MAX_CURRENCY)
+        {
+            return Err("bad currency".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,338 @@
+//! Pack manifests: a pack's metadata and one entry per sample.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{hex_decode, hex_encode};
+use crate::limits::*;
+use crate::{BlobHash, Key, Kind, NodeId, PackId, Signed, Tempo};
+
+/// A signed description of one version of a pack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub pack_id: PackId,
+    pub author: NodeId,
+    /// The author's display name.
+    pub author_name: String,
+    /// Stable short name the pack id derives from.
+    pub slug: String,
+    /// Version; a higher `seq` from the same author replaces a lower one.
+    pub seq: u64,
+    pub title: String,
+    pub description: String,
+    pub genre: String,
+    pub tags: Vec<String>,
+    /// `None` for a free pack.
+    pub price: Option<Price>,
+    pub license: LicenseTerms,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Hash of the iroh-blobs `Collection` (hash sequence) holding the sample files.
+    pub content: BlobHash,
+    pub cover: Option<BlobHash>,
+    pub samples: Vec<SampleEntry>,
+}
+
+/// A price in minor units of a currency (499 USD = $4.99).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub amount_minor: u64,
+    pub currency: String,
+}
+
+impl Price {
+    /// The amount in major units, for display and filters (2 decimals assumed).
+    pub fn amount(&self) -> f64 {
+        self.amount_minor as f64 / 100.0
+    }
+}
+
+impl std::fmt::Display for Price {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{:02} {}",
+            self.amount_minor / 100,
+            self.amount_minor % 100,
+            self.currency
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LicenseTerms {
+    /// A well-known license by name, e.g. `royalty-free`, `CC0-1.0`, `CC-BY-4.0`.
+    Named(String),
+    /// The author's own terms.
+    Custom(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFormat {
+    Wav,
+    Flac,
+    Aiff,
+    Ogg,
+    Mp3,
+}
+
+impl AudioFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "wav",
+            AudioFormat::Flac => "flac",
+            AudioFormat::Aiff => "aiff",
+            AudioFormat::Ogg => "ogg",
+            AudioFormat::Mp3 => "mp3",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SampleKind {
+    OneShot,
+    Loop,
+}
+
+impl SampleKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SampleKind::OneShot => "one-shot",
+            SampleKind::Loop => "loop",
+        }
+    }
+}
+
+/// One audio file of a pack and what analysis found in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleEntry {
+    /// Relative path inside the pack, `/`-separated.
+    pub name: String,
+    pub hash: BlobHash,
+    pub size: u64,
+    pub format: AudioFormat,
+    /// Length in sample frames; duration is `frames / sample_rate`.
+    pub frames: u64,
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// Bits per sample of the stored PCM; `None` for lossy formats.
+    pub bit_depth: Option<u16>,
+    /// Highest absolute sample value, dBFS (−inf for digital silence is stored as −200).
+    pub peak_dbfs: f32,
+    /// Integrated loudness (EBU R128), `None` when the gate leaves nothing to measure.
+    pub loudness_lufs: Option<f32>,
+    pub kind: SampleKind,
+    pub tempo: Option<Tempo>,
+    pub key: Option<Key>,
+    pub tags: Vec<String>,
+    /// Peak envelope for display, one byte per point (0 = silence, 255 = full scale).
+    #[serde(with = "hex_bytes")]
+    pub waveform: Vec<u8>,
+    /// A short always-free clip for auditioning.
+    pub preview: Option<BlobHash>,
+}
+
+impl SampleEntry {
+    pub fn duration_ms(&self) -> u64 {
+        if self.sample_rate == 0 {
+            0
+        } else {
+            (self.frames as u128 * 1000 / self.sample_rate as u128) as u64
+        }
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::hex_encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        super::hex_decode(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Makes a slug from a title: lowercase ASCII letters and digits joined by `-`.
+pub fn slugify(title: &str) -> String {
+    let mut slug = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let mut slug: String = slug.trim_end_matches('-').chars().take(MAX_SLUG).collect();
+    while slug.ends_with('-') {
+        slug.pop();
+    }
+    if slug.is_empty() {
+        "pack".to_string()
+    } else {
+        slug
+    }
+}
+
+pub(crate) fn check_slug(slug: &str) -> Result<(), String> {
+    if slug.is_empty() || slug.len() > MAX_SLUG {
+        return Err(format!("slug must be 1..={MAX_SLUG} bytes"));
+    }
+    if !slug
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err("slug may hold only a-z, 0-9 and -".into());
+    }
+    Ok(())
+}
+
+fn check_text(what: &str, s: &str, max: usize) -> Result<(), String> {
+    if s.len() > max {
+        return Err(format!(
+            "{what} is {} bytes, over the limit of {max}",
+            s.len()
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(format!("{what} contains control characters"));
+    }
+    Ok(())
+}
+
+fn check_tags(what: &str, tags: &[String]) -> Result<(), String> {
+    if tags.len() > MAX_TAGS {
+        return Err(format!(
+            "{what} has {} tags, over the limit of {MAX_TAGS}",
+            tags.len()
+        ));
+    }
+    for tag in tags {
+        if tag.is_empty() {
+            return Err(format!("{what} has an empty tag"));
+        }
+        check_text("tag", tag, MAX_TAG)?;
+    }
+    Ok(())
+}
+
+fn check_file_name(name: &str) -> Result<(), String> {
+    check_text("file name", name, MAX_FILE_NAME)?;
+    if name.is_empty()
+        || name.starts_with('/')
+        || name.contains('\\')
+        || name
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(format!("file name {name:?} is not a plain relative path"));
+    }
+    Ok(())
+}
+
+impl Manifest {
+    /// The semantic checks every accepted manifest passes.
+    pub fn check(&self) -> Result<(), String> {
+        check_slug(&self.slug)?;
+        if PackId::derive(&self.author, &self.slug) != self.pack_id {
+            return Err("pack id does not derive from author and slug".into());
+        }
+        check_text("author name", &self.author_name, MAX_SHORT_TEXT)?;
+        if self.title.trim().is_empty() {
+            return Err("title is empty".into());
+        }
+        check_text("title", &self.title, MAX_SHORT_TEXT)?;
+        check_text("description", &self.description, MAX_LONG_TEXT)?;
+        check_text("genre", &self.genre, MAX_SHORT_TEXT)?;
+        check_tags("pack", &self.tags)?;
+        if let Some(price) = &self.price {
+            if price.currency.is_empty()
+                || price.currency.len() > MAX_CURRENCY
+                || !price.currency.bytes().all(|b| b.is_ascii_uppercase())
+            {
+                return Err(format!(
+                    "currency {:?} is not an upper-case code",
+                    price.currency
+                ));
+            }
+        }
+        match &self.license {
+            LicenseTerms::Named(n) => check_text("license name", n, MAX_SHORT_TEXT)?,
+            LicenseTerms::Custom(t) => check_text("license text", t, MAX_LONG_TEXT)?,
+        }
+        if self.samples.is_empty() {
+            return Err("pack has no samples".into());
+        }
+        if self.samples.len() > MAX_SAMPLES {
+            return Err(format!(
+                "pack has {} samples, over the limit of {MAX_SAMPLES}",
+                self.samples.len()
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &self.samples {
+            check_file_name(&s.name)?;
+            if !names.insert(s.name.as_str()) {
+                return Err(format!("file name {:?} appears twice", s.name));
+            }
+            if s.sample_rate == 0 || s.sample_rate > 768_000 {
+                return Err(format!(
+                    "{}: sample rate {} out of range",
+                    s.name, s.sample_rate
+                ));
+            }
+            if s.channels == 0 || s.channels > 64 {
+                return Err(format!("{}: {} channels out of range", s.name, s.channels));
+            }
+            if !s.peak_dbfs.is_finite() || s.loudness_lufs.is_some_and(|l| !l.is_finite()) {
+                return Err(format!(
+                    "{}: peak or loudness is not a finite number",
+                    s.name
+                ));
+            }
+            if let Some(t) = &s.tempo {
+                if !(t.bpm.is_finite()
+                    && (20.0..=400.0).contains(&t.bpm)
+                    && (0.0..=1.0).contains(&t.confidence))
+                {
+                    return Err(format!("{}: tempo out of range", s.name));
+                }
+            }
+            if s.key.is_some_and(|k| k.tonic > 11) {
+                return Err(format!("{}: key tonic out of range", s.name));
+            }
+            check_tags(&s.name, &s.tags)?;
+            if s.waveform.len() > MAX_WAVEFORM_POINTS {
+                return Err(format!(
+                    "{}: waveform has {} points, over {MAX_WAVEFORM_POINTS}",
+                    s.name,
+                    s.waveform.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_free(&self) -> bool {
+        self.price.is_none()
+    }
+}
+
+impl Signed for Manifest {
+    const KIND: Kind = Kind::Manifest;
+
+    fn expected_signer(&self) -> NodeId {
+        self.author
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.check()
+    }
+}

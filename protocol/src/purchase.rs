@@ -1,0 +1,47 @@
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{MAX_CURRENCY, MAX_PAYMENT_REF};
+use crate::{Kind, NodeId, PackId, Price, Signed};
+
+/// A buyer's signed request to buy a pack from its seller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseRequest {
+    pub pack_id: PackId,
+    pub seq: u64,
+    pub buyer: NodeId,
+    pub seller: NodeId,
+    /// The price the buyer accepts; `None` for a free pack.
+    pub price: Option<Price>,
+    pub payment_ref: Option<String>,
+    /// Random, so two requests are never the same bytes.
+    pub nonce: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+impl Signed for PurchaseRequest {
+    const KIND: Kind = Kind::PurchaseRequest;
+
+    fn expected_signer(&self) -> NodeId {
+        self.buyer
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self
+            .price
+            .as_ref()
+            .is_some_and(|p| p.currency.is_empty() || p.currency.len() > MAX_CURRENCY)
+        {
+            return Err("bad currency".into());
+        }
+        if self
+            .payment_ref
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_PAYMENT_REF)
+        {
+            return Err(format!("payment reference over {MAX_PAYMENT_REF} bytes"));
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,103 @@
-fn main() {}
+//! `smpl`: the command-line front of a smpl node.
+//!
+//! `smpl node` runs the daemon in this process; every other command talks to the
+//! running node's local HTTP API (see `client`). Output goes through `output`:
+//! readable tables by default, JSON lines with `--json`.
+
+mod client;
+mod commands;
+mod demo;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// smpl: a peer-to-peer exchange for music sample packs.
+#[derive(Parser, Debug)]
+#[command(name = "smpl", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The node's home directory (identity, database, blobs, index).
+    #[arg(long, global = true, env = "SMPL_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print JSON (one object per line for lists) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create this node's identity and config (keeps an existing identity).
+    Init {
+        /// Your name as shown on the packs you publish.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Run the node in the foreground until Ctrl-C.
+    Node(commands::NodeArgs),
+    /// This node's id, API URL and listen addresses.
+    Id,
+    /// Analyse a folder of audio, sign it as a pack and publish it.
+    Publish(commands::PublishArgs),
+    /// Search the local index of packs and samples.
+    Search(commands::SearchArgs),
+    /// Show a pack's manifest.
+    Show {
+        /// The pack id (or a unique prefix of it).
+        pack_id: String,
+    },
+    /// Retract one of your packs (a signed removal).
+    Retract {
+        pack_id: String,
+    },
+    /// Check that every stored pack is whole and the index agrees with the store.
+    Check,
+    /// Manage the search index.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+    /// Run a node with demo packs (generated audio, plus Hydrogen drum kits when
+    /// installed) that a newcomer can search right away.
+    Demo(commands::NodeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum IndexCommand {
+    /// Rebuild the search index from the stored manifests.
+    Rebuild,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = output::Printer::new(cli.global.json);
+    let home = smpl_node::Home::new(cli.global.home.clone().unwrap_or_else(smpl_node::Home::default_root));
+    let result = match cli.command {
+        Command::Init { name } => commands::init(&home, &out, name),
+        Command::Node(args) => commands::node(&home, &out, args, false),
+        Command::Demo(args) => commands::node(&home, &out, args, true),
+        Command::Id => commands::id(&home, &out),
+        Command::Publish(args) => commands::publish(&home, &out, args),
+        Command::Search(args) => commands::search(&home, &out, args),
+        Command::Show { pack_id } => commands::show(&home, &out, &pack_id),
+        Command::Retract { pack_id } => commands::retract(&home, &out, &pack_id),
+        Command::Index { command: IndexCommand::Rebuild } => commands::rebuild(&home, &out),
+        Command::Check => commands::check(&home, &out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&e);
+            if e.is::<commands::UsageError>() { ExitCode::from(2) } else { ExitCode::from(1) }
+        }
+    }
+}

@@ -1,1 +1,41 @@
-//! placeholder
+//! The local search index of a smpl node, on tantivy.
+//!
+//! The node feeds it verified manifests and asks it questions; it knows nothing of
+//! the network. The index can always be rebuilt from the manifests the node keeps.
+//!
+//! - [`Index`]: open (or create, or wipe and recreate when the schema version
+//!   changed: [`Index::needs_rebuild`]), [`Index::apply`] a batch of [`IndexOp`]s in
+//!   one commit, [`Index::search`], list what is indexed with [`Index::packs`].
+//!   Synchronous: the node calls it from its indexer thread and from blocking tasks.
+//! - [`SearchQuery`] → [`SearchResults`]: full text with typo tolerance, filters
+//!   (genre, tags, kind, BPM range, key, price ceiling, author), [`Sort`], paging,
+//!   one hit per sample or per pack, and [`Facets`] counted over every match.
+//! - [`IndexError`]: what failed and with which input.
+//!
+//! Inside: `schema` (one document per sample carrying its pack's fields, and the
+//! schema version), `tokenizer` (file-name aware analysis: `BD_Kick_01.wav` finds
+//! `kick`), `document` (manifest → documents, stored hit → [`Hit`]), `query`
+//! ([`SearchQuery`] → tantivy queries, one-typo variants), and `collector` (one pass
+//! that counts, builds facets, keeps the top k and groups by pack).
+//!
+//! ```
+//! use smpl_index::{Index, SearchQuery};
+//!
+//! let index = Index::open_in_ram()?;
+//! let results = index.search(&SearchQuery { text: Some("dusty kick".into()), ..Default::default() })?;
+//! assert_eq!(results.total, 0);
+//! # Ok::<(), smpl_index::IndexError>(())
+//! ```
+
+mod collector;
+mod document;
+mod error;
+mod index;
+mod query;
+mod results;
+mod schema;
+mod tokenizer;
+
+pub use error::IndexError;
+pub use index::{Index, IndexOp, IndexOptions};
+pub use results::{Facets, Hit, MAX_FACET_VALUES, SearchQuery, SearchResults, Sort};

@@ -7,13 +7,39 @@
 //! 5       1     kind (1 manifest, 2 retraction, 3 purchase request, 4 license token)
 //! 6       32    signer's ed25519 public key
 //! 38      64    ed25519 signature over "smpl/v1/<kind name>" || 0x00 || body
-//! 102     4     body length, big-endian u32
+//! 102     4     body length n, big-endian u32
 //! 106     n     body: UTF-8 JSON of the kind's struct
 //! ```
 //!
-//! Readers check the total size against the kind's limit, then the header, then the
-//! signature (strict ed25519), and only then decode the body. The envelope keeps the
-//! original bytes so they can be stored and forwarded unchanged.
+//! The kind names in the domain separator are `manifest`, `retraction`,
+//! `purchase-request` and `license-token`, so a body signed as one kind never verifies
+//! as another, and nothing else a node signs can be mistaken for an envelope.
+//!
+//! # Reading
+//!
+//! [`Envelope::open`] does, in this order, and stops at the first failure:
+//!
+//! 1. the whole input is at most [`limits::MAX_ENVELOPE_BYTES`] (else `TooLarge`);
+//! 2. the header is complete, the magic and version match, the kind is known
+//!    (`Malformed`, `UnknownVersion`, `UnknownKind`);
+//! 3. both the declared and the actual body length are within the kind's limit
+//!    ([`Kind::max_body`], else `TooLarge`), and they are equal (`Malformed`);
+//! 4. the key is a valid ed25519 point and the signature verifies under
+//!    `verify_strict` (no small-order keys, no malleable signatures: `BadKey`,
+//!    `BadSignature`).
+//!
+//! Only then does [`Signed::open`] decode the JSON body (`Decode`; unknown fields are
+//! refused), check that the body names the signer (a manifest's and retraction's
+//! `author`, a license token's `seller`, a purchase request's `buyer`), and run the
+//! kind's semantic checks (`Invalid`). The envelope keeps the original bytes: store
+//! and forward [`Envelope::as_bytes`], never a re-serialization.
+//!
+//! # Writing
+//!
+//! [`Signed::sign`] runs the same semantic checks, serializes the struct with
+//! `serde_json` (compact, fields in declaration order) and seals it. Readers must not
+//! rely on that exact JSON form: any JSON that decodes to the struct is valid, and the
+//! bytes are what is signed.
 
 use std::fmt;
 
@@ -25,7 +51,8 @@ use crate::{Identity, NodeId, ProtocolError, limits};
 
 const MAGIC: &[u8; 4] = b"SMPL";
 const VERSION: u8 = 1;
-const HEADER_LEN: usize = 4 + 1 + 1 + 32 + 64 + 4;
+const HEADER_LEN: usize = limits::ENVELOPE_HEADER_BYTES;
+const MAX_ENVELOPE_BYTES: usize = limits::MAX_ENVELOPE_BYTES;
 
 /// What a signed envelope carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,6 +64,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in wire-byte order.
+    pub const ALL: [Kind; 4] = [
+        Kind::Manifest,
+        Kind::Retraction,
+        Kind::PurchaseRequest,
+        Kind::LicenseToken,
+    ];
+
     /// The name in the signature's domain separator.
     pub fn name(self) -> &'static str {
         match self {
@@ -114,44 +149,64 @@ impl Envelope {
 
     /// Checks limits, header and signature of `bytes`, without decoding the body.
     pub fn open(bytes: &[u8]) -> Result<Envelope, ProtocolError> {
-        if bytes.len() > HEADER_LEN + limits::MAX_MANIFEST_BYTES {
+        Self::open_inner(bytes, None)
+    }
+
+    /// Like [`Envelope::open`], but refuses any kind but `kind` before checking the
+    /// signature, so a large body of the wrong kind costs no hashing.
+    pub fn open_as(bytes: &[u8], kind: Kind) -> Result<Envelope, ProtocolError> {
+        Self::open_inner(bytes, Some(kind))
+    }
+
+    fn open_inner(bytes: &[u8], expected: Option<Kind>) -> Result<Envelope, ProtocolError> {
+        if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(ProtocolError::TooLarge {
                 kind: "envelope",
                 len: bytes.len(),
-                max: HEADER_LEN + limits::MAX_MANIFEST_BYTES,
+                max: MAX_ENVELOPE_BYTES,
             });
         }
-        if bytes.len() < HEADER_LEN {
+        let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(ProtocolError::Malformed("shorter than the envelope header"));
-        }
-        if &bytes[..4] != MAGIC {
+        };
+        if &header[..4] != MAGIC {
             return Err(ProtocolError::Malformed("missing SMPL magic"));
         }
-        if bytes[4] != VERSION {
-            return Err(ProtocolError::UnknownVersion(bytes[4]));
+        if header[4] != VERSION {
+            return Err(ProtocolError::UnknownVersion(header[4]));
         }
-        let kind = Kind::from_byte(bytes[5])?;
-        let body_len =
-            u32::from_be_bytes([bytes[102], bytes[103], bytes[104], bytes[105]]) as usize;
-        if body_len > kind.max_body() {
-            return Err(ProtocolError::TooLarge {
-                kind: kind.name(),
-                len: body_len,
-                max: kind.max_body(),
-            });
+        let kind = Kind::from_byte(header[5])?;
+        if let Some(expected) = expected {
+            if kind != expected {
+                return Err(ProtocolError::WrongKind {
+                    expected,
+                    got: kind,
+                });
+            }
         }
-        if bytes.len() != HEADER_LEN + body_len {
+        let declared =
+            u32::from_be_bytes([header[102], header[103], header[104], header[105]]) as usize;
+        let max = kind.max_body();
+        for len in [declared, body.len()] {
+            if len > max {
+                return Err(ProtocolError::TooLarge {
+                    kind: kind.name(),
+                    len,
+                    max,
+                });
+            }
+        }
+        if declared != body.len() {
             return Err(ProtocolError::Malformed(
                 "body length does not match the envelope size",
             ));
         }
         let mut key = [0u8; 32];
-        key.copy_from_slice(&bytes[6..38]);
+        key.copy_from_slice(&header[6..38]);
         let mut sig = [0u8; 64];
-        sig.copy_from_slice(&bytes[38..102]);
+        sig.copy_from_slice(&header[38..102]);
         let key =
             VerifyingKey::from_bytes(&key).map_err(|e| ProtocolError::BadKey(e.to_string()))?;
-        let body = &bytes[HEADER_LEN..];
         key.verify_strict(&kind.signing_message(body), &Signature::from_bytes(&sig))
             .map_err(|_| ProtocolError::BadSignature(kind))?;
         Ok(Envelope {
@@ -237,7 +292,7 @@ pub trait Signed: Serialize + DeserializeOwned + Sized {
 
     /// Verifies and decodes `bytes`: limits, signature, body, signer, semantic checks.
     fn open(bytes: &[u8]) -> Result<(Self, Envelope), ProtocolError> {
-        let envelope = Envelope::open(bytes)?;
+        let envelope = Envelope::open_as(bytes, Self::KIND)?;
         let value = Self::from_envelope(&envelope)?;
         Ok((value, envelope))
     }

@@ -3,16 +3,49 @@
 //! This crate is the specification of what travels between smpl nodes and what is
 //! kept on disk as proof. It is pure and synchronous: no networking, no async.
 //!
-//! - [`ids`]: the 32-byte node id (an ed25519 public key), pack ids and blob hashes,
-//!   each with one lowercase-hex text form.
+//! - [`NodeId`], [`PackId`], [`BlobHash`], [`LicenseId`]: fixed-size ids, each with one
+//!   text form, lowercase hex (parsing also accepts upper case).
 //! - [`Identity`]: a node's ed25519 secret key, which signs everything it publishes.
-//! - [`envelope`]: the signed envelope. A signer signs the exact body bytes behind a
+//!   Its public key is the node's [`NodeId`].
+//! - [`Envelope`]: the signed envelope. A signer signs the exact body bytes behind a
 //!   domain separator (`"smpl/v1/<kind>"`, a zero byte, then the body); readers check
-//!   the size limits, then the signature, and only then decode the body.
-//! - The signed kinds: [`Manifest`] (a pack and its samples), [`Retraction`],
-//!   [`PurchaseRequest`] and [`LicenseToken`].
-//! - [`limits`]: every size, count and length limit, checked before parsing.
+//!   the size limits, then the signature, and only then decode the body. The
+//!   [`Envelope`] docs give the byte layout and the order of checks.
+//! - The signed kinds, each a JSON body implementing [`Signed`]:
+//!
+//!   | kind | struct | signed by | body limit |
+//!   | --- | --- | --- | --- |
+//!   | 1 `manifest` | [`Manifest`] (a pack and its samples) | `author` | [`limits::MAX_MANIFEST_BYTES`] |
+//!   | 2 `retraction` | [`Retraction`] | `author` | [`limits::MAX_SMALL_BODY_BYTES`] |
+//!   | 3 `purchase-request` | [`PurchaseRequest`] | `buyer` | [`limits::MAX_SMALL_BODY_BYTES`] |
+//!   | 4 `license-token` | [`LicenseToken`] | `seller` | [`limits::MAX_LICENSE_BYTES`] |
+//!
+//! - [`limits`]: every size, count and length limit, checked before parsing (sizes)
+//!   or right after decoding (counts and lengths).
+//!
+//! A pack id is stable across versions: [`PackId::derive`] takes the first 16 bytes of
+//! BLAKE3 in derive-key mode with context `"smpl/v1/pack-id"` over the author's 32-byte
+//! key followed by the slug's bytes. Manifests and retractions carry the slug, so
+//! every reader checks that the pack id belongs to the signer.
+//!
+//! ```
+//! use smpl_protocol::{Identity, PackId, Retraction, Signed};
+//!
+//! let me = Identity::from_secret_bytes([7; 32]);
+//! let retraction = Retraction {
+//!     pack_id: PackId::derive(&me.node_id(), "dusty-808s"),
+//!     author: me.node_id(),
+//!     slug: "dusty-808s".into(),
+//!     seq: 3,
+//!     retracted_at: 1_700_000_000,
+//! };
+//! let envelope = retraction.sign(&me)?;
+//! let (read, _) = Retraction::open(envelope.as_bytes())?;
+//! assert_eq!(read, retraction);
+//! # Ok::<(), smpl_protocol::ProtocolError>(())
+//! ```
 
+mod check;
 mod envelope;
 mod error;
 mod identity;

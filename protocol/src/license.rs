@@ -1,10 +1,15 @@
+//! License tokens: a seller's signed proof that a buyer may use a pack's content.
+
 use serde::{Deserialize, Serialize};
 
-use crate::limits::MAX_CURRENCY;
+use crate::check::{check_price, check_terms};
 use crate::{BlobHash, Kind, LicenseId, LicenseTerms, NodeId, PackId, Price, Signed};
 
 /// Proof of a purchase, signed by the seller (the pack's author). Anyone can check it
 /// offline with the seller's public key; it is useful only to the buyer's key.
+///
+/// A token says nothing about later versions: it licenses the exact `content`
+/// collection of pack `pack_id` at `seq`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LicenseToken {
@@ -30,13 +35,7 @@ impl Signed for LicenseToken {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self
-            .price
-            .as_ref()
-            .is_some_and(|p| p.currency.is_empty() || p.currency.len() > MAX_CURRENCY)
-        {
-            return Err("bad currency".into());
-        }
-        Ok(())
+        check_price(self.price.as_ref())?;
+        check_terms(&self.terms)
     }
 }

@@ -1,6 +1,16 @@
-//! Validation limits. Sizes are checked before parsing; counts and lengths right
-//! after decoding, before a message is accepted.
+//! Validation limits, part of the wire spec.
+//!
+//! Body sizes ([`MAX_MANIFEST_BYTES`], [`MAX_LICENSE_BYTES`], [`MAX_SMALL_BODY_BYTES`])
+//! are checked from the envelope header and the envelope length, before the signature
+//! is checked and before any JSON is parsed. Counts, lengths and ranges are checked
+//! right after decoding, before a message is accepted; a body that breaks one is
+//! refused as a whole ([`ProtocolError::Invalid`](crate::ProtocolError::Invalid)),
+//! never trimmed. Lengths of text are in UTF-8 bytes.
 
+/// Bytes of an envelope before its body (magic, version, kind, key, signature, length).
+pub const ENVELOPE_HEADER_BYTES: usize = 4 + 1 + 1 + 32 + 64 + 4;
+/// The largest envelope of any kind; longer input is refused before anything else.
+pub const MAX_ENVELOPE_BYTES: usize = ENVELOPE_HEADER_BYTES + MAX_MANIFEST_BYTES;
 /// Largest manifest body (JSON) in bytes.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest license token body in bytes.
@@ -27,3 +37,11 @@ pub const MAX_WAVEFORM_POINTS: usize = 256;
 pub const MAX_CURRENCY: usize = 8;
 /// Longest payment reference, in bytes.
 pub const MAX_PAYMENT_REF: usize = 200;
+/// Highest sample rate of a sample entry, in Hz.
+pub const MAX_SAMPLE_RATE: u32 = 768_000;
+/// Most channels of a sample entry.
+pub const MAX_CHANNELS: u16 = 64;
+/// Lowest tempo a sample entry may state, in BPM.
+pub const MIN_BPM: f32 = 20.0;
+/// Highest tempo a sample entry may state, in BPM.
+pub const MAX_BPM: f32 = 400.0;

@@ -2,6 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::{
+    check_file_name, check_file_set, check_pack_id, check_price, check_tags, check_terms,
+    check_text,
+};
 use crate::ids::{hex_decode, hex_encode};
 use crate::limits::*;
 use crate::{BlobHash, Key, Kind, NodeId, PackId, Signed, Tempo};
@@ -138,6 +142,49 @@ pub struct SampleEntry {
 }
 
 impl SampleEntry {
+    /// The checks one sample entry passes; [`Manifest::check`] runs them for each.
+    pub fn check(&self) -> Result<(), String> {
+        check_file_name(&self.name)?;
+        let name = &self.name;
+        if self.sample_rate == 0 || self.sample_rate > MAX_SAMPLE_RATE {
+            return Err(format!(
+                "{name}: sample rate {} is outside 1..={MAX_SAMPLE_RATE}",
+                self.sample_rate
+            ));
+        }
+        if self.channels == 0 || self.channels > MAX_CHANNELS {
+            return Err(format!(
+                "{name}: {} channels is outside 1..={MAX_CHANNELS}",
+                self.channels
+            ));
+        }
+        if self.bit_depth.is_some_and(|b| b == 0 || b > 64) {
+            return Err(format!("{name}: bit depth is outside 1..=64"));
+        }
+        if !self.peak_dbfs.is_finite() || self.loudness_lufs.is_some_and(|l| !l.is_finite()) {
+            return Err(format!("{name}: peak or loudness is not a finite number"));
+        }
+        if let Some(t) = &self.tempo {
+            if !((MIN_BPM..=MAX_BPM).contains(&t.bpm) && (0.0..=1.0).contains(&t.confidence)) {
+                return Err(format!(
+                    "{name}: tempo {} BPM (confidence {}) is outside {MIN_BPM}..={MAX_BPM} BPM",
+                    t.bpm, t.confidence
+                ));
+            }
+        }
+        if self.key.is_some_and(|k| k.tonic > 11) {
+            return Err(format!("{name}: key tonic is outside 0..=11"));
+        }
+        check_tags(name, &self.tags)?;
+        if self.waveform.len() > MAX_WAVEFORM_POINTS {
+            return Err(format!(
+                "{name}: waveform has {} points, over the limit of {MAX_WAVEFORM_POINTS}",
+                self.waveform.len()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn duration_ms(&self) -> u64 {
         if self.sample_rate == 0 {
             0
@@ -181,69 +228,10 @@ pub fn slugify(title: &str) -> String {
     }
 }
 
-pub(crate) fn check_slug(slug: &str) -> Result<(), String> {
-    if slug.is_empty() || slug.len() > MAX_SLUG {
-        return Err(format!("slug must be 1..={MAX_SLUG} bytes"));
-    }
-    if !slug
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err("slug may hold only a-z, 0-9 and -".into());
-    }
-    Ok(())
-}
-
-fn check_text(what: &str, s: &str, max: usize) -> Result<(), String> {
-    if s.len() > max {
-        return Err(format!(
-            "{what} is {} bytes, over the limit of {max}",
-            s.len()
-        ));
-    }
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(format!("{what} contains control characters"));
-    }
-    Ok(())
-}
-
-fn check_tags(what: &str, tags: &[String]) -> Result<(), String> {
-    if tags.len() > MAX_TAGS {
-        return Err(format!(
-            "{what} has {} tags, over the limit of {MAX_TAGS}",
-            tags.len()
-        ));
-    }
-    for tag in tags {
-        if tag.is_empty() {
-            return Err(format!("{what} has an empty tag"));
-        }
-        check_text("tag", tag, MAX_TAG)?;
-    }
-    Ok(())
-}
-
-fn check_file_name(name: &str) -> Result<(), String> {
-    check_text("file name", name, MAX_FILE_NAME)?;
-    if name.is_empty()
-        || name.starts_with('/')
-        || name.contains('\\')
-        || name
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == "..")
-    {
-        return Err(format!("file name {name:?} is not a plain relative path"));
-    }
-    Ok(())
-}
-
 impl Manifest {
-    /// The semantic checks every accepted manifest passes.
+    /// The semantic checks every accepted manifest passes (see [`crate::limits`]).
     pub fn check(&self) -> Result<(), String> {
-        check_slug(&self.slug)?;
-        if PackId::derive(&self.author, &self.slug) != self.pack_id {
-            return Err("pack id does not derive from author and slug".into());
-        }
+        check_pack_id(&self.pack_id, &self.author, &self.slug)?;
         check_text("author name", &self.author_name, MAX_SHORT_TEXT)?;
         if self.title.trim().is_empty() {
             return Err("title is empty".into());
@@ -252,21 +240,8 @@ impl Manifest {
         check_text("description", &self.description, MAX_LONG_TEXT)?;
         check_text("genre", &self.genre, MAX_SHORT_TEXT)?;
         check_tags("pack", &self.tags)?;
-        if let Some(price) = &self.price {
-            if price.currency.is_empty()
-                || price.currency.len() > MAX_CURRENCY
-                || !price.currency.bytes().all(|b| b.is_ascii_uppercase())
-            {
-                return Err(format!(
-                    "currency {:?} is not an upper-case code",
-                    price.currency
-                ));
-            }
-        }
-        match &self.license {
-            LicenseTerms::Named(n) => check_text("license name", n, MAX_SHORT_TEXT)?,
-            LicenseTerms::Custom(t) => check_text("license text", t, MAX_LONG_TEXT)?,
-        }
+        check_price(self.price.as_ref())?;
+        check_terms(&self.license)?;
         if self.samples.is_empty() {
             return Err("pack has no samples".into());
         }
@@ -276,48 +251,10 @@ impl Manifest {
                 self.samples.len()
             ));
         }
-        let mut names = std::collections::HashSet::new();
-        for s in &self.samples {
-            check_file_name(&s.name)?;
-            if !names.insert(s.name.as_str()) {
-                return Err(format!("file name {:?} appears twice", s.name));
-            }
-            if s.sample_rate == 0 || s.sample_rate > 768_000 {
-                return Err(format!(
-                    "{}: sample rate {} out of range",
-                    s.name, s.sample_rate
-                ));
-            }
-            if s.channels == 0 || s.channels > 64 {
-                return Err(format!("{}: {} channels out of range", s.name, s.channels));
-            }
-            if !s.peak_dbfs.is_finite() || s.loudness_lufs.is_some_and(|l| !l.is_finite()) {
-                return Err(format!(
-                    "{}: peak or loudness is not a finite number",
-                    s.name
-                ));
-            }
-            if let Some(t) = &s.tempo {
-                if !(t.bpm.is_finite()
-                    && (20.0..=400.0).contains(&t.bpm)
-                    && (0.0..=1.0).contains(&t.confidence))
-                {
-                    return Err(format!("{}: tempo out of range", s.name));
-                }
-            }
-            if s.key.is_some_and(|k| k.tonic > 11) {
-                return Err(format!("{}: key tonic out of range", s.name));
-            }
-            check_tags(&s.name, &s.tags)?;
-            if s.waveform.len() > MAX_WAVEFORM_POINTS {
-                return Err(format!(
-                    "{}: waveform has {} points, over {MAX_WAVEFORM_POINTS}",
-                    s.name,
-                    s.waveform.len()
-                ));
-            }
+        for sample in &self.samples {
+            sample.check()?;
         }
-        Ok(())
+        check_file_set(self.samples.iter().map(|s| s.name.as_str()))
     }
 
     pub fn is_free(&self) -> bool {

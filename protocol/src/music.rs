@@ -17,7 +17,9 @@ pub enum Source {
     Detected,
 }
 
+/// A tempo in beats per minute.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tempo {
     pub bpm: f32,
     pub source: Source,
@@ -34,6 +36,7 @@ pub enum Mode {
 
 /// A musical key: tonic pitch class (0 = C … 11 = B) and mode. Text form `C`, `F#m`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Key {
     pub tonic: u8,
     pub mode: Mode,

@@ -1,6 +1,9 @@
+//! Purchase requests: a buyer's signed order for a pack, sent to its seller.
+
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MAX_CURRENCY, MAX_PAYMENT_REF};
+use crate::check::{check_price, check_text};
+use crate::limits::MAX_PAYMENT_REF;
 use crate::{Kind, NodeId, PackId, Price, Signed};
 
 /// A buyer's signed request to buy a pack from its seller.
@@ -28,19 +31,9 @@ impl Signed for PurchaseRequest {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self
-            .price
-            .as_ref()
-            .is_some_and(|p| p.currency.is_empty() || p.currency.len() > MAX_CURRENCY)
-        {
-            return Err("bad currency".into());
-        }
-        if self
-            .payment_ref
-            .as_ref()
-            .is_some_and(|r| r.len() > MAX_PAYMENT_REF)
-        {
-            return Err(format!("payment reference over {MAX_PAYMENT_REF} bytes"));
+        check_price(self.price.as_ref())?;
+        if let Some(payment_ref) = &self.payment_ref {
+            check_text("payment reference", payment_ref, MAX_PAYMENT_REF)?;
         }
         Ok(())
     }

@@ -1,5 +1,8 @@
+//! Retractions: an author's signed removal of one of their packs.
+
 use serde::{Deserialize, Serialize};
 
+use crate::check::check_pack_id;
 use crate::{Kind, NodeId, PackId, Signed};
 
 /// The author's signed removal of a pack: removes every version with `seq` up to and
@@ -24,10 +27,6 @@ impl Signed for Retraction {
     }
 
     fn validate(&self) -> Result<(), String> {
-        crate::manifest::check_slug(&self.slug)?;
-        if PackId::derive(&self.author, &self.slug) != self.pack_id {
-            return Err("pack id does not derive from author and slug".into());
-        }
-        Ok(())
+        check_pack_id(&self.pack_id, &self.author, &self.slug)
     }
 }

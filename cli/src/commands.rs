@@ -1,0 +1,478 @@
+//! One function per command. Each returns the exit code for a completed request,
+//! or an error (exit 1, or 2 for a [`UsageError`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::json;
+use smpl_node::index::{Hit, SearchQuery, SearchResults, Sort};
+use smpl_node::{CheckReport, Home, NodeInfo, NodeOptions, PackView, PublishEvent, PublishRequest};
+use smpl_protocol::{LicenseTerms, NodeId, Price, SampleKind};
+
+use crate::client::Client;
+use crate::demo;
+use crate::output::Printer;
+
+/// Bad usage that clap could not catch (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Address of the local HTTP API (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    api: std::net::SocketAddr,
+    /// Do not look for peers on the local network with mDNS.
+    #[arg(long)]
+    no_mdns: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// The folder of audio files to publish.
+    dir: PathBuf,
+    #[arg(long)]
+    title: String,
+    #[arg(long, default_value = "")]
+    genre: String,
+    /// Comma-separated tags.
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Price in major units, e.g. 4.99.
+    #[arg(long, conflicts_with = "free")]
+    price: Option<String>,
+    #[arg(long, default_value = "USD", requires = "price")]
+    currency: String,
+    /// Publish for free (the default when no price is given).
+    #[arg(long)]
+    free: bool,
+    /// A named license (e.g. royalty-free, CC0-1.0, CC-BY-4.0).
+    #[arg(long, default_value = "royalty-free")]
+    license: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum KindArg {
+    Loop,
+    OneShot,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SortArg {
+    Relevance,
+    Newest,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Words to look for (sample names, titles, tags, genres, authors).
+    query: Vec<String>,
+    #[arg(long)]
+    genre: Option<String>,
+    /// Only results with this tag (repeatable; all must match).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long, value_enum)]
+    kind: Option<KindArg>,
+    /// A BPM range, e.g. 120..128.
+    #[arg(long, value_name = "MIN..MAX")]
+    bpm: Option<String>,
+    /// A key, e.g. Am, F#, "C minor".
+    #[arg(long)]
+    key: Option<String>,
+    /// Highest price in major units (free packs count as 0).
+    #[arg(long, value_name = "P")]
+    max_price: Option<f64>,
+    /// Only packs by this node id.
+    #[arg(long, value_name = "ID")]
+    author: Option<String>,
+    /// One result per pack instead of per sample.
+    #[arg(long)]
+    packs: bool,
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[arg(long, value_enum, default_value = "relevance")]
+    sort: SortArg,
+}
+
+pub fn init(home: &Home, out: &Printer, name: Option<String>) -> Result<ExitCode> {
+    let (identity, created) = home.init()?;
+    if let Some(name) = name {
+        let mut config = home.config()?;
+        config.name = name;
+        home.save_config(&config)?;
+    }
+    let node_id = identity.node_id();
+    if out.json() {
+        out.object(&json!({ "node_id": node_id, "home": home.root(), "created": created }));
+    } else if created {
+        out.line(format!("created identity {node_id} in {}", home.root().display()));
+    } else {
+        out.line(format!("identity {node_id} already exists in {}", home.root().display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Result<ExitCode> {
+    if let Ok(info) = home.node_info() {
+        bail!("a node is already running for {} (pid {}, API {})", home.root().display(), info.pid, info.api);
+    }
+    let options = NodeOptions {
+        home: home.clone(),
+        api: args.api,
+        listen: Vec::new(),
+        bootstrap: Vec::new(),
+        mdns: !args.no_mdns,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let json = out.json();
+    let demo_home = home.clone();
+    runtime.block_on(smpl_node::run(
+        options,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        move |info: &NodeInfo| {
+            let printer = Printer::new(json);
+            if json {
+                printer.object(info);
+            } else {
+                printer.line(format!("smpl node {}", info.node_id));
+                printer.line(format!("  API   {}", info.api));
+                printer.line(format!("  home  {}", demo_home.root().display()));
+                printer.line("Press Ctrl-C to stop.");
+            }
+            if with_demo {
+                std::thread::spawn(move || {
+                    if let Err(e) = demo::publish_demo(&demo_home, &printer) {
+                        printer.error(&e);
+                    }
+                });
+            }
+        },
+    ))?;
+    out.note("node stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn id(home: &Home, out: &Printer) -> Result<ExitCode> {
+    let info: NodeInfo = Client::connect(home)?.get("/v1/id")?;
+    if out.json() {
+        out.object(&json!({ "node_id": info.node_id, "api": info.api, "listen": info.listen }));
+    } else {
+        out.line(format!("node id  {}", info.node_id));
+        out.line(format!("api      {}", info.api));
+        for addr in &info.listen {
+            out.line(format!("listen   {addr}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a price like `4.99` into minor units.
+fn parse_price(text: &str, currency: &str) -> Result<Price> {
+    let bad = || usage(format!("--price {text:?} is not an amount like 4.99"));
+    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if whole.is_empty() || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let whole: u64 = whole.parse().map_err(|_| bad())?;
+    let frac: u64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
+    let currency = currency.trim().to_uppercase();
+    if currency.is_empty() || currency.len() > 8 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(usage(format!("--currency {currency:?} is not a currency code like USD")));
+    }
+    let amount_minor = whole.checked_mul(100).and_then(|w| w.checked_add(frac)).ok_or_else(bad)?;
+    Ok(Price { amount_minor, currency })
+}
+
+pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode> {
+    let dir = std::fs::canonicalize(&args.dir)
+        .map_err(|e| usage(format!("cannot open folder {}: {e}", args.dir.display())))?;
+    if args.title.trim().is_empty() {
+        return Err(usage("--title must not be empty"));
+    }
+    let price = match &args.price {
+        Some(p) if !args.free => Some(parse_price(p, &args.currency)?).filter(|p| p.amount_minor > 0),
+        _ => None,
+    };
+    let request = PublishRequest {
+        dir,
+        title: args.title,
+        genre: args.genre,
+        tags: args.tags,
+        description: args.description,
+        price,
+        license: LicenseTerms::Named(args.license),
+    };
+    let client = Client::connect(home)?;
+    let mut bar = None;
+    let mut outcome = None;
+    client.post_lines("/v1/publish", &request, |event: PublishEvent| {
+        match event {
+            PublishEvent::Started { bytes, .. } => bar = Some(out.progress(bytes, "publishing")),
+            PublishEvent::File { bytes, name } => {
+                if let Some(bar) = &bar {
+                    bar.inc(bytes);
+                    bar.set_message(name);
+                }
+            }
+            PublishEvent::Skipped(s) => {
+                let note = format!("skipped {}: {}", s.name, s.reason);
+                match &bar {
+                    Some(bar) if !bar.is_hidden() => bar.println(note),
+                    _ => out.note(note),
+                }
+            }
+            PublishEvent::Done(o) => outcome = Some(o),
+            PublishEvent::Error { message } => bail!("{message}"),
+        }
+        Ok(())
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome.context("the node stopped before the publish finished")?;
+    if out.json() {
+        out.object(&json!({
+            "pack_id": outcome.pack_id,
+            "seq": outcome.seq,
+            "samples": outcome.samples,
+            "skipped": outcome.skipped,
+        }));
+    } else {
+        out.line(format!(
+            "published {} (version {}, {} samples{})",
+            outcome.pack_id,
+            outcome.seq,
+            outcome.samples,
+            if outcome.skipped.is_empty() { String::new() } else { format!(", {} skipped", outcome.skipped.len()) }
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_bpm(text: &str) -> Result<(f32, f32)> {
+    let bad = || usage(format!("--bpm {text:?} is not a range like 120..128"));
+    let (lo, hi) = text.split_once("..").ok_or_else(bad)?;
+    let lo: f32 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: f32 = hi.trim().parse().map_err(|_| bad())?;
+    if !(lo.is_finite() && hi.is_finite()) || lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+/// One search hit as `--json` prints it.
+#[derive(Serialize)]
+struct HitLine<'a> {
+    pack_id: String,
+    pack_title: &'a str,
+    author: String,
+    author_name: &'a str,
+    sample: Option<&'a str>,
+    kind: Option<&'static str>,
+    bpm: Option<f32>,
+    key: Option<&'a str>,
+    duration_ms: Option<u64>,
+    price: f64,
+    currency: Option<&'a str>,
+    score: f32,
+}
+
+fn hit_line(hit: &Hit) -> HitLine<'_> {
+    HitLine {
+        pack_id: hit.pack_id.to_string(),
+        pack_title: &hit.pack_title,
+        author: hit.author.to_string(),
+        author_name: &hit.author_name,
+        sample: hit.sample.as_deref(),
+        kind: hit.kind.map(SampleKind::name),
+        bpm: hit.bpm,
+        key: hit.key.as_deref(),
+        duration_ms: hit.duration_ms,
+        price: hit.price.as_ref().map_or(0.0, Price::amount),
+        currency: hit.price.as_ref().map(|p| p.currency.as_str()),
+        score: hit.score,
+    }
+}
+
+pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> {
+    let text = args.query.join(" ");
+    let key = match &args.key {
+        Some(k) => Some(smpl_protocol::Key::parse(k).map_err(|e| usage(e.to_string()))?.name()),
+        None => None,
+    };
+    let author = match &args.author {
+        Some(a) => Some(a.parse::<NodeId>().map_err(|e| usage(e.to_string()))?),
+        None => None,
+    };
+    let query = SearchQuery {
+        text: Some(text).filter(|t| !t.trim().is_empty()),
+        genre: args.genre.map(|g| g.trim().to_lowercase()),
+        tags: args.tags.iter().map(|t| t.trim().to_lowercase()).collect(),
+        kind: args.kind.map(|k| match k {
+            KindArg::Loop => SampleKind::Loop,
+            KindArg::OneShot => SampleKind::OneShot,
+        }),
+        bpm: args.bpm.as_deref().map(parse_bpm).transpose()?,
+        key,
+        max_price: args.max_price,
+        author,
+        packs: args.packs,
+        sort: match args.sort {
+            SortArg::Relevance => Sort::Relevance,
+            SortArg::Newest => Sort::Newest,
+        },
+        limit: args.limit,
+        offset: 0,
+    };
+    let results: SearchResults = Client::connect(home)?.post("/v1/search", &query)?;
+    if out.json() {
+        for hit in &results.hits {
+            out.object(&hit_line(hit));
+        }
+    } else if !results.hits.is_empty() {
+        let rows: Vec<Vec<String>> = results
+            .hits
+            .iter()
+            .map(|h| {
+                let l = hit_line(h);
+                vec![
+                    l.pack_id[..12].to_string(),
+                    l.pack_title.to_string(),
+                    l.sample.unwrap_or("").to_string(),
+                    l.kind.unwrap_or("").to_string(),
+                    l.bpm.map(|b| format!("{b:.0}")).unwrap_or_default(),
+                    l.key.unwrap_or("").to_string(),
+                    l.duration_ms.map(|d| format!("{:.2}s", d as f64 / 1000.0)).unwrap_or_default(),
+                    h.price.as_ref().map_or("free".to_string(), |p| p.to_string()),
+                ]
+            })
+            .collect();
+        out.table(&["PACK", "TITLE", "SAMPLE", "KIND", "BPM", "KEY", "LENGTH", "PRICE"], &rows);
+        let facets = &results.facets;
+        let summary = |name: &str, counts: &[(String, u64)]| {
+            let top: Vec<String> = counts.iter().take(6).map(|(v, n)| format!("{v} ({n})")).collect();
+            if top.is_empty() { None } else { Some(format!("{name}: {}", top.join(", "))) }
+        };
+        out.line(format!("{} matches", results.total));
+        for line in [
+            summary("genre", &facets.genre),
+            summary("kind", &facets.kind),
+            summary("key", &facets.key),
+            summary("tags", &facets.tags),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.line(format!("  {line}"));
+        }
+    }
+    if results.hits.is_empty() {
+        out.note("no matches");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn show(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
+    let view: PackView = Client::connect(home)?.get(&format!("/v1/packs/{}", pack_id.trim()))?;
+    let m = &view.manifest;
+    if out.json() {
+        out.object(m);
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.line(format!("{} — {} (version {})", m.title, m.author_name, m.seq));
+    out.line(format!("  pack     {}", m.pack_id));
+    out.line(format!("  author   {}", m.author));
+    if !m.genre.is_empty() {
+        out.line(format!("  genre    {}", m.genre));
+    }
+    if !m.tags.is_empty() {
+        out.line(format!("  tags     {}", m.tags.join(", ")));
+    }
+    out.line(format!("  price    {}", m.price.as_ref().map_or("free".to_string(), |p| p.to_string())));
+    out.line(format!(
+        "  license  {}",
+        match &m.license {
+            LicenseTerms::Named(n) => n.clone(),
+            LicenseTerms::Custom(t) => format!("custom: {t}"),
+        }
+    ));
+    out.line(format!("  content  {}", m.content));
+    if !m.description.is_empty() {
+        out.line(format!("  {}", m.description));
+    }
+    out.line("");
+    let rows: Vec<Vec<String>> = m
+        .samples
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.kind.name().to_string(),
+                format!("{:.3}s", s.duration_ms() as f64 / 1000.0),
+                format!("{} Hz", s.sample_rate),
+                format!("{}ch", s.channels),
+                s.bit_depth.map(|b| format!("{b}-bit")).unwrap_or_else(|| "lossy".into()),
+                format!("{:.1} dBFS", s.peak_dbfs),
+                s.loudness_lufs.map(|l| format!("{l:.1} LUFS")).unwrap_or_default(),
+                s.tempo.map(|t| format!("{:.0} bpm", t.bpm)).unwrap_or_default(),
+                s.key.map(|k| k.name()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.table(&["FILE", "KIND", "LENGTH", "RATE", "CH", "DEPTH", "PEAK", "LOUDNESS", "TEMPO", "KEY"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn retract(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
+    let answer: serde_json::Value =
+        Client::connect(home)?.post(&format!("/v1/packs/{}/retract", pack_id.trim()), &json!({}))?;
+    if out.json() {
+        out.object(&answer);
+    } else {
+        out.line(format!("retracted {}", answer["pack_id"].as_str().unwrap_or(pack_id)));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rebuild(home: &Home, out: &Printer) -> Result<ExitCode> {
+    let answer: serde_json::Value = Client::connect(home)?.post("/v1/index/rebuild", &json!({}))?;
+    if out.json() {
+        out.object(&answer);
+    } else {
+        out.line(format!("index rebuilt from {} packs", answer["packs"]));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn check(home: &Home, out: &Printer) -> Result<ExitCode> {
+    let report: CheckReport = Client::connect(home)?.get("/v1/check")?;
+    if out.json() {
+        out.object(&report);
+    } else {
+        out.line(format!("{} packs stored, {} indexed, {} queued", report.packs, report.indexed, report.queued));
+        for id in &report.incomplete {
+            out.line(format!("incomplete: {id} has blobs missing"));
+        }
+        for id in &report.index_mismatch {
+            out.line(format!("index disagrees with the store on {id} (run `smpl index rebuild`)"));
+        }
+        if report.ok() {
+            out.line("all packs whole, index consistent");
+        }
+    }
+    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

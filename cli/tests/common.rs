@@ -1,0 +1,120 @@
+//! Helpers for tests that run the real `smpl` binary against real nodes.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_smpl");
+
+/// Runs `smpl --home HOME ARGS…` and returns its output.
+pub fn smpl(home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("SMPL_HOME")
+        .output()
+        .expect("running smpl")
+}
+
+/// Runs `smpl --json …` and parses every stdout line as JSON.
+pub fn smpl_json(home: &Path, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = smpl(home, &full);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect();
+    (out.status.code().unwrap_or(-1), lines, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A `smpl node` process on 127.0.0.1 with mDNS off, killed on drop.
+pub struct TestNode {
+    pub home: PathBuf,
+    pub child: Child,
+}
+
+impl TestNode {
+    pub fn start(home: &Path) -> TestNode {
+        std::fs::create_dir_all(home).unwrap();
+        let _ = std::fs::remove_file(home.join("node.json"));
+        let child = Command::new(BIN)
+            .arg("--home")
+            .arg(home)
+            .args(["node", "--api", "127.0.0.1:0", "--no-mdns"])
+            .env_remove("SMPL_HOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting smpl node");
+        let node = TestNode { home: home.to_path_buf(), child };
+        node.wait_ready(Duration::from_secs(60));
+        node
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let out = smpl(&self.home, &["id"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(start.elapsed() < timeout, "node did not come up within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGINT, like Ctrl-C, and waits for a clean exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node did not stop within 30 s of SIGINT");
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a 16-bit mono WAV of `seconds` with a decaying or steady tone.
+pub fn write_wav(path: &Path, seconds: f32, freq: f32, decaying: bool) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let spec = hound::WavSpec { channels: 1, sample_rate: 44_100, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let n = (44_100.0 * seconds) as usize;
+    for i in 0..n {
+        let t = i as f32 / 44_100.0;
+        let env = if decaying { (-t * 12.0).exp() } else { 0.5 };
+        w.write_sample(((t * freq * std::f32::consts::TAU).sin() * env * 30_000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// A small pack folder: kicks, a snare, a loop, plus a text file and a broken WAV.
+pub fn make_pack(dir: &Path) {
+    write_wav(&dir.join("Kicks/Deep_Kick_01.wav"), 0.4, 55.0, true);
+    write_wav(&dir.join("Kicks/Punchy_Kick_02.wav"), 0.3, 65.0, true);
+    write_wav(&dir.join("Snare_Tight.wav"), 0.25, 200.0, true);
+    write_wav(&dir.join("Loops/Groove_Loop_124bpm_Am.wav"), 3.87, 110.0, false);
+    std::fs::write(dir.join("README.txt"), "not audio").unwrap();
+    std::fs::write(dir.join("Broken.wav"), b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();
+}

@@ -1,0 +1,431 @@
+//! One pass over the matches: count, facets, top-k, and grouping by pack.
+//!
+//! Facets read the dictionary-encoded fast columns by term ordinal into dense
+//! per-segment arrays, and turn ordinals into strings once per segment, only for the
+//! values seen. In packs mode each segment keeps, per matching pack, its best
+//! document and the set of facet ordinals its matching samples carry; segments are
+//! then merged by pack id (a pack's samples may sit in several segments).
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+
+use crate::results::{Facets, MAX_FACET_VALUES};
+use crate::schema::names;
+
+/// The facet columns, in the order of the arrays below.
+const FACET_COLUMNS: [&str; 4] = [names::GENRE, names::KIND, names::KEY, names::TAG];
+
+/// Sort key: creation time (0 unless sorting by newest), then score; larger first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Rank {
+    pub created: u64,
+    pub score: Score,
+}
+
+impl Rank {
+    fn cmp(&self, other: &Rank) -> Ordering {
+        self.created
+            .cmp(&other.created)
+            .then(self.score.total_cmp(&other.score))
+    }
+}
+
+/// Best first: higher rank, then lower address.
+fn better(a: (Rank, DocAddress), b: (Rank, DocAddress)) -> Ordering {
+    b.0.cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+/// One ranked match: a sample, or a pack's best sample in packs mode.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ranked {
+    pub doc: DocAddress,
+    pub score: Score,
+    /// The pack, in packs mode (0 otherwise).
+    pub pack: u128,
+}
+
+/// Everything one search collects.
+pub(crate) struct Collected {
+    pub total: usize,
+    pub facets: Facets,
+    /// Best first, at most `top_k`.
+    pub ranked: Vec<Ranked>,
+}
+
+pub(crate) struct SearchCollector {
+    pub packs: bool,
+    pub newest: bool,
+    pub scoring: bool,
+    pub top_k: usize,
+}
+
+pub(crate) struct SegmentSearch {
+    segment: SegmentOrdinal,
+    packs: bool,
+    top_k: usize,
+    count: u64,
+    created: Option<Column<u64>>,
+    columns: [Option<StrColumn>; 4],
+    counts: [Vec<u64>; 4],
+    heap: BinaryHeap<HeapEntry>,
+    pack_hi: Option<Column<u64>>,
+    pack_lo: Option<Column<u64>>,
+    groups: HashMap<u128, Group>,
+}
+
+/// A heap entry whose maximum is the worst kept match.
+#[derive(PartialEq)]
+struct HeapEntry(Rank, DocId);
+
+impl Eq for HeapEntry {}
+
+impl PartialOrd for HeapEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HeapEntry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.cmp(&self.0).then(self.1.cmp(&other.1))
+    }
+}
+
+struct Group {
+    rank: Rank,
+    doc: DocId,
+    ords: [Vec<u64>; 4],
+}
+
+pub(crate) struct SegmentFruit {
+    count: u64,
+    /// Samples mode: value counts.
+    counts: [Vec<(String, u64)>; 4],
+    /// Samples mode: the best `top_k` of this segment.
+    top: Vec<(Rank, DocAddress)>,
+    /// Packs mode: values seen in this segment, indexed by the groups below.
+    values: [Vec<String>; 4],
+    groups: Vec<(u128, Rank, DocAddress, [Vec<u32>; 4])>,
+}
+
+impl Collector for SearchCollector {
+    type Fruit = Collected;
+    type Child = SegmentSearch;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentSearch> {
+        let ff = reader.fast_fields();
+        let mut columns: [Option<StrColumn>; 4] = Default::default();
+        let mut counts: [Vec<u64>; 4] = Default::default();
+        for (i, name) in FACET_COLUMNS.iter().enumerate() {
+            columns[i] = ff.str(name)?;
+            if !self.packs {
+                counts[i] = vec![0; columns[i].as_ref().map_or(0, |c| c.num_terms())];
+            }
+        }
+        let (pack_hi, pack_lo) = if self.packs {
+            (
+                Some(ff.u64(names::PACK_HI)?),
+                Some(ff.u64(names::PACK_LO)?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(SegmentSearch {
+            segment,
+            packs: self.packs,
+            top_k: self.top_k,
+            count: 0,
+            created: if self.newest {
+                Some(ff.u64(names::CREATED_AT)?)
+            } else {
+                None
+            },
+            columns,
+            counts,
+            heap: BinaryHeap::new(),
+            pack_hi,
+            pack_lo,
+            groups: HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.scoring
+    }
+
+    fn merge_fruits(&self, fruits: Vec<tantivy::Result<SegmentFruit>>) -> tantivy::Result<Collected> {
+        let fruits = fruits.into_iter().collect::<tantivy::Result<Vec<_>>>()?;
+        if self.packs {
+            Ok(merge_packs(fruits, self.top_k))
+        } else {
+            Ok(merge_samples(fruits, self.top_k))
+        }
+    }
+}
+
+impl SegmentCollector for SegmentSearch {
+    type Fruit = tantivy::Result<SegmentFruit>;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        self.count += 1;
+        let rank = Rank {
+            created: self.created.as_ref().and_then(|c| c.first(doc)).unwrap_or(0),
+            score,
+        };
+        if self.packs {
+            let hi = self.pack_hi.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+            let lo = self.pack_lo.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+            let group = self
+                .groups
+                .entry(((hi as u128) << 64) | lo as u128)
+                .or_insert_with(|| Group {
+                    rank,
+                    doc,
+                    ords: Default::default(),
+                });
+            // Documents arrive in increasing order, so a tie keeps the first.
+            if rank.cmp(&group.rank) == Ordering::Greater {
+                group.rank = rank;
+                group.doc = doc;
+            }
+            for (column, ords) in self.columns.iter().zip(group.ords.iter_mut()) {
+                if let Some(column) = column {
+                    for ord in column.term_ords(doc) {
+                        if !ords.contains(&ord) {
+                            ords.push(ord);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        for (column, counts) in self.columns.iter().zip(self.counts.iter_mut()) {
+            if let Some(column) = column {
+                for ord in column.term_ords(doc) {
+                    if let Some(c) = counts.get_mut(ord as usize) {
+                        *c += 1;
+                    }
+                }
+            }
+        }
+        if self.top_k == 0 {
+            return;
+        }
+        let entry = HeapEntry(rank, doc);
+        if self.heap.len() < self.top_k {
+            self.heap.push(entry);
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            if entry < *worst {
+                *worst = entry;
+            }
+        }
+    }
+
+    fn harvest(self) -> tantivy::Result<SegmentFruit> {
+        let segment = self.segment;
+        let mut fruit = SegmentFruit {
+            count: self.count,
+            counts: Default::default(),
+            top: self
+                .heap
+                .into_vec()
+                .into_iter()
+                .map(|HeapEntry(rank, doc)| (rank, DocAddress::new(segment, doc)))
+                .collect(),
+            values: Default::default(),
+            groups: Vec::with_capacity(self.groups.len()),
+        };
+        let mut buf = String::new();
+        if !self.packs {
+            for (i, counts) in self.counts.iter().enumerate() {
+                let Some(column) = &self.columns[i] else {
+                    continue;
+                };
+                for (ord, &n) in counts.iter().enumerate() {
+                    if n > 0 && column.ord_to_str(ord as u64, &mut buf)? {
+                        fruit.counts[i].push((buf.clone(), n));
+                    }
+                }
+            }
+            return Ok(fruit);
+        }
+        // Packs mode: give each ordinal seen a local index and resolve it once.
+        let mut local: [HashMap<u64, u32>; 4] = Default::default();
+        for (id, group) in self.groups {
+            let mut values: [Vec<u32>; 4] = Default::default();
+            for i in 0..4 {
+                let Some(column) = &self.columns[i] else {
+                    continue;
+                };
+                for &ord in &group.ords[i] {
+                    let index = match local[i].get(&ord) {
+                        Some(&index) => index,
+                        None => {
+                            if !column.ord_to_str(ord, &mut buf)? {
+                                continue;
+                            }
+                            let index = fruit.values[i].len() as u32;
+                            fruit.values[i].push(buf.clone());
+                            local[i].insert(ord, index);
+                            index
+                        }
+                    };
+                    values[i].push(index);
+                }
+            }
+            fruit
+                .groups
+                .push((id, group.rank, DocAddress::new(segment, group.doc), values));
+        }
+        Ok(fruit)
+    }
+}
+
+fn facet_list(counts: HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut list: Vec<(String, u64)> = counts.into_iter().collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list.truncate(MAX_FACET_VALUES);
+    list
+}
+
+fn facets(maps: [HashMap<String, u64>; 4]) -> Facets {
+    let [genre, kind, key, tags] = maps;
+    Facets {
+        genre: facet_list(genre),
+        kind: facet_list(kind),
+        key: facet_list(key),
+        tags: facet_list(tags),
+    }
+}
+
+fn merge_samples(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
+    let mut total = 0u64;
+    let mut maps: [HashMap<String, u64>; 4] = Default::default();
+    let mut top = Vec::new();
+    for fruit in fruits {
+        total += fruit.count;
+        for (map, counts) in maps.iter_mut().zip(fruit.counts) {
+            for (value, n) in counts {
+                *map.entry(value).or_default() += n;
+            }
+        }
+        top.extend(fruit.top);
+    }
+    top.sort_by(|a, b| better(*a, *b));
+    top.truncate(top_k);
+    Collected {
+        total: total as usize,
+        facets: facets(maps),
+        ranked: top
+            .into_iter()
+            .map(|(rank, doc)| Ranked {
+                doc,
+                score: rank.score,
+                pack: 0,
+            })
+            .collect(),
+    }
+}
+
+struct MergedGroup {
+    rank: Rank,
+    doc: DocAddress,
+    values: [Vec<u32>; 4],
+}
+
+fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
+    // Global value ids per facet.
+    let mut ids: [HashMap<String, u32>; 4] = Default::default();
+    let mut names: [Vec<String>; 4] = Default::default();
+    let mut merged: HashMap<u128, MergedGroup> = HashMap::new();
+    for fruit in fruits {
+        let mut translate: [Vec<u32>; 4] = Default::default();
+        for i in 0..4 {
+            for value in &fruit.values[i] {
+                let id = *ids[i].entry(value.clone()).or_insert_with(|| {
+                    names[i].push(value.clone());
+                    (names[i].len() - 1) as u32
+                });
+                translate[i].push(id);
+            }
+        }
+        for (pack, rank, doc, values) in fruit.groups {
+            let global = std::array::from_fn(|i| {
+                values[i]
+                    .iter()
+                    .filter_map(|&v| translate[i].get(v as usize).copied())
+                    .collect::<Vec<u32>>()
+            });
+            match merged.get_mut(&pack) {
+                None => {
+                    merged.insert(
+                        pack,
+                        MergedGroup {
+                            rank,
+                            doc,
+                            values: global,
+                        },
+                    );
+                }
+                Some(m) => {
+                    if better((rank, doc), (m.rank, m.doc)) == Ordering::Less {
+                        m.rank = rank;
+                        m.doc = doc;
+                    }
+                    for (mine, theirs) in m.values.iter_mut().zip(global) {
+                        mine.extend(theirs);
+                    }
+                }
+            }
+        }
+    }
+    let mut counts: [Vec<u64>; 4] = std::array::from_fn(|i| vec![0; names[i].len()]);
+    let mut ranked = Vec::with_capacity(merged.len());
+    for (pack, mut group) in merged {
+        for (values, counts) in group.values.iter_mut().zip(counts.iter_mut()) {
+            values.sort_unstable();
+            values.dedup();
+            for &v in values.iter() {
+                counts[v as usize] += 1;
+            }
+        }
+        ranked.push((group.rank, group.doc, pack));
+    }
+    let total = ranked.len();
+    let by_rank = |a: &(Rank, DocAddress, u128), b: &(Rank, DocAddress, u128)| {
+        better((a.0, a.1), (b.0, b.1))
+    };
+    if ranked.len() > top_k && top_k > 0 {
+        ranked.select_nth_unstable_by(top_k - 1, by_rank);
+    }
+    ranked.truncate(top_k);
+    ranked.sort_by(by_rank);
+    let maps = std::array::from_fn(|i| {
+        names[i]
+            .iter()
+            .cloned()
+            .zip(counts[i].iter().copied())
+            .filter(|(_, n)| *n > 0)
+            .collect::<HashMap<String, u64>>()
+    });
+    Collected {
+        total,
+        facets: facets(maps),
+        ranked: ranked
+            .into_iter()
+            .map(|(rank, doc, pack)| Ranked {
+                doc,
+                score: rank.score,
+                pack,
+            })
+            .collect(),
+    }
+}

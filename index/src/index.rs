@@ -1,0 +1,403 @@
+//! [`Index`]: the tantivy index with its one writer and its reader.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use smpl_protocol::{Manifest, PackId};
+use tantivy::indexer::UserOperation;
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{
+    DocAddress, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError,
+    Term,
+};
+
+use crate::collector::{Collected, SearchCollector};
+use crate::document::{documents, hit_from_stored, pack_from_halves};
+use crate::error::IndexError;
+use crate::query::Plan;
+use crate::results::{Hit, SearchQuery, SearchResults, Sort};
+use crate::schema::{Fields, SCHEMA_VERSION, VERSION_FILE, names, schema};
+use crate::tokenizer::{ANALYZER, analyzer};
+
+/// One change to the index.
+#[derive(Clone, Debug)]
+pub enum IndexOp {
+    /// Index this manifest, replacing every document of its pack.
+    Upsert(Manifest),
+    /// Delete every document of this pack.
+    Remove(PackId),
+}
+
+/// How much the index writer may use.
+#[derive(Clone, Debug)]
+pub struct IndexOptions {
+    /// Indexing threads (each writes its own segments).
+    pub writer_threads: usize,
+    /// Total indexing memory before a segment is flushed, at least 15 MB per thread.
+    pub writer_heap_bytes: usize,
+}
+
+impl Default for IndexOptions {
+    /// Two threads (one on a single-core machine) sharing 64 MiB.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        IndexOptions {
+            writer_threads: cores.clamp(1, 2),
+            writer_heap_bytes: 64 << 20,
+        }
+    }
+}
+
+const MIN_HEAP_PER_THREAD: usize = 15_000_000;
+
+/// The local search index: one document per sample.
+///
+/// It is `Sync`: [`apply`](Index::apply) takes the writer lock, searches run
+/// concurrently on the last committed state. Every [`apply`](Index::apply) is one
+/// commit, after which searches see the whole batch, never part of it.
+pub struct Index {
+    index: tantivy::Index,
+    writer: Mutex<Option<IndexWriter>>,
+    reader: IndexReader,
+    fields: Fields,
+    analyzer: TextAnalyzer,
+    options: IndexOptions,
+    needs_rebuild: bool,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .field("needs_rebuild", &self.needs_rebuild)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Index {
+    /// Opens the index in `dir`, creating it (and `dir`) if needed.
+    ///
+    /// An index written with another schema version, or one tantivy cannot open, is
+    /// wiped and created empty; [`needs_rebuild`](Index::needs_rebuild) then says so.
+    pub fn open(dir: &Path) -> Result<Index, IndexError> {
+        Index::open_with(dir, IndexOptions::default())
+    }
+
+    /// [`open`](Index::open) with explicit writer options.
+    pub fn open_with(dir: &Path, options: IndexOptions) -> Result<Index, IndexError> {
+        let io = |source| IndexError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let (schema, fields) = schema();
+        let existing = dir.join("meta.json").exists();
+        let version = std::fs::read_to_string(dir.join(VERSION_FILE)).ok();
+        let current = version.as_deref().map(str::trim) == Some(&SCHEMA_VERSION.to_string());
+        let opened = if existing && current {
+            match tantivy::Index::open_in_dir(dir) {
+                Ok(index) if index.schema() == schema => Some(index),
+                Ok(_) => None,
+                Err(e @ TantivyError::LockFailure(..)) => {
+                    return Err(IndexError::Locked {
+                        path: dir.to_path_buf(),
+                        source: e,
+                    });
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let (index, needs_rebuild) = match opened {
+            Some(index) => (index, false),
+            None => {
+                if existing || version.is_some() {
+                    wipe(dir).map_err(io)?;
+                }
+                let index = tantivy::Index::create_in_dir(dir, schema).map_err(|source| {
+                    IndexError::Open {
+                        path: dir.to_path_buf(),
+                        source,
+                    }
+                })?;
+                write_version(dir).map_err(io)?;
+                (index, true)
+            }
+        };
+        Index::from_tantivy(index, fields, options, needs_rebuild, dir.to_path_buf())
+    }
+
+    /// A fresh index in memory (for tests and benchmarks).
+    pub fn open_in_ram() -> Result<Index, IndexError> {
+        Index::open_in_ram_with(IndexOptions::default())
+    }
+
+    /// [`open_in_ram`](Index::open_in_ram) with explicit writer options.
+    pub fn open_in_ram_with(options: IndexOptions) -> Result<Index, IndexError> {
+        let (schema, fields) = schema();
+        let index = tantivy::Index::create_in_ram(schema);
+        Index::from_tantivy(index, fields, options, true, PathBuf::from(":memory:"))
+    }
+
+    fn from_tantivy(
+        index: tantivy::Index,
+        fields: Fields,
+        options: IndexOptions,
+        needs_rebuild: bool,
+        path: PathBuf,
+    ) -> Result<Index, IndexError> {
+        let analyzer = analyzer();
+        index.tokenizers().register(ANALYZER, analyzer.clone());
+        let writer = new_writer(&index, &options, &path)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|source| IndexError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Index {
+            index,
+            writer: Mutex::new(Some(writer)),
+            reader,
+            fields,
+            analyzer,
+            options,
+            needs_rebuild,
+            path,
+        })
+    }
+
+    /// Whether this index started empty (new, or wiped because it was written by
+    /// another schema version or was unreadable), so the caller should re-index its
+    /// manifests.
+    pub fn needs_rebuild(&self) -> bool {
+        self.needs_rebuild
+    }
+
+    /// Applies a batch in one commit. On error nothing of the batch is visible.
+    pub fn apply(&self, ops: &[IndexOp]) -> Result<(), IndexError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut guard = self.writer()?;
+        let writer = guard.as_mut().ok_or(IndexError::Poisoned)?;
+        let mut analyzer = self.analyzer.clone();
+        let result = (|| {
+            for op in ops {
+                match op {
+                    IndexOp::Upsert(m) => {
+                        let mut batch = vec![UserOperation::Delete(self.pack_term(&m.pack_id))];
+                        batch.extend(
+                            documents(&self.fields, &mut analyzer, m)
+                                .into_iter()
+                                .map(UserOperation::Add),
+                        );
+                        writer.run(batch)?;
+                    }
+                    IndexOp::Remove(id) => {
+                        writer.delete_term(self.pack_term(id));
+                    }
+                }
+            }
+            writer.commit()
+        })();
+        if let Err(source) = result {
+            let _ = writer.rollback();
+            return Err(IndexError::Write {
+                ops: ops.len(),
+                source,
+            });
+        }
+        drop(guard);
+        self.reload(ops.len())
+    }
+
+    /// Deletes every document.
+    pub fn clear(&self) -> Result<(), IndexError> {
+        let mut guard = self.writer()?;
+        let writer = guard.as_mut().ok_or(IndexError::Poisoned)?;
+        let result = writer
+            .delete_all_documents()
+            .and_then(|_| writer.commit());
+        if let Err(source) = result {
+            let _ = writer.rollback();
+            return Err(IndexError::Write { ops: 1, source });
+        }
+        drop(guard);
+        self.reload(1)
+    }
+
+    /// Blocks until background segment merges finish (fewer segments search
+    /// faster), then makes the merged segments visible.
+    pub fn wait_merges(&self) -> Result<(), IndexError> {
+        let mut guard = self.writer()?;
+        if let Some(writer) = guard.take() {
+            writer
+                .wait_merging_threads()
+                .map_err(|source| IndexError::Write { ops: 0, source })?;
+        }
+        *guard = Some(new_writer(&self.index, &self.options, &self.path)?);
+        drop(guard);
+        self.reload(0)
+    }
+
+    /// Every indexed pack with the seq of its indexed manifest, ordered by pack id.
+    pub fn packs(&self) -> Result<Vec<(PackId, u64)>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut out = BTreeMap::new();
+        for segment in searcher.segment_readers() {
+            let ff = segment.fast_fields();
+            let hi = ff.u64(names::PACK_HI).map_err(IndexError::search)?;
+            let lo = ff.u64(names::PACK_LO).map_err(IndexError::search)?;
+            let seq = ff.u64(names::SEQ).map_err(IndexError::search)?;
+            for doc in segment.doc_ids_alive() {
+                if let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) {
+                    out.insert(pack_from_halves(hi, lo), seq.first(doc).unwrap_or(0));
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The number of indexed samples.
+    pub fn num_samples(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Runs a search on the last committed state.
+    pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
+        let searcher = self.reader.searcher();
+        let f = &self.fields;
+        let plan = Plan::new(f, &mut self.analyzer.clone(), q)?;
+        let has_text = !plan.words.is_empty();
+        let newest = q.sort == Sort::Newest || !has_text;
+        let top_k = q.offset.saturating_add(q.limit);
+        let collector = |top_k| SearchCollector {
+            packs: q.packs,
+            newest,
+            scoring: has_text,
+            top_k,
+        };
+        let run = |query: &dyn tantivy::query::Query, top_k| {
+            searcher
+                .search(query, &collector(top_k))
+                .map_err(IndexError::search)
+        };
+        let mut found = run(&*plan.query(f, None), top_k)?;
+        if has_text && found.total < top_k {
+            let variants = plan.variants(f, &searcher)?;
+            if variants.iter().any(|v| !v.is_empty()) {
+                let wide = run(
+                    &*plan.query(f, Some(&variants)),
+                    top_k.saturating_add(found.ranked.len()),
+                )?;
+                found = if newest {
+                    wide
+                } else {
+                    exact_first(found, wide, q.packs, top_k)
+                };
+            }
+        }
+        let mut hits = Vec::with_capacity(q.limit.min(found.ranked.len()));
+        for r in found.ranked.iter().skip(q.offset).take(q.limit) {
+            let mut hit = self.hit(&searcher, r.doc, r.score)?;
+            if q.packs {
+                hit.sample = None;
+                hit.kind = None;
+                hit.bpm = None;
+                hit.key = None;
+                hit.duration_ms = None;
+            }
+            hits.push(hit);
+        }
+        Ok(SearchResults {
+            total: found.total,
+            hits,
+            facets: found.facets,
+        })
+    }
+
+    fn hit(&self, searcher: &Searcher, doc: DocAddress, score: f32) -> Result<Hit, IndexError> {
+        let stored: TantivyDocument = searcher.doc(doc).map_err(IndexError::search)?;
+        hit_from_stored(&self.fields, &stored, score, || format!("{doc:?}"))
+    }
+
+    fn pack_term(&self, id: &PackId) -> Term {
+        Term::from_field_text(self.fields.pack_id, &id.to_hex())
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Option<IndexWriter>>, IndexError> {
+        self.writer.lock().map_err(|_| IndexError::Poisoned)
+    }
+
+    fn reload(&self, ops: usize) -> Result<(), IndexError> {
+        self.reader
+            .reload()
+            .map_err(|source| IndexError::Write { ops, source })
+    }
+}
+
+/// Exact matches first (in their order), then matches that needed a typo.
+fn exact_first(exact: Collected, wide: Collected, packs: bool, top_k: usize) -> Collected {
+    let key = |r: &crate::collector::Ranked| {
+        if packs {
+            (r.pack, 0, 0)
+        } else {
+            (0, r.doc.segment_ord, r.doc.doc_id)
+        }
+    };
+    let seen: HashSet<_> = exact.ranked.iter().map(key).collect();
+    let mut ranked = exact.ranked;
+    ranked.extend(wide.ranked.into_iter().filter(|r| !seen.contains(&key(r))));
+    ranked.truncate(top_k);
+    Collected {
+        total: wide.total,
+        facets: wide.facets,
+        ranked,
+    }
+}
+
+fn new_writer(
+    index: &tantivy::Index,
+    options: &IndexOptions,
+    path: &Path,
+) -> Result<IndexWriter, IndexError> {
+    let threads = options.writer_threads.max(1);
+    let heap = options.writer_heap_bytes.max(threads * MIN_HEAP_PER_THREAD);
+    index
+        .writer_with_num_threads(threads, heap)
+        .map_err(|source| match source {
+            TantivyError::LockFailure(..) => IndexError::Locked {
+                path: path.to_path_buf(),
+                source,
+            },
+            source => IndexError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+        })
+}
+
+/// Removes everything inside `dir` (an index of another version).
+fn wipe(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_version(dir: &Path) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{VERSION_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{SCHEMA_VERSION}\n"))?;
+    std::fs::rename(&tmp, dir.join(VERSION_FILE))
+}

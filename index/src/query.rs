@@ -1,0 +1,208 @@
+//! From a [`SearchQuery`] to tantivy queries.
+//!
+//! Every analyzed word of the text must match (AND); within a word, a hit in the
+//! sample's own name and tags counts [`NAME_BOOST`] times one in the pack's text.
+//! Filters are constant-score clauses, so they narrow the matches without changing
+//! BM25 ranks. One-typo variants of a word are not a fuzzy automaton query (which
+//! would fill a bitset over all of a word's documents on every search): the search
+//! expands them against the term dictionaries only when exact matching came up
+//! short, and scores them as ordinary terms, [`FUZZY_BOOST`] times lower.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use smpl_protocol::Key;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur,
+    Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::IndexRecordOption;
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{Searcher, Term};
+
+use crate::error::IndexError;
+use crate::results::SearchQuery;
+use crate::schema::{Fields, normalize_label};
+use crate::tokenizer::analyze;
+
+/// Weight of a match in the sample's name or tags, relative to the pack text.
+pub(crate) const NAME_BOOST: f32 = 2.0;
+/// Weight of a one-typo variant relative to the word itself.
+pub(crate) const FUZZY_BOOST: f32 = 0.3;
+/// Shortest word (in characters, after analysis) that gets one-typo variants.
+pub(crate) const FUZZY_MIN_CHARS: usize = 4;
+/// Most one-typo variants used per word.
+pub(crate) const MAX_VARIANTS: usize = 32;
+
+/// A validated search, ready to be turned into tantivy queries.
+pub(crate) struct Plan {
+    /// Analyzed, deduplicated words of the text.
+    pub words: Vec<String>,
+    filters: Vec<Box<dyn Query>>,
+}
+
+impl Plan {
+    pub fn new(
+        f: &Fields,
+        analyzer: &mut TextAnalyzer,
+        q: &SearchQuery,
+    ) -> Result<Plan, IndexError> {
+        let mut words = Vec::new();
+        if let Some(text) = &q.text {
+            for w in analyze(analyzer, text) {
+                if !words.contains(&w) {
+                    words.push(w);
+                }
+            }
+        }
+        Ok(Plan {
+            words,
+            filters: filters(f, q)?,
+        })
+    }
+
+    /// The query: all words (each with its variants, if given) and all filters.
+    pub fn query(&self, f: &Fields, variants: Option<&[Vec<String>]>) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (i, word) in self.words.iter().enumerate() {
+            let mut alternatives = word_clauses(f, word, 1.0);
+            if let Some(v) = variants.and_then(|v| v.get(i)) {
+                for variant in v {
+                    alternatives.extend(word_clauses(f, variant, FUZZY_BOOST));
+                }
+            }
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
+        }
+        let scoring = !clauses.is_empty();
+        for filter in &self.filters {
+            let filter = filter.box_clone();
+            let filter: Box<dyn Query> = if scoring {
+                Box::new(ConstScoreQuery::new(filter, 0.0))
+            } else {
+                filter
+            };
+            clauses.push((Occur::Must, filter));
+        }
+        if clauses.is_empty() {
+            Box::new(AllQuery)
+        } else {
+            Box::new(BooleanQuery::new(clauses))
+        }
+    }
+
+    /// One-typo variants of each word found in the index (not the word itself).
+    pub fn variants(&self, f: &Fields, searcher: &Searcher) -> Result<Vec<Vec<String>>, IndexError> {
+        self.words
+            .iter()
+            .map(|w| variants(f, searcher, w))
+            .collect()
+    }
+}
+
+fn word_clauses(f: &Fields, word: &str, boost: f32) -> Vec<(Occur, Box<dyn Query>)> {
+    let term = |field| TermQuery::new(Term::from_field_text(field, word), IndexRecordOption::WithFreqs);
+    vec![
+        (
+            Occur::Should,
+            Box::new(BoostQuery::new(Box::new(term(f.name)), NAME_BOOST * boost)),
+        ),
+        (
+            Occur::Should,
+            if boost == 1.0 {
+                Box::new(term(f.pack))
+            } else {
+                Box::new(BoostQuery::new(Box::new(term(f.pack)), boost))
+            },
+        ),
+    ]
+}
+
+fn variants(f: &Fields, searcher: &Searcher, word: &str) -> Result<Vec<String>, IndexError> {
+    if word.chars().count() < FUZZY_MIN_CHARS {
+        return Ok(Vec::new());
+    }
+    let automaton = FuzzyTermQuery::new(Term::from_field_text(f.name, word), 1, true)
+        .automaton()
+        .map_err(IndexError::search)?;
+    let mut found = BTreeSet::new();
+    for segment in searcher.segment_readers() {
+        for field in [f.name, f.pack] {
+            let inverted = segment.inverted_index(field).map_err(IndexError::search)?;
+            let mut stream = inverted
+                .terms()
+                .search(&automaton)
+                .into_stream()
+                .map_err(|e| IndexError::search(e.into()))?;
+            while stream.advance() {
+                if let Ok(term) = std::str::from_utf8(stream.key()) {
+                    if term != word {
+                        found.insert(term.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(found.into_iter().take(MAX_VARIANTS).collect())
+}
+
+fn term_filter(field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn filters(f: &Fields, q: &SearchQuery) -> Result<Vec<Box<dyn Query>>, IndexError> {
+    let mut out = Vec::new();
+    if let Some(genre) = &q.genre {
+        let genre = normalize_label(genre);
+        if !genre.is_empty() {
+            out.push(term_filter(f.genre, &genre));
+        }
+    }
+    for tag in &q.tags {
+        let tag = normalize_label(tag);
+        if !tag.is_empty() {
+            out.push(term_filter(f.tag, &tag));
+        }
+    }
+    if let Some(kind) = q.kind {
+        out.push(term_filter(f.kind, kind.name()));
+    }
+    if let Some(key) = q.key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        let parsed = Key::parse(key).map_err(|e| IndexError::bad("key", key, e))?;
+        out.push(term_filter(f.key, &parsed.name()));
+    }
+    if let Some((min, max)) = q.bpm {
+        if !(min.is_finite() && max.is_finite() && min <= max) {
+            return Err(IndexError::bad(
+                "BPM range",
+                format!("{min}..{max}"),
+                "give two numbers, the lower first",
+            ));
+        }
+        out.push(Box::new(RangeQuery::new(
+            Bound::Included(Term::from_field_f64(f.bpm, f64::from(min))),
+            Bound::Included(Term::from_field_f64(f.bpm, f64::from(max))),
+        )));
+    }
+    if let Some(max) = q.max_price {
+        if !max.is_finite() {
+            return Err(IndexError::bad("max price", max, "not a number"));
+        }
+        if max < 0.0 {
+            out.push(Box::new(EmptyQuery));
+        } else {
+            // Minor units; the epsilon keeps 4.99 (= 4.9899999…) at 499.
+            let minor = (max * 100.0 + 1e-6).floor().min(u64::MAX as f64) as u64;
+            out.push(Box::new(RangeQuery::new(
+                Bound::Unbounded,
+                Bound::Included(Term::from_field_u64(f.price, minor)),
+            )));
+        }
+    }
+    if let Some(author) = &q.author {
+        out.push(term_filter(f.author, &author.to_hex()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,114 @@
+//! What a search asks and what it answers.
+
+use serde::{Deserialize, Serialize};
+use smpl_protocol::{NodeId, PackId, Price, SampleKind};
+
+/// A search: optional full text, filters, paging and order.
+///
+/// Filters combine with AND; an empty string filter counts as absent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchQuery {
+    /// Words to look for in sample names, tags, pack title, description, genre and
+    /// author name. Every word must match (exactly, or with one typo when exact
+    /// matching finds fewer hits than the page holds).
+    pub text: Option<String>,
+    /// Pack genre, compared case-insensitively.
+    pub genre: Option<String>,
+    /// Tags that must all be present on the sample or its pack (case-insensitive).
+    pub tags: Vec<String>,
+    pub kind: Option<SampleKind>,
+    /// Inclusive BPM range; samples without a tempo never match.
+    pub bpm: Option<(f32, f32)>,
+    /// A key such as `Am`, `A minor` or `F#`; samples without a key never match.
+    pub key: Option<String>,
+    /// Price ceiling in major units (free packs count as 0), whatever the currency.
+    pub max_price: Option<f64>,
+    pub author: Option<NodeId>,
+    /// One hit per pack (its best-matching sample decides its rank) instead of one
+    /// per sample.
+    pub packs: bool,
+    pub sort: Sort,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Default for SearchQuery {
+    fn default() -> Self {
+        SearchQuery {
+            text: None,
+            genre: None,
+            tags: Vec::new(),
+            kind: None,
+            bpm: None,
+            key: None,
+            max_price: None,
+            author: None,
+            packs: false,
+            sort: Sort::Relevance,
+            limit: 20,
+            offset: 0,
+        }
+    }
+}
+
+/// Result order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Best BM25 score first; exact matches before one-typo matches. A query without
+    /// text has no relevance and is ordered newest first.
+    #[default]
+    Relevance,
+    /// Most recently created pack first, then by score.
+    Newest,
+}
+
+/// One page of results with the total and facet counts over every match.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Matching samples, or matching packs in packs mode.
+    pub total: usize,
+    pub hits: Vec<Hit>,
+    pub facets: Facets,
+}
+
+/// One matching sample, or one matching pack in packs mode (then the per-sample
+/// fields are `None` and `score` is the best score among its matching samples).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub pack_id: PackId,
+    pub pack_title: String,
+    pub author: NodeId,
+    pub author_name: String,
+    /// The sample's file name (relative path in the pack).
+    pub sample: Option<String>,
+    pub kind: Option<SampleKind>,
+    pub bpm: Option<f32>,
+    pub key: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// `None` for a free pack.
+    pub price: Option<Price>,
+    pub genre: String,
+    pub score: f32,
+    /// Pack creation time, unix seconds.
+    pub created_at: u64,
+}
+
+/// Value counts over all matches, not only the returned page, sorted by count
+/// (descending) then value. Genres and tags are lower-cased.
+///
+/// In sample mode a count is the number of matching samples with that value. In
+/// packs mode it is the number of matching packs with at least one matching sample
+/// with that value. Either way, a count is the `total` that adding that value as a
+/// filter would give. Each list holds at most [`MAX_FACET_VALUES`] values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facets {
+    pub genre: Vec<(String, u64)>,
+    pub kind: Vec<(String, u64)>,
+    pub key: Vec<(String, u64)>,
+    pub tags: Vec<(String, u64)>,
+}
+
+/// The longest facet list returned.
+pub const MAX_FACET_VALUES: usize = 100;

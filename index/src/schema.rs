@@ -1,0 +1,141 @@
+//! The tantivy schema: one document per sample, carrying its pack's fields.
+//!
+//! | field | kind | holds |
+//! | --- | --- | --- |
+//! | `name` | text | the sample's file name (extension dropped) and its tags |
+//! | `pack` | text | pack title, genre, pack tags, author name and description |
+//! | `pack_id` | raw string | pack id in hex; delete-by-pack term |
+//! | `pack_hi`, `pack_lo` | u64 fast | the pack id as two integers, for grouping and [`packs`](crate::Index::packs) |
+//! | `seq` | u64 fast | manifest sequence number |
+//! | `created_at` | u64 fast | pack creation time (unix seconds), for `Sort::Newest` |
+//! | `genre` | raw string, fast | genre, trimmed and lower-cased (filter, facet) |
+//! | `tag` | raw string, fast, multi | pack and sample tags, trimmed, lower-cased, deduplicated |
+//! | `kind` | raw string, fast | `loop` or `one-shot` |
+//! | `key` | raw string, fast | canonical key name (`Am`), absent when unknown |
+//! | `author` | raw string | author node id in hex |
+//! | `bpm` | f64 fast | tempo, absent when unknown |
+//! | `price` | u64 fast | price in minor units, 0 for free packs |
+//! | `stored` | stored bytes | JSON of what a search hit shows |
+//!
+//! Any change to this table, or to the analyzer, bumps [`SCHEMA_VERSION`]: an index
+//! written by another version is wiped on open and rebuilt by the node.
+
+use tantivy::schema::{
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions,
+};
+
+use crate::tokenizer::ANALYZER;
+
+/// Version of the schema and analysis; stored next to the index.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// The file in the index directory that holds [`SCHEMA_VERSION`].
+pub(crate) const VERSION_FILE: &str = "smpl-index-version";
+
+/// Handles to every field of the schema.
+#[derive(Clone, Debug)]
+pub(crate) struct Fields {
+    pub name: Field,
+    pub pack: Field,
+    pub pack_id: Field,
+    pub pack_hi: Field,
+    pub pack_lo: Field,
+    pub seq: Field,
+    pub created_at: Field,
+    pub genre: Field,
+    pub tag: Field,
+    pub kind: Field,
+    pub key: Field,
+    pub author: Field,
+    pub bpm: Field,
+    pub price: Field,
+    pub stored: Field,
+}
+
+/// Fast-field names, used by the collector.
+pub(crate) mod names {
+    pub const PACK_HI: &str = "pack_hi";
+    pub const PACK_LO: &str = "pack_lo";
+    pub const SEQ: &str = "seq";
+    pub const CREATED_AT: &str = "created_at";
+    pub const GENRE: &str = "genre";
+    pub const TAG: &str = "tag";
+    pub const KIND: &str = "kind";
+    pub const KEY: &str = "key";
+    pub const BPM: &str = "bpm";
+    pub const PRICE: &str = "price";
+}
+
+/// The schema of this version, with its field handles.
+pub(crate) fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let name = b.add_text_field("name", text.clone());
+    let pack = b.add_text_field("pack", text);
+    let pack_id = b.add_text_field("pack_id", STRING);
+    let pack_hi = b.add_u64_field(names::PACK_HI, FAST);
+    let pack_lo = b.add_u64_field(names::PACK_LO, FAST);
+    let seq = b.add_u64_field(names::SEQ, FAST);
+    let created_at = b.add_u64_field(names::CREATED_AT, FAST);
+    let genre = b.add_text_field(names::GENRE, STRING | FAST);
+    let tag = b.add_text_field(names::TAG, STRING | FAST);
+    let kind = b.add_text_field(names::KIND, STRING | FAST);
+    let key = b.add_text_field(names::KEY, STRING | FAST);
+    let author = b.add_text_field("author", STRING);
+    let bpm = b.add_f64_field(names::BPM, FAST);
+    let price = b.add_u64_field(names::PRICE, FAST);
+    let stored = b.add_bytes_field("stored", STORED);
+    let fields = Fields {
+        name,
+        pack,
+        pack_id,
+        pack_hi,
+        pack_lo,
+        seq,
+        created_at,
+        genre,
+        tag,
+        kind,
+        key,
+        author,
+        bpm,
+        price,
+        stored,
+    };
+    (b.build(), fields)
+}
+
+/// Normalizes a genre or tag for filtering and facets: trimmed, lower-cased,
+/// inner whitespace collapsed to one space.
+pub(crate) fn normalize_label(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_normalized() {
+        assert_eq!(normalize_label("  Hip   Hop "), "hip hop");
+        assert_eq!(normalize_label("LoFi"), "lofi");
+        assert_eq!(normalize_label(" \t"), "");
+    }
+
+    #[test]
+    fn schema_is_stable_across_builds() {
+        assert_eq!(schema().0, schema().0);
+    }
+}

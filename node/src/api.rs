@@ -1,0 +1,151 @@
+//! The local HTTP API on 127.0.0.1: JSON in and out, a bearer token from
+//! `api.token` on every request. The CLI and the web UI are its clients.
+//!
+//! | method | path | body | answer |
+//! | --- | --- | --- | --- |
+//! | GET | `/v1/id` | | [`NodeInfo`] |
+//! | POST | `/v1/publish` | [`PublishRequest`] | JSON lines of [`PublishEvent`], the last `done` or `error` |
+//! | POST | `/v1/search` | [`SearchQuery`] | [`smpl_index::SearchResults`] |
+//! | GET | `/v1/packs/{id}` | | [`PackView`](crate::PackView) |
+//! | POST | `/v1/packs/{id}/retract` | | `{"pack_id"}` |
+//! | POST | `/v1/index/rebuild` | | `{"packs"}` |
+//! | GET | `/v1/check` | | [`CheckReport`](crate::CheckReport) |
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use smpl_index::SearchQuery;
+use tokio::sync::mpsc;
+
+use crate::home::NodeInfo;
+use crate::node::{Node, NodeError};
+use crate::publish::{PublishEvent, PublishRequest};
+
+#[derive(Clone)]
+struct AppState {
+    node: Arc<Node>,
+    info: Arc<NodeInfo>,
+    token: Arc<String>,
+}
+
+/// An error answer: a status and a one-line message.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let status = match e {
+            NodeError::UnknownPack(_) | NodeError::NoSuchPack(_) => StatusCode::NOT_FOUND,
+            NodeError::Ambiguous(_) => StatusCode::BAD_REQUEST,
+            NodeError::NotYours { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: Arc<Node>,
+    info: NodeInfo,
+    token: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState { node, info: Arc::new(info), token: Arc::new(token) };
+    let app = Router::new()
+        .route("/v1/id", get(id))
+        .route("/v1/publish", post(publish))
+        .route("/v1/search", post(search))
+        .route("/v1/packs/{id}", get(show))
+        .route("/v1/packs/{id}/retract", post(retract))
+        .route("/v1/index/rebuild", post(rebuild))
+        .route("/v1/check", get(check))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
+        next.run(request).await
+    } else {
+        ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token (see api.token in the node's home)".into())
+            .into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn id(State(state): State<AppState>) -> Json<NodeInfo> {
+    Json((*state.info).clone())
+}
+
+async fn publish(State(state): State<AppState>, Json(request): Json<PublishRequest>) -> Response {
+    let (tx, rx) = mpsc::channel::<PublishEvent>(64);
+    let node = state.node.clone();
+    tokio::spawn(async move {
+        let last = match node.publish(request, tx.clone()).await {
+            Ok(outcome) => PublishEvent::Done(outcome),
+            Err(e) => PublishEvent::Error { message: e.to_string() },
+        };
+        let _ = tx.send(last).await;
+    });
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, Infallible>(Bytes::from(line)), rx))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(lines))
+        .unwrap_or_else(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+async fn search(State(state): State<AppState>, Json(query): Json<SearchQuery>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.search(query).await?).into_response())
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let pack = state.node.resolve(&id)?;
+    Ok(Json(state.node.show(&pack)?).into_response())
+}
+
+async fn retract(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let pack = state.node.resolve(&id)?;
+    state.node.retract(&pack).await?;
+    Ok(Json(json!({ "pack_id": pack })).into_response())
+}
+
+async fn rebuild(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.node.rebuild_index().await;
+    let packs = state.node.store().pack_seqs().map_err(NodeError::from)?.len();
+    Ok(Json(json!({ "packs": packs })).into_response())
+}
+
+async fn check(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.check().await?).into_response())
+}

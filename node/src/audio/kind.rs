@@ -1,0 +1,81 @@
+//! Loop or one-shot: a deliberately simple guess.
+//!
+//! 1. Names first. Producers name things: if the file name, or failing that the name of the
+//!    folder holding it, says `loop` the sample is a loop; if it says `one shot` (`oneshot`,
+//!    `one-shot`, `one_shot`) it is a one-shot.
+//! 2. Otherwise the signal decides. A sample shorter than [`MIN_LOOP_SECONDS`] is a one-shot.
+//!    A longer one is a loop when its last [`TAIL_FRACTION`] is still playing: its mean power
+//!    is no more than [`MAX_TAIL_DROP_DB`] below the mean power of the rest. A hit that rings
+//!    out (a decaying tail, or silence at the end) is a one-shot, and so is digital silence.
+//!
+//! A sustained pad without a release reads as a loop; that is the price of simplicity.
+
+use std::path::Path;
+
+use smpl_protocol::SampleKind;
+
+use super::meter::Envelope;
+
+/// Samples shorter than this are one-shots unless named otherwise.
+pub const MIN_LOOP_SECONDS: f64 = 1.5;
+/// The part at the end that is compared with the rest.
+pub const TAIL_FRACTION: f64 = 0.1;
+/// How much quieter (in dB of mean power) the end may be for the sample to count as a loop.
+pub const MAX_TAIL_DROP_DB: f64 = 10.0;
+
+pub(super) fn classify(path: &Path, frames: u64, sample_rate: u32, envelope: &Envelope) -> SampleKind {
+    let file_name = path.file_stem().and_then(|n| n.to_str());
+    let folder = path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str());
+    if let Some(kind) = file_name.and_then(kind_from_name).or_else(|| folder.and_then(kind_from_name)) {
+        return kind;
+    }
+    if sample_rate == 0 || (frames as f64) < MIN_LOOP_SECONDS * f64::from(sample_rate) {
+        return SampleKind::OneShot;
+    }
+    match envelope.body_and_tail_power(TAIL_FRACTION) {
+        Some((body, tail)) if body > 0.0 && tail >= body * 10f64.powf(-MAX_TAIL_DROP_DB / 10.0) => {
+            SampleKind::Loop
+        }
+        _ => SampleKind::OneShot,
+    }
+}
+
+/// What a name says about the kind, if anything.
+fn kind_from_name(name: &str) -> Option<SampleKind> {
+    let name = name.to_lowercase();
+    if name.contains("loop") {
+        return Some(SampleKind::Loop);
+    }
+    let squashed: String = name.chars().filter(|c| c.is_alphanumeric()).collect();
+    if squashed.contains("oneshot") {
+        return Some(SampleKind::OneShot);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_decide_first() {
+        assert_eq!(kind_from_name("Drum Loop 120bpm"), Some(SampleKind::Loop));
+        assert_eq!(kind_from_name("LOOPS"), Some(SampleKind::Loop));
+        assert_eq!(kind_from_name("Kick One-Shot"), Some(SampleKind::OneShot));
+        assert_eq!(kind_from_name("one_shots"), Some(SampleKind::OneShot));
+        assert_eq!(kind_from_name("Oneshot"), Some(SampleKind::OneShot));
+        assert_eq!(kind_from_name("kick 01"), None);
+    }
+
+    #[test]
+    fn file_name_beats_folder_name() {
+        let envelope = Envelope::default();
+        let kind = |p: &str| classify(Path::new(p), 0, 44_100, &envelope);
+        assert_eq!(kind("Loops/kick one shot.wav"), SampleKind::OneShot);
+        assert_eq!(kind("One Shots/fill loop.wav"), SampleKind::Loop);
+        assert_eq!(kind("Loops/break 01.wav"), SampleKind::Loop);
+        assert_eq!(kind("Drums/kick.wav"), SampleKind::OneShot);
+        // "loop" in a folder further up does not count.
+        assert_eq!(kind("Loops/Drums/kick.wav"), SampleKind::OneShot);
+    }
+}

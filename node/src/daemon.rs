@@ -1,0 +1,48 @@
+//! Running a node in the foreground: open it, serve the API, write `node.json`,
+//! and clean up on shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::api;
+use crate::home::{HomeError, NodeInfo};
+use crate::node::{Node, NodeError, NodeOptions};
+
+/// Runs a node until `shutdown` completes. `on_ready` gets the node's info once
+/// the API is listening and `node.json` is written.
+pub async fn run(
+    options: NodeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&NodeInfo),
+) -> Result<(), NodeError> {
+    let home = options.home.clone();
+    let node = Arc::new(Node::open(home.clone()).await?);
+    let listener = tokio::net::TcpListener::bind(options.api).await.map_err(|source| HomeError::Io {
+        action: "listen for the API on",
+        path: options.api.to_string().into(),
+        source,
+    })?;
+    let api_addr = listener.local_addr().map_err(|source| HomeError::Io {
+        action: "read the API address of",
+        path: options.api.to_string().into(),
+        source,
+    })?;
+    let token = home.new_api_token()?;
+    let info = NodeInfo {
+        node_id: node.node_id(),
+        api: format!("http://{api_addr}"),
+        listen: Vec::new(),
+        pid: std::process::id(),
+    };
+    home.write_node_info(&info)?;
+    on_ready(&info);
+    let served = api::serve(listener, node.clone(), info, token, shutdown).await;
+    home.remove_node_info();
+    let _ = std::fs::remove_file(home.token_path());
+    if let Ok(node) = Arc::try_unwrap(node) {
+        node.shutdown().await;
+    }
+    served.map_err(|source| {
+        NodeError::Home(HomeError::Io { action: "serve the API on", path: api_addr.to_string().into(), source })
+    })
+}

@@ -1,0 +1,277 @@
+//! The node's home directory (`$SMPL_HOME`) and the small files in it.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use smpl_protocol::{Identity, NodeId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid smpl identity key (expected 64 hex digits)")]
+    BadIdentity { path: PathBuf },
+    #[error("cannot read config {path}: {reason}")]
+    BadConfig { path: PathBuf, reason: String },
+    #[error("no node is running for {home} (start one with `smpl --home {home} node`)")]
+    NotRunning { home: PathBuf },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HomeError {
+    let path = path.to_path_buf();
+    move |source| HomeError::Io { action, path, source }
+}
+
+/// `config.toml`: what the producer may edit by hand.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Display name on published packs.
+    pub name: String,
+    /// Where fetched packs are written as plain files.
+    pub library: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let library = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("smpl")
+            .join("library");
+        Config {
+            name: std::env::var("USER").unwrap_or_else(|_| "producer".into()),
+            library,
+        }
+    }
+}
+
+/// What a running node writes to `node.json`, and `smpl id` prints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: NodeId,
+    pub api: String,
+    pub listen: Vec<String>,
+    pub pid: u32,
+}
+
+/// Paths inside one home directory.
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    pub fn new(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// `--home`, else `$SMPL_HOME`, else the platform data dir.
+    pub fn default_root() -> PathBuf {
+        if let Some(h) = std::env::var_os("SMPL_HOME") {
+            return PathBuf::from(h);
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data.join("smpl")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn identity_path(&self) -> PathBuf {
+        self.root.join("identity.key")
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn db_dir(&self) -> PathBuf {
+        self.root.join("db")
+    }
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+    pub fn index_dir(&self) -> PathBuf {
+        self.root.join("index")
+    }
+    pub fn licenses_dir(&self) -> PathBuf {
+        self.root.join("licenses")
+    }
+    pub fn node_json_path(&self) -> PathBuf {
+        self.root.join("node.json")
+    }
+    pub fn token_path(&self) -> PathBuf {
+        self.root.join("api.token")
+    }
+
+    /// Creates the home, identity and config where missing; keeps what exists.
+    /// Returns the identity and whether it was newly created.
+    pub fn init(&self) -> Result<(Identity, bool), HomeError> {
+        fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
+        let path = self.identity_path();
+        let created = !path.exists();
+        if created {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| HomeError::Io {
+                action: "generate a key for",
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            write_private(&path, format!("{}\n", hex(&secret)).as_bytes())?;
+        }
+        if !self.config_path().exists() {
+            self.save_config(&Config::default())?;
+        }
+        Ok((self.identity()?, created))
+    }
+
+    pub fn identity(&self) -> Result<Identity, HomeError> {
+        let path = self.identity_path();
+        let text = fs::read_to_string(&path).map_err(io("read", &path))?;
+        let text = text.trim();
+        let mut secret = [0u8; 32];
+        if text.len() != 64 {
+            return Err(HomeError::BadIdentity { path });
+        }
+        for (i, byte) in secret.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                .map_err(|_| HomeError::BadIdentity { path: path.clone() })?;
+        }
+        Ok(Identity::from_secret_bytes(secret))
+    }
+
+    pub fn config(&self) -> Result<Config, HomeError> {
+        let path = self.config_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| HomeError::BadConfig {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(HomeError::Io { action: "read", path, source: e }),
+        }
+    }
+
+    pub fn save_config(&self, config: &Config) -> Result<(), HomeError> {
+        let path = self.config_path();
+        let text = toml::to_string_pretty(config).map_err(|e| HomeError::BadConfig {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, text.as_bytes(), false)
+    }
+
+    /// Makes a fresh API token (0600) and returns it.
+    pub fn new_api_token(&self) -> Result<String, HomeError> {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| HomeError::Io {
+            action: "generate",
+            path: self.token_path(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let token = hex(&raw);
+        write_private(&self.token_path(), token.as_bytes())?;
+        Ok(token)
+    }
+
+    pub fn api_token(&self) -> Result<String, HomeError> {
+        let path = self.token_path();
+        fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .map_err(|_| HomeError::NotRunning { home: self.root.clone() })
+    }
+
+    pub fn write_node_info(&self, info: &NodeInfo) -> Result<(), HomeError> {
+        let json = serde_json::to_vec_pretty(info).map_err(|e| HomeError::Io {
+            action: "encode",
+            path: self.node_json_path(),
+            source: e.into(),
+        })?;
+        write_atomic(&self.node_json_path(), &json, false)
+    }
+
+    /// The running node's info, or `NotRunning` when there is none.
+    pub fn node_info(&self) -> Result<NodeInfo, HomeError> {
+        let path = self.node_json_path();
+        let not_running = || HomeError::NotRunning { home: self.root.clone() };
+        let bytes = fs::read(&path).map_err(|_| not_running())?;
+        let info: NodeInfo = serde_json::from_slice(&bytes).map_err(|_| not_running())?;
+        if !process_alive(info.pid) {
+            return Err(not_running());
+        }
+        Ok(info)
+    }
+
+    pub fn remove_node_info(&self) {
+        let _ = fs::remove_file(self.node_json_path());
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() || !Path::new("/proc/self").exists()
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a file readable only by its owner, atomically.
+fn write_private(path: &Path, data: &[u8]) -> Result<(), HomeError> {
+    write_atomic(path, data, true)
+}
+
+/// Writes `data` to a temporary file, syncs it and renames it over `path`.
+pub(crate) fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<(), HomeError> {
+    let tmp = path.with_extension("tmp");
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if private { 0o600 } else { 0o644 });
+    }
+    let mut file = opts.open(&tmp).map_err(io("create", &tmp))?;
+    file.write_all(data).map_err(io("write", &tmp))?;
+    file.sync_all().map_err(io("sync", &tmp))?;
+    fs::rename(&tmp, path).map_err(io("rename", path))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_keeps_identity_and_writes_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let (id1, created1) = home.init().unwrap();
+        let (id2, created2) = home.init().unwrap();
+        assert!(created1 && !created2);
+        assert_eq!(id1.node_id(), id2.node_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(home.identity_path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn corrupt_identity_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        fs::write(home.identity_path(), "not a key").unwrap();
+        let err = home.identity().unwrap_err().to_string();
+        assert!(err.contains("identity.key"), "{err}");
+    }
+}

@@ -1,0 +1,137 @@
+//! The indexer: a thread that drains the durable index queue into tantivy in
+//! batched commits. Gossip bursts and publishes only append to the queue; a crash
+//! loses nothing because entries leave the queue only after their commit.
+
+use std::sync::Arc;
+use std::thread;
+
+use smpl_index::{Index, IndexOp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::Store;
+
+/// Most queue entries folded into one tantivy commit.
+const BATCH: usize = 2048;
+
+enum Command {
+    /// New entries are in the queue.
+    Wake,
+    /// Reply once the queue is empty.
+    Flush(oneshot::Sender<()>),
+    /// Empty the index and queue every stored pack again.
+    Rebuild(oneshot::Sender<()>),
+}
+
+/// A cloneable handle to the indexer thread. Dropping every handle stops it.
+#[derive(Clone)]
+pub struct IndexerHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl IndexerHandle {
+    /// Starts the indexer; it first drains whatever a previous run left queued.
+    pub fn spawn(store: Store, index: Arc<Index>) -> (IndexerHandle, thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(64);
+        let join = thread::Builder::new()
+            .name("smpl-indexer".into())
+            .spawn(move || run(store, index, rx))
+            .expect("spawning the indexer thread");
+        let _ = tx.try_send(Command::Wake);
+        (IndexerHandle { tx }, join)
+    }
+
+    pub fn wake(&self) {
+        let _ = self.tx.try_send(Command::Wake);
+    }
+
+    /// Waits until every queued entry is in the index.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Rebuilds the index from the manifests in the store.
+    pub async fn rebuild(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Rebuild(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn run(store: Store, index: Arc<Index>, mut rx: mpsc::Receiver<Command>) {
+    if index.needs_rebuild() {
+        rebuild(&store, &index);
+    }
+    while let Some(cmd) = rx.blocking_recv() {
+        match cmd {
+            Command::Wake => drain(&store, &index),
+            Command::Flush(reply) => {
+                drain(&store, &index);
+                let _ = reply.send(());
+            }
+            Command::Rebuild(reply) => {
+                rebuild(&store, &index);
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+fn rebuild(store: &Store, index: &Index) {
+    if let Err(e) = index.clear() {
+        tracing::error!("clearing the index failed: {e}");
+        return;
+    }
+    match store.pack_seqs() {
+        Ok(packs) => {
+            if let Err(e) = store.enqueue(packs.into_iter().map(|(id, _)| id)) {
+                tracing::error!("queueing packs for a rebuild failed: {e}");
+            }
+        }
+        Err(e) => tracing::error!("listing packs for a rebuild failed: {e}"),
+    }
+    drain(store, index);
+}
+
+/// Indexes queued packs in batches until the queue is empty or an error stops it
+/// (the entries then stay queued for the next wake or restart).
+fn drain(store: &Store, index: &Index) {
+    loop {
+        let entries = match store.queue_peek(BATCH) {
+            Ok(entries) if entries.is_empty() => return,
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::error!("reading the index queue failed: {e}");
+                return;
+            }
+        };
+        let mut ops = Vec::with_capacity(entries.len());
+        let mut seen = std::collections::HashSet::new();
+        // The newest entry per pack decides; the op reads the pack's current state.
+        for (_, pack) in entries.iter().rev() {
+            if !seen.insert(*pack) {
+                continue;
+            }
+            match store.manifest(pack) {
+                Ok(Some((manifest, _))) => ops.push(IndexOp::Upsert(manifest)),
+                Ok(None) => ops.push(IndexOp::Remove(*pack)),
+                Err(e) => {
+                    tracing::warn!("dropping unreadable pack {pack} from the index: {e}");
+                    ops.push(IndexOp::Remove(*pack));
+                }
+            }
+        }
+        if let Err(e) = index.apply(&ops) {
+            tracing::error!("index commit failed, will retry: {e}");
+            return;
+        }
+        let ids: Vec<u64> = entries.iter().map(|(id, _)| *id).collect();
+        if let Err(e) = store.queue_remove(&ids) {
+            tracing::error!("removing drained queue entries failed: {e}");
+            return;
+        }
+    }
+}

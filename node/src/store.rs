@@ -1,0 +1,227 @@
+//! Metadata storage in sled: manifests, retractions, settings and the durable index
+//! queue. Everything sled-specific stays in this module.
+//!
+//! Trees (names carry a version):
+//! - `manifests/v1`: pack id → seq (8 bytes, big-endian) ++ original envelope bytes
+//! - `retractions/v1`: pack id → seq ++ original retraction envelope bytes
+//! - `settings/v1`: name → value
+//! - `index-queue/v1`: queue id (u64, big-endian) → pack id. The indexer reads the
+//!   pack's current state when it drains an entry, so entries are idempotent.
+//!
+//! Accepting a manifest or retraction and enqueueing it for the indexer is one sled
+//! transaction, flushed before the caller is told it succeeded.
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+use smpl_protocol::{Envelope, Manifest, PackId, ProtocolError, Retraction, Signed};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata database error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored record for pack {pack} is unreadable: {source}")]
+    Corrupt {
+        pack: PackId,
+        #[source]
+        source: ProtocolError,
+    },
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+/// What happened to an offered manifest or retraction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored and queued for the index.
+    New,
+    /// We already hold this or a newer version.
+    Stale,
+    /// The pack was retracted at this or a higher seq.
+    Retracted,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    manifests: Tree,
+    retractions: Tree,
+    settings: Tree,
+    queue: Tree,
+}
+
+fn seq_of(value: &[u8]) -> u64 {
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&value[..8]);
+    u64::from_be_bytes(seq)
+}
+
+fn record(seq: u64, envelope: &Envelope) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + envelope.as_bytes().len());
+    value.extend_from_slice(&seq.to_be_bytes());
+    value.extend_from_slice(envelope.as_bytes());
+    value
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Store {
+            manifests: db.open_tree("manifests/v1")?,
+            retractions: db.open_tree("retractions/v1")?,
+            settings: db.open_tree("settings/v1")?,
+            queue: db.open_tree("index-queue/v1")?,
+            db,
+        })
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Stores a verified manifest unless a newer version or a retraction wins.
+    pub fn accept_manifest(&self, manifest: &Manifest, envelope: &Envelope) -> Result<Accepted, StoreError> {
+        let key = manifest.pack_id.0;
+        let value = record(manifest.seq, envelope);
+        let outcome = (&self.manifests, &self.retractions, &self.queue).transaction(|(m, r, q)| {
+            if r.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq) {
+                return Ok(Accepted::Retracted);
+            }
+            if m.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq) {
+                return Ok(Accepted::Stale);
+            }
+            m.insert(&key, value.as_slice())?;
+            q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
+        })?;
+        if outcome == Accepted::New {
+            self.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Stores a verified retraction and removes the versions it covers.
+    pub fn accept_retraction(&self, retraction: &Retraction, envelope: &Envelope) -> Result<Accepted, StoreError> {
+        let key = retraction.pack_id.0;
+        let value = record(retraction.seq, envelope);
+        let outcome = (&self.manifests, &self.retractions, &self.queue).transaction(|(m, r, q)| {
+            if r.get(key)?.is_some_and(|old| seq_of(&old) >= retraction.seq) {
+                return Ok(Accepted::Stale);
+            }
+            r.insert(&key, value.as_slice())?;
+            if m.get(key)?.is_some_and(|old| seq_of(&old) <= retraction.seq) {
+                m.remove(&key)?;
+            }
+            q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
+        })?;
+        if outcome == Accepted::New {
+            self.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    /// The current manifest of a pack and its original envelope.
+    pub fn manifest(&self, pack: &PackId) -> Result<Option<(Manifest, Envelope)>, StoreError> {
+        match self.manifests.get(pack.0)? {
+            None => Ok(None),
+            Some(value) => decode(pack, &value).map(Some),
+        }
+    }
+
+    /// The highest seq this pack has had, as manifest or retraction.
+    pub fn latest_seq(&self, pack: &PackId) -> Result<Option<u64>, StoreError> {
+        let m = self.manifests.get(pack.0)?.map(|v| seq_of(&v));
+        let r = self.retractions.get(pack.0)?.map(|v| seq_of(&v));
+        Ok(m.max(r))
+    }
+
+    /// Every stored pack id with its seq, in id order.
+    pub fn pack_seqs(&self) -> Result<Vec<(PackId, u64)>, StoreError> {
+        self.manifests
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((pack_id_of(&k), seq_of(&v)))
+            })
+            .collect()
+    }
+
+    /// Every stored manifest (decoding each; for rebuilds and listings).
+    pub fn manifests(&self) -> impl Iterator<Item = Result<Manifest, StoreError>> + '_ {
+        self.manifests.iter().map(|item| {
+            let (k, v) = item?;
+            decode(&pack_id_of(&k), &v).map(|(m, _)| m)
+        })
+    }
+
+    pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.settings.get(name)?.map(|v| v.to_vec()))
+    }
+
+    pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.settings.insert(name, value)?;
+        self.flush()
+    }
+
+    /// Queues `packs` for the indexer (used by index rebuilds).
+    pub fn enqueue(&self, packs: impl IntoIterator<Item = PackId>) -> Result<(), StoreError> {
+        for pack in packs {
+            self.queue.insert(self.db.generate_id()?.to_be_bytes(), &pack.0)?;
+        }
+        self.flush()
+    }
+
+    /// Up to `max` queue entries, oldest first.
+    pub fn queue_peek(&self, max: usize) -> Result<Vec<(u64, PackId)>, StoreError> {
+        self.queue
+            .iter()
+            .take(max)
+            .map(|item| {
+                let (k, v) = item?;
+                let mut id = [0u8; 8];
+                id.copy_from_slice(&k);
+                Ok((u64::from_be_bytes(id), pack_id_of(&v)))
+            })
+            .collect()
+    }
+
+    /// Removes drained entries after the index committed them.
+    pub fn queue_remove(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(&id.to_be_bytes());
+        }
+        self.queue.apply_batch(batch)?;
+        self.flush()
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+fn pack_id_of(key: &[u8]) -> PackId {
+    let mut id = [0u8; 16];
+    let n = key.len().min(16);
+    id[..n].copy_from_slice(&key[..n]);
+    PackId(id)
+}
+
+fn decode(pack: &PackId, value: &[u8]) -> Result<(Manifest, Envelope), StoreError> {
+    let corrupt = |source| StoreError::Corrupt { pack: *pack, source };
+    if value.len() < 8 {
+        return Err(corrupt(ProtocolError::Malformed("stored record shorter than its seq")));
+    }
+    Manifest::open(&value[8..]).map_err(corrupt).map(|(m, e)| (m, e))
+}

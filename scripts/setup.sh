@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what smpl's tests and demo use from Debian: real drum kits (hydrogen-data)
+# and the reference tools the audio tests compare against (sox, ffmpeg).
+# Safe to run again: installs only what is missing.
+set -euo pipefail
+
+packages=(hydrogen-data sox libsox-fmt-all ffmpeg)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -15,9 +15,9 @@ fn kill_9_during_publish_loses_nothing_and_leaves_no_half_pack() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let pack = dir.path().join("big");
-    // 24 files of 6 s stereo-length mono audio: a publish that takes a moment.
-    for i in 0..24 {
-        write_wav(&pack.join(format!("Take_{i:02}.wav")), 6.0, 80.0 + i as f32 * 10.0, i % 2 == 0);
+    // 40 files of 12 s (about 42 MB): a publish that takes a moment.
+    for i in 0..40 {
+        write_wav(&pack.join(format!("Take_{i:02}.wav")), 12.0, 80.0 + i as f32 * 10.0, i % 2 == 0);
     }
 
     // Time one undisturbed publish to spread the kills over it.
@@ -67,7 +67,7 @@ fn kill_9_during_publish_loses_nothing_and_leaves_no_half_pack() {
             whole += 1;
             let (_, samples, _) = smpl_json(&home, &["search", "take", "--author", hits[0]["author"].as_str().unwrap(), "--limit", "10000"]);
             let in_pack = samples.iter().filter(|h| h["pack_title"] == title.as_str()).count();
-            assert_eq!(in_pack, 24, "try {attempt}: a present pack has every sample indexed");
+            assert_eq!(in_pack, 40, "try {attempt}: a present pack has every sample indexed");
         } else {
             absent += 1;
         }

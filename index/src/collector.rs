@@ -222,10 +222,10 @@ impl SegmentCollector for SegmentSearch {
         let entry = HeapEntry(rank, doc);
         if self.heap.len() < self.top_k {
             self.heap.push(entry);
-        } else if let Some(mut worst) = self.heap.peek_mut() {
-            if entry < *worst {
-                *worst = entry;
-            }
+        } else if let Some(mut worst) = self.heap.peek_mut()
+            && entry < *worst
+        {
+            *worst = entry;
         }
     }
 
@@ -427,5 +427,87 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
                 pack,
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rank(score: f32) -> Rank {
+        Rank { created: 0, score }
+    }
+
+    fn fruit(values: [Vec<&str>; 4], groups: Vec<(u128, f32, u32, [Vec<u32>; 4])>) -> SegmentFruit {
+        let segment = groups.first().map_or(0, |g| g.2);
+        SegmentFruit {
+            count: 0,
+            counts: Default::default(),
+            top: Vec::new(),
+            values: values.map(|v| v.into_iter().map(String::from).collect()),
+            groups: groups
+                .into_iter()
+                .map(|(pack, score, seg, values)| {
+                    (pack, rank(score), DocAddress::new(seg, segment), values)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_pack_split_over_segments_is_one_hit_with_the_union_of_values() {
+        let a = fruit(
+            [vec!["techno"], vec!["loop"], vec!["Am"], vec!["dusty"]],
+            vec![(7, 1.0, 0, [vec![0], vec![0], vec![0], vec![0]])],
+        );
+        let b = fruit(
+            [vec!["techno"], vec!["one-shot", "loop"], vec![], vec!["dark", "dusty"]],
+            vec![
+                (7, 2.0, 1, [vec![0], vec![0, 1], vec![], vec![0, 1]]),
+                (9, 1.5, 1, [vec![0], vec![1], vec![], vec![]]),
+            ],
+        );
+        let c = merge_packs(vec![a, b], 10);
+        assert_eq!(c.total, 2);
+        let order: Vec<(u128, f32)> = c.ranked.iter().map(|r| (r.pack, r.score)).collect();
+        assert_eq!(order, [(7, 2.0), (9, 1.5)]);
+        assert_eq!(c.ranked[0].doc.segment_ord, 1);
+        assert_eq!(c.facets.genre, [("techno".to_string(), 2)]);
+        assert_eq!(
+            c.facets.kind,
+            [("loop".to_string(), 2), ("one-shot".to_string(), 1)]
+        );
+        assert_eq!(c.facets.key, [("Am".to_string(), 1)]);
+        assert_eq!(
+            c.facets.tags,
+            [("dark".to_string(), 1), ("dusty".to_string(), 1)]
+        );
+        let top1 = merge_packs(Vec::new(), 1);
+        assert_eq!((top1.total, top1.ranked.len()), (0, 0));
+    }
+
+    #[test]
+    fn samples_merge_keeps_the_best_k_across_segments() {
+        let seg = |s: u32, scores: &[f32]| SegmentFruit {
+            count: scores.len() as u64,
+            counts: [vec![("x".into(), 1)], vec![], vec![], vec![]],
+            top: scores
+                .iter()
+                .enumerate()
+                .map(|(d, &sc)| (rank(sc), DocAddress::new(s, d as u32)))
+                .collect(),
+            values: Default::default(),
+            groups: Vec::new(),
+        };
+        let c = merge_samples(vec![seg(0, &[1.0, 3.0]), seg(1, &[2.0, 3.0])], 3);
+        assert_eq!(c.total, 4);
+        assert_eq!(c.facets.genre, [("x".to_string(), 2)]);
+        let got: Vec<(u32, u32)> = c
+            .ranked
+            .iter()
+            .map(|r| (r.doc.segment_ord, r.doc.doc_id))
+            .collect();
+        // Ties go to the lower address.
+        assert_eq!(got, [(0, 1), (1, 1), (1, 0)]);
     }
 }

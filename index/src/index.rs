@@ -21,6 +21,8 @@ use crate::schema::{Fields, SCHEMA_VERSION, VERSION_FILE, names, schema};
 use crate::tokenizer::{ANALYZER, analyzer};
 
 /// One change to the index.
+// Ops live briefly in small batches; boxing the manifest would only burden callers.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum IndexOp {
     /// Index this manifest, replacing every document of its pack.

@@ -134,10 +134,10 @@ fn variants(f: &Fields, searcher: &Searcher, word: &str) -> Result<Vec<String>, 
                 .into_stream()
                 .map_err(|e| IndexError::search(e.into()))?;
             while stream.advance() {
-                if let Ok(term) = std::str::from_utf8(stream.key()) {
-                    if term != word {
-                        found.insert(term.to_string());
-                    }
+                if let Ok(term) = std::str::from_utf8(stream.key())
+                    && term != word
+                {
+                    found.insert(term.to_string());
                 }
             }
         }

@@ -9,15 +9,9 @@ use crate::{LicenseTerms, NodeId, PackId, Price};
 /// A slug: 1..=[`MAX_SLUG`] bytes of `a-z`, `0-9` and `-`.
 pub(crate) fn check_slug(slug: &str) -> Result<(), String> {
     if slug.is_empty() || slug.len() > MAX_SLUG {
-        return Err(format!(
-            "slug {:?} must be 1..={MAX_SLUG} bytes",
-            truncate(slug)
-        ));
+        return Err(format!("slug {:?} must be 1..={MAX_SLUG} bytes", truncate(slug)));
     }
-    if !slug
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
+    if !slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
         return Err(format!("slug {slug:?} may hold only a-z, 0-9 and -"));
     }
     Ok(())
@@ -27,23 +21,32 @@ pub(crate) fn check_slug(slug: &str) -> Result<(), String> {
 pub(crate) fn check_pack_id(pack_id: &PackId, author: &NodeId, slug: &str) -> Result<(), String> {
     check_slug(slug)?;
     if PackId::derive(author, slug) != *pack_id {
-        return Err(format!(
-            "pack id {pack_id} does not derive from author {author} and slug {slug:?}"
-        ));
+        return Err(format!("pack id {pack_id} does not derive from author {author} and slug {slug:?}"));
     }
     Ok(())
 }
 
 /// Text of at most `max` bytes with no control characters but newline and tab.
 pub(crate) fn check_text(what: &str, s: &str, max: usize) -> Result<(), String> {
-    if s.len() > max {
-        return Err(format!(
-            "{what} is {} bytes, over the limit of {max}",
-            s.len()
-        ));
-    }
+    check_len(what, s, max)?;
     if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(format!("{what} {:?} contains control characters", truncate(s)));
+    }
+    Ok(())
+}
+
+/// One line of at most `max` bytes: no control characters at all.
+pub(crate) fn check_line(what: &str, s: &str, max: usize) -> Result<(), String> {
+    check_len(what, s, max)?;
+    if s.chars().any(char::is_control) {
+        return Err(format!("{what} {:?} contains control characters or line breaks", truncate(s)));
+    }
+    Ok(())
+}
+
+fn check_len(what: &str, s: &str, max: usize) -> Result<(), String> {
+    if s.len() > max {
+        return Err(format!("{what} is {} bytes, over the limit of {max}", s.len()));
     }
     Ok(())
 }
@@ -51,31 +54,27 @@ pub(crate) fn check_text(what: &str, s: &str, max: usize) -> Result<(), String> 
 /// At most [`MAX_TAGS`] non-empty tags of at most [`MAX_TAG`] bytes each.
 pub(crate) fn check_tags(what: &str, tags: &[String]) -> Result<(), String> {
     if tags.len() > MAX_TAGS {
-        return Err(format!(
-            "{what} has {} tags, over the limit of {MAX_TAGS}",
-            tags.len()
-        ));
+        return Err(format!("{what} has {} tags, over the limit of {MAX_TAGS}", tags.len()));
     }
     for tag in tags {
         if tag.trim().is_empty() {
             return Err(format!("{what} has an empty tag"));
         }
-        check_text("tag", tag, MAX_TAG)?;
+        check_line("tag", tag, MAX_TAG)?;
     }
     Ok(())
 }
 
 /// A plain relative `/`-separated path that cannot leave the pack folder on any
-/// platform: no leading `/`, no `\` or `:`, no empty, `.` or `..` component.
+/// platform: no leading `/`, no `\`, `:` or control characters, no empty, `.` or
+/// `..` component.
 pub(crate) fn check_file_name(name: &str) -> Result<(), String> {
-    check_text("file name", name, MAX_FILE_NAME)?;
+    check_line("file name", name, MAX_FILE_NAME)?;
     if name.is_empty()
         || name.starts_with('/')
         || name.contains('\\')
         || name.contains(':')
-        || name
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == "..")
+        || name.split('/').any(|part| part.is_empty() || part == "." || part == "..")
     {
         return Err(format!(
             "file name {name:?} is not a plain relative path (no leading /, \\, :, . or .. parts)"
@@ -128,7 +127,7 @@ pub(crate) fn check_terms(terms: &LicenseTerms) -> Result<(), String> {
             if name.trim().is_empty() {
                 return Err("license name is empty".into());
             }
-            check_text("license name", name, MAX_SHORT_TEXT)
+            check_line("license name", name, MAX_SHORT_TEXT)
         }
         LicenseTerms::Custom(text) => check_text("license text", text, MAX_LONG_TEXT),
     }
@@ -149,8 +148,19 @@ mod tests {
             assert!(check_file_name(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "/abs.wav", "../x", "a/../x", "a/./x", "./x", "a//b", "a/", "c:\\x",
-            "C:x.wav", "a\\b", "nul\0.wav", "new\nline.wav",
+            "",
+            "/abs.wav",
+            "../x",
+            "a/../x",
+            "a/./x",
+            "./x",
+            "a//b",
+            "a/",
+            "c:\\x",
+            "C:x.wav",
+            "a\\b",
+            "nul\0.wav",
+            "new\nline.wav",
         ] {
             assert!(check_file_name(bad).is_err(), "{bad:?}");
         }
@@ -178,10 +188,7 @@ mod tests {
 
     #[test]
     fn prices() {
-        let p = |amount_minor, currency: &str| Price {
-            amount_minor,
-            currency: currency.into(),
-        };
+        let p = |amount_minor, currency: &str| Price { amount_minor, currency: currency.into() };
         assert!(check_price(None).is_ok());
         assert!(check_price(Some(&p(499, "USD"))).is_ok());
         for bad in [p(0, "USD"), p(1, ""), p(1, "usd"), p(1, "US1"), p(1, "ABCDEFGHI")] {
@@ -194,6 +201,10 @@ mod tests {
         assert!(check_text("t", "line\nnext\ttab", 100).is_ok());
         assert!(check_text("t", "bell\u{7}", 100).is_err());
         assert!(check_text("t", "abc", 2).is_err());
+        assert!(check_line("t", "one line", 100).is_ok());
+        assert!(check_line("t", "two\nlines", 100).is_err());
+        assert!(check_line("t", "tab\t", 100).is_err());
+        assert!(check_tags("pack", &["a\nb".into()]).is_err());
         assert!(check_tags("pack", &["808".into(), "dusty".into()]).is_ok());
         assert!(check_tags("pack", &[" ".into()]).is_err());
         assert!(check_tags("pack", &["x".repeat(MAX_TAG + 1)]).is_err());

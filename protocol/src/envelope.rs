@@ -65,12 +65,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in wire-byte order.
-    pub const ALL: [Kind; 4] = [
-        Kind::Manifest,
-        Kind::Retraction,
-        Kind::PurchaseRequest,
-        Kind::LicenseToken,
-    ];
+    pub const ALL: [Kind; 4] = [Kind::Manifest, Kind::Retraction, Kind::PurchaseRequest, Kind::LicenseToken];
 
     /// The name in the signature's domain separator.
     pub fn name(self) -> &'static str {
@@ -129,11 +124,7 @@ impl Envelope {
     /// Signs `body` as a `kind` message.
     pub fn seal(identity: &Identity, kind: Kind, body: &[u8]) -> Result<Envelope, ProtocolError> {
         if body.len() > kind.max_body() {
-            return Err(ProtocolError::TooLarge {
-                kind: kind.name(),
-                len: body.len(),
-                max: kind.max_body(),
-            });
+            return Err(ProtocolError::TooLarge { kind: kind.name(), len: body.len(), max: kind.max_body() });
         }
         let signature = identity.sign(&kind.signing_message(body));
         let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
@@ -176,43 +167,29 @@ impl Envelope {
             return Err(ProtocolError::UnknownVersion(header[4]));
         }
         let kind = Kind::from_byte(header[5])?;
-        if let Some(expected) = expected {
-            if kind != expected {
-                return Err(ProtocolError::WrongKind {
-                    expected,
-                    got: kind,
-                });
-            }
+        if let Some(expected) = expected
+            && kind != expected
+        {
+            return Err(ProtocolError::WrongKind { expected, got: kind });
         }
-        let declared =
-            u32::from_be_bytes([header[102], header[103], header[104], header[105]]) as usize;
+        let declared = u32::from_be_bytes([header[102], header[103], header[104], header[105]]) as usize;
         let max = kind.max_body();
         for len in [declared, body.len()] {
             if len > max {
-                return Err(ProtocolError::TooLarge {
-                    kind: kind.name(),
-                    len,
-                    max,
-                });
+                return Err(ProtocolError::TooLarge { kind: kind.name(), len, max });
             }
         }
         if declared != body.len() {
-            return Err(ProtocolError::Malformed(
-                "body length does not match the envelope size",
-            ));
+            return Err(ProtocolError::Malformed("body length does not match the envelope size"));
         }
         let mut key = [0u8; 32];
         key.copy_from_slice(&header[6..38]);
         let mut sig = [0u8; 64];
         sig.copy_from_slice(&header[38..102]);
-        let key =
-            VerifyingKey::from_bytes(&key).map_err(|e| ProtocolError::BadKey(e.to_string()))?;
+        let key = VerifyingKey::from_bytes(&key).map_err(|e| ProtocolError::BadKey(e.to_string()))?;
         key.verify_strict(&kind.signing_message(body), &Signature::from_bytes(&sig))
             .map_err(|_| ProtocolError::BadSignature(kind))?;
-        Ok(Envelope {
-            bytes: bytes.to_vec(),
-            kind,
-        })
+        Ok(Envelope { bytes: bytes.to_vec(), kind })
     }
 
     pub fn kind(&self) -> Kind {
@@ -247,13 +224,7 @@ impl Envelope {
 
 impl fmt::Debug for Envelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Envelope({}, {} bytes, by {})",
-            self.kind,
-            self.bytes.len(),
-            self.signer()
-        )
+        write!(f, "Envelope({}, {} bytes, by {})", self.kind, self.bytes.len(), self.signer())
     }
 }
 
@@ -269,10 +240,7 @@ pub trait Signed: Serialize + DeserializeOwned + Sized {
 
     /// Validates and signs `self`; the signer must be the node the body names.
     fn sign(&self, identity: &Identity) -> Result<Envelope, ProtocolError> {
-        self.validate().map_err(|reason| ProtocolError::Invalid {
-            kind: Self::KIND,
-            reason,
-        })?;
+        self.validate().map_err(|reason| ProtocolError::Invalid { kind: Self::KIND, reason })?;
         if self.expected_signer() != identity.node_id() {
             return Err(ProtocolError::Invalid {
                 kind: Self::KIND,
@@ -283,10 +251,8 @@ pub trait Signed: Serialize + DeserializeOwned + Sized {
                 ),
             });
         }
-        let body = serde_json::to_vec(self).map_err(|source| ProtocolError::Decode {
-            kind: Self::KIND,
-            source,
-        })?;
+        let body =
+            serde_json::to_vec(self).map_err(|source| ProtocolError::Decode { kind: Self::KIND, source })?;
         Envelope::seal(identity, Self::KIND, &body)
     }
 
@@ -300,16 +266,10 @@ pub trait Signed: Serialize + DeserializeOwned + Sized {
     /// Decodes an already verified envelope.
     fn from_envelope(envelope: &Envelope) -> Result<Self, ProtocolError> {
         if envelope.kind() != Self::KIND {
-            return Err(ProtocolError::WrongKind {
-                expected: Self::KIND,
-                got: envelope.kind(),
-            });
+            return Err(ProtocolError::WrongKind { expected: Self::KIND, got: envelope.kind() });
         }
-        let value: Self =
-            serde_json::from_slice(envelope.body()).map_err(|source| ProtocolError::Decode {
-                kind: Self::KIND,
-                source,
-            })?;
+        let value: Self = serde_json::from_slice(envelope.body())
+            .map_err(|source| ProtocolError::Decode { kind: Self::KIND, source })?;
         if value.expected_signer() != envelope.signer() {
             return Err(ProtocolError::Invalid {
                 kind: Self::KIND,
@@ -320,10 +280,7 @@ pub trait Signed: Serialize + DeserializeOwned + Sized {
                 ),
             });
         }
-        value.validate().map_err(|reason| ProtocolError::Invalid {
-            kind: Self::KIND,
-            reason,
-        })?;
+        value.validate().map_err(|reason| ProtocolError::Invalid { kind: Self::KIND, reason })?;
         Ok(value)
     }
 }

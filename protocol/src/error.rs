@@ -4,11 +4,7 @@ use crate::envelope::Kind;
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
     #[error("{kind} is {len} bytes, over the limit of {max} bytes")]
-    TooLarge {
-        kind: &'static str,
-        len: usize,
-        max: usize,
-    },
+    TooLarge { kind: &'static str, len: usize, max: usize },
     #[error("truncated or malformed envelope: {0}")]
     Malformed(&'static str),
     #[error("unknown envelope version {0}")]
@@ -30,9 +26,5 @@ pub enum ProtocolError {
     #[error("invalid {kind}: {reason}")]
     Invalid { kind: Kind, reason: String },
     #[error("invalid {what} {input:?}: {reason}")]
-    Parse {
-        what: &'static str,
-        input: String,
-        reason: &'static str,
-    },
+    Parse { what: &'static str, input: String, reason: &'static str },
 }

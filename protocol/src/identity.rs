@@ -12,9 +12,7 @@ pub struct Identity {
 impl Identity {
     /// Builds the identity from its 32-byte secret (as stored in `identity.key`).
     pub fn from_secret_bytes(secret: [u8; 32]) -> Identity {
-        Identity {
-            key: SigningKey::from_bytes(&secret),
-        }
+        Identity { key: SigningKey::from_bytes(&secret) }
     }
 
     pub fn secret_bytes(&self) -> [u8; 32] {

@@ -119,7 +119,7 @@ pub(crate) fn hex_decode_into(s: &str, out: &mut [u8]) -> Result<(), &'static st
 }
 
 pub(crate) fn hex_decode(s: &str) -> Result<Vec<u8>, &'static str> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of hex digits");
     }
     let mut out = vec![0u8; s.len() / 2];
@@ -133,5 +133,77 @@ fn nibble(c: u8) -> Result<u8, &'static str> {
         b'a'..=b'f' => Ok(c - b'a' + 10),
         b'A'..=b'F' => Ok(c - b'A' + 10),
         _ => Err("not a hex digit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn node_id_text_round_trip(bytes in any::<[u8; 32]>()) {
+            let id = NodeId(bytes);
+            let text = id.to_string();
+            prop_assert_eq!(text.len(), 64);
+            prop_assert!(text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            prop_assert_eq!(text.parse::<NodeId>().unwrap(), id);
+            prop_assert_eq!(text.to_uppercase().parse::<NodeId>().unwrap(), id);
+            let json = serde_json::to_string(&id).unwrap();
+            prop_assert_eq!(serde_json::from_str::<NodeId>(&json).unwrap(), id);
+        }
+
+        #[test]
+        fn other_ids_text_round_trip(a in any::<[u8; 16]>(), b in any::<[u8; 32]>()) {
+            prop_assert_eq!(PackId(a).to_string().parse::<PackId>().unwrap(), PackId(a));
+            prop_assert_eq!(LicenseId(a).to_string().parse::<LicenseId>().unwrap(), LicenseId(a));
+            prop_assert_eq!(BlobHash(b).to_string().parse::<BlobHash>().unwrap(), BlobHash(b));
+            prop_assert_eq!(hex_decode(&hex_encode(&b)).unwrap(), b.to_vec());
+        }
+
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,70}") {
+            let _ = s.parse::<NodeId>();
+            let _ = s.parse::<PackId>();
+            let _ = hex_decode(&s);
+        }
+    }
+
+    #[test]
+    fn bad_text_is_refused() {
+        let good = "ab".repeat(32);
+        assert!(good.parse::<NodeId>().is_ok());
+        for bad in [
+            String::new(),
+            "ab".repeat(31),
+            "ab".repeat(33),
+            format!("{}g", &good[..63]),
+            format!("{}é", &good[..62]),
+            format!(" {}", &good[..63]),
+        ] {
+            let err = bad.parse::<NodeId>().unwrap_err();
+            assert!(err.to_string().contains("node id"), "{err}");
+        }
+        assert!(hex_decode("abc").is_err());
+        assert!(serde_json::from_str::<PackId>("\"00\"").is_err());
+        assert!(serde_json::from_str::<PackId>("17").is_err());
+    }
+
+    #[test]
+    fn debug_and_display() {
+        let id = PackId([0xab; 16]);
+        assert_eq!(id.to_string(), "ab".repeat(16));
+        assert_eq!(format!("{id:?}"), format!("PackId({})", "ab".repeat(16)));
+    }
+
+    #[test]
+    fn pack_id_depends_on_author_and_slug() {
+        let a = NodeId([1; 32]);
+        let b = NodeId([2; 32]);
+        assert_eq!(PackId::derive(&a, "kicks"), PackId::derive(&a, "kicks"));
+        assert_ne!(PackId::derive(&a, "kicks"), PackId::derive(&b, "kicks"));
+        assert_ne!(PackId::derive(&a, "kicks"), PackId::derive(&a, "kicks-2"));
     }
 }

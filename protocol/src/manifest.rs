@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::{
-    check_file_name, check_file_set, check_pack_id, check_price, check_tags, check_terms,
+    check_file_name, check_file_set, check_line, check_pack_id, check_price, check_tags, check_terms,
     check_text,
 };
 use crate::ids::{hex_decode, hex_encode};
@@ -54,13 +54,7 @@ impl Price {
 
 impl std::fmt::Display for Price {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}.{:02} {}",
-            self.amount_minor / 100,
-            self.amount_minor % 100,
-            self.currency
-        )
+        write!(f, "{}.{:02} {}", self.amount_minor / 100, self.amount_minor % 100, self.currency)
     }
 }
 
@@ -147,16 +141,10 @@ impl SampleEntry {
         check_file_name(&self.name)?;
         let name = &self.name;
         if self.sample_rate == 0 || self.sample_rate > MAX_SAMPLE_RATE {
-            return Err(format!(
-                "{name}: sample rate {} is outside 1..={MAX_SAMPLE_RATE}",
-                self.sample_rate
-            ));
+            return Err(format!("{name}: sample rate {} is outside 1..={MAX_SAMPLE_RATE}", self.sample_rate));
         }
         if self.channels == 0 || self.channels > MAX_CHANNELS {
-            return Err(format!(
-                "{name}: {} channels is outside 1..={MAX_CHANNELS}",
-                self.channels
-            ));
+            return Err(format!("{name}: {} channels is outside 1..={MAX_CHANNELS}", self.channels));
         }
         if self.bit_depth.is_some_and(|b| b == 0 || b > 64) {
             return Err(format!("{name}: bit depth is outside 1..=64"));
@@ -164,13 +152,14 @@ impl SampleEntry {
         if !self.peak_dbfs.is_finite() || self.loudness_lufs.is_some_and(|l| !l.is_finite()) {
             return Err(format!("{name}: peak or loudness is not a finite number"));
         }
-        if let Some(t) = &self.tempo {
-            if !((MIN_BPM..=MAX_BPM).contains(&t.bpm) && (0.0..=1.0).contains(&t.confidence)) {
-                return Err(format!(
-                    "{name}: tempo {} BPM (confidence {}) is outside {MIN_BPM}..={MAX_BPM} BPM",
-                    t.bpm, t.confidence
-                ));
-            }
+        if let Some(t) = &self.tempo
+            && !((MIN_BPM..=MAX_BPM).contains(&t.bpm) && (0.0..=1.0).contains(&t.confidence))
+        {
+            return Err(format!(
+                "{name}: tempo {} BPM (confidence {}) is outside {MIN_BPM}..={MAX_BPM} BPM \
+                 or 0..=1",
+                t.bpm, t.confidence
+            ));
         }
         if self.key.is_some_and(|k| k.tonic > 11) {
             return Err(format!("{name}: key tonic is outside 0..=11"));
@@ -189,7 +178,8 @@ impl SampleEntry {
         if self.sample_rate == 0 {
             0
         } else {
-            (self.frames as u128 * 1000 / self.sample_rate as u128) as u64
+            let ms = self.frames as u128 * 1000 / self.sample_rate as u128;
+            u64::try_from(ms).unwrap_or(u64::MAX)
         }
     }
 }
@@ -221,24 +211,20 @@ pub fn slugify(title: &str) -> String {
     while slug.ends_with('-') {
         slug.pop();
     }
-    if slug.is_empty() {
-        "pack".to_string()
-    } else {
-        slug
-    }
+    if slug.is_empty() { "pack".to_string() } else { slug }
 }
 
 impl Manifest {
     /// The semantic checks every accepted manifest passes (see [`crate::limits`]).
     pub fn check(&self) -> Result<(), String> {
         check_pack_id(&self.pack_id, &self.author, &self.slug)?;
-        check_text("author name", &self.author_name, MAX_SHORT_TEXT)?;
+        check_line("author name", &self.author_name, MAX_SHORT_TEXT)?;
         if self.title.trim().is_empty() {
             return Err("title is empty".into());
         }
-        check_text("title", &self.title, MAX_SHORT_TEXT)?;
+        check_line("title", &self.title, MAX_SHORT_TEXT)?;
         check_text("description", &self.description, MAX_LONG_TEXT)?;
-        check_text("genre", &self.genre, MAX_SHORT_TEXT)?;
+        check_line("genre", &self.genre, MAX_SHORT_TEXT)?;
         check_tags("pack", &self.tags)?;
         check_price(self.price.as_ref())?;
         check_terms(&self.license)?;
@@ -246,10 +232,7 @@ impl Manifest {
             return Err("pack has no samples".into());
         }
         if self.samples.len() > MAX_SAMPLES {
-            return Err(format!(
-                "pack has {} samples, over the limit of {MAX_SAMPLES}",
-                self.samples.len()
-            ));
+            return Err(format!("pack has {} samples, over the limit of {MAX_SAMPLES}", self.samples.len()));
         }
         for sample in &self.samples {
             sample.check()?;
@@ -271,5 +254,91 @@ impl Signed for Manifest {
 
     fn validate(&self) -> Result<(), String> {
         self.check()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn slugify_examples() {
+        for (title, slug) in [
+            ("Dusty 808s", "dusty-808s"),
+            ("  Dusty   808s!! Vol. 2 ", "dusty-808s-vol-2"),
+            ("LO-FI / Tape_Loops", "lo-fi-tape-loops"),
+            ("Café Beats", "caf-beats"),
+            ("---", "pack"),
+            ("", "pack"),
+            ("日本語", "pack"),
+            ("ÀB", "b"),
+        ] {
+            assert_eq!(slugify(title), slug, "{title:?}");
+        }
+        let long = slugify(&"ab ".repeat(100));
+        assert!(long.len() <= MAX_SLUG && !long.ends_with('-'), "{long}");
+    }
+
+    proptest! {
+        #[test]
+        fn slugify_always_gives_a_valid_slug(title in "\\PC{0,300}") {
+            let slug = slugify(&title);
+            prop_assert!(crate::check::check_slug(&slug).is_ok(), "{:?}", slug);
+            prop_assert!(!slug.starts_with('-') && !slug.ends_with('-') && !slug.contains("--"));
+            prop_assert_eq!(slugify(&slug), slug.clone());
+        }
+    }
+
+    #[test]
+    fn price_display() {
+        let p = Price { amount_minor: 499, currency: "USD".into() };
+        assert_eq!(p.to_string(), "4.99 USD");
+        assert_eq!(p.amount(), 4.99);
+        let p = Price { amount_minor: 1005, currency: "EUR".into() };
+        assert_eq!(p.to_string(), "10.05 EUR");
+    }
+
+    #[test]
+    fn names_and_durations() {
+        assert_eq!(SampleKind::OneShot.name(), "one-shot");
+        assert_eq!(serde_json::to_string(&SampleKind::OneShot).unwrap(), "\"one-shot\"");
+        assert_eq!(AudioFormat::Aiff.name(), "aiff");
+        let mut s = SampleEntry {
+            name: "x.wav".into(),
+            hash: BlobHash([0; 32]),
+            size: 0,
+            format: AudioFormat::Wav,
+            frames: 66_150,
+            sample_rate: 44_100,
+            channels: 1,
+            bit_depth: Some(16),
+            peak_dbfs: 0.0,
+            loudness_lufs: None,
+            kind: SampleKind::OneShot,
+            tempo: None,
+            key: None,
+            tags: vec![],
+            waveform: vec![],
+            preview: None,
+        };
+        assert_eq!(s.duration_ms(), 1500);
+        s.sample_rate = 0;
+        assert_eq!(s.duration_ms(), 0);
+        s.sample_rate = 1;
+        s.frames = u64::MAX;
+        assert_eq!(s.duration_ms(), u64::MAX, "saturates, never wraps");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// f32 fields survive the JSON round trip bit for bit.
+        #[test]
+        fn f32_json_round_trip(x in any::<f32>().prop_filter("finite", |x| x.is_finite())) {
+            let json = serde_json::to_string(&x).unwrap();
+            let back: f32 = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(back.to_bits(), x.to_bits(), "{}", json);
+        }
     }
 }

@@ -43,9 +43,7 @@ pub struct Key {
     pub source: Source,
 }
 
-const NAMES: [&str; 12] = [
-    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
-];
+const NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
 
 impl Key {
     /// The canonical short name, e.g. `Am`, `F#`.
@@ -59,11 +57,7 @@ impl Key {
 
     /// Parses `A minor`, `Amin`, `Am`, `a`, `Bb major`, `F#m`… as a stated key.
     pub fn parse(s: &str) -> Result<Key, ProtocolError> {
-        let err = |reason| ProtocolError::Parse {
-            what: "key",
-            input: s.chars().take(40).collect(),
-            reason,
-        };
+        let err = |reason| ProtocolError::Parse { what: "key", input: s.chars().take(40).collect(), reason };
         let t = s.trim();
         let mut chars = t.chars();
         let letter = chars.next().ok_or_else(|| err("empty"))?;
@@ -94,11 +88,7 @@ impl Key {
             "m" | "min" | "minor" => Mode::Minor,
             _ => return Err(err("expected major or minor")),
         };
-        Ok(Key {
-            tonic: (base + shift).rem_euclid(12) as u8,
-            mode,
-            source: Source::Stated,
-        })
+        Ok(Key { tonic: (base + shift).rem_euclid(12) as u8, mode, source: Source::Stated })
     }
 }
 
@@ -112,5 +102,76 @@ impl FromStr for Key {
     type Err = ProtocolError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Key::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(s: &str) -> (u8, Mode) {
+        let k = Key::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        assert_eq!(k.source, Source::Stated);
+        (k.tonic, k.mode)
+    }
+
+    #[test]
+    fn parses_common_spellings() {
+        use Mode::*;
+        for (s, want) in [
+            ("A minor", (9, Minor)),
+            ("Amin", (9, Minor)),
+            ("Am", (9, Minor)),
+            ("am", (9, Minor)),
+            ("a", (9, Major)),
+            ("A", (9, Major)),
+            ("A Major", (9, Major)),
+            ("Amaj", (9, Major)),
+            ("Bb major", (10, Major)),
+            ("B♭m", (10, Minor)),
+            ("F#m", (6, Minor)),
+            ("F♯ minor", (6, Minor)),
+            ("  C  ", (0, Major)),
+            ("Cb", (11, Major)),
+            ("B#", (0, Major)),
+            ("E#m", (5, Minor)),
+            ("Gbm", (6, Minor)),
+        ] {
+            assert_eq!(key(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_key() {
+        for bad in ["", "   ", "H", "X minor", "A dorian", "Am7", "A##", "123", "ø"] {
+            let err = Key::parse(bad).unwrap_err();
+            assert!(matches!(err, ProtocolError::Parse { what: "key", .. }), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        let k = |tonic, mode| Key { tonic, mode, source: Source::Detected };
+        assert_eq!(k(9, Mode::Minor).to_string(), "Am");
+        assert_eq!(k(6, Mode::Major).name(), "F#");
+        assert_eq!(k(0, Mode::Major).name(), "C");
+        // Out-of-range tonics (refused by manifest checks) never panic.
+        assert_eq!(k(200, Mode::Major).name(), NAMES[200 % 12]);
+    }
+
+    proptest! {
+        #[test]
+        fn name_parses_back(tonic in 0u8..12, minor: bool) {
+            let mode = if minor { Mode::Minor } else { Mode::Major };
+            let parsed: Key = Key { tonic, mode, source: Source::Stated }.name().parse().unwrap();
+            prop_assert_eq!((parsed.tonic, parsed.mode), (tonic, mode));
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,12}") {
+            let _ = Key::parse(&s);
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{check_price, check_text};
+use crate::check::{check_line, check_price};
 use crate::limits::MAX_PAYMENT_REF;
 use crate::{Kind, NodeId, PackId, Price, Signed};
 
@@ -33,7 +33,7 @@ impl Signed for PurchaseRequest {
     fn validate(&self) -> Result<(), String> {
         check_price(self.price.as_ref())?;
         if let Some(payment_ref) = &self.payment_ref {
-            check_text("payment reference", payment_ref, MAX_PAYMENT_REF)?;
+            check_line("payment reference", payment_ref, MAX_PAYMENT_REF)?;
         }
         Ok(())
     }

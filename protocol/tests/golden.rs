@@ -32,9 +32,7 @@ const RETRACTION_SIGNATURE: &str = "7523db3aaba638f6dfbfff3136b130e05fd4008e2889
 const RETRACTION_BODY: &str = r#"{"pack_id":"97644dd202543b21560fd5220c1eab15","author":"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c","slug":"dusty-808s","seq":3,"retracted_at":1700000600}"#;
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{name}.hex"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.hex"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -43,11 +41,8 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(s: &str) -> Vec<u8> {
     let s = s.trim();
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    assert!(s.len().is_multiple_of(2), "odd hex length");
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit")).collect()
 }
 
 /// Checks `value` signed by `identity` against the golden file `name`, and that the
@@ -62,11 +57,7 @@ where
         std::fs::write(&path, hex(envelope.as_bytes()) + "\n").expect("write golden");
     }
     let expected = unhex(&std::fs::read_to_string(&path).expect("read golden"));
-    assert_eq!(
-        hex(envelope.as_bytes()),
-        hex(&expected),
-        "{name}: envelope bytes changed"
-    );
+    assert_eq!(hex(envelope.as_bytes()), hex(&expected), "{name}: envelope bytes changed");
 
     // Header as the spec says: magic, version, kind, signer, signature, length, body.
     assert_eq!(&expected[..4], b"SMPL");
@@ -90,10 +81,7 @@ fn node_id_text_form() {
     assert_eq!(seller().node_id().to_string(), SELLER_NODE_ID);
     assert_eq!(buyer().node_id().to_string(), BUYER_NODE_ID);
     assert_eq!(SELLER_NODE_ID.parse::<NodeId>().unwrap(), seller().node_id());
-    assert_eq!(
-        serde_json::to_string(&seller().node_id()).unwrap(),
-        format!("\"{SELLER_NODE_ID}\"")
-    );
+    assert_eq!(serde_json::to_string(&seller().node_id()).unwrap(), format!("\"{SELLER_NODE_ID}\""));
 }
 
 #[test]

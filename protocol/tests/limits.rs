@@ -36,10 +36,7 @@ fn five_mib_of_garbage_is_too_large_not_a_decode_error() {
     let garbage = vec![b'{'; 5 * 1024 * 1024];
     let bytes = raw_envelope(Kind::Manifest, garbage.len() as u32, &garbage);
     assert_too_large(Envelope::open(&bytes), "envelope");
-    assert!(matches!(
-        Manifest::open(&bytes),
-        Err(ProtocolError::TooLarge { .. })
-    ));
+    assert!(matches!(Manifest::open(&bytes), Err(ProtocolError::TooLarge { .. })));
 }
 
 #[test]
@@ -48,19 +45,10 @@ fn declared_or_actual_body_over_the_kind_limit_is_too_large() {
         let max = kind.max_body();
         let over = vec![0xffu8; max + 1];
         // Declared and actual both over: refused before the (invalid) signature.
-        assert_too_large(
-            Envelope::open(&raw_envelope(kind, over.len() as u32, &over)),
-            kind.name(),
-        );
+        assert_too_large(Envelope::open(&raw_envelope(kind, over.len() as u32, &over)), kind.name());
         // Only the declared length is over.
-        assert_too_large(
-            Envelope::open(&raw_envelope(kind, (max + 1) as u32, b"{}")),
-            kind.name(),
-        );
-        assert_too_large(
-            Envelope::open(&raw_envelope(kind, u32::MAX, b"{}")),
-            kind.name(),
-        );
+        assert_too_large(Envelope::open(&raw_envelope(kind, (max + 1) as u32, b"{}")), kind.name());
+        assert_too_large(Envelope::open(&raw_envelope(kind, u32::MAX, b"{}")), kind.name());
         // Only the actual length is over (a lying length field).
         if ENVELOPE_HEADER_BYTES + over.len() <= MAX_ENVELOPE_BYTES {
             assert_too_large(Envelope::open(&raw_envelope(kind, 2, &over)), kind.name());
@@ -75,10 +63,7 @@ fn a_signed_body_at_the_limit_is_decoded_and_one_over_cannot_be_sealed() {
     let envelope = Envelope::seal(&seller(), Kind::Retraction, &at_limit).unwrap();
     assert!(matches!(
         Retraction::open(envelope.as_bytes()),
-        Err(ProtocolError::Decode {
-            kind: Kind::Retraction,
-            ..
-        })
+        Err(ProtocolError::Decode { kind: Kind::Retraction, .. })
     ));
     let over = vec![b'x'; MAX_SMALL_BODY_BYTES + 1];
     assert!(matches!(
@@ -99,10 +84,7 @@ fn a_manifest_too_big_to_seal_is_refused_at_signing() {
         })
         .collect();
     assert!(m.check().is_ok());
-    assert!(matches!(
-        m.sign(&seller()),
-        Err(ProtocolError::TooLarge { .. })
-    ));
+    assert!(matches!(m.sign(&seller()), Err(ProtocolError::TooLarge { .. })));
 }
 
 #[test]
@@ -118,12 +100,8 @@ fn manifest_counts_and_lengths() {
         &id,
         &with(&|m| {
             let s = sample_one_shot();
-            m.samples = (0..=MAX_SAMPLES)
-                .map(|i| SampleEntry {
-                    name: format!("{i}.wav"),
-                    ..s.clone()
-                })
-                .collect();
+            m.samples =
+                (0..=MAX_SAMPLES).map(|i| SampleEntry { name: format!("{i}.wav"), ..s.clone() }).collect();
         }),
         "samples, over the limit",
     );
@@ -140,38 +118,18 @@ fn manifest_counts_and_lengths() {
     );
     assert_invalid(&id, &with(&|m| m.tags = vec!["t".repeat(MAX_TAG + 1)]), "tag is");
     assert_invalid(&id, &with(&|m| m.tags = vec![String::new()]), "empty tag");
-    assert_invalid(
-        &id,
-        &with(&|m| m.title = "t".repeat(MAX_SHORT_TEXT + 1)),
-        "title is",
-    );
+    assert_invalid(&id, &with(&|m| m.title = "t".repeat(MAX_SHORT_TEXT + 1)), "title is");
     assert_invalid(&id, &with(&|m| m.title = "  ".into()), "title is empty");
     assert_invalid(&id, &with(&|m| m.title = "a\u{1b}[2J".into()), "control");
-    assert_invalid(
-        &id,
-        &with(&|m| m.description = "d".repeat(MAX_LONG_TEXT + 1)),
-        "description is",
-    );
-    assert_invalid(
-        &id,
-        &with(&|m| m.author_name = "a".repeat(MAX_SHORT_TEXT + 1)),
-        "author name",
-    );
-    assert_invalid(
-        &id,
-        &with(&|m| m.genre = "g".repeat(MAX_SHORT_TEXT + 1)),
-        "genre",
-    );
+    assert_invalid(&id, &with(&|m| m.description = "d".repeat(MAX_LONG_TEXT + 1)), "description is");
+    assert_invalid(&id, &with(&|m| m.author_name = "a".repeat(MAX_SHORT_TEXT + 1)), "author name");
+    assert_invalid(&id, &with(&|m| m.genre = "g".repeat(MAX_SHORT_TEXT + 1)), "genre");
     assert_invalid(
         &id,
         &with(&|m| m.license = LicenseTerms::Custom("c".repeat(MAX_LONG_TEXT + 1))),
         "license text",
     );
-    assert_invalid(
-        &id,
-        &with(&|m| m.samples[0].waveform = vec![1; MAX_WAVEFORM_POINTS + 1]),
-        "waveform",
-    );
+    assert_invalid(&id, &with(&|m| m.samples[0].waveform = vec![1; MAX_WAVEFORM_POINTS + 1]), "waveform");
 }
 
 #[test]
@@ -232,16 +190,8 @@ fn manifest_numbers() {
     assert_invalid(&id, &sample(&|s| s.sample_rate = 1_000_000), "sample rate");
     assert_invalid(&id, &sample(&|s| s.channels = 0), "channels");
     assert_invalid(&id, &sample(&|s| s.bit_depth = Some(0)), "bit depth");
-    assert_invalid(
-        &id,
-        &sample(&|s| s.tempo.as_mut().unwrap().bpm = 1000.0),
-        "tempo",
-    );
-    assert_invalid(
-        &id,
-        &sample(&|s| s.tempo.as_mut().unwrap().confidence = 1.5),
-        "tempo",
-    );
+    assert_invalid(&id, &sample(&|s| s.tempo.as_mut().unwrap().bpm = 1000.0), "tempo");
+    assert_invalid(&id, &sample(&|s| s.tempo.as_mut().unwrap().confidence = 1.5), "tempo");
     assert_invalid(&id, &sample(&|s| s.key.as_mut().unwrap().tonic = 12), "tonic");
     // JSON cannot carry infinities: signing refuses, and a number too large for f32
     // in a hostile body decodes to infinity and is refused by the checks.
@@ -249,9 +199,8 @@ fn manifest_numbers() {
         sample(&|s| s.peak_dbfs = f32::INFINITY).sign(&id),
         Err(ProtocolError::Invalid { reason, .. }) if reason.contains("finite")
     ));
-    let body = serde_json::to_string(&manifest())
-        .unwrap()
-        .replace("\"peak_dbfs\":-0.5", "\"peak_dbfs\":1e39");
+    let body =
+        serde_json::to_string(&manifest()).unwrap().replace("\"peak_dbfs\":-0.5", "\"peak_dbfs\":1e39");
     let envelope = Envelope::seal(&id, Kind::Manifest, body.as_bytes()).unwrap();
     let err = Manifest::open(envelope.as_bytes()).unwrap_err();
     assert!(
@@ -261,16 +210,10 @@ fn manifest_numbers() {
     );
 
     let mut m = manifest();
-    m.price = Some(Price {
-        amount_minor: 0,
-        currency: "USD".into(),
-    });
+    m.price = Some(Price { amount_minor: 0, currency: "USD".into() });
     assert_invalid(&id, &m, "free pack has no price");
     let mut m = manifest();
-    m.price = Some(Price {
-        amount_minor: 100,
-        currency: "usd".into(),
-    });
+    m.price = Some(Price { amount_minor: 100, currency: "usd".into() });
     assert_invalid(&id, &m, "currency");
 }
 
@@ -295,24 +238,13 @@ fn purchase_and_license_limits() {
 fn unknown_fields_and_nan_are_decode_errors() {
     let mut json: serde_json::Value = serde_json::to_value(retraction()).unwrap();
     json["extra"] = 1.into();
-    let envelope = Envelope::seal(
-        &seller(),
-        Kind::Retraction,
-        &serde_json::to_vec(&json).unwrap(),
-    )
-    .unwrap();
-    assert!(matches!(
-        Retraction::open(envelope.as_bytes()),
-        Err(ProtocolError::Decode { .. })
-    ));
+    let envelope = Envelope::seal(&seller(), Kind::Retraction, &serde_json::to_vec(&json).unwrap()).unwrap();
+    assert!(matches!(Retraction::open(envelope.as_bytes()), Err(ProtocolError::Decode { .. })));
 
     // JSON has no NaN: serde_json writes null, which does not decode as f32.
     let mut m = manifest();
     m.samples[0].peak_dbfs = f32::NAN;
-    assert!(matches!(
-        m.sign(&seller()),
-        Err(ProtocolError::Invalid { .. })
-    ));
+    assert!(matches!(m.sign(&seller()), Err(ProtocolError::Invalid { .. })));
     assert!(matches!(
         Manifest::open(seal_unchecked(&seller(), &m).as_bytes()),
         Err(ProtocolError::Decode { .. })

@@ -11,9 +11,7 @@ fn round_trip<T>(identity: &Identity, value: &T) -> Result<(), TestCaseError>
 where
     T: Signed + PartialEq + std::fmt::Debug,
 {
-    let envelope = value
-        .sign(identity)
-        .map_err(|e| TestCaseError::fail(format!("sign: {e}")))?;
+    let envelope = value.sign(identity).map_err(|e| TestCaseError::fail(format!("sign: {e}")))?;
     prop_assert_eq!(envelope.kind(), T::KIND);
     prop_assert_eq!(envelope.signer(), identity.node_id());
 
@@ -23,8 +21,7 @@ where
     prop_assert_eq!(&opened, &envelope);
 
     // Stored bytes re-open identically, through the untyped path too.
-    let again = Envelope::open(opened.as_bytes())
-        .map_err(|e| TestCaseError::fail(format!("reopen: {e}")))?;
+    let again = Envelope::open(opened.as_bytes()).map_err(|e| TestCaseError::fail(format!("reopen: {e}")))?;
     prop_assert_eq!(again.as_bytes(), envelope.as_bytes());
     prop_assert_eq!(&T::from_envelope(&again).expect("decode"), value);
 

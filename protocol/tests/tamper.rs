@@ -38,10 +38,7 @@ fn every_single_byte_flip_is_refused() {
             // The signer's key: an invalid point, or a valid key that did not sign.
             if (6..38).contains(&pos) {
                 assert!(
-                    matches!(
-                        err,
-                        ProtocolError::BadSignature(_) | ProtocolError::BadKey(_)
-                    ),
+                    matches!(err, ProtocolError::BadSignature(_) | ProtocolError::BadKey(_)),
                     "flip {mask:#x} at {pos}: {err}"
                 );
             }
@@ -75,10 +72,7 @@ fn header_flips_give_the_matching_error() {
 fn trailing_bytes_are_refused() {
     let mut bytes = manifest().sign(&seller()).unwrap().into_bytes();
     bytes.push(b' ');
-    assert!(matches!(
-        Envelope::open(&bytes),
-        Err(ProtocolError::Malformed(_))
-    ));
+    assert!(matches!(Envelope::open(&bytes), Err(ProtocolError::Malformed(_))));
 }
 
 #[test]
@@ -112,10 +106,7 @@ fn truncations_at_every_length_are_refused() {
         let mut short = bytes[..bytes.len() - 1].to_vec();
         let len = (short.len() - HEADER) as u32;
         short[102..106].copy_from_slice(&len.to_be_bytes());
-        assert!(matches!(
-            Envelope::open(&short),
-            Err(ProtocolError::BadSignature(_))
-        ));
+        assert!(matches!(Envelope::open(&short), Err(ProtocolError::BadSignature(_))));
     }
 }
 
@@ -124,15 +115,9 @@ fn a_body_signed_as_one_kind_does_not_open_as_another() {
     let m = manifest().sign(&seller()).unwrap();
     assert!(matches!(
         Retraction::open(m.as_bytes()),
-        Err(ProtocolError::WrongKind {
-            expected: Kind::Retraction,
-            got: Kind::Manifest
-        })
+        Err(ProtocolError::WrongKind { expected: Kind::Retraction, got: Kind::Manifest })
     ));
-    assert!(matches!(
-        LicenseToken::from_envelope(&m),
-        Err(ProtocolError::WrongKind { .. })
-    ));
+    assert!(matches!(LicenseToken::from_envelope(&m), Err(ProtocolError::WrongKind { .. })));
 
     // The same body sealed under every kind: only the kind it was sealed as verifies,
     // and relabelling the kind byte breaks the signature.
@@ -162,13 +147,7 @@ fn a_body_signed_as_one_kind_does_not_open_as_another() {
 fn a_manifest_signed_by_a_non_author_is_refused() {
     let m = manifest();
     // Signing refuses outright.
-    assert!(matches!(
-        m.sign(&buyer()),
-        Err(ProtocolError::Invalid {
-            kind: Kind::Manifest,
-            ..
-        })
-    ));
+    assert!(matches!(m.sign(&buyer()), Err(ProtocolError::Invalid { kind: Kind::Manifest, .. })));
     // A hostile peer seals it anyway: the signature is valid, the signer is wrong.
     let forged = seal_unchecked(&buyer(), &m);
     assert!(Envelope::open(forged.as_bytes()).is_ok());
@@ -179,10 +158,7 @@ fn a_manifest_signed_by_a_non_author_is_refused() {
     // A header that claims the author's key over the buyer's signature.
     let mut bytes = forged.into_bytes();
     bytes[6..38].copy_from_slice(seller().node_id().as_bytes());
-    assert!(matches!(
-        Manifest::open(&bytes),
-        Err(ProtocolError::BadSignature(Kind::Manifest))
-    ));
+    assert!(matches!(Manifest::open(&bytes), Err(ProtocolError::BadSignature(Kind::Manifest))));
 }
 
 #[test]
@@ -207,14 +183,11 @@ fn weak_keys_and_non_canonical_signatures_are_refused() {
         sig[0] = 1;
         sig
     });
-    assert!(matches!(
-        Envelope::open(&bytes),
-        Err(ProtocolError::BadSignature(_) | ProtocolError::BadKey(_))
-    ));
+    assert!(matches!(Envelope::open(&bytes), Err(ProtocolError::BadSignature(_) | ProtocolError::BadKey(_))));
     // S + L (the group order) is the same signature in lax verifiers, not here.
     const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
-        0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
     let mut bytes = envelope.as_bytes().to_vec();
     let mut carry = 0u16;
@@ -223,8 +196,5 @@ fn weak_keys_and_non_canonical_signatures_are_refused() {
         bytes[70 + i] = sum as u8;
         carry = sum >> 8;
     }
-    assert!(matches!(
-        Envelope::open(&bytes),
-        Err(ProtocolError::BadSignature(_))
-    ));
+    assert!(matches!(Envelope::open(&bytes), Err(ProtocolError::BadSignature(_))));
 }

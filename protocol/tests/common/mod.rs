@@ -34,16 +34,8 @@ pub fn sample_loop() -> SampleEntry {
         peak_dbfs: -0.5,
         loudness_lufs: Some(-9.25),
         kind: SampleKind::Loop,
-        tempo: Some(Tempo {
-            bpm: 120.0,
-            source: Source::Detected,
-            confidence: 0.875,
-        }),
-        key: Some(Key {
-            tonic: 9,
-            mode: Mode::Minor,
-            source: Source::Stated,
-        }),
+        tempo: Some(Tempo { bpm: 120.0, source: Source::Detected, confidence: 0.875 }),
+        key: Some(Key { tonic: 9, mode: Mode::Minor, source: Source::Stated }),
         tags: vec!["808".into(), "dusty".into()],
         waveform: vec![0, 64, 255, 128, 7],
         preview: Some(hash(0x12)),
@@ -84,10 +76,7 @@ pub fn manifest() -> Manifest {
         description: "Kicks and loops.\nRecorded on tape.".into(),
         genre: "hip-hop".into(),
         tags: vec!["808".into(), "lo-fi".into()],
-        price: Some(Price {
-            amount_minor: 499,
-            currency: "USD".into(),
-        }),
+        price: Some(Price { amount_minor: 499, currency: "USD".into() }),
         license: LicenseTerms::Named("royalty-free".into()),
         created_at: 1_700_000_000,
         content: hash(0xc0),
@@ -113,10 +102,7 @@ pub fn purchase_request() -> PurchaseRequest {
         seq: 3,
         buyer: buyer().node_id(),
         seller: seller().node_id(),
-        price: Some(Price {
-            amount_minor: 499,
-            currency: "USD".into(),
-        }),
+        price: Some(Price { amount_minor: 499, currency: "USD".into() }),
         payment_ref: Some("inv-0042".into()),
         nonce: 0x0123_4567_89ab_cdef,
         created_at: 1_700_000_100,
@@ -131,10 +117,7 @@ pub fn license_token() -> LicenseToken {
         content: hash(0xc0),
         seller: seller().node_id(),
         buyer: buyer().node_id(),
-        price: Some(Price {
-            amount_minor: 499,
-            currency: "USD".into(),
-        }),
+        price: Some(Price { amount_minor: 499, currency: "USD".into() }),
         terms: LicenseTerms::Named("royalty-free".into()),
         issued_at: 1_700_000_200,
     }
@@ -198,18 +181,12 @@ pub fn slug() -> impl Strategy<Value = String> {
 
 pub fn price() -> impl Strategy<Value = Option<Price>> {
     prop::option::of(
-        (1u64..=u64::MAX, "[A-Z]{1,8}").prop_map(|(amount_minor, currency)| Price {
-            amount_minor,
-            currency,
-        }),
+        (1u64..=u64::MAX, "[A-Z]{1,8}").prop_map(|(amount_minor, currency)| Price { amount_minor, currency }),
     )
 }
 
 pub fn terms() -> impl Strategy<Value = LicenseTerms> {
-    prop_oneof![
-        short_text().prop_map(LicenseTerms::Named),
-        long_text().prop_map(LicenseTerms::Custom),
-    ]
+    prop_oneof![short_text().prop_map(LicenseTerms::Named), long_text().prop_map(LicenseTerms::Custom),]
 }
 
 pub fn source() -> impl Strategy<Value = Source> {
@@ -225,21 +202,19 @@ pub fn sample(name: String) -> impl Strategy<Value = SampleEntry> {
         Just(AudioFormat::Mp3),
     ];
     let kind = prop_oneof![Just(SampleKind::OneShot), Just(SampleKind::Loop)];
-    let tempo = prop::option::of((20.0f32..=400.0, source(), 0.0f32..=1.0).prop_map(
-        |(bpm, source, confidence)| Tempo {
+    let tempo = prop::option::of(
+        (20.0f32..=400.0, source(), 0.0f32..=1.0).prop_map(|(bpm, source, confidence)| Tempo {
             bpm,
             source,
             confidence,
-        },
-    ));
-    let mode = prop_oneof![Just(Mode::Major), Just(Mode::Minor)];
-    let key = prop::option::of(
-        (0u8..12, mode, source()).prop_map(|(tonic, mode, source)| Key {
-            tonic,
-            mode,
-            source,
         }),
     );
+    let mode = prop_oneof![Just(Mode::Major), Just(Mode::Minor)];
+    let key = prop::option::of((0u8..12, mode, source()).prop_map(|(tonic, mode, source)| Key {
+        tonic,
+        mode,
+        source,
+    }));
     (
         (
             blob_hash(),
@@ -294,12 +269,7 @@ pub fn file_names() -> impl Strategy<Value = Vec<String>> {
 
 pub fn manifest_by(author: Identity) -> impl Strategy<Value = Manifest> {
     let author = author.node_id();
-    let samples = file_names().prop_flat_map(|names| {
-        names
-            .into_iter()
-            .map(sample)
-            .collect::<Vec<_>>()
-    });
+    let samples = file_names().prop_flat_map(|names| names.into_iter().map(sample).collect::<Vec<_>>());
     (
         (short_text(), slug(), any::<u64>(), short_text(), long_text()),
         (short_text(), tags(), price(), terms(), any::<u64>()),
@@ -338,13 +308,7 @@ pub fn signed_manifest() -> impl Strategy<Value = (Identity, Manifest)> {
 pub fn signed_retraction() -> impl Strategy<Value = (Identity, Retraction)> {
     (identity(), slug(), any::<u64>(), any::<u64>()).prop_map(|(id, slug, seq, retracted_at)| {
         let author = id.node_id();
-        let r = Retraction {
-            pack_id: PackId::derive(&author, &slug),
-            author,
-            slug,
-            seq,
-            retracted_at,
-        };
+        let r = Retraction { pack_id: PackId::derive(&author, &slug), author, slug, seq, retracted_at };
         (id, r)
     })
 }
@@ -360,21 +324,19 @@ pub fn signed_purchase_request() -> impl Strategy<Value = (Identity, PurchaseReq
         any::<u64>(),
         any::<u64>(),
     )
-        .prop_map(
-            |(id, pack, seq, seller, price, payment_ref, nonce, created_at)| {
-                let r = PurchaseRequest {
-                    pack_id: PackId(pack),
-                    seq,
-                    buyer: id.node_id(),
-                    seller,
-                    price,
-                    payment_ref,
-                    nonce,
-                    created_at,
-                };
-                (id, r)
-            },
-        )
+        .prop_map(|(id, pack, seq, seller, price, payment_ref, nonce, created_at)| {
+            let r = PurchaseRequest {
+                pack_id: PackId(pack),
+                seq,
+                buyer: id.node_id(),
+                seller,
+                price,
+                payment_ref,
+                nonce,
+                created_at,
+            };
+            (id, r)
+        })
 }
 
 pub fn signed_license_token() -> impl Strategy<Value = (Identity, LicenseToken)> {
@@ -389,20 +351,18 @@ pub fn signed_license_token() -> impl Strategy<Value = (Identity, LicenseToken)>
         terms(),
         any::<u64>(),
     )
-        .prop_map(
-            |(id, license, pack, seq, content, buyer, price, terms, issued_at)| {
-                let t = LicenseToken {
-                    license_id: LicenseId(license),
-                    pack_id: PackId(pack),
-                    seq,
-                    content,
-                    seller: id.node_id(),
-                    buyer,
-                    price,
-                    terms,
-                    issued_at,
-                };
-                (id, t)
-            },
-        )
+        .prop_map(|(id, license, pack, seq, content, buyer, price, terms, issued_at)| {
+            let t = LicenseToken {
+                license_id: LicenseId(license),
+                pack_id: PackId(pack),
+                seq,
+                content,
+                seller: id.node_id(),
+                buyer,
+                price,
+                terms,
+                issued_at,
+            };
+            (id, t)
+        })
 }

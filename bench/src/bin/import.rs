@@ -1,0 +1,319 @@
+//! Benchmark (a) of issue 2: importing sample folders into smpl, against `sendme send`
+//! and `b3sum --num-threads 1` on the same files, and audio analysis on its own.
+//!
+//! For each of two generated corpora (about 1 GiB of long WAV files; 1,000 small
+//! WAV files, about 200 MB) it measures, on a warm page cache:
+//!
+//! - `b3sum --num-threads 1` reading and hashing every file;
+//! - `sendme send DIR` until it reports the import done (in a network namespace that
+//!   holds only loopback, so it cannot reach public relays or DNS);
+//! - smpl's import: every file hashed and stored into a fresh iroh-blobs store
+//!   through `smpl_node::Blobs` as `publish` does it, plus the collection, synced;
+//! - a full `publish::publish` (analysis, import, signed manifest, sled);
+//! - `audio::analyze_file` over every file on one thread and on all cores.
+//!
+//! Each smpl phase runs in a child process (this binary with a hidden subcommand) so
+//! that every peak RSS belongs to one phase. Run `bench/setup.sh` first to install the
+//! reference tools; see docs/BENCHMARKS.md for the figures.
+
+mod child;
+mod corpus;
+mod tools;
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::child::Report;
+use crate::corpus::{Corpus, Spec};
+use crate::tools::ProcStats;
+
+#[derive(Parser)]
+#[command(about = "Import and analysis benchmark (issue 2a)")]
+struct Cli {
+    #[command(subcommand)]
+    phase: Option<Phase>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(clap::Args)]
+struct Opts {
+    /// Where the corpora and scratch stores live [default: <workspace>/target/bench-import].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Folder holding `sendme` and `b3sum` [default: <workspace>/target/bench-tools/bin, then PATH].
+    #[arg(long)]
+    tools: Option<PathBuf>,
+    /// Size of the long-file corpus in MiB.
+    #[arg(long, default_value_t = 1024)]
+    mib: u64,
+    /// Number of files in the small-file corpus.
+    #[arg(long, default_value_t = 1000)]
+    small_files: usize,
+    /// Repetitions of the b3sum, sendme and import measurements (the median is shown).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Only this corpus: `long` or `small`.
+    #[arg(long)]
+    only: Option<String>,
+    /// Skip the end-to-end publish.
+    #[arg(long)]
+    no_publish: bool,
+    /// Analyse at most this many files of each corpus in the analysis rows.
+    #[arg(long)]
+    analysis_files: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Phase {
+    #[command(hide = true)]
+    ChildImport { corpus: PathBuf, store: PathBuf },
+    #[command(hide = true)]
+    ChildAnalyze {
+        corpus: PathBuf,
+        threads: usize,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    #[command(hide = true)]
+    ChildPublish { corpus: PathBuf, home: PathBuf },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let report = match cli.phase {
+        None => return run(&cli.opts),
+        Some(Phase::ChildImport { corpus, store }) => child::import(&corpus, &store)?,
+        Some(Phase::ChildAnalyze { corpus, threads, limit }) => child::analyze(&corpus, threads, limit)?,
+        Some(Phase::ChildPublish { corpus, home }) => child::publish(&corpus, &home)?,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn find_tool(dir: &Path, name: &str) -> Option<PathBuf> {
+    let local = dir.join(name);
+    if local.is_file() {
+        return Some(local);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|p| p.join(name)).find(|p| p.is_file())
+}
+
+/// One line of the results table.
+#[derive(Clone, Debug, Serialize)]
+struct Row {
+    corpus: String,
+    tool: String,
+    secs: f64,
+    bytes: u64,
+    cpu_secs: f64,
+    rss_kb: u64,
+    /// Audio seconds per wall second per thread, for analysis rows.
+    realtime_per_core: Option<f64>,
+    note: String,
+}
+
+fn median(mut v: Vec<(f64, ProcStats)>) -> (f64, ProcStats) {
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v[v.len() / 2]
+}
+
+fn drop_dirty_pages() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
+fn run(opts: &Opts) -> Result<()> {
+    let root = workspace();
+    let dir = opts.dir.clone().unwrap_or_else(|| root.join("target/bench-import"));
+    let tools_dir = opts.tools.clone().unwrap_or_else(|| root.join("target/bench-tools/bin"));
+    let b3sum = find_tool(&tools_dir, "b3sum");
+    let sendme = find_tool(&tools_dir, "sendme");
+    if b3sum.is_none() || sendme.is_none() {
+        eprintln!("warning: b3sum or sendme not found in {} or PATH; run bench/setup.sh", tools_dir.display());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runs = opts.runs.max(1);
+    let threads = cores.max(2);
+
+    let mut corpora = Vec::new();
+    if opts.only.as_deref() != Some("small") {
+        let name = format!("wav-{}MiB", opts.mib);
+        corpora.push(corpus::ensure(&name, &dir.join(&name), &Spec::long(opts.mib), threads)?);
+    }
+    if opts.only.as_deref() != Some("long") {
+        let name = format!("small-{}", opts.small_files);
+        corpora.push(corpus::ensure(&name, &dir.join(&name), &Spec::small(opts.small_files), threads)?);
+    }
+
+    let scratch = dir.join("scratch");
+    let mut rows = Vec::new();
+    for corpus in &corpora {
+        let bytes = corpus.bytes();
+        eprintln!("\n== {}: {} files, {:.1} MB", corpus.name, corpus.files.len(), bytes as f64 / 1e6);
+        warm(corpus)?;
+        let files: Vec<PathBuf> = corpus.files.iter().map(|f| f.path.clone()).collect();
+
+        if let Some(b3sum) = &b3sum {
+            let mut samples = Vec::new();
+            for _ in 0..runs {
+                drop_dirty_pages();
+                let s = tools::b3sum(b3sum, &files)?;
+                samples.push((s.secs, s));
+            }
+            let (secs, s) = median(samples);
+            rows.push(row(corpus, "b3sum --num-threads 1", secs, &s, "read + hash, one thread"));
+        }
+        if let Some(sendme) = &sendme {
+            let mut samples = Vec::new();
+            let mut walls = Vec::new();
+            for _ in 0..runs {
+                drop_dirty_pages();
+                let s = tools::sendme(sendme, &corpus.dir, &scratch.join("sendme"))?;
+                walls.push(s.wall_to_imported);
+                samples.push((s.own.secs, s.own));
+            }
+            walls.sort_by(f64::total_cmp);
+            let (secs, s) = median(samples);
+            let note = format!(
+                "in-place reference (TryReference), {} jobs; {:.2} s from spawn to `imported`",
+                cores,
+                walls[walls.len() / 2]
+            );
+            rows.push(row(corpus, "sendme send", secs, &s, &note));
+        }
+
+        let mut samples = Vec::new();
+        for run in 0..runs {
+            drop_dirty_pages();
+            let store = scratch.join(format!("store-{run}"));
+            let _ = std::fs::remove_dir_all(&store);
+            let (r, p): (Report, ProcStats) =
+                tools::child(&[OsStr::new("child-import"), corpus.dir.as_os_str(), store.as_os_str()])?;
+            std::fs::remove_dir_all(&store)?;
+            let stats = ProcStats { secs: r.secs, cpu_secs: p.cpu_secs, maxrss_kb: r.hwm_kb };
+            samples.push((r.secs, stats));
+        }
+        let (secs, s) = median(samples);
+        rows.push(row(corpus, "smpl import", secs, &s, "copy into store + hash + collection + sync"));
+
+        if !opts.no_publish {
+            drop_dirty_pages();
+            let home = scratch.join("home");
+            let _ = std::fs::remove_dir_all(&home);
+            let (r, p): (Report, ProcStats) =
+                tools::child(&[OsStr::new("child-publish"), corpus.dir.as_os_str(), home.as_os_str()])?;
+            std::fs::remove_dir_all(&home)?;
+            let s = ProcStats { secs: r.secs, cpu_secs: p.cpu_secs, maxrss_kb: r.hwm_kb };
+            let note = format!(
+                "analysis + import + manifest + sled; {:.1} MB above the {:.1} MB before it",
+                r.hwm_kb.saturating_sub(r.idle_rss_kb) as f64 / 1024.0,
+                r.idle_rss_kb as f64 / 1024.0
+            );
+            let mut row = row(corpus, "smpl publish (end to end)", r.secs, &s, &note);
+            row.realtime_per_core = Some(r.audio_secs / r.secs / cores as f64);
+            rows.push(row);
+        }
+
+        for n in [1, cores] {
+            let threads = n.to_string();
+            let mut args = vec![OsStr::new("child-analyze"), corpus.dir.as_os_str(), OsStr::new(&threads)];
+            let limit = opts.analysis_files.map(|l| l.to_string());
+            if let Some(limit) = &limit {
+                args.extend([OsStr::new("--limit"), OsStr::new(limit)]);
+            }
+            let (r, p): (Report, ProcStats) = tools::child(&args)?;
+            let s = ProcStats { secs: r.secs, cpu_secs: p.cpu_secs, maxrss_kb: r.hwm_kb };
+            let note = format!("{} files, {:.0} s of audio", r.files, r.audio_secs);
+            let mut row = row(corpus, &format!("smpl analysis, {n} thread(s)"), r.secs, &s, &note);
+            row.bytes = r.bytes;
+            row.realtime_per_core = Some(r.audio_secs / r.secs / n as f64);
+            rows.push(row);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    print_table(&rows);
+    let results = dir.join("results.json");
+    std::fs::write(&results, serde_json::to_vec_pretty(&rows)?)?;
+    eprintln!("\n(results also in {})", results.display());
+    Ok(())
+}
+
+fn row(corpus: &Corpus, tool: &str, secs: f64, s: &ProcStats, note: &str) -> Row {
+    Row {
+        corpus: corpus.name.clone(),
+        tool: tool.to_string(),
+        secs,
+        bytes: corpus.bytes(),
+        cpu_secs: s.cpu_secs,
+        rss_kb: s.maxrss_kb,
+        realtime_per_core: None,
+        note: note.to_string(),
+    }
+}
+
+/// Reads every file once so that all measurements start from a warm page cache.
+fn warm(corpus: &Corpus) -> Result<()> {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024;
+    if available < corpus.bytes() * 3 {
+        bail!("{} MB available is too little to keep the corpus and its copies cached", available / 1_000_000);
+    }
+    let started = Instant::now();
+    let mut buf = vec![0u8; 1 << 20];
+    for f in &corpus.files {
+        let mut file = std::fs::File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
+        while file.read(&mut buf)? > 0 {}
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "page cache warmed: read every file once ({:.2} s, {:.0} MB/s); {:.1} GB memory available",
+        secs,
+        corpus.bytes() as f64 / 1e6 / secs,
+        available as f64 / 1e9
+    );
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "| corpus | tool | seconds | MB/s | vs sendme | vs b3sum | × real time per core | CPU s | peak RSS MB | notes |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    let speed = |r: &Row| r.bytes as f64 / 1e6 / r.secs;
+    for r in rows {
+        let find = |prefix: &str| rows.iter().find(|o| o.corpus == r.corpus && o.tool.starts_with(prefix));
+        let ratio = |other: Option<&Row>| {
+            other.filter(|_| !r.tool.starts_with("smpl analysis")).map_or("".to_string(), |o| format!("{:.2}×", speed(r) / speed(o)))
+        };
+        println!(
+            "| {} | {} | {:.3} | {:.0} | {} | {} | {} | {:.2} | {:.1} | {} |",
+            r.corpus,
+            r.tool,
+            r.secs,
+            speed(r),
+            ratio(find("sendme")),
+            ratio(find("b3sum")),
+            r.realtime_per_core.map_or(String::new(), |x| format!("{x:.0}×")),
+            r.cpu_secs,
+            r.rss_kb as f64 / 1024.0,
+            r.note
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! The smpl side of the benchmark, each phase in its own process so that its peak
+//! RSS (`VmHWM`) is its own: the parent re-executes this binary with a hidden
+//! subcommand and reads one JSON line from its stdout.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use smpl_node::Blobs;
+use smpl_node::publish::{self, PublishRequest};
+use smpl_protocol::{BlobHash, Identity, LicenseTerms, PackId};
+
+/// What a child phase reports.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Wall-clock seconds of the measured work only (no process start, no runtime setup).
+    pub secs: f64,
+    pub files: usize,
+    pub bytes: u64,
+    /// Seconds of audio analysed (analysis and publish).
+    pub audio_secs: f64,
+    /// Resident set right before the work started (store, runtime and sled open), in kB.
+    pub idle_rss_kb: u64,
+    /// Peak resident set of the process (`VmHWM`), in kB.
+    pub hwm_kb: u64,
+}
+
+/// Audio files under `dir`, as (name inside the pack, path), sorted by name.
+pub fn audio_files(dir: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).with_context(|| format!("reading {}", current.display()))? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "wav") {
+                let name = path.strip_prefix(dir)?.to_string_lossy().into_owned();
+                out.push((name, path, entry.metadata()?.len()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `VmRSS` and `VmHWM` of this process in kB.
+pub fn rss_kb() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Hashes and stores every file into a fresh store at `store_dir` the way
+/// `publish` does, then stores and syncs the collection.
+pub fn import(corpus: &Path, store_dir: &Path) -> Result<Report> {
+    let files = audio_files(corpus)?;
+    if store_dir.exists() {
+        bail!("{} exists; the import needs a fresh store", store_dir.display());
+    }
+    runtime()?.block_on(async {
+        let idle_rss_kb = rss_kb().0;
+        let started = Instant::now();
+        let blobs = Blobs::open(store_dir).await?;
+        // As publish does: every file on its own task, as many at once as there are cores.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let imported: Vec<_> = stream::iter(&files)
+            .map(|(_, path, _)| blobs.import_file(path))
+            .buffered(workers)
+            .collect()
+            .await;
+        let mut names = Vec::new();
+        let mut tags = Vec::new();
+        for ((name, _, _), result) in files.iter().zip(imported) {
+            let tag = result?;
+            names.push((name.clone(), BlobHash(*tag.hash().as_bytes())));
+            tags.push(tag);
+        }
+        let pack = PackId::derive(&Identity::from_secret_bytes([7; 32]).node_id(), "bench");
+        blobs.store_pack(&pack, names).await?;
+        drop(tags);
+        let secs = started.elapsed().as_secs_f64();
+        blobs.shutdown().await;
+        Ok(Report {
+            secs,
+            files: files.len(),
+            bytes: files.iter().map(|f| f.2).sum(),
+            idle_rss_kb,
+            hwm_kb: rss_kb().1,
+            ..Report::default()
+        })
+    })
+}
+
+/// Runs `audio::analyze_file` over every file on `threads` threads.
+pub fn analyze(corpus: &Path, threads: usize, limit: Option<usize>) -> Result<Report> {
+    let mut files = audio_files(corpus)?;
+    if let Some(limit) = limit {
+        files.truncate(limit);
+    }
+    let idle_rss_kb = rss_kb().0;
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let audio_secs: f64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<f64> {
+                    let mut secs = 0.0;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((_, path, _)) = files.get(i) else { return Ok(secs) };
+                        let a = smpl_node::audio::analyze_file(path)?;
+                        secs += a.frames as f64 / a.sample_rate as f64;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("analysis thread panicked"))?).sum()
+    })?;
+    Ok(Report {
+        secs: started.elapsed().as_secs_f64(),
+        files: files.len(),
+        bytes: files.iter().map(|f| f.2).sum(),
+        audio_secs,
+        idle_rss_kb,
+        hwm_kb: rss_kb().1,
+    })
+}
+
+/// A full `publish::publish` into a fresh home: analysis, import, collection,
+/// signed manifest, sled.
+pub fn publish(corpus: &Path, home: &Path) -> Result<Report> {
+    if home.exists() {
+        bail!("{} exists; the publish needs a fresh home", home.display());
+    }
+    let files = audio_files(corpus)?;
+    runtime()?.block_on(async {
+        let store = smpl_node::Store::open(&home.join("db"))?;
+        let blobs = Blobs::open(&home.join("blobs")).await?;
+        let identity = Identity::from_secret_bytes([7; 32]);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let request = PublishRequest {
+            dir: corpus.to_path_buf(),
+            title: "Bench pack".into(),
+            genre: "bench".into(),
+            tags: vec![],
+            description: String::new(),
+            price: None,
+            license: LicenseTerms::Named("royalty-free".into()),
+        };
+        let idle_rss_kb = rss_kb().0;
+        let started = Instant::now();
+        let outcome = publish::publish(&identity, "bench", &store, &blobs, request, tx).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let _ = drain.await;
+        if outcome.samples != files.len() {
+            bail!("published {} of {} files: {:?}", outcome.samples, files.len(), outcome.skipped);
+        }
+        let audio_secs = store
+            .manifest(&outcome.pack_id)?
+            .context("the published manifest is missing")?
+            .0
+            .samples
+            .iter()
+            .map(|s| s.frames as f64 / s.sample_rate as f64)
+            .sum();
+        blobs.shutdown().await;
+        Ok(Report {
+            secs,
+            files: files.len(),
+            bytes: files.iter().map(|f| f.2).sum(),
+            audio_secs,
+            idle_rss_kb,
+            hwm_kb: rss_kb().1,
+        })
+    })
+}

@@ -120,6 +120,8 @@ fn scan(dir: &Path) -> Result<(Vec<Found>, Vec<Skipped>), PublishError> {
                 stack.push(path);
             } else if !file_type.is_file() {
                 skipped.push(Skipped { name, reason: "not a regular file".into() });
+            } else if name.len() > limits::MAX_FILE_NAME {
+                skipped.push(Skipped { name, reason: format!("path longer than {} bytes", limits::MAX_FILE_NAME) });
             } else if !audio::is_audio_candidate(&path) {
                 skipped.push(Skipped { name, reason: "not an audio file".into() });
             } else {
@@ -141,7 +143,7 @@ fn pack_name(dir: &Path, path: &Path) -> String {
             c.as_os_str()
                 .to_string_lossy()
                 .chars()
-                .map(|ch| if ch.is_control() || ch == '\\' { '_' } else { ch })
+                .map(|ch| if ch.is_control() || ch == '\\' || ch == ':' { '_' } else { ch })
                 .collect::<String>()
         })
         .collect::<Vec<_>>()

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{check_price, check_terms};
+use crate::check::{check_price, check_slug, check_terms};
 use crate::{BlobHash, Kind, LicenseId, LicenseTerms, NodeId, PackId, Price, Signed};
 
 /// Proof of a purchase, signed by the seller (the pack's author). Anyone can check it
@@ -15,6 +15,8 @@ use crate::{BlobHash, Kind, LicenseId, LicenseTerms, NodeId, PackId, Price, Sign
 pub struct LicenseToken {
     pub license_id: LicenseId,
     pub pack_id: PackId,
+    /// The pack's slug, so anyone can check that `pack_id` is the seller's pack.
+    pub slug: String,
     pub seq: u64,
     /// The content collection hash: the exact bytes licensed.
     pub content: BlobHash,
@@ -35,6 +37,10 @@ impl Signed for LicenseToken {
     }
 
     fn validate(&self) -> Result<(), String> {
+        check_slug(&self.slug)?;
+        if PackId::derive(&self.seller, &self.slug) != self.pack_id {
+            return Err(format!("pack id {} is not the seller's pack {:?}", self.pack_id, self.slug));
+        }
         check_price(self.price.as_ref())?;
         check_terms(&self.terms)
     }

@@ -113,6 +113,7 @@ pub fn license_token() -> LicenseToken {
     LicenseToken {
         license_id: LicenseId([0x5a; 16]),
         pack_id: PackId::derive(&seller().node_id(), "dusty-808s"),
+        slug: "dusty-808s".into(),
         seq: 3,
         content: hash(0xc0),
         seller: seller().node_id(),
@@ -343,7 +344,7 @@ pub fn signed_license_token() -> impl Strategy<Value = (Identity, LicenseToken)>
     (
         identity(),
         any::<[u8; 16]>(),
-        any::<[u8; 16]>(),
+        slug(),
         any::<u64>(),
         blob_hash(),
         node_id(),
@@ -351,10 +352,11 @@ pub fn signed_license_token() -> impl Strategy<Value = (Identity, LicenseToken)>
         terms(),
         any::<u64>(),
     )
-        .prop_map(|(id, license, pack, seq, content, buyer, price, terms, issued_at)| {
+        .prop_map(|(id, license, slug, seq, content, buyer, price, terms, issued_at)| {
             let t = LicenseToken {
                 license_id: LicenseId(license),
-                pack_id: PackId(pack),
+                pack_id: PackId::derive(&id.node_id(), &slug),
+                slug,
                 seq,
                 content,
                 seller: id.node_id(),

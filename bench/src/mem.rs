@@ -1,0 +1,50 @@
+//! Resident memory of this process, from `/proc/self/status` (Linux).
+
+/// Peak resident set size (VmHWM) in bytes, if the platform reports it.
+pub fn peak_rss() -> Option<u64> {
+    status_kib("VmHWM:").map(|k| k * 1024)
+}
+
+/// Current resident set size (VmRSS) in bytes.
+pub fn rss() -> Option<u64> {
+    status_kib("VmRSS:").map(|k| k * 1024)
+}
+
+/// Resets the peak (VmHWM) to the current RSS, so that the next [`peak_rss`]
+/// measures one phase only. Returns whether the kernel allowed it.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// `123.4 MB`, or `n/a`.
+pub fn fmt_mb(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(b) => format!("{:.0} MB", b as f64 / 1e6),
+        None => "n/a".into(),
+    }
+}
+
+/// Total size of the files under `path`.
+pub fn disk_usage(path: &std::path::Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_dir() {
+        std::fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| disk_usage(&e.path()))
+                    .sum()
+            })
+            .unwrap_or(0)
+    } else {
+        meta.len()
+    }
+}

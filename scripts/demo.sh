@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked -p smpl
 export SMPL_HOME="${SMPL_HOME:-/tmp/smpl-demo}"
-exec target/release/smpl demo --no-mdns "$@"
+exec target/release/smpl demo --no-mdns --listen /ip4/127.0.0.1/tcp/0 --listen /ip4/127.0.0.1/udp/0/quic-v1 "$@"

@@ -1,1 +1,34 @@
-fn main() {}
+//! `smpl-bench`: the benchmark harness. Each subcommand measures one part of smpl
+//! against a baseline in the same run and prints a Markdown table (see
+//! `docs/BENCHMARKS.md`), with the peak RSS next to each figure.
+//!
+//! - `search`: the search index (smpl-index) against SQLite FTS5, issue 2b.
+//!
+//! Inside: `corpus` (a deterministic catalog of realistic packs and queries),
+//! `rng` (SplitMix64), `mem` (RSS from `/proc/self/status`), `search`.
+
+mod corpus;
+mod mem;
+mod rng;
+mod search;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "smpl-bench", about = "Benchmarks for smpl")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Search index build rate and query latency, smpl-index vs SQLite FTS5.
+    Search(search::SearchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Search(args) => search::run(args),
+    }
+}

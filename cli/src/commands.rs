@@ -9,7 +9,10 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 use smpl_node::index::{Hit, SearchQuery, SearchResults, Sort};
-use smpl_node::{CheckReport, Home, NodeInfo, NodeOptions, PackView, PublishEvent, PublishRequest};
+use smpl_node::net::PeerInfo;
+use smpl_node::{
+    CheckReport, FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PackView, PublishEvent, PublishRequest,
+};
 use smpl_protocol::{LicenseTerms, NodeId, Price, SampleKind};
 
 use crate::client::Client;
@@ -33,6 +36,15 @@ pub struct NodeArgs {
     /// Do not look for peers on the local network with mDNS.
     #[arg(long)]
     no_mdns: bool,
+    /// libp2p listen address (repeatable); port 0 picks a free port.
+    #[arg(long, value_name = "MULTIADDR", default_values = ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"])]
+    listen: Vec<Multiaddr>,
+    /// A peer to join through (repeatable), e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3Koo….
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<Multiaddr>,
+    /// An iroh relay URL for peers behind NATs (none by default).
+    #[arg(long, value_name = "URL")]
+    relay: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -130,9 +142,10 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
     let options = NodeOptions {
         home: home.clone(),
         api: args.api,
-        listen: Vec::new(),
-        bootstrap: Vec::new(),
+        listen: args.listen,
+        bootstrap: args.bootstrap,
         mdns: !args.no_mdns,
+        relay: args.relay,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let json = out.json();
@@ -149,6 +162,9 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
             } else {
                 printer.line(format!("smpl node {}", info.node_id));
                 printer.line(format!("  API   {}", info.api));
+                for addr in &info.listen {
+                    printer.line(format!("  p2p   {addr}"));
+                }
                 printer.line(format!("  home  {}", demo_home.root().display()));
                 printer.line("Press Ctrl-C to stop.");
             }
@@ -475,4 +491,63 @@ pub fn check(home: &Home, out: &Printer) -> Result<ExitCode> {
         }
     }
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub fn fetch(home: &Home, out: &Printer, pack_id: &str, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).map_err(|e| usage(format!("cannot create {}: {e}", d.display())))?;
+            Some(std::fs::canonicalize(&d)?)
+        }
+        None => None,
+    };
+    let client = Client::connect(home)?;
+    let mut bar = None;
+    let mut outcome = None;
+    client.post_lines(&format!("/v1/packs/{}/fetch", pack_id.trim()), &json!({ "out": dir }), |event: FetchEvent| {
+        match event {
+            FetchEvent::Started { bytes, .. } => bar = Some(out.progress(bytes, "fetching")),
+            FetchEvent::Progress { bytes } => {
+                if let Some(bar) = &bar {
+                    bar.set_position(bytes);
+                }
+            }
+            FetchEvent::Done(o) => outcome = Some(o),
+            FetchEvent::Error { message } => bail!("{message}"),
+        }
+        Ok(())
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let o = outcome.context("the node stopped before the fetch finished")?;
+    if out.json() {
+        out.object(&json!({ "pack_id": o.pack_id, "path": o.path, "files": o.files, "bytes": o.bytes }));
+    } else {
+        out.line(format!("fetched {} files ({} bytes) into {}", o.files, o.bytes, o.path.display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn peers(home: &Home, out: &Printer) -> Result<ExitCode> {
+    let peers: Vec<PeerInfo> = Client::connect(home)?.get("/v1/peers")?;
+    if out.json() {
+        for p in &peers {
+            out.object(p);
+        }
+    } else {
+        let rows: Vec<Vec<String>> = peers.iter().map(|p| vec![p.node_id.to_string(), p.addrs.join(" ")]).collect();
+        out.table(&["NODE", "ADDRESSES"], &rows);
+    }
+    Ok(if peers.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn share(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
+    let answer: serde_json::Value = Client::connect(home)?.get(&format!("/v1/packs/{}/ticket", pack_id.trim()))?;
+    if out.json() {
+        out.object(&answer);
+    } else {
+        out.line(answer["ticket"].as_str().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -59,6 +59,21 @@ enum Command {
     Retract {
         pack_id: String,
     },
+    /// Download a pack from whoever serves it, verify it and write its files
+    /// under the library folder.
+    Fetch {
+        pack_id: String,
+        /// Write the files here instead of the library folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// The peers this node is connected to.
+    Peers,
+    /// Print an iroh-blobs ticket of a free pack, for stock clients such as
+    /// `sendme receive`.
+    Share {
+        pack_id: String,
+    },
     /// Check that every stored pack is whole and the index agrees with the store.
     Check,
     /// Manage the search index.
@@ -92,6 +107,9 @@ fn main() -> ExitCode {
         Command::Retract { pack_id } => commands::retract(&home, &out, &pack_id),
         Command::Index { command: IndexCommand::Rebuild } => commands::rebuild(&home, &out),
         Command::Check => commands::check(&home, &out),
+        Command::Fetch { pack_id, out: dir } => commands::fetch(&home, &out, &pack_id, dir),
+        Command::Peers => commands::peers(&home, &out),
+        Command::Share { pack_id } => commands::share(&home, &out, &pack_id),
     };
     match result {
         Ok(code) => code,

@@ -146,7 +146,7 @@ fn two_homes_run_side_by_side() {
     let node_a = TestNode::start(&home_a);
     let node_b = TestNode::start(&home_b);
     // A second node on the same home is refused while the first runs.
-    let again = smpl(&home_a, &["node", "--api", "127.0.0.1:0", "--no-mdns"]);
+    let again = smpl(&home_a, &["node", "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
 

@@ -40,12 +40,18 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn start(home: &Path) -> TestNode {
+        TestNode::start_with(home, &[])
+    }
+
+    /// Starts a node with extra `smpl node` arguments (e.g. `--bootstrap ADDR`).
+    pub fn start_with(home: &Path, extra: &[&str]) -> TestNode {
         std::fs::create_dir_all(home).unwrap();
         let _ = std::fs::remove_file(home.join("node.json"));
         let child = Command::new(BIN)
             .arg("--home")
             .arg(home)
-            .args(["node", "--api", "127.0.0.1:0", "--no-mdns"])
+            .args(["node", "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(extra)
             .env_remove("SMPL_HOME")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -10,6 +10,9 @@
 //! | POST | `/v1/packs/{id}/retract` | | `{"pack_id"}` |
 //! | POST | `/v1/index/rebuild` | | `{"packs"}` |
 //! | GET | `/v1/check` | | [`CheckReport`](crate::CheckReport) |
+//! | GET | `/v1/peers` | | `[]` of [`PeerInfo`](crate::net::PeerInfo) |
+//! | POST | `/v1/packs/{id}/fetch` | `{"out"}` | JSON lines of [`FetchEvent`](crate::FetchEvent), the last `done` or `error` |
+//! | GET | `/v1/packs/{id}/ticket` | | `{"pack_id","ticket"}` |
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,6 +31,7 @@ use tokio::sync::mpsc;
 
 use crate::home::NodeInfo;
 use crate::node::{Node, NodeError};
+use crate::node::FetchEvent;
 use crate::publish::{PublishEvent, PublishRequest};
 
 #[derive(Clone)]
@@ -50,7 +54,7 @@ impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let status = match e {
             NodeError::UnknownPack(_) | NodeError::NoSuchPack(_) => StatusCode::NOT_FOUND,
-            NodeError::Ambiguous(_) => StatusCode::BAD_REQUEST,
+            NodeError::Ambiguous(_) | NodeError::NotFree(_) => StatusCode::BAD_REQUEST,
             NodeError::NotYours { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -76,6 +80,9 @@ pub async fn serve(
         .route("/v1/packs/{id}/retract", post(retract))
         .route("/v1/index/rebuild", post(rebuild))
         .route("/v1/check", get(check))
+        .route("/v1/peers", get(peers))
+        .route("/v1/packs/{id}/fetch", post(fetch))
+        .route("/v1/packs/{id}/ticket", get(ticket))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
@@ -113,6 +120,44 @@ async fn publish(State(state): State<AppState>, Json(request): Json<PublishReque
         };
         let _ = tx.send(last).await;
     });
+    json_lines(rx)
+}
+
+#[derive(serde::Deserialize)]
+struct FetchBody {
+    #[serde(default)]
+    out: Option<std::path::PathBuf>,
+}
+
+async fn fetch(State(state): State<AppState>, Path(id): Path<String>, Json(body): Json<FetchBody>) -> Response {
+    let pack = match state.node.resolve(&id) {
+        Ok(pack) => pack,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let (tx, rx) = mpsc::channel::<FetchEvent>(64);
+    let node = state.node.clone();
+    tokio::spawn(async move {
+        let last = match node.fetch(&pack, body.out, tx.clone()).await {
+            Ok(outcome) => FetchEvent::Done(outcome),
+            Err(e) => FetchEvent::Error { message: e.to_string() },
+        };
+        let _ = tx.send(last).await;
+    });
+    json_lines(rx)
+}
+
+async fn ticket(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let pack = state.node.resolve(&id)?;
+    let ticket = state.node.share(&pack)?;
+    Ok(Json(json!({ "pack_id": pack, "ticket": ticket })).into_response())
+}
+
+async fn peers(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.peers().await?).into_response())
+}
+
+/// Streams events as JSON lines until the sender is dropped.
+fn json_lines<T: serde::Serialize + Send + 'static>(rx: mpsc::Receiver<T>) -> Response {
     let lines = futures::stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
         let mut line = serde_json::to_vec(&event).unwrap_or_default();

@@ -16,7 +16,7 @@ pub async fn run(
     on_ready: impl FnOnce(&NodeInfo),
 ) -> Result<(), NodeError> {
     let home = options.home.clone();
-    let node = Arc::new(Node::open(home.clone()).await?);
+    let node = Arc::new(Node::start(&options).await?);
     let listener = tokio::net::TcpListener::bind(options.api).await.map_err(|source| HomeError::Io {
         action: "listen for the API on",
         path: options.api.to_string().into(),
@@ -28,12 +28,16 @@ pub async fn run(
         source,
     })?;
     let token = home.new_api_token()?;
-    let info = NodeInfo {
-        node_id: node.node_id(),
-        api: format!("http://{api_addr}"),
-        listen: Vec::new(),
-        pid: std::process::id(),
-    };
+    // Listen addresses appear once the transports are bound.
+    let mut listen = node.listen_addrs().await;
+    for _ in 0..40 {
+        if listen.len() >= options.listen.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        listen = node.listen_addrs().await;
+    }
+    let info = NodeInfo { node_id: node.node_id(), api: format!("http://{api_addr}"), listen, pid: std::process::id() };
     home.write_node_info(&info)?;
     on_ready(&info);
     let served = api::serve(listener, node.clone(), info, token, shutdown).await;

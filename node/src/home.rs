@@ -46,10 +46,7 @@ impl Default for Config {
             .unwrap_or_else(|| PathBuf::from("."))
             .join("smpl")
             .join("library");
-        Config {
-            name: std::env::var("USER").unwrap_or_else(|_| "producer".into()),
-            library,
-        }
+        Config { name: std::env::var("USER").unwrap_or_else(|_| "producer".into()), library }
     }
 }
 
@@ -152,10 +149,9 @@ impl Home {
     pub fn config(&self) -> Result<Config, HomeError> {
         let path = self.config_path();
         match fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| HomeError::BadConfig {
-                path,
-                reason: e.to_string(),
-            }),
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| HomeError::BadConfig { path, reason: e.to_string() })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(HomeError::Io { action: "read", path, source: e }),
         }
@@ -163,10 +159,8 @@ impl Home {
 
     pub fn save_config(&self, config: &Config) -> Result<(), HomeError> {
         let path = self.config_path();
-        let text = toml::to_string_pretty(config).map_err(|e| HomeError::BadConfig {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let text = toml::to_string_pretty(config)
+            .map_err(|e| HomeError::BadConfig { path: path.clone(), reason: e.to_string() })?;
         write_atomic(&path, text.as_bytes(), false)
     }
 

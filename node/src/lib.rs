@@ -2,31 +2,43 @@
 //!
 //! Data flows one way through it:
 //! **publish** (folder → [`audio`] analysis → [`Blobs`] → signed manifest → [`Store`]
-//! → index queue) and **search** (local API → [`smpl_index::Index`]).
+//! → index queue → gossip + DHT provide), **receive** (gossip or sync → verify →
+//! store → index queue), **search** (local API → [`smpl_index::Index`]) and
+//! **fetch** (manifest → providers → verified iroh-blobs download → library).
 //!
 //! - [`home`]: the home directory, identity, config, `node.json` and `api.token`.
 //! - [`Store`]: sled metadata (manifests, retractions, settings, the index queue).
 //! - [`Blobs`]: the iroh-blobs file store holding samples and pack collections.
 //! - [`audio`]: decoding and analysis of WAV, FLAC, AIFF, OGG and MP3.
 //! - [`publish`]: turning a folder into a signed pack.
+//! - [`transfer`]: the data plane: the iroh endpoint serving the blob store, pack
+//!   downloads from several providers, export to the library, sendme tickets.
 //! - `indexer`: the thread that drains the index queue into tantivy.
+//! - [`net`]: the libp2p control plane (gossip, sync, Kademlia) as an actor;
+//!   `listings` is the node's side of it: every listing from the network is
+//!   verified and stored there.
 //! - [`Node`]: ties the parts together; [`run`] serves it over the local HTTP API.
 
-pub mod audio;
 mod api;
+pub mod audio;
 mod blobs;
 mod daemon;
 pub mod home;
 mod indexer;
+mod listings;
+pub mod net;
 mod node;
 pub mod publish;
 mod store;
+pub mod transfer;
 
 pub use blobs::{BlobError, Blobs};
 pub use daemon::run;
 pub use home::{Config, Home, HomeError, NodeInfo};
-pub use node::{CheckReport, Node, NodeError, NodeOptions, PackView};
+pub use libp2p::Multiaddr;
+pub use node::{CheckReport, FetchEvent, FetchOutcome, Node, NodeError, NodeOptions, PackView};
 pub use publish::{PublishEvent, PublishOutcome, PublishRequest, Skipped};
 pub use smpl_index as index;
 pub use smpl_index::{SearchQuery, SearchResults};
 pub use store::{Accepted, Store, StoreError};
+pub use transfer::{DownloadProgress, Downloaded, Exported, ServeGate, Transfer, TransferError};

@@ -2,7 +2,11 @@
 //! the operations the local API exposes.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use libp2p::Multiaddr;
+use tokio_util::sync::CancellationToken;
 
 use serde::{Deserialize, Serialize};
 use smpl_index::{Index, SearchQuery, SearchResults};
@@ -12,6 +16,9 @@ use tokio::sync::mpsc;
 use crate::blobs::{BlobError, Blobs};
 use crate::home::{Config, Home, HomeError};
 use crate::indexer::IndexerHandle;
+use crate::listings::NodeHost;
+use crate::net::{NetConfig, NetError, Network, PeerInfo};
+use crate::transfer::{DownloadProgress, Transfer, TransferError};
 use crate::publish::{self, PublishError, PublishEvent, PublishOutcome, PublishRequest};
 use crate::store::{Accepted, Store, StoreError};
 
@@ -21,9 +28,44 @@ pub struct NodeOptions {
     pub home: Home,
     /// Where the local HTTP API listens (port 0 picks a free port).
     pub api: SocketAddr,
-    pub listen: Vec<String>,
-    pub bootstrap: Vec<String>,
+    /// libp2p listen addresses; the iroh endpoint binds the same IP.
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
     pub mdns: bool,
+    /// An iroh relay URL; none by default.
+    pub relay: Option<String>,
+}
+
+impl NodeOptions {
+    /// Where the iroh endpoint binds: loopback when every libp2p listen address
+    /// is loopback (tests, demos), otherwise all interfaces.
+    fn iroh_bind(&self) -> SocketAddr {
+        let loopback = !self.listen.is_empty()
+            && self.listen.iter().all(|a| {
+                a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_loopback()))
+            });
+        if loopback { SocketAddr::from(([127, 0, 0, 1], 0)) } else { SocketAddr::from(([0, 0, 0, 0], 0)) }
+    }
+}
+
+/// What `smpl fetch` reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FetchOutcome {
+    pub pack_id: PackId,
+    pub path: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+    pub providers: usize,
+}
+
+/// Progress of a fetch, streamed to the CLI as JSON lines.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum FetchEvent {
+    Started { bytes: u64, providers: usize },
+    Progress { bytes: u64 },
+    Done(FetchOutcome),
+    Error { message: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +92,16 @@ pub enum NodeError {
     Sign(#[from] smpl_protocol::ProtocolError),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    #[error("pack {0} is paid; only free packs can be shared as a ticket")]
+    NotFree(PackId),
+    #[error("this node runs without a network")]
+    Offline,
+    #[error("no reachable node serves pack {0} right now; try again when its author or a buyer is online")]
+    NoProviders(PackId),
 }
 
 /// A pack as `smpl show` presents it.
@@ -91,6 +143,10 @@ pub struct Node {
     index: Arc<Index>,
     indexer: IndexerHandle,
     indexer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The network, when started with [`Node::start`].
+    net: Option<(Network, Arc<Transfer>)>,
+    cancel: CancellationToken,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Node {
@@ -124,7 +180,110 @@ impl Node {
             index,
             indexer,
             indexer_thread: std::sync::Mutex::new(Some(join)),
+            net: None,
+            cancel: CancellationToken::new(),
+            tasks: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Opens the node and joins the network: the iroh endpoint serving our blobs,
+    /// and the libp2p swarm for listings, sync and discovery.
+    pub async fn start(options: &NodeOptions) -> Result<Node, NodeError> {
+        let mut node = Node::open(options.home.clone()).await?;
+        let transfer =
+            Arc::new(Transfer::start(&node.identity, &node.blobs, options.iroh_bind(), options.relay.clone()).await?);
+        let host = Arc::new(NodeHost {
+            store: node.store.clone(),
+            indexer: node.indexer.clone(),
+            transfer: transfer.clone(),
+        });
+        let config = NetConfig { listen: options.listen.clone(), bootstrap: options.bootstrap.clone(), mdns: options.mdns };
+        let (network, task) = Network::start(&node.identity, config, host, node.cancel.child_token()).await?;
+        // Announce everything we can serve.
+        for (pack, _) in node.store.pack_seqs()? {
+            if node.blobs.has_pack(&pack).await? {
+                network.provide(pack).await?;
+            }
+        }
+        node.tasks.lock().map_err(|e| NodeError::Task(e.to_string()))?.push(task);
+        node.net = Some((network, transfer));
+        Ok(node)
+    }
+
+    fn net(&self) -> Result<&(Network, Arc<Transfer>), NodeError> {
+        self.net.as_ref().ok_or(NodeError::Offline)
+    }
+
+    /// libp2p listen addresses, each ending in `/p2p/<peer id>`.
+    pub async fn listen_addrs(&self) -> Vec<String> {
+        let Ok((network, _)) = self.net() else { return Vec::new() };
+        let peer = network.peer_id();
+        network.listen_addrs().await.unwrap_or_default().into_iter().map(|a| format!("{a}/p2p/{peer}")).collect()
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        Ok(self.net()?.0.peers().await?)
+    }
+
+    /// Downloads a pack from whoever serves it, verifies it, and writes its files
+    /// under the library (or `out`); then serves it to others.
+    pub async fn fetch(
+        &self,
+        pack: &PackId,
+        out: Option<PathBuf>,
+        progress: mpsc::Sender<FetchEvent>,
+    ) -> Result<FetchOutcome, NodeError> {
+        let (network, transfer) = self.net()?;
+        let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
+        let me = self.node_id();
+        let mut candidates = vec![manifest.author];
+        candidates.extend(network.find_providers(*pack).await.unwrap_or_default());
+        candidates.retain(|n| *n != me);
+        candidates.dedup();
+        let mut providers = Vec::new();
+        if !self.blobs.has_pack(pack).await? {
+            let checks = candidates.iter().map(|n| network.connect(*n));
+            for (node, reachable) in candidates.iter().zip(futures::future::join_all(checks).await) {
+                if reachable.unwrap_or(false) {
+                    providers.push(*node);
+                }
+            }
+            if providers.is_empty() {
+                return Err(NodeError::NoProviders(*pack));
+            }
+            let total: u64 = manifest.samples.iter().map(|s| s.size).sum();
+            let _ = progress.send(FetchEvent::Started { bytes: total, providers: providers.len() }).await;
+            let (tick, mut ticks) = mpsc::channel::<DownloadProgress>(16);
+            let forward = progress.clone();
+            tokio::spawn(async move {
+                while let Some(p) = ticks.recv().await {
+                    let _ = forward.try_send(FetchEvent::Progress { bytes: p.done });
+                }
+            });
+            transfer.download(manifest.content, &providers, Some(tick)).await?;
+            self.blobs.tag_pack(pack, &manifest.content).await?;
+        }
+        let library = out.unwrap_or_else(|| self.config.library.clone());
+        let exported = transfer.export(&manifest, &library).await?;
+        network.provide(*pack).await?;
+        Ok(FetchOutcome {
+            pack_id: *pack,
+            path: exported.path,
+            files: exported.files,
+            bytes: exported.bytes,
+            providers: providers.len(),
+        })
+    }
+
+    /// A ticket that stock iroh-blobs clients (e.g. `sendme receive`) can fetch a
+    /// free pack with.
+    pub fn share(&self, pack: &PackId) -> Result<String, NodeError> {
+        let (_, transfer) = self.net()?;
+        let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
+        if !manifest.is_free() {
+            return Err(NodeError::NotFree(*pack));
+        }
+        Ok(transfer.ticket(manifest.content))
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -157,6 +316,7 @@ impl Node {
             publish::publish(&self.identity, &self.config.name, &self.store, &self.blobs, request, progress).await?;
         self.indexer.wake();
         self.indexer.flush().await;
+        self.announce(&outcome.pack_id, true).await;
         Ok(outcome)
     }
 
@@ -190,7 +350,7 @@ impl Node {
         };
         let envelope = retraction.sign(&self.identity)?;
         let store = self.store.clone();
-        let accepted = tokio::task::spawn_blocking(move || store.accept_retraction(&retraction, &envelope))
+        let accepted = tokio::task::spawn_blocking(move || store.accept_retraction(&retraction, &envelope, true))
             .await
             .map_err(|e| NodeError::Task(e.to_string()))??;
         if accepted == Accepted::New {
@@ -198,7 +358,24 @@ impl Node {
         }
         self.indexer.wake();
         self.indexer.flush().await;
+        self.announce(pack, false).await;
         Ok(())
+    }
+
+    /// Gossips the newest listing of `pack` and, for content we hold, provides it.
+    async fn announce(&self, pack: &PackId, provide: bool) {
+        let Some((network, _)) = &self.net else { return };
+        match self.store.envelopes(&[*pack]) {
+            Ok(envelopes) => {
+                for envelope in envelopes {
+                    let _ = network.publish(envelope).await;
+                }
+            }
+            Err(e) => tracing::error!("reading the listing of {pack} to announce it failed: {e}"),
+        }
+        if provide {
+            let _ = network.provide(*pack).await;
+        }
     }
 
     /// Rebuilds the search index from the manifests in the store.
@@ -271,7 +448,17 @@ impl Node {
 
     /// Stops the indexer and closes the stores.
     pub async fn shutdown(self) {
-        let Node { indexer, indexer_thread, blobs, store, .. } = self;
+        let Node { indexer, indexer_thread, blobs, store, net, cancel, tasks, .. } = self;
+        cancel.cancel();
+        let tasks = tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for task in tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
+        if let Some((_, transfer)) = net {
+            if let Ok(transfer) = Arc::try_unwrap(transfer) {
+                transfer.shutdown().await;
+            }
+        }
         drop(indexer);
         let join = indexer_thread.lock().ok().and_then(|mut j| j.take());
         if let Some(join) = join {

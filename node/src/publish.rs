@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use smpl_protocol::{
-    BlobHash, Identity, Key, LicenseTerms, Manifest, PackId, Price, SampleEntry, Signed, Source, Tempo, limits,
-    slugify,
+    BlobHash, Identity, Key, LicenseTerms, Manifest, PackId, Price, SampleEntry, Signed, Source, Tempo,
+    limits, slugify,
 };
 use tokio::sync::mpsc;
 
@@ -105,8 +105,8 @@ fn scan(dir: &Path) -> Result<(Vec<Found>, Vec<Skipped>), PublishError> {
     let mut skipped = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&current).map_err(|source| PublishError::ReadDir { path: current.clone(), source })?;
+        let entries = std::fs::read_dir(&current)
+            .map_err(|source| PublishError::ReadDir { path: current.clone(), source })?;
         for entry in entries {
             let entry = entry.map_err(|source| PublishError::ReadDir { path: current.clone(), source })?;
             let path = entry.path();
@@ -121,7 +121,10 @@ fn scan(dir: &Path) -> Result<(Vec<Found>, Vec<Skipped>), PublishError> {
             } else if !file_type.is_file() {
                 skipped.push(Skipped { name, reason: "not a regular file".into() });
             } else if name.len() > limits::MAX_FILE_NAME {
-                skipped.push(Skipped { name, reason: format!("path longer than {} bytes", limits::MAX_FILE_NAME) });
+                skipped.push(Skipped {
+                    name,
+                    reason: format!("path longer than {} bytes", limits::MAX_FILE_NAME),
+                });
             } else if !audio::is_audio_candidate(&path) {
                 skipped.push(Skipped { name, reason: "not an audio file".into() });
             } else {
@@ -154,7 +157,8 @@ fn pack_name(dir: &Path, path: &Path) -> String {
 pub fn stated_from_name(name: &str) -> (Option<Tempo>, Option<Key>) {
     let stem = name.rsplit('/').next().unwrap_or(name);
     let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
-    let tokens: Vec<&str> = stem.split(['_', '-', ' ', '.', '(', ')', '[', ']']).filter(|t| !t.is_empty()).collect();
+    let tokens: Vec<&str> =
+        stem.split(['_', '-', ' ', '.', '(', ')', '[', ']']).filter(|t| !t.is_empty()).collect();
     let mut tempo = None;
     let mut key = None;
     for (i, token) in tokens.iter().enumerate() {
@@ -238,7 +242,8 @@ pub async fn publish(
         };
         match outcome {
             Ok((analysis, tag)) => {
-                let _ = progress.send(PublishEvent::File { name: file.name.clone(), bytes: file.bytes }).await;
+                let _ =
+                    progress.send(PublishEvent::File { name: file.name.clone(), bytes: file.bytes }).await;
                 entries.push(sample_entry(file.name, file.bytes, from_iroh(&tag.hash()), analysis));
                 tags.push(tag);
             }
@@ -253,7 +258,8 @@ pub async fn publish(
         let details = if skipped.is_empty() {
             " (the folder is empty)".to_string()
         } else {
-            let list: Vec<String> = skipped.iter().take(5).map(|s| format!("{}: {}", s.name, s.reason)).collect();
+            let list: Vec<String> =
+                skipped.iter().take(5).map(|s| format!("{}: {}", s.name, s.reason)).collect();
             format!(" (skipped {}: {})", skipped.len(), list.join("; "))
         };
         return Err(PublishError::NoAudio { dir, details });
@@ -288,7 +294,7 @@ pub async fn publish(
     let envelope = manifest.sign(identity).map_err(|e| PublishError::Invalid(e.to_string()))?;
     let samples = manifest.samples.len();
     let store2 = store.clone();
-    let accepted = tokio::task::spawn_blocking(move || store2.accept_manifest(&manifest, &envelope))
+    let accepted = tokio::task::spawn_blocking(move || store2.accept_manifest(&manifest, &envelope, true))
         .await
         .map_err(|e| PublishError::Task(e.to_string()))??;
     if accepted == Accepted::Retracted {

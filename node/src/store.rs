@@ -5,6 +5,7 @@
 //! - `manifests/v1`: pack id → seq (8 bytes, big-endian) ++ original envelope bytes
 //! - `retractions/v1`: pack id → seq ++ original retraction envelope bytes
 //! - `settings/v1`: name → value
+//! - `peers/v1`: multiaddr of a peer met before → nothing
 //! - `index-queue/v1`: queue id (u64, big-endian) → pack id. The indexer reads the
 //!   pack's current state when it drains an entry, so entries are idempotent.
 //!
@@ -15,6 +16,7 @@ use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
+use smpl_protocol::sync::Item;
 use smpl_protocol::{Envelope, Manifest, PackId, ProtocolError, Retraction, Signed};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,7 @@ pub struct Store {
     manifests: Tree,
     retractions: Tree,
     settings: Tree,
+    peers: Tree,
     queue: Tree,
 }
 
@@ -78,6 +81,7 @@ impl Store {
             manifests: db.open_tree("manifests/v1")?,
             retractions: db.open_tree("retractions/v1")?,
             settings: db.open_tree("settings/v1")?,
+            peers: db.open_tree("peers/v1")?,
             queue: db.open_tree("index-queue/v1")?,
             db,
         })
@@ -90,7 +94,14 @@ impl Store {
     }
 
     /// Stores a verified manifest unless a newer version or a retraction wins.
-    pub fn accept_manifest(&self, manifest: &Manifest, envelope: &Envelope) -> Result<Accepted, StoreError> {
+    /// `durable` flushes before returning (our own publishes); listings from the
+    /// network can be fetched again, so they ride on sled's periodic flush.
+    pub fn accept_manifest(
+        &self,
+        manifest: &Manifest,
+        envelope: &Envelope,
+        durable: bool,
+    ) -> Result<Accepted, StoreError> {
         let key = manifest.pack_id.0;
         let value = record(manifest.seq, envelope);
         let outcome = (&self.manifests, &self.retractions, &self.queue).transaction(|(m, r, q)| {
@@ -104,14 +115,19 @@ impl Store {
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
         })?;
-        if outcome == Accepted::New {
+        if outcome == Accepted::New && durable {
             self.flush()?;
         }
         Ok(outcome)
     }
 
     /// Stores a verified retraction and removes the versions it covers.
-    pub fn accept_retraction(&self, retraction: &Retraction, envelope: &Envelope) -> Result<Accepted, StoreError> {
+    pub fn accept_retraction(
+        &self,
+        retraction: &Retraction,
+        envelope: &Envelope,
+        durable: bool,
+    ) -> Result<Accepted, StoreError> {
         let key = retraction.pack_id.0;
         let value = record(retraction.seq, envelope);
         let outcome = (&self.manifests, &self.retractions, &self.queue).transaction(|(m, r, q)| {
@@ -125,7 +141,7 @@ impl Store {
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
         })?;
-        if outcome == Accepted::New {
+        if outcome == Accepted::New && durable {
             self.flush()?;
         }
         Ok(outcome)
@@ -163,6 +179,49 @@ impl Store {
             let (k, v) = item?;
             decode(&pack_id_of(&k), &v).map(|(m, _)| m)
         })
+    }
+
+    /// Every listing as a reconciliation item: version `2·seq` for a manifest,
+    /// `2·seq + 1` for a retraction (so a retraction wins at the same seq).
+    pub fn sync_items(&self) -> Result<Vec<Item>, StoreError> {
+        let mut items: Vec<Item> = Vec::with_capacity(self.manifests.len() + self.retractions.len());
+        for item in self.manifests.iter() {
+            let (k, v) = item?;
+            items.push(Item { id: pack_id_of(&k), version: seq_of(&v).saturating_mul(2) });
+        }
+        for item in self.retractions.iter() {
+            let (k, v) = item?;
+            items.push(Item { id: pack_id_of(&k), version: seq_of(&v).saturating_mul(2).saturating_add(1) });
+        }
+        items.sort_by(|a, b| a.id.cmp(&b.id).then(b.version.cmp(&a.version)));
+        items.dedup_by(|later, first| later.id == first.id);
+        Ok(items)
+    }
+
+    /// The newest stored envelope (manifest or retraction) of each of `ids`.
+    pub fn envelopes(&self, ids: &[PackId]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let m = self.manifests.get(id.0)?;
+            let r = self.retractions.get(id.0)?;
+            let newest = match (m, r) {
+                (Some(m), Some(r)) => Some(if seq_of(&r) >= seq_of(&m) { r } else { m }),
+                (m, r) => m.or(r),
+            };
+            if let Some(value) = newest.filter(|v| v.len() > 8) {
+                out.push(value[8..].to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn remember_peer(&self, addr: &str) -> Result<(), StoreError> {
+        self.peers.insert(addr.as_bytes(), &[])?;
+        Ok(())
+    }
+
+    pub fn remembered_peers(&self) -> Result<Vec<String>, StoreError> {
+        self.peers.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k?).into_owned())).collect()
     }
 
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

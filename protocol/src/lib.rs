@@ -22,6 +22,8 @@
 //!
 //! - [`limits`]: every size, count and length limit, checked before parsing (sizes)
 //!   or right after decoding (counts and lengths).
+//! - [`sync`]: range-based set reconciliation of `(pack id, version)` items, the
+//!   messages of `/smpl/sync/1` by which a late joiner catches up on listings.
 //!
 //! A pack id is stable across versions: [`PackId::derive`] takes the first 16 bytes of
 //! BLAKE3 in derive-key mode with context `"smpl/v1/pack-id"` over the author's 32-byte
@@ -56,6 +58,7 @@ mod manifest;
 mod music;
 mod purchase;
 mod retraction;
+pub mod sync;
 
 pub use envelope::{Envelope, Kind, Signed};
 pub use error::ProtocolError;

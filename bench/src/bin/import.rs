@@ -16,9 +16,14 @@
 //! that every peak RSS belongs to one phase. Run `bench/setup.sh` first to install the
 //! reference tools; see docs/BENCHMARKS.md for the figures.
 
+#[path = "import/child.rs"]
 mod child;
+#[path = "import/corpus.rs"]
 mod corpus;
+#[path = "import/tools.rs"]
 mod tools;
+#[path = "import/experiments.rs"]
+mod experiments;
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -83,6 +88,8 @@ enum Phase {
     },
     #[command(hide = true)]
     ChildPublish { corpus: PathBuf, home: PathBuf },
+    #[command(hide = true)]
+    Experiment { corpus: PathBuf, store: PathBuf, variant: String, workers: usize },
 }
 
 fn main() -> Result<()> {
@@ -92,6 +99,9 @@ fn main() -> Result<()> {
         Some(Phase::ChildImport { corpus, store }) => child::import(&corpus, &store)?,
         Some(Phase::ChildAnalyze { corpus, threads, limit }) => child::analyze(&corpus, threads, limit)?,
         Some(Phase::ChildPublish { corpus, home }) => child::publish(&corpus, &home)?,
+        Some(Phase::Experiment { corpus, store, variant, workers }) => {
+            experiments::run(&corpus, &store, &variant, workers)?
+        }
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -1,0 +1,136 @@
+//! The libp2p behaviour and transports, built from explicit parts: TCP+noise+yamux
+//! and QUIC, identify, gossipsub with validation and peer scoring, Kademlia on
+//! `/smpl/kad/1`, optional mDNS and the `/smpl/sync/1` request-response protocol.
+//! No relay, no DNS transport, no port mapping.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, identity, kad, mdns, noise, request_response,
+    tcp, yamux,
+};
+use smpl_protocol::{Identity, limits};
+
+use super::wire::{SyncRequest, SyncResponse};
+
+pub const LISTINGS_TOPIC: &str = "smpl/listings/1";
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/smpl/kad/1");
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/smpl/sync/1");
+pub const IDENTIFY_PROTOCOL: &str = "/smpl/id/1";
+
+/// Sync answers carry envelopes in batches up to this size.
+pub const MAX_SYNC_RESPONSE: u64 = 16 * 1024 * 1024;
+pub const MAX_SYNC_REQUEST: u64 = 1024 * 1024;
+
+/// Gossipsub scores below this get the peer disconnected.
+pub const GRAYLIST_THRESHOLD: f64 = -80.0;
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub identify: identify::Behaviour,
+    pub gossipsub: gossipsub::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("node key: {0}")]
+    Key(String),
+    #[error("transport: {0}")]
+    Transport(String),
+    #[error("gossipsub: {0}")]
+    Gossip(String),
+}
+
+pub fn keypair(identity: &Identity) -> Result<identity::Keypair, BuildError> {
+    identity::Keypair::ed25519_from_bytes(identity.secret_bytes()).map_err(|e| BuildError::Key(e.to_string()))
+}
+
+fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, BuildError> {
+    let config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(Duration::from_millis(500))
+        .validate_messages()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .max_transmit_size(limits::MAX_ENVELOPE_BYTES + 64 * 1024)
+        // Identical envelopes are one message, whoever forwards them.
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes()[..20].to_vec())
+        })
+        .build()
+        .map_err(|e| BuildError::Gossip(e.to_string()))?;
+    let mut behaviour = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+        .map_err(|e| BuildError::Gossip(e.to_string()))?;
+    let topic = gossipsub::IdentTopic::new(LISTINGS_TOPIC);
+    let mut params = gossipsub::PeerScoreParams {
+        // Nodes on one host (tests, a studio's LAN box) are not suspicious.
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    params.topics.insert(
+        topic.hash(),
+        gossipsub::TopicScoreParams {
+            // Each invalid listing costs a lot; a few get a peer graylisted.
+            invalid_message_deliveries_weight: -20.0,
+            invalid_message_deliveries_decay: 0.9,
+            ..Default::default()
+        },
+    );
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -40.0,
+        graylist_threshold: GRAYLIST_THRESHOLD,
+        ..Default::default()
+    };
+    behaviour.with_peer_score(params, thresholds).map_err(|e| BuildError::Gossip(e.to_string()))?;
+    behaviour.subscribe(&topic).map_err(|e| BuildError::Gossip(e.to_string()))?;
+    Ok(behaviour)
+}
+
+pub fn build_swarm(identity: &Identity, mdns: bool) -> Result<Swarm<Behaviour>, BuildError> {
+    let key = keypair(identity)?;
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| BuildError::Transport(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let identify = identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
+                    .with_agent_version(format!("smpl/{}", env!("CARGO_PKG_VERSION"))),
+            );
+            let store_config = kad::store::MemoryStoreConfig {
+                max_provided_keys: 1_000_000,
+                max_records: 0,
+                ..Default::default()
+            };
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::with_config(peer_id, store_config),
+                kad::Config::new(KAD_PROTOCOL),
+            );
+            kad.set_mode(Some(kad::Mode::Server));
+            let mdns = if mdns {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            } else {
+                None
+            };
+            let codec = request_response::cbor::codec::Codec::default()
+                .set_request_size_maximum(MAX_SYNC_REQUEST)
+                .set_response_size_maximum(MAX_SYNC_RESPONSE);
+            let sync = request_response::Behaviour::with_codec(
+                codec,
+                [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            );
+            Ok(Behaviour { identify, gossipsub: gossipsub(key)?, kad, mdns: mdns.into(), sync })
+        })
+        .map_err(|e| BuildError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+    Ok(swarm)
+}

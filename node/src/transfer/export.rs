@@ -1,0 +1,289 @@
+//! Export: a stored pack as plain files a DAW opens.
+//!
+//! Files go to `<library>/<author name>/<pack title>/<file name>`. The author and
+//! title become one folder name each, and every part of a file's relative path is
+//! checked the same way, so nothing lands outside the pack folder whatever the
+//! manifest says. Each file is copied out of the blob store (streamed, or
+//! reflinked where the file system can), synced, checked against its size and
+//! renamed into place, so a file under its real name is always whole.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use iroh_blobs::api::blobs::BlobStatus;
+use iroh_blobs::format::collection::Collection;
+use iroh_blobs::{Hash, HashAndFormat};
+use smpl_protocol::{BlobHash, Manifest, SampleEntry};
+
+use super::TransferError;
+use crate::blobs::{Blobs, to_iroh};
+
+/// Longest folder or file name written, in bytes (most file systems allow 255).
+const MAX_COMPONENT_BYTES: usize = 200;
+
+/// Where a pack was exported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exported {
+    /// The pack folder, `<library>/<author>/<title>`.
+    pub path: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+pub(super) async fn export(
+    blobs: &Blobs,
+    manifest: &Manifest,
+    library: &Path,
+) -> Result<Exported, TransferError> {
+    let store = blobs.store();
+    let content = manifest.content;
+    let root = to_iroh(&content);
+    let local = store
+        .remote()
+        .local(HashAndFormat::hash_seq(root))
+        .await
+        .map_err(|e| TransferError::store("reading local state")(&e))?;
+    if !local.is_complete() {
+        return Err(TransferError::Incomplete { content });
+    }
+    let collection = Collection::load(root, store.as_ref())
+        .await
+        .map_err(|e| TransferError::NotACollection { content, reason: e.to_string() })?;
+    check_collection(manifest, &collection)?;
+
+    let library = std::path::absolute(library).map_err(TransferError::io("resolve", library))?;
+    let author =
+        folder_name(&manifest.author_name).unwrap_or_else(|| manifest.author.to_hex()[..16].to_string());
+    let title = folder_name(&manifest.title).unwrap_or_else(|| manifest.slug.clone());
+    let dir = library.join(author).join(title);
+
+    let mut targets = Vec::with_capacity(manifest.samples.len());
+    let mut seen = HashSet::new();
+    for sample in &manifest.samples {
+        let relative = relative_path(&sample.name)?;
+        // Case-insensitive file systems (macOS, Windows) would merge these.
+        if !seen.insert(relative.to_string_lossy().to_lowercase()) {
+            return Err(TransferError::BadName {
+                name: sample.name.clone(),
+                reason: "another file of the pack has the same name up to case".into(),
+            });
+        }
+        targets.push((dir.join(relative), sample));
+    }
+
+    tokio::fs::create_dir_all(&dir).await.map_err(TransferError::io("create", &dir))?;
+    let mut bytes = 0;
+    for (target, sample) in &targets {
+        bytes += write_file(blobs, content, target, sample).await?;
+    }
+    tracing::info!(pack = %manifest.pack_id, path = %dir.display(), files = targets.len(), bytes, "exported pack");
+    Ok(Exported { path: dir, files: targets.len(), bytes })
+}
+
+/// The collection and the manifest list the same files with the same hashes.
+fn check_collection(manifest: &Manifest, collection: &Collection) -> Result<(), TransferError> {
+    let mismatch = |reason: String| TransferError::Mismatch { content: manifest.content, reason };
+    let listed: HashMap<&str, Hash> = collection.iter().map(|(name, hash)| (name.as_str(), *hash)).collect();
+    if listed.len() != collection.len() {
+        return Err(mismatch("the collection lists a file name twice".into()));
+    }
+    if listed.len() != manifest.samples.len() {
+        return Err(mismatch(format!(
+            "the collection has {} files, the manifest {}",
+            listed.len(),
+            manifest.samples.len()
+        )));
+    }
+    for sample in &manifest.samples {
+        match listed.get(sample.name.as_str()) {
+            Some(hash) if *hash == to_iroh(&sample.hash) => {}
+            Some(_) => return Err(mismatch(format!("{:?} has another hash in the collection", sample.name))),
+            None => return Err(mismatch(format!("{:?} is not in the collection", sample.name))),
+        }
+    }
+    Ok(())
+}
+
+/// Copies one blob to `target` through a temporary file in the same folder.
+async fn write_file(
+    blobs: &Blobs,
+    content: BlobHash,
+    target: &Path,
+    sample: &SampleEntry,
+) -> Result<u64, TransferError> {
+    let hash = to_iroh(&sample.hash);
+    let mismatch = |reason: String| TransferError::Mismatch { content, reason };
+    let status = blobs
+        .store()
+        .blobs()
+        .status(hash)
+        .await
+        .map_err(|e| TransferError::store("reading a blob's status")(&e))?;
+    match status {
+        BlobStatus::Complete { size } if size == sample.size => {}
+        BlobStatus::Complete { size } => {
+            return Err(mismatch(format!(
+                "{:?} has {size} bytes, the manifest says {}",
+                sample.name, sample.size
+            )));
+        }
+        _ => return Err(TransferError::Incomplete { content }),
+    }
+    let Some((parent, file_name)) = target.parent().zip(target.file_name()) else {
+        return Err(TransferError::BadName { name: sample.name.clone(), reason: "no file name".into() });
+    };
+    tokio::fs::create_dir_all(parent).await.map_err(TransferError::io("create", parent))?;
+    let temp = parent.join(temp_name(file_name));
+    let result = async {
+        let size = blobs
+            .store()
+            .blobs()
+            .export(hash, &temp)
+            .await
+            .map_err(|e| TransferError::store("exporting a blob")(&e))?;
+        if size != sample.size {
+            return Err(mismatch(format!(
+                "{:?}: exported {size} bytes, expected {}",
+                sample.name, sample.size
+            )));
+        }
+        let (temp, target) = (temp.clone(), target.to_path_buf());
+        let expected = sample.size;
+        tokio::task::spawn_blocking(move || finish_file(&temp, &target, expected))
+            .await
+            .map_err(|e| TransferError::Task(e.to_string()))?
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    result.map(|()| sample.size)
+}
+
+/// Syncs the temporary file, checks its length and renames it into place.
+fn finish_file(temp: &Path, target: &Path, expected: u64) -> Result<(), TransferError> {
+    let file = std::fs::File::open(temp).map_err(TransferError::io("open", temp))?;
+    file.sync_all().map_err(TransferError::io("sync", temp))?;
+    let len = file.metadata().map_err(TransferError::io("inspect", temp))?.len();
+    if len != expected {
+        let source = std::io::Error::other(format!("it has {len} bytes, expected {expected}"));
+        return Err(TransferError::Io { action: "verify", path: temp.display().to_string(), source });
+    }
+    drop(file);
+    std::fs::rename(temp, target).map_err(TransferError::io("rename into place", target))?;
+    if let Some(parent) = target.parent()
+        && let Ok(dir) = std::fs::File::open(parent)
+    {
+        // Makes the rename durable where the platform supports syncing a folder.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+fn temp_name(file_name: &std::ffi::OsStr) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(".{}.{}-{n}.smpl-part", file_name.to_string_lossy(), std::process::id())
+}
+
+/// One folder or file name from arbitrary text: characters that are separators,
+/// control characters or not allowed on common file systems become `_`, leading
+/// dots and trailing dots and spaces go, Windows device names get a `_` prefix,
+/// and the result is at most [`MAX_COMPONENT_BYTES`] long. `None` if nothing is
+/// left.
+pub(super) fn folder_name(text: &str) -> Option<String> {
+    let replaced: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = replaced.trim().trim_start_matches('.').trim_end_matches(['.', ' ']);
+    let mut name = String::new();
+    for c in trimmed.chars() {
+        if name.len() + c.len_utf8() > MAX_COMPONENT_BYTES {
+            break;
+        }
+        name.push(c);
+    }
+    let name = name.trim_end_matches(['.', ' ']).to_string();
+    if name.is_empty() {
+        return None;
+    }
+    let stem = name.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit());
+    Some(if device { format!("_{name}") } else { name })
+}
+
+/// A file's path inside the pack folder: every `/`-separated part must survive
+/// [`folder_name`] and none may be `.` or `..`.
+pub(super) fn relative_path(name: &str) -> Result<PathBuf, TransferError> {
+    let bad = |reason: &str| TransferError::BadName { name: name.to_string(), reason: reason.to_string() };
+    if name.starts_with('/') || name.starts_with('\\') {
+        return Err(bad("absolute paths are not allowed"));
+    }
+    let mut path = PathBuf::new();
+    for part in name.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(bad("empty, . and .. path parts are not allowed"));
+        }
+        let Some(clean) = folder_name(part) else {
+            return Err(bad("a path part has no usable characters"));
+        };
+        path.push(clean);
+    }
+    if path.as_os_str().is_empty() {
+        return Err(bad("the name is empty"));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_are_single_safe_components() {
+        for (text, expected) in [
+            ("DJ Dusty", Some("DJ Dusty")),
+            ("../../etc", Some("_.._etc")),
+            ("/abs/path", Some("_abs_path")),
+            ("a\\b:c*d?e\"f<g>h|i", Some("a_b_c_d_e_f_g_h_i")),
+            ("tab\there\nnewline\u{7}", Some("tab_here_newline_")),
+            ("..", None),
+            (".", None),
+            ("   ", None),
+            ("...hidden", Some("hidden")),
+            ("trailing. . ", Some("trailing")),
+            ("CON", Some("_CON")),
+            ("com1.wav", Some("_com1.wav")),
+            ("Console", Some("Console")),
+            ("Café 808s", Some("Café 808s")),
+        ] {
+            assert_eq!(folder_name(text).as_deref(), expected, "{text:?}");
+        }
+        let long = folder_name(&"é".repeat(300)).unwrap();
+        assert!(long.len() <= MAX_COMPONENT_BYTES && long.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn relative_paths_stay_inside() {
+        assert_eq!(relative_path("kicks/kick 01.wav").unwrap(), PathBuf::from("kicks").join("kick 01.wav"));
+        assert_eq!(relative_path("a:b/c.wav").unwrap(), PathBuf::from("a_b").join("c.wav"));
+        for bad in ["", "/etc/passwd", "\\x", "a/../b", "../b", "a//b", "./a", "a/", "a/..."] {
+            assert!(matches!(relative_path(bad), Err(TransferError::BadName { .. })), "{bad:?}");
+        }
+        for name in ["x.wav", "deep/er/x.wav", "weird ../x", "..a/b"] {
+            let path = relative_path(name).unwrap();
+            assert!(path.components().all(|c| matches!(c, std::path::Component::Normal(_))), "{name:?}");
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The data plane: serving and fetching pack content over iroh-blobs.
+//!
+//! A [`Transfer`] owns one iroh endpoint, keyed by the node's identity (the same
+//! ed25519 secret as the libp2p side, so the iroh `EndpointId` *is* the [`NodeId`]),
+//! and a router that answers the iroh-blobs protocol ([`iroh_blobs::ALPN`]) from the
+//! node's [`Blobs`] store.
+//!
+//! - **Addresses come only from the control plane.** The endpoint is built from
+//!   explicit parts: no relay unless one is configured, no DNS or pkarr address
+//!   lookup, no port mapping, no net-report probes. The only address lookup is an
+//!   in-memory table that [`Transfer::add_peer`] fills with what libp2p learned, and
+//!   [`Transfer::local_addrs`] is what libp2p tells other peers.
+//! - **Serving** (`provider`): read-only. Pushes are refused, connections and
+//!   concurrent requests are limited per peer, and every get request passes a
+//!   [`ServeGate`] (allow-all by default; the paid-content gate plugs in there).
+//! - **Fetching** (`download`): [`Transfer::download`] fetches a pack's collection
+//!   from several providers at once, resumes from verified partial data, and drops a
+//!   provider that fails or sends data that does not match its BLAKE3 hash.
+//! - **Export** (`export`): [`Transfer::export`] writes a stored pack as plain files
+//!   under `<library>/<author>/<title>/`.
+//! - [`Transfer::ticket`] gives a `BlobTicket` that stock iroh-blobs clients such as
+//!   `sendme receive` accept.
+
+mod download;
+mod export;
+mod provider;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iroh::address_lookup::MemoryLookup;
+use iroh::endpoint::{PortmapperConfig, presets};
+use iroh::protocol::Router;
+use iroh::{
+    Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayMode, RelayUrl, SecretKey, TransportAddr,
+    Watcher,
+};
+use iroh_blobs::BlobFormat;
+use iroh_blobs::ticket::BlobTicket;
+use smpl_protocol::{BlobHash, Identity, Manifest, NodeId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use download::{DownloadProgress, Downloaded, DropReason, DroppedProvider};
+pub use export::Exported;
+pub use provider::{AllowAll, Limits, ServeGate};
+
+use crate::blobs::{Blobs, to_iroh};
+use provider::{GateCell, Provider};
+
+/// How long [`Transfer::start`] waits for the endpoint to report its addresses.
+const ADDR_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("cannot bind the iroh endpoint to {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("relay URL {url:?} is not valid: {reason}")]
+    InvalidRelay { url: String, reason: String },
+    #[error("no provider to fetch {content} from (no peer that holds it is known)")]
+    NoProviders { content: BlobHash },
+    #[error("could not fetch {what} of {content} from any provider: {reasons}")]
+    Unavailable { content: BlobHash, what: String, reasons: String },
+    #[error("{content} is not a pack collection: {reason}")]
+    NotACollection { content: BlobHash, reason: String },
+    #[error("pack content {content} is not completely stored here; fetch it first")]
+    Incomplete { content: BlobHash },
+    #[error("pack content {content} does not match its manifest: {reason}")]
+    Mismatch { content: BlobHash, reason: String },
+    #[error("cannot export {name:?}: {reason}")]
+    BadName { name: String, reason: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("blob store error while {action}: {reason}")]
+    Store { action: &'static str, reason: String },
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl TransferError {
+    fn store(action: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> TransferError {
+        move |e| TransferError::Store { action, reason: e.to_string() }
+    }
+
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TransferError {
+        let path = path.display().to_string();
+        move |source| TransferError::Io { action, path, source }
+    }
+}
+
+/// The node's iroh endpoint, serving its blob store and fetching from peers.
+#[derive(Debug)]
+pub struct Transfer {
+    router: Router,
+    lookup: MemoryLookup,
+    blobs: Blobs,
+    gate: GateCell,
+    cancel: CancellationToken,
+    policy: tokio::task::JoinHandle<()>,
+}
+
+fn endpoint_id(node: &NodeId) -> Option<EndpointId> {
+    EndpointId::from_bytes(node.as_bytes()).ok()
+}
+
+fn node_id(endpoint: &EndpointId) -> NodeId {
+    NodeId(*endpoint.as_bytes())
+}
+
+impl Transfer {
+    /// Binds the endpoint to `bind` (port 0 picks a free port) with the node's own
+    /// key and starts serving `blobs`. Talks to a relay only if `relay` is given.
+    pub async fn start(
+        identity: &Identity,
+        blobs: &Blobs,
+        bind: SocketAddr,
+        relay: Option<String>,
+    ) -> Result<Transfer, TransferError> {
+        Transfer::start_with(identity, blobs, bind, relay, Limits::default()).await
+    }
+
+    /// [`Transfer::start`] with explicit serving limits.
+    pub async fn start_with(
+        identity: &Identity,
+        blobs: &Blobs,
+        bind: SocketAddr,
+        relay: Option<String>,
+        limits: Limits,
+    ) -> Result<Transfer, TransferError> {
+        let relay_mode = match relay {
+            None => RelayMode::Disabled,
+            Some(url) => {
+                let parsed: RelayUrl = url.parse().map_err(|e: iroh::RelayUrlParseError| {
+                    TransferError::InvalidRelay { url, reason: e.to_string() }
+                })?;
+                RelayMode::custom([parsed])
+            }
+        };
+        let bind_err = |reason: String| TransferError::Bind { addr: bind, reason };
+        let lookup = MemoryLookup::new();
+        // `presets::Minimal` is `Builder::empty()` plus the crypto provider (ring): no
+        // address lookup, relays disabled. Everything that could talk to a third party
+        // is switched off explicitly on top.
+        let endpoint = Endpoint::builder(presets::Minimal)
+            .secret_key(SecretKey::from_bytes(&identity.secret_bytes()))
+            .relay_mode(relay_mode)
+            .portmapper_config(PortmapperConfig::Disabled)
+            .net_report_config(NetReportConfig::minimal())
+            .clear_address_lookup()
+            .address_lookup(lookup.clone())
+            .clear_ip_transports()
+            .bind_addr(bind)
+            .map_err(|e| bind_err(e.to_string()))?
+            .bind()
+            .await
+            .map_err(|e| bind_err(e.to_string()))?;
+        wait_for_addrs(&endpoint).await;
+
+        let gate = GateCell::default();
+        let cancel = CancellationToken::new();
+        let (events, policy) = provider::spawn_policy(
+            blobs.store().as_ref().clone(),
+            gate.clone(),
+            limits,
+            cancel.child_token(),
+        );
+        let router = Router::builder(endpoint)
+            .accept(iroh_blobs::ALPN, Provider::new(blobs.store().as_ref().clone(), events))
+            .spawn();
+        tracing::info!(node = %identity.node_id(), addrs = ?router.endpoint().addr(), "iroh endpoint ready");
+        Ok(Transfer { router, lookup, blobs: blobs.clone(), gate, cancel, policy })
+    }
+
+    /// This node's id (the iroh endpoint id, equal to the libp2p peer key).
+    pub fn node_id(&self) -> NodeId {
+        node_id(&self.router.endpoint().id())
+    }
+
+    /// The direct addresses peers can reach this endpoint at: what the node tells
+    /// other peers over libp2p.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.router.endpoint().addr().ip_addrs().copied().collect()
+    }
+
+    /// Records where `node`'s iroh endpoint listens, as learned over libp2p. Replaces
+    /// what was known for that node before; an empty list forgets it.
+    pub fn add_peer(&self, node: NodeId, addrs: Vec<SocketAddr>) {
+        let Some(id) = endpoint_id(&node) else {
+            tracing::warn!(%node, "ignoring addresses for a node id that is not a valid ed25519 key");
+            return;
+        };
+        if addrs.is_empty() {
+            self.lookup.remove_endpoint_info(id);
+        } else {
+            self.lookup
+                .set_endpoint_info(EndpointAddr::from_parts(id, addrs.into_iter().map(TransportAddr::Ip)));
+        }
+    }
+
+    /// Installs the gate consulted on every request this node serves (see
+    /// [`ServeGate`]). The default allows everything.
+    pub fn set_gate(&self, gate: impl ServeGate) {
+        self.gate.set(Arc::new(gate));
+    }
+
+    /// Downloads the pack collection `content` (its hash sequence, the collection
+    /// metadata and every file) from `providers`, several at once when there are
+    /// several, and returns once all of it is stored and verified.
+    ///
+    /// Whatever is already stored (complete or verified partial blobs) is not
+    /// fetched again. A provider that is unreachable, refuses, fails mid-way or sends
+    /// data that does not match its BLAKE3 hash is dropped for the rest of this call
+    /// and the others are used; the call fails only when no provider is left for some
+    /// part. `progress` receives [`DownloadProgress`] updates; a receiver that does
+    /// not keep up slows the download down (drop it to ignore progress).
+    pub async fn download(
+        &self,
+        content: BlobHash,
+        providers: &[NodeId],
+        progress: Option<mpsc::Sender<DownloadProgress>>,
+    ) -> Result<Downloaded, TransferError> {
+        let providers: Vec<EndpointId> = providers.iter().filter_map(endpoint_id).collect();
+        download::run(self.router.endpoint(), self.blobs.store(), content, providers, progress).await
+    }
+
+    /// Writes the stored pack of `manifest` as plain files under
+    /// `<library>/<author name>/<pack title>/`.
+    pub async fn export(&self, manifest: &Manifest, library: &Path) -> Result<Exported, TransferError> {
+        export::export(&self.blobs, manifest, library).await
+    }
+
+    /// A ticket for the pack collection `content` with this node's current
+    /// addresses, in the format `sendme receive` and other iroh-blobs clients read
+    /// (a `BlobTicket` of format `HashSeq`).
+    pub fn ticket(&self, content: BlobHash) -> String {
+        BlobTicket::new(self.router.endpoint().addr(), to_iroh(&content), BlobFormat::HashSeq).to_string()
+    }
+
+    /// Stops serving and closes the endpoint. The blob store stays open: it belongs
+    /// to the node.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.router.shutdown().await {
+            tracing::warn!("iroh router did not shut down cleanly: {e}");
+        }
+        self.cancel.cancel();
+        let _ = self.policy.await;
+    }
+}
+
+/// Waits (bounded) until the endpoint knows at least one direct address, so that
+/// [`Transfer::local_addrs`] is meaningful right after start.
+async fn wait_for_addrs(endpoint: &Endpoint) {
+    let mut watcher = endpoint.watch_addr();
+    let wait = async {
+        while watcher.get().ip_addrs().next().is_none() {
+            if watcher.updated().await.is_err() {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(ADDR_TIMEOUT, wait).await.is_err() {
+        tracing::warn!("iroh endpoint reported no direct address within {ADDR_TIMEOUT:?}");
+    }
+}

@@ -1,0 +1,189 @@
+//! Several real nodes in one process on 127.0.0.1 (mDNS off): listings travel by
+//! gossip and sync, packs by verified iroh-blobs transfers.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use smpl_node::index::{SearchQuery, Sort};
+use smpl_node::{Home, Multiaddr, Node, NodeOptions, PublishRequest};
+use smpl_protocol::{LicenseTerms, PackId};
+use tokio::sync::mpsc;
+
+const STEP: Duration = Duration::from_secs(60);
+
+async fn start(root: &Path, name: &str, bootstrap: &[Multiaddr]) -> Node {
+    let home = Home::new(root.join(name));
+    home.init().unwrap();
+    let mut config = home.config().unwrap();
+    config.name = name.to_string();
+    config.library = root.join(format!("{name}-library"));
+    home.save_config(&config).unwrap();
+    let options = NodeOptions {
+        home,
+        api: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap: bootstrap.to_vec(),
+        mdns: false,
+        relay: None,
+    };
+    tokio::time::timeout(STEP, Node::start(&options)).await.expect("node start timed out").unwrap()
+}
+
+async fn addr(node: &Node) -> Multiaddr {
+    for _ in 0..100 {
+        if let Some(a) = node.listen_addrs().await.first() {
+            return a.parse().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("node has no listen address");
+}
+
+fn write_wav(path: &Path, seconds: f32, freq: f32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let spec = hound::WavSpec { channels: 1, sample_rate: 44_100, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(44_100.0 * seconds) as usize {
+        let t = i as f32 / 44_100.0;
+        w.write_sample(((t * freq * std::f32::consts::TAU).sin() * (-t * 8.0).exp() * 30_000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn make_pack(dir: &Path) {
+    write_wav(&dir.join("Kicks/Line_Kick_01.wav"), 0.5, 55.0);
+    write_wav(&dir.join("Kicks/Line_Kick_02.wav"), 0.4, 62.0);
+    write_wav(&dir.join("Line_Snare.wav"), 0.3, 190.0);
+}
+
+async fn publish(node: &Node, dir: &Path, title: &str) -> PackId {
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let request = PublishRequest {
+        dir: dir.to_path_buf(),
+        title: title.into(),
+        genre: "techno".into(),
+        tags: vec!["line".into()],
+        description: String::new(),
+        price: None,
+        license: LicenseTerms::Named("royalty-free".into()),
+    };
+    node.publish(request, tx).await.unwrap().pack_id
+}
+
+fn query(text: &str) -> SearchQuery {
+    SearchQuery {
+        text: Some(text.into()),
+        genre: None,
+        tags: vec![],
+        kind: None,
+        bpm: None,
+        key: None,
+        max_price: None,
+        author: None,
+        packs: true,
+        sort: Sort::Relevance,
+        limit: 20,
+        offset: 0,
+    }
+}
+
+/// Waits until `node`'s search for `text` returns `pack` (or, with `gone`, stops
+/// returning it); returns how long it took.
+async fn wait_for(node: &Node, text: &str, pack: PackId, gone: bool, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let hits = node.search(query(text)).await.unwrap().hits;
+        if hits.iter().any(|h| h.pack_id == pack) != gone {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{text}: not {} within {limit:?}", if gone { "gone" } else { "there" });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn fetch(node: &Node, pack: PackId, out: &Path) -> PathBuf {
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let outcome = tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), tx)).await.expect("fetch timed out").unwrap();
+    outcome.path
+}
+
+fn assert_same_files(original: &Path, fetched: &Path) {
+    let mut count = 0;
+    for entry in ["Kicks/Line_Kick_01.wav", "Kicks/Line_Kick_02.wav", "Line_Snare.wav"] {
+        let a = std::fs::read(original.join(entry)).unwrap();
+        let b = std::fs::read(fetched.join(entry)).unwrap_or_else(|e| panic!("{entry} missing in {}: {e}", fetched.display()));
+        assert!(a == b, "{entry} differs");
+        count += 1;
+    }
+    assert_eq!(count, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pack_travels_along_a_line_and_survives_its_author() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let a = start(root, "a", &[]).await;
+    let b = start(root, "b", &[addr(&a).await]).await;
+    let c = start(root, "c", &[addr(&b).await]).await;
+    // Let the line form (hello + first sync) before publishing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let pack_dir = root.join("pack");
+    make_pack(&pack_dir);
+    let pack = publish(&a, &pack_dir, "Line Kicks").await;
+    let took = wait_for(&c, "line", pack, false, Duration::from_secs(2)).await;
+    println!("A → C over gossip: {took:?}");
+
+    let fetched = fetch(&c, pack, &root.join("c-out")).await;
+    assert_same_files(&pack_dir, &fetched);
+    // B fetches too, so two nodes besides A can serve the pack.
+    fetch(&b, pack, &root.join("b-out")).await;
+
+    a.shutdown().await;
+    let d = start(root, "d", &[addr(&c).await]).await;
+    wait_for(&d, "line", pack, false, Duration::from_secs(10)).await;
+    let fetched = fetch(&d, pack, &root.join("d-out")).await;
+    assert_same_files(&pack_dir, &fetched);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn updates_and_retractions_reach_a_node_that_was_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let a = start(root, "a", &[]).await;
+    let a_addr = addr(&a).await;
+    let b = start(root, "b", &[a_addr.clone()]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let one = root.join("one");
+    make_pack(&one);
+    let keep = publish(&a, &one, "Keep Me").await;
+    let drop_me = publish(&a, &one, "Drop Me").await;
+    wait_for(&b, "keep", keep, false, Duration::from_secs(5)).await;
+    wait_for(&b, "drop", drop_me, false, Duration::from_secs(5)).await;
+
+    // C saw version 1, then goes offline.
+    let c = start(root, "c", &[a_addr.clone()]).await;
+    wait_for(&c, "keep", keep, false, Duration::from_secs(10)).await;
+    let c_home = Home::new(root.join("c"));
+    c.shutdown().await;
+
+    // A updates one pack and retracts the other; B sees both over gossip.
+    write_wav(&one.join("Extra_Clap.wav"), 0.3, 900.0);
+    let again = publish(&a, &one, "Keep Me").await;
+    assert_eq!(again, keep);
+    a.retract(&drop_me).await.unwrap();
+    wait_for(&b, "clap", keep, false, Duration::from_secs(5)).await;
+    wait_for(&b, "drop", drop_me, true, Duration::from_secs(5)).await;
+
+    // C comes back, connected to B only, and catches up by sync.
+    drop(c_home);
+    let c = start(root, "c", &[addr(&b).await]).await;
+    wait_for(&c, "clap", keep, false, Duration::from_secs(10)).await;
+    wait_for(&c, "drop", drop_me, true, Duration::from_secs(10)).await;
+    let (manifest, _) = c.store().manifest(&keep).unwrap().unwrap();
+    assert_eq!(manifest.seq, 2);
+    assert!(c.store().manifest(&drop_me).unwrap().is_none());
+}

@@ -7,8 +7,8 @@
 //! in memory, and every engine indexes exactly the same data.
 
 use smpl_protocol::{
-    AudioFormat, BlobHash, Key, LicenseTerms, Manifest, Mode, NodeId, PackId, Price, SampleEntry,
-    SampleKind, Source, Tempo,
+    AudioFormat, BlobHash, Key, LicenseTerms, Manifest, Mode, NodeId, PackId, Price, SampleEntry, SampleKind,
+    Source, Tempo,
 };
 
 use crate::rng::Rng;
@@ -35,25 +35,74 @@ pub const GENRES: &[&str] = &[
 ];
 
 pub const TAGS: &[&str] = &[
-    "dusty", "analog", "vinyl", "warm", "dark", "bright", "punchy", "crisp", "gritty", "tape",
-    "saturated", "clean", "wide", "mono", "stereo", "live", "processed", "organic", "lofi",
-    "vintage", "modern", "hard", "soft", "deep", "airy", "glitchy", "distorted", "filtered",
-    "reversed", "layered", "acoustic", "electric", "synth", "sampled", "chopped", "melodic",
-    "rhythmic", "atmospheric", "cinematic", "minimal",
+    "dusty",
+    "analog",
+    "vinyl",
+    "warm",
+    "dark",
+    "bright",
+    "punchy",
+    "crisp",
+    "gritty",
+    "tape",
+    "saturated",
+    "clean",
+    "wide",
+    "mono",
+    "stereo",
+    "live",
+    "processed",
+    "organic",
+    "lofi",
+    "vintage",
+    "modern",
+    "hard",
+    "soft",
+    "deep",
+    "airy",
+    "glitchy",
+    "distorted",
+    "filtered",
+    "reversed",
+    "layered",
+    "acoustic",
+    "electric",
+    "synth",
+    "sampled",
+    "chopped",
+    "melodic",
+    "rhythmic",
+    "atmospheric",
+    "cinematic",
+    "minimal",
 ];
 
 pub const ADJECTIVES: &[&str] = &[
-    "Dusty", "Analog", "Midnight", "Golden", "Vintage", "Heavy", "Crisp", "Warm", "Dark",
-    "Bright", "Deep", "Raw", "Gritty", "Smooth", "Neon", "Cosmic", "Urban", "Tape", "Velvet",
-    "Crunchy", "Hazy", "Liquid", "Frozen", "Electric", "Organic", "Punchy", "Silky", "Broken",
-    "Hollow", "Rusty", "Lush", "Dirty", "Clean", "Fat", "Thin", "Wide", "Tight", "Loose",
-    "Soulful", "Wonky",
+    "Dusty", "Analog", "Midnight", "Golden", "Vintage", "Heavy", "Crisp", "Warm", "Dark", "Bright", "Deep",
+    "Raw", "Gritty", "Smooth", "Neon", "Cosmic", "Urban", "Tape", "Velvet", "Crunchy", "Hazy", "Liquid",
+    "Frozen", "Electric", "Organic", "Punchy", "Silky", "Broken", "Hollow", "Rusty", "Lush", "Dirty",
+    "Clean", "Fat", "Thin", "Wide", "Tight", "Loose", "Soulful", "Wonky",
 ];
 
 const NOUNS: &[&str] = &[
-    "Drums", "Kicks", "Loops", "Textures", "Vibes", "Grooves", "Essentials", "Toolkit",
-    "Sessions", "Chops", "Keys", "Basslines", "Atmospheres", "Percussion", "Vocals", "Synths",
-    "Breaks", "One Shots",
+    "Drums",
+    "Kicks",
+    "Loops",
+    "Textures",
+    "Vibes",
+    "Grooves",
+    "Essentials",
+    "Toolkit",
+    "Sessions",
+    "Chops",
+    "Keys",
+    "Basslines",
+    "Atmospheres",
+    "Percussion",
+    "Vocals",
+    "Synths",
+    "Breaks",
+    "One Shots",
 ];
 
 /// Instruments: (name in file names, melodic, usually a loop).
@@ -102,25 +151,70 @@ pub const INSTRUMENTS: &[(&str, bool, bool)] = &[
     ("Flute", true, true),
 ];
 
-const VARIANTS: &[&str] = &[
-    "Hard", "Soft", "Short", "Long", "Tight", "Open", "Closed", "Layered", "Room", "Dry", "Wet",
-];
+const VARIANTS: &[&str] =
+    &["Hard", "Soft", "Short", "Long", "Tight", "Open", "Closed", "Layered", "Room", "Dry", "Wet"];
 
 const FIRST_NAMES: &[&str] = &[
-    "Marla", "Kaito", "Ines", "Dmitri", "Ayo", "Lena", "Mateo", "Yuki", "Noor", "Felix", "Sana",
-    "Omar", "Priya", "Jonas", "Zola", "Theo", "Mira", "Rafael", "Hana", "Leo", "Nadia", "Kofi",
-    "Elif", "Bruno",
+    "Marla", "Kaito", "Ines", "Dmitri", "Ayo", "Lena", "Mateo", "Yuki", "Noor", "Felix", "Sana", "Omar",
+    "Priya", "Jonas", "Zola", "Theo", "Mira", "Rafael", "Hana", "Leo", "Nadia", "Kofi", "Elif", "Bruno",
 ];
 
 const SUFFIXES: &[&str] = &["Beats", "Audio", "Sounds", "Records", "Lab", "Music", "", ""];
 
 const DESCRIPTION_WORDS: &[&str] = &[
-    "recorded", "through", "a", "vintage", "console", "tape", "machine", "with", "hardware",
-    "compression", "every", "sound", "is", "mixed", "and", "ready", "for", "your", "next",
-    "beat", "crafted", "from", "modular", "synths", "drum", "machines", "field", "recordings",
-    "royalty", "free", "processed", "by", "hand", "perfect", "heavy", "grooves", "late", "night",
-    "sessions", "studio", "warmth", "character", "texture", "punch", "clarity", "layers",
-    "inspired", "classic", "records", "producers", "who", "want", "quality",
+    "recorded",
+    "through",
+    "a",
+    "vintage",
+    "console",
+    "tape",
+    "machine",
+    "with",
+    "hardware",
+    "compression",
+    "every",
+    "sound",
+    "is",
+    "mixed",
+    "and",
+    "ready",
+    "for",
+    "your",
+    "next",
+    "beat",
+    "crafted",
+    "from",
+    "modular",
+    "synths",
+    "drum",
+    "machines",
+    "field",
+    "recordings",
+    "royalty",
+    "free",
+    "processed",
+    "by",
+    "hand",
+    "perfect",
+    "heavy",
+    "grooves",
+    "late",
+    "night",
+    "sessions",
+    "studio",
+    "warmth",
+    "character",
+    "texture",
+    "punch",
+    "clarity",
+    "layers",
+    "inspired",
+    "classic",
+    "records",
+    "producers",
+    "who",
+    "want",
+    "quality",
 ];
 
 const PRICES: &[u64] = &[99, 299, 499, 999, 1499, 1999, 2999];
@@ -142,12 +236,7 @@ impl Corpus {
     pub fn new(docs: usize, per_pack: usize, seed: u64) -> Corpus {
         let per_pack = per_pack.max(1);
         let packs = docs.div_ceil(per_pack);
-        Corpus {
-            docs,
-            per_pack,
-            seed,
-            authors: (packs / 5).max(1),
-        }
+        Corpus { docs, per_pack, seed, authors: (packs / 5).max(1) }
     }
 
     pub fn packs(&self) -> usize {
@@ -178,20 +267,11 @@ impl Corpus {
         let title = format!("{theme} {} Vol {}", r.pick(NOUNS), r.range(1, 9));
         let slug = format!("pack-{i}");
         let genre = r.pick(GENRES).to_string();
-        let tags: Vec<String> = r
-            .pick_distinct(TAGS, r.range(2, 4) as usize)
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let tags: Vec<String> =
+            r.pick_distinct(TAGS, r.range(2, 4) as usize).into_iter().map(String::from).collect();
         let words = r.range(12, 25) as usize;
-        let description = (0..words)
-            .map(|_| *r.pick(DESCRIPTION_WORDS))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let price = (!r.chance(0.3)).then(|| Price {
-            amount_minor: *r.pick(PRICES),
-            currency: "USD".into(),
-        });
+        let description = (0..words).map(|_| *r.pick(DESCRIPTION_WORDS)).collect::<Vec<_>>().join(" ");
+        let price = (!r.chance(0.3)).then(|| Price { amount_minor: *r.pick(PRICES), currency: "USD".into() });
         let folders = r.chance(0.3);
         let tempo_base = r.range(70, 160) as f32;
         let count = self.per_pack.min(self.docs - i * self.per_pack);
@@ -220,27 +300,17 @@ impl Corpus {
 
     /// `n` benchmark queries, always the same for the same seed.
     pub fn queries(&self, n: usize) -> Vec<BenchQuery> {
-        (0..n)
-            .map(|i| BenchQuery::generate(&mut Rng::for_item(self.seed, STREAM_QUERY, i as u64)))
-            .collect()
+        (0..n).map(|i| BenchQuery::generate(&mut Rng::for_item(self.seed, STREAM_QUERY, i as u64))).collect()
     }
 }
 
 fn sample(r: &mut Rng, theme: &str, n: usize, folders: bool, tempo_base: f32) -> SampleEntry {
     let (instrument, melodic, loops) = *r.pick(INSTRUMENTS);
     let is_loop = r.chance(if loops { 0.7 } else { 0.15 });
-    let adjective = if r.chance(0.6) {
-        theme
-    } else {
-        *r.pick(ADJECTIVES)
-    };
+    let adjective = if r.chance(0.6) { theme } else { *r.pick(ADJECTIVES) };
     let key = (melodic && r.chance(if is_loop { 0.8 } else { 0.5 })).then(|| Key {
         tonic: r.below(12) as u8,
-        mode: if r.chance(0.6) {
-            Mode::Minor
-        } else {
-            Mode::Major
-        },
+        mode: if r.chance(0.6) { Mode::Minor } else { Mode::Major },
         source: Source::Detected,
     });
     let bpm = is_loop.then(|| (tempo_base + r.range(0, 20) as f32).round());
@@ -259,14 +329,10 @@ fn sample(r: &mut Rng, theme: &str, n: usize, folders: bool, tempo_base: f32) ->
         }
     } else if r.chance(0.5) {
         name.push('_');
-        name.push_str(r.pick(VARIANTS));
+        name.push_str(*r.pick(VARIANTS));
     }
     name.push_str(&format!("_{:02}.wav", n + 1));
-    let frames = if is_loop {
-        r.range(4 * 44_100, 16 * 44_100)
-    } else {
-        r.range(4_410, 2 * 44_100)
-    };
+    let frames = if is_loop { r.range(4 * 44_100, 16 * 44_100) } else { r.range(4_410, 2 * 44_100) };
     SampleEntry {
         name,
         hash: BlobHash([n as u8; 32]),
@@ -278,22 +344,10 @@ fn sample(r: &mut Rng, theme: &str, n: usize, folders: bool, tempo_base: f32) ->
         bit_depth: Some(24),
         peak_dbfs: -0.3,
         loudness_lufs: Some(-14.0),
-        kind: if is_loop {
-            SampleKind::Loop
-        } else {
-            SampleKind::OneShot
-        },
-        tempo: bpm.map(|bpm| Tempo {
-            bpm,
-            source: Source::Detected,
-            confidence: 0.8,
-        }),
+        kind: if is_loop { SampleKind::Loop } else { SampleKind::OneShot },
+        tempo: bpm.map(|bpm| Tempo { bpm, source: Source::Detected, confidence: 0.8 }),
         key,
-        tags: r
-            .pick_distinct(TAGS, r.below(3))
-            .into_iter()
-            .map(String::from)
-            .collect(),
+        tags: r.pick_distinct(TAGS, r.below(3)).into_iter().map(String::from).collect(),
         waveform: Vec::new(),
         preview: None,
     }
@@ -311,7 +365,7 @@ pub struct BenchQuery {
 
 impl BenchQuery {
     fn generate(r: &mut Rng) -> BenchQuery {
-        let mut word = |r: &mut Rng| -> String {
+        let word = |r: &mut Rng| -> String {
             match r.below(3) {
                 0 => r.pick(INSTRUMENTS).0.to_lowercase(),
                 1 => r.pick(ADJECTIVES).to_lowercase(),
@@ -328,13 +382,7 @@ impl BenchQuery {
         let mut q = BenchQuery {
             words,
             genre: r.chance(0.5).then(|| r.pick(GENRES).to_string()),
-            kind: r.chance(0.5).then(|| {
-                if r.chance(0.5) {
-                    SampleKind::Loop
-                } else {
-                    SampleKind::OneShot
-                }
-            }),
+            kind: r.chance(0.5).then(|| if r.chance(0.5) { SampleKind::Loop } else { SampleKind::OneShot }),
             bpm: r.chance(0.35).then(|| {
                 let lo = r.range(70, 160) as f32;
                 (lo, lo + r.range(5, 20) as f32)

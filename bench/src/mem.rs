@@ -37,12 +37,7 @@ pub fn disk_usage(path: &std::path::Path) -> u64 {
     };
     if meta.is_dir() {
         std::fs::read_dir(path)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| disk_usage(&e.path()))
-                    .sum()
-            })
+            .map(|entries| entries.filter_map(Result::ok).map(|e| disk_usage(&e.path())).sum())
             .unwrap_or(0)
     } else {
         meta.len()

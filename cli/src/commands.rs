@@ -272,7 +272,11 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
             outcome.pack_id,
             outcome.seq,
             outcome.samples,
-            if outcome.skipped.is_empty() { String::new() } else { format!(", {} skipped", outcome.skipped.len()) }
+            if outcome.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(", {} skipped", outcome.skipped.len())
+            }
         ));
     }
     Ok(ExitCode::SUCCESS)
@@ -479,7 +483,10 @@ pub fn check(home: &Home, out: &Printer) -> Result<ExitCode> {
     if out.json() {
         out.object(&report);
     } else {
-        out.line(format!("{} packs stored, {} indexed, {} queued", report.packs, report.indexed, report.queued));
+        out.line(format!(
+            "{} packs stored, {} indexed, {} queued",
+            report.packs, report.indexed, report.queued
+        ));
         for id in &report.incomplete {
             out.line(format!("incomplete: {id} has blobs missing"));
         }
@@ -504,19 +511,23 @@ pub fn fetch(home: &Home, out: &Printer, pack_id: &str, dir: Option<PathBuf>) ->
     let client = Client::connect(home)?;
     let mut bar = None;
     let mut outcome = None;
-    client.post_lines(&format!("/v1/packs/{}/fetch", pack_id.trim()), &json!({ "out": dir }), |event: FetchEvent| {
-        match event {
-            FetchEvent::Started { bytes, .. } => bar = Some(out.progress(bytes, "fetching")),
-            FetchEvent::Progress { bytes } => {
-                if let Some(bar) = &bar {
-                    bar.set_position(bytes);
+    client.post_lines(
+        &format!("/v1/packs/{}/fetch", pack_id.trim()),
+        &json!({ "out": dir }),
+        |event: FetchEvent| {
+            match event {
+                FetchEvent::Started { bytes, .. } => bar = Some(out.progress(bytes, "fetching")),
+                FetchEvent::Progress { bytes } => {
+                    if let Some(bar) = &bar {
+                        bar.set_position(bytes);
+                    }
                 }
+                FetchEvent::Done(o) => outcome = Some(o),
+                FetchEvent::Error { message } => bail!("{message}"),
             }
-            FetchEvent::Done(o) => outcome = Some(o),
-            FetchEvent::Error { message } => bail!("{message}"),
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -536,14 +547,16 @@ pub fn peers(home: &Home, out: &Printer) -> Result<ExitCode> {
             out.object(p);
         }
     } else {
-        let rows: Vec<Vec<String>> = peers.iter().map(|p| vec![p.node_id.to_string(), p.addrs.join(" ")]).collect();
+        let rows: Vec<Vec<String>> =
+            peers.iter().map(|p| vec![p.node_id.to_string(), p.addrs.join(" ")]).collect();
         out.table(&["NODE", "ADDRESSES"], &rows);
     }
     Ok(if peers.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 pub fn share(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
-    let answer: serde_json::Value = Client::connect(home)?.get(&format!("/v1/packs/{}/ticket", pack_id.trim()))?;
+    let answer: serde_json::Value =
+        Client::connect(home)?.get(&format!("/v1/packs/{}/ticket", pack_id.trim()))?;
     if out.json() {
         out.object(&answer);
     } else {

@@ -120,10 +120,8 @@ fn chord_loop(bpm: f32, tonic_midi: i32, minor: bool) -> Vec<f32> {
     for (half, root) in [tonic_midi, tonic_midi + 5].iter().enumerate() {
         for i in 0..beat * 4 {
             let t = i as f32 / RATE as f32;
-            let v: f32 = [0, third, 7, 12]
-                .iter()
-                .map(|iv| (TAU * note_freq(root + iv) * t).sin())
-                .sum::<f32>();
+            let v: f32 =
+                [0, third, 7, 12].iter().map(|iv| (TAU * note_freq(root + iv) * t).sin()).sum::<f32>();
             out[half * beat * 4 + i] = v * 0.18 * (1.0 - (-t * 40.0).exp());
         }
     }
@@ -131,8 +129,14 @@ fn chord_loop(bpm: f32, tonic_midi: i32, minor: bool) -> Vec<f32> {
 }
 
 fn write_wav(path: &Path, samples: &[f32]) -> Result<()> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut writer = hound::WavWriter::create(path, spec).with_context(|| format!("cannot write {}", path.display()))?;
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer =
+        hound::WavWriter::create(path, spec).with_context(|| format!("cannot write {}", path.display()))?;
     for s in samples {
         writer.write_sample((s.clamp(-1.0, 1.0) * 32_000.0) as i16)?;
     }
@@ -225,30 +229,38 @@ pub fn publish_demo(home: &Home, out: &Printer) -> Result<()> {
                 write_wav(&path, samples)?;
             }
         }
-        packs.push((dir.clone(), PublishRequest {
-            dir,
-            title: pack.title.into(),
-            genre: pack.genre.into(),
-            tags: pack.tags.iter().map(|t| t.to_string()).collect(),
-            description: pack.description.into(),
-            price: pack.price.map(|amount_minor| Price { amount_minor, currency: "USD".into() }),
-            license: LicenseTerms::Named("royalty-free".into()),
-        }));
+        packs.push((
+            dir.clone(),
+            PublishRequest {
+                dir,
+                title: pack.title.into(),
+                genre: pack.genre.into(),
+                tags: pack.tags.iter().map(|t| t.to_string()).collect(),
+                description: pack.description.into(),
+                price: pack.price.map(|amount_minor| Price { amount_minor, currency: "USD".into() }),
+                license: LicenseTerms::Named("royalty-free".into()),
+            },
+        ));
     }
     if let Ok(kits) = std::fs::read_dir(HYDROGEN_KITS) {
         let mut kits: Vec<PathBuf> = kits.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
         kits.sort();
         for kit in kits {
             let name = kit.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            packs.push((kit.clone(), PublishRequest {
-                dir: kit,
-                title: format!("Hydrogen {name}"),
-                genre: "drums".into(),
-                tags: vec!["acoustic".into(), "drum kit".into(), "hydrogen".into()],
-                description: format!("The {name} drum kit from the Hydrogen drum machine (Debian's hydrogen-data)."),
-                price: None,
-                license: LicenseTerms::Named("GPL-2.0-or-later".into()),
-            }));
+            packs.push((
+                kit.clone(),
+                PublishRequest {
+                    dir: kit,
+                    title: format!("Hydrogen {name}"),
+                    genre: "drums".into(),
+                    tags: vec!["acoustic".into(), "drum kit".into(), "hydrogen".into()],
+                    description: format!(
+                        "The {name} drum kit from the Hydrogen drum machine (Debian's hydrogen-data)."
+                    ),
+                    price: None,
+                    license: LicenseTerms::Named("GPL-2.0-or-later".into()),
+                },
+            ));
         }
     }
     for (dir, request) in packs {
@@ -272,6 +284,8 @@ pub fn publish_demo(home: &Home, out: &Printer) -> Result<()> {
             Ok(())
         })?;
     }
-    out.note("demo ready: try `smpl search kick`, `smpl search --kind loop --bpm 120..130`, `smpl search --packs`");
+    out.note(
+        "demo ready: try `smpl search kick`, `smpl search --kind loop --bpm 120..130`, `smpl search --packs`",
+    );
     Ok(())
 }

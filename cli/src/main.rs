@@ -56,9 +56,7 @@ enum Command {
         pack_id: String,
     },
     /// Retract one of your packs (a signed removal).
-    Retract {
-        pack_id: String,
-    },
+    Retract { pack_id: String },
     /// Download a pack from whoever serves it, verify it and write its files
     /// under the library folder.
     Fetch {
@@ -71,9 +69,7 @@ enum Command {
     Peers,
     /// Print an iroh-blobs ticket of a free pack, for stock clients such as
     /// `sendme receive`.
-    Share {
-        pack_id: String,
-    },
+    Share { pack_id: String },
     /// Check that every stored pack is whole and the index agrees with the store.
     Check,
     /// Manage the search index.

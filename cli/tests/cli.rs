@@ -48,13 +48,27 @@ fn publish_search_show_retract() {
 
     let (code, out, err) = smpl_json(
         &home,
-        &["publish", pack.to_str().unwrap(), "--title", "Test Drums", "--genre", "Techno", "--tags", "dark,analog", "--price", "4.99", "--currency", "usd"],
+        &[
+            "publish",
+            pack.to_str().unwrap(),
+            "--title",
+            "Test Drums",
+            "--genre",
+            "Techno",
+            "--tags",
+            "dark,analog",
+            "--price",
+            "4.99",
+            "--currency",
+            "usd",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let pack_id = out[0]["pack_id"].as_str().unwrap().to_string();
     assert_eq!(out[0]["seq"], 1);
     assert_eq!(out[0]["samples"], 4, "two kicks, a snare and a loop; {out:?}");
-    let skipped: Vec<&str> = out[0]["skipped"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let skipped: Vec<&str> =
+        out[0]["skipped"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert!(skipped.contains(&"README.txt") && skipped.contains(&"Broken.wav"), "{skipped:?}");
 
     // Search finds the kicks, and only the kicks.
@@ -63,7 +77,9 @@ fn publish_search_show_retract() {
     let mut names: Vec<&str> = hits.iter().map(|h| h["sample"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["Kicks/Deep_Kick_01.wav", "Kicks/Punchy_Kick_02.wav"]);
-    for field in ["pack_id", "pack_title", "author", "sample", "kind", "bpm", "key", "duration_ms", "price", "score"] {
+    for field in
+        ["pack_id", "pack_title", "author", "sample", "kind", "bpm", "key", "duration_ms", "price", "score"]
+    {
         assert!(hits[0].get(field).is_some(), "search --json lacks {field}: {}", hits[0]);
     }
     assert_eq!(hits[0]["price"], 4.99);
@@ -88,7 +104,8 @@ fn publish_search_show_retract() {
     let m = &shown[0];
     assert_eq!(m["title"], "Test Drums");
     assert_eq!(m["samples"].as_array().unwrap().len(), 4);
-    let kick = m["samples"].as_array().unwrap().iter().find(|s| s["name"] == "Kicks/Deep_Kick_01.wav").unwrap();
+    let kick =
+        m["samples"].as_array().unwrap().iter().find(|s| s["name"] == "Kicks/Deep_Kick_01.wav").unwrap();
     assert_eq!(kick["frames"], 17_640);
     assert_eq!(kick["sample_rate"], 44_100);
     assert_eq!(kick["channels"], 1);
@@ -99,7 +116,8 @@ fn publish_search_show_retract() {
 
     // Republishing makes version 2 and leaves no stale documents.
     std::fs::remove_file(pack.join("Kicks/Punchy_Kick_02.wav")).unwrap();
-    let (code, out, _) = smpl_json(&home, &["publish", pack.to_str().unwrap(), "--title", "Test Drums", "--free"]);
+    let (code, out, _) =
+        smpl_json(&home, &["publish", pack.to_str().unwrap(), "--title", "Test Drums", "--free"]);
     assert_eq!(code, 0);
     assert_eq!(out[0]["seq"], 2);
     let (_, hits, _) = smpl_json(&home, &["search", "kick"]);
@@ -146,7 +164,8 @@ fn two_homes_run_side_by_side() {
     let node_a = TestNode::start(&home_a);
     let node_b = TestNode::start(&home_b);
     // A second node on the same home is refused while the first runs.
-    let again = smpl(&home_a, &["node", "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let again =
+        smpl(&home_a, &["node", "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
 

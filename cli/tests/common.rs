@@ -104,7 +104,12 @@ impl Drop for TestNode {
 /// Writes a 16-bit mono WAV of `seconds` with a decaying or steady tone.
 pub fn write_wav(path: &Path, seconds: f32, freq: f32, decaying: bool) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let spec = hound::WavSpec { channels: 1, sample_rate: 44_100, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     let n = (44_100.0 * seconds) as usize;
     for i in 0..n {

@@ -28,7 +28,8 @@ fn kill_9_during_publish_loses_nothing_and_leaves_no_half_pack() {
     let publish_ms = start.elapsed().as_millis().max(50) as u64;
     node.kill9();
 
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     println!("seed {seed}, undisturbed publish {publish_ms} ms");
     let (mut whole, mut absent) = (0, 0);
     for attempt in 0..TRIES {
@@ -61,11 +62,15 @@ fn kill_9_during_publish_loses_nothing_and_leaves_no_half_pack() {
         assert!(r["index_mismatch"].as_array().unwrap().is_empty());
         assert_eq!(r["packs"], r["indexed"]);
 
-        let (_, hits, _) = smpl_json(&home, &["search", "crash", &attempt.to_string(), "--packs", "--limit", "100"]);
+        let (_, hits, _) =
+            smpl_json(&home, &["search", "crash", &attempt.to_string(), "--packs", "--limit", "100"]);
         let present = hits.iter().any(|h| h["pack_title"] == title.as_str());
         if present {
             whole += 1;
-            let (_, samples, _) = smpl_json(&home, &["search", "take", "--author", hits[0]["author"].as_str().unwrap(), "--limit", "10000"]);
+            let (_, samples, _) = smpl_json(
+                &home,
+                &["search", "take", "--author", hits[0]["author"].as_str().unwrap(), "--limit", "10000"],
+            );
             let in_pack = samples.iter().filter(|h| h["pack_title"] == title.as_str()).count();
             assert_eq!(in_pack, 40, "try {attempt}: a present pack has every sample indexed");
         } else {

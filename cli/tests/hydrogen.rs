@@ -14,7 +14,10 @@ const FIXTURE: &str = include_str!("../../node/tests/fixtures/hydrogen_GMRockKit
 
 #[test]
 fn published_kit_manifest_matches_reference_tools() {
-    assert!(std::path::Path::new(KIT).is_dir(), "{KIT} missing: run scripts/setup.sh (apt-get install hydrogen-data)");
+    assert!(
+        std::path::Path::new(KIT).is_dir(),
+        "{KIT} missing: run scripts/setup.sh (apt-get install hydrogen-data)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let _node = TestNode::start(&home);
@@ -54,7 +57,9 @@ fn published_kit_manifest_matches_reference_tools() {
         checked += 1;
     }
     assert!(checked >= 80, "only {checked} reference lines");
-    println!("{checked} files: worst duration {worst_ms:.3} ms, peak {worst_peak:.3} dB, loudness {worst_lu:.3} LU");
+    println!(
+        "{checked} files: worst duration {worst_ms:.3} ms, peak {worst_peak:.3} dB, loudness {worst_lu:.3} LU"
+    );
 
     let (_, kicks, _) = smpl_json(&home, &["search", "kick", "--limit", "100"]);
     assert!(!kicks.is_empty());

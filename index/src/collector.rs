@@ -28,9 +28,7 @@ pub(crate) struct Rank {
 
 impl Rank {
     fn cmp(&self, other: &Rank) -> Ordering {
-        self.created
-            .cmp(&other.created)
-            .then(self.score.total_cmp(&other.score))
+        self.created.cmp(&other.created).then(self.score.total_cmp(&other.score))
     }
 }
 
@@ -116,11 +114,7 @@ impl Collector for SearchCollector {
     type Fruit = Collected;
     type Child = SegmentSearch;
 
-    fn for_segment(
-        &self,
-        segment: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<SegmentSearch> {
+    fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
         let ff = reader.fast_fields();
         let mut columns: [Option<StrColumn>; 4] = Default::default();
         let mut counts: [Vec<u64>; 4] = Default::default();
@@ -131,10 +125,7 @@ impl Collector for SearchCollector {
             }
         }
         let (pack_hi, pack_lo) = if self.packs {
-            (
-                Some(ff.u64(names::PACK_HI)?),
-                Some(ff.u64(names::PACK_LO)?),
-            )
+            (Some(ff.u64(names::PACK_HI)?), Some(ff.u64(names::PACK_LO)?))
         } else {
             (None, None)
         };
@@ -143,11 +134,7 @@ impl Collector for SearchCollector {
             packs: self.packs,
             top_k: self.top_k,
             count: 0,
-            created: if self.newest {
-                Some(ff.u64(names::CREATED_AT)?)
-            } else {
-                None
-            },
+            created: if self.newest { Some(ff.u64(names::CREATED_AT)?) } else { None },
             columns,
             counts,
             heap: BinaryHeap::new(),
@@ -163,11 +150,7 @@ impl Collector for SearchCollector {
 
     fn merge_fruits(&self, fruits: Vec<tantivy::Result<SegmentFruit>>) -> tantivy::Result<Collected> {
         let fruits = fruits.into_iter().collect::<tantivy::Result<Vec<_>>>()?;
-        if self.packs {
-            Ok(merge_packs(fruits, self.top_k))
-        } else {
-            Ok(merge_samples(fruits, self.top_k))
-        }
+        if self.packs { Ok(merge_packs(fruits, self.top_k)) } else { Ok(merge_samples(fruits, self.top_k)) }
     }
 }
 
@@ -176,21 +159,15 @@ impl SegmentCollector for SegmentSearch {
 
     fn collect(&mut self, doc: DocId, score: Score) {
         self.count += 1;
-        let rank = Rank {
-            created: self.created.as_ref().and_then(|c| c.first(doc)).unwrap_or(0),
-            score,
-        };
+        let rank = Rank { created: self.created.as_ref().and_then(|c| c.first(doc)).unwrap_or(0), score };
         if self.packs {
             let hi = self.pack_hi.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
             let lo = self.pack_lo.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-            let group = self
-                .groups
-                .entry(((hi as u128) << 64) | lo as u128)
-                .or_insert_with(|| Group {
-                    rank,
-                    doc,
-                    ords: Default::default(),
-                });
+            let group = self.groups.entry(((hi as u128) << 64) | lo as u128).or_insert_with(|| Group {
+                rank,
+                doc,
+                ords: Default::default(),
+            });
             // Documents arrive in increasing order, so a tie keeps the first.
             if rank.cmp(&group.rank) == Ordering::Greater {
                 group.rank = rank;
@@ -281,9 +258,7 @@ impl SegmentCollector for SegmentSearch {
                     values[i].push(index);
                 }
             }
-            fruit
-                .groups
-                .push((id, group.rank, DocAddress::new(segment, group.doc), values));
+            fruit.groups.push((id, group.rank, DocAddress::new(segment, group.doc), values));
         }
         Ok(fruit)
     }
@@ -298,12 +273,7 @@ fn facet_list(counts: HashMap<String, u64>) -> Vec<(String, u64)> {
 
 fn facets(maps: [HashMap<String, u64>; 4]) -> Facets {
     let [genre, kind, key, tags] = maps;
-    Facets {
-        genre: facet_list(genre),
-        kind: facet_list(kind),
-        key: facet_list(key),
-        tags: facet_list(tags),
-    }
+    Facets { genre: facet_list(genre), kind: facet_list(kind), key: facet_list(key), tags: facet_list(tags) }
 }
 
 fn merge_samples(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
@@ -324,14 +294,7 @@ fn merge_samples(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
     Collected {
         total: total as usize,
         facets: facets(maps),
-        ranked: top
-            .into_iter()
-            .map(|(rank, doc)| Ranked {
-                doc,
-                score: rank.score,
-                pack: 0,
-            })
-            .collect(),
+        ranked: top.into_iter().map(|(rank, doc)| Ranked { doc, score: rank.score, pack: 0 }).collect(),
     }
 }
 
@@ -359,21 +322,11 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
         }
         for (pack, rank, doc, values) in fruit.groups {
             let global = std::array::from_fn(|i| {
-                values[i]
-                    .iter()
-                    .filter_map(|&v| translate[i].get(v as usize).copied())
-                    .collect::<Vec<u32>>()
+                values[i].iter().filter_map(|&v| translate[i].get(v as usize).copied()).collect::<Vec<u32>>()
             });
             match merged.get_mut(&pack) {
                 None => {
-                    merged.insert(
-                        pack,
-                        MergedGroup {
-                            rank,
-                            doc,
-                            values: global,
-                        },
-                    );
+                    merged.insert(pack, MergedGroup { rank, doc, values: global });
                 }
                 Some(m) => {
                     if better((rank, doc), (m.rank, m.doc)) == Ordering::Less {
@@ -400,9 +353,7 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
         ranked.push((group.rank, group.doc, pack));
     }
     let total = ranked.len();
-    let by_rank = |a: &(Rank, DocAddress, u128), b: &(Rank, DocAddress, u128)| {
-        better((a.0, a.1), (b.0, b.1))
-    };
+    let by_rank = |a: &(Rank, DocAddress, u128), b: &(Rank, DocAddress, u128)| better((a.0, a.1), (b.0, b.1));
     if ranked.len() > top_k && top_k > 0 {
         ranked.select_nth_unstable_by(top_k - 1, by_rank);
     }
@@ -419,14 +370,7 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
     Collected {
         total,
         facets: facets(maps),
-        ranked: ranked
-            .into_iter()
-            .map(|(rank, doc, pack)| Ranked {
-                doc,
-                score: rank.score,
-                pack,
-            })
-            .collect(),
+        ranked: ranked.into_iter().map(|(rank, doc, pack)| Ranked { doc, score: rank.score, pack }).collect(),
     }
 }
 
@@ -447,9 +391,7 @@ mod tests {
             values: values.map(|v| v.into_iter().map(String::from).collect()),
             groups: groups
                 .into_iter()
-                .map(|(pack, score, seg, values)| {
-                    (pack, rank(score), DocAddress::new(seg, segment), values)
-                })
+                .map(|(pack, score, seg, values)| (pack, rank(score), DocAddress::new(seg, segment), values))
                 .collect(),
         }
     }
@@ -473,15 +415,9 @@ mod tests {
         assert_eq!(order, [(7, 2.0), (9, 1.5)]);
         assert_eq!(c.ranked[0].doc.segment_ord, 1);
         assert_eq!(c.facets.genre, [("techno".to_string(), 2)]);
-        assert_eq!(
-            c.facets.kind,
-            [("loop".to_string(), 2), ("one-shot".to_string(), 1)]
-        );
+        assert_eq!(c.facets.kind, [("loop".to_string(), 2), ("one-shot".to_string(), 1)]);
         assert_eq!(c.facets.key, [("Am".to_string(), 1)]);
-        assert_eq!(
-            c.facets.tags,
-            [("dark".to_string(), 1), ("dusty".to_string(), 1)]
-        );
+        assert_eq!(c.facets.tags, [("dark".to_string(), 1), ("dusty".to_string(), 1)]);
         let top1 = merge_packs(Vec::new(), 1);
         assert_eq!((top1.total, top1.ranked.len()), (0, 0));
     }
@@ -491,22 +427,14 @@ mod tests {
         let seg = |s: u32, scores: &[f32]| SegmentFruit {
             count: scores.len() as u64,
             counts: [vec![("x".into(), 1)], vec![], vec![], vec![]],
-            top: scores
-                .iter()
-                .enumerate()
-                .map(|(d, &sc)| (rank(sc), DocAddress::new(s, d as u32)))
-                .collect(),
+            top: scores.iter().enumerate().map(|(d, &sc)| (rank(sc), DocAddress::new(s, d as u32))).collect(),
             values: Default::default(),
             groups: Vec::new(),
         };
         let c = merge_samples(vec![seg(0, &[1.0, 3.0]), seg(1, &[2.0, 3.0])], 3);
         assert_eq!(c.total, 4);
         assert_eq!(c.facets.genre, [("x".to_string(), 2)]);
-        let got: Vec<(u32, u32)> = c
-            .ranked
-            .iter()
-            .map(|r| (r.doc.segment_ord, r.doc.doc_id))
-            .collect();
+        let got: Vec<(u32, u32)> = c.ranked.iter().map(|r| (r.doc.segment_ord, r.doc.doc_id)).collect();
         // Ties go to the lower address.
         assert_eq!(got, [(0, 1), (1, 1), (1, 0)]);
     }

@@ -52,11 +52,7 @@ pub(crate) fn pack_from_halves(hi: u64, lo: u64) -> PackId {
 }
 
 /// One document per sample of `m`. The pack-level text is analyzed once and reused.
-pub(crate) fn documents(
-    f: &Fields,
-    analyzer: &mut TextAnalyzer,
-    m: &Manifest,
-) -> Vec<TantivyDocument> {
+pub(crate) fn documents(f: &Fields, analyzer: &mut TextAnalyzer, m: &Manifest) -> Vec<TantivyDocument> {
     let pack_text = [
         m.title.as_str(),
         m.genre.as_str(),
@@ -65,20 +61,14 @@ pub(crate) fn documents(
         m.description.as_str(),
     ]
     .join("\n");
-    let pack_tokens = PreTokenizedString {
-        text: String::new(),
-        tokens: analyze_tokens(analyzer, &pack_text),
-    };
+    let pack_tokens =
+        PreTokenizedString { text: String::new(), tokens: analyze_tokens(analyzer, &pack_text) };
     let pack_hex = m.pack_id.to_hex();
     let author_hex = m.author.to_hex();
     let (hi, lo) = pack_halves(&m.pack_id);
     let genre = normalize_label(&m.genre);
-    let pack_tags: Vec<String> = m
-        .tags
-        .iter()
-        .map(|t| normalize_label(t))
-        .filter(|t| !t.is_empty())
-        .collect();
+    let pack_tags: Vec<String> =
+        m.tags.iter().map(|t| normalize_label(t)).filter(|t| !t.is_empty()).collect();
     let price_minor = m.price.as_ref().map_or(0, |p| p.amount_minor);
 
     let mut docs = Vec::with_capacity(m.samples.len());

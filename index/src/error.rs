@@ -20,9 +20,7 @@ pub enum IndexError {
         source: tantivy::TantivyError,
     },
     /// Another process (or another `Index` in this one) holds the index writer.
-    #[error(
-        "the search index in {path} is in use by another process (is another smpl node running?)"
-    )]
+    #[error("the search index in {path} is in use by another process (is another smpl node running?)")]
     Locked {
         path: PathBuf,
         #[source]
@@ -46,11 +44,7 @@ pub enum IndexError {
     Corrupt { doc: String, reason: String },
     /// A query parameter is out of range or malformed.
     #[error("bad search {what} {input:?}: {reason}")]
-    BadQuery {
-        what: &'static str,
-        input: String,
-        reason: String,
-    },
+    BadQuery { what: &'static str, input: String, reason: String },
     /// A thread panicked while holding the index writer.
     #[error("the index writer is unusable after a panic in another thread; reopen the index")]
     Poisoned,
@@ -62,10 +56,6 @@ impl IndexError {
     }
 
     pub(crate) fn bad(what: &'static str, input: impl ToString, reason: impl ToString) -> Self {
-        IndexError::BadQuery {
-            what,
-            input: input.to_string(),
-            reason: reason.to_string(),
-        }
+        IndexError::BadQuery { what, input: input.to_string(), reason: reason.to_string() }
     }
 }

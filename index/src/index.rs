@@ -8,8 +8,7 @@ use smpl_protocol::{Manifest, PackId};
 use tantivy::indexer::UserOperation;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
-    DocAddress, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError,
-    Term,
+    DocAddress, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term,
 };
 
 use crate::collector::{Collected, SearchCollector};
@@ -44,10 +43,7 @@ impl Default for IndexOptions {
     /// Two threads (one on a single-core machine) sharing 64 MiB.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        IndexOptions {
-            writer_threads: cores.clamp(1, 2),
-            writer_heap_bytes: 64 << 20,
-        }
+        IndexOptions { writer_threads: cores.clamp(1, 2), writer_heap_bytes: 64 << 20 }
     }
 }
 
@@ -89,10 +85,7 @@ impl Index {
 
     /// [`open`](Index::open) with explicit writer options.
     pub fn open_with(dir: &Path, options: IndexOptions) -> Result<Index, IndexError> {
-        let io = |source| IndexError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
+        let io = |source| IndexError::Io { path: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let (schema, fields) = schema();
         let existing = dir.join("meta.json").exists();
@@ -103,10 +96,7 @@ impl Index {
                 Ok(index) if index.schema() == schema => Some(index),
                 Ok(_) => None,
                 Err(e @ TantivyError::LockFailure(..)) => {
-                    return Err(IndexError::Locked {
-                        path: dir.to_path_buf(),
-                        source: e,
-                    });
+                    return Err(IndexError::Locked { path: dir.to_path_buf(), source: e });
                 }
                 Err(_) => None,
             }
@@ -119,12 +109,8 @@ impl Index {
                 if existing || version.is_some() {
                     wipe(dir).map_err(io)?;
                 }
-                let index = tantivy::Index::create_in_dir(dir, schema).map_err(|source| {
-                    IndexError::Open {
-                        path: dir.to_path_buf(),
-                        source,
-                    }
-                })?;
+                let index = tantivy::Index::create_in_dir(dir, schema)
+                    .map_err(|source| IndexError::Open { path: dir.to_path_buf(), source })?;
                 write_version(dir).map_err(io)?;
                 (index, true)
             }
@@ -158,10 +144,7 @@ impl Index {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
-            .map_err(|source| IndexError::Open {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|source| IndexError::Open { path: path.clone(), source })?;
         Ok(Index {
             index,
             writer: Mutex::new(Some(writer)),
@@ -195,9 +178,7 @@ impl Index {
                     IndexOp::Upsert(m) => {
                         let mut batch = vec![UserOperation::Delete(self.pack_term(&m.pack_id))];
                         batch.extend(
-                            documents(&self.fields, &mut analyzer, m)
-                                .into_iter()
-                                .map(UserOperation::Add),
+                            documents(&self.fields, &mut analyzer, m).into_iter().map(UserOperation::Add),
                         );
                         writer.run(batch)?;
                     }
@@ -210,10 +191,7 @@ impl Index {
         })();
         if let Err(source) = result {
             let _ = writer.rollback();
-            return Err(IndexError::Write {
-                ops: ops.len(),
-                source,
-            });
+            return Err(IndexError::Write { ops: ops.len(), source });
         }
         drop(guard);
         self.reload(ops.len())
@@ -223,9 +201,7 @@ impl Index {
     pub fn clear(&self) -> Result<(), IndexError> {
         let mut guard = self.writer()?;
         let writer = guard.as_mut().ok_or(IndexError::Poisoned)?;
-        let result = writer
-            .delete_all_documents()
-            .and_then(|_| writer.commit());
+        let result = writer.delete_all_documents().and_then(|_| writer.commit());
         if let Err(source) = result {
             let _ = writer.rollback();
             return Err(IndexError::Write { ops: 1, source });
@@ -239,9 +215,7 @@ impl Index {
     pub fn wait_merges(&self) -> Result<(), IndexError> {
         let mut guard = self.writer()?;
         if let Some(writer) = guard.take() {
-            writer
-                .wait_merging_threads()
-                .map_err(|source| IndexError::Write { ops: 0, source })?;
+            writer.wait_merging_threads().map_err(|source| IndexError::Write { ops: 0, source })?;
         }
         *guard = Some(new_writer(&self.index, &self.options, &self.path)?);
         drop(guard);
@@ -279,30 +253,16 @@ impl Index {
         let has_text = !plan.words.is_empty();
         let newest = q.sort == Sort::Newest || !has_text;
         let top_k = q.offset.saturating_add(q.limit);
-        let collector = |top_k| SearchCollector {
-            packs: q.packs,
-            newest,
-            scoring: has_text,
-            top_k,
-        };
+        let collector = |top_k| SearchCollector { packs: q.packs, newest, scoring: has_text, top_k };
         let run = |query: &dyn tantivy::query::Query, top_k| {
-            searcher
-                .search(query, &collector(top_k))
-                .map_err(IndexError::search)
+            searcher.search(query, &collector(top_k)).map_err(IndexError::search)
         };
         let mut found = run(&*plan.query(f, None), top_k)?;
         if has_text && found.total < top_k {
             let variants = plan.variants(f, &searcher)?;
             if variants.iter().any(|v| !v.is_empty()) {
-                let wide = run(
-                    &*plan.query(f, Some(&variants)),
-                    top_k.saturating_add(found.ranked.len()),
-                )?;
-                found = if newest {
-                    wide
-                } else {
-                    exact_first(found, wide, q.packs, top_k)
-                };
+                let wide = run(&*plan.query(f, Some(&variants)), top_k.saturating_add(found.ranked.len()))?;
+                found = if newest { wide } else { exact_first(found, wide, q.packs, top_k) };
             }
         }
         let mut hits = Vec::with_capacity(q.limit.min(found.ranked.len()));
@@ -317,11 +277,7 @@ impl Index {
             }
             hits.push(hit);
         }
-        Ok(SearchResults {
-            total: found.total,
-            hits,
-            facets: found.facets,
-        })
+        Ok(SearchResults { total: found.total, hits, facets: found.facets })
     }
 
     fn hit(&self, searcher: &Searcher, doc: DocAddress, score: f32) -> Result<Hit, IndexError> {
@@ -338,30 +294,20 @@ impl Index {
     }
 
     fn reload(&self, ops: usize) -> Result<(), IndexError> {
-        self.reader
-            .reload()
-            .map_err(|source| IndexError::Write { ops, source })
+        self.reader.reload().map_err(|source| IndexError::Write { ops, source })
     }
 }
 
 /// Exact matches first (in their order), then matches that needed a typo.
 fn exact_first(exact: Collected, wide: Collected, packs: bool, top_k: usize) -> Collected {
     let key = |r: &crate::collector::Ranked| {
-        if packs {
-            (r.pack, 0, 0)
-        } else {
-            (0, r.doc.segment_ord, r.doc.doc_id)
-        }
+        if packs { (r.pack, 0, 0) } else { (0, r.doc.segment_ord, r.doc.doc_id) }
     };
     let seen: HashSet<_> = exact.ranked.iter().map(key).collect();
     let mut ranked = exact.ranked;
     ranked.extend(wide.ranked.into_iter().filter(|r| !seen.contains(&key(r))));
     ranked.truncate(top_k);
-    Collected {
-        total: wide.total,
-        facets: wide.facets,
-        ranked,
-    }
+    Collected { total: wide.total, facets: wide.facets, ranked }
 }
 
 fn new_writer(
@@ -371,18 +317,10 @@ fn new_writer(
 ) -> Result<IndexWriter, IndexError> {
     let threads = options.writer_threads.max(1);
     let heap = options.writer_heap_bytes.max(threads * MIN_HEAP_PER_THREAD);
-    index
-        .writer_with_num_threads(threads, heap)
-        .map_err(|source| match source {
-            TantivyError::LockFailure(..) => IndexError::Locked {
-                path: path.to_path_buf(),
-                source,
-            },
-            source => IndexError::Open {
-                path: path.to_path_buf(),
-                source,
-            },
-        })
+    index.writer_with_num_threads(threads, heap).map_err(|source| match source {
+        TantivyError::LockFailure(..) => IndexError::Locked { path: path.to_path_buf(), source },
+        source => IndexError::Open { path: path.to_path_buf(), source },
+    })
 }
 
 /// Removes everything inside `dir` (an index of another version).

@@ -13,8 +13,8 @@ use std::ops::Bound;
 
 use smpl_protocol::Key;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur,
-    Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur, Query,
+    RangeQuery, TermQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
@@ -42,11 +42,7 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub fn new(
-        f: &Fields,
-        analyzer: &mut TextAnalyzer,
-        q: &SearchQuery,
-    ) -> Result<Plan, IndexError> {
+    pub fn new(f: &Fields, analyzer: &mut TextAnalyzer, q: &SearchQuery) -> Result<Plan, IndexError> {
         let mut words = Vec::new();
         if let Some(text) = &q.text {
             for w in analyze(analyzer, text) {
@@ -55,10 +51,7 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan {
-            words,
-            filters: filters(f, q)?,
-        })
+        Ok(Plan { words, filters: filters(f, q)? })
     }
 
     /// The query: all words (each with its variants, if given) and all filters.
@@ -76,36 +69,23 @@ impl Plan {
         let scoring = !clauses.is_empty();
         for filter in &self.filters {
             let filter = filter.box_clone();
-            let filter: Box<dyn Query> = if scoring {
-                Box::new(ConstScoreQuery::new(filter, 0.0))
-            } else {
-                filter
-            };
+            let filter: Box<dyn Query> =
+                if scoring { Box::new(ConstScoreQuery::new(filter, 0.0)) } else { filter };
             clauses.push((Occur::Must, filter));
         }
-        if clauses.is_empty() {
-            Box::new(AllQuery)
-        } else {
-            Box::new(BooleanQuery::new(clauses))
-        }
+        if clauses.is_empty() { Box::new(AllQuery) } else { Box::new(BooleanQuery::new(clauses)) }
     }
 
     /// One-typo variants of each word found in the index (not the word itself).
     pub fn variants(&self, f: &Fields, searcher: &Searcher) -> Result<Vec<Vec<String>>, IndexError> {
-        self.words
-            .iter()
-            .map(|w| variants(f, searcher, w))
-            .collect()
+        self.words.iter().map(|w| variants(f, searcher, w)).collect()
     }
 }
 
 fn word_clauses(f: &Fields, word: &str, boost: f32) -> Vec<(Occur, Box<dyn Query>)> {
     let term = |field| TermQuery::new(Term::from_field_text(field, word), IndexRecordOption::WithFreqs);
     vec![
-        (
-            Occur::Should,
-            Box::new(BoostQuery::new(Box::new(term(f.name)), NAME_BOOST * boost)),
-        ),
+        (Occur::Should, Box::new(BoostQuery::new(Box::new(term(f.name)), NAME_BOOST * boost))),
         (
             Occur::Should,
             if boost == 1.0 {
@@ -146,10 +126,7 @@ fn variants(f: &Fields, searcher: &Searcher, word: &str) -> Result<Vec<String>, 
 }
 
 fn term_filter(field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
-    Box::new(TermQuery::new(
-        Term::from_field_text(field, value),
-        IndexRecordOption::Basic,
-    ))
+    Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
 }
 
 fn filters(f: &Fields, q: &SearchQuery) -> Result<Vec<Box<dyn Query>>, IndexError> {

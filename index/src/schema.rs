@@ -21,8 +21,7 @@
 //! written by another version is wiped on open and rebuilt by the node.
 
 use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions,
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 
 use crate::tokenizer::ANALYZER;
@@ -71,9 +70,7 @@ pub(crate) mod names {
 pub(crate) fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(ANALYZER)
-            .set_index_option(IndexRecordOption::WithFreqs),
+        TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqs),
     );
     let name = b.add_text_field("name", text.clone());
     let pack = b.add_text_field("pack", text);

@@ -10,8 +10,8 @@
 //! [`MAX_TOKEN_LEN`] bytes and applies the English stemmer (`kicks` → `kick`).
 
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token,
-    TokenStream, Tokenizer,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token, TokenStream,
+    Tokenizer,
 };
 
 /// The name the analyzer is registered under in the tantivy index.
@@ -69,11 +69,7 @@ impl Tokenizer for NameTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> NameTokenStream<'a> {
         self.token.reset();
-        NameTokenStream {
-            text,
-            pos: 0,
-            token: &mut self.token,
-        }
+        NameTokenStream { text, pos: 0, token: &mut self.token }
     }
 }
 
@@ -211,10 +207,8 @@ mod tests {
     fn full_tokens_keep_offsets_and_positions() {
         let mut a = analyzer();
         let tokens = analyze_tokens(&mut a, "Dusty drums");
-        let got: Vec<(&str, usize, usize)> = tokens
-            .iter()
-            .map(|t| (t.text.as_str(), t.offset_from, t.position))
-            .collect();
+        let got: Vec<(&str, usize, usize)> =
+            tokens.iter().map(|t| (t.text.as_str(), t.offset_from, t.position)).collect();
         assert_eq!(got, [("dusti", 0, 0), ("drum", 6, 1)]);
     }
 

@@ -57,13 +57,7 @@ fn sample_spec() -> impl Strategy<Value = SampleSpec> {
         0..BPMS.len(),
         proptest::collection::vec(0..TAGS.len(), 0..2),
     )
-        .prop_map(|(words, kind, key, bpm, tags)| SampleSpec {
-            words,
-            kind,
-            key,
-            bpm,
-            tags,
-        })
+        .prop_map(|(words, kind, key, bpm, tags)| SampleSpec { words, kind, key, bpm, tags })
 }
 
 fn pack_spec() -> impl Strategy<Value = PackSpec> {
@@ -77,18 +71,16 @@ fn pack_spec() -> impl Strategy<Value = PackSpec> {
         0u64..4,
         proptest::collection::vec(sample_spec(), 1..5),
     )
-        .prop_map(
-            |(author, slug, title, genre, tags, price, created, samples)| PackSpec {
-                author,
-                slug,
-                title,
-                genre,
-                tags,
-                price,
-                created,
-                samples,
-            },
-        )
+        .prop_map(|(author, slug, title, genre, tags, price, created, samples)| PackSpec {
+            author,
+            slug,
+            title,
+            genre,
+            tags,
+            price,
+            created,
+            samples,
+        })
 }
 
 fn build(spec: &PackSpec, seq: u64) -> Manifest {
@@ -97,16 +89,8 @@ fn build(spec: &PackSpec, seq: u64) -> Manifest {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let mut e = sample(&format!(
-                "{}_{}_{i}.wav",
-                capitalize(WORDS[s.words.0]),
-                WORDS[s.words.1]
-            ));
-            e.kind = if s.kind {
-                SampleKind::Loop
-            } else {
-                SampleKind::OneShot
-            };
+            let mut e = sample(&format!("{}_{}_{i}.wav", capitalize(WORDS[s.words.0]), WORDS[s.words.1]));
+            e.kind = if s.kind { SampleKind::Loop } else { SampleKind::OneShot };
             e.key = s.key.map(|(tonic, minor)| Key {
                 tonic: tonic * 2,
                 mode: if minor { Mode::Minor } else { Mode::Major },
@@ -134,9 +118,7 @@ fn build(spec: &PackSpec, seq: u64) -> Manifest {
 
 fn capitalize(w: &str) -> String {
     let mut c = w.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 #[derive(Clone, Debug)]
@@ -183,22 +165,9 @@ fn query_spec() -> impl Strategy<Value = QuerySpec> {
             any::<bool>(),
         ),
     )
-        .prop_map(
-            |((word, genre, tags, kind, bpm), (key, max_price, author, packs, newest))| {
-                QuerySpec {
-                    word,
-                    genre,
-                    tags,
-                    kind,
-                    bpm,
-                    key,
-                    max_price,
-                    author,
-                    packs,
-                    newest,
-                }
-            },
-        )
+        .prop_map(|((word, genre, tags, kind, bpm), (key, max_price, author, packs, newest))| {
+            QuerySpec { word, genre, tags, kind, bpm, key, max_price, author, packs, newest }
+        })
 }
 
 /// The query word: a name word, an author name, or the description word.
@@ -213,12 +182,8 @@ fn word_of(i: usize) -> &'static str {
 }
 
 fn key_name(key: (u8, bool)) -> String {
-    Key {
-        tonic: key.0 * 2,
-        mode: if key.1 { Mode::Minor } else { Mode::Major },
-        source: Source::Stated,
-    }
-    .name()
+    Key { tonic: key.0 * 2, mode: if key.1 { Mode::Minor } else { Mode::Major }, source: Source::Stated }
+        .name()
 }
 
 fn to_query(q: &QuerySpec, limit: usize, offset: usize) -> SearchQuery {
@@ -239,9 +204,7 @@ fn to_query(q: &QuerySpec, limit: usize, offset: usize) -> SearchQuery {
 }
 
 fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
 }
 
 /// The model's answer: matching (pack, sample) pairs, and the facet values of each.
@@ -268,17 +231,10 @@ fn model_matches(packs: &BTreeMap<PackId, Manifest>, q: &QuerySpec) -> Vec<Model
                     s.tempo.is_some_and(|t| lo <= t.bpm && t.bpm <= hi)
                 })
                 && q.key.is_none_or(|k| key.as_deref() == Some(&key_name(k)))
-                && q.max_price.is_none_or(|p| {
-                    m.price.as_ref().map_or(0.0, |p| p.amount()) <= MAX_PRICES[p]
-                })
+                && q.max_price.is_none_or(|p| m.price.as_ref().map_or(0.0, |p| p.amount()) <= MAX_PRICES[p])
                 && q.author.is_none_or(|a| m.author == author_id(a));
             if ok {
-                let facets = [
-                    vec![genre],
-                    vec![s.kind.name().to_string()],
-                    key.into_iter().collect(),
-                    tags,
-                ];
+                let facets = [vec![genre], vec![s.kind.name().to_string()], key.into_iter().collect(), tags];
                 out.push(((m.pack_id, s.name.clone()), facets));
             }
         }
@@ -317,19 +273,10 @@ fn model_facets(hits: &[ModelHit], packs_mode: bool) -> Facets {
         l.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         l
     };
-    Facets {
-        genre: list(&counts[0]),
-        kind: list(&counts[1]),
-        key: list(&counts[2]),
-        tags: list(&counts[3]),
-    }
+    Facets { genre: list(&counts[0]), kind: list(&counts[1]), key: list(&counts[2]), tags: list(&counts[3]) }
 }
 
-fn check(
-    index: &Index,
-    model: &BTreeMap<PackId, Manifest>,
-    q: &QuerySpec,
-) -> Result<(), TestCaseError> {
+fn check(index: &Index, model: &BTreeMap<PackId, Manifest>, q: &QuerySpec) -> Result<(), TestCaseError> {
     let expected = model_matches(model, q);
     let got = index.search(&to_query(q, 10_000, 0)).unwrap();
     prop_assert_eq!(&got.facets, &model_facets(&expected, q.packs), "facets for {:?}", q);
@@ -341,11 +288,8 @@ fn check(
         prop_assert_eq!(got.total, want.len());
     } else {
         let want: BTreeSet<(PackId, String)> = expected.iter().map(|(k, _)| k.clone()).collect();
-        let have: BTreeSet<(PackId, String)> = got
-            .hits
-            .iter()
-            .map(|h| (h.pack_id, h.sample.clone().unwrap()))
-            .collect();
+        let have: BTreeSet<(PackId, String)> =
+            got.hits.iter().map(|h| (h.pack_id, h.sample.clone().unwrap())).collect();
         prop_assert_eq!(got.hits.len(), have.len(), "no duplicate hits");
         prop_assert_eq!(&have, &want, "samples for {:?}", q);
         prop_assert_eq!(got.total, want.len());

@@ -7,10 +7,7 @@ use smpl_index::{Index, IndexError, IndexOp, IndexOptions, SearchQuery, SearchRe
 use smpl_protocol::{Manifest, SampleKind};
 
 fn small() -> IndexOptions {
-    IndexOptions {
-        writer_threads: 1,
-        writer_heap_bytes: 15_000_000,
-    }
+    IndexOptions { writer_threads: 1, writer_heap_bytes: 15_000_000 }
 }
 
 fn ram() -> Index {
@@ -23,11 +20,7 @@ fn upsert(index: &Index, manifests: &[Manifest]) {
 }
 
 fn text(t: &str) -> SearchQuery {
-    SearchQuery {
-        text: Some(t.into()),
-        limit: 100,
-        ..Default::default()
-    }
+    SearchQuery { text: Some(t.into()), limit: 100, ..Default::default() }
 }
 
 fn names(r: &SearchResults) -> Vec<String> {
@@ -97,12 +90,7 @@ fn one_typo_is_tolerated_and_ranked_below_exact() {
     let index = ram();
     upsert(
         &index,
-        &[manifest(
-            1,
-            "fx",
-            1,
-            vec![sample("Crash_01.wav"), sample("Crush_01.wav"), sample("Pad.wav")],
-        )],
+        &[manifest(1, "fx", 1, vec![sample("Crash_01.wav"), sample("Crush_01.wav"), sample("Pad.wav")])],
     );
     // A transposition and a substitution both cost one.
     assert_eq!(names(&index.search(&text("cymbal")).unwrap()).len(), 0);
@@ -112,12 +100,7 @@ fn one_typo_is_tolerated_and_ranked_below_exact() {
     assert!(r.hits[0].score > r.hits[1].score);
     assert_eq!(r.total, 2);
     // Exact matches filling the page leave typos out.
-    let r = index
-        .search(&SearchQuery {
-            limit: 1,
-            ..text("crash")
-        })
-        .unwrap();
+    let r = index.search(&SearchQuery { limit: 1, ..text("crash") }).unwrap();
     assert_eq!((names(&r), r.total), (vec!["Crash_01.wav".to_string()], 1));
     // Short words get no typo tolerance.
     assert_eq!(index.search(&text("pud")).unwrap().total, 0);
@@ -142,10 +125,7 @@ fn catalog() -> Vec<Manifest> {
         2,
         "hats",
         1,
-        vec![
-            with_key(with_loop(sample("Hat_Loop_128.wav"), 128.0), 9, true),
-            sample("Kick_Hard.wav"),
-        ],
+        vec![with_key(with_loop(sample("Hat_Loop_128.wav"), 128.0), 9, true), sample("Kick_Hard.wav")],
     );
     b.genre = "Hip Hop".into();
     b.tags = vec!["dusty".into()];
@@ -159,10 +139,7 @@ fn filters_combine() {
     let index = ram();
     upsert(&index, &catalog());
     let q = |f: &dyn Fn(&mut SearchQuery)| {
-        let mut q = SearchQuery {
-            limit: 100,
-            ..Default::default()
-        };
+        let mut q = SearchQuery { limit: 100, ..Default::default() };
         f(&mut q);
         sorted_names(&index.search(&q).unwrap())
     };
@@ -171,10 +148,7 @@ fn filters_combine() {
     assert_eq!(q(&|q| q.tags = vec!["analog".into(), "punchy".into()]), ["Kick_01.wav"]);
     assert_eq!(q(&|q| q.tags = vec!["dusty".into(), "punchy".into()]), Vec::<String>::new());
     assert_eq!(q(&|q| q.kind = Some(SampleKind::OneShot)), ["Kick_01.wav", "Kick_Hard.wav"]);
-    assert_eq!(
-        q(&|q| q.bpm = Some((120.0, 124.0))),
-        ["Bass_Loop_124.wav", "Chord_Loop_120.wav"]
-    );
+    assert_eq!(q(&|q| q.bpm = Some((120.0, 124.0))), ["Bass_Loop_124.wav", "Chord_Loop_120.wav"]);
     assert_eq!(
         q(&|q| q.key = Some("A minor".into())),
         ["Bass_Loop_124.wav", "Chord_Loop_120.wav", "Hat_Loop_128.wav"]
@@ -200,15 +174,9 @@ fn free_packs_count_as_zero() {
     let mut m = drums();
     m.price = None;
     upsert(&index, &[m]);
-    let q = SearchQuery {
-        max_price: Some(0.0),
-        ..Default::default()
-    };
+    let q = SearchQuery { max_price: Some(0.0), ..Default::default() };
     assert_eq!(index.search(&q).unwrap().total, 5);
-    let q = SearchQuery {
-        max_price: Some(-1.0),
-        ..Default::default()
-    };
+    let q = SearchQuery { max_price: Some(-1.0), ..Default::default() };
     assert_eq!(index.search(&q).unwrap().total, 0);
 }
 
@@ -216,39 +184,21 @@ fn free_packs_count_as_zero() {
 fn facets_count_every_match_not_only_the_page() {
     let index = ram();
     upsert(&index, &catalog());
-    let r = index
-        .search(&SearchQuery {
-            limit: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    let r = index.search(&SearchQuery { limit: 1, ..Default::default() }).unwrap();
     assert_eq!(r.hits.len(), 1);
     assert_eq!(r.total, 6);
     let f = &r.facets;
     assert_eq!(f.genre, [("house".into(), 4), ("hip hop".into(), 2)]);
     assert_eq!(f.kind, [("loop".into(), 4), ("one-shot".into(), 2)]);
     assert_eq!(f.key, [("Am".into(), 3), ("C".into(), 1)]);
-    assert_eq!(
-        f.tags,
-        [
-            ("analog".into(), 4),
-            ("warm".into(), 4),
-            ("dusty".into(), 2),
-            ("punchy".into(), 1)
-        ]
-    );
+    assert_eq!(f.tags, [("analog".into(), 4), ("warm".into(), 4), ("dusty".into(), 2), ("punchy".into(), 1)]);
 }
 
 #[test]
 fn packs_mode_gives_one_hit_per_pack_and_counts_packs() {
     let index = ram();
     upsert(&index, &catalog());
-    let r = index
-        .search(&SearchQuery {
-            packs: true,
-            ..text("loop")
-        })
-        .unwrap();
+    let r = index.search(&SearchQuery { packs: true, ..text("loop") }).unwrap();
     assert_eq!(r.total, 2);
     assert_eq!(r.hits.len(), 2);
     for h in &r.hits {
@@ -259,13 +209,7 @@ fn packs_mode_gives_one_hit_per_pack_and_counts_packs() {
     assert_eq!(r.facets.kind, [("loop".into(), 2), ("one-shot".into(), 1)]);
     assert_eq!(r.facets.key, [("Am".into(), 2), ("C".into(), 1)]);
     // A facet count is the total that filter would give.
-    let with_c = index
-        .search(&SearchQuery {
-            packs: true,
-            key: Some("C".into()),
-            ..text("loop")
-        })
-        .unwrap();
+    let with_c = index.search(&SearchQuery { packs: true, key: Some("C".into()), ..text("loop") }).unwrap();
     assert_eq!(with_c.total, 1);
     assert_eq!(with_c.hits[0].pack_title, "Pack loops");
 }
@@ -274,36 +218,20 @@ fn packs_mode_gives_one_hit_per_pack_and_counts_packs() {
 fn newest_first_and_paging() {
     let index = ram();
     upsert(&index, &catalog());
-    let all = index
-        .search(&SearchQuery {
-            sort: Sort::Newest,
-            limit: 100,
-            ..Default::default()
-        })
-        .unwrap();
+    let all = index.search(&SearchQuery { sort: Sort::Newest, limit: 100, ..Default::default() }).unwrap();
     assert_eq!(all.hits.len(), 6);
     assert!(all.hits.windows(2).all(|w| w[0].created_at >= w[1].created_at));
     assert_eq!(all.hits[0].genre, "Hip Hop");
     let mut paged = Vec::new();
     for offset in (0..8).step_by(2) {
         let page = index
-            .search(&SearchQuery {
-                sort: Sort::Newest,
-                limit: 2,
-                offset,
-                ..Default::default()
-            })
+            .search(&SearchQuery { sort: Sort::Newest, limit: 2, offset, ..Default::default() })
             .unwrap();
         assert_eq!(page.total, 6);
         paged.extend(page.hits);
     }
     assert_eq!(paged, all.hits);
-    let none = index
-        .search(&SearchQuery {
-            limit: 0,
-            ..Default::default()
-        })
-        .unwrap();
+    let none = index.search(&SearchQuery { limit: 0, ..Default::default() }).unwrap();
     assert_eq!((none.total, none.hits.len()), (6, 0));
 }
 
@@ -321,22 +249,14 @@ fn relevance_prefers_name_matches() {
 #[test]
 fn replacing_a_pack_leaves_no_stale_docs() {
     let index = ram();
-    let v1 = manifest(
-        1,
-        "drums",
-        1,
-        vec![sample("Kick_A.wav"), sample("Kick_B.wav"), sample("Kick_C.wav")],
-    );
+    let v1 = manifest(1, "drums", 1, vec![sample("Kick_A.wav"), sample("Kick_B.wav"), sample("Kick_C.wav")]);
     let other = manifest(2, "other", 1, vec![sample("Kick_Z.wav")]);
     upsert(&index, &[v1.clone(), other.clone()]);
     let mut v2 = manifest(1, "drums", 2, vec![sample("Kick_A.wav"), sample("Kick_D.wav")]);
     v2.title = "Renamed".into();
     upsert(&index, &[v2.clone()]);
     let r = index.search(&text("kick")).unwrap();
-    assert_eq!(
-        sorted_names(&r),
-        ["Kick_A.wav", "Kick_D.wav", "Kick_Z.wav"]
-    );
+    assert_eq!(sorted_names(&r), ["Kick_A.wav", "Kick_D.wav", "Kick_Z.wav"]);
     assert_eq!(r.total, 3);
     assert_eq!(index.num_samples(), 3);
     assert_eq!(index.search(&text("pack drums")).unwrap().total, 0);
@@ -346,13 +266,9 @@ fn replacing_a_pack_leaves_no_stale_docs() {
     assert_eq!(index.packs().unwrap(), packs);
 
     // The same pack twice in one batch: the later one wins.
-    index
-        .apply(&[IndexOp::Upsert(v1.clone()), IndexOp::Upsert(v2.clone())])
-        .unwrap();
+    index.apply(&[IndexOp::Upsert(v1.clone()), IndexOp::Upsert(v2.clone())]).unwrap();
     assert_eq!(index.num_samples(), 3);
-    index
-        .apply(&[IndexOp::Remove(v2.pack_id), IndexOp::Upsert(v1.clone())])
-        .unwrap();
+    index.apply(&[IndexOp::Remove(v2.pack_id), IndexOp::Upsert(v1.clone())]).unwrap();
     assert_eq!(index.num_samples(), 4);
 
     index.apply(&[IndexOp::Remove(v1.pack_id)]).unwrap();
@@ -368,15 +284,8 @@ fn reopening_from_disk_gives_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let queries = [
         text("kick"),
-        SearchQuery {
-            packs: true,
-            ..text("loop")
-        },
-        SearchQuery {
-            key: Some("Am".into()),
-            sort: Sort::Newest,
-            ..Default::default()
-        },
+        SearchQuery { packs: true, ..text("loop") },
+        SearchQuery { key: Some("Am".into()), sort: Sort::Newest, ..Default::default() },
     ];
     let before: Vec<SearchResults> = {
         let index = Index::open_with(dir.path(), small()).unwrap();
@@ -434,20 +343,11 @@ fn a_second_writer_is_refused() {
 fn bad_queries_say_what_is_wrong() {
     let index = ram();
     let bad = |q: SearchQuery| index.search(&q).unwrap_err().to_string();
-    let e = bad(SearchQuery {
-        bpm: Some((130.0, 120.0)),
-        ..Default::default()
-    });
+    let e = bad(SearchQuery { bpm: Some((130.0, 120.0)), ..Default::default() });
     assert!(e.contains("BPM range") && e.contains("130..120"), "{e}");
-    let e = bad(SearchQuery {
-        key: Some("H minor".into()),
-        ..Default::default()
-    });
+    let e = bad(SearchQuery { key: Some("H minor".into()), ..Default::default() });
     assert!(e.contains("key") && e.contains("H minor"), "{e}");
-    let e = bad(SearchQuery {
-        max_price: Some(f64::NAN),
-        ..Default::default()
-    });
+    let e = bad(SearchQuery { max_price: Some(f64::NAN), ..Default::default() });
     assert!(e.contains("max price"), "{e}");
     // Empty filters and text without words are no filters.
     let q = SearchQuery {
@@ -467,18 +367,9 @@ fn results_serialize_with_the_cli_field_names() {
     let r = index.search(&text("chord")).unwrap();
     let json = serde_json::to_value(&r).unwrap();
     let hit = &json["hits"][0];
-    for field in [
-        "pack_id",
-        "pack_title",
-        "author",
-        "sample",
-        "kind",
-        "bpm",
-        "key",
-        "duration_ms",
-        "price",
-        "score",
-    ] {
+    for field in
+        ["pack_id", "pack_title", "author", "sample", "kind", "bpm", "key", "duration_ms", "price", "score"]
+    {
         assert!(hit.get(field).is_some(), "missing {field} in {hit}");
     }
     assert_eq!(hit["kind"], "loop");

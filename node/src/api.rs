@@ -30,8 +30,8 @@ use smpl_index::SearchQuery;
 use tokio::sync::mpsc;
 
 use crate::home::NodeInfo;
-use crate::node::{Node, NodeError};
 use crate::node::FetchEvent;
+use crate::node::{Node, NodeError};
 use crate::publish::{PublishEvent, PublishRequest};
 
 #[derive(Clone)]
@@ -61,7 +61,6 @@ impl From<NodeError> for ApiError {
         ApiError(status, e.to_string())
     }
 }
-
 
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -97,8 +96,11 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
         next.run(request).await
     } else {
-        ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token (see api.token in the node's home)".into())
-            .into_response()
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API token (see api.token in the node's home)".into(),
+        )
+        .into_response()
     }
 }
 
@@ -129,7 +131,11 @@ struct FetchBody {
     out: Option<std::path::PathBuf>,
 }
 
-async fn fetch(State(state): State<AppState>, Path(id): Path<String>, Json(body): Json<FetchBody>) -> Response {
+async fn fetch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<FetchBody>,
+) -> Response {
     let pack = match state.node.resolve(&id) {
         Ok(pack) => pack,
         Err(e) => return ApiError::from(e).into_response(),

@@ -37,7 +37,12 @@ pub async fn run(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         listen = node.listen_addrs().await;
     }
-    let info = NodeInfo { node_id: node.node_id(), api: format!("http://{api_addr}"), listen, pid: std::process::id() };
+    let info = NodeInfo {
+        node_id: node.node_id(),
+        api: format!("http://{api_addr}"),
+        listen,
+        pid: std::process::id(),
+    };
     home.write_node_info(&info)?;
     on_ready(&info);
     let served = api::serve(listener, node.clone(), info, token, shutdown).await;
@@ -47,6 +52,10 @@ pub async fn run(
         node.shutdown().await;
     }
     served.map_err(|source| {
-        NodeError::Home(HomeError::Io { action: "serve the API on", path: api_addr.to_string().into(), source })
+        NodeError::Home(HomeError::Io {
+            action: "serve the API on",
+            path: api_addr.to_string().into(),
+            source,
+        })
     })
 }

@@ -18,9 +18,9 @@ use crate::home::{Config, Home, HomeError};
 use crate::indexer::IndexerHandle;
 use crate::listings::NodeHost;
 use crate::net::{NetConfig, NetError, Network, PeerInfo};
-use crate::transfer::{DownloadProgress, Transfer, TransferError};
 use crate::publish::{self, PublishError, PublishEvent, PublishOutcome, PublishRequest};
 use crate::store::{Accepted, Store, StoreError};
+use crate::transfer::{DownloadProgress, Transfer, TransferError};
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -82,7 +82,9 @@ pub enum NodeError {
     Locked { home: String, reason: String },
     #[error("no pack {0} here")]
     UnknownPack(PackId),
-    #[error("no pack matches {0:?} (give a pack id or a unique prefix of one; `smpl search --packs` lists them)")]
+    #[error(
+        "no pack matches {0:?} (give a pack id or a unique prefix of one; `smpl search --packs` lists them)"
+    )]
     NoSuchPack(String),
     #[error("{0:?} matches several packs; give more of the pack id")]
     Ambiguous(String),
@@ -167,8 +169,8 @@ impl Node {
         let blobs = Blobs::open(&home.blobs_dir()).await?;
         let index_dir = home.index_dir();
         let index = tokio::task::spawn_blocking(move || Index::open(&index_dir))
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))??;
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))??;
         let index = Arc::new(index);
         let (indexer, join) = IndexerHandle::spawn(store.clone(), index.clone());
         Ok(Node {
@@ -190,14 +192,19 @@ impl Node {
     /// and the libp2p swarm for listings, sync and discovery.
     pub async fn start(options: &NodeOptions) -> Result<Node, NodeError> {
         let mut node = Node::open(options.home.clone()).await?;
-        let transfer =
-            Arc::new(Transfer::start(&node.identity, &node.blobs, options.iroh_bind(), options.relay.clone()).await?);
+        let transfer = Arc::new(
+            Transfer::start(&node.identity, &node.blobs, options.iroh_bind(), options.relay.clone()).await?,
+        );
         let host = Arc::new(NodeHost {
             store: node.store.clone(),
             indexer: node.indexer.clone(),
             transfer: transfer.clone(),
         });
-        let config = NetConfig { listen: options.listen.clone(), bootstrap: options.bootstrap.clone(), mdns: options.mdns };
+        let config = NetConfig {
+            listen: options.listen.clone(),
+            bootstrap: options.bootstrap.clone(),
+            mdns: options.mdns,
+        };
         let (network, task) = Network::start(&node.identity, config, host, node.cancel.child_token()).await?;
         // Announce everything we can serve.
         for (pack, _) in node.store.pack_seqs()? {
@@ -210,6 +217,11 @@ impl Node {
         Ok(node)
     }
 
+    /// The libp2p network handle, when the node was started with one.
+    pub fn network(&self) -> Option<&Network> {
+        self.net.as_ref().map(|(network, _)| network)
+    }
+
     fn net(&self) -> Result<&(Network, Arc<Transfer>), NodeError> {
         self.net.as_ref().ok_or(NodeError::Offline)
     }
@@ -218,7 +230,13 @@ impl Node {
     pub async fn listen_addrs(&self) -> Vec<String> {
         let Ok((network, _)) = self.net() else { return Vec::new() };
         let peer = network.peer_id();
-        network.listen_addrs().await.unwrap_or_default().into_iter().map(|a| format!("{a}/p2p/{peer}")).collect()
+        network
+            .listen_addrs()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| format!("{a}/p2p/{peer}"))
+            .collect()
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
@@ -313,7 +331,8 @@ impl Node {
         progress: mpsc::Sender<PublishEvent>,
     ) -> Result<PublishOutcome, PublishError> {
         let outcome =
-            publish::publish(&self.identity, &self.config.name, &self.store, &self.blobs, request, progress).await?;
+            publish::publish(&self.identity, &self.config.name, &self.store, &self.blobs, request, progress)
+                .await?;
         self.indexer.wake();
         self.indexer.flush().await;
         self.announce(&outcome.pack_id, true).await;
@@ -350,9 +369,10 @@ impl Node {
         };
         let envelope = retraction.sign(&self.identity)?;
         let store = self.store.clone();
-        let accepted = tokio::task::spawn_blocking(move || store.accept_retraction(&retraction, &envelope, true))
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))??;
+        let accepted =
+            tokio::task::spawn_blocking(move || store.accept_retraction(&retraction, &envelope, true))
+                .await
+                .map_err(|e| NodeError::Task(e.to_string()))??;
         if accepted == Accepted::New {
             self.blobs.untag_pack(pack).await?;
         }
@@ -393,7 +413,8 @@ impl Node {
         if text.len() < 4 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(unknown());
         }
-        let mut matches = self.store.pack_seqs()?.into_iter().filter(|(id, _)| id.to_hex().starts_with(&text));
+        let mut matches =
+            self.store.pack_seqs()?.into_iter().filter(|(id, _)| id.to_hex().starts_with(&text));
         match (matches.next(), matches.next()) {
             (Some((id, _)), None) => Ok(id),
             (Some(_), Some(_)) => Err(NodeError::Ambiguous(text)),
@@ -408,11 +429,10 @@ impl Node {
         let mut report = CheckReport::default();
         let store = self.store.clone();
         let index = self.index.clone();
-        let (stored, indexed) = tokio::task::spawn_blocking(move || {
-            Ok::<_, NodeError>((store.pack_seqs()?, index.packs()?))
-        })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))??;
+        let (stored, indexed) =
+            tokio::task::spawn_blocking(move || Ok::<_, NodeError>((store.pack_seqs()?, index.packs()?)))
+                .await
+                .map_err(|e| NodeError::Task(e.to_string()))??;
         report.packs = stored.len();
         report.indexed = indexed.len();
         report.queued = self.store.queue_len();

@@ -41,11 +41,17 @@ async fn addr(node: &Node) -> Multiaddr {
 
 fn write_wav(path: &Path, seconds: f32, freq: f32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let spec = hound::WavSpec { channels: 1, sample_rate: 44_100, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..(44_100.0 * seconds) as usize {
         let t = i as f32 / 44_100.0;
-        w.write_sample(((t * freq * std::f32::consts::TAU).sin() * (-t * 8.0).exp() * 30_000.0) as i16).unwrap();
+        w.write_sample(((t * freq * std::f32::consts::TAU).sin() * (-t * 8.0).exp() * 30_000.0) as i16)
+            .unwrap();
     }
     w.finalize().unwrap();
 }
@@ -97,7 +103,11 @@ async fn wait_for(node: &Node, text: &str, pack: PackId, gone: bool, limit: Dura
         if hits.iter().any(|h| h.pack_id == pack) != gone {
             return start.elapsed();
         }
-        assert!(start.elapsed() < limit, "{text}: not {} within {limit:?}", if gone { "gone" } else { "there" });
+        assert!(
+            start.elapsed() < limit,
+            "{text}: not {} within {limit:?}",
+            if gone { "gone" } else { "there" }
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -105,7 +115,10 @@ async fn wait_for(node: &Node, text: &str, pack: PackId, gone: bool, limit: Dura
 async fn fetch(node: &Node, pack: PackId, out: &Path) -> PathBuf {
     let (tx, mut rx) = mpsc::channel(64);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let outcome = tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), tx)).await.expect("fetch timed out").unwrap();
+    let outcome = tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), tx))
+        .await
+        .expect("fetch timed out")
+        .unwrap();
     outcome.path
 }
 
@@ -113,7 +126,8 @@ fn assert_same_files(original: &Path, fetched: &Path) {
     let mut count = 0;
     for entry in ["Kicks/Line_Kick_01.wav", "Kicks/Line_Kick_02.wav", "Line_Snare.wav"] {
         let a = std::fs::read(original.join(entry)).unwrap();
-        let b = std::fs::read(fetched.join(entry)).unwrap_or_else(|e| panic!("{entry} missing in {}: {e}", fetched.display()));
+        let b = std::fs::read(fetched.join(entry))
+            .unwrap_or_else(|e| panic!("{entry} missing in {}: {e}", fetched.display()));
         assert!(a == b, "{entry} differs");
         count += 1;
     }
@@ -186,4 +200,108 @@ async fn updates_and_retractions_reach_a_node_that_was_offline() {
     let (manifest, _) = c.store().manifest(&keep).unwrap().unwrap();
     assert_eq!(manifest.seq, 2);
     assert!(c.store().manifest(&drop_me).unwrap().is_none());
+}
+
+/// A minimal valid manifest (one sample whose blob nobody needs to hold).
+fn listing(author: &smpl_protocol::Identity, n: usize) -> smpl_protocol::Manifest {
+    use smpl_protocol::{AudioFormat, BlobHash, Manifest, SampleEntry, SampleKind};
+    let slug = format!("late-pack-{n}");
+    let hash = BlobHash(*blake3::hash(slug.as_bytes()).as_bytes());
+    Manifest {
+        pack_id: PackId::derive(&author.node_id(), &slug),
+        author: author.node_id(),
+        author_name: "bulk".into(),
+        slug,
+        seq: 1,
+        title: format!("Late Pack {n}"),
+        description: String::new(),
+        genre: "ambient".into(),
+        tags: vec!["late".into()],
+        price: None,
+        license: LicenseTerms::Named("CC0-1.0".into()),
+        created_at: 1_700_000_000 + n as u64,
+        content: hash,
+        cover: None,
+        samples: vec![SampleEntry {
+            name: format!("Pad_{n}.wav"),
+            hash,
+            size: 1000,
+            format: AudioFormat::Wav,
+            frames: 44_100,
+            sample_rate: 44_100,
+            channels: 2,
+            bit_depth: Some(24),
+            peak_dbfs: -1.0,
+            loudness_lufs: Some(-14.0),
+            kind: SampleKind::Loop,
+            tempo: None,
+            key: None,
+            tags: vec![],
+            waveform: vec![128; 128],
+            preview: None,
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_joiner_catches_up_on_1000_packs_by_sync() {
+    use smpl_protocol::Signed;
+    use std::sync::atomic::Ordering;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let a = start(root, "a", &[]).await;
+    let author = smpl_protocol::Identity::from_secret_bytes([42; 32]);
+    for n in 0..1000 {
+        let manifest = listing(&author, n);
+        let envelope = manifest.sign(&author).unwrap();
+        a.store().accept_manifest(&manifest, &envelope, false).unwrap();
+    }
+    a.store().flush().unwrap();
+
+    let started = Instant::now();
+    let b = start(root, "b", &[addr(&a).await]).await;
+    loop {
+        if b.store().pack_seqs().unwrap().len() == 1000 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "late joiner did not catch up within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let caught_up = started.elapsed();
+    b.flush_index().await;
+    let (hits, _) = (b.search(query("late")).await.unwrap().total, ());
+    assert_eq!(hits, 1000, "every synced pack is searchable");
+    println!("1,000 packs by sync in {caught_up:?} (node start included)");
+
+    // A second sync with nothing new exchanges a few bytes only.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = b.network().unwrap().stats();
+    let before = (stats.reconcile_bytes.load(Ordering::Relaxed), stats.fetched.load(Ordering::Relaxed));
+    b.network().unwrap().sync_all().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bytes = stats.reconcile_bytes.load(Ordering::Relaxed) - before.0;
+    let fetched = stats.fetched.load(Ordering::Relaxed) - before.1;
+    println!("second sync: {bytes} bytes of reconciliation, {fetched} envelopes");
+    assert!(bytes > 0, "the second sync ran");
+    assert!(bytes <= 300, "second sync exchanged {bytes} bytes");
+    assert_eq!(fetched, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_node_rejoins_its_remembered_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let a = start(root, "a", &[]).await;
+    let b = start(root, "b", &[addr(&a).await]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.shutdown().await;
+
+    let pack_dir = root.join("pack");
+    make_pack(&pack_dir);
+    let pack = publish(&a, &pack_dir, "While You Were Out").await;
+    // No --bootstrap this time: B dials the peers it remembers.
+    let b = start(root, "b", &[]).await;
+    wait_for(&b, "while", pack, false, Duration::from_secs(10)).await;
+    assert!(!b.peers().await.unwrap().is_empty());
 }

@@ -20,10 +20,10 @@
 mod child;
 #[path = "import/corpus.rs"]
 mod corpus;
-#[path = "import/tools.rs"]
-mod tools;
 #[path = "import/experiments.rs"]
 mod experiments;
+#[path = "import/tools.rs"]
+mod tools;
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -151,7 +151,10 @@ fn run(opts: &Opts) -> Result<()> {
     let b3sum = find_tool(&tools_dir, "b3sum");
     let sendme = find_tool(&tools_dir, "sendme");
     if b3sum.is_none() || sendme.is_none() {
-        eprintln!("warning: b3sum or sendme not found in {} or PATH; run bench/setup.sh", tools_dir.display());
+        eprintln!(
+            "warning: b3sum or sendme not found in {} or PATH; run bench/setup.sh",
+            tools_dir.display()
+        );
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runs = opts.runs.max(1);
@@ -278,16 +281,27 @@ fn row(corpus: &Corpus, tool: &str, secs: f64, s: &ProcStats, note: &str) -> Row
 fn warm(corpus: &Corpus) -> Result<()> {
     let available = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.split_whitespace().next()?.parse::<u64>().ok())
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .unwrap_or(0)
         * 1024;
     if available < corpus.bytes() * 3 {
-        bail!("{} MB available is too little to keep the corpus and its copies cached", available / 1_000_000);
+        bail!(
+            "{} MB available is too little to keep the corpus and its copies cached",
+            available / 1_000_000
+        );
     }
     let started = Instant::now();
     let mut buf = vec![0u8; 1 << 20];
     for f in &corpus.files {
-        let mut file = std::fs::File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
+        let mut file =
+            std::fs::File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
         while file.read(&mut buf)? > 0 {}
     }
     let secs = started.elapsed().as_secs_f64();
@@ -310,7 +324,9 @@ fn print_table(rows: &[Row]) {
     for r in rows {
         let find = |prefix: &str| rows.iter().find(|o| o.corpus == r.corpus && o.tool.starts_with(prefix));
         let ratio = |other: Option<&Row>| {
-            other.filter(|_| !r.tool.starts_with("smpl analysis")).map_or("".to_string(), |o| format!("{:.2}×", speed(r) / speed(o)))
+            other
+                .filter(|_| !r.tool.starts_with("smpl analysis"))
+                .map_or("".to_string(), |o| format!("{:.2}×", speed(r) / speed(o)))
         };
         println!(
             "| {} | {} | {:.3} | {:.0} | {} | {} | {} | {:.2} | {:.1} | {} |",

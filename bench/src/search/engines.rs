@@ -107,25 +107,16 @@ INSERT INTO samples(samples, rank) VALUES('rank', 'bm25(2.0, 1.0)');
 
 impl Fts5 {
     pub fn open(path: PathBuf) -> Result<Fts5> {
-        let conn = Connection::open(&path)
-            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        let conn =
+            Connection::open(&path).with_context(|| format!("opening SQLite database {}", path.display()))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
-        conn.execute_batch(FTS5_SCHEMA)
-            .context("creating the FTS5 table (is FTS5 compiled in?)")?;
-        Ok(Fts5 {
-            conn,
-            path,
-            in_tx: false,
-        })
+        conn.execute_batch(FTS5_SCHEMA).context("creating the FTS5 table (is FTS5 compiled in?)")?;
+        Ok(Fts5 { conn, path, in_tx: false })
     }
 
     fn filters(q: &BenchQuery, sql: &mut String, params: &mut Vec<Value>) {
         params.push(Value::Text(
-            q.words
-                .iter()
-                .map(|w| format!("\"{}\"", w.replace('"', "")))
-                .collect::<Vec<_>>()
-                .join(" AND "),
+            q.words.iter().map(|w| format!("\"{}\"", w.replace('"', ""))).collect::<Vec<_>>().join(" AND "),
         ));
         if let Some(g) = &q.genre {
             sql.push_str(" AND genre = ?");
@@ -213,8 +204,7 @@ impl Engine for Fts5 {
     }
 
     fn settle(&mut self) -> Result<()> {
-        self.conn
-            .execute_batch("INSERT INTO samples(samples) VALUES('optimize')")?;
+        self.conn.execute_batch("INSERT INTO samples(samples) VALUES('optimize')")?;
         Ok(())
     }
 

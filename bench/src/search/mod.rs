@@ -163,9 +163,7 @@ fn build(engine: &mut dyn Engine, corpus: &Corpus, batch_packs: usize) -> Result
     let batch = batch_packs.max(1);
     let mut last_report = Instant::now();
     for start in (0..packs).step_by(batch) {
-        let manifests: Vec<_> = (start..(start + batch).min(packs))
-            .map(|i| corpus.pack(i))
-            .collect();
+        let manifests: Vec<_> = (start..(start + batch).min(packs)).map(|i| corpus.pack(i)).collect();
         let t = Instant::now();
         engine.add(manifests)?;
         m.build += t.elapsed();
@@ -218,11 +216,7 @@ fn percentile(lat: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;
-    if ms < 10.0 {
-        format!("{ms:.3} ms")
-    } else {
-        format!("{ms:.1} ms")
-    }
+    if ms < 10.0 { format!("{ms:.3} ms") } else { format!("{ms:.1} ms") }
 }
 
 fn rate(docs: usize, d: Duration) -> f64 {
@@ -302,16 +296,8 @@ fn print_table(
     let mean = |l: &[Duration]| l.iter().sum::<Duration>() / (l.len().max(1) as u32);
     println!(
         "| query mean / max | {} | {} | | | |",
-        cell(smpl, &|m| format!(
-            "{} / {}",
-            ms(mean(&m.latencies)),
-            ms(percentile(&m.latencies, 100.0))
-        )),
-        cell(fts5, &|m| format!(
-            "{} / {}",
-            ms(mean(&m.latencies)),
-            ms(percentile(&m.latencies, 100.0))
-        )),
+        cell(smpl, &|m| format!("{} / {}", ms(mean(&m.latencies)), ms(percentile(&m.latencies, 100.0)))),
+        cell(fts5, &|m| format!("{} / {}", ms(mean(&m.latencies)), ms(percentile(&m.latencies, 100.0)))),
     );
     if let Some(s) = smpl {
         println!(
@@ -319,10 +305,7 @@ fn print_table(
             ms(percentile(&s.packs_latencies, 50.0)),
             ms(percentile(&s.packs_latencies, 99.0)),
         );
-        println!(
-            "| queries that ran the typo pass | {} of {} | – | | | |",
-            s.short, args.queries
-        );
+        println!("| queries that ran the typo pass | {} of {} | – | | | |", s.short, args.queries);
         println!(
             "| RSS after the queries (index reopened) | {} | – | | | |",
             mem::fmt_mb(s.rss_after_queries)

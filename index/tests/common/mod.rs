@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use smpl_protocol::{
-    AudioFormat, BlobHash, Key, LicenseTerms, Manifest, Mode, NodeId, PackId, Price, SampleEntry,
-    SampleKind, Source, Tempo,
+    AudioFormat, BlobHash, Key, LicenseTerms, Manifest, Mode, NodeId, PackId, Price, SampleEntry, SampleKind,
+    Source, Tempo,
 };
 
 pub fn node(n: u8) -> NodeId {
@@ -34,20 +34,12 @@ pub fn sample(name: &str) -> SampleEntry {
 
 pub fn with_loop(mut s: SampleEntry, bpm: f32) -> SampleEntry {
     s.kind = SampleKind::Loop;
-    s.tempo = Some(Tempo {
-        bpm,
-        source: Source::Detected,
-        confidence: 0.9,
-    });
+    s.tempo = Some(Tempo { bpm, source: Source::Detected, confidence: 0.9 });
     s
 }
 
 pub fn with_key(mut s: SampleEntry, tonic: u8, minor: bool) -> SampleEntry {
-    s.key = Some(Key {
-        tonic,
-        mode: if minor { Mode::Minor } else { Mode::Major },
-        source: Source::Stated,
-    });
+    s.key = Some(Key { tonic, mode: if minor { Mode::Minor } else { Mode::Major }, source: Source::Stated });
     s
 }
 
@@ -57,10 +49,7 @@ pub fn with_tags(mut s: SampleEntry, tags: &[&str]) -> SampleEntry {
 }
 
 pub fn price(minor: u64) -> Option<Price> {
-    Some(Price {
-        amount_minor: minor,
-        currency: "USD".into(),
-    })
+    Some(Price { amount_minor: minor, currency: "USD".into() })
 }
 
 /// A manifest of `samples` by `author` with slug `slug`.

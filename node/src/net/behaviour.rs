@@ -62,8 +62,9 @@ fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, BuildError
         })
         .build()
         .map_err(|e| BuildError::Gossip(e.to_string()))?;
-    let mut behaviour = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
-        .map_err(|e| BuildError::Gossip(e.to_string()))?;
+    let mut behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+            .map_err(|e| BuildError::Gossip(e.to_string()))?;
     let topic = gossipsub::IdentTopic::new(LISTINGS_TOPIC);
     let mut params = gossipsub::PeerScoreParams {
         // Nodes on one host (tests, a studio's LAN box) are not suspicious.

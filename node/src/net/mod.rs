@@ -15,12 +15,13 @@
 //!   what it lacks; a timer repeats this so partitions heal.
 //! - Kademlia on `/smpl/kad/1` finds peers and provider records (who serves a pack).
 
-mod behaviour;
-mod wire;
+pub mod behaviour;
+pub mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -35,8 +36,8 @@ use smpl_protocol::{NodeId, PackId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use behaviour::{BuildError, LISTINGS_TOPIC};
 use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
+pub use behaviour::{BuildError, LISTINGS_TOPIC};
 use wire::{MAX_FETCH_IDS, SyncRequest, SyncResponse};
 
 /// How often every connected peer is reconciled with again.
@@ -122,11 +123,23 @@ enum Pending {
     Fetch,
 }
 
+/// Counters of the sync protocol, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Reconciliation rounds this node started or answered.
+    pub rounds: AtomicU64,
+    /// Bytes of reconciliation messages sent and received.
+    pub reconcile_bytes: AtomicU64,
+    /// Envelopes received in `Fetch` answers.
+    pub fetched: AtomicU64,
+}
+
 /// The handle to the swarm actor.
 #[derive(Clone)]
 pub struct Network {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
+    stats: Arc<SyncStats>,
 }
 
 pub fn peer_id_of(node: &NodeId) -> Option<PeerId> {
@@ -155,18 +168,23 @@ impl Network {
         }
         let peer_id = *swarm.local_peer_id();
         let (tx, rx) = mpsc::channel(256);
-        let mut actor = Actor::new(swarm, host, rx);
+        let stats = Arc::new(SyncStats::default());
+        let mut actor = Actor::new(swarm, host, rx, stats.clone());
         let mut dial: Vec<Multiaddr> = config.bootstrap.clone();
         dial.extend(actor.host.remembered_peers());
         for addr in dial {
             actor.dial(addr);
         }
         let join = tokio::spawn(async move { actor.run(cancel).await });
-        Ok((Network { tx, peer_id }, join))
+        Ok((Network { tx, peer_id, stats }, join))
     }
 
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    pub fn stats(&self) -> &SyncStats {
+        &self.stats
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
@@ -229,10 +247,16 @@ struct Actor {
     addrs: HashMap<PeerId, Vec<Multiaddr>>,
     provider_queries: HashMap<kad::QueryId, (HashSet<NodeId>, oneshot::Sender<Vec<NodeId>>)>,
     connect_waiters: HashMap<PeerId, Vec<oneshot::Sender<bool>>>,
+    stats: Arc<SyncStats>,
 }
 
 impl Actor {
-    fn new(swarm: Swarm<Behaviour>, host: Arc<dyn Host>, commands: mpsc::Receiver<Command>) -> Actor {
+    fn new(
+        swarm: Swarm<Behaviour>,
+        host: Arc<dyn Host>,
+        commands: mpsc::Receiver<Command>,
+        stats: Arc<SyncStats>,
+    ) -> Actor {
         let (done_tx, done_rx) = mpsc::channel(1024);
         Actor {
             swarm,
@@ -247,6 +271,7 @@ impl Actor {
             addrs: HashMap::new(),
             provider_queries: HashMap::new(),
             connect_waiters: HashMap::new(),
+            stats,
         }
     }
 
@@ -281,7 +306,9 @@ impl Actor {
         let bad: Vec<PeerId> = self
             .swarm
             .connected_peers()
-            .filter(|p| self.swarm.behaviour().gossipsub.peer_score(p).is_some_and(|s| s < GRAYLIST_THRESHOLD))
+            .filter(|p| {
+                self.swarm.behaviour().gossipsub.peer_score(p).is_some_and(|s| s < GRAYLIST_THRESHOLD)
+            })
             .copied()
             .collect();
         for peer in bad {
@@ -386,7 +413,10 @@ impl Actor {
                 }
             }
             Done::Validated { id, source, acceptance } => {
-                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &source, acceptance);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
             }
             Done::Respond { channel, response } => {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
@@ -394,12 +424,17 @@ impl Actor {
             Done::Reconciled { peer, next, need } => {
                 if !need.is_empty() {
                     for chunk in need.chunks(MAX_FETCH_IDS) {
-                        let id = self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest::Fetch(chunk.to_vec()));
+                        let id = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_request(&peer, SyncRequest::Fetch(chunk.to_vec()));
                         self.pending.insert(id, (peer, Pending::Fetch));
                     }
                 }
                 match next {
                     Some(message) => {
+                        self.count(message.len());
                         let id = self
                             .swarm
                             .behaviour_mut()
@@ -413,6 +448,11 @@ impl Actor {
                 }
             }
         }
+    }
+
+    fn count(&self, bytes: usize) {
+        self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+        self.stats.reconcile_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Starts reconciling our listings with `peer` unless a round is under way.
@@ -470,7 +510,11 @@ impl Actor {
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
                 let data = message.data;
                 self.blocking(move |host| {
                     let acceptance = match host.ingest(&data) {
@@ -512,12 +556,19 @@ impl Actor {
                 }
             }
             BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => match message {
-                request_response::Message::Request { request, channel, .. } => self.on_request(peer, request, channel),
+                request_response::Message::Request { request, channel, .. } => {
+                    self.on_request(peer, request, channel)
+                }
                 request_response::Message::Response { request_id, response } => {
                     self.on_response(peer, request_id, response)
                 }
             },
-            BehaviourEvent::Sync(request_response::Event::OutboundFailure { request_id, peer, error, .. }) => {
+            BehaviourEvent::Sync(request_response::Event::OutboundFailure {
+                request_id,
+                peer,
+                error,
+                ..
+            }) => {
                 tracing::debug!("sync request to {peer} failed: {error}");
                 if let Some((peer, Pending::Reconcile)) = self.pending.remove(&request_id) {
                     self.reconciling.remove(&peer);
@@ -529,7 +580,11 @@ impl Actor {
 
     fn on_request(&mut self, peer: PeerId, request: SyncRequest, channel: ResponseChannel<SyncResponse>) {
         if self.banned.contains(&peer) {
-            let _ = self.swarm.behaviour_mut().sync.send_response(channel, SyncResponse::Refused("banned".into()));
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_response(channel, SyncResponse::Refused("banned".into()));
             return;
         }
         match request {
@@ -538,14 +593,22 @@ impl Actor {
                 let reply = SyncResponse::Hello { iroh: self.host.iroh_addrs() };
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, reply);
             }
-            SyncRequest::Reconcile(message) => self.blocking(move |host| {
-                let items = host.sync_items();
-                let response = match smpl_protocol::sync::respond(&items, &message) {
-                    Ok((next, _need)) => SyncResponse::Reconcile(next.map(ByteBuf::from)),
-                    Err(e) => SyncResponse::Refused(e.to_string()),
-                };
-                Some(Done::Respond { channel, response })
-            }),
+            SyncRequest::Reconcile(message) => {
+                self.count(message.len());
+                let stats = self.stats.clone();
+                self.blocking(move |host| {
+                    let items = host.sync_items();
+                    let response = match smpl_protocol::sync::respond(&items, &message) {
+                        Ok((next, _need)) => {
+                            let len = next.as_ref().map_or(0, Vec::len) as u64;
+                            stats.reconcile_bytes.fetch_add(len, Ordering::Relaxed);
+                            SyncResponse::Reconcile(next.map(ByteBuf::from))
+                        }
+                        Err(e) => SyncResponse::Refused(e.to_string()),
+                    };
+                    Some(Done::Respond { channel, response })
+                })
+            }
             SyncRequest::Fetch(ids) => {
                 let ids: Vec<PackId> = ids.into_iter().take(MAX_FETCH_IDS).collect();
                 self.blocking(move |host| {
@@ -572,27 +635,33 @@ impl Actor {
         let Some((_, pending)) = self.pending.remove(&request_id) else { return };
         match (pending, response) {
             (Pending::Hello, SyncResponse::Hello { iroh }) => self.greet(peer, iroh),
-            (Pending::Reconcile, SyncResponse::Reconcile(Some(message))) => self.blocking(move |host| {
-                let items = host.sync_items();
-                match smpl_protocol::sync::respond(&items, &message) {
-                    Ok((next, need)) => Some(Done::Reconciled { peer, next, need }),
-                    Err(e) => {
-                        tracing::debug!("bad reconciliation message from {peer}: {e}");
-                        Some(Done::Reconciled { peer, next: None, need: Vec::new() })
+            (Pending::Reconcile, SyncResponse::Reconcile(Some(message))) => {
+                self.count(message.len());
+                self.blocking(move |host| {
+                    let items = host.sync_items();
+                    match smpl_protocol::sync::respond(&items, &message) {
+                        Ok((next, need)) => Some(Done::Reconciled { peer, next, need }),
+                        Err(e) => {
+                            tracing::debug!("bad reconciliation message from {peer}: {e}");
+                            Some(Done::Reconciled { peer, next: None, need: Vec::new() })
+                        }
                     }
-                }
-            }),
+                })
+            }
             (Pending::Reconcile, _) => {
                 self.reconciling.remove(&peer);
             }
-            (Pending::Fetch, SyncResponse::Envelopes(envelopes)) => self.blocking(move |host| {
-                for envelope in envelopes.into_iter().take(MAX_FETCH_IDS) {
-                    if let Ingest::Invalid(reason) = host.ingest(&envelope) {
-                        tracing::debug!("invalid listing from {peer} over sync: {reason}");
+            (Pending::Fetch, SyncResponse::Envelopes(envelopes)) => {
+                self.stats.fetched.fetch_add(envelopes.len() as u64, Ordering::Relaxed);
+                self.blocking(move |host| {
+                    for envelope in envelopes.into_iter().take(MAX_FETCH_IDS) {
+                        if let Ingest::Invalid(reason) = host.ingest(&envelope) {
+                            tracing::debug!("invalid listing from {peer} over sync: {reason}");
+                        }
                     }
-                }
-                None
-            }),
+                    None
+                })
+            }
             (_, other) => tracing::debug!("unexpected sync answer from {peer}: {other:?}"),
         }
     }

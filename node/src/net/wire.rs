@@ -25,7 +25,9 @@ pub enum SyncRequest {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SyncResponse {
-    Hello { iroh: Vec<SocketAddr> },
+    Hello {
+        iroh: Vec<SocketAddr>,
+    },
     /// The next reconciliation message, or `None` when the responder is done.
     Reconcile(Option<ByteBuf>),
     Envelopes(Vec<ByteBuf>),

@@ -98,7 +98,8 @@ impl SyncMessage {
 
     /// The length of [`SyncMessage::encode`]'s output.
     pub fn encoded_len(&self) -> usize {
-        1 + varint_len(self.ranges.len() as u64) + self.ranges.iter().map(RangePart::encoded_len).sum::<usize>()
+        1 + varint_len(self.ranges.len() as u64)
+            + self.ranges.iter().map(RangePart::encoded_len).sum::<usize>()
     }
 
     /// Parses and checks received bytes; limits are checked before any work that
@@ -122,7 +123,9 @@ impl SyncMessage {
             let upper = r.bound()?;
             let payload = match r.u8()? {
                 TAG_SKIP => Payload::Skip,
-                TAG_FINGERPRINT => Payload::Fingerprint { fingerprint: Fingerprint(r.array()?), count: r.varint()? },
+                TAG_FINGERPRINT => {
+                    Payload::Fingerprint { fingerprint: Fingerprint(r.array()?), count: r.varint()? }
+                }
                 TAG_ITEM_LIST => {
                     let n = r.list_len(range, 0)?;
                     Payload::ItemList { items: r.items(n)? }
@@ -163,7 +166,9 @@ impl SyncMessage {
             let upper = part.upper;
             match &part.payload {
                 Payload::Skip if after_skip => return Err(invalid("a skip follows a skip")),
-                Payload::Skip if range + 1 == self.ranges.len() => return Err(invalid("the last range is a skip")),
+                Payload::Skip if range + 1 == self.ranges.len() => {
+                    return Err(invalid("the last range is a skip"));
+                }
                 Payload::Skip | Payload::Fingerprint { .. } => {}
                 Payload::ItemList { items } => {
                     check_count(range, items.len())?;
@@ -348,7 +353,10 @@ impl Reader<'_> {
             value |= bits << shift;
             if b & 0x80 == 0 {
                 if b == 0 && shift > 0 {
-                    return Err(SyncError::Malformed { offset: start, reason: "varint not in its shortest form" });
+                    return Err(SyncError::Malformed {
+                        offset: start,
+                        reason: "varint not in its shortest form",
+                    });
                 }
                 return Ok(value);
             }

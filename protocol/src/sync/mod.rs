@@ -35,7 +35,7 @@
 //! | payload | means | the receiver, for that range |
 //! | --- | --- | --- |
 //! | [`Payload::Skip`] | nothing to do here | does nothing |
-//! | [`Payload::Fingerprint`] `{fingerprint, count}` | the sender's fingerprint and item count | equal to its own: nothing. Else, if it holds at most [`LIST_THRESHOLD`] items there: answers `ItemList`. Else, if the sender's count is at most [`LIST_THRESHOLD`]: answers its own `Fingerprint` for the whole range (so the sender lists). Else: splits its own items there into [`SPLIT_PARTS`] ranges of (nearly) equal item count and answers a `Fingerprint` for each |
+//! | [`Payload::Fingerprint`] `{fingerprint, count}` | the sender's fingerprint and item count | equal to its own: nothing. Else, if it holds at most [`LIST_THRESHOLD`] items there: answers `ItemList`. Else, if the sender's count is at most [`LIST_THRESHOLD`]: answers its own `Fingerprint` for the whole range (so the sender lists). Else: splits its own items there into [`SPLIT_PARTS`] ranges of (nearly) equal item count and answers a `Fingerprint` for each, or an `ItemList` for one of at most [`SPLIT_LIST_THRESHOLD`] items |
 //! | [`Payload::ItemList`] `{items}` | every item the sender holds in the range | now knows both sides: records its `need` and `have`, and answers `Diff` (or nothing when the lists are equal) |
 //! | [`Payload::Diff`] `{items, missing}` | the answer to the receiver's `ItemList`: `items` are the sender's items whose version differs from the listed one or that were not listed; `missing` are listed ids the sender lacks. Ids not mentioned are held at equal versions | records its `need` and `have`; the range is finished |
 //!
@@ -50,11 +50,16 @@
 //! `ItemList` when the node holds at most [`LIST_THRESHOLD`] items, else a
 //! `Fingerprint`.
 //!
-//! An answer never passes the size limits below. When it would, the sender stops at
-//! the range it could not fit, answers that range and everything above it with one
-//! `Fingerprint` up to [`Bound::End`], and the next rounds continue from there. An
-//! id can then be reported in two rounds' outcomes, so callers who accumulate
-//! outcomes deduplicate ([`Outcome::merge`] does).
+//! An answer never passes the size limits below. When it would, the sender stops
+//! within the range it could not fit and carries the rest over: each run of the
+//! remaining received ranges that asked for an answer (`Fingerprint`, `ItemList`)
+//! gets the sender's `Fingerprint` of that run, for the peer to answer in the next
+//! round, while the ranges the peer had finished stay skipped (and a `Diff` among
+//! them is still learned from). At most 32 ranges carry the rest over; past that,
+//! the last `Fingerprint` runs up to the last range that asked, and finished ranges
+//! inside it are reconciled again. Only then can an id show up in the outcomes of
+//! two rounds, so callers who accumulate outcomes deduplicate
+//! ([`Outcome::merge`] does).
 //!
 //! # Fingerprints
 //!
@@ -153,9 +158,15 @@ pub const MAX_LIST_ITEMS: usize = 1024;
 pub const LIST_THRESHOLD: usize = 16;
 /// A differing range with more items is split into this many ranges.
 pub const SPLIT_PARTS: usize = 16;
+/// A range of a split with at most this many items is sent as an `ItemList`.
+pub const SPLIT_LIST_THRESHOLD: usize = 2;
 
 // The splitting rule relies on every part of a split range being non-empty.
-const _: () = assert!(LIST_THRESHOLD >= SPLIT_PARTS && LIST_THRESHOLD <= MAX_LIST_ITEMS);
+const _: () = assert!(
+    LIST_THRESHOLD >= SPLIT_PARTS
+        && LIST_THRESHOLD <= MAX_LIST_ITEMS
+        && SPLIT_LIST_THRESHOLD <= LIST_THRESHOLD
+);
 
 /// One listing as the reconciliation sees it: a pack id and its version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use std::cmp::Ordering;
 use super::fingerprint::PrefixSums;
 use super::message::varint_len;
 use super::{
-    Bound, Item, LIST_THRESHOLD, MAX_LIST_ITEMS, MAX_MESSAGE_BYTES, MAX_RANGES, Payload, RangePart, SPLIT_PARTS,
-    SyncError, SyncMessage,
+    Bound, Item, LIST_THRESHOLD, MAX_LIST_ITEMS, MAX_MESSAGE_BYTES, MAX_RANGES, Payload, RangePart,
+    SPLIT_LIST_THRESHOLD, SPLIT_PARTS, SyncError, SyncMessage,
 };
 use crate::PackId;
 
@@ -60,7 +60,8 @@ const HEADER_BYTES: usize = 1 + 3;
 // for the rest, so each answer makes progress: a `Diff` of `MAX_LIST_ITEMS` items of
 // at most 26 bytes, or the `SPLIT_PARTS` ranges of a split.
 const _: () = assert!(
-    HEADER_BYTES + LIMITS.rest_parts * REST_PART_BYTES + 17 + 1 + 2 * 3 + MAX_LIST_ITEMS * 26 <= MAX_MESSAGE_BYTES
+    HEADER_BYTES + LIMITS.rest_parts * REST_PART_BYTES + 17 + 1 + 2 * 3 + MAX_LIST_ITEMS * 26
+        <= MAX_MESSAGE_BYTES
         && LIMITS.rest_parts + SPLIT_PARTS < MAX_RANGES
         && LIMITS.rest_parts >= 2
 );
@@ -140,7 +141,8 @@ impl<'a> Reconciler<'a> {
             let answer = match &part.payload {
                 Payload::Skip => Answer::one(part.upper, Payload::Skip),
                 Payload::Fingerprint { fingerprint, count } => {
-                    if *fingerprint == self.sums.fingerprint(&self.items, i, j) && *count == ours.len() as u64 {
+                    if *fingerprint == self.sums.fingerprint(&self.items, i, j) && *count == ours.len() as u64
+                    {
                         Answer::one(part.upper, Payload::Skip)
                     } else if ours.len() <= LIST_THRESHOLD {
                         Answer::one(part.upper, Payload::ItemList { items: ours.to_vec() })
@@ -185,7 +187,8 @@ impl<'a> Reconciler<'a> {
     /// `budget.rest_parts` ranges, the last fingerprint runs up to the last range
     /// that asked, reopening the finished ones inside it.
     fn rest(&self, out: &mut Builder, outcome: &mut Outcome, parts: &[RangePart], mut lower: Bound) {
-        let asks = |part: &RangePart| matches!(part.payload, Payload::Fingerprint { .. } | Payload::ItemList { .. });
+        let asks =
+            |part: &RangePart| matches!(part.payload, Payload::Fingerprint { .. } | Payload::ItemList { .. });
         let last = parts.iter().rposition(asks);
         let (mut emitted, mut skipped_from, mut k) = (0, lower, 0);
         while let Some(part) = parts.get(k) {
@@ -239,7 +242,9 @@ impl<'a> Reconciler<'a> {
     }
 
     /// `items[i..j]` (more than `SPLIT_PARTS` of them) as `SPLIT_PARTS` ranges of
-    /// nearly equal count, the last one ending at `upper`.
+    /// nearly equal count, the last one ending at `upper`: a fingerprint each, or the
+    /// items of a range of at most `SPLIT_LIST_THRESHOLD` (a round sooner, for about
+    /// as many bytes).
     fn split(&self, upper: Bound, i: usize, j: usize) -> Answer {
         let n = j - i;
         let mut parts = Vec::with_capacity(SPLIT_PARTS);
@@ -250,7 +255,7 @@ impl<'a> Reconciler<'a> {
                 (true, Some(prev), Some(next)) => Bound::between(&prev.id, &next.id),
                 _ => upper,
             };
-            let payload = if end - start <= 2 {
+            let payload = if end - start <= SPLIT_LIST_THRESHOLD {
                 Payload::ItemList { items: self.items.get(start..end).unwrap_or_default().to_vec() }
             } else {
                 self.summary(start, end)
@@ -300,9 +305,12 @@ fn diff(ours: &[Item], theirs: &[Item], upper: Bound, budget: Budget, mut room: 
         let (id, entry, need, have) = match step {
             Step::Ours(o) => (o.id, Some(Ok(o)), false, true),
             Step::Theirs(t) => (t.id, Some(Err(t.id)), true, false),
-            Step::Both(o, t) => {
-                (o.id, (o.version != t.version).then_some(Ok(o)), t.version > o.version, o.version > t.version)
-            }
+            Step::Both(o, t) => (
+                o.id,
+                (o.version != t.version).then_some(Ok(o)),
+                t.version > o.version,
+                o.version > t.version,
+            ),
         };
         if let Some(entry) = entry {
             if w.items.len() + w.missing.len() >= budget.list_items {
@@ -349,8 +357,11 @@ struct DiffWriter {
 impl DiffWriter {
     fn close(&mut self, upper: Bound) {
         let (items, missing) = (std::mem::take(&mut self.items), std::mem::take(&mut self.missing));
-        let payload =
-            if items.is_empty() && missing.is_empty() { Payload::Skip } else { Payload::Diff { items, missing } };
+        let payload = if items.is_empty() && missing.is_empty() {
+            Payload::Skip
+        } else {
+            Payload::Diff { items, missing }
+        };
         self.parts.push((RangePart { upper, payload }, std::mem::take(&mut self.learned)));
         self.open = false;
     }

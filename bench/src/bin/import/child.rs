@@ -129,7 +129,10 @@ pub fn analyze(corpus: &Path, threads: usize, limit: Option<usize>) -> Result<Re
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("analysis thread panicked"))?).sum::<Result<f64>>()
+        workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| anyhow::anyhow!("analysis thread panicked"))?)
+            .sum::<Result<f64>>()
     })?;
     Ok(Report {
         secs: started.elapsed().as_secs_f64(),

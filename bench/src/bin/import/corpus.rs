@@ -55,7 +55,12 @@ impl Spec {
     pub fn long(mib: u64) -> Spec {
         // ~10.7 MB per file (about 61 s of stereo CD audio): ~100 files per GiB.
         let bytes = mib * 1024 * 1024;
-        Spec { generator: GENERATOR_VERSION, kind: CorpusKind::Long, bytes, files: bytes.div_ceil(10_737_418) as usize }
+        Spec {
+            generator: GENERATOR_VERSION,
+            kind: CorpusKind::Long,
+            bytes,
+            files: bytes.div_ceil(10_737_418) as usize,
+        }
     }
 
     pub fn small(files: usize) -> Spec {
@@ -69,7 +74,8 @@ pub fn ensure(name: &str, dir: &Path, spec: &Spec, threads: usize) -> Result<Cor
     let existing = std::fs::read(&marker).ok().and_then(|b| serde_json::from_slice::<Spec>(&b).ok());
     if existing.as_ref() != Some(spec) {
         if dir.exists() {
-            std::fs::remove_dir_all(dir).with_context(|| format!("removing stale corpus {}", dir.display()))?;
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("removing stale corpus {}", dir.display()))?;
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let started = std::time::Instant::now();
@@ -83,7 +89,8 @@ pub fn ensure(name: &str, dir: &Path, spec: &Spec, threads: usize) -> Result<Cor
     let mut files = Vec::new();
     for i in 0..spec.files {
         let path = dir.join(file_name(spec.kind, i));
-        let bytes = std::fs::metadata(&path).with_context(|| format!("corpus file {}", path.display()))?.len();
+        let bytes =
+            std::fs::metadata(&path).with_context(|| format!("corpus file {}", path.display()))?.len();
         files.push(Entry { path, bytes });
     }
     Ok(Corpus { name: name.to_string(), dir: dir.to_path_buf(), files })
@@ -113,7 +120,9 @@ fn generate(dir: &Path, spec: &Spec, threads: usize) -> Result<()> {
                 })
             })
             .collect();
-        workers.into_iter().try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("generator thread panicked"))?)
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("generator thread panicked"))?)
     })
 }
 
@@ -156,7 +165,12 @@ fn write_long(path: &Path, i: usize, spec: &Spec) -> Result<()> {
     let bpm = 70.0 + rng.below(90) as f32;
     let root = 40.0 * 2f32.powf(rng.below(24) as f32 / 12.0);
     let mut voice = Voice::new(i % 5, rate, bpm, root, &mut rng);
-    let spec = hound::WavSpec { channels: 2, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut writer = hound::WavWriter::create(path, spec)?;
     {
         let mut w = writer.get_i16_writer(frames * 2);
@@ -183,7 +197,12 @@ fn write_small(path: &Path, i: usize, _spec: &Spec) -> Result<()> {
     // One-shots (kick, snare, hat, clap, perc, stab) decay; the loops repeat.
     let mut voice = Voice::new([1, 2, 2, 2, 1, 0, 4][i % 7], rate, bpm, root, &mut rng);
     let decay = if i % 7 == 6 { 0.0 } else { 3.0 + rng.below(20) as f32 };
-    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: bits, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut writer = hound::WavWriter::create(path, spec)?;
     let full = if bits == 16 { 32_767.0 } else { 8_388_607.0 };
     for n in 0..frames {

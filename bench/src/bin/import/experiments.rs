@@ -6,14 +6,23 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use futures::FutureExt;
 use futures::stream::{self, StreamExt};
+use iroh_blobs::BlobFormat;
 use iroh_blobs::api::blobs::{AddPathOptions, AddProgressItem, ImportMode};
 use iroh_blobs::store::fs::FsStore;
-use iroh_blobs::BlobFormat;
 
 use crate::child::{Report, audio_files, rss_kb};
 
-async fn quiet(store: &FsStore, path: &Path, mode: ImportMode, size: u64) -> Result<iroh_blobs::api::TempTag> {
-    let progress = store.blobs().add_path_with_opts(AddPathOptions { path: path.to_path_buf(), mode, format: BlobFormat::Raw });
+async fn quiet(
+    store: &FsStore,
+    path: &Path,
+    mode: ImportMode,
+    size: u64,
+) -> Result<iroh_blobs::api::TempTag> {
+    let progress = store.blobs().add_path_with_opts(AddPathOptions {
+        path: path.to_path_buf(),
+        mode,
+        format: BlobFormat::Raw,
+    });
     let stream = progress.stream().await;
     let mut stream = std::pin::pin!(stream);
     let expected = Duration::from_nanos(size / 2); // ~2 GB/s
@@ -34,7 +43,11 @@ async fn quiet(store: &FsStore, path: &Path, mode: ImportMode, size: u64) -> Res
 }
 
 async fn plain(store: &FsStore, path: &Path, mode: ImportMode) -> Result<iroh_blobs::api::TempTag> {
-    Ok(store.blobs().add_path_with_opts(AddPathOptions { path: path.to_path_buf(), mode, format: BlobFormat::Raw }).temp_tag().await?)
+    Ok(store
+        .blobs()
+        .add_path_with_opts(AddPathOptions { path: path.to_path_buf(), mode, format: BlobFormat::Raw })
+        .temp_tag()
+        .await?)
 }
 
 pub fn run(corpus: &Path, store_dir: &Path, variant: &str, workers: usize) -> Result<Report> {
@@ -68,10 +81,18 @@ pub fn run(corpus: &Path, store_dir: &Path, variant: &str, workers: usize) -> Re
             .collect()
             .await;
         let mut tags = Vec::new();
-        for r in results { tags.push(r?); }
+        for r in results {
+            tags.push(r?);
+        }
         store.sync_db().await?;
         let secs = started.elapsed().as_secs_f64();
         store.shutdown().await?;
-        Ok(Report { secs, files: files.len(), bytes: files.iter().map(|f| f.2).sum(), hwm_kb: rss_kb().1, ..Report::default() })
+        Ok(Report {
+            secs,
+            files: files.len(),
+            bytes: files.iter().map(|f| f.2).sum(),
+            hwm_kb: rss_kb().1,
+            ..Report::default()
+        })
     })
 }

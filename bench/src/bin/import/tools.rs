@@ -76,7 +76,12 @@ pub fn sendme(sendme: &Path, dir: &Path, scratch: &Path) -> Result<Sendme> {
     let stderr = std::fs::File::create(scratch.join("sendme.stderr"))?;
     let started = Instant::now();
     let mut child = Command::new("unshare")
-        .args(["-n", "sh", "-c", r#"ip link set lo up && exec "$0" send "$1" --relay disabled --no-progress -vv"#])
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            r#"ip link set lo up && exec "$0" send "$1" --relay disabled --no-progress -vv"#,
+        ])
         .arg(sendme)
         .arg(dir)
         .current_dir(scratch)
@@ -118,7 +123,11 @@ pub fn sendme(sendme: &Path, dir: &Path, scratch: &Path) -> Result<Sendme> {
         }
     }
     Ok(Sendme {
-        own: ProcStats { secs: own_secs, cpu_secs: cpu_secs(&usage), maxrss_kb: hwm.unwrap_or(usage.ru_maxrss as u64) },
+        own: ProcStats {
+            secs: own_secs,
+            cpu_secs: cpu_secs(&usage),
+            maxrss_kb: hwm.unwrap_or(usage.ru_maxrss as u64),
+        },
         wall_to_imported,
     })
 }
@@ -132,7 +141,8 @@ fn read_hwm(pid: u32) -> Option<u64> {
 pub fn child<T: serde::de::DeserializeOwned>(args: &[&std::ffi::OsStr]) -> Result<(T, ProcStats)> {
     let exe = std::env::current_exe()?;
     let started = Instant::now();
-    let child = Command::new(exe).args(args).stdout(Stdio::piped()).spawn().context("starting a child phase")?;
+    let child =
+        Command::new(exe).args(args).stdout(Stdio::piped()).spawn().context("starting a child phase")?;
     let pid = child.id();
     let output = {
         let mut out = String::new();

@@ -4,7 +4,7 @@
 # Safe to run again: installs only what is missing.
 set -euo pipefail
 
-packages=(hydrogen-data sox libsox-fmt-all ffmpeg)
+packages=(hydrogen-data sox libsox-fmt-all ffmpeg strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

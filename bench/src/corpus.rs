@@ -267,8 +267,8 @@ impl Corpus {
         let title = format!("{theme} {} Vol {}", r.pick(NOUNS), r.range(1, 9));
         let slug = format!("pack-{i}");
         let genre = r.pick(GENRES).to_string();
-        let tags: Vec<String> =
-            r.pick_distinct(TAGS, r.range(2, 4) as usize).into_iter().map(String::from).collect();
+        let tag_count = r.range(2, 4) as usize;
+        let tags: Vec<String> = r.pick_distinct(TAGS, tag_count).into_iter().map(String::from).collect();
         let words = r.range(12, 25) as usize;
         let description = (0..words).map(|_| *r.pick(DESCRIPTION_WORDS)).collect::<Vec<_>>().join(" ");
         let price = (!r.chance(0.3)).then(|| Price { amount_minor: *r.pick(PRICES), currency: "USD".into() });
@@ -347,7 +347,10 @@ fn sample(r: &mut Rng, theme: &str, n: usize, folders: bool, tempo_base: f32) ->
         kind: if is_loop { SampleKind::Loop } else { SampleKind::OneShot },
         tempo: bpm.map(|bpm| Tempo { bpm, source: Source::Detected, confidence: 0.8 }),
         key,
-        tags: r.pick_distinct(TAGS, r.below(3)).into_iter().map(String::from).collect(),
+        tags: {
+            let n = r.below(3);
+            r.pick_distinct(TAGS, n).into_iter().map(String::from).collect()
+        },
         waveform: Vec::new(),
         preview: None,
     }

@@ -5,10 +5,6 @@
 pub struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
     /// A generator for item `i` of stream `stream`, independent of the others.
     pub fn for_item(seed: u64, stream: u64, i: u64) -> Rng {
         let mut r = Rng(seed ^ stream.wrapping_mul(0xA24B_AED4_963E_E407));

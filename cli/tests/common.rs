@@ -45,9 +45,22 @@ impl TestNode {
 
     /// Starts a node with extra `smpl node` arguments (e.g. `--bootstrap ADDR`).
     pub fn start_with(home: &Path, extra: &[&str]) -> TestNode {
+        TestNode::start_wrapped(home, extra, &[])
+    }
+
+    /// Starts a node under a wrapper command (e.g. `strace -f -o LOG`).
+    pub fn start_wrapped(home: &Path, extra: &[&str], wrapper: &[&str]) -> TestNode {
         std::fs::create_dir_all(home).unwrap();
         let _ = std::fs::remove_file(home.join("node.json"));
-        let child = Command::new(BIN)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .arg("--home")
             .arg(home)
             .args(["node", "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
@@ -60,6 +73,12 @@ impl TestNode {
         let node = TestNode { home: home.to_path_buf(), child };
         node.wait_ready(Duration::from_secs(60));
         node
+    }
+
+    /// The node's first libp2p listen address (with `/p2p/<peer id>`).
+    pub fn p2p_addr(&self) -> String {
+        let (_, id, _) = smpl_json(&self.home, &["id"]);
+        id[0]["listen"][0].as_str().expect("node has a listen address").to_string()
     }
 
     fn wait_ready(&self, timeout: Duration) {
@@ -82,7 +101,13 @@ impl TestNode {
 
     /// SIGINT, like Ctrl-C, and waits for a clean exit.
     pub fn stop(mut self) {
-        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
+        // The node's own pid (the child may be a wrapper such as strace).
+        let pid = std::fs::read(self.home.join("node.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["pid"].as_u64())
+            .map_or(self.child.id().to_string(), |p| p.to_string());
+        let _ = Command::new("kill").arg("-INT").arg(pid).status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(_)) = self.child.try_wait() {

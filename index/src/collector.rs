@@ -1,23 +1,27 @@
 //! One pass over the matches: count, facets, top-k, and grouping by pack.
 //!
-//! Facets read the dictionary-encoded fast columns by term ordinal into dense
-//! per-segment arrays, and turn ordinals into strings once per segment, only for the
-//! values seen. In packs mode each segment keeps, per matching pack, its best
-//! document and the set of facet ordinals its matching samples carry; segments are
+//! Facets cost a few fast-column reads per matching document, so they are kept
+//! cheap: genre and tags are read as dictionary ordinals into dense per-segment
+//! arrays and turned into strings once per segment, only for the values seen; kind
+//! and key come from one small integer column (see `document::kind_key_code`)
+//! counted in a fixed array. In packs mode each segment keeps, per matching pack,
+//! its best document and the facet values its matching samples carry; segments are
 //! then merged by pack id (a pack's samples may sit in several segments).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
+use smpl_protocol::{Key, Mode, SampleKind, Source};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::document::KIND_KEY_CODES;
 use crate::results::{Facets, MAX_FACET_VALUES};
 use crate::schema::names;
 
-/// The facet columns, in the order of the arrays below.
-const FACET_COLUMNS: [&str; 4] = [names::GENRE, names::KIND, names::KEY, names::TAG];
+/// The string facet columns, in the order of the arrays below.
+const STR_COLUMNS: [&str; 2] = [names::GENRE, names::TAG];
 
 /// Sort key: creation time (0 unless sorting by newest), then score; larger first.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,8 +71,10 @@ pub(crate) struct SegmentSearch {
     top_k: usize,
     count: u64,
     created: Option<Column<u64>>,
-    columns: [Option<StrColumn>; 4],
-    counts: [Vec<u64>; 4],
+    columns: [Option<StrColumn>; 2],
+    kind_key: Column<u64>,
+    counts: [Vec<u64>; 2],
+    code_counts: [u64; KIND_KEY_CODES],
     heap: BinaryHeap<HeapEntry>,
     pack_hi: Option<Column<u64>>,
     pack_lo: Option<Column<u64>>,
@@ -96,18 +102,23 @@ impl Ord for HeapEntry {
 struct Group {
     rank: Rank,
     doc: DocId,
-    ords: [Vec<u64>; 4],
+    ords: [Vec<u64>; 2],
+    /// Bit `c` set when a matching sample has kind-key code `c`.
+    codes: u64,
 }
+
+/// A pack's facet values in a segment: local string ids, and kind-key code bits.
+type PackValues = ([Vec<u32>; 2], u64);
 
 pub(crate) struct SegmentFruit {
     count: u64,
-    /// Samples mode: value counts.
+    /// Samples mode: value counts (genre, kind, key, tags).
     counts: [Vec<(String, u64)>; 4],
     /// Samples mode: the best `top_k` of this segment.
     top: Vec<(Rank, DocAddress)>,
-    /// Packs mode: values seen in this segment, indexed by the groups below.
-    values: [Vec<String>; 4],
-    groups: Vec<(u128, Rank, DocAddress, [Vec<u32>; 4])>,
+    /// Packs mode: string values seen in this segment, indexed by the groups below.
+    values: [Vec<String>; 2],
+    groups: Vec<(u128, Rank, DocAddress, PackValues)>,
 }
 
 impl Collector for SearchCollector {
@@ -116,9 +127,9 @@ impl Collector for SearchCollector {
 
     fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
         let ff = reader.fast_fields();
-        let mut columns: [Option<StrColumn>; 4] = Default::default();
-        let mut counts: [Vec<u64>; 4] = Default::default();
-        for (i, name) in FACET_COLUMNS.iter().enumerate() {
+        let mut columns: [Option<StrColumn>; 2] = Default::default();
+        let mut counts: [Vec<u64>; 2] = Default::default();
+        for (i, name) in STR_COLUMNS.iter().enumerate() {
             columns[i] = ff.str(name)?;
             if !self.packs {
                 counts[i] = vec![0; columns[i].as_ref().map_or(0, |c| c.num_terms())];
@@ -136,7 +147,9 @@ impl Collector for SearchCollector {
             count: 0,
             created: if self.newest { Some(ff.u64(names::CREATED_AT)?) } else { None },
             columns,
+            kind_key: ff.u64(names::KIND_KEY)?,
             counts,
+            code_counts: [0; KIND_KEY_CODES],
             heap: BinaryHeap::new(),
             pack_hi,
             pack_lo,
@@ -154,6 +167,36 @@ impl Collector for SearchCollector {
     }
 }
 
+impl SegmentSearch {
+    fn collect_pack(&mut self, doc: DocId, rank: Rank) {
+        let hi = self.pack_hi.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+        let lo = self.pack_lo.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+        let group = self.groups.entry(((hi as u128) << 64) | lo as u128).or_insert_with(|| Group {
+            rank,
+            doc,
+            ords: Default::default(),
+            codes: 0,
+        });
+        // Documents arrive in increasing order, so a tie keeps the first.
+        if rank.cmp(&group.rank) == Ordering::Greater {
+            group.rank = rank;
+            group.doc = doc;
+        }
+        for (column, ords) in self.columns.iter().zip(group.ords.iter_mut()) {
+            if let Some(column) = column {
+                for ord in column.term_ords(doc) {
+                    if !ords.contains(&ord) {
+                        ords.push(ord);
+                    }
+                }
+            }
+        }
+        if let Some(code) = self.kind_key.first(doc).filter(|&c| c < KIND_KEY_CODES as u64) {
+            group.codes |= 1 << code;
+        }
+    }
+}
+
 impl SegmentCollector for SegmentSearch {
     type Fruit = tantivy::Result<SegmentFruit>;
 
@@ -161,37 +204,26 @@ impl SegmentCollector for SegmentSearch {
         self.count += 1;
         let rank = Rank { created: self.created.as_ref().and_then(|c| c.first(doc)).unwrap_or(0), score };
         if self.packs {
-            let hi = self.pack_hi.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-            let lo = self.pack_lo.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-            let group = self.groups.entry(((hi as u128) << 64) | lo as u128).or_insert_with(|| Group {
-                rank,
-                doc,
-                ords: Default::default(),
-            });
-            // Documents arrive in increasing order, so a tie keeps the first.
-            if rank.cmp(&group.rank) == Ordering::Greater {
-                group.rank = rank;
-                group.doc = doc;
-            }
-            for (column, ords) in self.columns.iter().zip(group.ords.iter_mut()) {
-                if let Some(column) = column {
-                    for ord in column.term_ords(doc) {
-                        if !ords.contains(&ord) {
-                            ords.push(ord);
-                        }
-                    }
-                }
-            }
+            self.collect_pack(doc, rank);
             return;
         }
-        for (column, counts) in self.columns.iter().zip(self.counts.iter_mut()) {
-            if let Some(column) = column {
-                for ord in column.term_ords(doc) {
-                    if let Some(c) = counts.get_mut(ord as usize) {
-                        *c += 1;
-                    }
+        if let Some(genre) = &self.columns[0]
+            && let Some(ord) = genre.ords().first(doc)
+            && let Some(c) = self.counts[0].get_mut(ord as usize)
+        {
+            *c += 1;
+        }
+        if let Some(tags) = &self.columns[1] {
+            for ord in tags.term_ords(doc) {
+                if let Some(c) = self.counts[1].get_mut(ord as usize) {
+                    *c += 1;
                 }
             }
+        }
+        if let Some(code) = self.kind_key.first(doc)
+            && let Some(c) = self.code_counts.get_mut(code as usize)
+        {
+            *c += 1;
         }
         if self.top_k == 0 {
             return;
@@ -211,12 +243,7 @@ impl SegmentCollector for SegmentSearch {
         let mut fruit = SegmentFruit {
             count: self.count,
             counts: Default::default(),
-            top: self
-                .heap
-                .into_vec()
-                .into_iter()
-                .map(|HeapEntry(rank, doc)| (rank, DocAddress::new(segment, doc)))
-                .collect(),
+            top: self.heap.into_vec().into_iter().map(|HeapEntry(rank, doc)| (rank, DocAddress::new(segment, doc))).collect(),
             values: Default::default(),
             groups: Vec::with_capacity(self.groups.len()),
         };
@@ -226,19 +253,23 @@ impl SegmentCollector for SegmentSearch {
                 let Some(column) = &self.columns[i] else {
                     continue;
                 };
+                let out = if i == 0 { 0 } else { 3 };
                 for (ord, &n) in counts.iter().enumerate() {
                     if n > 0 && column.ord_to_str(ord as u64, &mut buf)? {
-                        fruit.counts[i].push((buf.clone(), n));
+                        fruit.counts[out].push((buf.clone(), n));
                     }
                 }
             }
+            let (kinds, keys) = split_codes(self.code_counts.iter().enumerate().map(|(c, &n)| (c, n)));
+            fruit.counts[1] = kinds;
+            fruit.counts[2] = keys;
             return Ok(fruit);
         }
         // Packs mode: give each ordinal seen a local index and resolve it once.
-        let mut local: [HashMap<u64, u32>; 4] = Default::default();
+        let mut local: [HashMap<u64, u32>; 2] = Default::default();
         for (id, group) in self.groups {
-            let mut values: [Vec<u32>; 4] = Default::default();
-            for i in 0..4 {
+            let mut values: [Vec<u32>; 2] = Default::default();
+            for i in 0..2 {
                 let Some(column) = &self.columns[i] else {
                     continue;
                 };
@@ -258,10 +289,46 @@ impl SegmentCollector for SegmentSearch {
                     values[i].push(index);
                 }
             }
-            fruit.groups.push((id, group.rank, DocAddress::new(segment, group.doc), values));
+            fruit.groups.push((id, group.rank, DocAddress::new(segment, group.doc), (values, group.codes)));
         }
         Ok(fruit)
     }
+}
+
+/// Kind and key counts from counts per kind-key code.
+fn split_codes(codes: impl Iterator<Item = (usize, u64)>) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+    let mut kinds = [0u64; 2];
+    let mut keys = [0u64; KIND_KEY_CODES / 2];
+    for (code, n) in codes {
+        if code < KIND_KEY_CODES {
+            kinds[code & 1] += n;
+            keys[code >> 1] += n;
+        }
+    }
+    (kind_list(&kinds), key_list(&keys))
+}
+
+/// Named kind counts from counts indexed by kind bit.
+fn kind_list(kinds: &[u64; 2]) -> Vec<(String, u64)> {
+    let names = [SampleKind::OneShot.name(), SampleKind::Loop.name()];
+    kinds.iter().zip(names).filter(|(n, _)| **n > 0).map(|(n, k)| (k.to_string(), *n)).collect()
+}
+
+/// Named key counts from counts indexed by key code (0 = no key, not listed).
+fn key_list(keys: &[u64]) -> Vec<(String, u64)> {
+    keys.iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| {
+            let key = Key {
+                tonic: ((i - 1) / 2) as u8,
+                mode: if (i - 1) % 2 == 1 { Mode::Minor } else { Mode::Major },
+                source: Source::Detected,
+            };
+            (key.name(), *n)
+        })
+        .collect()
 }
 
 fn facet_list(counts: HashMap<String, u64>) -> Vec<(String, u64)> {
@@ -301,17 +368,18 @@ fn merge_samples(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
 struct MergedGroup {
     rank: Rank,
     doc: DocAddress,
-    values: [Vec<u32>; 4],
+    values: [Vec<u32>; 2],
+    codes: u64,
 }
 
 fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
-    // Global value ids per facet.
-    let mut ids: [HashMap<String, u32>; 4] = Default::default();
-    let mut names: [Vec<String>; 4] = Default::default();
+    // Global value ids per string facet.
+    let mut ids: [HashMap<String, u32>; 2] = Default::default();
+    let mut names: [Vec<String>; 2] = Default::default();
     let mut merged: HashMap<u128, MergedGroup> = HashMap::new();
     for fruit in fruits {
-        let mut translate: [Vec<u32>; 4] = Default::default();
-        for i in 0..4 {
+        let mut translate: [Vec<u32>; 2] = Default::default();
+        for i in 0..2 {
             for value in &fruit.values[i] {
                 let id = *ids[i].entry(value.clone()).or_insert_with(|| {
                     names[i].push(value.clone());
@@ -320,13 +388,13 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
                 translate[i].push(id);
             }
         }
-        for (pack, rank, doc, values) in fruit.groups {
+        for (pack, rank, doc, (values, codes)) in fruit.groups {
             let global = std::array::from_fn(|i| {
                 values[i].iter().filter_map(|&v| translate[i].get(v as usize).copied()).collect::<Vec<u32>>()
             });
             match merged.get_mut(&pack) {
                 None => {
-                    merged.insert(pack, MergedGroup { rank, doc, values: global });
+                    merged.insert(pack, MergedGroup { rank, doc, values: global, codes });
                 }
                 Some(m) => {
                     if better((rank, doc), (m.rank, m.doc)) == Ordering::Less {
@@ -336,11 +404,14 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
                     for (mine, theirs) in m.values.iter_mut().zip(global) {
                         mine.extend(theirs);
                     }
+                    m.codes |= codes;
                 }
             }
         }
     }
-    let mut counts: [Vec<u64>; 4] = std::array::from_fn(|i| vec![0; names[i].len()]);
+    let mut counts: [Vec<u64>; 2] = std::array::from_fn(|i| vec![0; names[i].len()]);
+    let mut kinds = [0u64; 2];
+    let mut keys = [0u64; KIND_KEY_CODES / 2];
     let mut ranked = Vec::with_capacity(merged.len());
     for (pack, mut group) in merged {
         for (values, counts) in group.values.iter_mut().zip(counts.iter_mut()) {
@@ -350,30 +421,45 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
                 counts[v as usize] += 1;
             }
         }
+        // Each kind and each key once per pack.
+        let (mut pack_kinds, mut pack_keys) = (0u64, 0u64);
+        for code in 0..KIND_KEY_CODES {
+            if group.codes & (1 << code) != 0 {
+                pack_kinds |= 1 << (code & 1);
+                pack_keys |= 1 << (code >> 1);
+            }
+        }
+        for (k, n) in kinds.iter_mut().enumerate() {
+            *n += pack_kinds >> k & 1;
+        }
+        for (k, n) in keys.iter_mut().enumerate() {
+            *n += pack_keys >> k & 1;
+        }
         ranked.push((group.rank, group.doc, pack));
     }
     let total = ranked.len();
-    let by_rank = |a: &(Rank, DocAddress, u128), b: &(Rank, DocAddress, u128)| better((a.0, a.1), (b.0, b.1));
+    let by_rank =
+        |a: &(Rank, DocAddress, u128), b: &(Rank, DocAddress, u128)| better((a.0, a.1), (b.0, b.1));
     if ranked.len() > top_k && top_k > 0 {
         ranked.select_nth_unstable_by(top_k - 1, by_rank);
     }
     ranked.truncate(top_k);
     ranked.sort_by(by_rank);
-    let maps = std::array::from_fn(|i| {
-        names[i]
-            .iter()
-            .cloned()
-            .zip(counts[i].iter().copied())
-            .filter(|(_, n)| *n > 0)
-            .collect::<HashMap<String, u64>>()
-    });
+    let string_map = |i: usize| {
+        names[i].iter().cloned().zip(counts[i].iter().copied()).filter(|(_, n)| *n > 0).collect::<HashMap<_, _>>()
+    };
+    let maps = [
+        string_map(0),
+        kind_list(&kinds).into_iter().collect(),
+        key_list(&keys).into_iter().collect(),
+        string_map(1),
+    ];
     Collected {
         total,
         facets: facets(maps),
         ranked: ranked.into_iter().map(|(rank, doc, pack)| Ranked { doc, score: rank.score, pack }).collect(),
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,8 +468,9 @@ mod tests {
         Rank { created: 0, score }
     }
 
-    fn fruit(values: [Vec<&str>; 4], groups: Vec<(u128, f32, u32, [Vec<u32>; 4])>) -> SegmentFruit {
-        let segment = groups.first().map_or(0, |g| g.2);
+    type G = (u128, f32, u32, [Vec<u32>; 2], u64);
+
+    fn fruit(values: [Vec<&str>; 2], groups: Vec<G>) -> SegmentFruit {
         SegmentFruit {
             count: 0,
             counts: Default::default(),
@@ -391,23 +478,19 @@ mod tests {
             values: values.map(|v| v.into_iter().map(String::from).collect()),
             groups: groups
                 .into_iter()
-                .map(|(pack, score, seg, values)| (pack, rank(score), DocAddress::new(seg, segment), values))
+                .map(|(pack, score, seg, values, codes)| (pack, rank(score), DocAddress::new(seg, 0), (values, codes)))
                 .collect(),
         }
     }
 
     #[test]
     fn a_pack_split_over_segments_is_one_hit_with_the_union_of_values() {
-        let a = fruit(
-            [vec!["techno"], vec!["loop"], vec!["Am"], vec!["dusty"]],
-            vec![(7, 1.0, 0, [vec![0], vec![0], vec![0], vec![0]])],
-        );
+        // Codes: 1 = loop without key, 0 = one-shot without key, 1 | (1 + 9 * 2 + 1) << 1 = loop in Am.
+        let am_loop = 1 | (1 + 9 * 2 + 1) << 1;
+        let a = fruit([vec!["techno"], vec!["dusty"]], vec![(7, 1.0, 0, [vec![0], vec![0]], 1 << am_loop)]);
         let b = fruit(
-            [vec!["techno"], vec!["one-shot", "loop"], vec![], vec!["dark", "dusty"]],
-            vec![
-                (7, 2.0, 1, [vec![0], vec![0, 1], vec![], vec![0, 1]]),
-                (9, 1.5, 1, [vec![0], vec![1], vec![], vec![]]),
-            ],
+            [vec!["techno"], vec!["dark", "dusty"]],
+            vec![(7, 2.0, 1, [vec![0], vec![0, 1]], 1 << 0 | 1 << 1), (9, 1.5, 1, [vec![0], vec![]], 1 << 0)],
         );
         let c = merge_packs(vec![a, b], 10);
         assert_eq!(c.total, 2);
@@ -415,11 +498,11 @@ mod tests {
         assert_eq!(order, [(7, 2.0), (9, 1.5)]);
         assert_eq!(c.ranked[0].doc.segment_ord, 1);
         assert_eq!(c.facets.genre, [("techno".to_string(), 2)]);
-        assert_eq!(c.facets.kind, [("loop".to_string(), 2), ("one-shot".to_string(), 1)]);
+        assert_eq!(c.facets.kind, [("one-shot".to_string(), 2), ("loop".to_string(), 1)]);
         assert_eq!(c.facets.key, [("Am".to_string(), 1)]);
         assert_eq!(c.facets.tags, [("dark".to_string(), 1), ("dusty".to_string(), 1)]);
-        let top1 = merge_packs(Vec::new(), 1);
-        assert_eq!((top1.total, top1.ranked.len()), (0, 0));
+        let none = merge_packs(Vec::new(), 1);
+        assert_eq!((none.total, none.ranked.len()), (0, 0));
     }
 
     #[test]
@@ -437,5 +520,12 @@ mod tests {
         let got: Vec<(u32, u32)> = c.ranked.iter().map(|r| (r.doc.segment_ord, r.doc.doc_id)).collect();
         // Ties go to the lower address.
         assert_eq!(got, [(0, 1), (1, 1), (1, 0)]);
+    }
+
+    #[test]
+    fn kind_key_codes_name_kinds_and_keys() {
+        let (kinds, keys) = split_codes([(0, 2), (1, 3), (1 | (1 + 9 * 2 + 1) << 1, 4), (2, 1)].into_iter());
+        assert_eq!(kinds, [("one-shot".to_string(), 3), ("loop".to_string(), 7)]);
+        assert_eq!(keys, [("C".to_string(), 1), ("Am".to_string(), 4)]);
     }
 }

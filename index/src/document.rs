@@ -1,38 +1,26 @@
 //! From a manifest to tantivy documents, and from a stored document back to a hit.
 
-use serde::{Deserialize, Serialize};
-use smpl_protocol::{Manifest, NodeId, PackId, Price, SampleKind};
+use smpl_protocol::{Manifest, Mode, PackId, SampleEntry, SampleKind};
 use tantivy::TantivyDocument;
 use tantivy::schema::Value;
-use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer};
 
 use crate::error::IndexError;
 use crate::results::Hit;
 use crate::schema::{Fields, normalize_label};
-use crate::tokenizer::{analyze_tokens, strip_audio_extension};
+use crate::stored::{self, PackRecord};
+use crate::tokenizer::strip_audio_extension;
 
-/// What a hit shows, stored (as JSON) with each sample document.
-#[derive(Serialize, Deserialize)]
-struct StoredDoc<'a> {
-    #[serde(borrow)]
-    pack_id: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    pack_title: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    author: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    author_name: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    sample: std::borrow::Cow<'a, str>,
-    kind: SampleKind,
-    bpm: Option<f32>,
-    key: Option<String>,
-    duration_ms: u64,
-    price: Option<Price>,
-    #[serde(borrow)]
-    genre: std::borrow::Cow<'a, str>,
-    created_at: u64,
+/// Kind and key of a sample as one small number (`0..50`), the facet column the
+/// collector reads instead of two string columns: bit 0 is set for a loop, the rest
+/// is 0 without a key, else `1 + tonic * 2 + minor`.
+pub(crate) fn kind_key_code(s: &SampleEntry) -> u64 {
+    let kind = u64::from(s.kind == SampleKind::Loop);
+    let key = s.key.map_or(0, |k| 1 + u64::from(k.tonic % 12) * 2 + u64::from(k.mode == Mode::Minor));
+    kind | key << 1
 }
+
+/// The number of distinct [`kind_key_code`]s.
+pub(crate) const KIND_KEY_CODES: usize = 50;
 
 /// The pack id as two integers (big-endian halves), for fast-field grouping.
 pub(crate) fn pack_halves(id: &PackId) -> (u64, u64) {
@@ -51,36 +39,49 @@ pub(crate) fn pack_from_halves(hi: u64, lo: u64) -> PackId {
     PackId(b)
 }
 
-/// One document per sample of `m`. The pack-level text is analyzed once and reused.
-pub(crate) fn documents(f: &Fields, analyzer: &mut TextAnalyzer, m: &Manifest) -> Vec<TantivyDocument> {
-    let pack_text = [
-        m.title.as_str(),
-        m.genre.as_str(),
-        &m.tags.join(" "),
-        m.author_name.as_str(),
-        m.description.as_str(),
-    ]
-    .join("\n");
-    let pack_tokens =
-        PreTokenizedString { text: String::new(), tokens: analyze_tokens(analyzer, &pack_text) };
+/// One document per sample of `m`.
+pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
+    let mut pack_text = String::with_capacity(256 + m.description.len());
+    for part in [&m.title, &m.genre, &m.author_name, &m.description].into_iter().chain(&m.tags) {
+        pack_text.push_str(part);
+        pack_text.push('\n');
+    }
     let pack_hex = m.pack_id.to_hex();
     let author_hex = m.author.to_hex();
     let (hi, lo) = pack_halves(&m.pack_id);
     let genre = normalize_label(&m.genre);
-    let pack_tags: Vec<String> =
+    let mut pack_tags: Vec<String> =
         m.tags.iter().map(|t| normalize_label(t)).filter(|t| !t.is_empty()).collect();
+    pack_tags.sort();
+    pack_tags.dedup();
     let price_minor = m.price.as_ref().map_or(0, |p| p.amount_minor);
-
+    let record = PackRecord {
+        pack_id: &m.pack_id,
+        author: &m.author,
+        created_at: m.created_at,
+        price: m.price.as_ref(),
+        title: &m.title,
+        author_name: &m.author_name,
+        genre: &m.genre,
+    };
+    let mut text = String::new();
     let mut docs = Vec::with_capacity(m.samples.len());
+    let mut stored = Vec::new();
     for s in &m.samples {
         let mut doc = TantivyDocument::new();
-        let mut name_text = strip_audio_extension(&s.name).to_string();
+        // The name twice: a word of the sample's own name outweighs one of its pack.
+        let name = strip_audio_extension(&s.name);
+        text.clear();
+        text.push_str(name);
+        text.push('\n');
+        text.push_str(name);
         for tag in &s.tags {
-            name_text.push('\n');
-            name_text.push_str(tag);
+            text.push('\n');
+            text.push_str(tag);
         }
-        doc.add_text(f.name, &name_text);
-        doc.add_pre_tokenized_text(f.pack, pack_tokens.clone());
+        text.push('\n');
+        text.push_str(&pack_text);
+        doc.add_text(f.text, &text);
         doc.add_text(f.pack_id, &pack_hex);
         doc.add_u64(f.pack_hi, hi);
         doc.add_u64(f.pack_lo, lo);
@@ -89,46 +90,31 @@ pub(crate) fn documents(f: &Fields, analyzer: &mut TextAnalyzer, m: &Manifest) -
         if !genre.is_empty() {
             doc.add_text(f.genre, &genre);
         }
-        let mut tags = pack_tags.clone();
-        for t in &s.tags {
-            let t = normalize_label(t);
-            if !t.is_empty() && !tags.contains(&t) {
-                tags.push(t);
+        if s.tags.is_empty() {
+            for t in &pack_tags {
+                doc.add_text(f.tag, t);
+            }
+        } else {
+            let mut tags = pack_tags.clone();
+            tags.extend(s.tags.iter().map(|t| normalize_label(t)).filter(|t| !t.is_empty()));
+            tags.sort();
+            tags.dedup();
+            for t in &tags {
+                doc.add_text(f.tag, t);
             }
         }
-        tags.sort();
-        tags.dedup();
-        for t in &tags {
-            doc.add_text(f.tag, t);
-        }
         doc.add_text(f.kind, s.kind.name());
-        let key = s.key.map(|k| k.name());
-        if let Some(k) = &key {
-            doc.add_text(f.key, k);
+        if let Some(k) = s.key {
+            doc.add_text(f.key, k.name());
         }
+        doc.add_u64(f.kind_key, kind_key_code(s));
         doc.add_text(f.author, &author_hex);
-        let bpm = s.tempo.map(|t| t.bpm).filter(|b| b.is_finite());
-        if let Some(b) = bpm {
+        if let Some(b) = s.tempo.map(|t| t.bpm).filter(|b| b.is_finite()) {
             doc.add_f64(f.bpm, f64::from(b));
         }
         doc.add_u64(f.price, price_minor);
-        let stored = StoredDoc {
-            pack_id: pack_hex.as_str().into(),
-            pack_title: m.title.as_str().into(),
-            author: author_hex.as_str().into(),
-            author_name: m.author_name.as_str().into(),
-            sample: s.name.as_str().into(),
-            kind: s.kind,
-            bpm,
-            key,
-            duration_ms: s.duration_ms(),
-            price: m.price.clone(),
-            genre: m.genre.as_str().into(),
-            created_at: m.created_at,
-        };
-        // Serializing plain strings and numbers to a Vec cannot fail.
-        let json = serde_json::to_vec(&stored).unwrap_or_default();
-        doc.add_bytes(f.stored, &json);
+        stored::encode(&record, s, &mut stored);
+        doc.add_bytes(f.stored, &stored);
         docs.push(doc);
     }
     docs
@@ -142,28 +128,9 @@ pub(crate) fn hit_from_stored(
     doc: impl Fn() -> String,
 ) -> Result<Hit, IndexError> {
     let corrupt = |reason: String| IndexError::Corrupt { doc: doc(), reason };
-    let bytes = stored
-        .get_first(f.stored)
-        .and_then(|v| v.as_bytes())
-        .ok_or_else(|| corrupt("no stored hit".into()))?;
-    let s: StoredDoc<'_> = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    let pack_id: PackId = s.pack_id.parse().map_err(|e| corrupt(format!("{e}")))?;
-    let author: NodeId = s.author.parse().map_err(|e| corrupt(format!("{e}")))?;
-    Ok(Hit {
-        pack_id,
-        pack_title: s.pack_title.into_owned(),
-        author,
-        author_name: s.author_name.into_owned(),
-        sample: Some(s.sample.into_owned()),
-        kind: Some(s.kind),
-        bpm: s.bpm,
-        key: s.key,
-        duration_ms: Some(s.duration_ms),
-        price: s.price,
-        genre: s.genre.into_owned(),
-        score,
-        created_at: s.created_at,
-    })
+    let bytes =
+        stored.get_first(f.stored).and_then(|v| v.as_bytes()).ok_or_else(|| corrupt("no stored hit".into()))?;
+    stored::decode(bytes, score).map_err(corrupt)
 }
 
 #[cfg(test)]

@@ -171,14 +171,13 @@ impl Index {
         }
         let mut guard = self.writer()?;
         let writer = guard.as_mut().ok_or(IndexError::Poisoned)?;
-        let mut analyzer = self.analyzer.clone();
         let result = (|| {
             for op in ops {
                 match op {
                     IndexOp::Upsert(m) => {
                         let mut batch = vec![UserOperation::Delete(self.pack_term(&m.pack_id))];
                         batch.extend(
-                            documents(&self.fields, &mut analyzer, m).into_iter().map(UserOperation::Add),
+                            documents(&self.fields, m).into_iter().map(UserOperation::Add),
                         );
                         writer.run(batch)?;
                     }

@@ -14,7 +14,7 @@
 //!
 //! Inside: `schema` (one document per sample carrying its pack's fields, and the
 //! schema version), `tokenizer` (file-name aware analysis: `BD_Kick_01.wav` finds
-//! `kick`), `document` (manifest → documents, stored hit → [`Hit`]), `query`
+//! `kick`), `document` (manifest → documents), `stored` (the compact record a [`Hit`] is read from), `query`
 //! ([`SearchQuery`] → tantivy queries, one-typo variants), and `collector` (one pass
 //! that counts, builds facets, keeps the top k and groups by pack).
 //!
@@ -34,6 +34,7 @@ mod index;
 mod query;
 mod results;
 mod schema;
+mod stored;
 mod tokenizer;
 
 pub use error::IndexError;

@@ -2,20 +2,20 @@
 //!
 //! | field | kind | holds |
 //! | --- | --- | --- |
-//! | `name` | text | the sample's file name (extension dropped) and its tags |
-//! | `pack` | text | pack title, genre, pack tags, author name and description |
+//! | `text` | text | the sample's file name (extension dropped) twice, its tags, then pack title, genre, tags, author name and description |
 //! | `pack_id` | raw string | pack id in hex; delete-by-pack term |
 //! | `pack_hi`, `pack_lo` | u64 fast | the pack id as two integers, for grouping and [`packs`](crate::Index::packs) |
 //! | `seq` | u64 fast | manifest sequence number |
 //! | `created_at` | u64 fast | pack creation time (unix seconds), for `Sort::Newest` |
 //! | `genre` | raw string, fast | genre, trimmed and lower-cased (filter, facet) |
 //! | `tag` | raw string, fast, multi | pack and sample tags, trimmed, lower-cased, deduplicated |
-//! | `kind` | raw string, fast | `loop` or `one-shot` |
-//! | `key` | raw string, fast | canonical key name (`Am`), absent when unknown |
+//! | `kind` | raw string | `loop` or `one-shot` (filter) |
+//! | `key` | raw string | canonical key name (`Am`), absent when unknown (filter) |
+//! | `kind_key` | u64 fast | kind and key as one small code (facets) |
 //! | `author` | raw string | author node id in hex |
 //! | `bpm` | f64 fast | tempo, absent when unknown |
 //! | `price` | u64 fast | price in minor units, 0 for free packs |
-//! | `stored` | stored bytes | JSON of what a search hit shows |
+//! | `stored` | stored bytes | what a search hit shows (see `stored`) |
 //!
 //! Any change to this table, or to the analyzer, bumps [`SCHEMA_VERSION`]: an index
 //! written by another version is wiped on open and rebuilt by the node.
@@ -27,7 +27,7 @@ use tantivy::schema::{
 use crate::tokenizer::ANALYZER;
 
 /// Version of the schema and analysis; stored next to the index.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// The file in the index directory that holds [`SCHEMA_VERSION`].
 pub(crate) const VERSION_FILE: &str = "smpl-index-version";
@@ -35,8 +35,7 @@ pub(crate) const VERSION_FILE: &str = "smpl-index-version";
 /// Handles to every field of the schema.
 #[derive(Clone, Debug)]
 pub(crate) struct Fields {
-    pub name: Field,
-    pub pack: Field,
+    pub text: Field,
     pub pack_id: Field,
     pub pack_hi: Field,
     pub pack_lo: Field,
@@ -46,6 +45,7 @@ pub(crate) struct Fields {
     pub tag: Field,
     pub kind: Field,
     pub key: Field,
+    pub kind_key: Field,
     pub author: Field,
     pub bpm: Field,
     pub price: Field,
@@ -62,6 +62,7 @@ pub(crate) mod names {
     pub const TAG: &str = "tag";
     pub const KIND: &str = "kind";
     pub const KEY: &str = "key";
+    pub const KIND_KEY: &str = "kind_key";
     pub const BPM: &str = "bpm";
     pub const PRICE: &str = "price";
 }
@@ -72,8 +73,7 @@ pub(crate) fn schema() -> (Schema, Fields) {
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqs),
     );
-    let name = b.add_text_field("name", text.clone());
-    let pack = b.add_text_field("pack", text);
+    let text = b.add_text_field("text", text);
     let pack_id = b.add_text_field("pack_id", STRING);
     let pack_hi = b.add_u64_field(names::PACK_HI, FAST);
     let pack_lo = b.add_u64_field(names::PACK_LO, FAST);
@@ -81,15 +81,15 @@ pub(crate) fn schema() -> (Schema, Fields) {
     let created_at = b.add_u64_field(names::CREATED_AT, FAST);
     let genre = b.add_text_field(names::GENRE, STRING | FAST);
     let tag = b.add_text_field(names::TAG, STRING | FAST);
-    let kind = b.add_text_field(names::KIND, STRING | FAST);
-    let key = b.add_text_field(names::KEY, STRING | FAST);
+    let kind = b.add_text_field(names::KIND, STRING);
+    let key = b.add_text_field(names::KEY, STRING);
+    let kind_key = b.add_u64_field(names::KIND_KEY, FAST);
     let author = b.add_text_field("author", STRING);
     let bpm = b.add_f64_field(names::BPM, FAST);
     let price = b.add_u64_field(names::PRICE, FAST);
     let stored = b.add_bytes_field("stored", STORED);
     let fields = Fields {
-        name,
-        pack,
+        text,
         pack_id,
         pack_hi,
         pack_lo,
@@ -99,6 +99,7 @@ pub(crate) fn schema() -> (Schema, Fields) {
         tag,
         kind,
         key,
+        kind_key,
         author,
         bpm,
         price,

@@ -40,17 +40,6 @@ pub(crate) fn analyze(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     out
 }
 
-/// Runs the analyzer over `text` and returns the full tokens (for pre-tokenized
-/// fields, which are analyzed once per pack and reused for each of its samples).
-pub(crate) fn analyze_tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<Token> {
-    let mut out = Vec::new();
-    let mut stream = analyzer.token_stream(text);
-    while let Some(token) = stream.next() {
-        out.push(token.clone());
-    }
-    out
-}
-
 /// Splits file names and prose into words; see the module docs for the rules.
 #[derive(Clone, Default)]
 pub(crate) struct NameTokenizer {
@@ -201,15 +190,6 @@ mod tests {
         assert_eq!(analyze(&mut a, "HiHats"), ["hi", "hat"]);
         let long = "x".repeat(MAX_TOKEN_LEN + 1);
         assert_eq!(analyze(&mut a, &format!("{long} loop")), ["loop"]);
-    }
-
-    #[test]
-    fn full_tokens_keep_offsets_and_positions() {
-        let mut a = analyzer();
-        let tokens = analyze_tokens(&mut a, "Dusty drums");
-        let got: Vec<(&str, usize, usize)> =
-            tokens.iter().map(|t| (t.text.as_str(), t.offset_from, t.position)).collect();
-        assert_eq!(got, [("dusti", 0, 0), ("drum", 6, 1)]);
     }
 
     #[test]

@@ -189,6 +189,11 @@ fn looks_like_key(token: &str) -> bool {
     matches!(rest, "m" | "min" | "minor" | "maj" | "major" | "Min" | "Maj")
 }
 
+/// How many files a publish analyses and imports at once: one per core, at least two.
+pub fn concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+}
+
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -218,7 +223,6 @@ pub async fn publish(
 
     // Analyse and import every file, a few at a time; the temp tags keep the
     // imported blobs alive until the collection holds them.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let results: Vec<_> = stream::iter(found)
         .map(|file| async move {
             let path = file.path.clone();
@@ -227,7 +231,7 @@ pub async fn publish(
             let (analysis, import) = tokio::join!(analysis, import);
             (file, analysis, import)
         })
-        .buffer_unordered(workers)
+        .buffer_unordered(concurrency())
         .collect()
         .await;
 

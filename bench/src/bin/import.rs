@@ -20,8 +20,6 @@
 mod child;
 #[path = "import/corpus.rs"]
 mod corpus;
-#[path = "import/experiments.rs"]
-mod experiments;
 #[path = "import/tools.rs"]
 mod tools;
 
@@ -70,6 +68,12 @@ struct Opts {
     /// Skip the end-to-end publish.
     #[arg(long)]
     no_publish: bool,
+    /// Skip the import as smpl did it before issue 2a.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Do not touch fresh memory before each measurement (see `prime`).
+    #[arg(long)]
+    no_prime: bool,
     /// Analyse at most this many files of each corpus in the analysis rows.
     #[arg(long)]
     analysis_files: Option<usize>,
@@ -78,7 +82,14 @@ struct Opts {
 #[derive(Subcommand)]
 enum Phase {
     #[command(hide = true)]
-    ChildImport { corpus: PathBuf, store: PathBuf },
+    ChildImport {
+        corpus: PathBuf,
+        store: PathBuf,
+        #[arg(long, value_enum, default_value = "smpl")]
+        method: child::Method,
+        #[arg(long, default_value_t = smpl_node::publish::concurrency())]
+        workers: usize,
+    },
     #[command(hide = true)]
     ChildAnalyze {
         corpus: PathBuf,
@@ -88,20 +99,17 @@ enum Phase {
     },
     #[command(hide = true)]
     ChildPublish { corpus: PathBuf, home: PathBuf },
-    #[command(hide = true)]
-    Experiment { corpus: PathBuf, store: PathBuf, variant: String, workers: usize },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let report = match cli.phase {
         None => return run(&cli.opts),
-        Some(Phase::ChildImport { corpus, store }) => child::import(&corpus, &store)?,
+        Some(Phase::ChildImport { corpus, store, method, workers }) => {
+            child::import(&corpus, &store, method, workers)?
+        }
         Some(Phase::ChildAnalyze { corpus, threads, limit }) => child::analyze(&corpus, threads, limit)?,
         Some(Phase::ChildPublish { corpus, home }) => child::publish(&corpus, &home)?,
-        Some(Phase::Experiment { corpus, store, variant, workers }) => {
-            experiments::run(&corpus, &store, &variant, workers)?
-        }
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -151,95 +159,105 @@ fn run(opts: &Opts) -> Result<()> {
     let b3sum = find_tool(&tools_dir, "b3sum");
     let sendme = find_tool(&tools_dir, "sendme");
     if b3sum.is_none() || sendme.is_none() {
-        eprintln!(
-            "warning: b3sum or sendme not found in {} or PATH; run bench/setup.sh",
-            tools_dir.display()
-        );
+        eprintln!("warning: b3sum or sendme not found in {} or PATH; run bench/setup.sh", tools_dir.display());
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runs = opts.runs.max(1);
-    let threads = cores.max(2);
 
     let mut corpora = Vec::new();
     if opts.only.as_deref() != Some("small") {
         let name = format!("wav-{}MiB", opts.mib);
-        corpora.push(corpus::ensure(&name, &dir.join(&name), &Spec::long(opts.mib), threads)?);
+        corpora.push(corpus::ensure(&name, &dir.join(&name), &Spec::long(opts.mib), cores.max(2))?);
     }
     if opts.only.as_deref() != Some("long") {
         let name = format!("small-{}", opts.small_files);
-        corpora.push(corpus::ensure(&name, &dir.join(&name), &Spec::small(opts.small_files), threads)?);
+        corpora.push(corpus::ensure(&name, &dir.join(&name), &Spec::small(opts.small_files), cores.max(2))?);
     }
 
-    let scratch = dir.join("scratch");
+    // Stores are deleted only at the end: on a file system without a journal, ext4
+    // skips inodes freed in the last minutes when it allocates new ones, so deleting
+    // a store between runs would slow down the next run's file creation.
+    let scratch = dir.join(format!("scratch-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
     let mut rows = Vec::new();
+    let mut step = 0;
+    let mut next_dir = |what: &str| {
+        step += 1;
+        scratch.join(format!("{what}-{step}"))
+    };
+    let workers = smpl_node::publish::concurrency();
+    let load_before = load_average();
     for corpus in &corpora {
         let bytes = corpus.bytes();
         eprintln!("\n== {}: {} files, {:.1} MB", corpus.name, corpus.files.len(), bytes as f64 / 1e6);
-        warm(corpus)?;
         let files: Vec<PathBuf> = corpus.files.iter().map(|f| f.path.clone()).collect();
-
-        if let Some(b3sum) = &b3sum {
-            let mut samples = Vec::new();
-            for _ in 0..runs {
-                drop_dirty_pages();
+        let mut b3 = Vec::new();
+        let mut sm = Vec::new();
+        let mut sm_walls = Vec::new();
+        let mut smpl = Vec::new();
+        let mut before = Vec::new();
+        // The tools take turns within each run, so that load from elsewhere on the
+        // machine spreads over all of them.
+        for run in 0..runs {
+            eprintln!("run {}/{runs}", run + 1);
+            if let Some(b3sum) = &b3sum {
+                prepare(corpus, opts, run == 0)?;
                 let s = tools::b3sum(b3sum, &files)?;
-                samples.push((s.secs, s));
+                b3.push((s.secs, s));
             }
-            let (secs, s) = median(samples);
-            rows.push(row(corpus, "b3sum --num-threads 1", secs, &s, "read + hash, one thread"));
+            if let Some(sendme) = &sendme {
+                prepare(corpus, opts, false)?;
+                let s = tools::sendme(sendme, &corpus.dir, &next_dir("sendme"))?;
+                sm_walls.push(s.wall_to_imported);
+                sm.push((s.own.secs, s.own));
+            }
+            prepare(corpus, opts, false)?;
+            smpl.push(import_child(corpus, &next_dir("store"), "smpl", workers)?);
+            if !opts.no_baseline {
+                prepare(corpus, opts, false)?;
+                before.push(import_child(corpus, &next_dir("store"), "add-path-copy", workers)?);
+            }
         }
-        if let Some(sendme) = &sendme {
-            let mut samples = Vec::new();
-            let mut walls = Vec::new();
-            for _ in 0..runs {
-                drop_dirty_pages();
-                let s = tools::sendme(sendme, &corpus.dir, &scratch.join("sendme"))?;
-                walls.push(s.wall_to_imported);
-                samples.push((s.own.secs, s.own));
-            }
-            walls.sort_by(f64::total_cmp);
-            let (secs, s) = median(samples);
+        if !b3.is_empty() {
+            let (secs, s) = median(b3);
+            rows.push(row(corpus, "b3sum --num-threads 1", secs, &s, "reads and hashes, one thread"));
+        }
+        if !sm.is_empty() {
+            sm_walls.sort_by(f64::total_cmp);
+            let (secs, s) = median(sm);
             let note = format!(
-                "in-place reference (TryReference), {} jobs; {:.2} s from spawn to `imported`",
-                cores,
-                walls[walls.len() / 2]
+                "references the files in place (TryReference), {cores} jobs; {:.3} s from spawn to `imported`",
+                sm_walls[sm_walls.len() / 2]
             );
             rows.push(row(corpus, "sendme send", secs, &s, &note));
         }
-
-        let mut samples = Vec::new();
-        for run in 0..runs {
-            drop_dirty_pages();
-            let store = scratch.join(format!("store-{run}"));
-            let _ = std::fs::remove_dir_all(&store);
-            let (r, p): (Report, ProcStats) =
-                tools::child(&[OsStr::new("child-import"), corpus.dir.as_os_str(), store.as_os_str()])?;
-            std::fs::remove_dir_all(&store)?;
-            let stats = ProcStats { secs: r.secs, cpu_secs: p.cpu_secs, maxrss_kb: r.hwm_kb };
-            samples.push((r.secs, stats));
+        let (secs, s) = median(smpl);
+        let note = format!("copies into the store, hashes, stores the collection, syncs; {workers} files at a time");
+        rows.push(row(corpus, "smpl import", secs, &s, &note));
+        if !before.is_empty() {
+            let (secs, s) = median(before);
+            let note = "iroh-blobs add_path(Copy) + temp_tag(), as smpl did before issue 2a";
+            rows.push(row(corpus, "smpl import, before", secs, &s, note));
         }
-        let (secs, s) = median(samples);
-        rows.push(row(corpus, "smpl import", secs, &s, "copy into store + hash + collection + sync"));
 
         if !opts.no_publish {
-            drop_dirty_pages();
-            let home = scratch.join("home");
-            let _ = std::fs::remove_dir_all(&home);
+            prepare(corpus, opts, false)?;
+            let home = next_dir("home");
             let (r, p): (Report, ProcStats) =
                 tools::child(&[OsStr::new("child-publish"), corpus.dir.as_os_str(), home.as_os_str()])?;
-            std::fs::remove_dir_all(&home)?;
             let s = ProcStats { secs: r.secs, cpu_secs: p.cpu_secs, maxrss_kb: r.hwm_kb };
             let note = format!(
-                "analysis + import + manifest + sled; {:.1} MB above the {:.1} MB before it",
+                "analysis + import + manifest + sled; peak {:.1} MB above the {:.1} MB before it",
                 r.hwm_kb.saturating_sub(r.idle_rss_kb) as f64 / 1024.0,
                 r.idle_rss_kb as f64 / 1024.0
             );
-            let mut row = row(corpus, "smpl publish (end to end)", r.secs, &s, &note);
+            let mut row = row(corpus, "smpl publish, end to end", r.secs, &s, &note);
             row.realtime_per_core = Some(r.audio_secs / r.secs / cores as f64);
             rows.push(row);
         }
 
         for n in [1, cores] {
+            prepare(corpus, opts, false)?;
             let threads = n.to_string();
             let mut args = vec![OsStr::new("child-analyze"), corpus.dir.as_os_str(), OsStr::new(&threads)];
             let limit = opts.analysis_files.map(|l| l.to_string());
@@ -250,17 +268,82 @@ fn run(opts: &Opts) -> Result<()> {
             let s = ProcStats { secs: r.secs, cpu_secs: p.cpu_secs, maxrss_kb: r.hwm_kb };
             let note = format!("{} files, {:.0} s of audio", r.files, r.audio_secs);
             let mut row = row(corpus, &format!("smpl analysis, {n} thread(s)"), r.secs, &s, &note);
-            row.bytes = r.bytes;
             row.realtime_per_core = Some(r.audio_secs / r.secs / n as f64);
             rows.push(row);
         }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+    let load_after = load_average();
+    eprintln!("\nremoving {}", scratch.display());
+    std::fs::remove_dir_all(&scratch)?;
 
     print_table(&rows);
+    println!(
+        "\n{cores} cores; load average {load_before} before, {load_after} after; {} run(s), median shown",
+        runs
+    );
     let results = dir.join("results.json");
-    std::fs::write(&results, serde_json::to_vec_pretty(&rows)?)?;
-    eprintln!("\n(results also in {})", results.display());
+    let json = serde_json::json!({
+        "cores": cores,
+        "runs": runs,
+        "load_before": load_before,
+        "load_after": load_after,
+        "primed": !opts.no_prime,
+        "rows": rows,
+    });
+    std::fs::write(&results, serde_json::to_vec_pretty(&json)?)?;
+    eprintln!("(results also in {})", results.display());
+    Ok(())
+}
+
+fn import_child(corpus: &Corpus, store: &Path, method: &str, workers: usize) -> Result<(f64, ProcStats)> {
+    let workers = workers.to_string();
+    let args = [
+        OsStr::new("child-import"),
+        corpus.dir.as_os_str(),
+        store.as_os_str(),
+        OsStr::new("--method"),
+        OsStr::new(method),
+        OsStr::new("--workers"),
+        OsStr::new(&workers),
+    ];
+    let (r, p): (Report, ProcStats) = tools::child(&args)?;
+    Ok((r.secs, ProcStats { secs: r.secs, cpu_secs: p.cpu_secs, maxrss_kb: r.hwm_kb }))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Gets the machine into the same state before every measurement: dirty pages
+/// written out, fresh page cache pages ready (see `prime`), every corpus file read
+/// once so it is in the page cache.
+fn prepare(corpus: &Corpus, opts: &Opts, report: bool) -> Result<()> {
+    drop_dirty_pages();
+    if !opts.no_prime {
+        prime(&corpus.dir, corpus.bytes() + corpus.bytes() / 4)?;
+    }
+    warm(corpus, report)
+}
+
+/// Writes and deletes a scratch file of `bytes` bytes. This VM hands free memory
+/// back to the hypervisor (virtio-balloon free page reporting), and the first write
+/// into such a page costs a fault in the host: writing 1 GiB into the page cache then
+/// takes seconds instead of a fraction of one. A laptop does not do that, and the
+/// copy that smpl's import makes (unlike sendme's in-place reference) would pay for
+/// it; so before each measurement the pages it is about to use are touched once.
+fn prime(dir: &Path, bytes: u64) -> Result<()> {
+    use std::io::Write;
+    let path = dir.with_extension("prime");
+    let mut file = std::fs::File::create(&path)?;
+    let block = vec![0x5au8; 1 << 20];
+    for _ in 0..bytes.div_ceil(1 << 20) {
+        file.write_all(&block)?;
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
     Ok(())
 }
 
@@ -278,7 +361,7 @@ fn row(corpus: &Corpus, tool: &str, secs: f64, s: &ProcStats, note: &str) -> Row
 }
 
 /// Reads every file once so that all measurements start from a warm page cache.
-fn warm(corpus: &Corpus) -> Result<()> {
+fn warm(corpus: &Corpus, report: bool) -> Result<()> {
     let available = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -305,6 +388,9 @@ fn warm(corpus: &Corpus) -> Result<()> {
         while file.read(&mut buf)? > 0 {}
     }
     let secs = started.elapsed().as_secs_f64();
+    if !report {
+        return Ok(());
+    }
     eprintln!(
         "page cache warmed: read every file once ({:.2} s, {:.0} MB/s); {:.1} GB memory available",
         secs,

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
+use iroh_blobs::api::blobs::{AddPathOptions, ImportMode};
 use smpl_node::Blobs;
 use smpl_node::publish::{self, PublishRequest};
 use smpl_protocol::{BlobHash, Identity, LicenseTerms, PackId};
@@ -65,9 +66,19 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
+/// How the import child stores files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// `Blobs::import_file`, as `publish` does.
+    Smpl,
+    /// iroh-blobs' `add_path` in `Copy` mode awaited with `temp_tag()`: what
+    /// `Blobs::import_file` did before issue 2a, kept as a reference point.
+    AddPathCopy,
+}
+
 /// Hashes and stores every file into a fresh store at `store_dir` the way
-/// `publish` does, then stores and syncs the collection.
-pub fn import(corpus: &Path, store_dir: &Path) -> Result<Report> {
+/// `publish` does (`workers` files at a time), then stores and syncs the collection.
+pub fn import(corpus: &Path, store_dir: &Path, method: Method, workers: usize) -> Result<Report> {
     let files = audio_files(corpus)?;
     if store_dir.exists() {
         bail!("{} exists; the import needs a fresh store", store_dir.display());
@@ -76,20 +87,33 @@ pub fn import(corpus: &Path, store_dir: &Path) -> Result<Report> {
         let idle_rss_kb = rss_kb().0;
         let started = Instant::now();
         let blobs = Blobs::open(store_dir).await?;
-        // As publish does: every file on its own task, as many at once as there are cores.
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let blobs = &blobs;
         let imported: Vec<_> = stream::iter(&files)
-            .map(|(_, path, _)| blobs.import_file(path))
-            .buffered(workers)
+            .map(|(name, path, _)| async move {
+                let tag = match method {
+                    Method::Smpl => blobs.import_file(path).await?,
+                    Method::AddPathCopy => {
+                        let options = AddPathOptions {
+                            path: path.clone(),
+                            mode: ImportMode::Copy,
+                            format: iroh_blobs::BlobFormat::Raw,
+                        };
+                        blobs.store().blobs().add_path_with_opts(options).temp_tag().await?
+                    }
+                };
+                anyhow::Ok((name.clone(), tag))
+            })
+            .buffer_unordered(workers)
             .collect()
             .await;
         let mut names = Vec::new();
         let mut tags = Vec::new();
-        for ((name, _, _), result) in files.iter().zip(imported) {
-            let tag = result?;
-            names.push((name.clone(), BlobHash(*tag.hash().as_bytes())));
+        for result in imported {
+            let (name, tag) = result?;
+            names.push((name, BlobHash(*tag.hash().as_bytes())));
             tags.push(tag);
         }
+        names.sort();
         let pack = PackId::derive(&Identity::from_secret_bytes([7; 32]).node_id(), "bench");
         blobs.store_pack(&pack, names).await?;
         drop(tags);

@@ -42,6 +42,71 @@ async fn quiet(
     }
 }
 
+async fn streamed(store: &FsStore, path: &Path, size: u64, chunk: usize) -> Result<iroh_blobs::api::TempTag> {
+    use std::io::Read;
+    use tokio_util::bytes::Bytes;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut file = match std::fs::File::open(&p) {
+            Ok(f) => f,
+            Err(e) => { let _ = tx.blocking_send(Err(e)); return; }
+        };
+        loop {
+            let mut buf = Vec::with_capacity(chunk);
+            match (&mut file).take(chunk as u64).read_to_end(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => { if tx.blocking_send(Ok(Bytes::from(buf))).is_err() { return; } }
+                Err(e) => { let _ = tx.blocking_send(Err(e)); return; }
+            }
+        }
+    });
+    let data = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let progress = store.blobs().add_stream(data).await;
+    let stream = progress.stream().await;
+    let mut stream = std::pin::pin!(stream);
+    // Copy phase: real waker, few items.
+    loop {
+        match stream.next().await {
+            None => anyhow::bail!("ended"),
+            Some(AddProgressItem::Done(tt)) => return Ok(tt),
+            Some(AddProgressItem::Error(e)) => anyhow::bail!("{e}"),
+            Some(AddProgressItem::CopyDone) => break,
+            Some(_) => {}
+        }
+    }
+    if size >= 4 << 20 {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            while let Some(item) = stream.next().now_or_never() {
+                match item {
+                    None => anyhow::bail!("ended"),
+                    Some(AddProgressItem::Done(tt)) => return Ok(tt),
+                    Some(AddProgressItem::Error(e)) => anyhow::bail!("{e}"),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    loop {
+        match stream.next().await {
+            None => anyhow::bail!("ended"),
+            Some(AddProgressItem::Done(tt)) => return Ok(tt),
+            Some(AddProgressItem::Error(e)) => anyhow::bail!("{e}"),
+            Some(_) => {}
+        }
+    }
+}
+
+async fn bytes_or_copy(store: &FsStore, path: &Path, size: u64) -> Result<iroh_blobs::api::TempTag> {
+    if size > 1 << 20 {
+        return quiet(store, path, ImportMode::Copy, size).await;
+    }
+    let p = path.to_path_buf();
+    let data = tokio::task::spawn_blocking(move || std::fs::read(p)).await??;
+    Ok(store.blobs().add_bytes(data).temp_tag().await?)
+}
+
 async fn plain(store: &FsStore, path: &Path, mode: ImportMode) -> Result<iroh_blobs::api::TempTag> {
     Ok(store
         .blobs()
@@ -55,7 +120,9 @@ pub fn run(corpus: &Path, store_dir: &Path, variant: &str, workers: usize) -> Re
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let started = Instant::now();
-        let store = FsStore::load(store_dir).await?;
+        let blobs = smpl_node::Blobs::open(store_dir).await?;
+        let store = blobs.store().clone();
+        let blobs = &blobs;
         let staging = store_dir.join("staging");
         std::fs::create_dir_all(&staging)?;
         let store = &store;
@@ -67,6 +134,10 @@ pub fn run(corpus: &Path, store_dir: &Path, variant: &str, workers: usize) -> Re
                     "ref" => plain(store, path, ImportMode::TryReference).await,
                     "copy-quiet" => quiet(store, path, ImportMode::Copy, *size).await,
                     "ref-quiet" => quiet(store, path, ImportMode::TryReference, *size).await,
+                    "stream" => streamed(store, path, *size, 1 << 20).await,
+                    "stream256" => streamed(store, path, *size, 256 << 10).await,
+                    "smpl" => Ok(blobs.import_file(path).await?),
+                    "bytes" => bytes_or_copy(store, path, *size).await,
                     "stage" => {
                         let target = staging.join(i.to_string());
                         let p = path.clone();

@@ -70,7 +70,7 @@ pub struct Sendme {
 
 /// `sendme send DIR` in a network namespace with only loopback (it must not reach
 /// public relays or DNS), in `scratch` as working directory (it creates its store
-/// there); killed as soon as it reports the import done.
+/// there, and the caller deletes it); killed as soon as it reports the import done.
 pub fn sendme(sendme: &Path, dir: &Path, scratch: &Path) -> Result<Sendme> {
     std::fs::create_dir_all(scratch)?;
     let stderr = std::fs::File::create(scratch.join("sendme.stderr"))?;
@@ -116,12 +116,6 @@ pub fn sendme(sendme: &Path, dir: &Path, scratch: &Path) -> Result<Sendme> {
         let err = std::fs::read_to_string(scratch.join("sendme.stderr")).unwrap_or_default();
         bail!("sendme did not report an import: {err}");
     };
-    for entry in std::fs::read_dir(scratch)? {
-        let path = entry?.path();
-        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".sendme-")) {
-            std::fs::remove_dir_all(&path)?;
-        }
-    }
     Ok(Sendme {
         own: ProcStats {
             secs: own_secs,

@@ -114,6 +114,19 @@ fn publish_search_show_retract() {
     let readable = smpl(&home, &["show", &pack_id]);
     assert!(String::from_utf8_lossy(&readable.stdout).contains("Deep_Kick_01.wav"));
 
+    // A rebuild from the stored manifests gives the same results.
+    let (_, before, _) = smpl_json(&home, &["search", "--limit", "100"]);
+    let (code, rebuilt, _) = smpl_json(&home, &["index", "rebuild"]);
+    assert_eq!((code, rebuilt[0]["packs"].as_u64()), (0, Some(1)));
+    let (_, after, _) = smpl_json(&home, &["search", "--limit", "100"]);
+    let samples = |hits: &[serde_json::Value]| {
+        let mut s: Vec<String> = hits.iter().map(|h| h["sample"].to_string()).collect();
+        s.sort();
+        s
+    };
+    assert_eq!(samples(&before), samples(&after));
+    assert_eq!(after.len(), 4);
+
     // Republishing makes version 2 and leaves no stale documents.
     std::fs::remove_file(pack.join("Kicks/Punchy_Kick_02.wav")).unwrap();
     let (code, out, _) =
@@ -189,4 +202,31 @@ fn two_homes_run_side_by_side() {
     let (_, hits_a, _) = smpl_json(&home_a, &["search", "alpha"]);
     assert_eq!(hits_a.len(), 1);
     drop(node_b);
+}
+
+#[test]
+fn the_api_wants_its_token() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let _node = TestNode::start(&home);
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("node.json")).unwrap()).unwrap();
+    let api = info["api"].as_str().unwrap().trim_start_matches("http://").to_string();
+    let ask = |auth: &str| {
+        let mut stream = std::net::TcpStream::connect(&api).unwrap();
+        write!(stream, "GET /v1/id HTTP/1.1\r\nHost: {api}\r\n{auth}Connection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(ask("").starts_with("HTTP/1.1 401"));
+    assert!(ask("Authorization: Bearer wrong\r\n").starts_with("HTTP/1.1 401"));
+    let token = std::fs::read_to_string(home.join("api.token")).unwrap();
+    assert!(ask(&format!("Authorization: Bearer {}\r\n", token.trim())).starts_with("HTTP/1.1 200"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(home.join("api.token")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

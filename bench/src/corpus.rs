@@ -329,7 +329,8 @@ fn sample(r: &mut Rng, theme: &str, n: usize, folders: bool, tempo_base: f32) ->
         }
     } else if r.chance(0.5) {
         name.push('_');
-        name.push_str(*r.pick(VARIANTS));
+        let variant: &&str = r.pick(VARIANTS);
+        name.push_str(variant);
     }
     name.push_str(&format!("_{:02}.wav", n + 1));
     let frames = if is_loop { r.range(4 * 44_100, 16 * 44_100) } else { r.range(4_410, 2 * 44_100) };

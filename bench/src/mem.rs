@@ -10,6 +10,17 @@ pub fn rss() -> Option<u64> {
     status_kib("VmRSS:").map(|k| k * 1024)
 }
 
+/// Resident anonymous memory (heap) and resident file pages (the mapped index),
+/// in bytes: the two parts of [`rss`].
+pub fn rss_parts() -> Option<(u64, u64)> {
+    Some((status_kib("RssAnon:")? * 1024, status_kib("RssFile:")? * 1024))
+}
+
+/// The 1-minute load average, to tell a quiet machine from a busy one.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 /// Resets the peak (VmHWM) to the current RSS, so that the next [`peak_rss`]
 /// measures one phase only. Returns whether the kernel allowed it.
 pub fn reset_peak() -> bool {

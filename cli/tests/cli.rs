@@ -210,7 +210,8 @@ fn the_api_wants_its_token() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let _node = TestNode::start(&home);
-    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("node.json")).unwrap()).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join("node.json")).unwrap()).unwrap();
     let api = info["api"].as_str().unwrap().trim_start_matches("http://").to_string();
     let ask = |auth: &str| {
         let mut stream = std::net::TcpStream::connect(&api).unwrap();

@@ -39,12 +39,22 @@ fn fetch_peers_and_share_between_two_processes() {
     assert!(peers.iter().any(|p| p["node_id"] == id_a[0]["node_id"]), "{peers:?}");
 
     let out_dir = dir.path().join("fetched");
-    let (code, fetched, err) = smpl_json(&home_b, &["fetch", &pack_id[..10], "--out", out_dir.to_str().unwrap()]);
+    let (code, fetched, err) =
+        smpl_json(&home_b, &["fetch", &pack_id[..10], "--out", out_dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let path = std::path::PathBuf::from(fetched[0]["path"].as_str().unwrap());
     assert_eq!(fetched[0]["files"], 4);
-    for name in ["Kicks/Deep_Kick_01.wav", "Kicks/Punchy_Kick_02.wav", "Snare_Tight.wav", "Loops/Groove_Loop_124bpm_Am.wav"] {
-        assert_eq!(std::fs::read(pack.join(name)).unwrap(), std::fs::read(path.join(name)).unwrap(), "{name}");
+    for name in [
+        "Kicks/Deep_Kick_01.wav",
+        "Kicks/Punchy_Kick_02.wav",
+        "Snare_Tight.wav",
+        "Loops/Groove_Loop_124bpm_Am.wav",
+    ] {
+        assert_eq!(
+            std::fs::read(pack.join(name)).unwrap(),
+            std::fs::read(path.join(name)).unwrap(),
+            "{name}"
+        );
     }
     assert!(path.starts_with(&out_dir));
 
@@ -79,7 +89,8 @@ fn a_node_talks_only_to_loopback() {
     let (_, out, _) = smpl_json(&home_a, &["publish", pack.to_str().unwrap(), "--title", "Quiet"]);
     let pack_id = out[0]["pack_id"].as_str().unwrap().to_string();
     wait_for_hit(&home_b, "quiet", &pack_id);
-    let (code, _, err) = smpl_json(&home_b, &["fetch", &pack_id, "--out", dir.path().join("f").to_str().unwrap()]);
+    let (code, _, err) =
+        smpl_json(&home_b, &["fetch", &pack_id, "--out", dir.path().join("f").to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     a.stop();
     drop(b);

@@ -1,10 +1,14 @@
 //! One pass over the matches: count, facets, top-k, and grouping by pack.
 //!
-//! Facets cost a few fast-column reads per matching document, so they are kept
-//! cheap: genre and tags are read as dictionary ordinals into dense per-segment
-//! arrays and turned into strings once per segment, only for the values seen; kind
-//! and key come from one small integer column (see `document::kind_key_code`)
-//! counted in a fixed array. In packs mode each segment keeps, per matching pack,
+//! Facets cost fast-column reads per matching document, so they are kept cheap.
+//! Kind and key come from one small integer per document (`facet_code`), counted
+//! in a fixed array; the same integer says whether the sample has tags of its own,
+//! so that column is read only then. Genre and pack tags are the same for every
+//! sample of a pack, and a pack's samples are consecutive documents, so they are
+//! read once per run of consecutive matches of one pack (a run is told apart by the
+//! low half of the pack id) and counted times the run's length. Values are counted
+//! by dictionary ordinal in dense per-segment arrays and turned into strings once
+//! per segment, only for the values seen. In packs mode each segment keeps, per matching pack,
 //! its best document and the facet values its matching samples carry; segments are
 //! then merged by pack id (a pack's samples may sit in several segments).
 
@@ -16,12 +20,9 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use crate::document::KIND_KEY_CODES;
+use crate::document::{HAS_SAMPLE_TAGS, KIND_KEY_CODES};
 use crate::results::{Facets, MAX_FACET_VALUES};
 use crate::schema::names;
-
-/// The string facet columns, in the order of the arrays below.
-const STR_COLUMNS: [&str; 2] = [names::GENRE, names::TAG];
 
 /// Sort key: creation time (0 unless sorting by newest), then score; larger first.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -59,9 +60,12 @@ pub(crate) struct Collected {
 }
 
 pub(crate) struct SearchCollector {
+    /// One hit per pack.
     pub packs: bool,
+    /// Rank by creation time first.
     pub newest: bool,
     pub scoring: bool,
+    /// How many ranked matches to keep; 0 counts and builds facets only.
     pub top_k: usize,
 }
 
@@ -71,13 +75,20 @@ pub(crate) struct SegmentSearch {
     top_k: usize,
     count: u64,
     created: Option<Column<u64>>,
-    columns: [Option<StrColumn>; 2],
-    kind_key: Column<u64>,
-    counts: [Vec<u64>; 2],
+    genre: Option<StrColumn>,
+    pack_tags: Option<StrColumn>,
+    sample_tags: Option<StrColumn>,
+    codes: Column<u64>,
+    pack_hi: Column<u64>,
+    pack_lo: Column<u64>,
+    genre_counts: Vec<u64>,
+    pack_tag_counts: Vec<u64>,
+    sample_tag_counts: Vec<u64>,
     code_counts: [u64; KIND_KEY_CODES],
+    /// The run of consecutive matches of one pack: (pack, first doc, length). Its
+    /// pack-level facets (genre, pack tags) are read once, when the run ends.
+    run: Option<(u64, DocId, u64)>,
     heap: BinaryHeap<HeapEntry>,
-    pack_hi: Option<Column<u64>>,
-    pack_lo: Option<Column<u64>>,
     groups: HashMap<u128, Group>,
 }
 
@@ -102,12 +113,14 @@ impl Ord for HeapEntry {
 struct Group {
     rank: Rank,
     doc: DocId,
-    ords: [Vec<u64>; 2],
+    /// The first matching document, whose pack-level facets stand for the pack.
+    first: DocId,
+    sample_tags: Vec<u64>,
     /// Bit `c` set when a matching sample has kind-key code `c`.
     codes: u64,
 }
 
-/// A pack's facet values in a segment: local string ids, and kind-key code bits.
+/// A pack's facet values in a segment: local genre and tag ids, and kind-key code bits.
 type PackValues = ([Vec<u32>; 2], u64);
 
 pub(crate) struct SegmentFruit {
@@ -127,18 +140,11 @@ impl Collector for SearchCollector {
 
     fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
         let ff = reader.fast_fields();
-        let mut columns: [Option<StrColumn>; 2] = Default::default();
-        let mut counts: [Vec<u64>; 2] = Default::default();
-        for (i, name) in STR_COLUMNS.iter().enumerate() {
-            columns[i] = ff.str(name)?;
-            if !self.packs {
-                counts[i] = vec![0; columns[i].as_ref().map_or(0, |c| c.num_terms())];
-            }
-        }
-        let (pack_hi, pack_lo) = if self.packs {
-            (Some(ff.u64(names::PACK_HI)?), Some(ff.u64(names::PACK_LO)?))
-        } else {
-            (None, None)
+        let genre = ff.str(names::GENRE)?;
+        let pack_tags = ff.str(names::PACK_TAG)?;
+        let sample_tags = ff.str(names::SAMPLE_TAG)?;
+        let zeros = |c: &Option<StrColumn>| {
+            if self.packs { Vec::new() } else { vec![0; c.as_ref().map_or(0, |c| c.num_terms())] }
         };
         Ok(SegmentSearch {
             segment,
@@ -146,13 +152,18 @@ impl Collector for SearchCollector {
             top_k: self.top_k,
             count: 0,
             created: if self.newest { Some(ff.u64(names::CREATED_AT)?) } else { None },
-            columns,
-            kind_key: ff.u64(names::KIND_KEY)?,
-            counts,
+            genre_counts: zeros(&genre),
+            pack_tag_counts: zeros(&pack_tags),
+            sample_tag_counts: zeros(&sample_tags),
+            genre,
+            pack_tags,
+            sample_tags,
+            codes: ff.u64(names::FACET_CODE)?,
+            pack_hi: ff.u64(names::PACK_HI)?,
+            pack_lo: ff.u64(names::PACK_LO)?,
             code_counts: [0; KIND_KEY_CODES],
+            run: None,
             heap: BinaryHeap::new(),
-            pack_hi,
-            pack_lo,
             groups: HashMap::new(),
         })
     }
@@ -167,14 +178,69 @@ impl Collector for SearchCollector {
     }
 }
 
+/// Adds one to `counts[ord]` for each value of `column` on `doc`.
+fn count_ords(column: &Option<StrColumn>, doc: DocId, counts: &mut [u64], times: u64) {
+    if let Some(column) = column {
+        for ord in column.term_ords(doc) {
+            if let Some(c) = counts.get_mut(ord as usize) {
+                *c += times;
+            }
+        }
+    }
+}
+
+/// The string values of the ordinals counted in `counts`.
+fn named_counts(
+    column: &Option<StrColumn>,
+    counts: &[u64],
+    out: &mut Vec<(String, u64)>,
+) -> std::io::Result<()> {
+    let Some(column) = column else {
+        return Ok(());
+    };
+    let mut buf = String::new();
+    for (ord, &n) in counts.iter().enumerate() {
+        if n > 0 && column.ord_to_str(ord as u64, &mut buf)? {
+            out.push((buf.clone(), n));
+        }
+    }
+    Ok(())
+}
+
 impl SegmentSearch {
-    fn collect_pack(&mut self, doc: DocId, rank: Rank) {
-        let hi = self.pack_hi.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-        let lo = self.pack_lo.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+    /// Counts the pack-level facets of the run that just ended.
+    fn flush_run(&mut self) {
+        if let Some((_, doc, len)) = self.run.take() {
+            count_ords(&self.genre, doc, &mut self.genre_counts, len);
+            count_ords(&self.pack_tags, doc, &mut self.pack_tag_counts, len);
+        }
+    }
+
+    /// Counts the facets of one matching sample (samples mode).
+    fn count_facets(&mut self, doc: DocId, code: u64, pack: u64) {
+        if let Some(c) = self.code_counts.get_mut((code & (HAS_SAMPLE_TAGS - 1)) as usize) {
+            *c += 1;
+        }
+        if code & HAS_SAMPLE_TAGS != 0 {
+            count_ords(&self.sample_tags, doc, &mut self.sample_tag_counts, 1);
+        }
+        match &mut self.run {
+            Some((run_pack, _, len)) if *run_pack == pack => *len += 1,
+            _ => {
+                self.flush_run();
+                self.run = Some((pack, doc, 1));
+            }
+        }
+    }
+
+    fn collect_pack(&mut self, doc: DocId, rank: Rank, code: u64) {
+        let hi = self.pack_hi.first(doc).unwrap_or(0);
+        let lo = self.pack_lo.first(doc).unwrap_or(0);
         let group = self.groups.entry(((hi as u128) << 64) | lo as u128).or_insert_with(|| Group {
             rank,
             doc,
-            ords: Default::default(),
+            first: doc,
+            sample_tags: Vec::new(),
             codes: 0,
         });
         // Documents arrive in increasing order, so a tie keeps the first.
@@ -182,17 +248,18 @@ impl SegmentSearch {
             group.rank = rank;
             group.doc = doc;
         }
-        for (column, ords) in self.columns.iter().zip(group.ords.iter_mut()) {
-            if let Some(column) = column {
-                for ord in column.term_ords(doc) {
-                    if !ords.contains(&ord) {
-                        ords.push(ord);
-                    }
+        if code & HAS_SAMPLE_TAGS != 0
+            && let Some(column) = &self.sample_tags
+        {
+            for ord in column.term_ords(doc) {
+                if !group.sample_tags.contains(&ord) {
+                    group.sample_tags.push(ord);
                 }
             }
         }
-        if let Some(code) = self.kind_key.first(doc).filter(|&c| c < KIND_KEY_CODES as u64) {
-            group.codes |= 1 << code;
+        let kind_key = code & (HAS_SAMPLE_TAGS - 1);
+        if kind_key < KIND_KEY_CODES as u64 {
+            group.codes |= 1 << kind_key;
         }
     }
 }
@@ -203,28 +270,13 @@ impl SegmentCollector for SegmentSearch {
     fn collect(&mut self, doc: DocId, score: Score) {
         self.count += 1;
         let rank = Rank { created: self.created.as_ref().and_then(|c| c.first(doc)).unwrap_or(0), score };
+        let code = self.codes.first(doc).unwrap_or(0);
         if self.packs {
-            self.collect_pack(doc, rank);
+            self.collect_pack(doc, rank, code);
             return;
         }
-        if let Some(genre) = &self.columns[0]
-            && let Some(ord) = genre.ords().first(doc)
-            && let Some(c) = self.counts[0].get_mut(ord as usize)
-        {
-            *c += 1;
-        }
-        if let Some(tags) = &self.columns[1] {
-            for ord in tags.term_ords(doc) {
-                if let Some(c) = self.counts[1].get_mut(ord as usize) {
-                    *c += 1;
-                }
-            }
-        }
-        if let Some(code) = self.kind_key.first(doc)
-            && let Some(c) = self.code_counts.get_mut(code as usize)
-        {
-            *c += 1;
-        }
+        let pack = self.pack_lo.first(doc).unwrap_or(0);
+        self.count_facets(doc, code, pack);
         if self.top_k == 0 {
             return;
         }
@@ -238,55 +290,66 @@ impl SegmentCollector for SegmentSearch {
         }
     }
 
-    fn harvest(self) -> tantivy::Result<SegmentFruit> {
+    fn harvest(mut self) -> tantivy::Result<SegmentFruit> {
+        self.flush_run();
         let segment = self.segment;
         let mut fruit = SegmentFruit {
             count: self.count,
             counts: Default::default(),
-            top: self.heap.into_vec().into_iter().map(|HeapEntry(rank, doc)| (rank, DocAddress::new(segment, doc))).collect(),
+            top: self
+                .heap
+                .into_vec()
+                .into_iter()
+                .map(|HeapEntry(rank, doc)| (rank, DocAddress::new(segment, doc)))
+                .collect(),
             values: Default::default(),
             groups: Vec::with_capacity(self.groups.len()),
         };
-        let mut buf = String::new();
         if !self.packs {
-            for (i, counts) in self.counts.iter().enumerate() {
-                let Some(column) = &self.columns[i] else {
-                    continue;
-                };
-                let out = if i == 0 { 0 } else { 3 };
-                for (ord, &n) in counts.iter().enumerate() {
-                    if n > 0 && column.ord_to_str(ord as u64, &mut buf)? {
-                        fruit.counts[out].push((buf.clone(), n));
-                    }
-                }
-            }
+            named_counts(&self.genre, &self.genre_counts, &mut fruit.counts[0])?;
+            named_counts(&self.pack_tags, &self.pack_tag_counts, &mut fruit.counts[3])?;
+            named_counts(&self.sample_tags, &self.sample_tag_counts, &mut fruit.counts[3])?;
             let (kinds, keys) = split_codes(self.code_counts.iter().enumerate().map(|(c, &n)| (c, n)));
             fruit.counts[1] = kinds;
             fruit.counts[2] = keys;
             return Ok(fruit);
         }
-        // Packs mode: give each ordinal seen a local index and resolve it once.
-        let mut local: [HashMap<u64, u32>; 2] = Default::default();
+        // Packs mode: give each value seen a local id, resolving each ordinal once.
+        let mut ids: [HashMap<String, u32>; 2] = Default::default();
+        let mut cache: [HashMap<u64, Option<u32>>; 3] = Default::default();
+        let mut buf = String::new();
+        let columns = [&self.genre, &self.pack_tags, &self.sample_tags];
         for (id, group) in self.groups {
             let mut values: [Vec<u32>; 2] = Default::default();
-            for i in 0..2 {
-                let Some(column) = &self.columns[i] else {
+            let ords: [Vec<u64>; 3] = [
+                columns[0].as_ref().map(|c| c.term_ords(group.first).collect()).unwrap_or_default(),
+                columns[1].as_ref().map(|c| c.term_ords(group.first).collect()).unwrap_or_default(),
+                group.sample_tags,
+            ];
+            for (c, ords) in ords.iter().enumerate() {
+                let Some(column) = columns[c] else {
                     continue;
                 };
-                for &ord in &group.ords[i] {
-                    let index = match local[i].get(&ord) {
-                        Some(&index) => index,
+                let facet = if c == 0 { 0 } else { 1 };
+                for &ord in ords {
+                    let local = match cache[c].get(&ord) {
+                        Some(&local) => local,
                         None => {
-                            if !column.ord_to_str(ord, &mut buf)? {
-                                continue;
-                            }
-                            let index = fruit.values[i].len() as u32;
-                            fruit.values[i].push(buf.clone());
-                            local[i].insert(ord, index);
-                            index
+                            let local = if column.ord_to_str(ord, &mut buf)? {
+                                let next = fruit.values[facet].len() as u32;
+                                let id = *ids[facet].entry(buf.clone()).or_insert(next);
+                                if id == next {
+                                    fruit.values[facet].push(buf.clone());
+                                }
+                                Some(id)
+                            } else {
+                                None
+                            };
+                            cache[c].insert(ord, local);
+                            local
                         }
                     };
-                    values[i].push(index);
+                    values[facet].extend(local);
                 }
             }
             fruit.groups.push((id, group.rank, DocAddress::new(segment, group.doc), (values, group.codes)));
@@ -295,8 +358,11 @@ impl SegmentCollector for SegmentSearch {
     }
 }
 
+/// Values with their counts.
+type FacetList = Vec<(String, u64)>;
+
 /// Kind and key counts from counts per kind-key code.
-fn split_codes(codes: impl Iterator<Item = (usize, u64)>) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+fn split_codes(codes: impl Iterator<Item = (usize, u64)>) -> (FacetList, FacetList) {
     let mut kinds = [0u64; 2];
     let mut keys = [0u64; KIND_KEY_CODES / 2];
     for (code, n) in codes {
@@ -438,15 +504,19 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
         ranked.push((group.rank, group.doc, pack));
     }
     let total = ranked.len();
-    let by_rank =
-        |a: &(Rank, DocAddress, u128), b: &(Rank, DocAddress, u128)| better((a.0, a.1), (b.0, b.1));
+    let by_rank = |a: &(Rank, DocAddress, u128), b: &(Rank, DocAddress, u128)| better((a.0, a.1), (b.0, b.1));
     if ranked.len() > top_k && top_k > 0 {
         ranked.select_nth_unstable_by(top_k - 1, by_rank);
     }
     ranked.truncate(top_k);
     ranked.sort_by(by_rank);
     let string_map = |i: usize| {
-        names[i].iter().cloned().zip(counts[i].iter().copied()).filter(|(_, n)| *n > 0).collect::<HashMap<_, _>>()
+        names[i]
+            .iter()
+            .cloned()
+            .zip(counts[i].iter().copied())
+            .filter(|(_, n)| *n > 0)
+            .collect::<HashMap<_, _>>()
     };
     let maps = [
         string_map(0),
@@ -478,7 +548,9 @@ mod tests {
             values: values.map(|v| v.into_iter().map(String::from).collect()),
             groups: groups
                 .into_iter()
-                .map(|(pack, score, seg, values, codes)| (pack, rank(score), DocAddress::new(seg, 0), (values, codes)))
+                .map(|(pack, score, seg, values, codes)| {
+                    (pack, rank(score), DocAddress::new(seg, 0), (values, codes))
+                })
                 .collect(),
         }
     }

@@ -10,9 +10,8 @@ use crate::schema::{Fields, normalize_label};
 use crate::stored::{self, PackRecord};
 use crate::tokenizer::strip_audio_extension;
 
-/// Kind and key of a sample as one small number (`0..50`), the facet column the
-/// collector reads instead of two string columns: bit 0 is set for a loop, the rest
-/// is 0 without a key, else `1 + tonic * 2 + minor`.
+/// Kind and key of a sample as one small number (`0..50`): bit 0 is set for a
+/// loop, the rest is 0 without a key, else `1 + tonic * 2 + minor`.
 pub(crate) fn kind_key_code(s: &SampleEntry) -> u64 {
     let kind = u64::from(s.kind == SampleKind::Loop);
     let key = s.key.map_or(0, |k| 1 + u64::from(k.tonic % 12) * 2 + u64::from(k.mode == Mode::Minor));
@@ -21,6 +20,10 @@ pub(crate) fn kind_key_code(s: &SampleEntry) -> u64 {
 
 /// The number of distinct [`kind_key_code`]s.
 pub(crate) const KIND_KEY_CODES: usize = 50;
+
+/// The bit of the facet code set when the sample has tags of its own
+/// (`sample_tag`), so the collector reads that column only then.
+pub(crate) const HAS_SAMPLE_TAGS: u64 = 64;
 
 /// The pack id as two integers (big-endian halves), for fast-field grouping.
 pub(crate) fn pack_halves(id: &PackId) -> (u64, u64) {
@@ -70,18 +73,20 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
     for s in &m.samples {
         let mut doc = TantivyDocument::new();
         // The name twice: a word of the sample's own name outweighs one of its pack.
+        // Each part is a value of its own, so the indexing analyzer's cache replays
+        // the second name and the pack text (the same for every sample of the pack).
         let name = strip_audio_extension(&s.name);
-        text.clear();
-        text.push_str(name);
-        text.push('\n');
-        text.push_str(name);
-        for tag in &s.tags {
-            text.push('\n');
-            text.push_str(tag);
+        doc.add_text(f.text, name);
+        doc.add_text(f.text, name);
+        if !s.tags.is_empty() {
+            text.clear();
+            for tag in &s.tags {
+                text.push_str(tag);
+                text.push('\n');
+            }
+            doc.add_text(f.text, &text);
         }
-        text.push('\n');
-        text.push_str(&pack_text);
-        doc.add_text(f.text, &text);
+        doc.add_text(f.text, &pack_text);
         doc.add_text(f.pack_id, &pack_hex);
         doc.add_u64(f.pack_hi, hi);
         doc.add_u64(f.pack_lo, lo);
@@ -90,24 +95,28 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
         if !genre.is_empty() {
             doc.add_text(f.genre, &genre);
         }
-        if s.tags.is_empty() {
-            for t in &pack_tags {
-                doc.add_text(f.tag, t);
-            }
-        } else {
-            let mut tags = pack_tags.clone();
-            tags.extend(s.tags.iter().map(|t| normalize_label(t)).filter(|t| !t.is_empty()));
-            tags.sort();
-            tags.dedup();
-            for t in &tags {
-                doc.add_text(f.tag, t);
-            }
+        for t in &pack_tags {
+            doc.add_text(f.tag, t);
+            doc.add_text(f.pack_tag, t);
+        }
+        let mut own_tags: Vec<String> = s
+            .tags
+            .iter()
+            .map(|t| normalize_label(t))
+            .filter(|t| !t.is_empty() && pack_tags.binary_search(t).is_err())
+            .collect();
+        own_tags.sort();
+        own_tags.dedup();
+        for t in &own_tags {
+            doc.add_text(f.tag, t);
+            doc.add_text(f.sample_tag, t);
         }
         doc.add_text(f.kind, s.kind.name());
         if let Some(k) = s.key {
             doc.add_text(f.key, k.name());
         }
-        doc.add_u64(f.kind_key, kind_key_code(s));
+        let has_own_tags = if own_tags.is_empty() { 0 } else { HAS_SAMPLE_TAGS };
+        doc.add_u64(f.facet_code, kind_key_code(s) | has_own_tags);
         doc.add_text(f.author, &author_hex);
         if let Some(b) = s.tempo.map(|t| t.bpm).filter(|b| b.is_finite()) {
             doc.add_f64(f.bpm, f64::from(b));
@@ -128,8 +137,10 @@ pub(crate) fn hit_from_stored(
     doc: impl Fn() -> String,
 ) -> Result<Hit, IndexError> {
     let corrupt = |reason: String| IndexError::Corrupt { doc: doc(), reason };
-    let bytes =
-        stored.get_first(f.stored).and_then(|v| v.as_bytes()).ok_or_else(|| corrupt("no stored hit".into()))?;
+    let bytes = stored
+        .get_first(f.stored)
+        .and_then(|v| v.as_bytes())
+        .ok_or_else(|| corrupt("no stored hit".into()))?;
     stored::decode(bytes, score).map_err(corrupt)
 }
 

@@ -11,13 +11,13 @@ use tantivy::{
     DocAddress, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term,
 };
 
-use crate::collector::{Collected, SearchCollector};
+use crate::collector::{Collected, Ranked, SearchCollector};
 use crate::document::{documents, hit_from_stored, pack_from_halves};
 use crate::error::IndexError;
 use crate::query::Plan;
 use crate::results::{Hit, SearchQuery, SearchResults, Sort};
 use crate::schema::{Fields, SCHEMA_VERSION, VERSION_FILE, names, schema};
-use crate::tokenizer::{ANALYZER, analyzer};
+use crate::tokenizer::{ANALYZER, analyzer, indexing_analyzer};
 
 /// One change to the index.
 // Ops live briefly in small batches; boxing the manifest would only burden callers.
@@ -138,7 +138,7 @@ impl Index {
         path: PathBuf,
     ) -> Result<Index, IndexError> {
         let analyzer = analyzer();
-        index.tokenizers().register(ANALYZER, analyzer.clone());
+        index.tokenizers().register(ANALYZER, indexing_analyzer());
         let writer = new_writer(&index, &options, &path)?;
         let reader = index
             .reader_builder()
@@ -176,9 +176,7 @@ impl Index {
                 match op {
                     IndexOp::Upsert(m) => {
                         let mut batch = vec![UserOperation::Delete(self.pack_term(&m.pack_id))];
-                        batch.extend(
-                            documents(&self.fields, m).into_iter().map(UserOperation::Add),
-                        );
+                        batch.extend(documents(&self.fields, m).into_iter().map(UserOperation::Add));
                         writer.run(batch)?;
                     }
                     IndexOp::Remove(id) => {
@@ -299,7 +297,7 @@ impl Index {
 
 /// Exact matches first (in their order), then matches that needed a typo.
 fn exact_first(exact: Collected, wide: Collected, packs: bool, top_k: usize) -> Collected {
-    let key = |r: &crate::collector::Ranked| {
+    let key = |r: &Ranked| {
         if packs { (r.pack, 0, 0) } else { (0, r.doc.segment_ord, r.doc.doc_id) }
     };
     let seen: HashSet<_> = exact.ranked.iter().map(key).collect();

@@ -5,8 +5,10 @@
 //!
 //! - [`Index`]: open (or create, or wipe and recreate when the schema version
 //!   changed: [`Index::needs_rebuild`]), [`Index::apply`] a batch of [`IndexOp`]s in
-//!   one commit, [`Index::search`], list what is indexed with [`Index::packs`].
-//!   Synchronous: the node calls it from its indexer thread and from blocking tasks.
+//!   one commit, [`Index::search`], list what is indexed with [`Index::packs`],
+//!   [`Index::clear`], [`Index::wait_merges`] after a bulk rebuild. [`IndexOptions`]
+//!   bound the writer's threads and memory. Synchronous: the node calls it from its
+//!   indexer thread and from blocking tasks.
 //! - [`SearchQuery`] → [`SearchResults`]: full text with typo tolerance, filters
 //!   (genre, tags, kind, BPM range, key, price ceiling, author), [`Sort`], paging,
 //!   one hit per sample or per pack, and [`Facets`] counted over every match.
@@ -14,9 +16,10 @@
 //!
 //! Inside: `schema` (one document per sample carrying its pack's fields, and the
 //! schema version), `tokenizer` (file-name aware analysis: `BD_Kick_01.wav` finds
-//! `kick`), `document` (manifest → documents), `stored` (the compact record a [`Hit`] is read from), `query`
-//! ([`SearchQuery`] → tantivy queries, one-typo variants), and `collector` (one pass
-//! that counts, builds facets, keeps the top k and groups by pack).
+//! `kick`), `document` (manifest → documents), `stored` (the compact record a
+//! [`Hit`] is read from), `query` ([`SearchQuery`] → tantivy queries, one-typo
+//! variants), and `collector` (one pass that counts, builds facets, keeps the top k
+//! and groups by pack). Figures: `docs/BENCHMARKS.md`, section "Search index".
 //!
 //! ```
 //! use smpl_index::{Index, SearchQuery};

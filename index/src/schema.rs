@@ -8,10 +8,12 @@
 //! | `seq` | u64 fast | manifest sequence number |
 //! | `created_at` | u64 fast | pack creation time (unix seconds), for `Sort::Newest` |
 //! | `genre` | raw string, fast | genre, trimmed and lower-cased (filter, facet) |
-//! | `tag` | raw string, fast, multi | pack and sample tags, trimmed, lower-cased, deduplicated |
+//! | `tag` | raw string, multi | pack and sample tags, trimmed, lower-cased, deduplicated (filter) |
+//! | `pack_tag` | fast string, multi | the pack's tags (facet) |
+//! | `sample_tag` | fast string, multi | the sample's tags that the pack does not carry (facet) |
 //! | `kind` | raw string | `loop` or `one-shot` (filter) |
 //! | `key` | raw string | canonical key name (`Am`), absent when unknown (filter) |
-//! | `kind_key` | u64 fast | kind and key as one small code (facets) |
+//! | `facet_code` | u64 fast | kind, key and whether `sample_tag` is set, as one small code (facets) |
 //! | `author` | raw string | author node id in hex |
 //! | `bpm` | f64 fast | tempo, absent when unknown |
 //! | `price` | u64 fast | price in minor units, 0 for free packs |
@@ -27,7 +29,7 @@ use tantivy::schema::{
 use crate::tokenizer::ANALYZER;
 
 /// Version of the schema and analysis; stored next to the index.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// The file in the index directory that holds [`SCHEMA_VERSION`].
 pub(crate) const VERSION_FILE: &str = "smpl-index-version";
@@ -43,9 +45,11 @@ pub(crate) struct Fields {
     pub created_at: Field,
     pub genre: Field,
     pub tag: Field,
+    pub pack_tag: Field,
+    pub sample_tag: Field,
     pub kind: Field,
     pub key: Field,
-    pub kind_key: Field,
+    pub facet_code: Field,
     pub author: Field,
     pub bpm: Field,
     pub price: Field,
@@ -59,10 +63,11 @@ pub(crate) mod names {
     pub const SEQ: &str = "seq";
     pub const CREATED_AT: &str = "created_at";
     pub const GENRE: &str = "genre";
-    pub const TAG: &str = "tag";
+    pub const PACK_TAG: &str = "pack_tag";
+    pub const SAMPLE_TAG: &str = "sample_tag";
     pub const KIND: &str = "kind";
     pub const KEY: &str = "key";
-    pub const KIND_KEY: &str = "kind_key";
+    pub const FACET_CODE: &str = "facet_code";
     pub const BPM: &str = "bpm";
     pub const PRICE: &str = "price";
 }
@@ -80,10 +85,12 @@ pub(crate) fn schema() -> (Schema, Fields) {
     let seq = b.add_u64_field(names::SEQ, FAST);
     let created_at = b.add_u64_field(names::CREATED_AT, FAST);
     let genre = b.add_text_field(names::GENRE, STRING | FAST);
-    let tag = b.add_text_field(names::TAG, STRING | FAST);
+    let tag = b.add_text_field("tag", STRING);
+    let pack_tag = b.add_text_field(names::PACK_TAG, FAST);
+    let sample_tag = b.add_text_field(names::SAMPLE_TAG, FAST);
     let kind = b.add_text_field(names::KIND, STRING);
     let key = b.add_text_field(names::KEY, STRING);
-    let kind_key = b.add_u64_field(names::KIND_KEY, FAST);
+    let facet_code = b.add_u64_field(names::FACET_CODE, FAST);
     let author = b.add_text_field("author", STRING);
     let bpm = b.add_f64_field(names::BPM, FAST);
     let price = b.add_u64_field(names::PRICE, FAST);
@@ -97,9 +104,11 @@ pub(crate) fn schema() -> (Schema, Fields) {
         created_at,
         genre,
         tag,
+        pack_tag,
+        sample_tag,
         kind,
         key,
-        kind_key,
+        facet_code,
         author,
         bpm,
         price,

@@ -199,7 +199,10 @@ mod tests {
         assert_eq!(hit.sample.as_deref(), Some("Loops/Dusty_Chord_Loop_90_Am.wav"));
         assert_eq!((hit.kind, hit.bpm, hit.key.as_deref()), (Some(SampleKind::Loop), Some(90.5), Some("Am")));
         assert_eq!((hit.duration_ms, hit.price, hit.score), (Some(2000), Some(price.clone()), 1.5));
-        assert_eq!((hit.pack_title.as_str(), hit.author_name.as_str(), hit.genre.as_str()), ("Dusty Keys", "Marla", "Hip Hop"));
+        assert_eq!(
+            (hit.pack_title.as_str(), hit.author_name.as_str(), hit.genre.as_str()),
+            ("Dusty Keys", "Marla", "Hip Hop")
+        );
         for cut in 0..buf.len() {
             assert!(decode(&buf[..cut], 0.0).is_err(), "cut at {cut}");
         }

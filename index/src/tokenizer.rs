@@ -30,6 +30,86 @@ pub(crate) fn analyzer() -> TextAnalyzer {
         .build()
 }
 
+/// The analyzer registered in the index: [`analyzer`] behind a small cache of the
+/// last texts it analyzed.
+///
+/// Every sample document of a pack carries the same pack text as one of its values,
+/// and its name twice, so an indexing thread sees the same texts again and again;
+/// the cache replays their tokens instead of splitting, folding and stemming anew.
+pub(crate) fn indexing_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(CachedAnalyzer { inner: analyzer(), entries: Vec::new() }).build()
+}
+
+/// Texts cached: the name, the sample's tags and the pack text of one document.
+const CACHE_ENTRIES: usize = 3;
+
+#[derive(Clone)]
+pub(crate) struct CachedAnalyzer {
+    inner: TextAnalyzer,
+    /// Most recently used first.
+    entries: Vec<(String, Vec<Token>)>,
+}
+
+/// Replays cached tokens; never empty, so `token()` always has a token to return.
+pub(crate) enum CachedStream<'a> {
+    Replay { tokens: &'a mut [Token], next: usize },
+    Direct(tantivy::tokenizer::BoxTokenStream<'a>),
+}
+
+impl Tokenizer for CachedAnalyzer {
+    type TokenStream<'a> = CachedStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> CachedStream<'a> {
+        match self.entries.iter().position(|(t, _)| t == text) {
+            Some(i) => self.entries[..=i].rotate_right(1),
+            None => {
+                let mut tokens = Vec::new();
+                let mut stream = self.inner.token_stream(text);
+                while let Some(token) = stream.next() {
+                    tokens.push(token.clone());
+                }
+                if self.entries.len() == CACHE_ENTRIES {
+                    self.entries.pop();
+                }
+                self.entries.insert(0, (text.to_string(), tokens));
+            }
+        }
+        if self.entries[0].1.is_empty() {
+            return CachedStream::Direct(self.inner.token_stream(text));
+        }
+        CachedStream::Replay { tokens: &mut self.entries[0].1, next: 0 }
+    }
+}
+
+impl TokenStream for CachedStream<'_> {
+    fn advance(&mut self) -> bool {
+        match self {
+            CachedStream::Replay { tokens, next } => {
+                *next += 1;
+                *next <= tokens.len()
+            }
+            CachedStream::Direct(stream) => stream.advance(),
+        }
+    }
+
+    fn token(&self) -> &Token {
+        match self {
+            CachedStream::Replay { tokens, next } => &tokens[next.saturating_sub(1).min(tokens.len() - 1)],
+            CachedStream::Direct(stream) => stream.token(),
+        }
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        match self {
+            CachedStream::Replay { tokens, next } => {
+                let i = next.saturating_sub(1).min(tokens.len() - 1);
+                &mut tokens[i]
+            }
+            CachedStream::Direct(stream) => stream.token_mut(),
+        }
+    }
+}
+
 /// Runs the analyzer over `text` and returns the terms it produces, in order.
 pub(crate) fn analyze(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -190,6 +270,18 @@ mod tests {
         assert_eq!(analyze(&mut a, "HiHats"), ["hi", "hat"]);
         let long = "x".repeat(MAX_TOKEN_LEN + 1);
         assert_eq!(analyze(&mut a, &format!("{long} loop")), ["loop"]);
+    }
+
+    #[test]
+    fn the_cached_analyzer_gives_the_same_terms() {
+        let long = "Dusty Drums Vol 3\nhip hop\nMarla Beats\nRecorded through a vintage console";
+        let mut cached = indexing_analyzer();
+        let mut plain = analyzer();
+        for text in
+            [long, "BD_Kick_01", "BD_Kick_01", long, long, "Snare", "", "dusty", long, "Snare", "kick"]
+        {
+            assert_eq!(analyze(&mut cached, text), analyze(&mut plain, text), "{text}");
+        }
     }
 
     #[test]

@@ -28,11 +28,6 @@ pub fn ingest(store: &Store, bytes: &[u8]) -> Ingest {
             Err(e) => return Ingest::Invalid(e.to_string()),
         },
         Kind::Retraction => match Retraction::from_envelope(&envelope) {
-            // A retraction of a version older than the one held is a replay: it would
-            // remove nothing, yet the store took it as new and gossip forwarded it.
-            Ok(r) if store.latest_seq(&r.pack_id).ok().flatten().is_some_and(|held| held > r.seq) => {
-                return Ingest::Old;
-            }
             Ok(r) => (r.pack_id, store.accept_retraction(&r, &envelope, false)),
             Err(e) => return Ingest::Invalid(e.to_string()),
         },

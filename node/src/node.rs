@@ -259,6 +259,8 @@ impl Node {
         candidates.retain(|n| *n != me);
         candidates.dedup();
         let mut providers = Vec::new();
+        let library = out.unwrap_or_else(|| self.config.library.clone());
+        let mut exported = None;
         if !self.blobs.has_pack(pack).await? {
             let checks = candidates.iter().map(|n| network.connect(*n));
             for (node, reachable) in candidates.iter().zip(futures::future::join_all(checks).await) {
@@ -278,11 +280,15 @@ impl Node {
                     let _ = forward.try_send(FetchEvent::Progress { bytes: p.done });
                 }
             });
-            transfer.download(manifest.content, &providers, Some(tick)).await?;
+            // Downloads and writes the files into the library as they arrive.
+            let (_, files) = transfer.fetch(&manifest, &providers, &library, Some(tick)).await?;
             self.blobs.tag_pack(pack, &manifest.content).await?;
+            exported = Some(files);
         }
-        let library = out.unwrap_or_else(|| self.config.library.clone());
-        let exported = transfer.export(&manifest, &library).await?;
+        let exported = match exported {
+            Some(exported) => exported,
+            None => transfer.export(&manifest, &library).await?,
+        };
         network.provide(*pack).await?;
         Ok(FetchOutcome {
             pack_id: *pack,
@@ -474,10 +480,10 @@ impl Node {
         for task in tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
         }
-        if let Some((_, transfer)) = net {
-            if let Ok(transfer) = Arc::try_unwrap(transfer) {
-                transfer.shutdown().await;
-            }
+        if let Some((_, transfer)) = net
+            && let Ok(transfer) = Arc::try_unwrap(transfer)
+        {
+            transfer.shutdown().await;
         }
         drop(indexer);
         let join = indexer_thread.lock().ok().and_then(|mut j| j.take());

@@ -189,9 +189,12 @@ fn looks_like_key(token: &str) -> bool {
     matches!(rest, "m" | "min" | "minor" | "maj" | "major" | "Min" | "Maj")
 }
 
-/// How many files a publish analyses and imports at once: one per core, at least two.
+/// How many files a publish analyses and imports at once: two per core. An import
+/// passes a file through several threads (the read, the blob store's actor, its
+/// hashing task, the wait for the result), so with only one file per core a core
+/// idles at every hand-over; analysis is CPU-bound and does not mind the overlap.
 pub fn concurrency() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn now() -> u64 {

@@ -131,7 +131,10 @@ impl Store {
         let key = retraction.pack_id.0;
         let value = record(retraction.seq, envelope);
         let outcome = (&self.manifests, &self.retractions, &self.queue).transaction(|(m, r, q)| {
-            if r.get(key)?.is_some_and(|old| seq_of(&old) >= retraction.seq) {
+            // A retraction older than what we hold (either kind) removes nothing: a replay.
+            if r.get(key)?.is_some_and(|old| seq_of(&old) >= retraction.seq)
+                || m.get(key)?.is_some_and(|old| seq_of(&old) > retraction.seq)
+            {
                 return Ok(Accepted::Stale);
             }
             r.insert(&key, value.as_slice())?;
@@ -282,5 +285,5 @@ fn decode(pack: &PackId, value: &[u8]) -> Result<(Manifest, Envelope), StoreErro
     if value.len() < 8 {
         return Err(corrupt(ProtocolError::Malformed("stored record shorter than its seq")));
     }
-    Manifest::open(&value[8..]).map_err(corrupt).map(|(m, e)| (m, e))
+    Manifest::open(&value[8..]).map_err(corrupt)
 }

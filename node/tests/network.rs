@@ -168,7 +168,7 @@ async fn updates_and_retractions_reach_a_node_that_was_offline() {
     let root = dir.path();
     let a = start(root, "a", &[]).await;
     let a_addr = addr(&a).await;
-    let b = start(root, "b", &[a_addr.clone()]).await;
+    let b = start(root, "b", std::slice::from_ref(&a_addr)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let one = root.join("one");
@@ -179,7 +179,7 @@ async fn updates_and_retractions_reach_a_node_that_was_offline() {
     wait_for(&b, "drop", drop_me, false, Duration::from_secs(5)).await;
 
     // C saw version 1, then goes offline.
-    let c = start(root, "c", &[a_addr.clone()]).await;
+    let c = start(root, "c", std::slice::from_ref(&a_addr)).await;
     wait_for(&c, "keep", keep, false, Duration::from_secs(10)).await;
     let c_home = Home::new(root.join("c"));
     c.shutdown().await;

@@ -65,6 +65,12 @@ struct Opts {
     /// Only this corpus: `long` or `small`.
     #[arg(long)]
     only: Option<String>,
+    /// Where the stores written during the run go (deleted at the end) [default: /var/tmp].
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    /// Files imported at once [default: what publish uses].
+    #[arg(long)]
+    workers: Option<usize>,
     /// Skip the end-to-end publish.
     #[arg(long)]
     no_publish: bool,
@@ -159,7 +165,10 @@ fn run(opts: &Opts) -> Result<()> {
     let b3sum = find_tool(&tools_dir, "b3sum");
     let sendme = find_tool(&tools_dir, "sendme");
     if b3sum.is_none() || sendme.is_none() {
-        eprintln!("warning: b3sum or sendme not found in {} or PATH; run bench/setup.sh", tools_dir.display());
+        eprintln!(
+            "warning: b3sum or sendme not found in {} or PATH; run bench/setup.sh",
+            tools_dir.display()
+        );
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runs = opts.runs.max(1);
@@ -174,10 +183,16 @@ fn run(opts: &Opts) -> Result<()> {
         corpora.push(corpus::ensure(&name, &dir.join(&name), &Spec::small(opts.small_files), cores.max(2))?);
     }
 
-    // Stores are deleted only at the end: on a file system without a journal, ext4
-    // skips inodes freed in the last minutes when it allocates new ones, so deleting
-    // a store between runs would slow down the next run's file creation.
-    let scratch = dir.join(format!("scratch-{}", std::process::id()));
+    // Stores go to a folder of their own outside target/ and are deleted only at the
+    // end. On an ext4 without a journal (as on this VM) every inode allocation skips,
+    // one by one, the inodes of its block group freed in the last minutes: a folder
+    // next to cargo's busy target/, or one where the previous run's store was just
+    // deleted, makes creating files several times slower.
+    let scratch_root = opts.scratch.clone().unwrap_or_else(|| {
+        let var_tmp = PathBuf::from("/var/tmp");
+        if var_tmp.is_dir() { var_tmp } else { std::env::temp_dir() }
+    });
+    let scratch = scratch_root.join(format!("smpl-bench-import-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let mut rows = Vec::new();
     let mut step = 0;
@@ -185,7 +200,7 @@ fn run(opts: &Opts) -> Result<()> {
         step += 1;
         scratch.join(format!("{what}-{step}"))
     };
-    let workers = smpl_node::publish::concurrency();
+    let workers = opts.workers.unwrap_or_else(smpl_node::publish::concurrency);
     let load_before = load_average();
     for corpus in &corpora {
         let bytes = corpus.bytes();
@@ -232,7 +247,8 @@ fn run(opts: &Opts) -> Result<()> {
             rows.push(row(corpus, "sendme send", secs, &s, &note));
         }
         let (secs, s) = median(smpl);
-        let note = format!("copies into the store, hashes, stores the collection, syncs; {workers} files at a time");
+        let note =
+            format!("copies into the store, hashes, stores the collection, syncs; {workers} files at a time");
         rows.push(row(corpus, "smpl import", secs, &s, &note));
         if !before.is_empty() {
             let (secs, s) = median(before);

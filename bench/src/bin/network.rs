@@ -198,14 +198,18 @@ fn run(opts: &Opts) -> Result<()> {
     let dir = opts.dir.clone().unwrap_or_else(|| workspace().join("target").join("bench-network"));
     let dir = std::path::absolute(&dir)?;
     std::fs::create_dir_all(&dir)?;
-    let tools = opts.tools.clone().unwrap_or_else(|| workspace().join("target").join("bench-tools").join("bin"));
+    let tools =
+        opts.tools.clone().unwrap_or_else(|| workspace().join("target").join("bench-tools").join("bin"));
     let sendme = if opts.no_baselines { None } else { procs::find_tool(&tools, "sendme") };
     if !opts.no_baselines && sendme.is_none() {
         eprintln!("sendme not found (run bench/setup.sh); its rows are skipped");
     }
     let libtorrent = !opts.no_baselines && libtorrent_version(&opts.python).is_some();
     if !opts.no_baselines && !libtorrent {
-        eprintln!("{} cannot import libtorrent (apt-get install python3-libtorrent); its rows are skipped", opts.python.display());
+        eprintln!(
+            "{} cannot import libtorrent (apt-get install python3-libtorrent); its rows are skipped",
+            opts.python.display()
+        );
     }
     println!("# Network benchmarks (issue 3)\n");
     println!(
@@ -259,7 +263,10 @@ fn run(opts: &Opts) -> Result<()> {
 }
 
 fn libtorrent_version(python: &Path) -> Option<String> {
-    let out = Command::new(python).args(["-c", "import libtorrent; print(libtorrent.__version__)"]).output().ok()?;
+    let out = Command::new(python)
+        .args(["-c", "import libtorrent; print(libtorrent.__version__)"])
+        .output()
+        .ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -313,8 +320,9 @@ fn transfer(
     seed.arg("child-seed").arg("--home").arg(keep.join("seeder")).arg("--pack").arg(&pack.dir);
     seed.arg("--title").arg(title);
     eprintln!("[{}] starting the smpl seeder (publishes the pack on first use) ...", pack.name);
-    let (seeder, seeding) =
-        procs::Server::start(seed, "the smpl seeder", |line| serde_json::from_str::<smpl::Seeding>(line).ok())?;
+    let (seeder, seeding) = procs::Server::start(seed, "the smpl seeder", |line| {
+        serde_json::from_str::<smpl::Seeding>(line).ok()
+    })?;
     if let Some(secs) = seeding.published_secs {
         eprintln!("[{}] published {} in {secs:.1} s", pack.name, pack.describe());
     }
@@ -383,7 +391,8 @@ fn transfer(
             procs::sync_disks();
             let work = keep.join("torrent");
             let (report, _) = baselines::torrent(&opts.python, &pack.dir, &work)?;
-            corpus::verify_copy(pack, &work.join("leech").join(pack_dir_name)).context("libtorrent's copy")?;
+            corpus::verify_copy(pack, &work.join("leech").join(pack_dir_name))
+                .context("libtorrent's copy")?;
             eprintln!("[{}] round {}: libtorrent {:.2} s", pack.name, round + 1, report.leech_secs);
             rows.torrent_piece_size = Some(report.piece_size);
             rows.torrent.push(Sample {
@@ -437,7 +446,8 @@ fn print_transfer(pack: &Pack, rows: &Rows, sendme: Option<&Path>, python: &Path
     let download = |s: &[Sample]| median(s.iter().filter_map(|s| s.download_secs));
     let cpu = |s: &[Sample]| median(s.iter().map(|s| s.cpu_secs));
     let peak = |s: &[Sample]| median(s.iter().filter_map(|s| s.peak_rss.map(|b| b as f64)));
-    let rate = |t: Option<f64>| t.map_or_else(|| "–".into(), |t| format!("{:.0}", rows.bytes as f64 / t / 1e6));
+    let rate =
+        |t: Option<f64>| t.map_or_else(|| "–".into(), |t| format!("{:.0}", rows.bytes as f64 / t / 1e6));
     println!("## {} pack: {}\n", pack.name, pack.describe());
     println!("| receiver | total s | MB/s | download s | receiver CPU s | receiver peak RSS |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
@@ -490,7 +500,9 @@ fn print_transfer(pack: &Pack, rows: &Rows, sendme: Option<&Path>, python: &Path
 fn print_gossip(report: &gossip::Report, cost: &Cost) {
     let ms = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{v:.0} ms"));
     println!("## Listing latency: {} nodes, {} links, random connected graph\n", report.nodes, report.edges);
-    println!("| listings | reached all | p50 to all | p99 to all | max to all | p50 per node | p99 per node | publish call p50 |");
+    println!(
+        "| listings | reached all | p50 to all | p99 to all | max to all | p50 per node | p99 per node | publish call p50 |"
+    );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let all = &report.to_all_ms;
     println!(

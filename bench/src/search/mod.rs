@@ -75,6 +75,7 @@ struct Measured {
     /// smpl only: queries whose exact matches did not fill the page.
     short: usize,
     rss_after_queries: Option<u64>,
+    rss_parts: Option<(u64, u64)>,
     disk: u64,
     counts: Vec<usize>,
 }
@@ -87,6 +88,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         None => tempfile::tempdir()?,
     };
     let resettable = mem::reset_peak();
+    let load_before = mem::load_average();
     eprintln!(
         "corpus: {} samples in {} packs; {} queries; work dir {}",
         corpus.docs,
@@ -116,6 +118,13 @@ pub fn run(args: SearchArgs) -> Result<()> {
         None
     };
     print_table(&args, &corpus, resettable, smpl.as_ref(), fts5.as_ref(), &queries[..check]);
+    let load = |l: Option<f64>| l.map_or("n/a".to_string(), |l| format!("{l:.2}"));
+    println!(
+        "\n1-minute load average: {} before, {} after ({} cores)",
+        load(load_before),
+        load(mem::load_average()),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     Ok(())
 }
 
@@ -151,6 +160,7 @@ fn measure_smpl(
         m.packs_latencies.push(t.elapsed());
     }
     m.rss_after_queries = mem::rss();
+    m.rss_parts = mem::rss_parts();
     m.counts = count(&mut engine, &queries[..check])?;
     m.disk = mem::disk_usage(engine.path());
     Ok(m)
@@ -307,8 +317,10 @@ fn print_table(
         );
         println!("| queries that ran the typo pass | {} of {} | – | | | |", s.short, args.queries);
         println!(
-            "| RSS after the queries (index reopened) | {} | – | | | |",
-            mem::fmt_mb(s.rss_after_queries)
+            "| RSS after the queries (index reopened) | {} (heap {}, mapped files {}) | – | | | |",
+            mem::fmt_mb(s.rss_after_queries),
+            mem::fmt_mb(s.rss_parts.map(|p| p.0)),
+            mem::fmt_mb(s.rss_parts.map(|p| p.1)),
         );
     }
     println!(

@@ -114,7 +114,6 @@ enum Done {
     Validated { id: gossipsub::MessageId, source: PeerId, acceptance: MessageAcceptance },
     Respond { channel: ResponseChannel<SyncResponse>, response: SyncResponse },
     Reconciled { peer: PeerId, next: Option<Vec<u8>>, need: Vec<PackId> },
-    /// A `Fetch` answer carried invalid listings.
     FetchedInvalid(PeerId),
     ConnectTimeout(PeerId),
 }
@@ -376,14 +375,14 @@ impl Actor {
                     return;
                 }
                 self.connect_waiters.entry(peer).or_default().push(reply);
-                if !self.swarm.is_connected(&peer) {
-                    if let Err(e) = self.swarm.dial(peer) {
-                        tracing::debug!("dialing {node}: {e}");
-                        for waiter in self.connect_waiters.remove(&peer).unwrap_or_default() {
-                            let _ = waiter.send(false);
-                        }
-                        return;
+                if !self.swarm.is_connected(&peer)
+                    && let Err(e) = self.swarm.dial(peer)
+                {
+                    tracing::debug!("dialing {node}: {e}");
+                    for waiter in self.connect_waiters.remove(&peer).unwrap_or_default() {
+                        let _ = waiter.send(false);
                     }
+                    return;
                 }
                 let done = self.done_tx.clone();
                 tokio::spawn(async move {
@@ -526,11 +525,11 @@ impl Actor {
                     self.addrs.remove(&peer_id);
                 }
             }
-            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), .. } => {
-                if !self.swarm.is_connected(&peer) {
-                    for waiter in self.connect_waiters.remove(&peer).unwrap_or_default() {
-                        let _ = waiter.send(false);
-                    }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), .. }
+                if !self.swarm.is_connected(&peer) =>
+            {
+                for waiter in self.connect_waiters.remove(&peer).unwrap_or_default() {
+                    let _ = waiter.send(false);
                 }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
@@ -573,18 +572,21 @@ impl Actor {
                     }
                 }
             }
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
-                if let kad::QueryResult::GetProviders(result) = result {
-                    if let Some((found, _)) = self.provider_queries.get_mut(&id) {
-                        if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
-                            found.extend(providers.iter().filter_map(node_id_of));
-                        }
-                    }
-                    if step.last {
-                        if let Some((found, reply)) = self.provider_queries.remove(&id) {
-                            let _ = reply.send(found.into_iter().collect());
-                        }
-                    }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            }) => {
+                if let Some((found, _)) = self.provider_queries.get_mut(&id)
+                    && let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result
+                {
+                    found.extend(providers.iter().filter_map(node_id_of));
+                }
+                if step.last
+                    && let Some((found, reply)) = self.provider_queries.remove(&id)
+                {
+                    let _ = reply.send(found.into_iter().collect());
                 }
             }
             BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => match message {

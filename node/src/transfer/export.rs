@@ -3,14 +3,35 @@
 //! Files go to `<library>/<author name>/<pack title>/<file name>`. The author and
 //! title become one folder name each, and every part of a file's relative path is
 //! checked the same way, so nothing lands outside the pack folder whatever the
-//! manifest says. Each file is copied out of the blob store (streamed, or
-//! reflinked where the file system can), synced, checked against its size and
-//! renamed into place, so a file under its real name is always whole.
+//! manifest says. Every file is written under a temporary name, checked against
+//! its size and renamed into place, so a file under its real name is always whole.
+//!
+//! Two ways in:
+//!
+//! - [`export`] copies a stored pack out of the blob store (streamed, or reflinked
+//!   where the file system can), several files at once;
+//! - a fetch writes each file while it downloads: a [`Staging`] folder next to the
+//!   pack folder receives every blob as it is verified (`download` writes it there
+//!   besides the store), and [`finish`] renames the staged files into place once
+//!   the whole pack is stored and matches its manifest, copying from the store only
+//!   what was not staged whole (a blob partly stored by an earlier, interrupted
+//!   fetch). That saves reading the pack back and writing it in a second pass: on
+//!   the benchmark machine the copy took 2.1 s of a 7.3 s fetch of a 1 GiB pack
+//!   and 1.4 s of a 3.2 s fetch of 1,000 files (issue 3).
+//!
+//! Exported files are not `fsync`ed, as `cp`, `sendme` and BitTorrent clients do
+//! not: forcing a 1 GiB pack to disk before `fetch` returns ties the fetch to the
+//! disk's write speed (about 7 s on the benchmark machine, longer than the whole
+//! download; issue 3). The kernel writes the files back within seconds; the
+//! verified copy stays in the blob store, and fetching again re-exports anything
+//! a power cut damaged.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures::StreamExt;
 use iroh_blobs::api::blobs::BlobStatus;
 use iroh_blobs::format::collection::Collection;
 use iroh_blobs::{Hash, HashAndFormat};
@@ -21,6 +42,8 @@ use crate::blobs::{Blobs, to_iroh};
 
 /// Longest folder or file name written, in bytes (most file systems allow 255).
 const MAX_COMPONENT_BYTES: usize = 200;
+/// Files copied at the same time.
+const PARALLEL_WRITES: usize = 4;
 
 /// Where a pack was exported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,11 +54,37 @@ pub struct Exported {
     pub bytes: u64,
 }
 
-pub(super) async fn export(
-    blobs: &Blobs,
-    manifest: &Manifest,
-    library: &Path,
-) -> Result<Exported, TransferError> {
+/// The pack folder and where each file of the manifest goes in it.
+struct Targets<'a> {
+    dir: PathBuf,
+    files: Vec<(PathBuf, &'a SampleEntry)>,
+}
+
+fn targets<'a>(manifest: &'a Manifest, library: &Path) -> Result<Targets<'a>, TransferError> {
+    let library = std::path::absolute(library).map_err(TransferError::io("resolve", library))?;
+    let author =
+        folder_name(&manifest.author_name).unwrap_or_else(|| manifest.author.to_hex()[..16].to_string());
+    let title = folder_name(&manifest.title).unwrap_or_else(|| manifest.slug.clone());
+    let dir = library.join(author).join(title);
+
+    let mut files = Vec::with_capacity(manifest.samples.len());
+    let mut seen = HashSet::new();
+    for sample in &manifest.samples {
+        let relative = relative_path(&sample.name)?;
+        // Case-insensitive file systems (macOS, Windows) would merge these.
+        if !seen.insert(relative.to_string_lossy().to_lowercase()) {
+            return Err(TransferError::BadName {
+                name: sample.name.clone(),
+                reason: "another file of the pack has the same name up to case".into(),
+            });
+        }
+        files.push((dir.join(relative), sample));
+    }
+    Ok(Targets { dir, files })
+}
+
+/// Checks that the pack is stored whole and matches its manifest.
+async fn stored_pack(blobs: &Blobs, manifest: &Manifest) -> Result<(), TransferError> {
     let store = blobs.store();
     let content = manifest.content;
     let root = to_iroh(&content);
@@ -50,35 +99,128 @@ pub(super) async fn export(
     let collection = Collection::load(root, store.as_ref())
         .await
         .map_err(|e| TransferError::NotACollection { content, reason: e.to_string() })?;
-    check_collection(manifest, &collection)?;
+    check_collection(manifest, &collection)
+}
 
-    let library = std::path::absolute(library).map_err(TransferError::io("resolve", library))?;
-    let author =
-        folder_name(&manifest.author_name).unwrap_or_else(|| manifest.author.to_hex()[..16].to_string());
-    let title = folder_name(&manifest.title).unwrap_or_else(|| manifest.slug.clone());
-    let dir = library.join(author).join(title);
+pub(super) async fn export(
+    blobs: &Blobs,
+    manifest: &Manifest,
+    library: &Path,
+) -> Result<Exported, TransferError> {
+    stored_pack(blobs, manifest).await?;
+    let targets = targets(manifest, library)?;
+    write_files(blobs, manifest.content, &targets, &targets.files).await?;
+    Ok(exported(manifest, targets))
+}
 
-    let mut targets = Vec::with_capacity(manifest.samples.len());
-    let mut seen = HashSet::new();
-    for sample in &manifest.samples {
-        let relative = relative_path(&sample.name)?;
-        // Case-insensitive file systems (macOS, Windows) would merge these.
-        if !seen.insert(relative.to_string_lossy().to_lowercase()) {
-            return Err(TransferError::BadName {
-                name: sample.name.clone(),
-                reason: "another file of the pack has the same name up to case".into(),
-            });
+fn exported(manifest: &Manifest, targets: Targets<'_>) -> Exported {
+    let bytes = targets.files.iter().map(|(_, sample)| sample.size).sum();
+    let files = targets.files.len();
+    tracing::info!(pack = %manifest.pack_id, path = %targets.dir.display(), files, bytes, "exported pack");
+    Exported { path: targets.dir, files, bytes }
+}
+
+/// Creates the folders of `targets` and copies `files` (some of them) out of the
+/// store, several at once.
+async fn write_files(
+    blobs: &Blobs,
+    content: BlobHash,
+    targets: &Targets<'_>,
+    files: &[(PathBuf, &SampleEntry)],
+) -> Result<(), TransferError> {
+    tokio::fs::create_dir_all(&targets.dir).await.map_err(TransferError::io("create", &targets.dir))?;
+    let folders: HashSet<&Path> = targets.files.iter().filter_map(|(target, _)| target.parent()).collect();
+    for folder in folders {
+        tokio::fs::create_dir_all(folder).await.map_err(TransferError::io("create", folder))?;
+    }
+    // The futures are made up front: a lazily mapped stream would keep a closure
+    // over borrowed entries in the future's type, which `tokio::spawn` rejects.
+    let writes: Vec<_> =
+        files.iter().map(|(target, sample)| write_file(blobs, content, target, sample)).collect();
+    let mut writes = futures::stream::iter(writes).buffer_unordered(PARALLEL_WRITES);
+    while let Some(written) = writes.next().await {
+        written?;
+    }
+    Ok(())
+}
+
+/// A folder next to a pack folder that a download writes the pack's blobs into
+/// as they arrive, one file per blob, named by hash.
+#[derive(Debug)]
+pub(super) struct Staging {
+    dir: PathBuf,
+    /// The blobs of the pack's files.
+    blobs: HashSet<Hash>,
+    /// Those staged whole.
+    whole: Mutex<HashSet<Hash>>,
+}
+
+impl Staging {
+    /// Creates the staging folder for the pack of `manifest` under `library`.
+    pub(super) async fn create(manifest: &Manifest, library: &Path) -> Result<Staging, TransferError> {
+        let targets = targets(manifest, library)?;
+        let parent = targets.dir.parent().unwrap_or(&targets.dir).to_path_buf();
+        let name = targets.dir.file_name().unwrap_or_default();
+        let dir = parent.join(temp_name(name));
+        tokio::fs::create_dir_all(&dir).await.map_err(TransferError::io("create", &dir))?;
+        let blobs = manifest.samples.iter().map(|s| to_iroh(&s.hash)).collect();
+        Ok(Staging { dir, blobs, whole: Mutex::new(HashSet::new()) })
+    }
+
+    /// Where the blob `hash` is staged, if it is a file of the pack.
+    pub(super) fn file(&self, hash: &Hash) -> Option<PathBuf> {
+        self.blobs.contains(hash).then(|| self.dir.join(hash.to_hex()))
+    }
+
+    /// Records that the staged file of `hash` holds the whole verified blob.
+    pub(super) fn staged(&self, hash: Hash) {
+        self.whole.lock().unwrap_or_else(|p| p.into_inner()).insert(hash);
+    }
+
+    fn is_whole(&self, hash: &Hash) -> bool {
+        self.whole.lock().unwrap_or_else(|p| p.into_inner()).contains(hash)
+    }
+
+    /// Removes the staging folder and whatever is left in it.
+    pub(super) async fn remove(&self) {
+        if let Err(e) = tokio::fs::remove_dir_all(&self.dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.dir.display(), "cannot remove a staging folder: {e}");
         }
-        targets.push((dir.join(relative), sample));
     }
+}
 
-    tokio::fs::create_dir_all(&dir).await.map_err(TransferError::io("create", &dir))?;
-    let mut bytes = 0;
-    for (target, sample) in &targets {
-        bytes += write_file(blobs, content, target, sample).await?;
+/// Puts the files of a fetched pack in place: staged files are renamed, the rest
+/// copied out of the store. The pack must be stored whole.
+pub(super) async fn finish(
+    blobs: &Blobs,
+    manifest: &Manifest,
+    library: &Path,
+    staging: &Staging,
+) -> Result<Exported, TransferError> {
+    stored_pack(blobs, manifest).await?;
+    let targets = targets(manifest, library)?;
+    let mut copies = Vec::new();
+    let mut renames = Vec::new();
+    let mut used = HashSet::new();
+    for (target, sample) in &targets.files {
+        let hash = to_iroh(&sample.hash);
+        // A blob listed twice is staged once: the second file is a copy.
+        if staging.is_whole(&hash) && used.insert(hash) {
+            renames.push((staging.dir.join(hash.to_hex()), target.clone(), sample.size));
+        } else {
+            copies.push((target.clone(), *sample));
+        }
     }
-    tracing::info!(pack = %manifest.pack_id, path = %dir.display(), files = targets.len(), bytes, "exported pack");
-    Ok(Exported { path: dir, files: targets.len(), bytes })
+    write_files(blobs, manifest.content, &targets, &copies).await?;
+    tokio::task::spawn_blocking(move || {
+        renames.iter().try_for_each(|(staged, target, size)| finish_file(staged, target, *size))
+    })
+    .await
+    .map_err(|e| TransferError::Task(e.to_string()))??;
+    staging.remove().await;
+    Ok(exported(manifest, targets))
 }
 
 /// The collection and the manifest list the same files with the same hashes.
@@ -133,7 +275,6 @@ async fn write_file(
     let Some((parent, file_name)) = target.parent().zip(target.file_name()) else {
         return Err(TransferError::BadName { name: sample.name.clone(), reason: "no file name".into() });
     };
-    tokio::fs::create_dir_all(parent).await.map_err(TransferError::io("create", parent))?;
     let temp = parent.join(temp_name(file_name));
     let result = async {
         let size = blobs
@@ -161,24 +302,14 @@ async fn write_file(
     result.map(|()| sample.size)
 }
 
-/// Syncs the temporary file, checks its length and renames it into place.
+/// Checks the temporary file's length and renames it into place.
 fn finish_file(temp: &Path, target: &Path, expected: u64) -> Result<(), TransferError> {
-    let file = std::fs::File::open(temp).map_err(TransferError::io("open", temp))?;
-    file.sync_all().map_err(TransferError::io("sync", temp))?;
-    let len = file.metadata().map_err(TransferError::io("inspect", temp))?.len();
+    let len = std::fs::metadata(temp).map_err(TransferError::io("inspect", temp))?.len();
     if len != expected {
         let source = std::io::Error::other(format!("it has {len} bytes, expected {expected}"));
         return Err(TransferError::Io { action: "verify", path: temp.display().to_string(), source });
     }
-    drop(file);
-    std::fs::rename(temp, target).map_err(TransferError::io("rename into place", target))?;
-    if let Some(parent) = target.parent()
-        && let Ok(dir) = std::fs::File::open(parent)
-    {
-        // Makes the rename durable where the platform supports syncing a folder.
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    std::fs::rename(temp, target).map_err(TransferError::io("rename into place", target))
 }
 
 fn temp_name(file_name: &std::ffi::OsStr) -> String {

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use futures::stream::{self, StreamExt};
-use serde::{Deserialize, Serialize};
 use iroh_blobs::api::blobs::{AddPathOptions, ImportMode};
+use serde::{Deserialize, Serialize};
 use smpl_node::Blobs;
 use smpl_node::publish::{self, PublishRequest};
 use smpl_protocol::{BlobHash, Identity, LicenseTerms, PackId};
@@ -115,19 +115,45 @@ pub fn import(corpus: &Path, store_dir: &Path, method: Method, workers: usize) -
         }
         names.sort();
         let pack = PackId::derive(&Identity::from_secret_bytes([7; 32]).node_id(), "bench");
-        blobs.store_pack(&pack, names).await?;
+        blobs.store_pack(&pack, names.clone()).await?;
         drop(tags);
         let secs = started.elapsed().as_secs_f64();
+        let hwm_kb = rss_kb().1;
+        verify(blobs, &files, &names).await?;
         blobs.shutdown().await;
         Ok(Report {
             secs,
             files: files.len(),
             bytes: files.iter().map(|f| f.2).sum(),
             idle_rss_kb,
-            hwm_kb: rss_kb().1,
+            hwm_kb,
             ..Report::default()
         })
     })
+}
+
+/// After the clock stopped: every file's blob is complete under the file's BLAKE3
+/// hash, and a few of them read back byte for byte.
+async fn verify(blobs: &Blobs, files: &[(String, PathBuf, u64)], names: &[(String, BlobHash)]) -> Result<()> {
+    for (i, ((name, path, _), (stored_name, hash))) in files.iter().zip(names).enumerate() {
+        if name != stored_name {
+            bail!("collection names out of order: {name} vs {stored_name}");
+        }
+        let data = std::fs::read(path)?;
+        if blake3::hash(&data).as_bytes() != &hash.0 {
+            bail!("{name}: the stored hash is not the file's BLAKE3 hash");
+        }
+        if !blobs.is_complete(hash).await? {
+            bail!("{name}: the blob is not complete in the store");
+        }
+        if i % 97 == 0 {
+            let stored = blobs.store().blobs().get_bytes(iroh_blobs::Hash::from_bytes(hash.0)).await?;
+            if stored.as_ref() != data.as_slice() {
+                bail!("{name}: the stored bytes differ from the file");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `audio::analyze_file` over every file on `threads` threads.

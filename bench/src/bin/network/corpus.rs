@@ -3,7 +3,8 @@
 //!
 //! Real WAV files (hound), deterministic: every file depends only on the pack kind
 //! and its index (a seeded xorshift; no clock, no thread order), so two runs write
-//! the same bytes. A `corpus.json` written last marks a complete folder; a folder
+//! the same bytes. A marker `<folder>.json` next to the folder (not in it: every
+//! tool sends the whole folder), written last, marks a complete folder; a folder
 //! whose marker matches is reused, anything else is rewritten.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the generator changes what it writes.
 const GENERATOR: u32 = 1;
-const MARKER: &str = "corpus.json";
 const LONG_FILE_BYTES: u64 = 10_737_418;
 const SMALL_MEAN_BYTES: u64 = 200_000;
 
@@ -33,9 +33,13 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// `mib` MiB of long files, ~10.7 MB each.
+    /// `mib` MiB of long files, ~10.7 MB each (100 for 1 GiB).
     pub fn long(mib: u64) -> Spec {
-        Spec { generator: GENERATOR, kind: Kind::Long, files: (mib << 20).div_ceil(LONG_FILE_BYTES) as usize }
+        Spec {
+            generator: GENERATOR,
+            kind: Kind::Long,
+            files: ((mib << 20) / LONG_FILE_BYTES).max(1) as usize,
+        }
     }
 
     pub fn small(files: usize) -> Spec {
@@ -130,7 +134,7 @@ fn layout(spec: &Spec, index: usize) -> Layout {
 /// Writes the pack described by `spec` into `dir` unless a complete one is there.
 pub fn ensure(name: &'static str, dir: &Path, spec: &Spec) -> Result<Pack> {
     let layouts: Vec<Layout> = (0..spec.files).map(|i| layout(spec, i)).collect();
-    let marker = dir.join(MARKER);
+    let marker = dir.with_extension("json");
     let existing = std::fs::read(&marker).ok().and_then(|b| serde_json::from_slice::<Spec>(&b).ok());
     if existing.as_ref() == Some(spec) {
         return scanned(name, dir, spec, &layouts);
@@ -138,6 +142,7 @@ pub fn ensure(name: &'static str, dir: &Path, spec: &Spec) -> Result<Pack> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing stale corpus {}", dir.display()))?;
     }
+    let _ = std::fs::remove_file(&marker);
     let started = std::time::Instant::now();
     eprintln!("generating the {name} pack in {} ...", dir.display());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());

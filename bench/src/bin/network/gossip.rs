@@ -54,13 +54,18 @@ impl Rng {
 
 fn write_tiny_wav(path: &Path, index: usize) -> Result<()> {
     std::fs::create_dir_all(path.parent().context("no folder")?)?;
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: 44_100, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut writer = hound::WavWriter::create(path, spec)?;
     let freq = 60.0 + 13.0 * index as f32;
     for i in 0..4_410 {
         let t = i as f32 / 44_100.0;
-        writer.write_sample(((t * freq * std::f32::consts::TAU).sin() * (-t * 30.0).exp() * 20_000.0) as i16)?;
+        writer
+            .write_sample(((t * freq * std::f32::consts::TAU).sin() * (-t * 30.0).exp() * 20_000.0) as i16)?;
     }
     writer.finalize()?;
     Ok(())
@@ -130,8 +135,9 @@ pub async fn run(dir: &Path, nodes: usize, listings: usize, seed: u64) -> Result
     for i in 0..listings {
         let from = rng.below(nodes);
         let called = Instant::now();
-        let pack = publish(&running[from], &folders.join(format!("{i:02}")), &format!("Gossip Listing {i:02}"))
-            .await?;
+        let pack =
+            publish(&running[from], &folders.join(format!("{i:02}")), &format!("Gossip Listing {i:02}"))
+                .await?;
         let announced = Instant::now();
         report.publish_ms.push((announced - called).as_secs_f64() * 1e3);
         let mut arrived: Vec<Option<f64>> = vec![None; nodes];

@@ -50,8 +50,7 @@ fn exited_ok(status: i32) -> bool {
 /// Runs `command` to the end, with stdout captured; fails on a non-zero exit.
 pub fn run(mut command: Command, what: &str) -> Result<(String, Cost)> {
     let started = Instant::now();
-    let mut child =
-        command.stdout(Stdio::piped()).spawn().with_context(|| format!("starting {what}"))?;
+    let mut child = command.stdout(Stdio::piped()).spawn().with_context(|| format!("starting {what}"))?;
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().context("stdout")?, &mut out)?;
     let (status, usage) = wait4(&child)?;

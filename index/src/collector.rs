@@ -189,7 +189,9 @@ fn count_ords(column: &Option<StrColumn>, doc: DocId, counts: &mut [u64], times:
     }
 }
 
-/// The string values of the ordinals counted in `counts`.
+/// The string values of the ordinals counted in `counts`, resolved in one pass
+/// over the column's dictionary (one lookup per value would decode its block
+/// again and again).
 fn named_counts(
     column: &Option<StrColumn>,
     counts: &[u64],
@@ -198,12 +200,14 @@ fn named_counts(
     let Some(column) = column else {
         return Ok(());
     };
-    let mut buf = String::new();
-    for (ord, &n) in counts.iter().enumerate() {
-        if n > 0 && column.ord_to_str(ord as u64, &mut buf)? {
-            out.push((buf.clone(), n));
+    let ords: Vec<u64> =
+        counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(ord, _)| ord as u64).collect();
+    let mut next = ords.iter();
+    column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+        if let Some(&ord) = next.next() {
+            out.push((String::from_utf8_lossy(bytes).into_owned(), counts[ord as usize]));
         }
-    }
+    })?;
     Ok(())
 }
 

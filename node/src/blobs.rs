@@ -145,7 +145,8 @@ impl Blobs {
         let progress = match small {
             Some(data) => self.store.blobs().add_bytes(data),
             None => self.store.blobs().add_path_with_opts(AddPathOptions {
-                path: path.to_path_buf(),
+                // The store takes absolute paths only.
+                path: std::path::absolute(path).map_err(|e| import_err(e.to_string()))?,
                 mode: ImportMode::Copy,
                 format: BlobFormat::Raw,
             }),

@@ -59,8 +59,8 @@ struct Opts {
     /// Number of files in the small-file corpus.
     #[arg(long, default_value_t = 1000)]
     small_files: usize,
-    /// Repetitions of the b3sum, sendme and import measurements (the median is shown).
-    #[arg(long, default_value_t = 3)]
+    /// Repetitions of the b3sum, sendme and import measurements (best and median shown).
+    #[arg(long, default_value_t = 5)]
     runs: usize,
     /// Only this corpus: `long` or `small`.
     #[arg(long)]
@@ -85,10 +85,11 @@ struct Opts {
     analysis_files: Option<usize>,
 }
 
+/// The phases a child process runs (hidden: the parent starts them).
 #[derive(Subcommand)]
 enum Phase {
-    #[command(hide = true)]
-    ChildImport {
+    #[command(hide = true, name = "child-import")]
+    Import {
         corpus: PathBuf,
         store: PathBuf,
         #[arg(long, value_enum, default_value = "smpl")]
@@ -96,26 +97,26 @@ enum Phase {
         #[arg(long, default_value_t = smpl_node::publish::concurrency())]
         workers: usize,
     },
-    #[command(hide = true)]
-    ChildAnalyze {
+    #[command(hide = true, name = "child-analyze")]
+    Analyze {
         corpus: PathBuf,
         threads: usize,
         #[arg(long)]
         limit: Option<usize>,
     },
-    #[command(hide = true)]
-    ChildPublish { corpus: PathBuf, home: PathBuf },
+    #[command(hide = true, name = "child-publish")]
+    Publish { corpus: PathBuf, home: PathBuf },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let report = match cli.phase {
         None => return run(&cli.opts),
-        Some(Phase::ChildImport { corpus, store, method, workers }) => {
+        Some(Phase::Import { corpus, store, method, workers }) => {
             child::import(&corpus, &store, method, workers)?
         }
-        Some(Phase::ChildAnalyze { corpus, threads, limit }) => child::analyze(&corpus, threads, limit)?,
-        Some(Phase::ChildPublish { corpus, home }) => child::publish(&corpus, &home)?,
+        Some(Phase::Analyze { corpus, threads, limit }) => child::analyze(&corpus, threads, limit)?,
+        Some(Phase::Publish { corpus, home }) => child::publish(&corpus, &home)?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -139,18 +140,32 @@ fn find_tool(dir: &Path, name: &str) -> Option<PathBuf> {
 struct Row {
     corpus: String,
     tool: String,
+    /// The best of the runs.
     secs: f64,
+    median_secs: f64,
     bytes: u64,
     cpu_secs: f64,
     rss_kb: u64,
     /// Audio seconds per wall second per thread, for analysis rows.
     realtime_per_core: Option<f64>,
+    /// Audio seconds per CPU second, for analysis rows (robust to a shared machine).
+    realtime_per_cpu_sec: Option<f64>,
     note: String,
 }
 
-fn median(mut v: Vec<(f64, ProcStats)>) -> (f64, ProcStats) {
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    v[v.len() / 2]
+/// Several runs of one measurement: the best and the median time, the median CPU
+/// time and the highest peak RSS.
+fn summarize(v: Vec<(f64, ProcStats)>) -> (f64, f64, ProcStats) {
+    let mut secs: Vec<f64> = v.iter().map(|x| x.0).collect();
+    let mut cpu: Vec<f64> = v.iter().map(|x| x.1.cpu_secs).collect();
+    secs.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    let stats = ProcStats {
+        secs: secs[secs.len() / 2],
+        cpu_secs: cpu[cpu.len() / 2],
+        maxrss_kb: v.iter().map(|x| x.1.maxrss_kb).max().unwrap_or(0),
+    };
+    (secs[0], secs[secs.len() / 2], stats)
 }
 
 fn drop_dirty_pages() {
@@ -183,17 +198,28 @@ fn run(opts: &Opts) -> Result<()> {
         corpora.push(corpus::ensure(&name, &dir.join(&name), &Spec::small(opts.small_files), cores.max(2))?);
     }
 
-    // Stores go to a folder of their own outside target/ and are deleted only at the
-    // end. On an ext4 without a journal (as on this VM) every inode allocation skips,
-    // one by one, the inodes of its block group freed in the last minutes: a folder
-    // next to cargo's busy target/, or one where the previous run's store was just
-    // deleted, makes creating files several times slower.
+    // Stores go to a folder of their own outside target/, are spread over the file
+    // system and are deleted only at the end. On an ext4 without a journal (as on this
+    // VM) every inode allocation skips, one by one, the inodes of its block group that
+    // were freed in the last minutes (`recently_deleted` in ext4's ialloc.c); in a
+    // group next to cargo's busy target/, or where the previous run's store was just
+    // deleted, creating a file then costs several times what it costs on a laptop's
+    // journaled ext4. `chattr +T` makes ext4 put each subfolder in a fresh group.
     let scratch_root = opts.scratch.clone().unwrap_or_else(|| {
         let var_tmp = PathBuf::from("/var/tmp");
         if var_tmp.is_dir() { var_tmp } else { std::env::temp_dir() }
     });
     let scratch = scratch_root.join(format!("smpl-bench-import-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
+    let spread = std::process::Command::new("chattr")
+        .arg("+T")
+        .arg(&scratch)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !spread {
+        eprintln!("note: chattr +T failed on {}; stores are not spread over block groups", scratch.display());
+    }
     let mut rows = Vec::new();
     let mut step = 0;
     let mut next_dir = |what: &str| {
@@ -234,26 +260,26 @@ fn run(opts: &Opts) -> Result<()> {
             }
         }
         if !b3.is_empty() {
-            let (secs, s) = median(b3);
-            rows.push(row(corpus, "b3sum --num-threads 1", secs, &s, "reads and hashes, one thread"));
+            let (best, median, s) = summarize(b3);
+            rows.push(row(corpus, "b3sum --num-threads 1", best, median, &s, "reads and hashes, one thread"));
         }
         if !sm.is_empty() {
             sm_walls.sort_by(f64::total_cmp);
-            let (secs, s) = median(sm);
+            let (best, median, s) = summarize(sm);
             let note = format!(
                 "references the files in place (TryReference), {cores} jobs; {:.3} s from spawn to `imported`",
                 sm_walls[sm_walls.len() / 2]
             );
-            rows.push(row(corpus, "sendme send", secs, &s, &note));
+            rows.push(row(corpus, "sendme send", best, median, &s, &note));
         }
-        let (secs, s) = median(smpl);
+        let (best, median, s) = summarize(smpl);
         let note =
             format!("copies into the store, hashes, stores the collection, syncs; {workers} files at a time");
-        rows.push(row(corpus, "smpl import", secs, &s, &note));
+        rows.push(row(corpus, "smpl import", best, median, &s, &note));
         if !before.is_empty() {
-            let (secs, s) = median(before);
+            let (best, median, s) = summarize(before);
             let note = "iroh-blobs add_path(Copy) + temp_tag(), as smpl did before issue 2a";
-            rows.push(row(corpus, "smpl import, before", secs, &s, note));
+            rows.push(row(corpus, "smpl import, before", best, median, &s, note));
         }
 
         if !opts.no_publish {
@@ -267,8 +293,9 @@ fn run(opts: &Opts) -> Result<()> {
                 r.hwm_kb.saturating_sub(r.idle_rss_kb) as f64 / 1024.0,
                 r.idle_rss_kb as f64 / 1024.0
             );
-            let mut row = row(corpus, "smpl publish, end to end", r.secs, &s, &note);
+            let mut row = row(corpus, "smpl publish, end to end", r.secs, r.secs, &s, &note);
             row.realtime_per_core = Some(r.audio_secs / r.secs / cores as f64);
+            row.realtime_per_cpu_sec = Some(r.audio_secs / p.cpu_secs);
             rows.push(row);
         }
 
@@ -283,8 +310,9 @@ fn run(opts: &Opts) -> Result<()> {
             let (r, p): (Report, ProcStats) = tools::child(&args)?;
             let s = ProcStats { secs: r.secs, cpu_secs: p.cpu_secs, maxrss_kb: r.hwm_kb };
             let note = format!("{} files, {:.0} s of audio", r.files, r.audio_secs);
-            let mut row = row(corpus, &format!("smpl analysis, {n} thread(s)"), r.secs, &s, &note);
+            let mut row = row(corpus, &format!("smpl analysis, {n} thread(s)"), r.secs, r.secs, &s, &note);
             row.realtime_per_core = Some(r.audio_secs / r.secs / n as f64);
+            row.realtime_per_cpu_sec = Some(r.audio_secs / p.cpu_secs);
             rows.push(row);
         }
     }
@@ -294,7 +322,7 @@ fn run(opts: &Opts) -> Result<()> {
 
     print_table(&rows);
     println!(
-        "\n{cores} cores; load average {load_before} before, {load_after} after; {} run(s), median shown",
+        "\n{cores} cores; load average {load_before} before, {load_after} after; best and median of {} runs",
         runs
     );
     let results = dir.join("results.json");
@@ -363,15 +391,17 @@ fn prime(dir: &Path, bytes: u64) -> Result<()> {
     Ok(())
 }
 
-fn row(corpus: &Corpus, tool: &str, secs: f64, s: &ProcStats, note: &str) -> Row {
+fn row(corpus: &Corpus, tool: &str, secs: f64, median_secs: f64, s: &ProcStats, note: &str) -> Row {
     Row {
         corpus: corpus.name.clone(),
         tool: tool.to_string(),
         secs,
+        median_secs,
         bytes: corpus.bytes(),
         cpu_secs: s.cpu_secs,
         rss_kb: s.maxrss_kb,
         realtime_per_core: None,
+        realtime_per_cpu_sec: None,
         note: note.to_string(),
     }
 }
@@ -419,9 +449,9 @@ fn warm(corpus: &Corpus, report: bool) -> Result<()> {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "| corpus | tool | seconds | MB/s | vs sendme | vs b3sum | × real time per core | CPU s | peak RSS MB | notes |"
+        "| corpus | tool | best s | median s | MB/s | vs sendme | vs b3sum | × real time per core | CPU s | peak RSS MB | notes |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     let speed = |r: &Row| r.bytes as f64 / 1e6 / r.secs;
     for r in rows {
         let find = |prefix: &str| rows.iter().find(|o| o.corpus == r.corpus && o.tool.starts_with(prefix));
@@ -431,14 +461,19 @@ fn print_table(rows: &[Row]) {
                 .map_or("".to_string(), |o| format!("{:.2}×", speed(r) / speed(o)))
         };
         println!(
-            "| {} | {} | {:.3} | {:.0} | {} | {} | {} | {:.2} | {:.1} | {} |",
+            "| {} | {} | {:.3} | {:.3} | {:.0} | {} | {} | {} | {:.2} | {:.1} | {} |",
             r.corpus,
             r.tool,
             r.secs,
+            r.median_secs,
             speed(r),
             ratio(find("sendme")),
             ratio(find("b3sum")),
-            r.realtime_per_core.map_or(String::new(), |x| format!("{x:.0}×")),
+            match (r.realtime_per_core, r.realtime_per_cpu_sec) {
+                (Some(wall), Some(cpu)) => format!("{wall:.0}× ({cpu:.0}× per CPU s)"),
+                (Some(wall), None) => format!("{wall:.0}×"),
+                _ => String::new(),
+            },
             r.cpu_secs,
             r.rss_kb as f64 / 1024.0,
             r.note

@@ -98,10 +98,11 @@ struct Opts {
     no_netns: bool,
 }
 
+/// The child processes the benchmark runs (hidden from `--help`).
 #[derive(Subcommand)]
 enum Phase {
-    #[command(hide = true)]
-    ChildSeed {
+    #[command(hide = true, name = "child-seed")]
+    Seed {
         #[arg(long)]
         home: PathBuf,
         #[arg(long)]
@@ -109,8 +110,8 @@ enum Phase {
         #[arg(long)]
         title: String,
     },
-    #[command(hide = true)]
-    ChildFetch {
+    #[command(hide = true, name = "child-fetch")]
+    Fetch {
         #[arg(long)]
         home: PathBuf,
         #[arg(long)]
@@ -120,8 +121,8 @@ enum Phase {
         #[arg(long)]
         out: PathBuf,
     },
-    #[command(hide = true)]
-    ChildGossip {
+    #[command(hide = true, name = "child-gossip")]
+    Gossip {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long)]
@@ -150,18 +151,17 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let json = runtime.block_on(async {
         Ok::<_, anyhow::Error>(match phase {
-            Phase::ChildSeed { home, pack, title } => {
+            Phase::Seed { home, pack, title } => {
                 smpl::seed(&home, &pack, &title).await?;
-                return Ok(None);
+                None
             }
-            Phase::ChildFetch { home, bootstrap, pack, out } => {
-                serde_json::to_string(&smpl::fetch(&home, &bootstrap, &pack, &out).await?)?
+            Phase::Fetch { home, bootstrap, pack, out } => {
+                Some(serde_json::to_string(&smpl::fetch(&home, &bootstrap, &pack, &out).await?)?)
             }
-            Phase::ChildGossip { dir, nodes, listings, seed } => {
-                serde_json::to_string(&gossip::run(&dir, nodes, listings, seed).await?)?
+            Phase::Gossip { dir, nodes, listings, seed } => {
+                Some(serde_json::to_string(&gossip::run(&dir, nodes, listings, seed).await?)?)
             }
         })
-        .map(Some)
     })?;
     if let Some(json) = json {
         println!("{json}");

@@ -34,10 +34,8 @@
 //! is retried later. Data is verified chunk by chunk as it arrives, so a lying
 //! provider is caught within one chunk group and nothing unverified is stored.
 
-use std::collections::HashMap;
-use std::io::Write;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -56,10 +54,10 @@ use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, ERR_LIMIT, ERR_PERMISSIO
 use iroh_blobs::store::fs::FsStore;
 use iroh_blobs::{Hash, HashAndFormat};
 use smpl_protocol::{BlobHash, NodeId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use super::export::Staging;
+use super::staging::{Staging, Writer};
 use super::{TransferError, node_id};
 use crate::blobs::to_iroh;
 
@@ -73,16 +71,15 @@ const MAX_PARALLEL: usize = 8;
 const SHARD_BYTES: u64 = 8 * 1024 * 1024;
 const SHARD_BLOBS: usize = 64;
 /// Blobs up to this size that are wholly missing are received into memory and
-/// added to the store complete.
-const MEMORY_BLOB_MAX: u64 = 4 * 1024 * 1024;
+/// added to the store complete; a response keeps at most about this much of them
+/// in memory while they are being stored.
+const MEMORY_BLOB_MAX: u64 = 2 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a request is retried at a provider that answered "busy".
 const MAX_BUSY_RETRIES: u32 = 20;
 const BUSY_BACKOFF: Duration = Duration::from_millis(100);
 /// Progress is reported at most once per this many bytes.
 const PROGRESS_STEP: u64 = 64 * 1024;
-/// Staged files are written in pieces of this size.
-const STAGE_WRITE: usize = 1024 * 1024;
 
 /// How far a download is, in bytes of the pack's content (its hash sequence,
 /// collection metadata and files).
@@ -193,6 +190,10 @@ pub(super) async fn run(
             unique.push(provider);
         }
     }
+    let writer = match staging {
+        Some(_) => Some(Writer::start()?),
+        None => None,
+    };
     let session = Arc::new(Session {
         endpoint: endpoint.clone(),
         store: store.as_ref().clone(),
@@ -205,6 +206,7 @@ pub(super) async fn run(
         fetched: AtomicU64::new(0),
         reporter: tokio::sync::Mutex::new(Reporter { tx: progress, base: 0, total: None, last: None }),
         staging,
+        writer,
     });
     let result = session.clone().fetch_all().await;
     session.close_connections();
@@ -238,8 +240,10 @@ struct Session {
     /// Verified payload bytes received (of blobs received into memory: once stored).
     fetched: AtomicU64,
     reporter: tokio::sync::Mutex<Reporter>,
-    /// Where the pack's files are written as they arrive, if anywhere.
+    /// Where the pack's files are written as they arrive, if anywhere, and the
+    /// thread that writes them.
     staging: Option<Arc<Staging>>,
+    writer: Option<Writer>,
 }
 
 /// One request's worth of blobs: (child index, ranges it misses).
@@ -423,7 +427,12 @@ impl Session {
 
     async fn probe(&self, connection: Connection, request: GetRequest) -> Result<Vec<(u64, u64)>, Failure> {
         let mut sizes = Vec::new();
-        let mut next = self.open(connection, request).await?;
+        let mut next = match self.open(connection, request).await? {
+            // Not asked for by a probe; read over it.
+            ConnectedNext::StartRoot(start) => start.next().drain().await?.next(),
+            ConnectedNext::StartChild(child) => Next::MoreChildren(child),
+            ConnectedNext::Closing(closing) => Next::Closing(closing),
+        };
         loop {
             match next {
                 Next::MoreChildren(child) => {
@@ -444,16 +453,11 @@ impl Session {
         }
     }
 
-    /// Sends `request` and skips a root blob the request does not ask for.
-    async fn open(&self, connection: Connection, request: GetRequest) -> Result<Next, Failure> {
-        let root = request.hash;
+    /// Sends `request`; returns what comes first in the response.
+    async fn open(&self, connection: Connection, request: GetRequest) -> Result<ConnectedNext, Failure> {
         let connected =
             fsm::start(connection, request, Default::default()).next().await.map_err(GetError::from)?;
-        Ok(match connected.next().await.map_err(GetError::from)? {
-            ConnectedNext::StartRoot(start) => self.receive(start.next(), root).await?.next(),
-            ConnectedNext::StartChild(child) => Next::MoreChildren(child),
-            ConnectedNext::Closing(closing) => Next::Closing(closing),
-        })
+        Ok(connected.next().await.map_err(GetError::from)?)
     }
 
     fn child_hash(&self, index: u64) -> Option<Hash> {
@@ -462,7 +466,31 @@ impl Session {
 
     /// Runs one get request on one connection, storing what arrives.
     async fn get(&self, connection: Connection, request: GetRequest) -> Result<(), Failure> {
-        let mut next = self.open(connection, request).await?;
+        let mut landings = Landings::default();
+        let result = self.get_into(connection, request, &mut landings).await;
+        // Blobs that arrived whole are verified: they are stored also when the
+        // rest of the response failed.
+        let mut settled = Ok(());
+        for landing in landings.queue {
+            if let Err(e) = self.land(landing).await {
+                settled = Err(e);
+            }
+        }
+        settled.and(result)
+    }
+
+    async fn get_into(
+        &self,
+        connection: Connection,
+        request: GetRequest,
+        landings: &mut Landings,
+    ) -> Result<(), Failure> {
+        let root = request.hash;
+        let mut next = match self.open(connection, request).await? {
+            ConnectedNext::StartRoot(start) => self.receive(start.next(), root, landings).await?.next(),
+            ConnectedNext::StartChild(child) => Next::MoreChildren(child),
+            ConnectedNext::Closing(closing) => Next::Closing(closing),
+        };
         loop {
             match next {
                 Next::MoreChildren(child) => {
@@ -470,7 +498,7 @@ impl Session {
                         next = Next::Closing(child.finish());
                         continue;
                     };
-                    next = self.receive(child.next(hash), hash).await?.next();
+                    next = self.receive(child.next(hash), hash, landings).await?.next();
                 }
                 Next::Closing(closing) => {
                     closing.next().await.map_err(GetError::from)?;
@@ -480,9 +508,16 @@ impl Session {
         }
     }
 
-    /// Receives one blob of a response: whole and small into memory, otherwise
-    /// into the store as it arrives.
-    async fn receive(&self, header: AtBlobHeader, hash: Hash) -> Result<AtEndBlob, Failure> {
+    /// Receives one blob of a response: whole and small into memory (stored in
+    /// the background, see [`Landing`]), otherwise into the store as it arrives;
+    /// a file of the pack being fetched also into its staging file, if this
+    /// response carries all of it.
+    async fn receive(
+        &self,
+        header: AtBlobHeader,
+        hash: Hash,
+        landings: &mut Landings,
+    ) -> Result<AtEndBlob, Failure> {
         let ranges = header.ranges().clone();
         let (content, size) = header.next().await.map_err(DecodeError::from)?;
         let Some(size) = NonZeroU64::new(size) else {
@@ -492,24 +527,70 @@ impl Session {
             return Err(Failure::Drop(DropReason::Corrupt(format!("it claims {hash} is empty"))));
         };
         let whole = ranges.is_superset(&ChunkRanges::bytes(..size.get()));
-        // Staged only if this response carries all of it.
-        let stage = self.staging.as_ref().and_then(|s| s.file(&hash)).filter(|_| whole);
-        if whole && size.get() <= MEMORY_BLOB_MAX {
-            self.receive_in_memory(content, hash, size.get(), stage).await
-        } else {
-            self.receive_into_store(content, hash, size, stage).await
+        let mut stage = None;
+        if let (Some(staging), Some(writer), true) = (&self.staging, &self.writer, whole)
+            && let Some(path) = staging.file(&hash)
+        {
+            stage = Some(Stage { writer, file: writer.open(path).await });
         }
+        let (end, add) = if whole && size.get() <= MEMORY_BLOB_MAX {
+            let (end, data) = self.receive_in_memory(content, hash, size.get(), stage.as_ref()).await?;
+            let store = self.store.clone();
+            let add = tokio::spawn(async move {
+                let tag = store
+                    .blobs()
+                    .add_bytes(data)
+                    .temp_tag()
+                    .await
+                    .map_err(|e| local("storing a blob")(&e))?;
+                if tag.hash() != hash {
+                    return Err(local("storing a blob")(&format!(
+                        "it was stored as {}, not {hash}",
+                        tag.hash()
+                    )));
+                }
+                Ok(())
+            });
+            (end, Some(add))
+        } else {
+            (self.receive_into_store(content, hash, size, stage.as_ref()).await?, None)
+        };
+        let staged = match stage {
+            Some(stage) => Some(stage.writer.close(stage.file).await),
+            None => None,
+        };
+        landings.push(Landing { hash, size: size.get(), add, staged });
+        while landings.bytes > MEMORY_BLOB_MAX {
+            let Some(landing) = landings.pop() else { break };
+            self.land(landing).await?;
+        }
+        Ok(end)
     }
 
-    /// A whole blob into memory, then into the store complete (and to `stage`).
-    /// Its bytes count as fetched once stored.
+    /// Waits until a received blob is stored (it counts as fetched then) and
+    /// its staged file written.
+    async fn land(&self, landing: Landing) -> Result<(), Failure> {
+        if let Some(add) = landing.add {
+            add.await.map_err(|e| Failure::Local(TransferError::Task(e.to_string())))??;
+            self.fetched.fetch_add(landing.size, Ordering::Relaxed);
+            self.report(false).await;
+        }
+        if let (Some(staged), Some(staging)) = (landing.staged, &self.staging)
+            && staged.await.ok().flatten() == Some(landing.size)
+        {
+            staging.staged(landing.hash);
+        }
+        Ok(())
+    }
+
+    /// A whole blob into memory, verified.
     async fn receive_in_memory(
         &self,
         mut content: AtBlobContent,
         hash: Hash,
         size: u64,
-        stage: Option<PathBuf>,
-    ) -> Result<AtEndBlob, Failure> {
+        stage: Option<&Stage<'_>>,
+    ) -> Result<(AtEndBlob, Vec<u8>), Failure> {
         let mut data = vec![0u8; size as usize];
         let end = loop {
             match content.next().await {
@@ -522,43 +603,25 @@ impl Session {
                             ))));
                         };
                         slot.copy_from_slice(&leaf.data);
+                        if let Some(stage) = stage {
+                            stage.writer.write(stage.file, leaf.offset, leaf.data).await;
+                        }
                     }
                     content = next;
                 }
                 BlobContentNext::Done(end) => break end,
             }
         };
-        let data = match &stage {
-            Some(path) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || std::fs::write(&path, &data).map(|()| data))
-                    .await
-                    .map_err(|e| Failure::Local(TransferError::Task(e.to_string())))?
-                    .map_err(|e| local("staging a file")(&e))?
-            }
-            None => data,
-        };
-        let tag =
-            self.store.blobs().add_bytes(data).temp_tag().await.map_err(|e| local("storing a blob")(&e))?;
-        if tag.hash() != hash {
-            return Err(local("storing a blob")(&format!("it was stored as {}, not {hash}", tag.hash())));
-        }
-        if let (Some(staging), Some(_)) = (&self.staging, stage) {
-            staging.staged(hash);
-        }
-        self.fetched.fetch_add(size, Ordering::Relaxed);
-        self.report(false).await;
-        Ok(end)
+        Ok((end, data))
     }
 
-    /// The requested ranges of a blob into the store, chunk group by chunk group
-    /// (and, if they are all of the blob, to `stage`).
+    /// The requested ranges of a blob into the store, chunk group by chunk group.
     async fn receive_into_store(
         &self,
         mut content: AtBlobContent,
         hash: Hash,
         size: NonZeroU64,
-        stage: Option<PathBuf>,
+        stage: Option<&Stage<'_>>,
     ) -> Result<AtEndBlob, Failure> {
         // As iroh-blobs' own get: a buffer of up to 64 chunk groups.
         let buffer = (size.get() / (16 * 1024) + 2).min(64) as usize;
@@ -568,26 +631,17 @@ impl Session {
             .import_bao(hash, size, buffer)
             .await
             .map_err(|e| local("storing a blob")(&e))?;
-        let mut staged = match stage {
-            Some(path) => Some(StagedFile::create(path).await?),
-            None => None,
-        };
         let end = loop {
             match content.next().await {
                 BlobContentNext::More((next, item)) => {
                     let item = item?;
-                    let leaf = match &item {
-                        BaoContentItem::Leaf(leaf) => {
-                            if let Some(file) = &mut staged
-                                && !file.push(leaf.offset, &leaf.data).await?
-                            {
-                                // Out of order: this blob is copied from the store later.
-                                staged = None;
-                            }
-                            leaf.data.len() as u64
+                    let mut leaf = 0;
+                    if let BaoContentItem::Leaf(piece) = &item {
+                        leaf = piece.data.len() as u64;
+                        if let Some(stage) = stage {
+                            stage.writer.write(stage.file, piece.offset, piece.data.clone()).await;
                         }
-                        BaoContentItem::Parent(_) => 0,
-                    };
+                    }
                     if tx.send(item).await.is_err() {
                         // The store gave up on this blob; its answer says why.
                         break None;
@@ -605,13 +659,7 @@ impl Session {
             Ok(Err(e)) => return Err(local("storing a blob")(&e)),
             Err(e) => return Err(local("storing a blob")(&e)),
         }
-        let end = end.ok_or_else(|| local("storing a blob")(&"the store stopped reading"))?;
-        if let (Some(staging), Some(file)) = (&self.staging, staged)
-            && file.finish().await? == size.get()
-        {
-            staging.staged(hash);
-        }
-        Ok(end)
+        end.ok_or_else(|| local("storing a blob")(&"the store stopped reading"))
     }
 
     /// Handles a failed attempt: waits after "busy", drops the provider otherwise;
@@ -751,57 +799,46 @@ impl Session {
     }
 }
 
-/// A blob being written to its staging file as it arrives, in order, in pieces
-/// of [`STAGE_WRITE`] bytes on blocking threads.
-struct StagedFile {
-    file: Option<std::fs::File>,
-    buffer: Vec<u8>,
-    /// Bytes written or buffered so far: where the next piece must start.
-    len: u64,
+/// A blob being staged: its file at the writer.
+struct Stage<'a> {
+    writer: &'a Writer,
+    file: u64,
 }
 
-impl StagedFile {
-    async fn create(path: PathBuf) -> Result<StagedFile, Failure> {
-        let file = tokio::task::spawn_blocking(move || std::fs::File::create(&path))
-            .await
-            .map_err(|e| Failure::Local(TransferError::Task(e.to_string())))?
-            .map_err(|e| local("staging a file")(&e))?;
-        Ok(StagedFile { file: Some(file), buffer: Vec::with_capacity(STAGE_WRITE), len: 0 })
-    }
+/// A blob received whole, on its way into the store and its staged file.
+///
+/// Storing a blob received into memory runs in the background while the
+/// response goes on (for a pack of small files the store's import would
+/// otherwise stall the stream once per file); its bytes count as fetched once
+/// stored.
+struct Landing {
+    hash: Hash,
+    size: u64,
+    add: Option<tokio::task::JoinHandle<Result<(), Failure>>>,
+    staged: Option<oneshot::Receiver<Option<u64>>>,
+}
 
-    /// Appends `data` found at `offset`; false if it does not follow what came
-    /// before (nothing is written then).
-    async fn push(&mut self, offset: u64, data: &[u8]) -> Result<bool, Failure> {
-        if offset != self.len {
-            return Ok(false);
+/// The landings of one response, oldest first, with the bytes held in memory.
+#[derive(Default)]
+struct Landings {
+    queue: VecDeque<Landing>,
+    bytes: u64,
+}
+
+impl Landings {
+    fn push(&mut self, landing: Landing) {
+        if landing.add.is_some() {
+            self.bytes += landing.size;
         }
-        self.buffer.extend_from_slice(data);
-        self.len += data.len() as u64;
-        if self.buffer.len() >= STAGE_WRITE {
-            self.flush().await?;
+        self.queue.push_back(landing);
+    }
+
+    fn pop(&mut self) -> Option<Landing> {
+        let landing = self.queue.pop_front()?;
+        if landing.add.is_some() {
+            self.bytes -= landing.size;
         }
-        Ok(true)
-    }
-
-    async fn flush(&mut self) -> Result<(), Failure> {
-        let (Some(mut file), buffer) = (self.file.take(), std::mem::take(&mut self.buffer)) else {
-            return Ok(());
-        };
-        let (file, buffer) =
-            tokio::task::spawn_blocking(move || file.write_all(&buffer).map(|()| (file, buffer)))
-                .await
-                .map_err(|e| Failure::Local(TransferError::Task(e.to_string())))?
-                .map_err(|e| local("staging a file")(&e))?;
-        self.file = Some(file);
-        self.buffer = buffer;
-        self.buffer.clear();
-        Ok(())
-    }
-
-    /// Writes what is buffered; returns the length of the file.
-    async fn finish(mut self) -> Result<u64, Failure> {
-        self.flush().await?;
-        Ok(self.len)
+        Some(landing)
     }
 }
 

@@ -10,14 +10,13 @@
 //!
 //! - [`export`] copies a stored pack out of the blob store (streamed, or reflinked
 //!   where the file system can), several files at once;
-//! - a fetch writes each file while it downloads: a [`Staging`] folder next to the
-//!   pack folder receives every blob as it is verified (`download` writes it there
-//!   besides the store), and [`finish`] renames the staged files into place once
-//!   the whole pack is stored and matches its manifest, copying from the store only
-//!   what was not staged whole (a blob partly stored by an earlier, interrupted
-//!   fetch). That saves reading the pack back and writing it in a second pass: on
-//!   the benchmark machine the copy took 2.1 s of a 7.3 s fetch of a 1 GiB pack
-//!   and 1.4 s of a 3.2 s fetch of 1,000 files (issue 3).
+//! - a fetch writes each file while it downloads (see `staging`), and [`finish`]
+//!   renames the staged files into place once the whole pack is stored and matches
+//!   its manifest, copying from the store only what was not staged whole (a blob
+//!   partly stored by an earlier, interrupted fetch). That saves reading the pack
+//!   back and writing it in a second pass: on the benchmark machine that copy took
+//!   2.1 s of a 7.3 s fetch of a 1 GiB pack and 1.4 s of a 3.2 s fetch of 1,000
+//!   files (issue 3).
 //!
 //! Exported files are not `fsync`ed, as `cp`, `sendme` and BitTorrent clients do
 //! not: forcing a 1 GiB pack to disk before `fetch` returns ties the fetch to the
@@ -28,7 +27,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
@@ -38,6 +36,7 @@ use iroh_blobs::{Hash, HashAndFormat};
 use smpl_protocol::{BlobHash, Manifest, SampleEntry};
 
 use super::TransferError;
+use super::staging::Staging;
 use crate::blobs::{Blobs, to_iroh};
 
 /// Longest folder or file name written, in bytes (most file systems allow 255).
@@ -60,12 +59,17 @@ struct Targets<'a> {
     files: Vec<(PathBuf, &'a SampleEntry)>,
 }
 
-fn targets<'a>(manifest: &'a Manifest, library: &Path) -> Result<Targets<'a>, TransferError> {
+/// The pack folder, `<library>/<author>/<title>`, absolute.
+pub(super) fn pack_dir(manifest: &Manifest, library: &Path) -> Result<PathBuf, TransferError> {
     let library = std::path::absolute(library).map_err(TransferError::io("resolve", library))?;
     let author =
         folder_name(&manifest.author_name).unwrap_or_else(|| manifest.author.to_hex()[..16].to_string());
     let title = folder_name(&manifest.title).unwrap_or_else(|| manifest.slug.clone());
-    let dir = library.join(author).join(title);
+    Ok(library.join(author).join(title))
+}
+
+fn targets<'a>(manifest: &'a Manifest, library: &Path) -> Result<Targets<'a>, TransferError> {
+    let dir = pack_dir(manifest, library)?;
 
     let mut files = Vec::with_capacity(manifest.samples.len());
     let mut seen = HashSet::new();
@@ -144,53 +148,6 @@ async fn write_files(
     Ok(())
 }
 
-/// A folder next to a pack folder that a download writes the pack's blobs into
-/// as they arrive, one file per blob, named by hash.
-#[derive(Debug)]
-pub(super) struct Staging {
-    dir: PathBuf,
-    /// The blobs of the pack's files.
-    blobs: HashSet<Hash>,
-    /// Those staged whole.
-    whole: Mutex<HashSet<Hash>>,
-}
-
-impl Staging {
-    /// Creates the staging folder for the pack of `manifest` under `library`.
-    pub(super) async fn create(manifest: &Manifest, library: &Path) -> Result<Staging, TransferError> {
-        let targets = targets(manifest, library)?;
-        let parent = targets.dir.parent().unwrap_or(&targets.dir).to_path_buf();
-        let name = targets.dir.file_name().unwrap_or_default();
-        let dir = parent.join(temp_name(name));
-        tokio::fs::create_dir_all(&dir).await.map_err(TransferError::io("create", &dir))?;
-        let blobs = manifest.samples.iter().map(|s| to_iroh(&s.hash)).collect();
-        Ok(Staging { dir, blobs, whole: Mutex::new(HashSet::new()) })
-    }
-
-    /// Where the blob `hash` is staged, if it is a file of the pack.
-    pub(super) fn file(&self, hash: &Hash) -> Option<PathBuf> {
-        self.blobs.contains(hash).then(|| self.dir.join(hash.to_hex()))
-    }
-
-    /// Records that the staged file of `hash` holds the whole verified blob.
-    pub(super) fn staged(&self, hash: Hash) {
-        self.whole.lock().unwrap_or_else(|p| p.into_inner()).insert(hash);
-    }
-
-    fn is_whole(&self, hash: &Hash) -> bool {
-        self.whole.lock().unwrap_or_else(|p| p.into_inner()).contains(hash)
-    }
-
-    /// Removes the staging folder and whatever is left in it.
-    pub(super) async fn remove(&self) {
-        if let Err(e) = tokio::fs::remove_dir_all(&self.dir).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %self.dir.display(), "cannot remove a staging folder: {e}");
-        }
-    }
-}
-
 /// Puts the files of a fetched pack in place: staged files are renamed, the rest
 /// copied out of the store. The pack must be stored whole.
 pub(super) async fn finish(
@@ -208,7 +165,7 @@ pub(super) async fn finish(
         let hash = to_iroh(&sample.hash);
         // A blob listed twice is staged once: the second file is a copy.
         if staging.is_whole(&hash) && used.insert(hash) {
-            renames.push((staging.dir.join(hash.to_hex()), target.clone(), sample.size));
+            renames.push((staging.path(&hash), target.clone(), sample.size));
         } else {
             copies.push((target.clone(), *sample));
         }
@@ -312,7 +269,7 @@ fn finish_file(temp: &Path, target: &Path, expected: u64) -> Result<(), Transfer
     std::fs::rename(temp, target).map_err(TransferError::io("rename into place", target))
 }
 
-fn temp_name(file_name: &std::ffi::OsStr) -> String {
+pub(super) fn temp_name(file_name: &std::ffi::OsStr) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!(".{}.{}-{n}.smpl-part", file_name.to_string_lossy(), std::process::id())

@@ -25,6 +25,7 @@
 mod download;
 mod export;
 mod provider;
+mod staging;
 #[cfg(test)]
 mod tests;
 
@@ -246,7 +247,7 @@ impl Transfer {
         library: &Path,
         progress: Option<mpsc::Sender<DownloadProgress>>,
     ) -> Result<(Downloaded, Exported), TransferError> {
-        let staging = Arc::new(export::Staging::create(manifest, library).await?);
+        let staging = Arc::new(staging::Staging::create(manifest, library).await?);
         let providers: Vec<EndpointId> = providers.iter().filter_map(endpoint_id).collect();
         let endpoint = self.router.endpoint();
         let store = self.blobs.store();

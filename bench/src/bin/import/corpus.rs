@@ -113,7 +113,7 @@ fn generate(dir: &Path, spec: &Spec, threads: usize) -> Result<()> {
                         }
                         match spec.kind {
                             CorpusKind::Long => write_long(&path, i, spec),
-                            CorpusKind::Small => write_small(&path, i, spec),
+                            CorpusKind::Small => write_small(&path, i),
                         }
                         .with_context(|| format!("writing {}", path.display()))?;
                     }
@@ -185,9 +185,9 @@ fn write_long(path: &Path, i: usize, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn write_small(path: &Path, i: usize, _spec: &Spec) -> Result<()> {
+fn write_small(path: &Path, i: usize) -> Result<()> {
     let mut rng = Rng::new(i as u64 * 104_729 + 3);
-    let bytes = 100_000 + rng.below(200_001) as u64;
+    let bytes = 100_000 + rng.below(200_001);
     let channels = if rng.below(3) == 0 { 1 } else { 2 };
     let bits = if rng.below(4) == 0 { 24 } else { 16 };
     let rate = if rng.below(3) == 0 { 48_000 } else { 44_100 };

@@ -12,6 +12,7 @@ use smpl_node::index::{Hit, SearchQuery, SearchResults, Sort};
 use smpl_node::net::PeerInfo;
 use smpl_node::{
     CheckReport, FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PackView, PublishEvent, PublishRequest,
+    SellerPolicy, TradeConfig,
 };
 use smpl_protocol::{LicenseTerms, NodeId, Price, SampleKind};
 
@@ -45,6 +46,14 @@ pub struct NodeArgs {
     /// An iroh relay URL for peers behind NATs (none by default).
     #[arg(long, value_name = "URL")]
     relay: Option<String>,
+    /// How orders for your paid packs are decided: manual (`smpl sales approve`),
+    /// auto, or hook:CMD (CMD gets the order as JSON on stdin and prints
+    /// `approve` or `reject REASON`). Free packs are always issued at once.
+    #[arg(long, default_value = "manual", value_name = "POLICY")]
+    seller_policy: SellerPolicy,
+    /// Seconds a payment hook may take before the order is rejected.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    hook_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +155,10 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
         bootstrap: args.bootstrap,
         mdns: !args.no_mdns,
         relay: args.relay,
+        trade: TradeConfig {
+            policy: args.seller_policy,
+            hook_timeout: std::time::Duration::from_secs(args.hook_timeout.max(1)),
+        },
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let json = out.json();

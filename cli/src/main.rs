@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod demo;
 mod output;
+mod trade;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +78,18 @@ enum Command {
         #[command(subcommand)]
         command: IndexCommand,
     },
+    /// Buy a pack from its author: a signed order; the license arrives when the
+    /// seller's policy issues it.
+    Buy(trade::BuyArgs),
+    /// Orders for your packs; approve or reject pending ones.
+    Sales(trade::SalesArgs),
+    /// The licenses this node holds.
+    Licenses(trade::LicensesArgs),
+    /// Export or verify a license certificate.
+    License {
+        #[command(subcommand)]
+        command: trade::LicenseCommand,
+    },
     /// Run a node with demo packs (generated audio, plus Hydrogen drum kits when
     /// installed) that a newcomer can search right away.
     Demo(commands::NodeArgs),
@@ -106,6 +119,10 @@ fn main() -> ExitCode {
         Command::Fetch { pack_id, out: dir } => commands::fetch(&home, &out, &pack_id, dir),
         Command::Peers => commands::peers(&home, &out),
         Command::Share { pack_id } => commands::share(&home, &out, &pack_id),
+        Command::Buy(args) => trade::buy(&home, &out, args),
+        Command::Sales(args) => trade::sales(&home, &out, args),
+        Command::Licenses(args) => trade::licenses(&home, &out, args),
+        Command::License { command } => trade::license(&home, &out, command),
     };
     match result {
         Ok(code) => code,

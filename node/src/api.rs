@@ -13,13 +13,20 @@
 //! | GET | `/v1/peers` | | `[]` of [`PeerInfo`](crate::net::PeerInfo) |
 //! | POST | `/v1/packs/{id}/fetch` | `{"out"}` | JSON lines of [`FetchEvent`](crate::FetchEvent), the last `done` or `error` |
 //! | GET | `/v1/packs/{id}/ticket` | | `{"pack_id","ticket"}` |
+//! | POST | `/v1/packs/{id}/buy` | `{"payment_ref","wait_secs"}` | [`BuyOutcome`](crate::BuyOutcome) |
+//! | GET | `/v1/packs/{id}/certificate` | | `{"pack_id","license_id","certificate"}` |
+//! | GET | `/v1/sales?pending=true` | | `[]` of [`Order`](crate::Order) |
+//! | POST | `/v1/sales/{id}/approve` | | [`Order`](crate::Order) |
+//! | POST | `/v1/sales/{id}/reject` | `{"reason"}` | [`Order`](crate::Order) |
+//! | GET | `/v1/licenses?issued=true` | | `[]` of [`LicenseView`](crate::LicenseView) |
+//! | GET | `/v1/purchases` | | `[]` of [`Order`](crate::Order) |
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +40,7 @@ use crate::home::NodeInfo;
 use crate::node::FetchEvent;
 use crate::node::{Node, NodeError};
 use crate::publish::{PublishEvent, PublishRequest};
+use crate::trade::TradeError;
 
 #[derive(Clone)]
 struct AppState {
@@ -56,6 +64,12 @@ impl From<NodeError> for ApiError {
             NodeError::UnknownPack(_) | NodeError::NoSuchPack(_) => StatusCode::NOT_FOUND,
             NodeError::Ambiguous(_) | NodeError::NotFree(_) => StatusCode::BAD_REQUEST,
             NodeError::NotYours { .. } => StatusCode::FORBIDDEN,
+            NodeError::OwnPack(_) | NodeError::LicenseRequired { .. } => StatusCode::BAD_REQUEST,
+            NodeError::Trade(TradeError::UnknownOrder(_)) => StatusCode::NOT_FOUND,
+            NodeError::Trade(TradeError::NoLicense(_)) => StatusCode::NOT_FOUND,
+            NodeError::Trade(TradeError::NotPending { .. } | TradeError::Ambiguous(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -82,6 +96,13 @@ pub async fn serve(
         .route("/v1/peers", get(peers))
         .route("/v1/packs/{id}/fetch", post(fetch))
         .route("/v1/packs/{id}/ticket", get(ticket))
+        .route("/v1/packs/{id}/buy", post(buy))
+        .route("/v1/packs/{id}/certificate", get(certificate))
+        .route("/v1/sales", get(sales))
+        .route("/v1/sales/{id}/approve", post(approve))
+        .route("/v1/sales/{id}/reject", post(reject))
+        .route("/v1/licenses", get(licenses))
+        .route("/v1/purchases", get(purchases))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
@@ -199,4 +220,72 @@ async fn rebuild(State(state): State<AppState>) -> Result<Response, ApiError> {
 
 async fn check(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(state.node.check().await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct BuyBody {
+    #[serde(default)]
+    payment_ref: Option<String>,
+    #[serde(default)]
+    wait_secs: u64,
+}
+
+/// The longest `buy --wait` the API accepts.
+const MAX_WAIT_SECS: u64 = 3600;
+
+async fn buy(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<BuyBody>,
+) -> Result<Response, ApiError> {
+    let pack = state.node.resolve(&id)?;
+    let wait = std::time::Duration::from_secs(body.wait_secs.min(MAX_WAIT_SECS));
+    Ok(Json(state.node.buy(&pack, body.payment_ref, wait).await?).into_response())
+}
+
+async fn certificate(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let pack = state.node.resolve(&id)?;
+    let (license_id, certificate) = state.node.certificate(&pack).await?;
+    Ok(Json(json!({ "pack_id": pack, "license_id": license_id, "certificate": certificate })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    pending: bool,
+    #[serde(default)]
+    issued: bool,
+}
+
+async fn sales(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.sales(query.pending).await?).into_response())
+}
+
+async fn approve(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.approve(&id).await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct RejectBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<RejectBody>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.node.reject(&id, body.reason).await?).into_response())
+}
+
+async fn licenses(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.node.licenses(query.issued).await?).into_response())
+}
+
+async fn purchases(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.purchases().await?).into_response())
 }

@@ -12,8 +12,10 @@ use smpl_protocol::sync::Item;
 use smpl_protocol::{Envelope, Kind, Manifest, NodeId, PackId, Retraction, Signed};
 
 use crate::indexer::IndexerHandle;
+use crate::net::wire::{TradeRequest, TradeResponse};
 use crate::net::{Host, Ingest};
 use crate::store::{Accepted, Store};
+use crate::trade::Trade;
 use crate::transfer::Transfer;
 
 /// Verifies and stores one signed listing from the network.
@@ -47,6 +49,7 @@ pub struct NodeHost {
     pub store: Store,
     pub indexer: IndexerHandle,
     pub transfer: Arc<Transfer>,
+    pub trade: Trade,
 }
 
 impl Host for NodeHost {
@@ -87,6 +90,10 @@ impl Host for NodeHost {
             .iter()
             .filter_map(|a| Multiaddr::from_str(a).ok())
             .collect()
+    }
+
+    fn trade(&self, peer: NodeId, request: TradeRequest) -> TradeResponse {
+        self.trade.answer(peer, request)
     }
 
     fn remember_peer(&self, addr: &Multiaddr) {

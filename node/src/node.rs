@@ -17,10 +17,16 @@ use crate::blobs::{BlobError, Blobs};
 use crate::home::{Config, Home, HomeError};
 use crate::indexer::IndexerHandle;
 use crate::listings::NodeHost;
+use crate::net::wire::TradeRequest;
+use crate::net::wire::TradeResponse;
 use crate::net::{NetConfig, NetError, Network, PeerInfo};
 use crate::publish::{self, PublishError, PublishEvent, PublishOutcome, PublishRequest};
 use crate::store::{Accepted, Store, StoreError};
+use crate::trade::{Trade, TradeConfig, TradeError};
 use crate::transfer::{DownloadProgress, Transfer, TransferError};
+
+/// How often pending purchases are sent to their sellers again.
+const RESEND_PURCHASES_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -34,6 +40,8 @@ pub struct NodeOptions {
     pub mdns: bool,
     /// An iroh relay URL; none by default.
     pub relay: Option<String>,
+    /// How this node sells (seller policy, payment hook timeout).
+    pub trade: TradeConfig,
 }
 
 impl NodeOptions {
@@ -104,6 +112,17 @@ pub enum NodeError {
     Offline,
     #[error("no reachable node serves pack {0} right now; try again when its author or a buyer is online")]
     NoProviders(PackId),
+    #[error(transparent)]
+    Trade(#[from] TradeError),
+    #[error(
+        "license required: {title:?} costs {price} and this node holds no license for its version {seq}; \
+         buy it with `smpl buy {pack}`"
+    )]
+    LicenseRequired { pack: PackId, title: String, price: String, seq: u64 },
+    #[error("no provider of pack {pack} accepted our license: {reasons}")]
+    LicenseRefused { pack: PackId, reasons: String },
+    #[error("pack {0} is your own; there is nothing to buy")]
+    OwnPack(PackId),
 }
 
 /// A pack as `smpl show` presents it.
@@ -137,16 +156,17 @@ impl CheckReport {
 }
 
 pub struct Node {
-    identity: Identity,
+    pub(crate) identity: Identity,
     home: Home,
     config: Config,
-    store: Store,
+    pub(crate) store: Store,
     blobs: Blobs,
+    pub(crate) trade: Trade,
     index: Arc<Index>,
     indexer: IndexerHandle,
     indexer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The network, when started with [`Node::start`].
-    net: Option<(Network, Arc<Transfer>)>,
+    pub(crate) net: Option<(Network, Arc<Transfer>)>,
     cancel: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -154,6 +174,11 @@ pub struct Node {
 impl Node {
     /// Opens (creating where missing) everything under the home and starts the indexer.
     pub async fn open(home: Home) -> Result<Node, NodeError> {
+        Node::open_with(home, TradeConfig::default()).await
+    }
+
+    /// [`Node::open`] with a seller policy.
+    pub async fn open_with(home: Home, trade: TradeConfig) -> Result<Node, NodeError> {
         let (identity, _) = home.init()?;
         let config = home.config()?;
         let db_dir = home.db_dir();
@@ -173,7 +198,14 @@ impl Node {
             .map_err(|e| NodeError::Task(e.to_string()))??;
         let index = Arc::new(index);
         let (indexer, join) = IndexerHandle::spawn(store.clone(), index.clone());
+        let trade = {
+            let (identity, store, dir) = (identity.clone(), store.clone(), home.licenses_dir());
+            tokio::task::spawn_blocking(move || Trade::open(identity, store, dir, trade))
+                .await
+                .map_err(|e| NodeError::Task(e.to_string()))??
+        };
         Ok(Node {
+            trade,
             identity,
             home,
             config,
@@ -191,14 +223,26 @@ impl Node {
     /// Opens the node and joins the network: the iroh endpoint serving our blobs,
     /// and the libp2p swarm for listings, sync and discovery.
     pub async fn start(options: &NodeOptions) -> Result<Node, NodeError> {
-        let mut node = Node::open(options.home.clone()).await?;
+        let mut node = Node::open_with(options.home.clone(), options.trade.clone()).await?;
         let transfer = Arc::new(
             Transfer::start(&node.identity, &node.blobs, options.iroh_bind(), options.relay.clone()).await?,
         );
+        // The gate knows every paid pack held here before anyone can ask for it.
+        let mut held = Vec::new();
+        for (pack, _) in node.store.pack_seqs()? {
+            if node.blobs.has_pack(&pack).await? {
+                if let Some((manifest, _)) = node.store.manifest(&pack)? {
+                    node.trade.gate().register(&manifest);
+                }
+                held.push(pack);
+            }
+        }
+        transfer.set_gate(node.trade.gate().clone());
         let host = Arc::new(NodeHost {
             store: node.store.clone(),
             indexer: node.indexer.clone(),
             transfer: transfer.clone(),
+            trade: node.trade.clone(),
         });
         let config = NetConfig {
             listen: options.listen.clone(),
@@ -207,12 +251,15 @@ impl Node {
         };
         let (network, task) = Network::start(&node.identity, config, host, node.cancel.child_token()).await?;
         // Announce everything we can serve.
-        for (pack, _) in node.store.pack_seqs()? {
-            if node.blobs.has_pack(&pack).await? {
-                network.provide(pack).await?;
-            }
+        for pack in held {
+            network.provide(pack).await?;
         }
-        node.tasks.lock().map_err(|e| NodeError::Task(e.to_string()))?.push(task);
+        let resend =
+            tokio::spawn(resend_purchases(network.clone(), node.trade.clone(), node.cancel.child_token()));
+        let mut tasks = node.tasks.lock().map_err(|e| NodeError::Task(e.to_string()))?;
+        tasks.push(task);
+        tasks.push(resend);
+        drop(tasks);
         node.net = Some((network, transfer));
         Ok(node)
     }
@@ -220,6 +267,11 @@ impl Node {
     /// The libp2p network handle, when the node was started with one.
     pub fn network(&self) -> Option<&Network> {
         self.net.as_ref().map(|(network, _)| network)
+    }
+
+    /// The iroh data plane, when the node was started with a network.
+    pub fn transfer(&self) -> Option<&Arc<Transfer>> {
+        self.net.as_ref().map(|(_, transfer)| transfer)
     }
 
     fn net(&self) -> Result<&(Network, Arc<Transfer>), NodeError> {
@@ -254,6 +306,7 @@ impl Node {
         let (network, transfer) = self.net()?;
         let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
         let me = self.node_id();
+        let license = self.license_to_fetch(&manifest).await?;
         let mut candidates = vec![manifest.author];
         candidates.extend(network.find_providers(*pack).await.unwrap_or_default());
         candidates.retain(|n| *n != me);
@@ -271,6 +324,11 @@ impl Node {
             if providers.is_empty() {
                 return Err(NodeError::NoProviders(*pack));
             }
+            if let Some(license) = license {
+                providers = present(network, pack, providers, license).await?;
+            }
+            // Paid blobs must be gated from the moment they are stored here.
+            self.trade.gate().register(&manifest);
             let total: u64 = manifest.samples.iter().map(|s| s.size).sum();
             let _ = progress.send(FetchEvent::Started { bytes: total, providers: providers.len() }).await;
             let (tick, mut ticks) = mpsc::channel::<DownloadProgress>(16);
@@ -336,9 +394,18 @@ impl Node {
         request: PublishRequest,
         progress: mpsc::Sender<PublishEvent>,
     ) -> Result<PublishOutcome, PublishError> {
-        let outcome =
-            publish::publish(&self.identity, &self.config.name, &self.store, &self.blobs, request, progress)
-                .await?;
+        let gate = self.trade.gate().clone();
+        let register = move |manifest: &Manifest| gate.register(manifest);
+        let outcome = publish::publish(
+            &self.identity,
+            &self.config.name,
+            &self.store,
+            &self.blobs,
+            request,
+            progress,
+            &register,
+        )
+        .await?;
         self.indexer.wake();
         self.indexer.flush().await;
         self.announce(&outcome.pack_id, true).await;
@@ -492,5 +559,57 @@ impl Node {
         }
         blobs.shutdown().await;
         let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+    }
+}
+
+/// Shows our license to each provider; returns those that accepted it.
+async fn present(
+    network: &Network,
+    pack: &PackId,
+    providers: Vec<NodeId>,
+    license: smpl_protocol::Envelope,
+) -> Result<Vec<NodeId>, NodeError> {
+    let bytes = serde_bytes::ByteBuf::from(license.into_bytes());
+    let answers = providers.iter().map(|node| network.trade(*node, TradeRequest::Present(bytes.clone())));
+    let mut accepted = Vec::new();
+    let mut reasons = Vec::new();
+    for (node, answer) in providers.iter().zip(futures::future::join_all(answers).await) {
+        match answer {
+            Ok(TradeResponse::Accepted) => accepted.push(*node),
+            Ok(TradeResponse::Refused(reason)) => reasons.push(format!("{node}: {reason}")),
+            Ok(other) => reasons.push(format!("{node}: unexpected answer {other:?}")),
+            Err(e) => reasons.push(e.to_string()),
+        }
+    }
+    if accepted.is_empty() {
+        return Err(NodeError::LicenseRefused { pack: *pack, reasons: reasons.join("; ") });
+    }
+    Ok(accepted)
+}
+
+/// Sends pending purchases to their sellers again, until each is answered.
+async fn resend_purchases(network: Network, trade: Trade, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(RESEND_PURCHASES_EVERY) => {}
+        }
+        let pending = {
+            let trade = trade.clone();
+            tokio::task::spawn_blocking(move || trade.open_purchases()).await
+        };
+        let pending = match pending {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(e)) => {
+                tracing::error!("reading pending purchases failed: {e}");
+                continue;
+            }
+            Err(_) => return,
+        };
+        for order in pending {
+            if let Err(e) = crate::purchases::deliver(&network, &trade, order).await {
+                tracing::warn!("{e}");
+            }
+        }
     }
 }

@@ -202,6 +202,8 @@ fn now() -> u64 {
 }
 
 /// Publishes `request` as a new version of the pack its title names.
+/// `before_store` sees the signed manifest before it is stored, i.e. before any
+/// peer can learn of it (the node registers paid blobs with its gate there).
 pub async fn publish(
     identity: &Identity,
     author_name: &str,
@@ -209,6 +211,7 @@ pub async fn publish(
     blobs: &Blobs,
     request: PublishRequest,
     progress: mpsc::Sender<PublishEvent>,
+    before_store: &(dyn Fn(&Manifest) + Send + Sync),
 ) -> Result<PublishOutcome, PublishError> {
     let dir = request.dir.clone();
     let scan_dir = dir.clone();
@@ -299,6 +302,7 @@ pub async fn publish(
         samples: entries,
     };
     let envelope = manifest.sign(identity).map_err(|e| PublishError::Invalid(e.to_string()))?;
+    before_store(&manifest);
     let samples = manifest.samples.len();
     let store2 = store.clone();
     let accepted = tokio::task::spawn_blocking(move || store2.accept_manifest(&manifest, &envelope, true))

@@ -29,6 +29,8 @@ pub enum StoreError {
         #[source]
         source: ProtocolError,
     },
+    #[error("stored record is unreadable: {0}")]
+    Unreadable(String),
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -85,6 +87,11 @@ impl Store {
             queue: db.open_tree("index-queue/v1")?,
             db,
         })
+    }
+
+    /// The database, for the other storage modules that share it (`ledger`).
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     /// Makes everything written so far durable.

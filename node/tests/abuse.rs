@@ -92,6 +92,7 @@ impl Victim {
             bootstrap: vec![],
             mdns: false,
             relay: None,
+            trade: Default::default(),
         };
         let node = timeout(STEP, Node::start(&options)).await.expect("victim start timed out").unwrap();
         // The victim holds one pack by another author, at seq HELD_SEQ, ingested as a

@@ -20,6 +20,8 @@
 //!   | 3 `purchase-request` | [`PurchaseRequest`] | `buyer` | [`limits::MAX_SMALL_BODY_BYTES`] |
 //!   | 4 `license-token` | [`LicenseToken`] | `seller` | [`limits::MAX_LICENSE_BYTES`] |
 //!
+//! - [`certificate`]: the text form of a license a buyer keeps: the purchase in words,
+//!   the licensed files, and the token itself between marker lines.
 //! - [`limits`]: every size, count and length limit, checked before parsing (sizes)
 //!   or right after decoding (counts and lengths).
 //! - [`sync`]: range-based set reconciliation of `(pack id, version)` items, the
@@ -47,6 +49,7 @@
 //! # Ok::<(), smpl_protocol::ProtocolError>(())
 //! ```
 
+pub mod certificate;
 mod check;
 mod envelope;
 mod error;

@@ -1,6 +1,7 @@
 //! The libp2p behaviour and transports, built from explicit parts: TCP+noise+yamux
 //! and QUIC, identify, gossipsub with validation and peer scoring, Kademlia on
-//! `/smpl/kad/1`, optional mDNS and the `/smpl/sync/1` request-response protocol.
+//! `/smpl/kad/1`, optional mDNS, and the `/smpl/sync/1` and `/smpl/purchase/1`
+//! request-response protocols.
 //! No relay, no DNS transport, no port mapping.
 
 use std::time::Duration;
@@ -13,16 +14,21 @@ use libp2p::{
 };
 use smpl_protocol::{Identity, limits};
 
-use super::wire::{SyncRequest, SyncResponse};
+use super::wire::{SyncRequest, SyncResponse, TradeRequest, TradeResponse};
 
 pub const LISTINGS_TOPIC: &str = "smpl/listings/1";
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/smpl/kad/1");
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/smpl/sync/1");
+pub const TRADE_PROTOCOL: StreamProtocol = StreamProtocol::new("/smpl/purchase/1");
 pub const IDENTIFY_PROTOCOL: &str = "/smpl/id/1";
 
 /// Sync answers carry envelopes in batches up to this size.
 pub const MAX_SYNC_RESPONSE: u64 = 16 * 1024 * 1024;
 pub const MAX_SYNC_REQUEST: u64 = 1024 * 1024;
+/// Trade messages carry one purchase request or license token.
+pub const MAX_TRADE_MESSAGE: u64 = 64 * 1024;
+/// A seller's answer may wait for its payment hook.
+pub const TRADE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Gossipsub scores below this get the peer disconnected.
 pub const GRAYLIST_THRESHOLD: f64 = -80.0;
@@ -34,6 +40,7 @@ pub struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    pub trade: request_response::cbor::Behaviour<TradeRequest, TradeResponse>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +135,15 @@ pub fn build_swarm(identity: &Identity, mdns: bool) -> Result<Swarm<Behaviour>, 
                 [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
-            Ok(Behaviour { identify, gossipsub: gossipsub(key)?, kad, mdns: mdns.into(), sync })
+            let codec = request_response::cbor::codec::Codec::default()
+                .set_request_size_maximum(MAX_TRADE_MESSAGE)
+                .set_response_size_maximum(MAX_TRADE_MESSAGE);
+            let trade = request_response::Behaviour::with_codec(
+                codec,
+                [(TRADE_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(TRADE_TIMEOUT),
+            );
+            Ok(Behaviour { identify, gossipsub: gossipsub(key)?, kad, mdns: mdns.into(), sync, trade })
         })
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))

@@ -14,6 +14,8 @@
 //!   each reconciles its listing set with the other over `/smpl/sync/1` and fetches
 //!   what it lacks; a timer repeats this so partitions heal.
 //! - Kademlia on `/smpl/kad/1` finds peers and provider records (who serves a pack).
+//! - `/smpl/purchase/1` carries purchase orders and license presentations
+//!   ([`wire::TradeRequest`]); the host answers them on a blocking thread.
 
 pub mod behaviour;
 pub mod wire;
@@ -38,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
 pub use behaviour::{BuildError, LISTINGS_TOPIC};
-use wire::{MAX_FETCH_IDS, SyncRequest, SyncResponse};
+use wire::{MAX_FETCH_IDS, SyncRequest, SyncResponse, TradeRequest, TradeResponse};
 
 /// How often every connected peer is reconciled with again.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
@@ -72,6 +74,8 @@ pub trait Host: Send + Sync + 'static {
     /// Addresses of peers met before, to rejoin after a restart.
     fn remembered_peers(&self) -> Vec<Multiaddr>;
     fn remember_peer(&self, addr: &Multiaddr);
+    /// Answers a purchase order or license presentation from `peer`.
+    fn trade(&self, peer: NodeId, request: TradeRequest) -> TradeResponse;
 }
 
 #[derive(Clone, Debug)]
@@ -96,6 +100,8 @@ pub enum NetError {
     Listen { addr: Multiaddr, reason: String },
     #[error("the network task has stopped")]
     Stopped,
+    #[error("node {node} did not answer: {reason}")]
+    NoAnswer { node: NodeId, reason: String },
 }
 
 enum Command {
@@ -107,12 +113,14 @@ enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Dial(Multiaddr),
     SyncAll(oneshot::Sender<()>),
+    Trade { node: NodeId, request: TradeRequest, reply: oneshot::Sender<Result<TradeResponse, String>> },
 }
 
 /// Results of blocking work, back to the loop.
 enum Done {
     Validated { id: gossipsub::MessageId, source: PeerId, acceptance: MessageAcceptance },
     Respond { channel: ResponseChannel<SyncResponse>, response: SyncResponse },
+    TradeRespond { channel: ResponseChannel<TradeResponse>, response: TradeResponse },
     Reconciled { peer: PeerId, next: Option<Vec<u8>>, need: Vec<PackId> },
     FetchedInvalid(PeerId),
     ConnectTimeout(PeerId),
@@ -237,6 +245,13 @@ impl Network {
         self.tx.send(Command::Dial(addr)).await.map_err(|_| NetError::Stopped)
     }
 
+    /// Sends a trade message to `node` (connect first) and waits for its answer.
+    pub async fn trade(&self, node: NodeId, request: TradeRequest) -> Result<TradeResponse, NetError> {
+        self.ask(|reply| Command::Trade { node, request, reply })
+            .await?
+            .map_err(|reason| NetError::NoAnswer { node, reason })
+    }
+
     /// Reconciles with every connected peer now.
     pub async fn sync_all(&self) -> Result<(), NetError> {
         self.ask(Command::SyncAll).await
@@ -259,6 +274,7 @@ struct Actor {
     addrs: HashMap<PeerId, Vec<Multiaddr>>,
     provider_queries: HashMap<kad::QueryId, (HashSet<NodeId>, oneshot::Sender<Vec<NodeId>>)>,
     connect_waiters: HashMap<PeerId, Vec<oneshot::Sender<bool>>>,
+    trades: HashMap<OutboundRequestId, oneshot::Sender<Result<TradeResponse, String>>>,
     stats: Arc<SyncStats>,
 }
 
@@ -283,6 +299,7 @@ impl Actor {
             addrs: HashMap::new(),
             provider_queries: HashMap::new(),
             connect_waiters: HashMap::new(),
+            trades: HashMap::new(),
             stats,
         }
     }
@@ -409,6 +426,15 @@ impl Actor {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
             Command::Dial(addr) => self.dial(addr),
+            Command::Trade { node, request, reply } => match peer_id_of(&node) {
+                Some(peer) => {
+                    let id = self.swarm.behaviour_mut().trade.send_request(&peer, request);
+                    self.trades.insert(id, reply);
+                }
+                None => {
+                    let _ = reply.send(Err("not a valid node id".into()));
+                }
+            },
             Command::SyncAll(reply) => {
                 let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
                 for peer in peers {
@@ -449,6 +475,9 @@ impl Actor {
             }
             Done::Respond { channel, response } => {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+            }
+            Done::TradeRespond { channel, response } => {
+                let _ = self.swarm.behaviour_mut().trade.send_response(channel, response);
             }
             Done::Reconciled { peer, next, need } => {
                 if !need.is_empty() {
@@ -597,6 +626,7 @@ impl Actor {
                     self.on_response(peer, request_id, response)
                 }
             },
+            BehaviourEvent::Trade(event) => self.on_trade_event(event),
             BehaviourEvent::Sync(request_response::Event::OutboundFailure {
                 request_id,
                 peer,
@@ -650,6 +680,34 @@ impl Actor {
                     Some(Done::Respond { channel, response: SyncResponse::Envelopes(envelopes) })
                 })
             }
+        }
+    }
+
+    fn on_trade_event(&mut self, event: request_response::Event<TradeRequest, TradeResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let Some(node) = node_id_of(&peer).filter(|_| !self.banned.contains(&peer)) else {
+                        let refused = TradeResponse::Refused("refused".into());
+                        let _ = self.swarm.behaviour_mut().trade.send_response(channel, refused);
+                        return;
+                    };
+                    self.blocking(move |host| {
+                        Some(Done::TradeRespond { channel, response: host.trade(node, request) })
+                    });
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.trades.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, error, .. } => {
+                if let Some(reply) = self.trades.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            _ => {}
         }
     }
 

@@ -33,3 +33,39 @@ pub enum SyncResponse {
     Envelopes(Vec<ByteBuf>),
     Refused(String),
 }
+
+/// Messages of the `/smpl/purchase/1` request-response protocol (CBOR). The
+/// requester's node key is authenticated by the transport (noise or QUIC TLS), so
+/// the answerer knows who asks.
+///
+/// - `Buy` carries a signed purchase request (its envelope bytes). The answer is
+///   the order's state; sending the same request again is how a buyer asks about a
+///   pending order (the order id is derived from the request bytes).
+/// - `Present` shows a license token before fetching paid content; the answerer
+///   lets this peer fetch the licensed content if the token is valid and names it
+///   as the buyer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum TradeRequest {
+    Buy(ByteBuf),
+    Present(ByteBuf),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum TradeResponse {
+    /// The license token's envelope bytes.
+    Issued {
+        order: String,
+        license: ByteBuf,
+    },
+    Pending {
+        order: String,
+    },
+    Rejected {
+        order: String,
+        reason: String,
+    },
+    /// A presented license was accepted.
+    Accepted,
+    /// The message itself was refused (malformed, forged, not from its signer).
+    Refused(String),
+}

@@ -313,7 +313,7 @@ pub(super) fn folder_name(text: &str) -> Option<String> {
 
 /// A file's path inside the pack folder: every `/`-separated part must survive
 /// [`folder_name`] and none may be `.` or `..`.
-pub(super) fn relative_path(name: &str) -> Result<PathBuf, TransferError> {
+pub(crate) fn relative_path(name: &str) -> Result<PathBuf, TransferError> {
     let bad = |reason: &str| TransferError::BadName { name: name.to_string(), reason: reason.to_string() };
     if name.starts_with('/') || name.starts_with('\\') {
         return Err(bad("absolute paths are not allowed"));

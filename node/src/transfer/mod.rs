@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use download::{DownloadProgress, Downloaded, DropReason, DroppedProvider};
 pub use export::Exported;
+pub(crate) use export::relative_path;
 pub use provider::{AllowAll, Limits, ServeGate};
 
 use crate::blobs::{Blobs, to_iroh};

@@ -218,7 +218,7 @@ pub fn publish(corpus: &Path, home: &Path) -> Result<Report> {
         };
         let idle_rss_kb = rss_kb().0;
         let started = Instant::now();
-        let outcome = publish::publish(&identity, "bench", &store, &blobs, request, tx).await?;
+        let outcome = publish::publish(&identity, "bench", &store, &blobs, request, tx, &|_| ()).await?;
         let secs = started.elapsed().as_secs_f64();
         let _ = drain.await;
         if outcome.samples != files.len() {

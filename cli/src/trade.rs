@@ -1,0 +1,289 @@
+//! Buying and selling commands: `buy`, `sales`, `licenses` and `license`.
+//! All but `license verify` talk to the running node; `license verify` works
+//! offline, from the certificate file alone.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use smpl_node::trade::{Expect, LicenseError, check_files, check_token, content_of};
+use smpl_node::{BuyOutcome, Home, LicenseView, Order, OrderStatus};
+use smpl_protocol::certificate::{self, utc_time};
+use smpl_protocol::{NodeId, PackId, Price};
+
+use crate::client::Client;
+use crate::output::Printer;
+
+#[derive(Args, Debug)]
+pub struct BuyArgs {
+    /// The pack id (or a unique prefix of it).
+    pack_id: String,
+    /// A payment reference for the seller (e.g. a transfer or invoice id).
+    #[arg(long, value_name = "REF")]
+    payment_ref: Option<String>,
+    /// Wait up to this many seconds for a pending order to be decided.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    wait: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct SalesArgs {
+    #[command(subcommand)]
+    action: Option<SalesAction>,
+    /// Only orders waiting for a decision.
+    #[arg(long)]
+    pending: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum SalesAction {
+    /// Approve a pending order: issue its license.
+    Approve { order_id: String },
+    /// Reject a pending order.
+    Reject {
+        order_id: String,
+        /// Told to the buyer.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LicensesArgs {
+    /// The licenses this node issued as a seller, instead of those it holds.
+    #[arg(long)]
+    issued: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LicenseCommand {
+    /// Write the license certificate of a pack (human-readable, with the token).
+    Export {
+        pack_id: String,
+        /// Write it here instead of printing it.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check a license certificate offline: signature, seller, buyer, and with
+    /// --files that a folder holds exactly the licensed files. Exit 1 if invalid.
+    Verify {
+        file: PathBuf,
+        /// A folder that must hold exactly the licensed files.
+        #[arg(long, value_name = "DIR")]
+        files: Option<PathBuf>,
+        /// The node id the license must be issued to (default: this node's id,
+        /// which must be the buyer or the seller, when this home has one).
+        #[arg(long, value_name = "ID")]
+        buyer: Option<NodeId>,
+        /// The pack id the license must be for.
+        #[arg(long, value_name = "PACK_ID")]
+        pack: Option<PackId>,
+    },
+}
+
+fn price(p: &Option<Price>) -> String {
+    p.as_ref().map_or_else(|| "free".to_string(), |p| p.to_string())
+}
+
+pub fn buy(home: &Home, out: &Printer, args: BuyArgs) -> Result<ExitCode> {
+    let body = json!({ "payment_ref": args.payment_ref, "wait_secs": args.wait });
+    let outcome: BuyOutcome =
+        Client::connect(home)?.post(&format!("/v1/packs/{}/buy", args.pack_id.trim()), &body)?;
+    if out.json() {
+        out.object(&outcome);
+    } else {
+        match outcome.status {
+            OrderStatus::Issued => out.line(format!(
+                "license {} issued for {}; fetch it with `smpl fetch {}`",
+                outcome.license_id.map(|l| l.to_string()).unwrap_or_default(),
+                outcome.pack_id,
+                outcome.pack_id
+            )),
+            OrderStatus::Pending => out.line(format!(
+                "order {} is pending: {}",
+                outcome.order_id,
+                outcome.reason.as_deref().unwrap_or("waiting for the seller")
+            )),
+            OrderStatus::Rejected => out.line(format!(
+                "order {} was rejected: {}",
+                outcome.order_id,
+                outcome.reason.as_deref().unwrap_or("no reason given")
+            )),
+        }
+    }
+    Ok(if outcome.status == OrderStatus::Rejected { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn sales(home: &Home, out: &Printer, args: SalesArgs) -> Result<ExitCode> {
+    let client = Client::connect(home)?;
+    let orders: Vec<Order> = match args.action {
+        None => client.get(&format!("/v1/sales?pending={}", args.pending))?,
+        Some(SalesAction::Approve { order_id }) => {
+            vec![client.post(&format!("/v1/sales/{}/approve", order_id.trim()), &json!({}))?]
+        }
+        Some(SalesAction::Reject { order_id, reason }) => {
+            vec![
+                client
+                    .post(&format!("/v1/sales/{}/reject", order_id.trim()), &json!({ "reason": reason }))?,
+            ]
+        }
+    };
+    if out.json() {
+        for o in &orders {
+            out.object(&json!({
+                "order_id": o.order_id, "pack_id": o.pack_id, "title": o.title, "seq": o.seq,
+                "buyer": o.buyer, "status": o.status, "price": o.price, "payment_ref": o.payment_ref,
+                "license_id": o.license_id, "reason": o.reason, "created_at": o.created_at,
+            }));
+        }
+    } else {
+        let rows: Vec<Vec<String>> = orders
+            .iter()
+            .map(|o| {
+                vec![
+                    o.order_id.clone(),
+                    o.status.to_string(),
+                    o.title.clone(),
+                    price(&o.price),
+                    o.payment_ref.clone().unwrap_or_default(),
+                    o.buyer.to_string()[..16].to_string(),
+                    utc_time(o.created_at),
+                    o.reason.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        out.table(&["ORDER", "STATUS", "PACK", "PRICE", "PAYMENT", "BUYER", "ORDERED", "REASON"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn licenses(home: &Home, out: &Printer, args: LicensesArgs) -> Result<ExitCode> {
+    let licenses: Vec<LicenseView> =
+        Client::connect(home)?.get(&format!("/v1/licenses?issued={}", args.issued))?;
+    if out.json() {
+        for l in &licenses {
+            let mut value = serde_json::to_value(l)?;
+            // Stored licenses were verified on receipt and again when read.
+            value["valid"] = json!(true);
+            out.object(&value);
+        }
+    } else {
+        let rows: Vec<Vec<String>> = licenses
+            .iter()
+            .map(|l| {
+                vec![
+                    l.license_id.to_string(),
+                    l.pack_id.to_string(),
+                    l.title.clone(),
+                    l.seq.to_string(),
+                    price(&l.price),
+                    l.seller.to_string()[..16].to_string(),
+                    l.buyer.to_string()[..16].to_string(),
+                    utc_time(l.issued_at),
+                ]
+            })
+            .collect();
+        out.table(&["LICENSE", "PACK", "TITLE", "VERSION", "PRICE", "SELLER", "BUYER", "ISSUED"], &rows);
+    }
+    Ok(if licenses.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn license(home: &Home, out: &Printer, command: LicenseCommand) -> Result<ExitCode> {
+    match command {
+        LicenseCommand::Export { pack_id, output } => export(home, out, &pack_id, output),
+        LicenseCommand::Verify { file, files, buyer, pack } => verify(home, out, &file, files, buyer, pack),
+    }
+}
+
+fn export(home: &Home, out: &Printer, pack_id: &str, output: Option<PathBuf>) -> Result<ExitCode> {
+    let answer: serde_json::Value =
+        Client::connect(home)?.get(&format!("/v1/packs/{}/certificate", pack_id.trim()))?;
+    let text = answer["certificate"].as_str().context("the node sent no certificate")?;
+    match &output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            if out.json() {
+                out.object(&json!({ "pack_id": answer["pack_id"], "license_id": answer["license_id"], "file": path }));
+            } else {
+                out.line(format!(
+                    "wrote the certificate of license {} to {}",
+                    answer["license_id"],
+                    path.display()
+                ));
+            }
+        }
+        None if out.json() => out.object(&answer),
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(
+    home: &Home,
+    out: &Printer,
+    file: &PathBuf,
+    files: Option<PathBuf>,
+    buyer: Option<NodeId>,
+    pack: Option<PackId>,
+) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // Without --buyer, a home with an identity checks that the license is its own.
+    let me = if buyer.is_none() && home.identity_path().exists() {
+        Some(home.identity()?.node_id())
+    } else {
+        None
+    };
+    let result = (|| -> Result<_, LicenseError> {
+        let cert = certificate::parse(&bytes)?;
+        let (token, _) = check_token(&cert.token, &Expect { buyer, pack, content: None })?;
+        if let Some(me) = me
+            && token.buyer != me
+            && token.seller != me
+        {
+            return Err(LicenseError::WrongBuyer { expected: me, actual: token.buyer });
+        }
+        if !cert.files.is_empty() && content_of(&cert.files) != token.content {
+            return Err(LicenseError::FileList { content: token.content });
+        }
+        if let Some(dir) = &files {
+            check_files(dir, &cert.files)?;
+        }
+        Ok(token)
+    })();
+    match result {
+        Ok(token) => {
+            if out.json() {
+                out.object(&json!({
+                    "valid": true, "license_id": token.license_id, "pack_id": token.pack_id, "seq": token.seq,
+                    "seller": token.seller, "buyer": token.buyer, "content": token.content,
+                    "price": token.price, "issued_at": token.issued_at, "files_checked": files.is_some(),
+                }));
+            } else {
+                out.line(format!(
+                    "valid: license {} for pack {} version {}, issued {} by seller {} to buyer {} ({})",
+                    token.license_id,
+                    token.pack_id,
+                    token.seq,
+                    utc_time(token.issued_at),
+                    token.seller,
+                    token.buyer,
+                    price(&token.price)
+                ));
+                if let Some(dir) = &files {
+                    out.line(format!("{} holds exactly the licensed files", dir.display()));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if out.json() {
+                out.object(&json!({ "valid": false, "reason": e.to_string() }));
+            } else {
+                out.line(format!("invalid: {e}"));
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}

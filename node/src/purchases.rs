@@ -1,0 +1,174 @@
+//! The node's buying and selling operations, as the local API offers them: `buy`,
+//! the seller's `sales` with `approve` and `reject`, `licenses` and certificates.
+//! The rules live in [`crate::trade`]; this is the async glue to the network.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use smpl_protocol::{Envelope, LicenseId, Manifest, PackId, Signed};
+
+use crate::ledger::{Order, OrderStatus};
+use crate::net::Network;
+use crate::net::wire::TradeRequest;
+use crate::node::{Node, NodeError};
+use crate::trade::{LicenseView, Trade, TradeError};
+
+/// How often `buy --wait` asks the seller again.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// What `smpl buy` reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BuyOutcome {
+    pub status: OrderStatus,
+    pub order_id: String,
+    pub pack_id: PackId,
+    pub license_id: Option<LicenseId>,
+    /// Why it was rejected, or what a pending order waits for.
+    pub reason: Option<String>,
+}
+
+impl BuyOutcome {
+    fn of(order: &Order, reason: Option<String>) -> BuyOutcome {
+        BuyOutcome {
+            status: order.status,
+            order_id: order.order_id.clone(),
+            pack_id: order.pack_id,
+            license_id: order.license_id,
+            reason: order.reason.clone().or(reason),
+        }
+    }
+}
+
+/// Runs blocking trade work off the runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TradeError> + Send + 'static,
+) -> Result<T, NodeError> {
+    Ok(tokio::task::spawn_blocking(work).await.map_err(|e| NodeError::Task(e.to_string()))??)
+}
+
+/// Sends a pending purchase to its seller and records the answer. A seller that
+/// cannot be reached leaves it pending (it is sent again later).
+pub(crate) async fn deliver(network: &Network, trade: &Trade, order: Order) -> Result<Order, NodeError> {
+    if !network.connect(order.seller).await? {
+        return Ok(order);
+    }
+    let request = TradeRequest::Buy(ByteBuf::from(order.request.clone()));
+    let response = match network.trade(order.seller, request).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::debug!("order {} not delivered yet: {e}", order.order_id);
+            return Ok(order);
+        }
+    };
+    let trade = trade.clone();
+    blocking(move || trade.record(&order.order_id, response)).await
+}
+
+impl Node {
+    /// Buys the current version of `pack` from its author: signs an order, sends it,
+    /// and waits up to `wait` for a pending order to be decided.
+    pub async fn buy(
+        &self,
+        pack: &PackId,
+        payment_ref: Option<String>,
+        wait: Duration,
+    ) -> Result<BuyOutcome, NodeError> {
+        let (network, _) = self.net.as_ref().ok_or(NodeError::Offline)?;
+        let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
+        if manifest.author == self.identity.node_id() {
+            return Err(NodeError::OwnPack(*pack));
+        }
+        let trade = self.trade.clone();
+        let (id, content) = (*pack, manifest.content);
+        let held = blocking(move || trade.license_for(&id, &content)).await?;
+        if let Some(license) = held {
+            return self.already_licensed(&manifest, &license).await;
+        }
+        let trade = self.trade.clone();
+        let mut order = blocking(move || trade.new_purchase(&manifest, payment_ref)).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            order = deliver(network, &self.trade, order).await?;
+            if order.status != OrderStatus::Pending || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+        let note = (order.status == OrderStatus::Pending).then(|| {
+            "waiting for the seller; your node keeps asking and stores the license when it is issued \
+             (`smpl licenses` shows it)"
+                .to_string()
+        });
+        Ok(BuyOutcome::of(&order, note))
+    }
+
+    async fn already_licensed(
+        &self,
+        manifest: &Manifest,
+        license: &Envelope,
+    ) -> Result<BuyOutcome, NodeError> {
+        let token = smpl_protocol::LicenseToken::from_envelope(license).map_err(TradeError::Sign)?;
+        Ok(BuyOutcome {
+            status: OrderStatus::Issued,
+            order_id: String::new(),
+            pack_id: manifest.pack_id,
+            license_id: Some(token.license_id),
+            reason: Some("this node already holds a license for this version".into()),
+        })
+    }
+
+    /// The license that lets this node fetch `manifest`'s content: none needed for
+    /// free packs and our own; an error when a paid pack is not licensed to us.
+    pub(crate) async fn license_to_fetch(&self, manifest: &Manifest) -> Result<Option<Envelope>, NodeError> {
+        if manifest.is_free() || manifest.author == self.identity.node_id() {
+            return Ok(None);
+        }
+        let trade = self.trade.clone();
+        let (pack, content) = (manifest.pack_id, manifest.content);
+        match blocking(move || trade.license_for(&pack, &content)).await? {
+            Some(license) => Ok(Some(license)),
+            None => Err(NodeError::LicenseRequired {
+                pack: manifest.pack_id,
+                title: manifest.title.clone(),
+                price: manifest.price.as_ref().map_or_else(String::new, |p| p.to_string()),
+                seq: manifest.seq,
+            }),
+        }
+    }
+
+    /// The seller's orders.
+    pub async fn sales(&self, pending_only: bool) -> Result<Vec<Order>, NodeError> {
+        let trade = self.trade.clone();
+        blocking(move || trade.sales(pending_only)).await
+    }
+
+    /// Approves a pending sale (issues the license; the buyer's node collects it).
+    pub async fn approve(&self, order_id: &str) -> Result<Order, NodeError> {
+        let (trade, id) = (self.trade.clone(), order_id.to_string());
+        blocking(move || trade.approve(&id)).await
+    }
+
+    pub async fn reject(&self, order_id: &str, reason: Option<String>) -> Result<Order, NodeError> {
+        let (trade, id) = (self.trade.clone(), order_id.to_string());
+        blocking(move || trade.reject(&id, reason)).await
+    }
+
+    /// Licenses held as buyer, or (`issued`) those issued as seller.
+    pub async fn licenses(&self, issued: bool) -> Result<Vec<LicenseView>, NodeError> {
+        let trade = self.trade.clone();
+        blocking(move || trade.licenses(issued)).await
+    }
+
+    /// The certificate text of our license for `pack`.
+    pub async fn certificate(&self, pack: &PackId) -> Result<(LicenseId, String), NodeError> {
+        let (trade, pack) = (self.trade.clone(), *pack);
+        blocking(move || trade.certificate(&pack)).await
+    }
+
+    /// Our purchases (the buyer's side), oldest first.
+    pub async fn purchases(&self) -> Result<Vec<Order>, NodeError> {
+        let trade = self.trade.clone();
+        blocking(move || trade.purchases()).await
+    }
+}

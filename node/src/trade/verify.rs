@@ -1,0 +1,128 @@
+//! Checking licenses: a token against who presents it, and a certificate against
+//! a folder of files. Used by the gate, by the buyer on receipt, and offline by
+//! `smpl license verify`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use iroh_blobs::format::collection::Collection;
+use smpl_protocol::certificate::CertifiedFile;
+use smpl_protocol::{BlobHash, Envelope, LicenseToken, NodeId, PackId, ProtocolError, Signed};
+
+use crate::blobs::to_iroh;
+use crate::transfer::relative_path;
+
+/// What a token must say besides being well signed by the pack's author (which
+/// [`LicenseToken::open`] checks: the pack id derives from the seller's key).
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    pub buyer: Option<NodeId>,
+    pub pack: Option<PackId>,
+    pub content: Option<BlobHash>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LicenseError {
+    #[error("the license token is not valid: {0}")]
+    Token(#[from] ProtocolError),
+    #[error("the license was issued to node {actual}, not to {expected}")]
+    WrongBuyer { expected: NodeId, actual: NodeId },
+    #[error("the license is for pack {actual}, not for pack {expected}")]
+    WrongPack { expected: PackId, actual: PackId },
+    #[error("the license covers content {actual}, not {expected} (another version of the pack)")]
+    WrongContent { expected: BlobHash, actual: BlobHash },
+    #[error("the certificate's file list does not add up to the licensed content {content}; it was edited")]
+    FileList { content: BlobHash },
+    #[error("the certificate lists no files, so a folder cannot be checked against it")]
+    NoFileList,
+    #[error("{dir}: {problem}")]
+    Files { dir: PathBuf, problem: String },
+}
+
+/// Opens a token envelope and checks it against `expect`.
+pub fn check_token(bytes: &[u8], expect: &Expect) -> Result<(LicenseToken, Envelope), LicenseError> {
+    let (token, envelope) = LicenseToken::open(bytes)?;
+    if let Some(expected) = expect.buyer
+        && token.buyer != expected
+    {
+        return Err(LicenseError::WrongBuyer { expected, actual: token.buyer });
+    }
+    if let Some(expected) = expect.pack
+        && token.pack_id != expected
+    {
+        return Err(LicenseError::WrongPack { expected, actual: token.pack_id });
+    }
+    if let Some(expected) = expect.content
+        && token.content != expected
+    {
+        return Err(LicenseError::WrongContent { expected, actual: token.content });
+    }
+    Ok((token, envelope))
+}
+
+/// The pack content hash (the iroh-blobs `Collection` root) of these files, in
+/// this order: what a license token signs.
+pub fn content_of(files: &[CertifiedFile]) -> BlobHash {
+    let collection: Collection = files.iter().map(|f| (f.name.clone(), to_iroh(&f.hash))).collect();
+    let root = collection.to_blobs().last().unwrap_or_default();
+    BlobHash(*blake3::hash(&root).as_bytes())
+}
+
+/// Checks that `dir` holds exactly the licensed files: each listed file at its
+/// place with its size and BLAKE3 hash, and nothing else. `files` must already be
+/// known to match the token (see [`content_of`]).
+pub fn check_files(dir: &Path, files: &[CertifiedFile]) -> Result<(), LicenseError> {
+    let problem = |problem: String| LicenseError::Files { dir: dir.to_path_buf(), problem };
+    if files.is_empty() {
+        return Err(LicenseError::NoFileList);
+    }
+    let mut expected = HashSet::new();
+    for file in files {
+        let relative = relative_path(&file.name).map_err(|e| problem(e.to_string()))?;
+        let path = dir.join(&relative);
+        let mut handle = std::fs::File::open(&path)
+            .map_err(|e| problem(format!("licensed file {} cannot be read: {e}", relative.display())))?;
+        let mut hasher = blake3::Hasher::new();
+        let size = std::io::copy(&mut handle, &mut hasher)
+            .map_err(|e| problem(format!("reading {} failed: {e}", relative.display())))?;
+        if size != file.size || BlobHash(*hasher.finalize().as_bytes()) != file.hash {
+            return Err(problem(format!(
+                "{} is not the licensed file ({size} bytes here, {} licensed, or other bytes)",
+                relative.display(),
+                file.size
+            )));
+        }
+        expected.insert(relative);
+    }
+    let mut extra = Vec::new();
+    walk(dir, Path::new(""), &mut |relative| {
+        if !expected.contains(relative) {
+            extra.push(relative.display().to_string());
+        }
+    })
+    .map_err(|e| problem(format!("cannot list the folder: {e}")))?;
+    if !extra.is_empty() {
+        extra.sort();
+        let shown: Vec<&str> = extra.iter().take(5).map(String::as_str).collect();
+        return Err(problem(format!(
+            "{} file(s) here are not covered by the license: {}",
+            extra.len(),
+            shown.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Calls `found` with the path (relative to `root`) of every file under `root`.
+fn walk(root: &Path, relative: &Path, found: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(root.join(relative))? {
+        let entry = entry?;
+        let path = relative.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            walk(root, &path, found)?;
+        } else {
+            found(&path);
+        }
+    }
+    Ok(())
+}

@@ -255,8 +255,7 @@ esac
 "#,
     )
     .unwrap();
-    let a =
-        start_with(root, "a", &[], policy(SellerPolicy::Hook(format!("sh {}", hook.display())))).await;
+    let a = start_with(root, "a", &[], policy(SellerPolicy::Hook(format!("sh {}", hook.display())))).await;
     let b = start(root, "b", &[addr(&a).await]).await;
     let pack_dir = root.join("pack");
     make_pack(&pack_dir);

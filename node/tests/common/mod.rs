@@ -145,4 +145,3 @@ pub fn assert_same_files(original: &Path, fetched: &Path) {
     }
     assert_eq!(count, 3);
 }
-

@@ -11,8 +11,8 @@ use serde_json::json;
 use smpl_node::index::{Hit, SearchQuery, SearchResults, Sort};
 use smpl_node::net::PeerInfo;
 use smpl_node::{
-    CheckReport, FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PackView, PublishEvent, PublishRequest,
-    SellerPolicy, TradeConfig,
+    CheckReport, FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PackView, Preview, PublishEvent,
+    PublishRequest, SellerPolicy, TradeConfig,
 };
 use smpl_protocol::{LicenseTerms, NodeId, Price, SampleKind};
 
@@ -576,4 +576,50 @@ pub fn share(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
         out.line(answer["ticket"].as_str().unwrap_or_default());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn audition(
+    home: &Home,
+    out: &Printer,
+    pack_id: &str,
+    sample: &str,
+    output: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let query: String = url_escape(sample);
+    let preview: Preview =
+        Client::connect(home)?.get(&format!("/v1/packs/{}/preview?sample={query}", pack_id.trim()))?;
+    let path = match output {
+        Some(target) => {
+            std::fs::copy(&preview.path, &target)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            target
+        }
+        None => preview.path.clone(),
+    };
+    if out.json() {
+        out.object(&json!({
+            "pack_id": preview.pack_id, "sample": preview.sample, "path": path, "bytes": preview.bytes,
+            "fetched": preview.fetched, "millis": preview.millis,
+        }));
+    } else {
+        let how = if preview.fetched { "fetched" } else { "cached" };
+        out.line(format!(
+            "{} ({} bytes, {how} in {:.0} ms): {}",
+            preview.sample,
+            preview.bytes,
+            preview.millis,
+            path.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a query parameter value.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

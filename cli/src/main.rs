@@ -66,6 +66,16 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Get the free preview clip of one sample (fetched on demand, then cached)
+    /// and print where it is, to play before buying.
+    Audition {
+        pack_id: String,
+        /// The sample's file name, or a unique part of it.
+        sample: String,
+        /// Copy the clip here.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// The peers this node is connected to.
     Peers,
     /// Print an iroh-blobs ticket of a free pack, for stock clients such as
@@ -118,6 +128,9 @@ fn main() -> ExitCode {
         Command::Check => commands::check(&home, &out),
         Command::Fetch { pack_id, out: dir } => commands::fetch(&home, &out, &pack_id, dir),
         Command::Peers => commands::peers(&home, &out),
+        Command::Audition { pack_id, sample, output } => {
+            commands::audition(&home, &out, &pack_id, &sample, output)
+        }
         Command::Share { pack_id } => commands::share(&home, &out, &pack_id),
         Command::Buy(args) => trade::buy(&home, &out, args),
         Command::Sales(args) => trade::sales(&home, &out, args),

@@ -20,6 +20,7 @@
 //! | POST | `/v1/sales/{id}/reject` | `{"reason"}` | [`Order`](crate::Order) |
 //! | GET | `/v1/licenses?issued=true` | | `[]` of [`LicenseView`](crate::LicenseView) |
 //! | GET | `/v1/purchases` | | `[]` of [`Order`](crate::Order) |
+//! | GET | `/v1/packs/{id}/preview?sample=NAME` | | [`Preview`](crate::Preview) (the clip is written to its `path`) |
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -65,6 +66,7 @@ impl From<NodeError> for ApiError {
             NodeError::Ambiguous(_) | NodeError::NotFree(_) => StatusCode::BAD_REQUEST,
             NodeError::NotYours { .. } => StatusCode::FORBIDDEN,
             NodeError::OwnPack(_) | NodeError::LicenseRequired { .. } => StatusCode::BAD_REQUEST,
+            NodeError::NoSample { .. } => StatusCode::NOT_FOUND,
             NodeError::Trade(TradeError::UnknownOrder(_)) => StatusCode::NOT_FOUND,
             NodeError::Trade(TradeError::NoLicense(_)) => StatusCode::NOT_FOUND,
             NodeError::Trade(TradeError::NotPending { .. } | TradeError::Ambiguous(_)) => {
@@ -103,6 +105,7 @@ pub async fn serve(
         .route("/v1/sales/{id}/reject", post(reject))
         .route("/v1/licenses", get(licenses))
         .route("/v1/purchases", get(purchases))
+        .route("/v1/packs/{id}/preview", get(preview))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
@@ -288,4 +291,18 @@ async fn licenses(
 
 async fn purchases(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(state.node.purchases().await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct PreviewQuery {
+    sample: String,
+}
+
+async fn preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<PreviewQuery>,
+) -> Result<Response, ApiError> {
+    let pack = state.node.resolve(&id)?;
+    Ok(Json(state.node.preview(&pack, &query.sample).await?).into_response())
 }

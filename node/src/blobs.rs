@@ -41,6 +41,10 @@ pub fn from_iroh(hash: &Hash) -> BlobHash {
     BlobHash(*hash.as_bytes())
 }
 
+fn previews_tag(pack: &PackId) -> String {
+    format!("previews/{pack}")
+}
+
 fn pack_tag(pack: &PackId) -> String {
     format!("pack/{pack}")
 }
@@ -170,6 +174,44 @@ impl Blobs {
             .map_err(|e| store_err("tagging a collection")(&e))?;
         self.sync().await?;
         Ok(from_iroh(&tag.hash()))
+    }
+
+    /// Stores bytes (a preview clip). The returned tag keeps the blob alive until
+    /// [`Blobs::store_previews`] holds it.
+    pub async fn add_bytes(&self, bytes: Vec<u8>) -> Result<TempTag, BlobError> {
+        let progress = self.store.blobs().add_bytes(bytes);
+        finish_import(progress).await.map_err(|reason| BlobError::Import { path: "a preview".into(), reason })
+    }
+
+    /// Keeps a pack's previews (sample name → preview hash) under the tag
+    /// `previews/<pack id>`, apart from its content: previews are free to anyone.
+    pub async fn store_previews(
+        &self,
+        pack: &PackId,
+        previews: Vec<(String, BlobHash)>,
+    ) -> Result<(), BlobError> {
+        let collection: Collection =
+            previews.into_iter().map(|(name, hash)| (name, to_iroh(&hash))).collect();
+        let tag = collection.store(&self.store).await.map_err(|e| store_err("storing previews")(&e))?;
+        self.store
+            .tags()
+            .set(previews_tag(pack), HashAndFormat::hash_seq(tag.hash()))
+            .await
+            .map_err(|e| store_err("tagging previews")(&e))?;
+        Ok(())
+    }
+
+    /// The whole of a complete blob, if it is at most `max` bytes.
+    pub async fn read(&self, hash: &BlobHash, max: u64) -> Result<Option<bytes::Bytes>, BlobError> {
+        let status =
+            self.store.blobs().status(to_iroh(hash)).await.map_err(|e| store_err("reading status")(&e))?;
+        match status {
+            BlobStatus::Complete { size } if size <= max => {
+                let bytes = self.store.blobs().get_bytes(to_iroh(hash)).await;
+                Ok(Some(bytes.map_err(|e| store_err("reading a blob")(&e))?))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Flushes the blob store's metadata database.

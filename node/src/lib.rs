@@ -25,6 +25,7 @@
 
 mod api;
 pub mod audio;
+mod audition;
 mod blobs;
 mod daemon;
 pub mod home;
@@ -39,6 +40,7 @@ mod store;
 pub mod trade;
 pub mod transfer;
 
+pub use audition::Preview;
 pub use blobs::{BlobError, Blobs};
 pub use daemon::run;
 pub use home::{Config, Home, HomeError, NodeInfo};

@@ -123,6 +123,8 @@ pub enum NodeError {
     LicenseRefused { pack: PackId, reasons: String },
     #[error("pack {0} is your own; there is nothing to buy")]
     OwnPack(PackId),
+    #[error("pack {pack}: {sample:?}: {why}")]
+    NoSample { pack: PackId, sample: String, why: &'static str },
 }
 
 /// A pack as `smpl show` presents it.

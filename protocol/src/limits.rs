@@ -33,6 +33,9 @@ pub const MAX_TAGS: usize = 32;
 pub const MAX_TAG: usize = 40;
 /// Most points in a sample's waveform.
 pub const MAX_WAVEFORM_POINTS: usize = 256;
+/// Largest preview clip a node fetches or serves for audition, in bytes. A manifest
+/// names its previews by hash only; a reader stops fetching past this size.
+pub const MAX_PREVIEW_BYTES: u64 = 512 * 1024;
 /// Longest currency code.
 pub const MAX_CURRENCY: usize = 8;
 /// Longest payment reference, in bytes.

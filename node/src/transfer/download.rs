@@ -74,7 +74,7 @@ const SHARD_BLOBS: usize = 64;
 /// added to the store complete; a response keeps at most about this much of them
 /// in memory while they are being stored.
 const MEMORY_BLOB_MAX: u64 = 2 * 1024 * 1024;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a request is retried at a provider that answered "busy".
 const MAX_BUSY_RETRIES: u32 = 20;
 const BUSY_BACKOFF: Duration = Duration::from_millis(100);

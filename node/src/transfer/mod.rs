@@ -42,6 +42,7 @@ use iroh::{
     Watcher,
 };
 use iroh_blobs::BlobFormat;
+use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt};
 use iroh_blobs::ticket::BlobTicket;
 use smpl_protocol::{BlobHash, Identity, Manifest, NodeId};
 use tokio::sync::mpsc;
@@ -269,6 +270,53 @@ impl Transfer {
     /// `<library>/<author name>/<pack title>/`.
     pub async fn export(&self, manifest: &Manifest, library: &Path) -> Result<Exported, TransferError> {
         export::export(&self.blobs, manifest, library).await
+    }
+
+    /// Fetches one blob (a preview clip) of at most `max` bytes from the first of
+    /// `providers` that serves it, verified as it streams in. A blob that turns
+    /// out bigger than `max` is an error (what arrived of it stays, at most `max`).
+    pub async fn fetch_blob(
+        &self,
+        hash: BlobHash,
+        providers: &[NodeId],
+        max: u64,
+    ) -> Result<(), TransferError> {
+        let chunks = max.div_ceil(1024);
+        let request = iroh_blobs::protocol::GetRequest::builder()
+            .root(<ChunkRanges as ChunkRangesExt>::chunks(..chunks))
+            .build(to_iroh(&hash));
+        let store = self.blobs.store();
+        let mut reasons = Vec::new();
+        for provider in providers.iter().filter_map(endpoint_id) {
+            let connect = self.router.endpoint().connect(provider, iroh_blobs::ALPN);
+            let connection = match tokio::time::timeout(download::CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(e)) => {
+                    reasons.push(format!("{}: {e}", node_id(&provider)));
+                    continue;
+                }
+                Err(_) => {
+                    reasons.push(format!("{}: no connection", node_id(&provider)));
+                    continue;
+                }
+            };
+            let result = store.remote().execute_get(connection.clone(), request.clone()).complete().await;
+            connection.close(0u32.into(), b"done");
+            let complete = self.blobs.is_complete(&hash).await;
+            match result {
+                Ok(_) if complete.map_err(|e| TransferError::store("checking a blob")(&e))? => return Ok(()),
+                Ok(_) => reasons.push(format!("{}: the blob is over {max} bytes", node_id(&provider))),
+                Err(e) => reasons.push(format!("{}: {e}", node_id(&provider))),
+            }
+        }
+        if reasons.is_empty() {
+            return Err(TransferError::NoProviders { content: hash });
+        }
+        Err(TransferError::Unavailable {
+            content: hash,
+            what: "the blob".into(),
+            reasons: reasons.join("; "),
+        })
     }
 
     /// A ticket for the pack collection `content` with this node's current

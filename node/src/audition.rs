@@ -1,0 +1,115 @@
+//! Auditioning: the preview clip of one sample, from the local store or fetched on
+//! demand from a node that serves the pack (previews are free, paid packs too),
+//! then kept in the store and written to `<home>/previews/<hash>.ogg` for players.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use smpl_protocol::limits::MAX_PREVIEW_BYTES;
+use smpl_protocol::{BlobHash, PackId};
+
+use crate::node::{Node, NodeError};
+
+/// What `smpl audition` reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Preview {
+    pub pack_id: PackId,
+    pub sample: String,
+    pub preview: BlobHash,
+    /// The clip as a file (Ogg Vorbis).
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Whether it came over the network now (else it was stored here already).
+    pub fetched: bool,
+    /// How long getting it took, in milliseconds.
+    pub millis: f64,
+}
+
+impl Node {
+    /// The preview of the sample of `pack` named `sample` (its file name, or a
+    /// unique part of it, case-insensitive).
+    pub async fn preview(&self, pack: &PackId, sample: &str) -> Result<Preview, NodeError> {
+        let started = Instant::now();
+        let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
+        let wanted = sample.to_lowercase();
+        let exact = manifest.samples.iter().find(|s| s.name == sample);
+        let mut partial = manifest.samples.iter().filter(|s| s.name.to_lowercase().contains(&wanted));
+        let entry = match (exact, partial.next(), partial.next()) {
+            (Some(entry), _, _) | (None, Some(entry), None) => entry,
+            (None, Some(_), Some(_)) => {
+                return Err(NodeError::NoSample {
+                    pack: *pack,
+                    sample: sample.into(),
+                    why: "several samples match; give more of the name",
+                });
+            }
+            (None, None, _) => {
+                return Err(NodeError::NoSample {
+                    pack: *pack,
+                    sample: sample.into(),
+                    why: "no sample of the pack has that name",
+                });
+            }
+        };
+        let hash = entry.preview.ok_or(NodeError::NoSample {
+            pack: *pack,
+            sample: entry.name.clone(),
+            why: "the pack has no preview of it",
+        })?;
+        let mut fetched = false;
+        let bytes = match self.blobs().read(&hash, MAX_PREVIEW_BYTES).await? {
+            Some(bytes) => bytes,
+            None => {
+                let (network, transfer) = self.net.as_ref().ok_or(NodeError::Offline)?;
+                let me = self.node_id();
+                let mut candidates = vec![manifest.author];
+                candidates.extend(network.find_providers(*pack).await.unwrap_or_default());
+                candidates.retain(|n| *n != me);
+                candidates.dedup();
+                let checks = candidates.iter().map(|n| network.connect(*n));
+                let reachable = futures::future::join_all(checks).await;
+                let providers: Vec<_> = candidates
+                    .iter()
+                    .zip(reachable)
+                    .filter(|(_, ok)| *ok.as_ref().unwrap_or(&false))
+                    .map(|(n, _)| *n)
+                    .collect();
+                if providers.is_empty() {
+                    return Err(NodeError::NoProviders(*pack));
+                }
+                transfer.fetch_blob(hash, &providers, MAX_PREVIEW_BYTES).await?;
+                fetched = true;
+                self.blobs().read(&hash, MAX_PREVIEW_BYTES).await?.ok_or(NodeError::NoSample {
+                    pack: *pack,
+                    sample: entry.name.clone(),
+                    why: "its preview vanished from the store",
+                })?
+            }
+        };
+        let path = self.home().root().join("previews").join(format!("{hash}.ogg"));
+        if !path.exists() {
+            let (target, bytes) = (path.clone(), bytes.clone());
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::create_dir_all(target.parent().unwrap_or(&target))?;
+                let temp = target.with_extension("tmp");
+                std::fs::write(&temp, &bytes)?;
+                std::fs::rename(&temp, &target)
+            })
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?
+            .map_err(|source| {
+                NodeError::Home(crate::home::HomeError::Io { action: "write", path: path.clone(), source })
+            })?;
+        }
+        Ok(Preview {
+            pack_id: *pack,
+            sample: entry.name.clone(),
+            preview: hash,
+            path,
+            bytes: bytes.len() as u64,
+            fetched,
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+}

@@ -210,6 +210,12 @@ async fn manual_orders_wait_for_the_seller_and_reach_a_buyer_that_was_away() {
     assert_eq!((pending[0].buyer, pending[0].order_id.as_str()), (b.node_id(), order.order_id.as_str()));
     assert!(try_fetch(&b, pack, &root.join("b-out")).await.unwrap_err().contains("license required"));
 
+    // The order survives the seller's restart.
+    a.shutdown().await;
+    let a = start_with(root, "a", &[], policy(SellerPolicy::Manual)).await;
+    let a_addr = addr(&a).await;
+    assert_eq!(a.sales(true).await.unwrap(), pending);
+
     // B goes away; A approves; B comes back and collects its license by itself.
     b.shutdown().await;
     let approved = a.approve(&order.order_id[..6]).await.unwrap();

@@ -243,6 +243,7 @@ pub async fn publish(
 
     let mut entries = Vec::new();
     let mut tags = Vec::new();
+    let mut previews = Vec::new();
     for (file, analysis, import) in results {
         let outcome = match (analysis, import) {
             (Ok(Ok(a)), Ok(tag)) => Ok((a, tag)),
@@ -251,10 +252,20 @@ pub async fn publish(
             (_, Err(e)) => Err(e.to_string()),
         };
         match outcome {
-            Ok((analysis, tag)) => {
+            Ok((mut analysis, tag)) => {
                 let _ =
                     progress.send(PublishEvent::File { name: file.name.clone(), bytes: file.bytes }).await;
-                entries.push(sample_entry(file.name, file.bytes, from_iroh(&tag.hash()), analysis));
+                let preview = match analysis.preview.take() {
+                    Some(clip) => {
+                        let preview_tag = blobs.add_bytes(clip).await?;
+                        let hash = from_iroh(&preview_tag.hash());
+                        previews.push((file.name.clone(), hash));
+                        tags.push(preview_tag);
+                        Some(hash)
+                    }
+                    None => None,
+                };
+                entries.push(sample_entry(file.name, file.bytes, from_iroh(&tag.hash()), analysis, preview));
                 tags.push(tag);
             }
             Err(reason) => {
@@ -281,6 +292,7 @@ pub async fn publish(
     let pack_id = PackId::derive(&author, &slug);
     let seq = store.latest_seq(&pack_id)?.map_or(1, |s| s + 1);
     let files = entries.iter().map(|e| (e.name.clone(), e.hash)).collect();
+    blobs.store_previews(&pack_id, previews).await?;
     let content = blobs.store_pack(&pack_id, files).await?;
     drop(tags);
 
@@ -325,7 +337,13 @@ pub fn normalize_tags(tags: &[String]) -> Vec<String> {
     out
 }
 
-fn sample_entry(name: String, size: u64, hash: BlobHash, a: Analysis) -> SampleEntry {
+fn sample_entry(
+    name: String,
+    size: u64,
+    hash: BlobHash,
+    a: Analysis,
+    preview: Option<BlobHash>,
+) -> SampleEntry {
     let (tempo, key) = stated_from_name(&name);
     SampleEntry {
         name,
@@ -343,7 +361,7 @@ fn sample_entry(name: String, size: u64, hash: BlobHash, a: Analysis) -> SampleE
         key,
         tags: Vec::new(),
         waveform: a.waveform,
-        preview: None,
+        preview,
     }
 }
 

@@ -13,7 +13,9 @@ use serde_bytes::ByteBuf;
 use smpl_node::net::wire::{TradeRequest, TradeResponse};
 use smpl_node::trade::{Expect, LicenseError, check_token};
 use smpl_node::{Node, OrderStatus, SellerPolicy, TradeConfig};
-use smpl_protocol::{Identity, LicenseId, LicenseTerms, LicenseToken, NodeId, PackId, Price, Signed};
+use smpl_protocol::{
+    Identity, LicenseId, LicenseTerms, LicenseToken, NodeId, PackId, Price, PurchaseRequest, Signed,
+};
 
 fn usd(cents: u64) -> Option<Price> {
     Some(Price { amount_minor: cents, currency: "USD".into() })
@@ -79,6 +81,16 @@ async fn license_of(node: &Node, pack: PackId) -> Vec<u8> {
     smpl_protocol::certificate::parse(&text).unwrap().token
 }
 
+/// The signed purchase request of `node`'s first order for `pack`.
+async fn buy_request_of(node: &Node, pack: PackId) -> Vec<u8> {
+    node.purchases().await.unwrap().into_iter().find(|o| o.pack_id == pack).unwrap().request
+}
+
+/// The identity of the test node `name`.
+fn identity_of(root: &Path, name: &str) -> Identity {
+    smpl_node::Home::new(root.join(name)).identity().unwrap()
+}
+
 async fn wait_until<F: AsyncFn() -> bool>(what: &str, limit: Duration, check: F) -> Duration {
     let start = Instant::now();
     while !check().await {
@@ -118,8 +130,61 @@ async fn paid_packs_reach_license_holders_only_also_from_other_buyers() {
     assert!(!err.is_empty());
     holds_no_audio(&c, pack).await;
 
+    // Previews stay free: C auditions a sample of the paid pack, once over the
+    // network, then from its store; asking for the sample itself is refused.
+    let preview = c.preview(&pack, "kick_01").await.unwrap();
+    assert!(preview.fetched && preview.bytes > 1000 && preview.bytes < 100_000, "{preview:?}");
+    assert!(std::fs::read(&preview.path).unwrap().starts_with(b"OggS"));
+    println!("preview of a paid sample: {} bytes fetched in {:.1} ms", preview.bytes, preview.millis);
+    let again = c.preview(&pack, "Kicks/Line_Kick_01.wav").await.unwrap();
+    assert!(!again.fetched && again.preview == preview.preview);
+    let (manifest, _) = c.store().manifest(&pack).unwrap().unwrap();
+    let sample = manifest.samples[0].hash;
+    let refused = c.transfer().unwrap().fetch_blob(sample, &[a_id], 1 << 20).await.unwrap_err();
+    println!("a paid sample blob asked for directly: {refused}");
+    holds_no_audio(&c, pack).await;
+
+    // Bad orders get a clear answer and the seller keeps serving.
+    let network = c.network().unwrap();
+    let garbage = TradeRequest::Buy(ByteBuf::from(b"SMPL\x01\x03not an envelope".to_vec()));
+    let answer = network.trade(a_id, garbage).await.unwrap();
+    assert!(
+        matches!(&answer, TradeResponse::Refused(r) if r.contains("invalid purchase request")),
+        "{answer:?}"
+    );
+    let (manifest, _) = c.store().manifest(&pack).unwrap().unwrap();
+    let request = PurchaseRequest {
+        pack_id: pack,
+        seq: manifest.seq,
+        buyer: b_id,
+        seller: a_id,
+        price: usd(499),
+        payment_ref: None,
+        nonce: 1,
+        created_at: 1,
+    };
+    let on_behalf = request.sign(&Identity::from_secret_bytes([4; 32]));
+    assert!(on_behalf.is_err(), "signing for another buyer must fail");
+    let mut cheap = request.clone();
+    cheap.buyer = c.node_id();
+    cheap.price = usd(1);
+    let cheap = cheap.sign(&identity_of(root, "c")).unwrap();
+    let answer = network.trade(a_id, TradeRequest::Buy(ByteBuf::from(cheap.into_bytes()))).await.unwrap();
+    assert!(
+        matches!(&answer, TradeResponse::Rejected { reason, .. } if reason.contains("costs 4.99 USD")),
+        "{answer:?}"
+    );
+    let huge = TradeRequest::Present(ByteBuf::from(vec![0u8; 200 * 1024]));
+    assert!(network.trade(a_id, huge).await.is_err(), "an oversized message is not answered");
+
     // B buys under `auto`, gets a license, fetches byte-identical files.
     let bought = buy(&b, pack, "card-1").await;
+    let forwarded = buy_request_of(&b, pack).await;
+    let answer = network.trade(a_id, TradeRequest::Buy(ByteBuf::from(forwarded))).await.unwrap();
+    assert!(
+        matches!(&answer, TradeResponse::Refused(r) if r.contains("came from")),
+        "a replayed order: {answer:?}"
+    );
     assert_eq!(bought.status, OrderStatus::Issued, "{bought:?}");
     let fetched = fetch(&b, pack, &root.join("b-out")).await;
     assert_same_files(&pack_dir, &fetched);

@@ -10,6 +10,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use smpl_protocol::AudioFormat;
+
+use super::preview::PreviewEncoder;
 use symphonia::core::audio::{AudioBuffer, AudioBufferRef};
 use symphonia::core::codecs::{self, CodecParameters, CodecType, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -28,6 +30,8 @@ pub(super) struct Decoded {
     pub channels: u16,
     pub bit_depth: Option<u16>,
     pub measurements: Measurements,
+    /// The preview clip, when one could be made (see [`PreviewSink`]).
+    pub preview: Option<Vec<u8>>,
 }
 
 /// The leading bytes that identify a container.
@@ -289,6 +293,7 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
         meter: None,
         scratch: None,
         skipped_packets: 0,
+        preview: PreviewSink::default(),
     };
     loop {
         let packet = match reader.next_packet() {
@@ -320,6 +325,7 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
     }
 
     let skipped = state.skipped_packets;
+    let preview = state.preview.finish(path);
     let Some(meter) = state.meter else {
         return Err(if skipped > 0 {
             errors.corrupt(format!("none of its {skipped} audio packets decode"))
@@ -336,7 +342,7 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
             decoded: measurements.frames,
         });
     }
-    Ok(Decoded { format, sample_rate, channels, bit_depth, measurements })
+    Ok(Decoded { format, sample_rate, channels, bit_depth, measurements, preview })
 }
 
 /// The decode loop's mutable state, apart from the reader and decoder.
@@ -349,6 +355,49 @@ struct DecodeState<'a> {
     /// Reused `f32` copy of each decoded buffer.
     scratch: Option<AudioBuffer<f32>>,
     skipped_packets: u64,
+    preview: PreviewSink,
+}
+
+/// The preview clip, made from the same decoded planes as the measurements. A
+/// preview that cannot be made (an exotic rate, an encoder error) is left out with
+/// a warning; the analysis itself does not fail for it.
+#[derive(Default)]
+struct PreviewSink {
+    encoder: Option<PreviewEncoder>,
+    /// The encoder has all it needs.
+    full: bool,
+    error: Option<String>,
+}
+
+impl PreviewSink {
+    fn add(&mut self, planes: &[&[f32]], rate: u32, channels: u16) {
+        if self.full || self.error.is_some() {
+            return;
+        }
+        let encoder = match &mut self.encoder {
+            Some(encoder) => encoder,
+            None => match PreviewEncoder::new(rate, channels) {
+                Ok(encoder) => self.encoder.insert(encoder),
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    return;
+                }
+            },
+        };
+        match encoder.add(planes) {
+            Ok(more) => self.full = !more,
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn finish(self, path: &Path) -> Option<Vec<u8>> {
+        let result = match (self.error, self.encoder) {
+            (Some(e), _) => Err(e),
+            (None, Some(encoder)) => encoder.finish().map_err(|e| e.to_string()),
+            (None, None) => return None,
+        };
+        result.map_err(|e| tracing::warn!("no preview for {}: {e}", path.display())).ok()
+    }
 }
 
 impl DecodeState<'_> {
@@ -391,8 +440,12 @@ impl DecodeState<'_> {
                 let keep = usize::try_from(limit.saturating_sub(meter.frames())).unwrap_or(0);
                 let cut: Vec<&[f32]> = planes.iter().map(|p| &p[..keep.min(p.len())]).collect();
                 meter.add(&cut);
+                self.preview.add(&cut, spec.rate, channels);
             }
-            _ => meter.add(planes),
+            _ => {
+                meter.add(planes);
+                self.preview.add(planes, spec.rate, channels);
+            }
         }
         Ok(())
     }

@@ -13,7 +13,8 @@
 //! - `decode` recognises the container from the file's first bytes, opens it with
 //!   symphonia and feeds decoded packets, as `f32` planes, to a callback;
 //! - `meter` folds those planes into the peak, the loudness and a bounded envelope;
-//! - `kind` guesses loop or one-shot from the file name and the envelope.
+//! - `kind` guesses loop or one-shot from the file name and the envelope;
+//! - `preview` encodes the first seconds as a small Ogg Vorbis clip, from the same planes.
 //!
 //! Decisions worth knowing:
 //! - `frames` counts decoded frames after encoder delay and padding are trimmed (gapless
@@ -30,9 +31,12 @@
 mod decode;
 mod kind;
 mod meter;
+pub mod preview;
 
 #[cfg(test)]
 mod hydrogen;
+#[cfg(test)]
+mod preview_tests;
 #[cfg(test)]
 mod sox_tests;
 #[cfg(test)]
@@ -72,6 +76,9 @@ pub struct Analysis {
     /// [`WAVEFORM_POINTS`] points, each the highest `|sample|` of its stretch of the file,
     /// scaled linearly so that 0 is silence and 255 is full scale.
     pub waveform: Vec<u8>,
+    /// A free audition clip of the first seconds (Ogg Vorbis, see [`preview`]);
+    /// `None` when none could be made.
+    pub preview: Option<Vec<u8>>,
 }
 
 impl Analysis {
@@ -156,6 +163,7 @@ pub fn analyze_file(path: &Path) -> Result<Analysis, AudioError> {
         loudness_lufs: m.loudness_lufs,
         kind,
         waveform: m.waveform,
+        preview: decoded.preview,
     })
 }
 

@@ -354,6 +354,7 @@ fn sample(r: &mut Rng, theme: &str, n: usize, folders: bool, tempo_base: f32) ->
         },
         waveform: Vec::new(),
         preview: None,
+        descriptor: None,
     }
 }
 

@@ -176,6 +176,7 @@ mod tests {
             tags: vec![],
             waveform: vec![],
             preview: None,
+            descriptor: None,
         }
     }
 

@@ -362,6 +362,7 @@ fn sample_entry(
         tags: Vec::new(),
         waveform: a.waveform,
         preview,
+        descriptor: a.descriptor,
     }
 }
 

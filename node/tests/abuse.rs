@@ -172,6 +172,7 @@ fn sample(name: &str) -> SampleEntry {
         tags: vec!["808".into()],
         waveform: vec![0, 64, 255, 12],
         preview: None,
+        descriptor: None,
     }
 }
 

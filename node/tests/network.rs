@@ -114,6 +114,7 @@ fn listing(author: &smpl_protocol::Identity, n: usize) -> smpl_protocol::Manifes
             tags: vec![],
             waveform: vec![128; 128],
             preview: None,
+            descriptor: None,
         }],
     }
 }

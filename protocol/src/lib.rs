@@ -51,6 +51,7 @@
 
 pub mod certificate;
 mod check;
+mod descriptor;
 mod envelope;
 mod error;
 mod identity;
@@ -63,6 +64,7 @@ mod purchase;
 mod retraction;
 pub mod sync;
 
+pub use descriptor::{DESCRIPTOR_DIMS, Descriptor};
 pub use envelope::{Envelope, Kind, Signed};
 pub use error::ProtocolError;
 pub use identity::Identity;

@@ -8,7 +8,7 @@ use crate::check::{
 };
 use crate::ids::{hex_decode, hex_encode};
 use crate::limits::*;
-use crate::{BlobHash, Key, Kind, NodeId, PackId, Signed, Tempo};
+use crate::{BlobHash, Descriptor, Key, Kind, NodeId, PackId, Signed, Tempo};
 
 /// A signed description of one version of a pack.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,6 +133,10 @@ pub struct SampleEntry {
     pub waveform: Vec<u8>,
     /// A short always-free clip for auditioning.
     pub preview: Option<BlobHash>,
+    /// The sound's fingerprint for "similar sounds" (absent in manifests written
+    /// before descriptors existed, or when the analysis found nothing to describe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub descriptor: Option<Descriptor>,
 }
 
 impl SampleEntry {
@@ -322,6 +326,7 @@ mod tests {
             tags: vec![],
             waveform: vec![],
             preview: None,
+            descriptor: None,
         };
         assert_eq!(s.duration_ms(), 1500);
         s.sample_rate = 0;

@@ -250,3 +250,30 @@ fn unknown_fields_and_nan_are_decode_errors() {
         Err(ProtocolError::Decode { .. })
     ));
 }
+
+#[test]
+fn malformed_descriptor_or_preview_fields_refuse_the_whole_manifest() {
+    let mut m = manifest();
+    m.samples[0].descriptor = Some(Descriptor([7; DESCRIPTOR_DIMS]));
+    let good = serde_json::to_string(&m).unwrap();
+    let hex = m.samples[0].descriptor.unwrap().to_string();
+    let preview = m.samples[0].preview.unwrap().to_string();
+    let bad_bodies = [
+        good.replace(&hex, &hex[..62]),
+        good.replace(&hex, &format!("{hex}00")),
+        good.replace(&hex, &format!("zz{}", &hex[2..])),
+        good.replace(&format!("\"{hex}\""), "[7,7,7]"),
+        good.replace(&preview, &preview[..60]),
+        good.replace(&preview, &format!("{}xy", &preview[..62])),
+    ];
+    assert!(
+        Manifest::open(Envelope::seal(&seller(), Kind::Manifest, good.as_bytes()).unwrap().as_bytes())
+            .is_ok()
+    );
+    for body in bad_bodies {
+        assert_ne!(body, good);
+        let envelope = Envelope::seal(&seller(), Kind::Manifest, body.as_bytes()).unwrap();
+        let result = Manifest::open(envelope.as_bytes());
+        assert!(matches!(result, Err(ProtocolError::Decode { .. })), "{result:?}");
+    }
+}

@@ -29,6 +29,7 @@ pub fn sample(name: &str) -> SampleEntry {
         tags: Vec::new(),
         waveform: Vec::new(),
         preview: None,
+        descriptor: None,
     }
 }
 

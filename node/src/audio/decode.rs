@@ -11,6 +11,7 @@ use std::path::Path;
 
 use smpl_protocol::AudioFormat;
 
+use super::descriptor::{Descriptor, DescriptorBuilder};
 use super::preview::PreviewEncoder;
 use symphonia::core::audio::{AudioBuffer, AudioBufferRef};
 use symphonia::core::codecs::{self, CodecParameters, CodecType, DecoderOptions};
@@ -32,6 +33,8 @@ pub(super) struct Decoded {
     pub measurements: Measurements,
     /// The preview clip, when one could be made (see [`PreviewSink`]).
     pub preview: Option<Vec<u8>>,
+    /// The sound's fingerprint; `None` for silence or a sound too short to describe.
+    pub descriptor: Option<Descriptor>,
 }
 
 /// The leading bytes that identify a container.
@@ -294,6 +297,7 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
         scratch: None,
         skipped_packets: 0,
         preview: PreviewSink::default(),
+        descriptor: None,
     };
     loop {
         let packet = match reader.next_packet() {
@@ -326,6 +330,7 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
 
     let skipped = state.skipped_packets;
     let preview = state.preview.finish(path);
+    let descriptor = state.descriptor.and_then(DescriptorBuilder::finish);
     let Some(meter) = state.meter else {
         return Err(if skipped > 0 {
             errors.corrupt(format!("none of its {skipped} audio packets decode"))
@@ -342,7 +347,7 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
             decoded: measurements.frames,
         });
     }
-    Ok(Decoded { format, sample_rate, channels, bit_depth, measurements, preview })
+    Ok(Decoded { format, sample_rate, channels, bit_depth, measurements, preview, descriptor })
 }
 
 /// The decode loop's mutable state, apart from the reader and decoder.
@@ -356,6 +361,8 @@ struct DecodeState<'a> {
     scratch: Option<AudioBuffer<f32>>,
     skipped_packets: u64,
     preview: PreviewSink,
+    /// Created with the meter, from the first decoded buffer.
+    descriptor: Option<DescriptorBuilder>,
 }
 
 /// The preview clip, made from the same decoded planes as the measurements. A
@@ -425,6 +432,7 @@ impl DecodeState<'_> {
                 if spec.rate == 0 || channels == 0 {
                     return Err(self.errors.corrupt("it declares no sample rate or channels"));
                 }
+                self.descriptor = Some(DescriptorBuilder::new(spec.rate, channels));
                 self.meter.insert(Meter::new(spec.rate, channels))
             }
         };
@@ -441,10 +449,16 @@ impl DecodeState<'_> {
                 let cut: Vec<&[f32]> = planes.iter().map(|p| &p[..keep.min(p.len())]).collect();
                 meter.add(&cut);
                 self.preview.add(&cut, spec.rate, channels);
+                if let Some(descriptor) = &mut self.descriptor {
+                    descriptor.add(&cut);
+                }
             }
             _ => {
                 meter.add(planes);
                 self.preview.add(planes, spec.rate, channels);
+                if let Some(descriptor) = &mut self.descriptor {
+                    descriptor.add(planes);
+                }
             }
         }
         Ok(())

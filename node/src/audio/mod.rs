@@ -14,7 +14,8 @@
 //!   symphonia and feeds decoded packets, as `f32` planes, to a callback;
 //! - `meter` folds those planes into the peak, the loudness and a bounded envelope;
 //! - `kind` guesses loop or one-shot from the file name and the envelope;
-//! - `preview` encodes the first seconds as a small Ogg Vorbis clip, from the same planes.
+//! - `preview` encodes the first seconds as a small Ogg Vorbis clip, from the same planes;
+//! - `descriptor` sums up timbre, envelope and rhythm in 32 bytes for "similar sounds".
 //!
 //! Decisions worth knowing:
 //! - `frames` counts decoded frames after encoder delay and padding are trimmed (gapless
@@ -29,6 +30,7 @@
 //! - An MP3 without a LAME header keeps its encoder delay and padding, as in every decoder.
 
 mod decode;
+pub mod descriptor;
 mod kind;
 mod meter;
 pub mod preview;
@@ -79,6 +81,8 @@ pub struct Analysis {
     /// A free audition clip of the first seconds (Ogg Vorbis, see [`preview`]);
     /// `None` when none could be made.
     pub preview: Option<Vec<u8>>,
+    /// The sound's fingerprint for "similar sounds" (see [`descriptor`]).
+    pub descriptor: Option<smpl_protocol::Descriptor>,
 }
 
 impl Analysis {
@@ -164,6 +168,7 @@ pub fn analyze_file(path: &Path) -> Result<Analysis, AudioError> {
         kind,
         waveform: m.waveform,
         preview: decoded.preview,
+        descriptor: decoded.descriptor,
     })
 }
 

@@ -168,6 +168,7 @@ impl Pack {
                     tags: vec![],
                     waveform: vec![],
                     preview: None,
+                    descriptor: None,
                 })
                 .collect(),
         }

@@ -39,6 +39,7 @@ pub fn sample_loop() -> SampleEntry {
         tags: vec!["808".into(), "dusty".into()],
         waveform: vec![0, 64, 255, 128, 7],
         preview: Some(hash(0x12)),
+        descriptor: None,
     }
 }
 
@@ -60,6 +61,7 @@ pub fn sample_one_shot() -> SampleEntry {
         tags: vec![],
         waveform: vec![255, 12],
         preview: None,
+        descriptor: None,
     }
 }
 
@@ -235,12 +237,13 @@ pub fn sample(name: String) -> impl Strategy<Value = SampleEntry> {
             tags(),
             prop::collection::vec(any::<u8>(), 0..=256),
             prop::option::of(blob_hash()),
+            prop::option::of(any::<[i8; 32]>()),
         ),
     )
         .prop_map(
             move |(
                 (hash, size, format, frames, sample_rate, channels, bit_depth, peak, lufs),
-                (kind, tempo, key, tags, waveform, preview),
+                (kind, tempo, key, tags, waveform, preview, descriptor),
             )| SampleEntry {
                 name: name.clone(),
                 hash,
@@ -258,6 +261,7 @@ pub fn sample(name: String) -> impl Strategy<Value = SampleEntry> {
                 tags,
                 waveform,
                 preview,
+                descriptor: descriptor.map(Descriptor),
             },
         )
 }

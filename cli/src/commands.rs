@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
-use smpl_node::index::{Hit, SearchQuery, SearchResults, Sort};
+use smpl_node::index::{Hit, SampleRef, SearchQuery, SearchResults, Sort};
 use smpl_node::net::PeerInfo;
 use smpl_node::{
     CheckReport, FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PackView, Preview, PublishEvent,
@@ -124,6 +124,40 @@ pub struct SearchArgs {
     limit: usize,
     #[arg(long, value_enum, default_value = "relevance")]
     sort: SortArg,
+    /// Rank by how close each sample sounds to this one (PACK_ID/SAMPLE, the pack
+    /// id or a prefix, and the sample's file name or a unique part of it).
+    #[arg(long, value_name = "PACK_ID/SAMPLE")]
+    similar_to: Option<String>,
+}
+
+impl SearchArgs {
+    /// `smpl similar TARGET --limit N`: a search ranked by sound, without filters.
+    pub fn similar(target: String, limit: usize) -> SearchArgs {
+        SearchArgs {
+            query: Vec::new(),
+            genre: None,
+            tags: Vec::new(),
+            kind: None,
+            bpm: None,
+            key: None,
+            max_price: None,
+            author: None,
+            packs: false,
+            limit,
+            sort: SortArg::Relevance,
+            similar_to: Some(target),
+        }
+    }
+}
+
+/// Resolves `PACK_ID/SAMPLE` with the node (the pack id may be a prefix).
+fn sample_ref(client: &Client, target: &str) -> Result<SampleRef> {
+    let (pack, sample) = target
+        .split_once('/')
+        .filter(|(p, s)| !p.is_empty() && !s.is_empty())
+        .ok_or_else(|| usage(format!("{target:?}: give PACK_ID/SAMPLE, e.g. 3f2a9c/kick_01")))?;
+    let view: PackView = client.get(&format!("/v1/packs/{}", pack.trim()))?;
+    Ok(SampleRef { pack_id: view.manifest.pack_id, sample: sample.to_string() })
 }
 
 pub fn init(home: &Home, out: &Printer, name: Option<String>) -> Result<ExitCode> {
@@ -350,7 +384,10 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
         Some(a) => Some(a.parse::<NodeId>().map_err(|e| usage(e.to_string()))?),
         None => None,
     };
+    let client = Client::connect(home)?;
+    let similar_to = args.similar_to.as_deref().map(|t| sample_ref(&client, t)).transpose()?;
     let query = SearchQuery {
+        similar_to,
         text: Some(text).filter(|t| !t.trim().is_empty()),
         genre: args.genre.map(|g| g.trim().to_lowercase()),
         tags: args.tags.iter().map(|t| t.trim().to_lowercase()).collect(),
@@ -370,7 +407,7 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
         limit: args.limit,
         offset: 0,
     };
-    let results: SearchResults = Client::connect(home)?.post("/v1/search", &query)?;
+    let results: SearchResults = client.post("/v1/search", &query)?;
     if out.json() {
         for hit in &results.hits {
             out.object(&hit_line(hit));

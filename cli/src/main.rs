@@ -51,6 +51,14 @@ enum Command {
     Publish(commands::PublishArgs),
     /// Search the local index of packs and samples.
     Search(commands::SearchArgs),
+    /// Samples that sound like one sample, from every pack in the local index.
+    Similar {
+        /// PACK_ID/SAMPLE: a pack id (or prefix) and a sample's file name (or a
+        /// unique part of it).
+        target: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
     /// Show a pack's manifest.
     Show {
         /// The pack id (or a unique prefix of it).
@@ -122,6 +130,9 @@ fn main() -> ExitCode {
         Command::Id => commands::id(&home, &out),
         Command::Publish(args) => commands::publish(&home, &out, args),
         Command::Search(args) => commands::search(&home, &out, args),
+        Command::Similar { target, limit } => {
+            commands::search(&home, &out, commands::SearchArgs::similar(target, limit))
+        }
         Command::Show { pack_id } => commands::show(&home, &out, &pack_id),
         Command::Retract { pack_id } => commands::retract(&home, &out, &pack_id),
         Command::Index { command: IndexCommand::Rebuild } => commands::rebuild(&home, &out),

@@ -122,6 +122,11 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
             doc.add_f64(f.bpm, f64::from(b));
         }
         doc.add_u64(f.price, price_minor);
+        if let Some(d) = &s.descriptor {
+            for (field, word) in f.desc.iter().zip(crate::similar::to_words(d)) {
+                doc.add_u64(*field, word);
+            }
+        }
         stored::encode(&record, s, &mut stored);
         doc.add_bytes(f.stored, &stored);
         docs.push(doc);

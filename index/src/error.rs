@@ -45,6 +45,13 @@ pub enum IndexError {
     /// A query parameter is out of range or malformed.
     #[error("bad search {what} {input:?}: {reason}")]
     BadQuery { what: &'static str, input: String, reason: String },
+    /// The sample a similarity search starts from is not in the index.
+    #[error("no sample {sample:?} in pack {pack} (give its file name or a unique part of it)")]
+    NoSample { pack: smpl_protocol::PackId, sample: String },
+    #[error("{matches} samples of pack {pack} match {sample:?}; give more of the name")]
+    AmbiguousSample { pack: smpl_protocol::PackId, sample: String, matches: usize },
+    #[error("sample {sample:?} of pack {pack} has no sound descriptor (silent, or published before descriptors)")]
+    NoDescriptor { pack: smpl_protocol::PackId, sample: String },
     /// A thread panicked while holding the index writer.
     #[error("the index writer is unusable after a panic in another thread; reopen the index")]
     Poisoned,

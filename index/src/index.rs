@@ -17,6 +17,7 @@ use crate::error::IndexError;
 use crate::query::Plan;
 use crate::results::{Hit, SearchQuery, SearchResults, Sort};
 use crate::schema::{Fields, SCHEMA_VERSION, VERSION_FILE, names, schema};
+use crate::similar::{self, VectorCache};
 use crate::tokenizer::{ANALYZER, analyzer, indexing_analyzer};
 
 /// One change to the index.
@@ -63,6 +64,7 @@ pub struct Index {
     options: IndexOptions,
     needs_rebuild: bool,
     path: PathBuf,
+    vectors: VectorCache,
 }
 
 impl std::fmt::Debug for Index {
@@ -154,6 +156,7 @@ impl Index {
             options,
             needs_rebuild,
             path,
+            vectors: VectorCache::default(),
         })
     }
 
@@ -247,6 +250,15 @@ impl Index {
         let searcher = self.reader.searcher();
         let f = &self.fields;
         let plan = Plan::new(f, &mut self.analyzer.clone(), q)?;
+        if let Some(target) = &q.similar_to {
+            let query = plan.query(f, None);
+            let filter = (!plan.is_everything()).then_some(&*query);
+            let top_k = q.offset.saturating_add(q.limit);
+            let (hits, total) =
+                similar::nearest(&searcher, f, &self.vectors, &target.pack_id, &target.sample, filter, top_k)?;
+            let hits = hits.into_iter().skip(q.offset).collect();
+            return Ok(SearchResults { total, hits, facets: Default::default() });
+        }
         let has_text = !plan.words.is_empty();
         let newest = q.sort == Sort::Newest || !has_text;
         let top_k = q.offset.saturating_add(q.limit);

@@ -12,6 +12,9 @@
 //! - [`SearchQuery`] → [`SearchResults`]: full text with typo tolerance, filters
 //!   (genre, tags, kind, BPM range, key, price ceiling, author), [`Sort`], paging,
 //!   one hit per sample or per pack, and [`Facets`] counted over every match.
+//!   With [`SearchQuery::similar_to`] the matches are ranked by how close their
+//!   sound descriptors are to one sample's instead ("more like this" by sound,
+//!   module `similar`: an exact scan over per-segment arrays).
 //! - [`IndexError`]: what failed and with which input.
 //!
 //! Inside: `schema` (one document per sample carrying its pack's fields, and the
@@ -37,9 +40,10 @@ mod index;
 mod query;
 mod results;
 mod schema;
+mod similar;
 mod stored;
 mod tokenizer;
 
 pub use error::IndexError;
 pub use index::{Index, IndexOp, IndexOptions};
-pub use results::{Facets, Hit, MAX_FACET_VALUES, SearchQuery, SearchResults, Sort};
+pub use results::{Facets, Hit, MAX_FACET_VALUES, SampleRef, SearchQuery, SearchResults, Sort};

@@ -54,6 +54,11 @@ impl Plan {
         Ok(Plan { words, filters: filters(f, q)? })
     }
 
+    /// Whether the query has neither words nor filters (it matches every sample).
+    pub fn is_everything(&self) -> bool {
+        self.words.is_empty() && self.filters.is_empty()
+    }
+
     /// The query: all words (each with its variants, if given) and all filters.
     pub fn query(&self, f: &Fields, variants: Option<&[Vec<String>]>) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();

@@ -31,6 +31,17 @@ pub struct SearchQuery {
     pub sort: Sort,
     pub limit: usize,
     pub offset: usize,
+    /// Rank by sound: the samples whose descriptors are nearest to this sample's
+    /// come first (text and filters still narrow the matches; `packs` and `sort`
+    /// do not apply, and there are no facets).
+    pub similar_to: Option<SampleRef>,
+}
+
+/// One sample of one pack, by its file name (or a unique part of it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleRef {
+    pub pack_id: PackId,
+    pub sample: String,
 }
 
 impl Default for SearchQuery {
@@ -48,6 +59,7 @@ impl Default for SearchQuery {
             sort: Sort::Relevance,
             limit: 20,
             offset: 0,
+            similar_to: None,
         }
     }
 }

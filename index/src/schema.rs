@@ -18,6 +18,7 @@
 //! | `bpm` | f64 fast | tempo, absent when unknown |
 //! | `price` | u64 fast | price in minor units, 0 for free packs |
 //! | `stored` | stored bytes | what a search hit shows (see `stored`) |
+//! | `desc0`…`desc3` | u64 fast | the sound descriptor's 32 bytes, 8 to a field, absent when unknown (see `similar`) |
 //!
 //! Any change to this table, or to the analyzer, bumps [`SCHEMA_VERSION`]: an index
 //! written by another version is wiped on open and rebuilt by the node.
@@ -29,7 +30,7 @@ use tantivy::schema::{
 use crate::tokenizer::ANALYZER;
 
 /// Version of the schema and analysis; stored next to the index.
-pub(crate) const SCHEMA_VERSION: u32 = 4;
+pub(crate) const SCHEMA_VERSION: u32 = 5;
 
 /// The file in the index directory that holds [`SCHEMA_VERSION`].
 pub(crate) const VERSION_FILE: &str = "smpl-index-version";
@@ -54,6 +55,7 @@ pub(crate) struct Fields {
     pub bpm: Field,
     pub price: Field,
     pub stored: Field,
+    pub desc: [Field; 4],
 }
 
 /// Fast-field names, used by the collector.
@@ -70,6 +72,7 @@ pub(crate) mod names {
     pub const FACET_CODE: &str = "facet_code";
     pub const BPM: &str = "bpm";
     pub const PRICE: &str = "price";
+    pub const DESC: [&str; 4] = ["desc0", "desc1", "desc2", "desc3"];
 }
 
 /// The schema of this version, with its field handles.
@@ -95,6 +98,7 @@ pub(crate) fn schema() -> (Schema, Fields) {
     let bpm = b.add_f64_field(names::BPM, FAST);
     let price = b.add_u64_field(names::PRICE, FAST);
     let stored = b.add_bytes_field("stored", STORED);
+    let desc = names::DESC.map(|name| b.add_u64_field(name, FAST));
     let fields = Fields {
         text,
         pack_id,
@@ -113,6 +117,7 @@ pub(crate) fn schema() -> (Schema, Fields) {
         bpm,
         price,
         stored,
+        desc,
     };
     (b.build(), fields)
 }

@@ -200,6 +200,7 @@ fn to_query(q: &QuerySpec, limit: usize, offset: usize) -> SearchQuery {
         sort: if q.newest { Sort::Newest } else { Sort::Relevance },
         limit,
         offset,
+        similar_to: None,
     }
 }
 

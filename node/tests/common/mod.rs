@@ -103,6 +103,7 @@ pub fn query(text: &str) -> SearchQuery {
         sort: Sort::Relevance,
         limit: 20,
         offset: 0,
+        similar_to: None,
     }
 }
 

@@ -50,7 +50,9 @@ pub enum IndexError {
     NoSample { pack: smpl_protocol::PackId, sample: String },
     #[error("{matches} samples of pack {pack} match {sample:?}; give more of the name")]
     AmbiguousSample { pack: smpl_protocol::PackId, sample: String, matches: usize },
-    #[error("sample {sample:?} of pack {pack} has no sound descriptor (silent, or published before descriptors)")]
+    #[error(
+        "sample {sample:?} of pack {pack} has no sound descriptor (silent, or published before descriptors)"
+    )]
     NoDescriptor { pack: smpl_protocol::PackId, sample: String },
     /// A thread panicked while holding the index writer.
     #[error("the index writer is unusable after a panic in another thread; reopen the index")]

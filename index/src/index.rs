@@ -254,8 +254,15 @@ impl Index {
             let query = plan.query(f, None);
             let filter = (!plan.is_everything()).then_some(&*query);
             let top_k = q.offset.saturating_add(q.limit);
-            let (hits, total) =
-                similar::nearest(&searcher, f, &self.vectors, &target.pack_id, &target.sample, filter, top_k)?;
+            let (hits, total) = similar::nearest(
+                &searcher,
+                f,
+                &self.vectors,
+                &target.pack_id,
+                &target.sample,
+                filter,
+                top_k,
+            )?;
             let hits = hits.into_iter().skip(q.offset).collect();
             return Ok(SearchResults { total, hits, facets: Default::default() });
         }

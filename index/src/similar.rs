@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use smpl_protocol::{DESCRIPTOR_DIMS, Descriptor, PackId};
 use tantivy::collector::DocSetCollector;
+use tantivy::index::SegmentId;
 use tantivy::query::{Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
-use tantivy::index::SegmentId;
 use tantivy::{DocAddress, DocId, Searcher, SegmentReader, TantivyDocument};
 
 use crate::document::hit_from_stored;

@@ -7,8 +7,8 @@
 //! in memory, and every engine indexes exactly the same data.
 
 use smpl_protocol::{
-    AudioFormat, BlobHash, Key, LicenseTerms, Manifest, Mode, NodeId, PackId, Price, SampleEntry, SampleKind,
-    Source, Tempo,
+    AudioFormat, BlobHash, DESCRIPTOR_DIMS, Descriptor, Key, LicenseTerms, Manifest, Mode, NodeId, PackId,
+    Price, SampleEntry, SampleKind, Source, Tempo,
 };
 
 use crate::rng::Rng;
@@ -354,8 +354,22 @@ fn sample(r: &mut Rng, theme: &str, n: usize, folders: bool, tempo_base: f32) ->
         },
         waveform: Vec::new(),
         preview: None,
-        descriptor: None,
+        descriptor: Some(descriptor(r, instrument)),
     }
+}
+
+/// A sound descriptor like real ones: each instrument has its own centre (as kicks,
+/// hats and pads sit apart in descriptor space) and samples scatter around it by
+/// about one standard deviation (32 steps) per dimension.
+fn descriptor(r: &mut Rng, instrument: &str) -> Descriptor {
+    let centre = blake3::hash(instrument.as_bytes());
+    let mut d = [0i8; DESCRIPTOR_DIMS];
+    for (i, v) in d.iter_mut().enumerate() {
+        let base = i32::from(centre.as_bytes()[i] as i8) / 2;
+        let noise = r.range(0, 65) as i32 - 32;
+        *v = (base + noise).clamp(-127, 127) as i8;
+    }
+    Descriptor(d)
 }
 
 /// One benchmark query: 1–2 words and at least one filter.

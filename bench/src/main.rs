@@ -3,6 +3,7 @@
 //! `docs/BENCHMARKS.md`), with the peak RSS next to each figure.
 //!
 //! - `search`: the search index (smpl-index) against SQLite FTS5, issue 2b.
+//! - `similar`: "similar sounds" queries over a million samples, issue 5.
 //!
 //! Inside: `corpus` (a deterministic catalog of realistic packs and queries),
 //! `rng` (SplitMix64), `mem` (RSS from `/proc/self/status`), `search`.
@@ -11,6 +12,7 @@ mod corpus;
 mod mem;
 mod rng;
 mod search;
+mod similar;
 
 use clap::{Parser, Subcommand};
 
@@ -25,10 +27,13 @@ struct Cli {
 enum Command {
     /// Search index build rate and query latency, smpl-index vs SQLite FTS5.
     Search(search::SearchArgs),
+    /// Similar-sound queries (descriptor nearest neighbours) on a large index.
+    Similar(similar::SimilarArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Search(args) => search::run(args),
+        Command::Similar(args) => similar::run(args),
     }
 }

@@ -12,7 +12,7 @@ use smpl_node::index::{Hit, SampleRef, SearchQuery, SearchResults, Sort};
 use smpl_node::net::PeerInfo;
 use smpl_node::{
     CheckReport, FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PackView, Preview, PublishEvent,
-    PublishRequest, SellerPolicy, TradeConfig,
+    PublishRequest, Recommendation, SellerPolicy, TradeConfig,
 };
 use smpl_protocol::{LicenseTerms, NodeId, Price, SampleKind};
 
@@ -659,4 +659,32 @@ fn url_escape(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+pub fn recommend(home: &Home, out: &Printer, limit: usize) -> Result<ExitCode> {
+    let picks: Vec<Recommendation> = Client::connect(home)?.get(&format!("/v1/recommend?limit={limit}"))?;
+    if out.json() {
+        for p in &picks {
+            out.object(p);
+        }
+    } else {
+        let rows: Vec<Vec<String>> = picks
+            .iter()
+            .map(|p| {
+                vec![
+                    p.pack_id.to_string()[..12].to_string(),
+                    p.title.clone(),
+                    p.author_name.clone(),
+                    p.price.as_ref().map_or("free".to_string(), |p| p.to_string()),
+                    p.reason.clone(),
+                ]
+            })
+            .collect();
+        out.table(&["PACK", "TITLE", "AUTHOR", "PRICE", "WHY"], &rows);
+    }
+    if picks.is_empty() {
+        out.note("nothing to recommend yet: fetch or buy a pack first, and let listings arrive");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -59,6 +59,12 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
+    /// Packs you may like, from what is in your library (fetched or bought),
+    /// by words and by sound, computed on this node.
+    Recommend {
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
     /// Show a pack's manifest.
     Show {
         /// The pack id (or a unique prefix of it).
@@ -130,6 +136,7 @@ fn main() -> ExitCode {
         Command::Id => commands::id(&home, &out),
         Command::Publish(args) => commands::publish(&home, &out, args),
         Command::Search(args) => commands::search(&home, &out, args),
+        Command::Recommend { limit } => commands::recommend(&home, &out, limit),
         Command::Similar { target, limit } => {
             commands::search(&home, &out, commands::SearchArgs::similar(target, limit))
         }

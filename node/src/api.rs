@@ -20,6 +20,7 @@
 //! | POST | `/v1/sales/{id}/reject` | `{"reason"}` | [`Order`](crate::Order) |
 //! | GET | `/v1/licenses?issued=true` | | `[]` of [`LicenseView`](crate::LicenseView) |
 //! | GET | `/v1/purchases` | | `[]` of [`Order`](crate::Order) |
+//! | GET | `/v1/recommend?limit=N` | | `[]` of [`Recommendation`](crate::Recommendation) |
 //! | GET | `/v1/packs/{id}/preview?sample=NAME` | | [`Preview`](crate::Preview) (the clip is written to its `path`) |
 
 use std::convert::Infallible;
@@ -106,6 +107,7 @@ pub async fn serve(
         .route("/v1/licenses", get(licenses))
         .route("/v1/purchases", get(purchases))
         .route("/v1/packs/{id}/preview", get(preview))
+        .route("/v1/recommend", get(recommend))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
@@ -305,4 +307,21 @@ async fn preview(
 ) -> Result<Response, ApiError> {
     let pack = state.node.resolve(&id)?;
     Ok(Json(state.node.preview(&pack, &query.sample).await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct RecommendQuery {
+    #[serde(default = "default_recommendations")]
+    limit: usize,
+}
+
+fn default_recommendations() -> usize {
+    10
+}
+
+async fn recommend(
+    State(state): State<AppState>,
+    Query(query): Query<RecommendQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.node.recommend(query.limit.min(100)).await?).into_response())
 }

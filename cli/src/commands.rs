@@ -80,6 +80,14 @@ pub struct PublishArgs {
     /// A named license (e.g. royalty-free, CC0-1.0, CC-BY-4.0).
     #[arg(long, default_value = "royalty-free")]
     license: String,
+    /// The tempo of the pack's loops, if you know it (else it is detected; a BPM
+    /// in a file name, as in `Groove_124bpm.wav`, wins for that file).
+    #[arg(long, value_name = "BPM")]
+    bpm: Option<f32>,
+    /// The key of the pack's samples, e.g. Am or "F# major" (else it is detected;
+    /// a key in a file name, as in `Pad_Cmin.wav`, wins for that file).
+    #[arg(long)]
+    key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -277,6 +285,13 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
         description: args.description,
         price,
         license: LicenseTerms::Named(args.license),
+        bpm: args.bpm,
+        key: args
+            .key
+            .as_deref()
+            .map(smpl_protocol::Key::parse)
+            .transpose()
+            .map_err(|e| usage(e.to_string()))?,
     };
     let client = Client::connect(home)?;
     let mut bar = None;

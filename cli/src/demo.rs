@@ -239,6 +239,8 @@ pub fn publish_demo(home: &Home, out: &Printer) -> Result<()> {
                 description: pack.description.into(),
                 price: pack.price.map(|amount_minor| Price { amount_minor, currency: "USD".into() }),
                 license: LicenseTerms::Named("royalty-free".into()),
+                bpm: None,
+                key: None,
             },
         ));
     }
@@ -259,6 +261,8 @@ pub fn publish_demo(home: &Home, out: &Printer) -> Result<()> {
                     ),
                     price: None,
                     license: LicenseTerms::Named("GPL-2.0-or-later".into()),
+                    bpm: None,
+                    key: None,
                 },
             ));
         }

@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use smpl_protocol::{
-    BlobHash, Identity, Key, LicenseTerms, Manifest, PackId, Price, SampleEntry, Signed, Source, Tempo,
-    limits, slugify,
+    BlobHash, Identity, Key, LicenseTerms, Manifest, Mode, PackId, Price, SampleEntry, SampleKind, Signed,
+    Source, Tempo, limits, slugify,
 };
 use tokio::sync::mpsc;
 
@@ -35,6 +35,14 @@ pub struct PublishRequest {
     #[serde(default)]
     pub price: Option<Price>,
     pub license: LicenseTerms,
+    /// A tempo the producer states for the pack's loops (a file name that states
+    /// one wins for that file).
+    #[serde(default)]
+    pub bpm: Option<f32>,
+    /// A key the producer states for the pack's samples (a file name that states
+    /// one wins for that file).
+    #[serde(default)]
+    pub key: Option<Key>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -265,7 +273,14 @@ pub async fn publish(
                     }
                     None => None,
                 };
-                entries.push(sample_entry(file.name, file.bytes, from_iroh(&tag.hash()), analysis, preview));
+                entries.push(sample_entry(
+                    file.name,
+                    file.bytes,
+                    from_iroh(&tag.hash()),
+                    analysis,
+                    preview,
+                    &request,
+                ));
                 tags.push(tag);
             }
             Err(reason) => {
@@ -337,14 +352,43 @@ pub fn normalize_tags(tags: &[String]) -> Vec<String> {
     out
 }
 
+/// The lowest detector confidence at which a one-shot gets a key: a single note
+/// has no mode, and a drum hit has no key, so one-shots need more certainty.
+const ONE_SHOT_KEY_CONFIDENCE: f32 = 0.5;
+
+/// Tempo and key of one file: stated in its name, else stated for the pack, else
+/// detected (tempo for loops only; key for one-shots only when quite sure).
+fn tempo_and_key(name: &str, a: &Analysis, request: &PublishRequest) -> (Option<Tempo>, Option<Key>) {
+    let (named_tempo, named_key) = stated_from_name(name);
+    let is_loop = a.kind == SampleKind::Loop;
+    let stated_tempo = request
+        .bpm
+        .filter(|_| is_loop)
+        .filter(|b| (limits::MIN_BPM..=limits::MAX_BPM).contains(b))
+        .map(|bpm| Tempo { bpm, source: Source::Stated, confidence: 1.0 });
+    let detected_tempo = a.tempo.filter(|_| is_loop).map(|t| Tempo {
+        bpm: (t.bpm * 100.0).round() / 100.0,
+        source: Source::Detected,
+        confidence: t.confidence,
+    });
+    let stated_key = request.key.map(|k| Key { source: Source::Stated, ..k });
+    let detected_key = a.key.filter(|k| is_loop || k.confidence >= ONE_SHOT_KEY_CONFIDENCE).map(|k| Key {
+        tonic: k.tonic,
+        mode: if k.minor { Mode::Minor } else { Mode::Major },
+        source: Source::Detected,
+    });
+    (named_tempo.or(stated_tempo).or(detected_tempo), named_key.or(stated_key).or(detected_key))
+}
+
 fn sample_entry(
     name: String,
     size: u64,
     hash: BlobHash,
     a: Analysis,
     preview: Option<BlobHash>,
+    request: &PublishRequest,
 ) -> SampleEntry {
-    let (tempo, key) = stated_from_name(&name);
+    let (tempo, key) = tempo_and_key(&name, &a, request);
     SampleEntry {
         name,
         hash,

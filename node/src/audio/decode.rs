@@ -12,7 +12,9 @@ use std::path::Path;
 use smpl_protocol::AudioFormat;
 
 use super::descriptor::{Descriptor, DescriptorBuilder};
+use super::key::{KeyDetector, KeyEstimate};
 use super::preview::PreviewEncoder;
+use super::tempo::{TempoDetector, TempoEstimate};
 use symphonia::core::audio::{AudioBuffer, AudioBufferRef};
 use symphonia::core::codecs::{self, CodecParameters, CodecType, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -35,6 +37,9 @@ pub(super) struct Decoded {
     pub preview: Option<Vec<u8>>,
     /// The sound's fingerprint; `None` for silence or a sound too short to describe.
     pub descriptor: Option<Descriptor>,
+    /// Detected tempo and key; `None` when the detector is not confident.
+    pub tempo: Option<TempoEstimate>,
+    pub key: Option<KeyEstimate>,
 }
 
 /// The leading bytes that identify a container.
@@ -297,7 +302,7 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
         scratch: None,
         skipped_packets: 0,
         preview: PreviewSink::default(),
-        descriptor: None,
+        detectors: None,
     };
     loop {
         let packet = match reader.next_packet() {
@@ -330,7 +335,10 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
 
     let skipped = state.skipped_packets;
     let preview = state.preview.finish(path);
-    let descriptor = state.descriptor.and_then(DescriptorBuilder::finish);
+    let (descriptor, tempo, key) = match state.detectors {
+        Some(d) => (d.descriptor.finish(), d.tempo.finish(), d.key.finish()),
+        None => (None, None, None),
+    };
     let Some(meter) = state.meter else {
         return Err(if skipped > 0 {
             errors.corrupt(format!("none of its {skipped} audio packets decode"))
@@ -347,7 +355,7 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
             decoded: measurements.frames,
         });
     }
-    Ok(Decoded { format, sample_rate, channels, bit_depth, measurements, preview, descriptor })
+    Ok(Decoded { format, sample_rate, channels, bit_depth, measurements, preview, descriptor, tempo, key })
 }
 
 /// The decode loop's mutable state, apart from the reader and decoder.
@@ -362,7 +370,30 @@ struct DecodeState<'a> {
     skipped_packets: u64,
     preview: PreviewSink,
     /// Created with the meter, from the first decoded buffer.
-    descriptor: Option<DescriptorBuilder>,
+    detectors: Option<Detectors>,
+}
+
+/// What else is computed from the same planes as the measurements.
+struct Detectors {
+    descriptor: DescriptorBuilder,
+    tempo: TempoDetector,
+    key: KeyDetector,
+}
+
+impl Detectors {
+    fn new(rate: u32, channels: u16) -> Detectors {
+        Detectors {
+            descriptor: DescriptorBuilder::new(rate, channels),
+            tempo: TempoDetector::new(rate, channels),
+            key: KeyDetector::new(rate, channels),
+        }
+    }
+
+    fn add(&mut self, planes: &[&[f32]]) {
+        self.descriptor.add(planes);
+        self.tempo.add(planes);
+        self.key.add(planes);
+    }
 }
 
 /// The preview clip, made from the same decoded planes as the measurements. A
@@ -432,7 +463,7 @@ impl DecodeState<'_> {
                 if spec.rate == 0 || channels == 0 {
                     return Err(self.errors.corrupt("it declares no sample rate or channels"));
                 }
-                self.descriptor = Some(DescriptorBuilder::new(spec.rate, channels));
+                self.detectors = Some(Detectors::new(spec.rate, channels));
                 self.meter.insert(Meter::new(spec.rate, channels))
             }
         };
@@ -449,15 +480,15 @@ impl DecodeState<'_> {
                 let cut: Vec<&[f32]> = planes.iter().map(|p| &p[..keep.min(p.len())]).collect();
                 meter.add(&cut);
                 self.preview.add(&cut, spec.rate, channels);
-                if let Some(descriptor) = &mut self.descriptor {
-                    descriptor.add(&cut);
+                if let Some(detectors) = &mut self.detectors {
+                    detectors.add(&cut);
                 }
             }
             _ => {
                 meter.add(planes);
                 self.preview.add(planes, spec.rate, channels);
-                if let Some(descriptor) = &mut self.descriptor {
-                    descriptor.add(planes);
+                if let Some(detectors) = &mut self.detectors {
+                    detectors.add(planes);
                 }
             }
         }

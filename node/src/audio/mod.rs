@@ -15,7 +15,10 @@
 //! - `meter` folds those planes into the peak, the loudness and a bounded envelope;
 //! - `kind` guesses loop or one-shot from the file name and the envelope;
 //! - `preview` encodes the first seconds as a small Ogg Vorbis clip, from the same planes;
-//! - `descriptor` sums up timbre, envelope and rhythm in 32 bytes for "similar sounds".
+//! - `descriptor` sums up timbre, envelope and rhythm in 32 bytes for "similar sounds";
+//! - `tempo` and `key` detect BPM (onset autocorrelation with a loop-length prior) and
+//!   key (pitch-class profile against Krumhansl–Kessler profiles), each with a
+//!   confidence, and say nothing when unsure.
 //!
 //! Decisions worth knowing:
 //! - `frames` counts decoded frames after encoder delay and padding are trimmed (gapless
@@ -31,9 +34,11 @@
 
 mod decode;
 pub mod descriptor;
+mod key;
 mod kind;
 mod meter;
 pub mod preview;
+mod tempo;
 
 #[cfg(test)]
 mod hydrogen;
@@ -47,6 +52,9 @@ mod test_support;
 use std::path::{Path, PathBuf};
 
 use smpl_protocol::{AudioFormat, SampleKind};
+
+pub use key::KeyEstimate;
+pub use tempo::TempoEstimate;
 
 /// Number of points in [`Analysis::waveform`].
 pub const WAVEFORM_POINTS: usize = 128;
@@ -83,6 +91,11 @@ pub struct Analysis {
     pub preview: Option<Vec<u8>>,
     /// The sound's fingerprint for "similar sounds" (see [`descriptor`]).
     pub descriptor: Option<smpl_protocol::Descriptor>,
+    /// Detected tempo (see `tempo`), `None` when the detector is not confident
+    /// (and for anything under 1.5 s).
+    pub tempo: Option<TempoEstimate>,
+    /// Detected key (see `key`), `None` when the detector is not confident.
+    pub key: Option<KeyEstimate>,
 }
 
 impl Analysis {
@@ -169,6 +182,8 @@ pub fn analyze_file(path: &Path) -> Result<Analysis, AudioError> {
         waveform: m.waveform,
         preview: decoded.preview,
         descriptor: decoded.descriptor,
+        tempo: decoded.tempo,
+        key: decoded.key,
     })
 }
 

@@ -85,6 +85,8 @@ pub async fn publish_priced(node: &Node, dir: &Path, title: &str, price: Option<
         description: String::new(),
         price,
         license: LicenseTerms::Named("royalty-free".into()),
+        bpm: None,
+        key: None,
     };
     node.publish(request, tx).await.unwrap().pack_id
 }

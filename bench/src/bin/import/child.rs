@@ -215,6 +215,8 @@ pub fn publish(corpus: &Path, home: &Path) -> Result<Report> {
             description: String::new(),
             price: None,
             license: LicenseTerms::Named("royalty-free".into()),
+            bpm: None,
+            key: None,
         };
         let idle_rss_kb = rss_kb().0;
         let started = Instant::now();

@@ -85,6 +85,8 @@ pub async fn publish(node: &Node, dir: &Path, title: &str) -> Result<PackId> {
         description: String::new(),
         price: None,
         license: LicenseTerms::Named("royalty-free".into()),
+        bpm: None,
+        key: None,
     };
     Ok(node.publish(request, tx).await?.pack_id)
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
-use smpl_node::index::{Hit, SampleRef, SearchQuery, SearchResults, Sort};
+use smpl_node::index::{Hit, KeyMatch, SampleRef, SearchQuery, SearchResults, Sort};
 use smpl_node::net::PeerInfo;
 use smpl_node::{
     CheckReport, FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PackView, Preview, PublishEvent,
@@ -97,6 +97,13 @@ enum KindArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum KeyMatchArg {
+    Exact,
+    Relative,
+    Compatible,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum SortArg {
     Relevance,
     Newest,
@@ -119,6 +126,10 @@ pub struct SearchArgs {
     /// A key, e.g. Am, F#, "C minor".
     #[arg(long)]
     key: Option<String>,
+    /// With --key: that key only, also its relative (Am with C), or every key that
+    /// mixes well (also a fifth up or down: Am with C, Em, Dm).
+    #[arg(long, value_enum, default_value = "exact", requires = "key")]
+    key_match: KeyMatchArg,
     /// Highest price in major units (free packs count as 0).
     #[arg(long, value_name = "P")]
     max_price: Option<f64>,
@@ -148,6 +159,7 @@ impl SearchArgs {
             kind: None,
             bpm: None,
             key: None,
+            key_match: KeyMatchArg::Exact,
             max_price: None,
             author: None,
             packs: false,
@@ -412,6 +424,11 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
         }),
         bpm: args.bpm.as_deref().map(parse_bpm).transpose()?,
         key,
+        key_match: match args.key_match {
+            KeyMatchArg::Exact => KeyMatch::Exact,
+            KeyMatchArg::Relative => KeyMatch::Relative,
+            KeyMatchArg::Compatible => KeyMatch::Compatible,
+        },
         max_price: args.max_price,
         author,
         packs: args.packs,

@@ -46,4 +46,4 @@ mod tokenizer;
 
 pub use error::IndexError;
 pub use index::{Index, IndexOp, IndexOptions};
-pub use results::{Facets, Hit, MAX_FACET_VALUES, SampleRef, SearchQuery, SearchResults, Sort};
+pub use results::{Facets, Hit, KeyMatch, MAX_FACET_VALUES, SampleRef, SearchQuery, SearchResults, Sort};

@@ -23,7 +23,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Searcher, Term};
 
 use crate::error::IndexError;
-use crate::results::SearchQuery;
+use crate::results::{KeyMatch, SearchQuery};
 use crate::schema::{Fields, normalize_label};
 use crate::tokenizer::analyze;
 
@@ -142,7 +142,14 @@ fn filters(f: &Fields, q: &SearchQuery) -> Result<Vec<Box<dyn Query>>, IndexErro
     }
     if let Some(key) = q.key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
         let parsed = Key::parse(key).map_err(|e| IndexError::bad("key", key, e))?;
-        out.push(term_filter(f.key, &parsed.name()));
+        let keys = match q.key_match {
+            KeyMatch::Exact => vec![parsed],
+            KeyMatch::Relative => vec![parsed, parsed.relative()],
+            KeyMatch::Compatible => parsed.compatible().to_vec(),
+        };
+        let any: Vec<(Occur, Box<dyn Query>)> =
+            keys.iter().map(|k| (Occur::Should, term_filter(f.key, &k.name()))).collect();
+        out.push(Box::new(BooleanQuery::new(any)));
     }
     if let Some((min, max)) = q.bpm {
         if !(min.is_finite() && max.is_finite() && min <= max) {

@@ -22,6 +22,8 @@ pub struct SearchQuery {
     pub bpm: Option<(f32, f32)>,
     /// A key such as `Am`, `A minor` or `F#`; samples without a key never match.
     pub key: Option<String>,
+    /// Which keys `key` lets through.
+    pub key_match: KeyMatch,
     /// Price ceiling in major units (free packs count as 0), whatever the currency.
     pub max_price: Option<f64>,
     pub author: Option<NodeId>,
@@ -53,6 +55,7 @@ impl Default for SearchQuery {
             kind: None,
             bpm: None,
             key: None,
+            key_match: KeyMatch::Exact,
             max_price: None,
             author: None,
             packs: false,
@@ -62,6 +65,19 @@ impl Default for SearchQuery {
             similar_to: None,
         }
     }
+}
+
+/// How a key filter matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMatch {
+    /// That key only.
+    #[default]
+    Exact,
+    /// That key or its relative major/minor (the same notes).
+    Relative,
+    /// Keys that mix well: the key, its relative, and a fifth up or down.
+    Compatible,
 }
 
 /// Result order.

@@ -194,6 +194,7 @@ fn to_query(q: &QuerySpec, limit: usize, offset: usize) -> SearchQuery {
         kind: q.kind.map(|k| if k { SampleKind::Loop } else { SampleKind::OneShot }),
         bpm: q.bpm.map(|b| BPM_RANGES[b]),
         key: q.key.map(key_name),
+        key_match: Default::default(),
         max_price: q.max_price.map(|p| MAX_PRICES[p]),
         author: q.author.map(author_id),
         packs: q.packs,

@@ -355,6 +355,7 @@ fn bad_queries_say_what_is_wrong() {
         genre: Some(" ".into()),
         tags: vec![String::new()],
         key: Some(String::new()),
+        key_match: Default::default(),
         ..Default::default()
     };
     assert!(index.search(&q).is_ok());
@@ -378,4 +379,32 @@ fn results_serialize_with_the_cli_field_names() {
     assert_eq!(hit["price"]["amount_minor"], 499);
     let back: SearchResults = serde_json::from_value(json).unwrap();
     assert_eq!(back, r);
+}
+
+#[test]
+fn key_filter_matches_exact_relative_or_compatible_keys() {
+    let index = Index::open_in_ram().unwrap();
+    let keys = [
+        ("Am", 9, true),
+        ("C", 0, false),
+        ("Em", 4, true),
+        ("Dm", 2, true),
+        ("F#m", 6, true),
+        ("G", 7, false),
+    ];
+    let samples = keys
+        .iter()
+        .map(|(name, tonic, minor)| with_key(sample(&format!("Pad_{name}.wav")), *tonic, *minor))
+        .collect();
+    index.apply(&[IndexOp::Upsert(manifest(1, "keys", 1, samples))]).unwrap();
+    let found = |key_match: smpl_index::KeyMatch| {
+        let q = SearchQuery { key: Some("A minor".into()), key_match, limit: 20, ..Default::default() };
+        let mut names: Vec<String> =
+            index.search(&q).unwrap().hits.into_iter().map(|h| h.key.unwrap()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(found(smpl_index::KeyMatch::Exact), ["Am"]);
+    assert_eq!(found(smpl_index::KeyMatch::Relative), ["Am", "C"]);
+    assert_eq!(found(smpl_index::KeyMatch::Compatible), ["Am", "C", "Dm", "Em"]);
 }

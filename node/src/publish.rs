@@ -413,7 +413,7 @@ fn sample_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smpl_protocol::Mode;
+    use crate::audio::{KeyEstimate, TempoEstimate};
 
     #[test]
     fn stated_tempo_and_key_from_file_names() {
@@ -426,5 +426,61 @@ mod tests {
         assert_eq!(k.map(|k| k.name()), Some("F#m".to_string()));
         assert_eq!(stated_from_name("Kick_01.wav"), (None, None));
         assert_eq!(stated_from_name("Am_I_Dreaming.wav").0, None);
+    }
+
+    fn analysis(kind: SampleKind, key_confidence: f32) -> Analysis {
+        Analysis {
+            format: smpl_protocol::AudioFormat::Wav,
+            frames: 44_100 * 4,
+            sample_rate: 44_100,
+            channels: 2,
+            bit_depth: Some(16),
+            peak_dbfs: -1.0,
+            loudness_lufs: Some(-12.0),
+            kind,
+            waveform: Vec::new(),
+            preview: None,
+            descriptor: None,
+            tempo: Some(TempoEstimate { bpm: 100.004, confidence: 0.7 }),
+            key: Some(KeyEstimate { tonic: 2, minor: true, confidence: key_confidence }),
+        }
+    }
+
+    fn request(bpm: Option<f32>, key: Option<&str>) -> PublishRequest {
+        PublishRequest {
+            dir: PathBuf::new(),
+            title: "t".into(),
+            genre: String::new(),
+            tags: Vec::new(),
+            description: String::new(),
+            price: None,
+            license: LicenseTerms::Named("royalty-free".into()),
+            bpm,
+            key: key.map(|k| Key::parse(k).unwrap()),
+        }
+    }
+
+    #[test]
+    fn stated_values_win_over_detected_ones() {
+        let looped = analysis(SampleKind::Loop, 0.3);
+        let plain = request(None, None);
+        // Detected, and marked so.
+        let (t, k) = tempo_and_key("Groove.wav", &looped, &plain);
+        let t = t.unwrap();
+        assert_eq!((t.bpm, t.source, t.confidence), (100.0, Source::Detected, 0.7));
+        assert_eq!(k.map(|k| (k.name(), k.source)), Some(("Dm".to_string(), Source::Detected)));
+        // Stated for the pack.
+        let (t, k) = tempo_and_key("Groove.wav", &looped, &request(Some(92.0), Some("F major")));
+        assert_eq!(t.map(|t| (t.bpm, t.source)), Some((92.0, Source::Stated)));
+        assert_eq!(k.map(|k| (k.name(), k.source)), Some(("F".to_string(), Source::Stated)));
+        // Stated in the file name: wins over both.
+        let (t, k) = tempo_and_key("Groove_124bpm_Amin.wav", &looped, &request(Some(92.0), Some("F")));
+        assert_eq!(t.map(|t| (t.bpm, t.source)), Some((124.0, Source::Stated)));
+        assert_eq!(k.map(|k| k.name()), Some("Am".to_string()));
+        // One-shots: no tempo; a key only when the detector is quite sure.
+        let (t, k) = tempo_and_key("Stab.wav", &analysis(SampleKind::OneShot, 0.3), &plain);
+        assert_eq!((t, k), (None, None));
+        let (_, k) = tempo_and_key("Stab.wav", &analysis(SampleKind::OneShot, 0.8), &plain);
+        assert_eq!(k.map(|k| k.name()), Some("Dm".to_string()));
     }
 }

@@ -55,6 +55,23 @@ impl Key {
         }
     }
 
+    /// The relative major of a minor key, or the relative minor of a major one
+    /// (A minor and C major share their notes).
+    pub fn relative(&self) -> Key {
+        match self.mode {
+            Mode::Minor => Key { tonic: (self.tonic + 3) % 12, mode: Mode::Major, ..*self },
+            Mode::Major => Key { tonic: (self.tonic + 9) % 12, mode: Mode::Minor, ..*self },
+        }
+    }
+
+    /// The keys that mix well with this one (its neighbours on the circle of
+    /// fifths, as DJs' "Camelot wheel" has them): itself, its relative, and the keys
+    /// a fifth up and a fifth down in the same mode.
+    pub fn compatible(&self) -> [Key; 4] {
+        let shifted = |by: u8| Key { tonic: (self.tonic + by) % 12, ..*self };
+        [*self, self.relative(), shifted(7), shifted(5)]
+    }
+
     /// Parses `A minor`, `Amin`, `Am`, `a`, `Bb major`, `F#m`… as a stated key.
     pub fn parse(s: &str) -> Result<Key, ProtocolError> {
         let err = |reason| ProtocolError::Parse { what: "key", input: s.chars().take(40).collect(), reason };
@@ -149,6 +166,17 @@ mod tests {
             let err = Key::parse(bad).unwrap_err();
             assert!(matches!(err, ProtocolError::Parse { what: "key", .. }), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn relative_and_compatible_keys() {
+        let am = Key::parse("Am").unwrap();
+        assert_eq!(am.relative().name(), "C");
+        assert_eq!(am.relative().relative(), am);
+        let names: Vec<String> = am.compatible().iter().map(Key::name).collect();
+        assert_eq!(names, ["Am", "C", "Em", "Dm"]);
+        let names: Vec<String> = Key::parse("F#").unwrap().compatible().iter().map(Key::name).collect();
+        assert_eq!(names, ["F#", "D#m", "C#", "B"]);
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub fn query(text: &str) -> SearchQuery {
         kind: None,
         bpm: None,
         key: None,
+        key_match: Default::default(),
         max_price: None,
         author: None,
         packs: true,

@@ -4,7 +4,9 @@
 //! elsewhere (see `bench/eval/build-labelled-set.sh`), plus the speed of the whole
 //! analysis in real time per core.
 //!
-//! Usage: `eval LABELS.tsv [--verbose]`. Each line: `path <TAB> bpm <TAB> key <TAB>
+//! Usage: `eval LABELS.tsv [--verbose]`, or `eval --speed DIR` to time the analysis
+//! alone over every audio file under DIR (no labels needed; e.g. the Hydrogen kits
+//! of one-shots, where the per-file costs weigh most). Each line: `path <TAB> bpm <TAB> key <TAB>
 //! source`, paths relative to the TSV's folder; `bpm` or `key` may be empty; the
 //! source field may carry `kind:NAME` (loop, tonal-loop, chord, oneshot, music).
 //! One-shots' keys are reported apart (a single note has no mode). Files are
@@ -182,8 +184,62 @@ fn run(tsv: &Path, verbose: bool) -> Result<()> {
     Ok(())
 }
 
+/// Times `analyze_file` over every audio file under `dir`, one thread.
+fn speed(dir: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if smpl_node::audio::is_audio_candidate(&path) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let (mut seconds, mut took, mut analysed, mut failed) = (0.0f64, Duration::ZERO, 0, 0);
+    let mut slowest = (0.0f64, PathBuf::new());
+    for path in &files {
+        let started = Instant::now();
+        match analyze_file(path) {
+            Ok(a) => {
+                let elapsed = started.elapsed();
+                took += elapsed;
+                let length = a.frames as f64 / f64::from(a.sample_rate.max(1));
+                seconds += length;
+                analysed += 1;
+                let per = elapsed.as_secs_f64() / length.max(1e-6);
+                if per > slowest.0 {
+                    slowest = (per, path.clone());
+                }
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    println!(
+        "{analysed} files ({failed} not analysable), {seconds:.0} s of audio ({:.2} s a file) in {:.2} s: {:.0}× real time on one thread; slowest file {:.0}× ({})",
+        seconds / analysed.max(1) as f64,
+        took.as_secs_f64(),
+        seconds / took.as_secs_f64().max(1e-9),
+        1.0 / slowest.0.max(1e-9),
+        slowest.1.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(dir) = args.iter().position(|a| a == "--speed").and_then(|i| args.get(i + 1)) {
+        return match speed(Path::new(dir)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("eval: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let verbose = args.iter().any(|a| a == "--verbose");
     let Some(tsv) = args.iter().find(|a| !a.starts_with("--")) else {
         eprintln!(

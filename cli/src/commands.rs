@@ -170,12 +170,16 @@ impl SearchArgs {
     }
 }
 
-/// Resolves `PACK_ID/SAMPLE` with the node (the pack id may be a prefix).
-fn sample_ref(client: &Client, target: &str) -> Result<SampleRef> {
-    let (pack, sample) = target
+/// Splits `PACK_ID/SAMPLE` (checked before the node is asked anything).
+fn split_target(target: &str) -> Result<(&str, &str)> {
+    target
         .split_once('/')
-        .filter(|(p, s)| !p.is_empty() && !s.is_empty())
-        .ok_or_else(|| usage(format!("{target:?}: give PACK_ID/SAMPLE, e.g. 3f2a9c/kick_01")))?;
+        .filter(|(p, s)| !p.trim().is_empty() && !s.is_empty())
+        .ok_or_else(|| usage(format!("{target:?}: give PACK_ID/SAMPLE, e.g. 3f2a9c/kick_01")))
+}
+
+/// Resolves the pack of `PACK_ID/SAMPLE` with the node (the id may be a prefix).
+fn sample_ref(client: &Client, (pack, sample): (&str, &str)) -> Result<SampleRef> {
     let view: PackView = client.get(&format!("/v1/packs/{}", pack.trim()))?;
     Ok(SampleRef { pack_id: view.manifest.pack_id, sample: sample.to_string() })
 }
@@ -284,6 +288,10 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
         .map_err(|e| usage(format!("cannot open folder {}: {e}", args.dir.display())))?;
     if args.title.trim().is_empty() {
         return Err(usage("--title must not be empty"));
+    }
+    let (min, max) = (smpl_protocol::limits::MIN_BPM, smpl_protocol::limits::MAX_BPM);
+    if let Some(bpm) = args.bpm.filter(|b| !(min..=max).contains(b)) {
+        return Err(usage(format!("--bpm {bpm} is outside {min}..{max}")));
     }
     let price = match &args.price {
         Some(p) if !args.free => Some(parse_price(p, &args.currency)?).filter(|p| p.amount_minor > 0),
@@ -411,8 +419,10 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
         Some(a) => Some(a.parse::<NodeId>().map_err(|e| usage(e.to_string()))?),
         None => None,
     };
+    let bpm = args.bpm.as_deref().map(parse_bpm).transpose()?;
+    let target = args.similar_to.as_deref().map(split_target).transpose()?;
     let client = Client::connect(home)?;
-    let similar_to = args.similar_to.as_deref().map(|t| sample_ref(&client, t)).transpose()?;
+    let similar_to = target.map(|t| sample_ref(&client, t)).transpose()?;
     let query = SearchQuery {
         similar_to,
         text: Some(text).filter(|t| !t.trim().is_empty()),
@@ -422,7 +432,7 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
             KindArg::Loop => SampleKind::Loop,
             KindArg::OneShot => SampleKind::OneShot,
         }),
-        bpm: args.bpm.as_deref().map(parse_bpm).transpose()?,
+        bpm,
         key,
         key_match: match args.key_match {
             KeyMatchArg::Exact => KeyMatch::Exact,

@@ -32,6 +32,17 @@ fn bad_usage_exits_2() {
     assert_eq!(smpl(dir.path(), &["search", "--bpm", "fast"]).status.code(), Some(2));
     assert_eq!(smpl(dir.path(), &["search", "--key", "H minor"]).status.code(), Some(2));
     assert_eq!(smpl(dir.path(), &["frobnicate"]).status.code(), Some(2));
+    assert_eq!(smpl(dir.path(), &["similar", "no-slash"]).status.code(), Some(2));
+    assert_eq!(smpl(dir.path(), &["publish", ".", "--title", "x", "--bpm", "1000"]).status.code(), Some(2));
+    assert_eq!(
+        smpl(dir.path(), &["publish", ".", "--title", "x", "--key", "H minor"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        smpl(dir.path(), &["search", "--key-match", "compatible"]).status.code(),
+        Some(2),
+        "needs --key"
+    );
     assert_eq!(
         smpl(dir.path(), &["publish", ".", "--title", "x", "--price", "cheap"]).status.code(),
         Some(2)

@@ -138,7 +138,12 @@ async fn paid_packs_reach_license_holders_only_also_from_other_buyers() {
     println!("preview of a paid sample: {} bytes fetched in {:.1} ms", preview.bytes, preview.millis);
     let again = c.preview(&pack, "Kicks/Line_Kick_01.wav").await.unwrap();
     assert!(!again.fetched && again.preview == preview.preview);
+    // A blob over the size a reader accepts is not taken whole.
     let (manifest, _) = c.store().manifest(&pack).unwrap().unwrap();
+    let other_preview = manifest.samples[1].preview.unwrap();
+    let over = c.transfer().unwrap().fetch_blob(other_preview, &[a_id], 1024).await.unwrap_err();
+    assert!(over.to_string().contains("over 1024 bytes"), "{over}");
+    assert!(!c.blobs().is_complete(&other_preview).await.unwrap());
     let sample = manifest.samples[0].hash;
     let refused = c.transfer().unwrap().fetch_blob(sample, &[a_id], 1 << 20).await.unwrap_err();
     println!("a paid sample blob asked for directly: {refused}");

@@ -8,22 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A mono 16-bit WAV whose samples `f(t)` gives (t in seconds).
-fn write_fn(path: &Path, seconds: f32, f: impl Fn(f32) -> f32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(44_100.0 * seconds) as usize {
-        w.write_sample((f(i as f32 / 44_100.0).clamp(-1.0, 1.0) * 30_000.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 fn kick(path: &Path, freq: f32) {
     write_fn(path, 0.5, |t| {
         (t * freq * std::f32::consts::TAU * (1.0 + 2.0 * (-t * 30.0).exp())).sin() * (-t * 9.0).exp()

@@ -124,6 +124,36 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
+impl Order {
+    /// A new pending order for the version of the pack in `manifest`, from the
+    /// signed purchase `request` (whose envelope is `envelope`).
+    fn pending(
+        manifest: &Manifest,
+        request: &PurchaseRequest,
+        envelope: &Envelope,
+        created_at: u64,
+    ) -> Order {
+        Order {
+            order_id: order_id_of(envelope),
+            pack_id: manifest.pack_id,
+            slug: manifest.slug.clone(),
+            seq: manifest.seq,
+            title: manifest.title.clone(),
+            content: manifest.content,
+            terms: manifest.license.clone(),
+            seller: manifest.author,
+            buyer: request.buyer,
+            price: manifest.price.clone(),
+            payment_ref: request.payment_ref.clone(),
+            status: OrderStatus::Pending,
+            reason: None,
+            license_id: None,
+            created_at,
+            request: envelope.as_bytes().to_vec(),
+        }
+    }
+}
+
 /// The order id both sides derive from a signed purchase request.
 pub fn order_id_of(request: &Envelope) -> String {
     blake3::hash(request.as_bytes()).to_hex()[..16].to_string()
@@ -231,24 +261,7 @@ impl Trade {
         {
             return reject("too many pending orders from this buyer; wait for the seller".into());
         }
-        let mut order = Order {
-            order_id: order_id.clone(),
-            pack_id: manifest.pack_id,
-            slug: manifest.slug.clone(),
-            seq: manifest.seq,
-            title: manifest.title.clone(),
-            content: manifest.content,
-            terms: manifest.license.clone(),
-            seller: me,
-            buyer: peer,
-            price: manifest.price.clone(),
-            payment_ref: request.payment_ref.clone(),
-            status: OrderStatus::Pending,
-            reason: None,
-            license_id: None,
-            created_at: now(),
-            request: bytes.to_vec(),
-        };
+        let mut order = Order::pending(&manifest, &request, &envelope, now());
         let decision = match (&manifest.price, &self.config.policy) {
             (None, _) | (_, SellerPolicy::Auto) => Decision::Approve,
             (_, SellerPolicy::Manual) => Decision::Wait,
@@ -382,29 +395,12 @@ impl Trade {
             buyer: self.me(),
             seller: manifest.author,
             price: manifest.price.clone(),
-            payment_ref: payment_ref.clone(),
+            payment_ref,
             nonce: u64::from_be_bytes(random()),
             created_at: now(),
         };
         let envelope = request.sign(&self.identity)?;
-        let order = Order {
-            order_id: order_id_of(&envelope),
-            pack_id: manifest.pack_id,
-            slug: manifest.slug.clone(),
-            seq: manifest.seq,
-            title: manifest.title.clone(),
-            content: manifest.content,
-            terms: manifest.license.clone(),
-            seller: manifest.author,
-            buyer: self.me(),
-            price: manifest.price.clone(),
-            payment_ref,
-            status: OrderStatus::Pending,
-            reason: None,
-            license_id: None,
-            created_at: request.created_at,
-            request: envelope.into_bytes(),
-        };
+        let order = Order::pending(manifest, &request, &envelope, request.created_at);
         self.ledger.save(Side::Purchases, &order)?;
         Ok(order)
     }

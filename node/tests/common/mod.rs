@@ -47,7 +47,13 @@ pub async fn addr(node: &Node) -> Multiaddr {
     panic!("node has no listen address");
 }
 
+/// A decaying tone: a drum-like one-shot.
 pub fn write_wav(path: &Path, seconds: f32, freq: f32) {
+    write_fn(path, seconds, |t| (t * freq * std::f32::consts::TAU).sin() * (-t * 8.0).exp());
+}
+
+/// A mono 16-bit 44.1 kHz WAV whose samples `f(t)` gives (t in seconds, -1..1).
+pub fn write_fn(path: &Path, seconds: f32, f: impl Fn(f32) -> f32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let spec = hound::WavSpec {
         channels: 1,
@@ -57,9 +63,7 @@ pub fn write_wav(path: &Path, seconds: f32, freq: f32) {
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..(44_100.0 * seconds) as usize {
-        let t = i as f32 / 44_100.0;
-        w.write_sample(((t * freq * std::f32::consts::TAU).sin() * (-t * 8.0).exp() * 30_000.0) as i16)
-            .unwrap();
+        w.write_sample((f(i as f32 / 44_100.0).clamp(-1.0, 1.0) * 30_000.0) as i16).unwrap();
     }
     w.finalize().unwrap();
 }

@@ -18,6 +18,20 @@ pub fn smpl(home: &Path, args: &[&str]) -> Output {
         .expect("running smpl")
 }
 
+/// Starts `smpl --home HOME --json ARGS…` in the background, stdout piped.
+pub fn smpl_spawn(home: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .env_remove("SMPL_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting smpl")
+}
+
 /// Runs `smpl --json …` and parses every stdout line as JSON.
 pub fn smpl_json(home: &Path, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
     let mut full = vec!["--json"];
@@ -153,4 +167,24 @@ pub fn make_pack(dir: &Path) {
     write_wav(&dir.join("Loops/Groove_Loop_124bpm_Am.wav"), 3.87, 110.0, false);
     std::fs::write(dir.join("README.txt"), "not audio").unwrap();
     std::fs::write(dir.join("Broken.wav"), b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();
+}
+
+/// A xorshift generator seeded from the clock (printed by the tests that use it),
+/// for kill delays spread over an operation.
+pub struct Jitter(pub u64);
+
+impl Jitter {
+    pub fn from_clock() -> Jitter {
+        Jitter(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1,
+        )
+    }
+
+    /// A number in `0..below`.
+    pub fn below(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
 }

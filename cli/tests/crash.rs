@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -28,9 +27,8 @@ fn kill_9_during_publish_loses_nothing_and_leaves_no_half_pack() {
     let publish_ms = start.elapsed().as_millis().max(50) as u64;
     node.kill9();
 
-    let mut seed =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    println!("seed {seed}, undisturbed publish {publish_ms} ms");
+    let mut jitter = Jitter::from_clock();
+    println!("seed {}, undisturbed publish {publish_ms} ms", jitter.0);
     let (mut whole, mut absent) = (0, 0);
     for attempt in 0..TRIES {
         let node = TestNode::start(&home);
@@ -38,18 +36,8 @@ fn kill_9_during_publish_loses_nothing_and_leaves_no_half_pack() {
         assert_eq!(check.0, 0, "try {attempt}: check after restart failed: {:?}", check.1);
 
         let title = format!("Crash {attempt}");
-        let mut publish = Command::new(BIN)
-            .arg("--home")
-            .arg(&home)
-            .args(["--json", "publish", pack.to_str().unwrap(), "--title", &title])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = seed % (publish_ms + publish_ms / 4);
+        let mut publish = smpl_spawn(&home, &["publish", pack.to_str().unwrap(), "--title", &title]);
+        let delay = jitter.below(publish_ms + publish_ms / 4);
         std::thread::sleep(Duration::from_millis(delay));
         node.kill9();
         let _ = publish.wait();

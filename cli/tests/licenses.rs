@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -68,9 +67,8 @@ fn kill_9_around_issuing_loses_no_license_and_verify_checks_everything() {
     assert_eq!(first[0]["status"], "issued");
     a.kill9();
 
-    let mut seed =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    println!("seed {seed}, undisturbed purchase {buy_ms} ms");
+    let mut jitter = Jitter::from_clock();
+    println!("seed {}, undisturbed purchase {buy_ms} ms", jitter.0);
     let mut issued_before_kill = 1;
     for (attempt, pack) in packs.iter().enumerate().skip(1) {
         let a = start_seller(&a_home, &b);
@@ -82,18 +80,8 @@ fn kill_9_around_issuing_loses_no_license_and_verify_checks_everything() {
             a.kill9();
         } else {
             // Killed at a random moment while the order is on its way.
-            let buy = Command::new(BIN)
-                .arg("--home")
-                .arg(&b_home)
-                .args(["--json", "buy", pack])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            std::thread::sleep(Duration::from_millis(seed % (buy_ms + buy_ms / 2)));
+            let buy = smpl_spawn(&b_home, &["buy", pack]);
+            std::thread::sleep(Duration::from_millis(jitter.below(buy_ms + buy_ms / 2)));
             a.kill9();
             let out = buy.wait_with_output().unwrap();
             if String::from_utf8_lossy(&out.stdout).contains("\"issued\"") {

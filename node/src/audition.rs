@@ -61,23 +61,8 @@ impl Node {
         let bytes = match self.blobs().read(&hash, MAX_PREVIEW_BYTES).await? {
             Some(bytes) => bytes,
             None => {
-                let (network, transfer) = self.net.as_ref().ok_or(NodeError::Offline)?;
-                let me = self.node_id();
-                let mut candidates = vec![manifest.author];
-                candidates.extend(network.find_providers(*pack).await.unwrap_or_default());
-                candidates.retain(|n| *n != me);
-                candidates.dedup();
-                let checks = candidates.iter().map(|n| network.connect(*n));
-                let reachable = futures::future::join_all(checks).await;
-                let providers: Vec<_> = candidates
-                    .iter()
-                    .zip(reachable)
-                    .filter(|(_, ok)| *ok.as_ref().unwrap_or(&false))
-                    .map(|(n, _)| *n)
-                    .collect();
-                if providers.is_empty() {
-                    return Err(NodeError::NoProviders(*pack));
-                }
+                let transfer = self.transfer().ok_or(NodeError::Offline)?;
+                let providers = self.reachable_providers(&manifest).await?;
                 transfer.fetch_blob(hash, &providers, MAX_PREVIEW_BYTES).await?;
                 fetched = true;
                 self.blobs().read(&hash, MAX_PREVIEW_BYTES).await?.ok_or(NodeError::NoSample {

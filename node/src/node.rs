@@ -307,25 +307,12 @@ impl Node {
     ) -> Result<FetchOutcome, NodeError> {
         let (network, transfer) = self.net()?;
         let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
-        let me = self.node_id();
         let license = self.license_to_fetch(&manifest).await?;
-        let mut candidates = vec![manifest.author];
-        candidates.extend(network.find_providers(*pack).await.unwrap_or_default());
-        candidates.retain(|n| *n != me);
-        candidates.dedup();
         let mut providers = Vec::new();
         let library = out.unwrap_or_else(|| self.config.library.clone());
         let mut exported = None;
         if !self.blobs.has_pack(pack).await? {
-            let checks = candidates.iter().map(|n| network.connect(*n));
-            for (node, reachable) in candidates.iter().zip(futures::future::join_all(checks).await) {
-                if reachable.unwrap_or(false) {
-                    providers.push(*node);
-                }
-            }
-            if providers.is_empty() {
-                return Err(NodeError::NoProviders(*pack));
-            }
+            providers = self.reachable_providers(&manifest).await?;
             if let Some(license) = license {
                 providers = present(network, pack, providers, license).await?;
             }
@@ -357,6 +344,31 @@ impl Node {
             bytes: exported.bytes,
             providers: providers.len(),
         })
+    }
+
+    /// The nodes that serve `manifest`'s pack (its author first, then DHT provider
+    /// records) and are reachable now; an error when there are none.
+    pub(crate) async fn reachable_providers(&self, manifest: &Manifest) -> Result<Vec<NodeId>, NodeError> {
+        let (network, _) = self.net()?;
+        let me = self.node_id();
+        let mut candidates = vec![manifest.author];
+        for node in network.find_providers(manifest.pack_id).await.unwrap_or_default() {
+            if !candidates.contains(&node) {
+                candidates.push(node);
+            }
+        }
+        candidates.retain(|n| *n != me);
+        let checks = futures::future::join_all(candidates.iter().map(|n| network.connect(*n))).await;
+        let providers: Vec<NodeId> = candidates
+            .into_iter()
+            .zip(checks)
+            .filter(|(_, ok)| *ok.as_ref().unwrap_or(&false))
+            .map(|(n, _)| n)
+            .collect();
+        if providers.is_empty() {
+            return Err(NodeError::NoProviders(manifest.pack_id));
+        }
+        Ok(providers)
     }
 
     /// A ticket that stock iroh-blobs clients (e.g. `sendme receive`) can fetch a

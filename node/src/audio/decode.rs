@@ -474,23 +474,19 @@ impl DecodeState<'_> {
         buffer.convert(scratch);
         let planes = scratch.planes();
         let planes = planes.planes();
-        match self.frame_limit {
+        let cut: Vec<&[f32]>;
+        let planes = match self.frame_limit {
             Some(limit) if meter.frames() + planes[0].len() as u64 > limit => {
                 let keep = usize::try_from(limit.saturating_sub(meter.frames())).unwrap_or(0);
-                let cut: Vec<&[f32]> = planes.iter().map(|p| &p[..keep.min(p.len())]).collect();
-                meter.add(&cut);
-                self.preview.add(&cut, spec.rate, channels);
-                if let Some(detectors) = &mut self.detectors {
-                    detectors.add(&cut);
-                }
+                cut = planes.iter().map(|p| &p[..keep.min(p.len())]).collect();
+                &cut[..]
             }
-            _ => {
-                meter.add(planes);
-                self.preview.add(planes, spec.rate, channels);
-                if let Some(detectors) = &mut self.detectors {
-                    detectors.add(planes);
-                }
-            }
+            _ => planes,
+        };
+        meter.add(planes);
+        self.preview.add(planes, spec.rate, channels);
+        if let Some(detectors) = &mut self.detectors {
+            detectors.add(planes);
         }
         Ok(())
     }

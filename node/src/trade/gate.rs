@@ -78,12 +78,6 @@ impl LicenseGate {
             state.granted += 1;
         }
     }
-
-    /// Whether `hash` is part of a paid pack registered here (and of no free one).
-    pub fn is_paid(&self, hash: &BlobHash) -> bool {
-        let state = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.paid.contains_key(hash) && !state.free.contains(hash)
-    }
 }
 
 impl ServeGate for LicenseGate {

@@ -176,10 +176,6 @@ impl Trade {
         &self.gate
     }
 
-    pub fn policy(&self) -> &SellerPolicy {
-        &self.config.policy
-    }
-
     fn me(&self) -> NodeId {
         self.identity.node_id()
     }

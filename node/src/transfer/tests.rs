@@ -244,9 +244,7 @@ async fn two_nodes_download_and_export() {
     );
     assert_eq!((exported.files, exported.bytes), (4, pack.bytes()));
     pack.assert_exported(&exported.path);
-    let leftovers: Vec<PathBuf> =
-        walk(&library).into_iter().filter(|p| p.to_string_lossy().contains(".smpl-part")).collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_part_files(&library);
     // Exporting again replaces the files in place.
     let again = b.transfer().export(&manifest, &library).await.unwrap();
     assert_eq!(again, exported);
@@ -262,6 +260,13 @@ async fn two_nodes_download_and_export() {
     assert!(matches!(err, TransferError::Mismatch { .. }), "{err}");
     a.close().await;
     b.close().await;
+}
+
+/// Asserts that no half-written (`.smpl-part`) file is left under `library`.
+fn assert_no_part_files(library: &Path) {
+    let leftovers: Vec<PathBuf> =
+        walk(library).into_iter().filter(|p| p.to_string_lossy().contains(".smpl-part")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -611,9 +616,7 @@ async fn fetch_writes_the_files_as_they_arrive() {
     pack.assert_exported(&exported.path);
     let progress = progress.await.unwrap();
     assert_eq!(progress.last(), Some(&DownloadProgress { done: done.total, total: Some(done.total) }));
-    let leftovers: Vec<PathBuf> =
-        walk(&library).into_iter().filter(|p| p.to_string_lossy().contains(".smpl-part")).collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_part_files(&library);
     // The same files as an export of the stored pack.
     let again = b.transfer().export(&manifest, &b.dir.path().join("again")).await.unwrap();
     pack.assert_exported(&again.path);
@@ -659,9 +662,7 @@ async fn an_interrupted_fetch_leaves_no_files_and_resumes() {
         timed("resumed fetch", b.transfer().fetch(&manifest, &[a.id()], &library, None)).await.unwrap();
     assert!(done.had >= kept - 16 * 1024, "{done:?}, kept {kept}");
     pack.assert_exported(&exported.path);
-    let leftovers: Vec<PathBuf> =
-        walk(&library).into_iter().filter(|p| p.to_string_lossy().contains(".smpl-part")).collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_part_files(&library);
     a.close().await;
     b.close().await;
 }

@@ -2,7 +2,7 @@
 //! files as a `Collection` kept alive by a named tag `pack/<pack id>`.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use iroh_blobs::api::TempTag;
 use iroh_blobs::api::blobs::{AddPathOptions, AddProgress, AddProgressItem, BlobStatus, ImportMode};
 use iroh_blobs::format::collection::Collection;
 use iroh_blobs::store::fs::FsStore;
+use iroh_blobs::store::fs::options::PathOptions;
 use iroh_blobs::{BlobFormat, Hash, HashAndFormat};
 use smpl_protocol::{BlobHash, PackId};
 
@@ -31,6 +32,7 @@ fn store_err(action: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> Blo
 #[derive(Clone, Debug)]
 pub struct Blobs {
     store: FsStore,
+    dir: PathBuf,
 }
 
 pub fn to_iroh(hash: &BlobHash) -> Hash {
@@ -124,7 +126,15 @@ impl Blobs {
         let store = FsStore::load(dir)
             .await
             .map_err(|e| BlobError::Open { path: dir.display().to_string(), reason: e.to_string() })?;
-        Ok(Blobs { store })
+        Ok(Blobs { store, dir: dir.to_path_buf() })
+    }
+
+    /// Where the store keeps the data of a complete blob that it holds as a file
+    /// of its own (the iroh-blobs file store's layout, `<blobs>/data/<hash>.data`).
+    /// Blobs up to 16 KiB live inside its database instead, and blobs imported by
+    /// reference elsewhere: the file need not exist.
+    pub fn owned_data_path(&self, hash: &Hash) -> PathBuf {
+        PathOptions::new(&self.dir).data_path(hash)
     }
 
     pub fn store(&self) -> &FsStore {

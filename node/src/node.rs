@@ -309,8 +309,6 @@ impl Node {
         let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
         let license = self.license_to_fetch(&manifest).await?;
         let mut providers = Vec::new();
-        let library = out.unwrap_or_else(|| self.config.library.clone());
-        let mut exported = None;
         if !self.blobs.has_pack(pack).await? {
             providers = self.reachable_providers(&manifest).await?;
             if let Some(license) = license {
@@ -327,15 +325,11 @@ impl Node {
                     let _ = forward.try_send(FetchEvent::Progress { bytes: p.done });
                 }
             });
-            // Downloads and writes the files into the library as they arrive.
-            let (_, files) = transfer.fetch(&manifest, &providers, &library, Some(tick)).await?;
+            transfer.download(manifest.content, &providers, Some(tick)).await?;
             self.blobs.tag_pack(pack, &manifest.content).await?;
-            exported = Some(files);
         }
-        let exported = match exported {
-            Some(exported) => exported,
-            None => transfer.export(&manifest, &library).await?,
-        };
+        let library = out.unwrap_or_else(|| self.config.library.clone());
+        let exported = transfer.export(&manifest, &library).await?;
         network.provide(*pack).await?;
         Ok(FetchOutcome {
             pack_id: *pack,

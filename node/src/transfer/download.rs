@@ -23,9 +23,14 @@
 //! it once and syncs nothing. Storing the last chunk of every blob to learn the
 //! sizes paid that price twice, and one request per blob paid a round trip, a
 //! store lookup and a gate check per file; shards pay them once per run of files.
-//! Large blobs keep streaming to disk, so memory stays bounded (at most
-//! `MAX_PARALLEL` × [`MEMORY_BLOB_MAX`] in flight) and an interrupted download of
-//! a long file resumes from its last verified chunk group.
+//! Small blobs are added to the store in the background while the response goes
+//! on. Large blobs keep streaming to disk, so memory stays bounded (per request
+//! one blob being received and about [`MEMORY_BLOB_MAX`] being stored, so at most
+//! about 2 × `MAX_PARALLEL` × [`MEMORY_BLOB_MAX`] = 32 MiB) and an interrupted
+//! download of a long file resumes from its last verified chunk group.
+//!
+//! `receive` reads one response into the store; this module plans the requests
+//! and picks the providers.
 //!
 //! Each request goes to one provider at a time. A provider that cannot be
 //! reached, refuses, fails, lacks the data or sends bytes that do not match
@@ -34,32 +39,28 @@
 //! is retried later. Data is verified chunk by chunk as it arrives, so a lying
 //! provider is caught within one chunk group and nothing unverified is stored.
 
-use std::collections::{HashMap, VecDeque};
-use std::num::NonZeroU64;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bao_tree::io::BaoContentItem;
 use iroh::endpoint::Connection;
 use iroh::{Endpoint, EndpointId};
 use iroh_blobs::api::Store;
-use iroh_blobs::api::blobs::ImportBaoHandle;
 use iroh_blobs::get::GetError;
-use iroh_blobs::get::fsm::{
-    self, AtBlobContent, AtBlobHeader, AtEndBlob, BlobContentNext, ConnectedNext, DecodeError, EndBlobNext,
-};
+use iroh_blobs::get::fsm::{self, ConnectedNext, DecodeError, EndBlobNext};
 use iroh_blobs::hashseq::HashSeq;
 use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, ERR_LIMIT, ERR_PERMISSION, GetRequest};
 use iroh_blobs::store::fs::FsStore;
 use iroh_blobs::{Hash, HashAndFormat};
 use smpl_protocol::{BlobHash, NodeId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::staging::{Staging, Writer};
 use super::{TransferError, node_id};
 use crate::blobs::to_iroh;
+
+mod receive;
 
 /// The largest hash sequence a pack collection can have: the metadata blob and
 /// [`smpl_protocol::limits::MAX_SAMPLES`] files (32 bytes each), with headroom.
@@ -182,7 +183,6 @@ pub(super) async fn run(
     content: BlobHash,
     providers: Vec<EndpointId>,
     progress: Option<mpsc::Sender<DownloadProgress>>,
-    staging: Option<Arc<Staging>>,
 ) -> Result<Downloaded, TransferError> {
     let mut unique = Vec::new();
     for provider in providers {
@@ -190,10 +190,6 @@ pub(super) async fn run(
             unique.push(provider);
         }
     }
-    let writer = match staging {
-        Some(_) => Some(Writer::start()?),
-        None => None,
-    };
     let session = Arc::new(Session {
         endpoint: endpoint.clone(),
         store: store.as_ref().clone(),
@@ -205,8 +201,6 @@ pub(super) async fn run(
         connections: Mutex::new(HashMap::new()),
         fetched: AtomicU64::new(0),
         reporter: tokio::sync::Mutex::new(Reporter { tx: progress, base: 0, total: None, last: None }),
-        staging,
-        writer,
     });
     let result = session.clone().fetch_all().await;
     session.close_connections();
@@ -240,10 +234,6 @@ struct Session {
     /// Verified payload bytes received (of blobs received into memory: once stored).
     fetched: AtomicU64,
     reporter: tokio::sync::Mutex<Reporter>,
-    /// Where the pack's files are written as they arrive, if anywhere, and the
-    /// thread that writes them.
-    staging: Option<Arc<Staging>>,
-    writer: Option<Writer>,
 }
 
 /// One request's worth of blobs: (child index, ranges it misses).
@@ -464,204 +454,6 @@ impl Session {
         self.seq.get()?.get(usize::try_from(index).ok()?)
     }
 
-    /// Runs one get request on one connection, storing what arrives.
-    async fn get(&self, connection: Connection, request: GetRequest) -> Result<(), Failure> {
-        let mut landings = Landings::default();
-        let result = self.get_into(connection, request, &mut landings).await;
-        // Blobs that arrived whole are verified: they are stored also when the
-        // rest of the response failed.
-        let mut settled = Ok(());
-        for landing in landings.queue {
-            if let Err(e) = self.land(landing).await {
-                settled = Err(e);
-            }
-        }
-        settled.and(result)
-    }
-
-    async fn get_into(
-        &self,
-        connection: Connection,
-        request: GetRequest,
-        landings: &mut Landings,
-    ) -> Result<(), Failure> {
-        let root = request.hash;
-        let mut next = match self.open(connection, request).await? {
-            ConnectedNext::StartRoot(start) => self.receive(start.next(), root, landings).await?.next(),
-            ConnectedNext::StartChild(child) => Next::MoreChildren(child),
-            ConnectedNext::Closing(closing) => Next::Closing(closing),
-        };
-        loop {
-            match next {
-                Next::MoreChildren(child) => {
-                    let Some(hash) = self.child_hash(child.offset() - 1) else {
-                        next = Next::Closing(child.finish());
-                        continue;
-                    };
-                    next = self.receive(child.next(hash), hash, landings).await?.next();
-                }
-                Next::Closing(closing) => {
-                    closing.next().await.map_err(GetError::from)?;
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// Receives one blob of a response: whole and small into memory (stored in
-    /// the background, see [`Landing`]), otherwise into the store as it arrives;
-    /// a file of the pack being fetched also into its staging file, if this
-    /// response carries all of it.
-    async fn receive(
-        &self,
-        header: AtBlobHeader,
-        hash: Hash,
-        landings: &mut Landings,
-    ) -> Result<AtEndBlob, Failure> {
-        let ranges = header.ranges().clone();
-        let (content, size) = header.next().await.map_err(DecodeError::from)?;
-        let Some(size) = NonZeroU64::new(size) else {
-            if hash == Hash::EMPTY {
-                return Ok(content.drain().await?);
-            }
-            return Err(Failure::Drop(DropReason::Corrupt(format!("it claims {hash} is empty"))));
-        };
-        let whole = ranges.is_superset(&ChunkRanges::bytes(..size.get()));
-        let mut stage = None;
-        if let (Some(staging), Some(writer), true) = (&self.staging, &self.writer, whole)
-            && let Some(path) = staging.file(&hash)
-        {
-            stage = Some(Stage { writer, file: writer.open(path).await });
-        }
-        let (end, add) = if whole && size.get() <= MEMORY_BLOB_MAX {
-            let (end, data) = self.receive_in_memory(content, hash, size.get(), stage.as_ref()).await?;
-            let store = self.store.clone();
-            let add = tokio::spawn(async move {
-                let tag = store
-                    .blobs()
-                    .add_bytes(data)
-                    .temp_tag()
-                    .await
-                    .map_err(|e| local("storing a blob")(&e))?;
-                if tag.hash() != hash {
-                    return Err(local("storing a blob")(&format!(
-                        "it was stored as {}, not {hash}",
-                        tag.hash()
-                    )));
-                }
-                Ok(())
-            });
-            (end, Some(add))
-        } else {
-            (self.receive_into_store(content, hash, size, stage.as_ref()).await?, None)
-        };
-        let staged = match stage {
-            Some(stage) => Some(stage.writer.close(stage.file).await),
-            None => None,
-        };
-        landings.push(Landing { hash, size: size.get(), add, staged });
-        while landings.bytes > MEMORY_BLOB_MAX {
-            let Some(landing) = landings.pop() else { break };
-            self.land(landing).await?;
-        }
-        Ok(end)
-    }
-
-    /// Waits until a received blob is stored (it counts as fetched then) and
-    /// its staged file written.
-    async fn land(&self, landing: Landing) -> Result<(), Failure> {
-        if let Some(add) = landing.add {
-            add.await.map_err(|e| Failure::Local(TransferError::Task(e.to_string())))??;
-            self.fetched.fetch_add(landing.size, Ordering::Relaxed);
-            self.report(false).await;
-        }
-        if let (Some(staged), Some(staging)) = (landing.staged, &self.staging)
-            && staged.await.ok().flatten() == Some(landing.size)
-        {
-            staging.staged(landing.hash);
-        }
-        Ok(())
-    }
-
-    /// A whole blob into memory, verified.
-    async fn receive_in_memory(
-        &self,
-        mut content: AtBlobContent,
-        hash: Hash,
-        size: u64,
-        stage: Option<&Stage<'_>>,
-    ) -> Result<(AtEndBlob, Vec<u8>), Failure> {
-        let mut data = vec![0u8; size as usize];
-        let end = loop {
-            match content.next().await {
-                BlobContentNext::More((next, item)) => {
-                    if let BaoContentItem::Leaf(leaf) = item? {
-                        let start = leaf.offset as usize;
-                        let Some(slot) = data.get_mut(start..start + leaf.data.len()) else {
-                            return Err(Failure::Drop(DropReason::Corrupt(format!(
-                                "{hash}: data at {start} beyond its size {size}"
-                            ))));
-                        };
-                        slot.copy_from_slice(&leaf.data);
-                        if let Some(stage) = stage {
-                            stage.writer.write(stage.file, leaf.offset, leaf.data).await;
-                        }
-                    }
-                    content = next;
-                }
-                BlobContentNext::Done(end) => break end,
-            }
-        };
-        Ok((end, data))
-    }
-
-    /// The requested ranges of a blob into the store, chunk group by chunk group.
-    async fn receive_into_store(
-        &self,
-        mut content: AtBlobContent,
-        hash: Hash,
-        size: NonZeroU64,
-        stage: Option<&Stage<'_>>,
-    ) -> Result<AtEndBlob, Failure> {
-        // As iroh-blobs' own get: a buffer of up to 64 chunk groups.
-        let buffer = (size.get() / (16 * 1024) + 2).min(64) as usize;
-        let ImportBaoHandle { tx, rx } = self
-            .store
-            .blobs()
-            .import_bao(hash, size, buffer)
-            .await
-            .map_err(|e| local("storing a blob")(&e))?;
-        let end = loop {
-            match content.next().await {
-                BlobContentNext::More((next, item)) => {
-                    let item = item?;
-                    let mut leaf = 0;
-                    if let BaoContentItem::Leaf(piece) = &item {
-                        leaf = piece.data.len() as u64;
-                        if let Some(stage) = stage {
-                            stage.writer.write(stage.file, piece.offset, piece.data.clone()).await;
-                        }
-                    }
-                    if tx.send(item).await.is_err() {
-                        // The store gave up on this blob; its answer says why.
-                        break None;
-                    }
-                    self.fetched.fetch_add(leaf, Ordering::Relaxed);
-                    self.report(false).await;
-                    content = next;
-                }
-                BlobContentNext::Done(end) => break Some(end),
-            }
-        };
-        drop(tx);
-        match rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(local("storing a blob")(&e)),
-            Err(e) => return Err(local("storing a blob")(&e)),
-        }
-        end.ok_or_else(|| local("storing a blob")(&"the store stopped reading"))
-    }
-
     /// Handles a failed attempt: waits after "busy", drops the provider otherwise;
     /// a local failure ends the download.
     async fn failed(
@@ -796,49 +588,6 @@ impl Session {
 
     fn not_a_collection(&self, reason: String) -> TransferError {
         TransferError::NotACollection { content: self.content, reason }
-    }
-}
-
-/// A blob being staged: its file at the writer.
-struct Stage<'a> {
-    writer: &'a Writer,
-    file: u64,
-}
-
-/// A blob received whole, on its way into the store and its staged file.
-///
-/// Storing a blob received into memory runs in the background while the
-/// response goes on (for a pack of small files the store's import would
-/// otherwise stall the stream once per file); its bytes count as fetched once
-/// stored.
-struct Landing {
-    hash: Hash,
-    size: u64,
-    add: Option<tokio::task::JoinHandle<Result<(), Failure>>>,
-    staged: Option<oneshot::Receiver<Option<u64>>>,
-}
-
-/// The landings of one response, oldest first, with the bytes held in memory.
-#[derive(Default)]
-struct Landings {
-    queue: VecDeque<Landing>,
-    bytes: u64,
-}
-
-impl Landings {
-    fn push(&mut self, landing: Landing) {
-        if landing.add.is_some() {
-            self.bytes += landing.size;
-        }
-        self.queue.push_back(landing);
-    }
-
-    fn pop(&mut self) -> Option<Landing> {
-        let landing = self.queue.pop_front()?;
-        if landing.add.is_some() {
-            self.bytes -= landing.size;
-        }
-        Some(landing)
     }
 }
 

@@ -3,27 +3,37 @@
 //! Files go to `<library>/<author name>/<pack title>/<file name>`. The author and
 //! title become one folder name each, and every part of a file's relative path is
 //! checked the same way, so nothing lands outside the pack folder whatever the
-//! manifest says. Every file is written under a temporary name, checked against
-//! its size and renamed into place, so a file under its real name is always whole.
+//! manifest says. Every file appears under a temporary name, is checked against
+//! its size and is renamed into place, so a file under its real name is always
+//! whole; several files are exported at once.
 //!
-//! Two ways in:
+//! A file is not copied out of the store when the store holds it as a file of
+//! its own on the same file system (blobs over 16 KiB, stored by the node itself):
 //!
-//! - [`export`] copies a stored pack out of the blob store (streamed, or reflinked
-//!   where the file system can), several files at once;
-//! - a fetch writes each file while it downloads (see `staging`), and [`finish`]
-//!   renames the staged files into place once the whole pack is stored and matches
-//!   its manifest, copying from the store only what was not staged whole (a blob
-//!   partly stored by an earlier, interrupted fetch). That saves reading the pack
-//!   back and writing it in a second pass: on the benchmark machine that copy took
-//!   2.1 s of a 7.3 s fetch of a 1 GiB pack and 1.4 s of a 3.2 s fetch of 1,000
-//!   files (issue 3).
+//! - where the file system clones files (btrfs, XFS, APFS), it is a **reflink**, a
+//!   copy-on-write clone that costs no bytes and is independent of the store;
+//! - elsewhere (ext4) it is a **hard link** to the store's file, made read-only
+//!   (mode 0444). Library and store then share one file: deleting, moving or
+//!   replacing the library file (editors save by writing a new file) leaves the
+//!   store alone, and the read-only mode stops a program from changing it in
+//!   place, as git-annex does with the files it locks. If a user makes it writable
+//!   and edits it anyway, the node does not spread the change: iroh-blobs checks
+//!   every chunk it serves against the blob's hash tree and stops at the first that
+//!   does not match, and peers fetch it elsewhere.
 //!
-//! Exported files are not `fsync`ed, as `cp`, `sendme` and BitTorrent clients do
-//! not: forcing a 1 GiB pack to disk before `fetch` returns ties the fetch to the
-//! disk's write speed (about 7 s on the benchmark machine, longer than the whole
-//! download; issue 3). The kernel writes the files back within seconds; the
-//! verified copy stays in the blob store, and fetching again re-exports anything
-//! a power cut damaged.
+//! Other blobs (small ones live in the store's database; another file system) are
+//! copied. Copying was the largest cost of a fetch after the download itself
+//! (issue 3, on the benchmark machine: 2.1 s of a 7.3 s fetch of a 1 GiB pack, 1.4
+//! s of 3.2 s for 1,000 files; writing the files while they download instead cost
+//! about as much, two writes and two new files each). A link writes no data and
+//! takes no disk space, so fetched packs take half the space.
+//!
+//! Nothing is `fsync`ed, as `cp`, `sendme` and BitTorrent clients do not, nor
+//! iroh-blobs for complete blobs: forcing a 1 GiB pack to disk before `fetch`
+//! returns ties the fetch to the disk's write speed (about 7 s on the benchmark
+//! machine, longer than the whole download; issue 3). The kernel writes the files
+//! back within seconds; a file that a power cut in those seconds damaged no longer
+//! matches its hash, and the node refuses to serve it (see above).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -36,11 +46,13 @@ use iroh_blobs::{Hash, HashAndFormat};
 use smpl_protocol::{BlobHash, Manifest, SampleEntry};
 
 use super::TransferError;
-use super::staging::Staging;
 use crate::blobs::{Blobs, to_iroh};
 
 /// Longest folder or file name written, in bytes (most file systems allow 255).
 const MAX_COMPONENT_BYTES: usize = 200;
+/// The mode of a library file that is a hard link to a stored blob.
+#[cfg(unix)]
+pub(crate) const READ_ONLY: u32 = 0o444;
 /// Files copied at the same time.
 const PARALLEL_WRITES: usize = 4;
 
@@ -60,7 +72,7 @@ struct Targets<'a> {
 }
 
 /// The pack folder, `<library>/<author>/<title>`, absolute.
-pub(super) fn pack_dir(manifest: &Manifest, library: &Path) -> Result<PathBuf, TransferError> {
+fn pack_dir(manifest: &Manifest, library: &Path) -> Result<PathBuf, TransferError> {
     let library = std::path::absolute(library).map_err(TransferError::io("resolve", library))?;
     let author =
         folder_name(&manifest.author_name).unwrap_or_else(|| manifest.author.to_hex()[..16].to_string());
@@ -148,38 +160,6 @@ async fn write_files(
     Ok(())
 }
 
-/// Puts the files of a fetched pack in place: staged files are renamed, the rest
-/// copied out of the store. The pack must be stored whole.
-pub(super) async fn finish(
-    blobs: &Blobs,
-    manifest: &Manifest,
-    library: &Path,
-    staging: &Staging,
-) -> Result<Exported, TransferError> {
-    stored_pack(blobs, manifest).await?;
-    let targets = targets(manifest, library)?;
-    let mut copies = Vec::new();
-    let mut renames = Vec::new();
-    let mut used = HashSet::new();
-    for (target, sample) in &targets.files {
-        let hash = to_iroh(&sample.hash);
-        // A blob listed twice is staged once: the second file is a copy.
-        if staging.is_whole(&hash) && used.insert(hash) {
-            renames.push((staging.path(&hash), target.clone(), sample.size));
-        } else {
-            copies.push((target.clone(), *sample));
-        }
-    }
-    write_files(blobs, manifest.content, &targets, &copies).await?;
-    tokio::task::spawn_blocking(move || {
-        renames.iter().try_for_each(|(staged, target, size)| finish_file(staged, target, *size))
-    })
-    .await
-    .map_err(|e| TransferError::Task(e.to_string()))??;
-    staging.remove().await;
-    Ok(exported(manifest, targets))
-}
-
 /// The collection and the manifest list the same files with the same hashes.
 fn check_collection(manifest: &Manifest, collection: &Collection) -> Result<(), TransferError> {
     let mismatch = |reason: String| TransferError::Mismatch { content: manifest.content, reason };
@@ -204,7 +184,8 @@ fn check_collection(manifest: &Manifest, collection: &Collection) -> Result<(), 
     Ok(())
 }
 
-/// Copies one blob to `target` through a temporary file in the same folder.
+/// Links or copies one blob to `target` through a temporary name in the same
+/// folder.
 async fn write_file(
     blobs: &Blobs,
     content: BlobHash,
@@ -234,29 +215,58 @@ async fn write_file(
     };
     let temp = parent.join(temp_name(file_name));
     let result = async {
-        let size = blobs
-            .store()
-            .blobs()
-            .export(hash, &temp)
+        let task = |e: tokio::task::JoinError| TransferError::Task(e.to_string());
+        let (owned, shared, expected) = (blobs.owned_data_path(&hash), temp.clone(), sample.size);
+        let shared = tokio::task::spawn_blocking(move || share_stored_file(&owned, &shared, expected))
             .await
-            .map_err(|e| TransferError::store("exporting a blob")(&e))?;
-        if size != sample.size {
-            return Err(mismatch(format!(
-                "{:?}: exported {size} bytes, expected {}",
-                sample.name, sample.size
-            )));
+            .map_err(task)?;
+        if !shared {
+            let _ = tokio::fs::remove_file(&temp).await;
+            let size = blobs
+                .store()
+                .blobs()
+                .export(hash, &temp)
+                .await
+                .map_err(|e| TransferError::store("exporting a blob")(&e))?;
+            if size != sample.size {
+                return Err(mismatch(format!(
+                    "{:?}: exported {size} bytes, expected {}",
+                    sample.name, sample.size
+                )));
+            }
         }
         let (temp, target) = (temp.clone(), target.to_path_buf());
         let expected = sample.size;
-        tokio::task::spawn_blocking(move || finish_file(&temp, &target, expected))
-            .await
-            .map_err(|e| TransferError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || finish_file(&temp, &target, expected)).await.map_err(task)?
     }
     .await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&temp).await;
     }
     result.map(|()| sample.size)
+}
+
+/// Puts the store's own file of a blob at `path` without copying its bytes: a
+/// reflink (a copy-on-write clone, independent of the store's file) where the file
+/// system has them, otherwise a hard link made read-only. False when neither works
+/// (no such file, another file system) or the file is not the complete blob.
+fn share_stored_file(stored: &Path, path: &Path, expected: u64) -> bool {
+    let whole = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.len() == expected);
+    if !whole(stored) {
+        return false;
+    }
+    if reflink_copy::reflink(stored, path).is_ok() {
+        return whole(path);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::hard_link(stored, path).is_ok()
+            && std::fs::set_permissions(path, std::fs::Permissions::from_mode(READ_ONLY)).is_ok()
+            && whole(path)
+    }
+    #[cfg(not(unix))]
+    false
 }
 
 /// Checks the temporary file's length and renames it into place.
@@ -269,7 +279,7 @@ fn finish_file(temp: &Path, target: &Path, expected: u64) -> Result<(), Transfer
     std::fs::rename(temp, target).map_err(TransferError::io("rename into place", target))
 }
 
-pub(super) fn temp_name(file_name: &std::ffi::OsStr) -> String {
+fn temp_name(file_name: &std::ffi::OsStr) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!(".{}.{}-{n}.smpl-part", file_name.to_string_lossy(), std::process::id())

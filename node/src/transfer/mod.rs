@@ -16,16 +16,15 @@
 //! - **Fetching** (`download`): [`Transfer::download`] fetches a pack's collection
 //!   from several providers at once, resumes from verified partial data, and drops a
 //!   provider that fails or sends data that does not match its BLAKE3 hash.
-//! - **Export** (`export`): [`Transfer::export`] writes a stored pack as plain files
-//!   under `<library>/<author>/<title>/`; [`Transfer::fetch`] downloads a pack and
-//!   writes those files as the blobs arrive, without a second pass.
+//! - **Export** (`export`): [`Transfer::export`] puts a stored pack under
+//!   `<library>/<author>/<title>/` as plain files: reflinks or read-only hard links
+//!   of the store's own files where it can, copies otherwise.
 //! - [`Transfer::ticket`] gives a `BlobTicket` that stock iroh-blobs clients such as
 //!   `sendme receive` accept.
 
 mod download;
 mod export;
 mod provider;
-mod staging;
 #[cfg(test)]
 mod tests;
 
@@ -233,37 +232,7 @@ impl Transfer {
         progress: Option<mpsc::Sender<DownloadProgress>>,
     ) -> Result<Downloaded, TransferError> {
         let providers: Vec<EndpointId> = providers.iter().filter_map(endpoint_id).collect();
-        download::run(self.router.endpoint(), self.blobs.store(), content, providers, progress, None).await
-    }
-
-    /// [`Transfer::download`] of the pack of `manifest`, writing its files under
-    /// `<library>/<author name>/<pack title>/` as they arrive, which saves copying
-    /// them out of the store afterwards as [`Transfer::export`] does. The files
-    /// appear under their names only once the whole pack is stored, verified and
-    /// matches the manifest; a failed fetch leaves none of them behind (what it
-    /// verified stays in the store, and the next fetch resumes from there).
-    pub async fn fetch(
-        &self,
-        manifest: &Manifest,
-        providers: &[NodeId],
-        library: &Path,
-        progress: Option<mpsc::Sender<DownloadProgress>>,
-    ) -> Result<(Downloaded, Exported), TransferError> {
-        let staging = Arc::new(staging::Staging::create(manifest, library).await?);
-        let providers: Vec<EndpointId> = providers.iter().filter_map(endpoint_id).collect();
-        let endpoint = self.router.endpoint();
-        let store = self.blobs.store();
-        let result =
-            download::run(endpoint, store, manifest.content, providers, progress, Some(staging.clone()))
-                .await;
-        let result = match result {
-            Ok(downloaded) => export::finish(&self.blobs, manifest, library, &staging)
-                .await
-                .map(|exported| (downloaded, exported)),
-            Err(e) => Err(e),
-        };
-        staging.remove().await;
-        result
+        download::run(self.router.endpoint(), self.blobs.store(), content, providers, progress).await
     }
 
     /// Writes the stored pack of `manifest` as plain files under

@@ -595,74 +595,43 @@ async fn busy_providers_are_retried_not_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_writes_the_files_as_they_arrive() {
+async fn export_links_the_stored_files_and_survives_their_removal() {
     let a = TestNode::start(1).await;
     let b = TestNode::start(2).await;
-    // Small files arrive in memory, the 6 MiB one streams into the store, and one
-    // blob is in the pack twice (the same bytes under two names).
-    let mut pack = Pack::new(&[300_000, 6 * 1024 * 1024, 5_000]);
-    pack.files.push(("fx/copy of snare.wav".into(), pack.files[2].1.clone()));
+    // Received into memory, streamed into the store, and small enough for the
+    // store's database.
+    let pack = Pack::new(&[300_000, 3 * 1024 * 1024, 5_000]);
     let (content, entries) = pack.store(&a).await;
     b.meet(&a);
+    timed("download", b.transfer().download(content, &[a.id()], None)).await.unwrap();
     let manifest = pack.manifest(content, &entries);
     let library = b.dir.path().join("library");
-
-    let (tx, progress) = collect_progress();
-    let (done, exported) =
-        timed("fetch", b.transfer().fetch(&manifest, &[a.id()], &library, Some(tx))).await.unwrap();
-    assert_eq!(stored_bytes(&b.blobs, content).await, (done.total, true));
-    assert_eq!(done.total, pack.bytes() + overhead(&a.blobs, content).await);
-    assert_eq!((exported.files, exported.bytes), (4, pack.bytes()));
+    let exported = b.transfer().export(&manifest, &library).await.unwrap();
     pack.assert_exported(&exported.path);
-    let progress = progress.await.unwrap();
-    assert_eq!(progress.last(), Some(&DownloadProgress { done: done.total, total: Some(done.total) }));
-    assert_no_part_files(&library);
-    // The same files as an export of the stored pack.
-    let again = b.transfer().export(&manifest, &b.dir.path().join("again")).await.unwrap();
-    pack.assert_exported(&again.path);
-    a.close().await;
-    b.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_fetch_leaves_no_files_and_resumes() {
-    const BIG: usize = 24 * 1024 * 1024;
-    let mut a = TestNode::start(1).await;
-    let b = TestNode::start(2).await;
-    let pack = Pack::new(&[BIG, 50_000]);
-    let (content, entries) = pack.store(&a).await;
-    let manifest = pack.manifest(content, &entries);
-    let library = b.dir.path().join("library");
-    b.meet(&a);
-
-    // As in `an_interrupted_download_resumes_where_it_stopped`: stall, then stop A.
-    let (tx, mut rx) = mpsc::channel(1);
-    let providers = [a.id()];
-    let fetch = b.transfer().fetch(&manifest, &providers, &library, Some(tx));
-    let interrupt = async {
-        while let Some(p) = rx.recv().await {
-            if p.total.is_some() && p.done > 2 * 1024 * 1024 {
-                break;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        for (i, links) in [(0, 2), (1, 2), (2, 1)] {
+            let file = std::fs::metadata(exported.path.join(&pack.files[i].0)).unwrap();
+            assert_eq!(file.nlink(), links, "{}", pack.files[i].0);
+            if links == 2 {
+                let stored = std::fs::metadata(b.blobs.owned_data_path(&to_iroh(&entries[i].1))).unwrap();
+                assert_eq!(file.ino(), stored.ino(), "a link to the store's own file");
+                assert_eq!(file.mode() & 0o777, super::export::READ_ONLY, "{}", pack.files[i].0);
             }
         }
-        a.stop().await;
-        while rx.recv().await.is_some() {}
-    };
-    let (first, ()) = timed("interrupted fetch", async { tokio::join!(fetch, interrupt) }).await;
-    assert!(matches!(first.unwrap_err(), TransferError::Unavailable { .. }));
-    let files: Vec<PathBuf> = walk(&library).into_iter().filter(|p| p.is_file()).collect();
-    assert!(files.is_empty(), "a failed fetch left {files:?}");
-    let (kept, _) = stored_bytes(&b.blobs, content).await;
-    assert!(kept > 2 * 1024 * 1024, "kept {kept}");
-
-    // The big file is partly stored: it is resumed and then copied out of the store.
-    a.transfer = Some(Transfer::start(&a.identity, &a.blobs, loopback(), None).await.unwrap());
-    b.meet(&a);
-    let (done, exported) =
-        timed("resumed fetch", b.transfer().fetch(&manifest, &[a.id()], &library, None)).await.unwrap();
-    assert!(done.had >= kept - 16 * 1024, "{done:?}, kept {kept}");
-    pack.assert_exported(&exported.path);
-    assert_no_part_files(&library);
+    }
+    // Exporting over existing files replaces them.
+    let again = b.transfer().export(&manifest, &library).await.unwrap();
+    pack.assert_exported(&again.path);
+    // The library goes away; the store keeps the blobs and exports them again.
+    std::fs::remove_dir_all(&library).unwrap();
+    assert!(stored_bytes(&b.blobs, content).await.1);
+    let again = b.transfer().export(&manifest, &library).await.unwrap();
+    pack.assert_exported(&again.path);
+    let leftovers: Vec<PathBuf> =
+        walk(&library).into_iter().filter(|p| p.to_string_lossy().contains(".smpl-part")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     a.close().await;
     b.close().await;
 }

@@ -37,10 +37,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures::StreamExt;
-use iroh_blobs::api::blobs::BlobStatus;
 use iroh_blobs::format::collection::Collection;
 use iroh_blobs::{Hash, HashAndFormat};
 use smpl_protocol::{BlobHash, Manifest, SampleEntry};
@@ -125,7 +125,7 @@ pub(super) async fn export(
 ) -> Result<Exported, TransferError> {
     stored_pack(blobs, manifest).await?;
     let targets = targets(manifest, library)?;
-    write_files(blobs, manifest.content, &targets, &targets.files).await?;
+    write_files(blobs, manifest.content, &targets).await?;
     Ok(exported(manifest, targets))
 }
 
@@ -136,14 +136,8 @@ fn exported(manifest: &Manifest, targets: Targets<'_>) -> Exported {
     Exported { path: targets.dir, files, bytes }
 }
 
-/// Creates the folders of `targets` and copies `files` (some of them) out of the
-/// store, several at once.
-async fn write_files(
-    blobs: &Blobs,
-    content: BlobHash,
-    targets: &Targets<'_>,
-    files: &[(PathBuf, &SampleEntry)],
-) -> Result<(), TransferError> {
+/// Creates the folders of `targets` and puts its files there, several at once.
+async fn write_files(blobs: &Blobs, content: BlobHash, targets: &Targets<'_>) -> Result<(), TransferError> {
     tokio::fs::create_dir_all(&targets.dir).await.map_err(TransferError::io("create", &targets.dir))?;
     let folders: HashSet<&Path> = targets.files.iter().filter_map(|(target, _)| target.parent()).collect();
     for folder in folders {
@@ -151,8 +145,12 @@ async fn write_files(
     }
     // The futures are made up front: a lazily mapped stream would keep a closure
     // over borrowed entries in the future's type, which `tokio::spawn` rejects.
-    let writes: Vec<_> =
-        files.iter().map(|(target, sample)| write_file(blobs, content, target, sample)).collect();
+    let reflinks = Arc::new(AtomicBool::new(true));
+    let writes: Vec<_> = targets
+        .files
+        .iter()
+        .map(|(target, sample)| write_file(blobs, content, target, sample, &reflinks))
+        .collect();
     let mut writes = futures::stream::iter(writes).buffer_unordered(PARALLEL_WRITES);
     while let Some(written) = writes.next().await {
         written?;
@@ -191,25 +189,12 @@ async fn write_file(
     content: BlobHash,
     target: &Path,
     sample: &SampleEntry,
+    reflinks: &Arc<AtomicBool>,
 ) -> Result<u64, TransferError> {
+    // `stored_pack` checked that every blob is complete, and a blob's size
+    // follows from its hash; a file of another length is a mismatch below.
     let hash = to_iroh(&sample.hash);
     let mismatch = |reason: String| TransferError::Mismatch { content, reason };
-    let status = blobs
-        .store()
-        .blobs()
-        .status(hash)
-        .await
-        .map_err(|e| TransferError::store("reading a blob's status")(&e))?;
-    match status {
-        BlobStatus::Complete { size } if size == sample.size => {}
-        BlobStatus::Complete { size } => {
-            return Err(mismatch(format!(
-                "{:?} has {size} bytes, the manifest says {}",
-                sample.name, sample.size
-            )));
-        }
-        _ => return Err(TransferError::Incomplete { content }),
-    }
     let Some((parent, file_name)) = target.parent().zip(target.file_name()) else {
         return Err(TransferError::BadName { name: sample.name.clone(), reason: "no file name".into() });
     };
@@ -217,7 +202,9 @@ async fn write_file(
     let result = async {
         let task = |e: tokio::task::JoinError| TransferError::Task(e.to_string());
         let (owned, shared, expected) = (blobs.owned_data_path(&hash), temp.clone(), sample.size);
-        let shared = tokio::task::spawn_blocking(move || share_stored_file(&owned, &shared, expected))
+        let reflinks = reflinks.clone();
+        let shared =
+            tokio::task::spawn_blocking(move || share_stored_file(&owned, &shared, expected, &reflinks))
             .await
             .map_err(task)?;
         if !shared {
@@ -250,13 +237,18 @@ async fn write_file(
 /// reflink (a copy-on-write clone, independent of the store's file) where the file
 /// system has them, otherwise a hard link made read-only. False when neither works
 /// (no such file, another file system) or the file is not the complete blob.
-fn share_stored_file(stored: &Path, path: &Path, expected: u64) -> bool {
+/// A failed reflink costs a file created and deleted, so after one failure an
+/// export stops trying (`reflinks`).
+fn share_stored_file(stored: &Path, path: &Path, expected: u64, reflinks: &AtomicBool) -> bool {
     let whole = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.len() == expected);
     if !whole(stored) {
         return false;
     }
-    if reflink_copy::reflink(stored, path).is_ok() {
-        return whole(path);
+    if reflinks.load(Ordering::Relaxed) {
+        if reflink_copy::reflink(stored, path).is_ok() {
+            return whole(path);
+        }
+        reflinks.store(false, Ordering::Relaxed);
     }
     #[cfg(unix)]
     {

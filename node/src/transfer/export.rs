@@ -205,8 +205,8 @@ async fn write_file(
         let reflinks = reflinks.clone();
         let shared =
             tokio::task::spawn_blocking(move || share_stored_file(&owned, &shared, expected, &reflinks))
-            .await
-            .map_err(task)?;
+                .await
+                .map_err(task)?;
         if !shared {
             let _ = tokio::fs::remove_file(&temp).await;
             let size = blobs

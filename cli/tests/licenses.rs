@@ -169,11 +169,16 @@ fn kill_9_around_issuing_loses_no_license_and_verify_checks_everything() {
     let mut changed = original.clone();
     let last = changed.len() - 1;
     changed[last] ^= 1;
-    std::fs::write(&sample, &changed).unwrap();
+    // Replaced, as an editor saves: library files are read-only links to the store.
+    let replace = |bytes: &[u8]| {
+        std::fs::remove_file(&sample).unwrap();
+        std::fs::write(&sample, bytes).unwrap();
+    };
+    replace(&changed);
     let (code, report) = verify(&b_home, &[cert_arg, "--files", &files]);
     assert_eq!(code, 1);
     assert!(report["reason"].as_str().unwrap().contains("not the licensed file"), "{report}");
-    std::fs::write(&sample, &original).unwrap();
+    replace(&original);
     std::fs::write(Path::new(&files).join("extra.wav"), b"RIFF").unwrap();
     let (code, report) = verify(&b_home, &[cert_arg, "--files", &files]);
     assert_eq!(code, 1);

@@ -19,10 +19,7 @@
 //! in bass lines. The confidence combines how well the best key fits with how far ahead of
 //! the runner-up it is; below [`MIN_CONFIDENCE`] no key is reported.
 
-use std::sync::Arc;
-
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use super::spectrum::Spectrum;
 
 /// Estimates whose confidence is below this are withheld.
 pub const MIN_CONFIDENCE: f32 = 0.2;
@@ -83,14 +80,9 @@ pub struct KeyDetector {
     phase: usize,
     /// Internal-rate samples not yet consumed by a full frame.
     pending: Vec<f32>,
-    frame_len: usize,
     hop: usize,
     frames_done: usize,
-    window: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
-    fft_in: Vec<f32>,
-    fft_out: Vec<Complex<f32>>,
-    scratch: Vec<Complex<f32>>,
+    spectrum: Spectrum,
     magnitudes: Vec<f32>,
     /// The accumulated fine pitch-class histogram; bin 0 is centred on C.
     histogram: [f64; BINS],
@@ -104,10 +96,7 @@ impl KeyDetector {
         let internal_rate = sample_rate as f32 / decimation as f32;
         let taps = lowpass(decimation);
         let frame_len = if internal_rate >= 9000.0 { 4096 } else { 2048 };
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(frame_len);
-        let window = (0..frame_len)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / frame_len as f32).cos())
-            .collect();
+        let spectrum = Spectrum::new(frame_len);
         Self {
             channels: usize::from(channels.max(1)),
             internal_rate,
@@ -117,15 +106,10 @@ impl KeyDetector {
             position: 0,
             phase: 0,
             pending: Vec::with_capacity(frame_len * 2),
-            frame_len,
             hop: frame_len / 2,
             frames_done: 0,
-            window,
-            fft_in: fft.make_input_vec(),
-            fft_out: fft.make_output_vec(),
-            scratch: fft.make_scratch_vec(),
-            magnitudes: vec![0.0; frame_len / 2 + 1],
-            fft,
+            magnitudes: vec![0.0; spectrum.bins()],
+            spectrum,
             histogram: [0.0; BINS],
         }
     }
@@ -157,29 +141,27 @@ impl KeyDetector {
 
     /// Analyse every complete frame in `pending`.
     fn drain_frames(&mut self) {
+        let frame_len = self.spectrum.frame_len();
         let mut start = 0;
-        while start + self.frame_len <= self.pending.len() {
-            self.fft_in.copy_from_slice(&self.pending[start..start + self.frame_len]);
-            self.analyse_frame();
+        while start + frame_len <= self.pending.len() {
+            self.analyse_frame(start, frame_len);
             start += self.hop;
         }
         self.pending.drain(..start.min(self.pending.len()));
     }
 
-    /// Window and transform `fft_in`, then add its spectral peaks to the histogram.
-    fn analyse_frame(&mut self) {
-        for (x, w) in self.fft_in.iter_mut().zip(&self.window) {
-            *x *= w;
-        }
-        // Lengths are fixed at construction, so the transform cannot fail.
-        if self.fft.process_with_scratch(&mut self.fft_in, &mut self.fft_out, &mut self.scratch).is_err() {
+    /// Window and transform `len` pending samples from `start` (zero-padded to a
+    /// frame), then add the spectral peaks to the histogram.
+    fn analyse_frame(&mut self, start: usize, len: usize) {
+        let frame_len = self.spectrum.frame_len();
+        let Some(bins) = self.spectrum.transform(&self.pending[start..start + len]) else {
             return;
-        }
+        };
         self.frames_done += 1;
-        for (m, c) in self.magnitudes.iter_mut().zip(&self.fft_out) {
+        for (m, c) in self.magnitudes.iter_mut().zip(bins) {
             *m = c.norm();
         }
-        let bin_hz = self.internal_rate / self.frame_len as f32;
+        let bin_hz = self.internal_rate / frame_len as f32;
         let lo = ((MIN_FREQ / bin_hz).floor() as usize).max(1);
         let hi = ((MAX_FREQ / bin_hz).ceil() as usize).min(self.magnitudes.len() - 2);
         let strongest = self.magnitudes[lo..=hi].iter().copied().fold(0.0, f32::max);
@@ -209,10 +191,8 @@ impl KeyDetector {
     pub fn finish(mut self) -> Option<KeyEstimate> {
         if self.frames_done == 0 && !self.pending.is_empty() {
             // A file shorter than one frame: analyse it zero-padded.
-            let len = self.pending.len().min(self.frame_len);
-            self.fft_in[..len].copy_from_slice(&self.pending[..len]);
-            self.fft_in[len..].fill(0.0);
-            self.analyse_frame();
+            let len = self.pending.len().min(self.spectrum.frame_len());
+            self.analyse_frame(0, len);
         }
         estimate(&self.histogram)
     }

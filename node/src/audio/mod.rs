@@ -38,6 +38,7 @@ mod key;
 mod kind;
 mod meter;
 pub mod preview;
+mod spectrum;
 mod tempo;
 
 #[cfg(test)]

@@ -18,10 +18,7 @@
 //! The result comes with a confidence in `0..=1`; below [`MIN_CONFIDENCE`] no tempo is
 //! reported, because a wrong BPM in an index is worse than an empty field.
 
-use std::sync::Arc;
-
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use super::spectrum::Spectrum;
 
 /// Files shorter than this carry too few beats for a tempo: one-shots, mostly.
 pub const MIN_DURATION_SECONDS: f32 = 1.5;
@@ -65,13 +62,8 @@ pub struct TempoDetector {
     acc_len: usize,
     /// Internal-rate mono samples not yet consumed by a full analysis frame.
     pending: Vec<f32>,
-    frame_len: usize,
     hop: usize,
-    window: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
-    fft_in: Vec<f32>,
-    fft_out: Vec<Complex<f32>>,
-    scratch: Vec<Complex<f32>>,
+    spectrum: Spectrum,
     /// The first frame's worth of internal samples, appended at the end so the envelope of a
     /// loop wraps around seamlessly (bounded: one frame).
     head: Vec<f32>,
@@ -93,13 +85,7 @@ impl TempoDetector {
         let internal_rate = sample_rate as f32 / decimation as f32;
         let frame_len = if internal_rate >= 9000.0 { 512 } else { 256 };
         let hop = frame_len / 8;
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(frame_len);
-        let fft_in = fft.make_input_vec();
-        let fft_out = fft.make_output_vec();
-        let scratch = fft.make_scratch_vec();
-        let window = (0..frame_len)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / frame_len as f32).cos())
-            .collect();
+        let spectrum = Spectrum::new(frame_len);
         let fps = internal_rate / hop as f32;
         Self {
             sample_rate,
@@ -109,14 +95,9 @@ impl TempoDetector {
             acc_len: 0,
             pending: Vec::with_capacity(frame_len * 4),
             head: Vec::with_capacity(frame_len),
-            frame_len,
             hop,
-            window,
-            prev: vec![0.0; fft_out.len()],
-            fft,
-            fft_in,
-            fft_out,
-            scratch,
+            prev: vec![0.0; spectrum.bins()],
+            spectrum,
             has_prev: false,
             envelope: Vec::new(),
             max_envelope: (MAX_ENVELOPE_SECONDS * fps) as usize,
@@ -145,7 +126,7 @@ impl TempoDetector {
             }
             self.acc_len += 1;
             if self.acc_len == self.decimation {
-                if self.head.len() < self.frame_len {
+                if self.head.len() < self.spectrum.frame_len() {
                     self.head.push(self.acc * gain);
                 }
                 self.pending.push(self.acc * gain);
@@ -158,20 +139,14 @@ impl TempoDetector {
 
     /// Analyse every complete frame in `pending`.
     fn drain_frames(&mut self) {
+        let frame_len = self.spectrum.frame_len();
         let mut start = 0;
-        while start + self.frame_len <= self.pending.len() && self.envelope.len() < self.max_envelope {
-            for ((dst, src), w) in
-                self.fft_in.iter_mut().zip(&self.pending[start..start + self.frame_len]).zip(&self.window)
-            {
-                *dst = src * w;
-            }
-            // Lengths are fixed at construction, so the transform cannot fail.
-            let ok = self.fft.process_with_scratch(&mut self.fft_in, &mut self.fft_out, &mut self.scratch);
-            if ok.is_err() {
+        while start + frame_len <= self.pending.len() && self.envelope.len() < self.max_envelope {
+            let Some(bins) = self.spectrum.transform(&self.pending[start..start + frame_len]) else {
                 return;
-            }
+            };
             let mut flux = 0.0;
-            for (prev, bin) in self.prev.iter_mut().zip(&self.fft_out) {
+            for (prev, bin) in self.prev.iter_mut().zip(bins) {
                 let mag = (1.0 + 100.0 * bin.norm()).ln();
                 flux += (mag - *prev).max(0.0);
                 *prev = mag;

@@ -238,15 +238,15 @@ async fn write_file(
 /// system has them, otherwise a hard link made read-only. False when neither works
 /// (no such file, another file system) or the file is not the complete blob.
 /// A failed reflink costs a file created and deleted, so after one failure an
-/// export stops trying (`reflinks`).
+/// export stops trying (`reflinks`). The caller checks the new file's length
+/// again before renaming it into place.
 fn share_stored_file(stored: &Path, path: &Path, expected: u64, reflinks: &AtomicBool) -> bool {
-    let whole = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.len() == expected);
-    if !whole(stored) {
+    if !std::fs::metadata(stored).is_ok_and(|m| m.len() == expected) {
         return false;
     }
     if reflinks.load(Ordering::Relaxed) {
         if reflink_copy::reflink(stored, path).is_ok() {
-            return whole(path);
+            return true;
         }
         reflinks.store(false, Ordering::Relaxed);
     }
@@ -255,7 +255,6 @@ fn share_stored_file(stored: &Path, path: &Path, expected: u64, reflinks: &Atomi
         use std::os::unix::fs::PermissionsExt;
         std::fs::hard_link(stored, path).is_ok()
             && std::fs::set_permissions(path, std::fs::Permissions::from_mode(READ_ONLY)).is_ok()
-            && whole(path)
     }
     #[cfg(not(unix))]
     false

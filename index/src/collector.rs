@@ -1,27 +1,29 @@
 //! One pass over the matches: count, facets, top-k, and grouping by pack.
 //!
-//! Facets cost fast-column reads per matching document, so they are kept cheap.
-//! Kind and key come from one small integer per document (`facet_code`), counted
-//! in a fixed array; the same integer says whether the sample has tags of its own,
-//! so that column is read only then. Genre and pack tags are the same for every
-//! sample of a pack, and a pack's samples are consecutive documents, so they are
-//! read once per run of consecutive matches of one pack (a run is told apart by the
-//! low half of the pack id) and counted times the run's length. Values are counted
-//! by dictionary ordinal in dense per-segment arrays and turned into strings once
-//! per segment, only for the values seen. In packs mode each segment keeps, per matching pack,
-//! its best document and the facet values its matching samples carry; segments are
-//! then merged by pack id (a pack's samples may sit in several segments).
+//! What is read per match comes from the segment's [`SegmentArrays`]. Kind and
+//! key come from one small integer per document (`facet_code`), counted in a fixed
+//! array; the same integer says whether the sample has tags of its own. Genre and
+//! pack tags are the same for every sample of a pack, and a pack's samples are
+//! consecutive documents (a run), so they are read from their columns once per
+//! run of consecutive matches and counted times its length. Values are counted by
+//! dictionary ordinal in dense per-segment arrays and turned into strings once per
+//! segment, only for the values seen. In packs mode each segment keeps, per
+//! matching pack, its best document and the facet values its matching samples
+//! carry; segments are then merged by pack id (a pack's samples may sit in several
+//! segments).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use smpl_protocol::{Key, Mode, SampleKind, Source};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, ColumnIndex, StrColumn};
+use tantivy::columnar::StrColumn;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::arrays::{Filter, SegmentArrays};
 use crate::document::{HAS_SAMPLE_TAGS, KIND_KEY_CODES};
 use crate::results::{Facets, MAX_FACET_VALUES};
 use crate::schema::names;
@@ -61,7 +63,11 @@ pub(crate) struct Collected {
     pub ranked: Vec<Ranked>,
 }
 
-pub(crate) struct SearchCollector {
+pub(crate) struct SearchCollector<'a> {
+    /// Each segment's arrays, by segment ordinal.
+    pub arrays: &'a [Arc<SegmentArrays>],
+    /// Matches that fail it are skipped (not counted, not ranked).
+    pub filter: Filter,
     /// One hit per pack.
     pub packs: bool,
     /// Rank by creation time first.
@@ -76,54 +82,23 @@ pub(crate) struct SegmentSearch {
     packs: bool,
     top_k: usize,
     count: u64,
-    created: Option<Column<u64>>,
+    newest: bool,
     genre: Option<StrColumn>,
     pack_tags: Option<StrColumn>,
+    /// Only to name the ordinals of `arrays.sample_tags`.
     sample_tags: Option<StrColumn>,
-    codes: Column<u64>,
-    pack_hi: Column<u64>,
-    pack_lo: Column<u64>,
+    arrays: Arc<SegmentArrays>,
+    filter: Filter,
     genre_counts: Vec<u64>,
     pack_tag_counts: Vec<u64>,
     sample_tag_counts: Vec<u64>,
     code_counts: [u64; KIND_KEY_CODES],
-    /// The run of consecutive matches of one pack: (pack, first doc, length). Its
-    /// pack-level facets (genre, pack tags) are read once, when the run ends.
-    run: Option<(u64, DocId, u64)>,
+    /// The consecutive matches of one run of the segment (see [`SegmentArrays`]):
+    /// (run, first doc, length). Their pack-level facets (genre, pack tags) are read
+    /// once, when the run of matches ends.
+    run: Option<(u32, DocId, u64)>,
     heap: BinaryHeap<HeapEntry>,
     groups: HashMap<u128, Group>,
-    /// Matches waiting for their column values, read for a whole batch at once.
-    batch: Batch,
-}
-
-/// Up to [`BATCH`] matches and, once read, their column values. Reading a
-/// column for a slice of documents is one call into the column's codec; reading
-/// it per document cost two dynamic calls and an iterator each (batching took the
-/// p50 at a million samples from 1.06 to 0.88 ms, p99 from 11.9 to 10.4 ms).
-#[derive(Default)]
-struct Batch {
-    docs: Vec<DocId>,
-    scores: Vec<Score>,
-    codes: Vec<u64>,
-    pack_lo: Vec<u64>,
-    pack_hi: Vec<u64>,
-    created: Vec<u64>,
-}
-
-const BATCH: usize = 64;
-
-/// The first value of `column` for each of `docs` (0 where there is none).
-fn read_column(column: &Column<u64>, docs: &[DocId], out: &mut Vec<u64>) {
-    out.clear();
-    out.resize(docs.len(), 0);
-    match column.index {
-        ColumnIndex::Full => column.values.get_vals(docs, out),
-        _ => {
-            for (value, doc) in out.iter_mut().zip(docs) {
-                *value = column.first(*doc).unwrap_or(0);
-            }
-        }
-    }
 }
 
 /// A heap entry whose maximum is the worst kept match.
@@ -170,7 +145,7 @@ pub(crate) struct SegmentFruit {
     groups: Vec<(u128, Rank, DocAddress, PackValues)>,
 }
 
-impl Collector for SearchCollector {
+impl Collector for SearchCollector<'_> {
     type Fruit = Collected;
     type Child = SegmentSearch;
 
@@ -179,6 +154,9 @@ impl Collector for SearchCollector {
         let genre = ff.str(names::GENRE)?;
         let pack_tags = ff.str(names::PACK_TAG)?;
         let sample_tags = ff.str(names::SAMPLE_TAG)?;
+        let arrays = self.arrays.get(segment as usize).cloned().ok_or_else(|| {
+            tantivy::TantivyError::InternalError(format!("no arrays for segment {segment}"))
+        })?;
         let zeros = |c: &Option<StrColumn>| {
             if self.packs { Vec::new() } else { vec![0; c.as_ref().map_or(0, |c| c.num_terms())] }
         };
@@ -187,21 +165,19 @@ impl Collector for SearchCollector {
             packs: self.packs,
             top_k: self.top_k,
             count: 0,
-            created: if self.newest { Some(ff.u64(names::CREATED_AT)?) } else { None },
+            newest: self.newest,
             genre_counts: zeros(&genre),
             pack_tag_counts: zeros(&pack_tags),
             sample_tag_counts: zeros(&sample_tags),
             genre,
             pack_tags,
             sample_tags,
-            codes: ff.u64(names::FACET_CODE)?,
-            pack_hi: ff.u64(names::PACK_HI)?,
-            pack_lo: ff.u64(names::PACK_LO)?,
+            arrays,
+            filter: self.filter,
             code_counts: [0; KIND_KEY_CODES],
             run: None,
             heap: BinaryHeap::new(),
             groups: HashMap::new(),
-            batch: Batch::default(),
         })
     }
 
@@ -271,47 +247,6 @@ impl Named {
 }
 
 impl SegmentSearch {
-    /// Ranks, groups and counts the facets of the batched matches.
-    fn process_batch(&mut self) {
-        let mut batch = std::mem::take(&mut self.batch);
-        self.count += batch.docs.len() as u64;
-        read_column(&self.codes, &batch.docs, &mut batch.codes);
-        read_column(&self.pack_lo, &batch.docs, &mut batch.pack_lo);
-        match &self.created {
-            Some(created) => read_column(created, &batch.docs, &mut batch.created),
-            None => {
-                batch.created.clear();
-                batch.created.resize(batch.docs.len(), 0);
-            }
-        }
-        if self.packs {
-            read_column(&self.pack_hi, &batch.docs, &mut batch.pack_hi);
-        }
-        for (i, &doc) in batch.docs.iter().enumerate() {
-            let rank = Rank { created: batch.created[i], score: batch.scores[i] };
-            let code = batch.codes[i];
-            if self.packs {
-                self.collect_pack(doc, rank, code, (batch.pack_hi[i], batch.pack_lo[i]));
-                continue;
-            }
-            self.count_facets(doc, code, batch.pack_lo[i]);
-            if self.top_k == 0 {
-                continue;
-            }
-            let entry = HeapEntry(rank, doc);
-            if self.heap.len() < self.top_k {
-                self.heap.push(entry);
-            } else if let Some(mut worst) = self.heap.peek_mut()
-                && entry < *worst
-            {
-                *worst = entry;
-            }
-        }
-        batch.docs.clear();
-        batch.scores.clear();
-        self.batch = batch;
-    }
-
     /// Counts the pack-level facets of the run that just ended.
     fn flush_run(&mut self) {
         if let Some((_, doc, len)) = self.run.take() {
@@ -321,24 +256,28 @@ impl SegmentSearch {
     }
 
     /// Counts the facets of one matching sample (samples mode).
-    fn count_facets(&mut self, doc: DocId, code: u64, pack: u64) {
+    fn count_facets(&mut self, doc: DocId, code: u64, run: u32) {
         if let Some(c) = self.code_counts.get_mut((code & (HAS_SAMPLE_TAGS - 1)) as usize) {
             *c += 1;
         }
         if code & HAS_SAMPLE_TAGS != 0 {
-            count_ords(&self.sample_tags, doc, &mut self.sample_tag_counts, 1);
+            for &ord in self.arrays.sample_tags(doc) {
+                if let Some(c) = self.sample_tag_counts.get_mut(ord as usize) {
+                    *c += 1;
+                }
+            }
         }
         match &mut self.run {
-            Some((run_pack, _, len)) if *run_pack == pack => *len += 1,
+            Some((current, _, len)) if *current == run => *len += 1,
             _ => {
                 self.flush_run();
-                self.run = Some((pack, doc, 1));
+                self.run = Some((run, doc, 1));
             }
         }
     }
 
-    fn collect_pack(&mut self, doc: DocId, rank: Rank, code: u64, (hi, lo): (u64, u64)) {
-        let group = self.groups.entry(((hi as u128) << 64) | lo as u128).or_insert_with(|| Group {
+    fn collect_pack(&mut self, doc: DocId, rank: Rank, code: u64, pack: u128) {
+        let group = self.groups.entry(pack).or_insert_with(|| Group {
             rank,
             doc,
             first: doc,
@@ -350,12 +289,10 @@ impl SegmentSearch {
             group.rank = rank;
             group.doc = doc;
         }
-        if code & HAS_SAMPLE_TAGS != 0
-            && let Some(column) = &self.sample_tags
-        {
-            for ord in column.term_ords(doc) {
-                if !group.sample_tags.contains(&ord) {
-                    group.sample_tags.push(ord);
+        if code & HAS_SAMPLE_TAGS != 0 {
+            for &ord in self.arrays.sample_tags(doc) {
+                if !group.sample_tags.contains(&(ord as u64)) {
+                    group.sample_tags.push(ord as u64);
                 }
             }
         }
@@ -370,15 +307,34 @@ impl SegmentCollector for SegmentSearch {
     type Fruit = tantivy::Result<SegmentFruit>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        self.batch.docs.push(doc);
-        self.batch.scores.push(score);
-        if self.batch.docs.len() == BATCH {
-            self.process_batch();
+        if !self.filter.passes(&self.arrays, doc) {
+            return;
+        }
+        self.count += 1;
+        let code = u64::from(self.arrays.codes[doc as usize]);
+        let run = self.arrays.run[doc as usize];
+        let created = if self.newest { self.arrays.runs[run as usize].created } else { 0 };
+        let rank = Rank { created, score };
+        if self.packs {
+            let pack = self.arrays.runs[run as usize].pack;
+            self.collect_pack(doc, rank, code, pack);
+            return;
+        }
+        self.count_facets(doc, code, run);
+        if self.top_k == 0 {
+            return;
+        }
+        let entry = HeapEntry(rank, doc);
+        if self.heap.len() < self.top_k {
+            self.heap.push(entry);
+        } else if let Some(mut worst) = self.heap.peek_mut()
+            && entry < *worst
+        {
+            *worst = entry;
         }
     }
 
     fn harvest(mut self) -> tantivy::Result<SegmentFruit> {
-        self.process_batch();
         self.flush_run();
         let segment = self.segment;
         let mut fruit = SegmentFruit {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use smpl_protocol::{Manifest, PackId};
 use tantivy::indexer::UserOperation;
@@ -11,12 +11,14 @@ use tantivy::{
     DocAddress, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term,
 };
 
+use crate::arrays::SegmentArrays;
 use crate::collector::{Collected, Ranked, SearchCollector};
 use crate::document::{documents, hit_from_stored, pack_from_halves};
 use crate::error::IndexError;
 use crate::query::Plan;
 use crate::results::{Hit, SearchQuery, SearchResults, Sort};
 use crate::schema::{Fields, SCHEMA_VERSION, VERSION_FILE, names, schema};
+use crate::segment_cache::SegmentCache;
 use crate::similar::{self, VectorCache};
 use crate::tokenizer::{ANALYZER, analyzer, indexing_analyzer};
 
@@ -65,6 +67,7 @@ pub struct Index {
     needs_rebuild: bool,
     path: PathBuf,
     vectors: VectorCache,
+    arrays: SegmentCache<SegmentArrays>,
 }
 
 impl std::fmt::Debug for Index {
@@ -157,6 +160,7 @@ impl Index {
             needs_rebuild,
             path,
             vectors: VectorCache::default(),
+            arrays: SegmentCache::default(),
         })
     }
 
@@ -249,9 +253,12 @@ impl Index {
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
         let searcher = self.reader.searcher();
         let f = &self.fields;
-        let plan = Plan::new(f, &mut self.analyzer.clone(), q)?;
+        let arrays = self.arrays.segments(&searcher)?;
+        let ids = searcher.segment_readers().iter().map(|s| s.segment_id());
+        let by_id = Arc::new(ids.zip(arrays.iter().cloned()).collect());
+        let plan = Plan::new(f, &mut self.analyzer.clone(), q, by_id)?;
         if let Some(target) = &q.similar_to {
-            let query = plan.query(f, None);
+            let query = plan.matching(f);
             let filter = (!plan.is_everything()).then_some(&*query);
             let top_k = q.offset.saturating_add(q.limit);
             let (hits, total) = similar::nearest(
@@ -269,7 +276,14 @@ impl Index {
         let has_text = !plan.words.is_empty();
         let newest = q.sort == Sort::Newest || !has_text;
         let top_k = q.offset.saturating_add(q.limit);
-        let collector = |top_k| SearchCollector { packs: q.packs, newest, scoring: has_text, top_k };
+        let collector = |top_k| SearchCollector {
+            arrays: &arrays,
+            filter: plan.collector_filter(),
+            packs: q.packs,
+            newest,
+            scoring: has_text,
+            top_k,
+        };
         let run = |query: &dyn tantivy::query::Query, top_k| {
             searcher.search(query, &collector(top_k)).map_err(IndexError::search)
         };

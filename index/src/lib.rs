@@ -33,6 +33,7 @@
 //! # Ok::<(), smpl_index::IndexError>(())
 //! ```
 
+mod arrays;
 mod collector;
 mod document;
 mod error;
@@ -40,6 +41,7 @@ mod index;
 mod query;
 mod results;
 mod schema;
+mod segment_cache;
 mod similar;
 mod stored;
 mod tokenizer;

@@ -8,12 +8,10 @@
 //! deleted documents and, when the query also has text or filters, documents that
 //! do not match them.
 
-use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BinaryHeap;
 
 use smpl_protocol::{DESCRIPTOR_DIMS, Descriptor, PackId};
 use tantivy::collector::DocSetCollector;
-use tantivy::index::SegmentId;
 use tantivy::query::{Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, DocId, Searcher, SegmentReader, TantivyDocument};
@@ -22,6 +20,7 @@ use crate::document::hit_from_stored;
 use crate::error::IndexError;
 use crate::results::Hit;
 use crate::schema::{Fields, names};
+use crate::segment_cache::{SegmentCache, SegmentData};
 
 /// A descriptor as the four fast-field words (little-endian bytes).
 pub(crate) fn to_words(d: &Descriptor) -> [u64; 4] {
@@ -47,7 +46,7 @@ pub(crate) struct SegmentVectors {
     vectors: Vec<Descriptor>,
 }
 
-impl SegmentVectors {
+impl SegmentData for SegmentVectors {
     fn load(segment: &SegmentReader) -> Result<SegmentVectors, IndexError> {
         let fast = segment.fast_fields();
         let mut columns = Vec::with_capacity(4);
@@ -72,38 +71,16 @@ impl SegmentVectors {
         }
         Ok(SegmentVectors { docs, vectors })
     }
+}
 
+impl SegmentVectors {
     fn get(&self, doc: DocId) -> Option<&Descriptor> {
         self.docs.binary_search(&doc).ok().map(|i| &self.vectors[i])
     }
 }
 
-/// Descriptor arrays of the live segments, by segment id.
-#[derive(Default)]
-pub(crate) struct VectorCache(Mutex<HashMap<SegmentId, Arc<SegmentVectors>>>);
-
-impl VectorCache {
-    /// The arrays of every segment of `searcher`, in segment order; forgets segments
-    /// that are gone.
-    fn segments(&self, searcher: &Searcher) -> Result<Vec<Arc<SegmentVectors>>, IndexError> {
-        let mut cache = self.0.lock().map_err(|_| IndexError::Poisoned)?;
-        let live: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
-        cache.retain(|id, _| live.contains(id));
-        let mut out = Vec::with_capacity(live.len());
-        for segment in searcher.segment_readers() {
-            let vectors = match cache.get(&segment.segment_id()) {
-                Some(v) => v.clone(),
-                None => {
-                    let v = Arc::new(SegmentVectors::load(segment)?);
-                    cache.insert(segment.segment_id(), v.clone());
-                    v
-                }
-            };
-            out.push(vectors);
-        }
-        Ok(out)
-    }
-}
+/// Descriptor arrays of the live segments.
+pub(crate) type VectorCache = SegmentCache<SegmentVectors>;
 
 /// Finds the document of sample `sample` (its file name, or a unique part of it,
 /// case-insensitive) of pack `pack`.

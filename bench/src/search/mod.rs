@@ -54,6 +54,13 @@ pub struct SearchArgs {
     /// Queries whose match counts are compared between the engines.
     #[arg(long, default_value_t = 50)]
     check: usize,
+    /// Keep smpl's index in this directory and reuse it when it already holds the
+    /// corpus (the build is then not measured): for repeated query measurements.
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Also list this many of smpl's slowest queries, with their match counts.
+    #[arg(long, default_value_t = 0)]
+    slowest: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +85,8 @@ struct Measured {
     rss_parts: Option<(u64, u64)>,
     disk: u64,
     counts: Vec<usize>,
+    /// Match count of each measured query, where the engine computes it.
+    totals: Vec<usize>,
 }
 
 pub fn run(args: SearchArgs) -> Result<()> {
@@ -102,7 +111,8 @@ pub fn run(args: SearchArgs) -> Result<()> {
             writer_threads: args.writer_threads,
             writer_heap_bytes: args.writer_heap_mb << 20,
         };
-        Some(measure_smpl(&corpus, &queries, &args, options, base.path().join("smpl"), check)?)
+        let path = args.index.clone().unwrap_or_else(|| base.path().join("smpl"));
+        Some(measure_smpl(&corpus, &queries, &args, options, path, check)?)
     } else {
         None
     };
@@ -118,6 +128,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
         None
     };
     print_table(&args, &corpus, resettable, smpl.as_ref(), fts5.as_ref(), &queries[..check]);
+    if let Some(s) = &smpl {
+        print_slowest(s, &queries, args.slowest);
+    }
     let load = |l: Option<f64>| l.map_or("n/a".to_string(), |l| format!("{l:.2}"));
     println!(
         "\n1-minute load average: {} before, {} after ({} cores)",
@@ -138,8 +151,14 @@ fn measure_smpl(
 ) -> Result<Measured> {
     let mut m = {
         let mut engine = Smpl::open(path.clone(), options.clone())?;
-        eprintln!("smpl: building");
-        build(&mut engine, corpus, args.batch_packs)?
+        if args.index.is_some() && engine.index().num_samples() == corpus.docs as u64 {
+            eprintln!("smpl: reusing the index in {} (build not measured)", path.display());
+            Measured::default()
+        } else {
+            engine.index().clear()?;
+            eprintln!("smpl: building");
+            build(&mut engine, corpus, args.batch_packs)?
+        }
     };
     // Queries on a freshly opened index, as after a node restart.
     mem::reset_peak();
@@ -203,8 +222,9 @@ fn warm_and_query(engine: &mut dyn Engine, queries: &[BenchQuery], m: &mut Measu
     eprintln!("  querying");
     for q in queries {
         let t = Instant::now();
-        engine.query(q)?;
+        let (_, total) = engine.query(q)?;
         m.latencies.push(t.elapsed());
+        m.totals.extend(total);
     }
     m.query_peak = mem::peak_rss();
     Ok(())
@@ -235,6 +255,31 @@ fn rate(docs: usize, d: Duration) -> f64 {
 
 fn with_peak(value: String, peak: Option<u64>) -> String {
     format!("{value} (peak RSS {})", mem::fmt_mb(peak))
+}
+
+/// smpl's `n` slowest queries, slowest first, with their match counts.
+fn print_slowest(m: &Measured, queries: &[BenchQuery], n: usize) {
+    if n == 0 {
+        return;
+    }
+    let mut order: Vec<usize> = (0..m.latencies.len()).collect();
+    order.sort_by(|a, b| m.latencies[*b].cmp(&m.latencies[*a]));
+    println!("\nsmpl's {n} slowest queries:\n");
+    println!("| ms | matches | words | genre | kind | BPM | max price |");
+    println!("| ---: | ---: | --- | --- | --- | --- | --- |");
+    for &i in order.iter().take(n) {
+        let q = &queries[i];
+        println!(
+            "| {:.2} | {} | {} | {} | {} | {} | {} |",
+            m.latencies[i].as_secs_f64() * 1e3,
+            m.totals.get(i).map_or("?".into(), |t| t.to_string()),
+            q.words.join(" "),
+            q.genre.as_deref().unwrap_or(""),
+            q.kind.map_or("", |k| k.name()),
+            q.bpm.map_or(String::new(), |(a, b)| format!("{a}–{b}")),
+            q.max_price.map_or(String::new(), |p| p.to_string()),
+        );
+    }
 }
 
 fn yes(ok: bool) -> &'static str {

@@ -4,8 +4,8 @@
 //! key come from one small integer per document (`facet_code`), counted in a fixed
 //! array; the same integer says whether the sample has tags of its own. Genre and
 //! pack tags are the same for every sample of a pack, and a pack's samples are
-//! consecutive documents (a run), so they are read from their columns once per
-//! run of consecutive matches and counted times its length. Values are counted by
+//! consecutive documents (a run), so they are counted once per run of
+//! consecutive matches, times its length. Values are counted by
 //! dictionary ordinal in dense per-segment arrays and turned into strings once per
 //! segment, only for the values seen. In packs mode each segment keeps, per
 //! matching pack, its best document and the facet values its matching samples
@@ -23,7 +23,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use crate::arrays::{Filter, SegmentArrays};
+use crate::arrays::SegmentArrays;
 use crate::document::{HAS_SAMPLE_TAGS, KIND_KEY_CODES};
 use crate::results::{Facets, MAX_FACET_VALUES};
 use crate::schema::names;
@@ -66,8 +66,6 @@ pub(crate) struct Collected {
 pub(crate) struct SearchCollector<'a> {
     /// Each segment's arrays, by segment ordinal.
     pub arrays: &'a [Arc<SegmentArrays>],
-    /// Matches that fail it are skipped (not counted, not ranked).
-    pub filter: Filter,
     /// One hit per pack.
     pub packs: bool,
     /// Rank by creation time first.
@@ -88,15 +86,14 @@ pub(crate) struct SegmentSearch {
     /// Only to name the ordinals of `arrays.sample_tags`.
     sample_tags: Option<StrColumn>,
     arrays: Arc<SegmentArrays>,
-    filter: Filter,
     genre_counts: Vec<u64>,
     pack_tag_counts: Vec<u64>,
     sample_tag_counts: Vec<u64>,
     code_counts: [u64; KIND_KEY_CODES],
     /// The consecutive matches of one run of the segment (see [`SegmentArrays`]):
-    /// (run, first doc, length). Their pack-level facets (genre, pack tags) are read
-    /// once, when the run of matches ends.
-    run: Option<(u32, DocId, u64)>,
+    /// (run, length). Their pack-level facets (genre, pack tags) are counted once,
+    /// when the run of matches ends.
+    run: Option<(u32, u64)>,
     heap: BinaryHeap<HeapEntry>,
     groups: HashMap<u128, Group>,
 }
@@ -122,9 +119,10 @@ impl Ord for HeapEntry {
 struct Group {
     rank: Rank,
     doc: DocId,
-    /// The first matching document, whose pack-level facets stand for the pack.
-    first: DocId,
-    sample_tags: Vec<u64>,
+    /// The run of the first matching document, whose pack-level facets stand for
+    /// the pack.
+    run: u32,
+    sample_tags: Vec<u32>,
     /// Bit `c` set when a matching sample has kind-key code `c`.
     codes: u64,
 }
@@ -173,7 +171,6 @@ impl Collector for SearchCollector<'_> {
             pack_tags,
             sample_tags,
             arrays,
-            filter: self.filter,
             code_counts: [0; KIND_KEY_CODES],
             run: None,
             heap: BinaryHeap::new(),
@@ -191,13 +188,11 @@ impl Collector for SearchCollector<'_> {
     }
 }
 
-/// Adds one to `counts[ord]` for each value of `column` on `doc`.
-fn count_ords(column: &Option<StrColumn>, doc: DocId, counts: &mut [u64], times: u64) {
-    if let Some(column) = column {
-        for ord in column.term_ords(doc) {
-            if let Some(c) = counts.get_mut(ord as usize) {
-                *c += times;
-            }
+/// Adds `times` to `counts[ord]` for each of `ords`.
+fn count_ords(ords: &[u32], counts: &mut [u64], times: u64) {
+    for &ord in ords {
+        if let Some(c) = counts.get_mut(ord as usize) {
+            *c += times;
         }
     }
 }
@@ -249,9 +244,9 @@ impl Named {
 impl SegmentSearch {
     /// Counts the pack-level facets of the run that just ended.
     fn flush_run(&mut self) {
-        if let Some((_, doc, len)) = self.run.take() {
-            count_ords(&self.genre, doc, &mut self.genre_counts, len);
-            count_ords(&self.pack_tags, doc, &mut self.pack_tag_counts, len);
+        if let Some((run, len)) = self.run.take() {
+            count_ords(self.arrays.genres.of(run), &mut self.genre_counts, len);
+            count_ords(self.arrays.pack_tags.of(run), &mut self.pack_tag_counts, len);
         }
     }
 
@@ -261,26 +256,23 @@ impl SegmentSearch {
             *c += 1;
         }
         if code & HAS_SAMPLE_TAGS != 0 {
-            for &ord in self.arrays.sample_tags(doc) {
-                if let Some(c) = self.sample_tag_counts.get_mut(ord as usize) {
-                    *c += 1;
-                }
-            }
+            count_ords(self.arrays.sample_tags.of(doc), &mut self.sample_tag_counts, 1);
         }
         match &mut self.run {
-            Some((current, _, len)) if *current == run => *len += 1,
+            Some((current, len)) if *current == run => *len += 1,
             _ => {
                 self.flush_run();
-                self.run = Some((run, doc, 1));
+                self.run = Some((run, 1));
             }
         }
     }
 
-    fn collect_pack(&mut self, doc: DocId, rank: Rank, code: u64, pack: u128) {
+    fn collect_pack(&mut self, doc: DocId, rank: Rank, code: u64, run: u32) {
+        let pack = self.arrays.runs[run as usize].pack;
         let group = self.groups.entry(pack).or_insert_with(|| Group {
             rank,
             doc,
-            first: doc,
+            run,
             sample_tags: Vec::new(),
             codes: 0,
         });
@@ -290,9 +282,9 @@ impl SegmentSearch {
             group.doc = doc;
         }
         if code & HAS_SAMPLE_TAGS != 0 {
-            for &ord in self.arrays.sample_tags(doc) {
-                if !group.sample_tags.contains(&(ord as u64)) {
-                    group.sample_tags.push(ord as u64);
+            for &ord in self.arrays.sample_tags.of(doc) {
+                if !group.sample_tags.contains(&ord) {
+                    group.sample_tags.push(ord);
                 }
             }
         }
@@ -307,17 +299,13 @@ impl SegmentCollector for SegmentSearch {
     type Fruit = tantivy::Result<SegmentFruit>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        if !self.filter.passes(&self.arrays, doc) {
-            return;
-        }
         self.count += 1;
         let code = u64::from(self.arrays.codes[doc as usize]);
         let run = self.arrays.run[doc as usize];
         let created = if self.newest { self.arrays.runs[run as usize].created } else { 0 };
         let rank = Rank { created, score };
         if self.packs {
-            let pack = self.arrays.runs[run as usize].pack;
-            self.collect_pack(doc, rank, code, pack);
+            self.collect_pack(doc, rank, code, run);
             return;
         }
         self.count_facets(doc, code, run);
@@ -359,17 +347,14 @@ impl SegmentCollector for SegmentSearch {
         }
         // Packs mode: give each value seen a local id, resolving each ordinal once.
         let mut ids: [HashMap<String, u32>; 2] = Default::default();
-        let mut cache: [HashMap<u64, Option<u32>>; 3] = Default::default();
+        let mut cache: [HashMap<u32, Option<u32>>; 3] = Default::default();
         let mut buf = String::new();
         let columns = [&self.genre, &self.pack_tags, &self.sample_tags];
         for (id, group) in self.groups {
             let mut values: [Vec<u32>; 2] = Default::default();
-            let ords: [Vec<u64>; 3] = [
-                columns[0].as_ref().map(|c| c.term_ords(group.first).collect()).unwrap_or_default(),
-                columns[1].as_ref().map(|c| c.term_ords(group.first).collect()).unwrap_or_default(),
-                group.sample_tags,
-            ];
-            for (c, ords) in ords.iter().enumerate() {
+            let ords: [&[u32]; 3] =
+                [self.arrays.genres.of(group.run), self.arrays.pack_tags.of(group.run), &group.sample_tags];
+            for (c, ords) in ords.into_iter().enumerate() {
                 let Some(column) = columns[c] else {
                     continue;
                 };
@@ -378,7 +363,7 @@ impl SegmentCollector for SegmentSearch {
                     let local = match cache[c].get(&ord) {
                         Some(&local) => local,
                         None => {
-                            let local = if column.ord_to_str(ord, &mut buf)? {
+                            let local = if column.ord_to_str(u64::from(ord), &mut buf)? {
                                 let next = fruit.values[facet].len() as u32;
                                 let id = *ids[facet].entry(buf.clone()).or_insert(next);
                                 if id == next {

@@ -111,7 +111,6 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
             doc.add_text(f.tag, t);
             doc.add_text(f.sample_tag, t);
         }
-        doc.add_text(f.kind, s.kind.name());
         if let Some(k) = s.key {
             doc.add_text(f.key, k.name());
         }

@@ -258,7 +258,7 @@ impl Index {
         let by_id = Arc::new(ids.zip(arrays.iter().cloned()).collect());
         let plan = Plan::new(f, &mut self.analyzer.clone(), q, by_id)?;
         if let Some(target) = &q.similar_to {
-            let query = plan.matching(f);
+            let query = plan.query(f, None);
             let filter = (!plan.is_everything()).then_some(&*query);
             let top_k = q.offset.saturating_add(q.limit);
             let (hits, total) = similar::nearest(
@@ -276,14 +276,8 @@ impl Index {
         let has_text = !plan.words.is_empty();
         let newest = q.sort == Sort::Newest || !has_text;
         let top_k = q.offset.saturating_add(q.limit);
-        let collector = |top_k| SearchCollector {
-            arrays: &arrays,
-            filter: plan.collector_filter(),
-            packs: q.packs,
-            newest,
-            scoring: has_text,
-            top_k,
-        };
+        let collector =
+            |top_k| SearchCollector { arrays: &arrays, packs: q.packs, newest, scoring: has_text, top_k };
         let run = |query: &dyn tantivy::query::Query, top_k| {
             searcher.search(query, &collector(top_k)).map_err(IndexError::search)
         };

@@ -22,7 +22,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Searcher, Term};
 
-use crate::arrays::{FieldFilter, Filter, SegmentArrays};
+use crate::arrays::{Filter, Filtered, SegmentArrays};
 use crate::error::IndexError;
 use crate::results::{KeyMatch, SearchQuery};
 use crate::schema::{Fields, normalize_label};
@@ -42,7 +42,8 @@ pub(crate) struct Plan {
     /// Genre, tags, key and author: posting lists to intersect with.
     filters: Vec<Box<dyn Query>>,
     /// Kind, BPM and price: checked per match against the segments' arrays.
-    filter: FieldFilter,
+    filter: Filter,
+    arrays: Arc<Vec<(SegmentId, Arc<SegmentArrays>)>>,
 }
 
 impl Plan {
@@ -62,44 +63,17 @@ impl Plan {
                 }
             }
         }
-        let filter = FieldFilter { filter: field_filter(q)?, segments: arrays };
-        Ok(Plan { words, filters: filters(f, q)?, filter })
+        Ok(Plan { words, filters: filters(f, q)?, filter: field_filter(q)?, arrays })
     }
 
     /// Whether the query has neither words nor filters (it matches every sample).
     pub fn is_everything(&self) -> bool {
-        self.words.is_empty() && self.filters.is_empty() && self.filter.filter.is_empty()
+        self.words.is_empty() && self.filters.is_empty() && self.filter.is_empty()
     }
 
-    /// The documents that match the words and every filter.
-    pub fn matching(&self, f: &Fields) -> Box<dyn Query> {
-        let query = self.query(f, None);
-        if self.collector_filter().is_empty() {
-            return query;
-        }
-        let filter: Box<dyn Query> = Box::new(self.filter.clone());
-        Box::new(BooleanQuery::new(vec![(Occur::Must, query), (Occur::Must, filter)]))
-    }
-
-    /// What the search collector must check itself: a kind filter alone. A kind
-    /// passes about half the samples, so as an intersection clause it costs a call
-    /// per match of the words and saves little (a common word with a kind filter
-    /// took 13.7 ms against 10.7 for the word alone, at 388,000 matches; checked in
-    /// the collector, 11 ms). A BPM range or a price ceiling usually passes far
-    /// fewer, and as a clause spares scoring the rest (a word with 388,000 matches,
-    /// a kind, a BPM range and a price that none passes: 1.1 ms as a clause, 4.3 in
-    /// the collector).
-    pub fn collector_filter(&self) -> Filter {
-        if self.filter_in_query() { Filter::default() } else { self.filter.filter }
-    }
-
-    fn filter_in_query(&self) -> bool {
-        let filter = &self.filter.filter;
-        filter.bpm.is_some() || filter.max_price.is_some()
-    }
-
-    /// The query of the words (each with its variants, if given) and the filters,
-    /// except what [`collector_filter`](Plan::collector_filter) leaves to the collector.
+    /// The query: all words (each with its variants, if given) and all filters.
+    /// Genre, tags, key and author are posting lists intersected with the words;
+    /// kind, BPM and price are checked on what that matches (see [`Filtered`]).
     pub fn query(&self, f: &Fields, variants: Option<&[Vec<String>]>) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (i, word) in self.words.iter().enumerate() {
@@ -117,13 +91,18 @@ impl Plan {
             clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
         }
         let scoring = !clauses.is_empty();
-        let field_filter = self.filter_in_query().then(|| Box::new(self.filter.clone()) as Box<dyn Query>);
-        for filter in self.filters.iter().map(|f| f.box_clone()).chain(field_filter) {
+        for filter in &self.filters {
+            let filter = filter.box_clone();
             let filter: Box<dyn Query> =
                 if scoring { Box::new(ConstScoreQuery::new(filter, 0.0)) } else { filter };
             clauses.push((Occur::Must, filter));
         }
-        if clauses.is_empty() { Box::new(AllQuery) } else { Box::new(BooleanQuery::new(clauses)) }
+        let inner: Option<Box<dyn Query>> =
+            (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as _);
+        if self.filter.is_empty() {
+            return inner.unwrap_or_else(|| Box::new(AllQuery));
+        }
+        Box::new(Filtered { inner, filter: self.filter, segments: self.arrays.clone() })
     }
 
     /// One-typo variants of each word found in the index (not the word itself).

@@ -11,12 +11,11 @@
 //! | `tag` | raw string, multi | pack and sample tags, trimmed, lower-cased, deduplicated (filter) |
 //! | `pack_tag` | fast string, multi | the pack's tags (facet) |
 //! | `sample_tag` | fast string, multi | the sample's tags that the pack does not carry (facet) |
-//! | `kind` | raw string | `loop` or `one-shot` (filter) |
 //! | `key` | raw string | canonical key name (`Am`), absent when unknown (filter) |
-//! | `facet_code` | u64 fast | kind, key and whether `sample_tag` is set, as one small code (facets) |
+//! | `facet_code` | u64 fast | kind, key and whether `sample_tag` is set, as one small code (kind filter, facets) |
 //! | `author` | raw string | author node id in hex |
-//! | `bpm` | f64 fast | tempo, absent when unknown |
-//! | `price` | u64 fast | price in minor units, 0 for free packs |
+//! | `bpm` | f64 fast | tempo, absent when unknown (filter) |
+//! | `price` | u64 fast | price in minor units, 0 for free packs (filter) |
 //! | `stored` | stored bytes | what a search hit shows (see `stored`) |
 //! | `desc0`…`desc3` | u64 fast | the sound descriptor's 32 bytes, 8 to a field, absent when unknown (see `similar`) |
 //!
@@ -30,7 +29,7 @@ use tantivy::schema::{
 use crate::tokenizer::ANALYZER;
 
 /// Version of the schema and analysis; stored next to the index.
-pub(crate) const SCHEMA_VERSION: u32 = 5;
+pub(crate) const SCHEMA_VERSION: u32 = 6;
 
 /// The file in the index directory that holds [`SCHEMA_VERSION`].
 pub(crate) const VERSION_FILE: &str = "smpl-index-version";
@@ -48,7 +47,6 @@ pub(crate) struct Fields {
     pub tag: Field,
     pub pack_tag: Field,
     pub sample_tag: Field,
-    pub kind: Field,
     pub key: Field,
     pub facet_code: Field,
     pub author: Field,
@@ -67,7 +65,6 @@ pub(crate) mod names {
     pub const GENRE: &str = "genre";
     pub const PACK_TAG: &str = "pack_tag";
     pub const SAMPLE_TAG: &str = "sample_tag";
-    pub const KIND: &str = "kind";
     pub const KEY: &str = "key";
     pub const FACET_CODE: &str = "facet_code";
     pub const BPM: &str = "bpm";
@@ -91,7 +88,6 @@ pub(crate) fn schema() -> (Schema, Fields) {
     let tag = b.add_text_field("tag", STRING);
     let pack_tag = b.add_text_field(names::PACK_TAG, FAST);
     let sample_tag = b.add_text_field(names::SAMPLE_TAG, FAST);
-    let kind = b.add_text_field(names::KIND, STRING);
     let key = b.add_text_field(names::KEY, STRING);
     let facet_code = b.add_u64_field(names::FACET_CODE, FAST);
     let author = b.add_text_field("author", STRING);
@@ -110,7 +106,6 @@ pub(crate) fn schema() -> (Schema, Fields) {
         tag,
         pack_tag,
         sample_tag,
-        kind,
         key,
         facet_code,
         author,

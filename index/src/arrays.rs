@@ -225,7 +225,8 @@ impl Weight for FilteredWeight {
         match &self.inner {
             Some(inner) => {
                 let mut scorer = FilteredScorer { inner: inner.scorer(reader, boost)?, passing };
-                scorer.skip_failing();
+                let first = scorer.inner.doc();
+                scorer.skip_failing(first);
                 Ok(Box::new(scorer))
             }
             None => {
@@ -303,22 +304,21 @@ impl FilteredScorer {
     /// past that window), skipping their matches in between. A filter that passes
     /// often (a kind passes about half) rarely gets there, so most failing matches
     /// cost one step of the words and no scan.
-    fn skip_failing(&mut self) -> DocId {
+    fn skip_failing(&mut self, mut doc: DocId) -> DocId {
         let segment_end = self.passing.arrays.codes.len();
         let mut failed = 0;
         loop {
-            let doc = self.inner.doc();
             if doc == TERMINATED || self.passing.filter.passes(&self.passing.arrays, doc) {
                 return doc;
             }
             failed += 1;
             if failed < PATIENCE {
-                self.inner.advance();
+                doc = self.inner.advance();
                 continue;
             }
             failed = 0;
             let end = doc as usize + 1 + HORIZON;
-            match self.passing.next_in(doc + 1, end) {
+            doc = match self.passing.next_in(doc + 1, end) {
                 Some(next) => self.inner.seek(next),
                 None if end < segment_end => self.inner.seek(end as DocId),
                 None => self.inner.seek(TERMINATED),
@@ -329,13 +329,13 @@ impl FilteredScorer {
 
 impl DocSet for FilteredScorer {
     fn advance(&mut self) -> DocId {
-        self.inner.advance();
-        self.skip_failing()
+        let doc = self.inner.advance();
+        self.skip_failing(doc)
     }
 
     fn seek(&mut self, target: DocId) -> DocId {
-        self.inner.seek(target);
-        self.skip_failing()
+        let doc = self.inner.seek(target);
+        self.skip_failing(doc)
     }
 
     fn doc(&self) -> DocId {

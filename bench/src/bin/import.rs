@@ -237,6 +237,8 @@ fn run(opts: &Opts) -> Result<()> {
         let mut sm_walls = Vec::new();
         let mut smpl = Vec::new();
         let mut before = Vec::new();
+        let mut store_only = Vec::new();
+        let mut copy_only = Vec::new();
         // The tools take turns within each run, so that load from elsewhere on the
         // machine spreads over all of them.
         for run in 0..runs {
@@ -257,6 +259,10 @@ fn run(opts: &Opts) -> Result<()> {
             if !opts.no_baseline {
                 prepare(corpus, opts, false)?;
                 before.push(import_child(corpus, &next_dir("store"), "add-path-copy", workers)?);
+                prepare(corpus, opts, false)?;
+                store_only.push(import_child(corpus, &next_dir("store"), "store-bytes", workers)?);
+                prepare(corpus, opts, false)?;
+                copy_only.push(import_child(corpus, &next_dir("copy"), "copy-hash", workers)?);
             }
         }
         if !b3.is_empty() {
@@ -280,6 +286,16 @@ fn run(opts: &Opts) -> Result<()> {
             let (best, median, s) = summarize(before);
             let note = "iroh-blobs add_path(Copy) + temp_tag(), as smpl did before issue 2a";
             rows.push(row(corpus, "smpl import, before", best, median, &s, note));
+            let (best, median, s) = summarize(store_only);
+            let note = format!(
+                "the store's share: files read into memory before the clock, then Blobs::add_bytes, \
+                 {workers} at a time, collection, sync"
+            );
+            rows.push(row(corpus, "iroh-blobs store alone", best, median, &s, &note));
+            let (best, median, s) = summarize(copy_only);
+            let note =
+                format!("no store: read, BLAKE3, write, rename, one file at a time on each of {cores} cores");
+            rows.push(row(corpus, "copy and hash, no store", best, median, &s, &note));
         }
 
         if !opts.no_publish {

@@ -74,6 +74,13 @@ pub enum Method {
     /// iroh-blobs' `add_path` in `Copy` mode awaited with `temp_tag()`: what
     /// `Blobs::import_file` did before issue 2a, kept as a reference point.
     AddPathCopy,
+    /// The store's share alone: every file is read into memory before the clock
+    /// starts, then handed over with `Blobs::add_bytes`.
+    StoreBytes,
+    /// No store: read, hash (BLAKE3), write a copy named by its hash and rename it
+    /// into place, one file at a time on each core. What a copying store could
+    /// reach on this machine.
+    CopyHash,
 }
 
 /// Hashes and stores every file into a fresh store at `store_dir` the way
@@ -83,16 +90,28 @@ pub fn import(corpus: &Path, store_dir: &Path, method: Method, workers: usize) -
     if store_dir.exists() {
         bail!("{} exists; the import needs a fresh store", store_dir.display());
     }
+    if method == Method::CopyHash {
+        return copy_hash(&files, store_dir);
+    }
+    let preloaded: Vec<Option<Vec<u8>>> = match method {
+        Method::StoreBytes => {
+            files.iter().map(|f| std::fs::read(&f.1).map(Some)).collect::<Result<_, _>>()?
+        }
+        _ => vec![None; files.len()],
+    };
     runtime()?.block_on(async {
         let idle_rss_kb = rss_kb().0;
         let started = Instant::now();
         let blobs = Blobs::open(store_dir).await?;
         let blobs = &blobs;
-        let imported: Vec<_> = stream::iter(&files)
-            .map(|(name, path, _)| async move {
-                let tag = match method {
-                    Method::Smpl => blobs.import_file(path).await?,
-                    Method::AddPathCopy => {
+        let imported: Vec<_> = stream::iter(files.iter().zip(preloaded))
+            .map(|((name, path, _), data)| async move {
+                let tag = match (method, data) {
+                    (Method::StoreBytes, Some(data)) => blobs.add_bytes(data).await?,
+                    (Method::Smpl | Method::StoreBytes | Method::CopyHash, _) => {
+                        blobs.import_file(path).await?
+                    }
+                    (Method::AddPathCopy, _) => {
                         let options = AddPathOptions {
                             path: path.clone(),
                             mode: ImportMode::Copy,
@@ -129,6 +148,50 @@ pub fn import(corpus: &Path, store_dir: &Path, method: Method, workers: usize) -
             hwm_kb,
             ..Report::default()
         })
+    })
+}
+
+/// [`Method::CopyHash`]: one thread per core takes the next file, reads it, hashes
+/// it, writes it to a temporary file in `dir` and renames that to its hash.
+fn copy_hash(files: &[(String, PathBuf, u64)], dir: &Path) -> Result<Report> {
+    std::fs::create_dir_all(dir)?;
+    let idle_rss_kb = rss_kb().0;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    while let Some((_, path, _)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let data = std::fs::read(path)?;
+                        let hash = blake3::hash(&data);
+                        let temp = dir.join(format!("{}.tmp", hash.to_hex()));
+                        std::fs::write(&temp, &data)?;
+                        std::fs::rename(&temp, dir.join(hash.to_hex().as_str()))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("a copy thread panicked"))?)
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    let written = std::fs::read_dir(dir)?.count();
+    let distinct: std::collections::HashSet<_> =
+        files.iter().map(|f| std::fs::read(&f.1).map(|d| blake3::hash(&d))).collect::<Result<_, _>>()?;
+    if written != distinct.len() {
+        bail!("{written} copies for {} distinct files", distinct.len());
+    }
+    Ok(Report {
+        secs,
+        files: files.len(),
+        bytes: files.iter().map(|f| f.2).sum(),
+        idle_rss_kb,
+        hwm_kb: rss_kb().1,
+        ..Report::default()
     })
 }
 

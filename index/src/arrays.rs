@@ -407,6 +407,106 @@ impl DocSet for PassingDocs {
 mod tests {
     use super::*;
 
+    /// The words' matches, as a list.
+    struct Listed(Vec<DocId>, usize);
+
+    impl DocSet for Listed {
+        fn advance(&mut self) -> DocId {
+            self.1 += 1;
+            self.doc()
+        }
+
+        fn doc(&self) -> DocId {
+            self.0.get(self.1).copied().unwrap_or(TERMINATED)
+        }
+
+        fn size_hint(&self) -> u32 {
+            self.0.len() as u32
+        }
+    }
+
+    /// xorshift64: deterministic test data.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, below: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % below
+        }
+    }
+
+    /// Runs of 1–150 documents with one of four prices; a third loops with a tempo.
+    fn arrays(rng: &mut Rng, docs: u32) -> SegmentArrays {
+        let mut a = SegmentArrays {
+            codes: Vec::new(),
+            bpm: Vec::new(),
+            run: Vec::new(),
+            runs: Vec::new(),
+            sample_tags: Ords::default(),
+            genres: Ords::default(),
+            pack_tags: Ords::default(),
+        };
+        while a.codes.len() < docs as usize {
+            let start = a.codes.len() as u32;
+            let end = (start + 1 + rng.next(150) as u32).min(docs);
+            let price = [0, 299, 999, 1999][rng.next(4) as usize];
+            a.runs.push(Run { pack: a.runs.len() as u128, seq: 1, end, created: 0, price });
+            for _ in start..end {
+                let looped = rng.next(3) == 0;
+                a.codes.push(u8::from(looped));
+                a.bpm.push(if looped { 60.0 + rng.next(120) as f32 } else { f32::NAN });
+                a.run.push(a.runs.len() as u32 - 1);
+            }
+        }
+        a
+    }
+
+    #[test]
+    fn filtered_matches_are_the_matches_that_pass() {
+        let mut rng = Rng(0x5eed);
+        let filters = [
+            Filter { kind: Some(SampleKind::Loop), ..Filter::default() },
+            Filter { kind: Some(SampleKind::OneShot), bpm: Some((100.0, 140.0)), ..Filter::default() },
+            Filter { bpm: Some((170.0, 171.0)), ..Filter::default() },
+            Filter { bpm: Some((60.0, 61.0)), max_price: Some(0), ..Filter::default() },
+            Filter { max_price: Some(299), ..Filter::default() },
+            Filter { kind: Some(SampleKind::Loop), bpm: Some((90.0, 95.0)), max_price: Some(999) },
+        ];
+        for round in 0..40 {
+            let docs = 200 + rng.next(3000) as u32;
+            let arrays = Arc::new(arrays(&mut rng, docs));
+            // From every document to one in a few hundred: dense words, rare words.
+            let every = [1, 2, 3, 7, 40, 300][round % 6];
+            let matches: Vec<DocId> = (0..docs).filter(|_| rng.next(every) == 0).collect();
+            for filter in filters {
+                let expected: Vec<DocId> =
+                    matches.iter().copied().filter(|&d| filter.passes(&arrays, d)).collect();
+                let inner = Box::new(ConstScorer::new(Listed(matches.clone(), 0), 1.0));
+                let passing = Passing { arrays: arrays.clone(), filter };
+                let mut scorer = FilteredScorer { inner, passing };
+                let mut got = vec![scorer.skip_failing(scorer.inner.doc())];
+                while *got.last().unwrap() != TERMINATED {
+                    got.push(scorer.advance());
+                }
+                got.pop();
+                assert_eq!(got, expected, "round {round}, {filter:?}");
+                // Without words the filter walks the arrays itself.
+                let all: Vec<DocId> = (0..docs).filter(|&d| filter.passes(&arrays, d)).collect();
+                let passing = Passing { arrays: arrays.clone(), filter };
+                let first = passing.next_in(0, usize::MAX).unwrap_or(TERMINATED);
+                let mut walk = PassingDocs { passing, doc: first };
+                let mut got = Vec::new();
+                while walk.doc() != TERMINATED {
+                    got.push(walk.doc());
+                    walk.advance();
+                }
+                assert_eq!(got, all, "round {round}, {filter:?}, no words");
+            }
+        }
+    }
+
     #[test]
     fn first_in_range_agrees_with_a_plain_scan() {
         // 16-wide chunks plus a remainder, NaN for samples without a tempo.

@@ -408,3 +408,87 @@ fn key_filter_matches_exact_relative_or_compatible_keys() {
     assert_eq!(found(smpl_index::KeyMatch::Relative), ["Am", "C"]);
     assert_eq!(found(smpl_index::KeyMatch::Compatible), ["Am", "C", "Dm", "Em"]);
 }
+
+/// Kind, BPM and price are checked on the words' matches against per-segment
+/// arrays, skipping ahead where a filter rules out long stretches. Many segments,
+/// replaced packs (deleted documents next to live ones), rare and empty filters:
+/// every combination must find exactly what a scan of the manifests finds.
+#[test]
+fn filters_agree_with_a_scan_over_many_segments() {
+    let index = ram();
+    let prices = [0, 299, 999, 1999];
+    let pack = |i: usize, seq: u64| {
+        let samples = (0..100)
+            .map(|j| {
+                let instrument = ["kick", "snare", "pad", "bass"][j % 4];
+                let texture = ["dusty", "warm", "bright"][(i + j / 4) % 3];
+                let s = sample(&format!("{instrument}_{texture}_{j:02}.wav"));
+                // Tempos only on every third sample, spread over 60–179 BPM.
+                if j % 3 == 0 { with_loop(s, (60 + (i * 7 + j * 13 + seq as usize) % 120) as f32) } else { s }
+            })
+            .collect();
+        let mut m = manifest(1 + (i % 5) as u8, &format!("p{i:02}"), seq, samples);
+        m.price = Some(prices[(i + seq as usize) % 4]).filter(|&p| p > 0).and_then(price);
+        m
+    };
+    let mut current: Vec<Manifest> = (0..40).map(|i| pack(i, 1)).collect();
+    for batch in current.chunks(10) {
+        upsert(&index, batch);
+    }
+    // Replace a quarter of the packs: their old documents stay in the segments, deleted.
+    for i in (0..40).step_by(4) {
+        current[i] = pack(i, 2);
+        upsert(&index, &current[i..=i]);
+    }
+    let mut checked = 0;
+    for words in [None, Some("kick"), Some("dusty"), Some("pad warm")] {
+        for kind in [None, Some(SampleKind::Loop), Some(SampleKind::OneShot)] {
+            for bpm in
+                [None, Some((60.0, 61.0)), Some((100.0, 140.0)), Some((178.5, 179.0)), Some((200.0, 300.0))]
+            {
+                for max_price in [None, Some(0.0), Some(9.99)] {
+                    let q = SearchQuery {
+                        text: words.map(String::from),
+                        kind,
+                        bpm,
+                        max_price,
+                        limit: 5000,
+                        ..Default::default()
+                    };
+                    let mut expected: Vec<String> = current
+                        .iter()
+                        .filter(|m| {
+                            let minor = m.price.as_ref().map_or(0, |p| p.amount_minor);
+                            max_price.is_none_or(|max| minor as f64 <= max * 100.0 + 1e-6)
+                        })
+                        .flat_map(|m| m.samples.iter().map(move |s| (m, s)))
+                        .filter(|(_, s)| {
+                            let name = s.name.to_lowercase();
+                            words.is_none_or(|w| w.split(' ').all(|w| name.contains(w)))
+                                && kind.is_none_or(|k| s.kind == k)
+                                && bpm.is_none_or(|(lo, hi)| {
+                                    s.tempo.is_some_and(|t| lo <= t.bpm && t.bpm <= hi)
+                                })
+                        })
+                        .map(|(m, s)| format!("{}/{}", m.slug, s.name))
+                        .collect();
+                    expected.sort();
+                    let r = index.search(&q).unwrap();
+                    let mut got: Vec<String> = r
+                        .hits
+                        .iter()
+                        .map(|h| {
+                            let slug = current.iter().find(|m| m.pack_id == h.pack_id).unwrap().slug.clone();
+                            format!("{slug}/{}", h.sample.clone().unwrap())
+                        })
+                        .collect();
+                    got.sort();
+                    assert_eq!(r.total, expected.len(), "{q:?}");
+                    assert_eq!(got, expected, "{q:?}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 3 * 5 * 3);
+}

@@ -354,7 +354,7 @@ pub fn normalize_tags(tags: &[String]) -> Vec<String> {
 
 /// The lowest detector confidence at which a one-shot gets a key: a single note
 /// has no mode, and a drum hit has no key, so one-shots need more certainty.
-const ONE_SHOT_KEY_CONFIDENCE: f32 = 0.5;
+pub const ONE_SHOT_KEY_CONFIDENCE: f32 = 0.5;
 
 /// Tempo and key of one file: stated in its name, else stated for the pack, else
 /// detected (tempo for loops only; key for one-shots only when quite sure).

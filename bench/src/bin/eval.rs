@@ -6,7 +6,8 @@
 //!
 //! Usage: `eval LABELS.tsv [--verbose]`, or `eval --speed DIR` to time the analysis
 //! alone over every audio file under DIR (no labels needed; e.g. the Hydrogen kits
-//! of one-shots, where the per-file costs weigh most). Each line: `path <TAB> bpm <TAB> key <TAB>
+//! of one-shots, where the per-file costs weigh most; it also counts the drum hits,
+//! by file name, that publishing would give a detected key). Each line: `path <TAB> bpm <TAB> key <TAB>
 //! source`, paths relative to the TSV's folder; `bpm` or `key` may be empty; the
 //! source field may carry `kind:NAME` (loop, tonal-loop, chord, oneshot, music).
 //! One-shots' keys are reported apart (a single note has no mode). Files are
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use smpl_node::audio::analyze_file;
+use smpl_node::publish::ONE_SHOT_KEY_CONFIDENCE;
 use smpl_protocol::{Key, Mode};
 
 struct Label {
@@ -201,6 +203,8 @@ fn speed(dir: &Path) -> Result<()> {
     files.sort();
     let (mut seconds, mut took, mut analysed, mut failed) = (0.0f64, Duration::ZERO, 0, 0);
     let mut slowest = (0.0f64, PathBuf::new());
+    // Drum hits by the word in their file name: (files, published with a detected key).
+    let mut drum_keys: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for path in &files {
         let started = Instant::now();
         match analyze_file(path) {
@@ -214,6 +218,14 @@ fn speed(dir: &Path) -> Result<()> {
                 if per > slowest.0 {
                     slowest = (per, path.clone());
                 }
+                let name = path.file_name().unwrap_or_default().to_string_lossy().to_lowercase();
+                if let Some(drum) = DRUMS.iter().find(|d| name.contains(*d)) {
+                    let looped = a.kind == smpl_protocol::SampleKind::Loop;
+                    let published = a.key.is_some_and(|k| looped || k.confidence >= ONE_SHOT_KEY_CONFIDENCE);
+                    let tally = drum_keys.entry(drum).or_default();
+                    tally.0 += 1;
+                    tally.1 += usize::from(published);
+                }
             }
             Err(_) => failed += 1,
         }
@@ -226,8 +238,17 @@ fn speed(dir: &Path) -> Result<()> {
         1.0 / slowest.0.max(1e-9),
         slowest.1.display()
     );
+    if !drum_keys.is_empty() {
+        let (files, keyed) = drum_keys.values().fold((0, 0), |(f, k), (df, dk)| (f + df, k + dk));
+        let each: Vec<String> = drum_keys.iter().map(|(d, (f, k))| format!("{d} {k}/{f}")).collect();
+        println!("drum hits published with a detected key: {keyed}/{files} ({})", each.join(", "));
+    }
     Ok(())
 }
+
+/// Words in file names that make a file a drum hit, for the count of keys on drums.
+const DRUMS: [&str; 10] =
+    ["hat", "clap", "crash", "ride", "splash", "china", "cymbal", "snare", "kick", "tom"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -4,7 +4,7 @@
 //! decimated to roughly 11 kHz, and cut into long overlapping frames. In every frame the
 //! spectral peaks between [`MIN_FREQ`] and [`MAX_FREQ`] are located by parabolic
 //! interpolation and their magnitudes added to a fine pitch-class histogram (ten bins per
-//! semitone) — a simplified harmonic pitch class profile after Gómez, "Tonal Description of
+//! semitone); frames whose spectrum is as flat as noise add nothing — a simplified harmonic pitch class profile after Gómez, "Tonal Description of
 //! Music Audio Signals", 2006. Only that histogram is kept.
 //!
 //! [`KeyDetector::finish`] estimates the tuning offset from the histogram, folds it to twelve
@@ -34,6 +34,14 @@ const RESOLUTION: usize = 10;
 const BINS: usize = 12 * RESOLUTION;
 /// Peaks weaker than this fraction of the frame's strongest peak are ignored.
 const PEAK_FLOOR: f32 = 0.02;
+/// Frames whose power spectrum between [`MIN_FREQ`] and [`MAX_FREQ`] is flatter than
+/// this (geometric over arithmetic mean; white noise is about 0.56) are noise and add
+/// nothing. Of the 393 drum hits of the Hydrogen kits named after a drum or cymbal,
+/// it took those published with a key (a one-shot needs confidence 0.5) from 147 to
+/// 124 (claps 7 → 0 of 17, hi-hats 33 → 13 of 97), with the labelled set's key
+/// accuracy unchanged (71 of 87); at 0.05 one more labelled key was lost. Crashes,
+/// rides and snares mostly keep theirs: their partials are peaks, not noise.
+const FLATNESS_MAX: f64 = 0.1;
 
 /// Expected share of a note's chroma that its 3rd (and 6th) harmonics add a fifth above, and
 /// its 5th harmonic a major third above, for partial amplitudes falling roughly as 1/n.
@@ -168,6 +176,9 @@ impl KeyDetector {
         if strongest <= 1e-6 {
             return;
         }
+        if flatness(&self.magnitudes[lo..=hi]) > FLATNESS_MAX {
+            return;
+        }
         let floor = strongest * PEAK_FLOOR;
         for k in lo..=hi {
             let (a, b, c) = (self.magnitudes[k - 1], self.magnitudes[k], self.magnitudes[k + 1]);
@@ -196,6 +207,19 @@ impl KeyDetector {
         }
         estimate(&self.histogram)
     }
+}
+
+/// Spectral flatness of magnitudes: the geometric over the arithmetic mean of their
+/// squares, from near 0 (a few peaks) to 1 (all equal).
+fn flatness(magnitudes: &[f32]) -> f64 {
+    let (mut log_sum, mut sum) = (0.0f64, 0.0f64);
+    for &m in magnitudes {
+        let power = f64::from(m) * f64::from(m) + 1e-20;
+        log_sum += power.ln();
+        sum += power;
+    }
+    let n = magnitudes.len().max(1) as f64;
+    (log_sum / n).exp() / (sum / n)
 }
 
 /// Key from a fine pitch-class histogram.
@@ -342,6 +366,24 @@ mod tests {
     #[test]
     fn silence_has_no_key() {
         assert_eq!(run(&vec![0.0; 44_100], 44_100), None);
+    }
+
+    #[test]
+    fn noise_has_no_key_and_a_chord_in_noise_keeps_its_key() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<f32> = (0..3 * 44_100)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        assert_eq!(run(&noise, 44_100), None);
+        let chord = chord(&[45.0, 57.0, 60.0, 64.0], 3.0, 44_100);
+        let mixed: Vec<f32> = chord.iter().zip(&noise).map(|(c, n)| c + 0.05 * n).collect();
+        let key = run(&mixed, 44_100).expect("a key");
+        assert_eq!((key.tonic, key.minor), (9, true), "{key:?}");
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub(crate) struct SegmentSearch {
     /// when the run of matches ends.
     run: Option<(u32, u64)>,
     heap: BinaryHeap<HeapEntry>,
-    groups: HashMap<u128, Group>,
+    groups: FxHashMap<u128, Group>,
 }
 
 /// A heap entry whose maximum is the worst kept match.
@@ -174,7 +174,7 @@ impl Collector for SearchCollector<'_> {
             code_counts: [0; KIND_KEY_CODES],
             run: None,
             heap: BinaryHeap::new(),
-            groups: HashMap::new(),
+            groups: FxHashMap::default(),
         })
     }
 
@@ -347,7 +347,7 @@ impl SegmentCollector for SegmentSearch {
         }
         // Packs mode: give each value seen a local id, resolving each ordinal once.
         let mut ids: [HashMap<String, u32>; 2] = Default::default();
-        let mut cache: [HashMap<u32, Option<u32>>; 3] = Default::default();
+        let mut cache: [FxHashMap<u32, Option<u32>>; 3] = Default::default();
         let mut buf = String::new();
         let columns = [&self.genre, &self.pack_tags, &self.sample_tags];
         for (id, group) in self.groups {
@@ -473,7 +473,7 @@ fn merge_packs(fruits: Vec<SegmentFruit>, top_k: usize) -> Collected {
     // Global value ids per string facet.
     let mut ids: [HashMap<String, u32>; 2] = Default::default();
     let mut names: [Vec<String>; 2] = Default::default();
-    let mut merged: HashMap<u128, MergedGroup> = HashMap::new();
+    let mut merged: FxHashMap<u128, MergedGroup> = FxHashMap::default();
     for fruit in fruits {
         let mut translate: [Vec<u32>; 2] = Default::default();
         for i in 0..2 {

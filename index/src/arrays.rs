@@ -38,6 +38,12 @@ pub(crate) struct SegmentArrays {
     pub genres: Ords,
     /// Each run's `pack_tag` ordinals.
     pub pack_tags: Ords,
+    /// The string columns the ordinals above are of, to name them. Opening a
+    /// column reads its block metadata: done per search and segment, that was
+    /// about a sixth of a median query.
+    pub genre_column: Option<StrColumn>,
+    pub pack_tag_column: Option<StrColumn>,
+    pub sample_tag_column: Option<StrColumn>,
 }
 
 /// Consecutive documents of one version of one pack, and what they share.
@@ -103,6 +109,9 @@ impl SegmentData for SegmentArrays {
             sample_tags: Ords::default(),
             genres: Ords::default(),
             pack_tags: Ords::default(),
+            genre_column: None,
+            pack_tag_column: None,
+            sample_tag_column: None,
         };
         for doc in 0..segment.max_doc() {
             // Codes are below 128 (`document::HAS_SAMPLE_TAGS` is the highest bit).
@@ -126,6 +135,9 @@ impl SegmentData for SegmentArrays {
             arrays.run.push(arrays.runs.len() as u32 - 1);
             arrays.sample_tags.push(&tags, doc);
         }
+        arrays.genre_column = genres;
+        arrays.pack_tag_column = pack_tags;
+        arrays.sample_tag_column = tags;
         Ok(arrays)
     }
 }
@@ -447,6 +459,9 @@ mod tests {
             sample_tags: Ords::default(),
             genres: Ords::default(),
             pack_tags: Ords::default(),
+            genre_column: None,
+            pack_tag_column: None,
+            sample_tag_column: None,
         };
         while a.codes.len() < docs as usize {
             let start = a.codes.len() as u32;

@@ -26,7 +26,6 @@ use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 use crate::arrays::SegmentArrays;
 use crate::document::{HAS_SAMPLE_TAGS, KIND_KEY_CODES};
 use crate::results::{Facets, MAX_FACET_VALUES};
-use crate::schema::names;
 
 /// Sort key: creation time (0 unless sorting by newest), then score; larger first.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -147,14 +146,13 @@ impl Collector for SearchCollector<'_> {
     type Fruit = Collected;
     type Child = SegmentSearch;
 
-    fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
-        let ff = reader.fast_fields();
-        let genre = ff.str(names::GENRE)?;
-        let pack_tags = ff.str(names::PACK_TAG)?;
-        let sample_tags = ff.str(names::SAMPLE_TAG)?;
+    fn for_segment(&self, segment: SegmentOrdinal, _: &SegmentReader) -> tantivy::Result<SegmentSearch> {
         let arrays = self.arrays.get(segment as usize).cloned().ok_or_else(|| {
             tantivy::TantivyError::InternalError(format!("no arrays for segment {segment}"))
         })?;
+        let genre = arrays.genre_column.clone();
+        let pack_tags = arrays.pack_tag_column.clone();
+        let sample_tags = arrays.sample_tag_column.clone();
         let zeros = |c: &Option<StrColumn>| {
             if self.packs { Vec::new() } else { vec![0; c.as_ref().map_or(0, |c| c.num_terms())] }
         };

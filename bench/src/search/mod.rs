@@ -314,9 +314,16 @@ fn print_table(
     println!("| --- | --- | --- | --- | --- | --- |");
     let build_rate = |m: &Measured| rate(docs, m.build);
     let both = smpl.zip(fts5);
+    let build_cell = |m: &Measured| {
+        if m.build.is_zero() {
+            "not measured (index reused)".to_string()
+        } else {
+            with_peak(format!("{:.0}", build_rate(m)), m.build_peak)
+        }
+    };
     println!(
         "| build (docs/s) | {} | {} | {} | ≥ 0.5× FTS5 | {} |",
-        cell(smpl, &|m| with_peak(format!("{:.0}", build_rate(m)), m.build_peak)),
+        cell(smpl, &build_cell),
         cell(fts5, &|m| with_peak(format!("{:.0}", build_rate(m)), m.build_peak)),
         both.map_or("–".into(), |(s, f)| format!("{:.2}×", build_rate(s) / build_rate(f))),
         both.map_or("–", |(s, f)| yes(build_rate(s) >= 0.5 * build_rate(f))),
@@ -328,9 +335,9 @@ fn print_table(
     );
     let total_rate = |m: &Measured| rate(docs, m.build + m.settle);
     println!(
-        "| build + settle (docs/s) | {:.0} | {:.0} | {} | | |",
-        smpl.map_or(0.0, total_rate),
-        fts5.map_or(0.0, total_rate),
+        "| build + settle (docs/s) | {} | {} | {} | | |",
+        cell(smpl, &|m| if m.build.is_zero() { "–".into() } else { format!("{:.0}", total_rate(m)) }),
+        cell(fts5, &|m| format!("{:.0}", total_rate(m))),
         both.map_or("–".into(), |(s, f)| format!("{:.2}×", total_rate(s) / total_rate(f))),
     );
     for (label, p, target) in [("p50", 50.0, 1.0), ("p99", 99.0, 10.0)] {

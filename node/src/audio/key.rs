@@ -321,6 +321,7 @@ fn lowpass(factor: usize) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::Noise;
     use super::*;
 
     /// Sum of harmonic-rich tones at the given MIDI notes.
@@ -370,15 +371,8 @@ mod tests {
 
     #[test]
     fn noise_has_no_key_and_a_chord_in_noise_keeps_its_key() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<f32> = (0..3 * 44_100)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect();
+        let mut random = Noise(0x2545_f491_4f6c_dd1d);
+        let noise: Vec<f32> = (0..3 * 44_100).map(|_| 0.5 * random.next() as f32).collect();
         assert_eq!(run(&noise, 44_100), None);
         let chord = chord(&[45.0, 57.0, 60.0, 64.0], 3.0, 44_100);
         let mixed: Vec<f32> = chord.iter().zip(&noise).map(|(c, n)| c + 0.05 * n).collect();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::preview::{PREVIEW_SECONDS, PreviewEncoder, PreviewError};
+use super::test_support::Noise;
 use symphonia::core::audio::AudioBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_VORBIS, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -21,18 +22,6 @@ const TAU: f64 = std::f64::consts::TAU;
 
 // ---------------------------------------------------------------------------------------------
 // Signals
-
-/// A small deterministic noise source (xorshift), uniform in -1..1.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
-}
 
 /// A source signal: planes of `f32`.
 type Planes = Vec<Vec<f32>>;

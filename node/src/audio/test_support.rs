@@ -5,6 +5,18 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
+/// A small deterministic noise source (xorshift), uniform in -1..1.
+pub struct Noise(pub u64);
+
+impl Noise {
+    pub fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
 /// Writes a 16-bit WAV whose sample `i` of channel `c` is `sample(i, c)`.
 pub fn write_wav_i16(path: &Path, channels: u16, rate: u32, frames: u32, sample: impl Fn(u32, u16) -> i16) {
     let spec = hound::WavSpec {

@@ -22,6 +22,10 @@ use crate::error::IndexError;
 use crate::schema::names;
 use crate::segment_cache::SegmentData;
 
+/// The arrays of the segments of one searcher, in segment order (index = segment
+/// ordinal), each with its segment's id (a weight sees only the segment reader).
+pub(crate) type SearchedArrays = Arc<Vec<(SegmentId, Arc<SegmentArrays>)>>;
+
 /// Per document of one segment: its kind-key code, BPM, own tags, and the run of
 /// consecutive documents of one version of one pack it belongs to.
 pub(crate) struct SegmentArrays {
@@ -95,23 +99,13 @@ impl SegmentData for SegmentArrays {
         let price = ff.u64(names::PRICE).map_err(IndexError::search)?;
         let created = ff.u64(names::CREATED_AT).map_err(IndexError::search)?;
         let seq = ff.u64(names::SEQ).map_err(IndexError::search)?;
-        let genres = ff.str(names::GENRE).map_err(IndexError::search)?;
-        let pack_tags = ff.str(names::PACK_TAG).map_err(IndexError::search)?;
         let pack_hi = ff.u64(names::PACK_HI).map_err(IndexError::search)?;
         let pack_lo = ff.u64(names::PACK_LO).map_err(IndexError::search)?;
-        let tags = ff.str(names::SAMPLE_TAG).map_err(IndexError::search)?;
-        let docs = segment.max_doc() as usize;
         let mut arrays = SegmentArrays {
-            codes: Vec::with_capacity(docs),
-            bpm: Vec::with_capacity(docs),
-            run: Vec::with_capacity(docs),
-            runs: Vec::new(),
-            sample_tags: Ords::default(),
-            genres: Ords::default(),
-            pack_tags: Ords::default(),
-            genre_column: None,
-            pack_tag_column: None,
-            sample_tag_column: None,
+            genre_column: ff.str(names::GENRE).map_err(IndexError::search)?,
+            pack_tag_column: ff.str(names::PACK_TAG).map_err(IndexError::search)?,
+            sample_tag_column: ff.str(names::SAMPLE_TAG).map_err(IndexError::search)?,
+            ..SegmentArrays::with_capacity(segment.max_doc() as usize)
         };
         for doc in 0..segment.max_doc() {
             // Codes are below 128 (`document::HAS_SAMPLE_TAGS` is the highest bit).
@@ -128,17 +122,32 @@ impl SegmentData for SegmentArrays {
                     let created = created.first(doc).unwrap_or(0);
                     let price = price.first(doc).unwrap_or(0);
                     arrays.runs.push(Run { pack, seq, end: doc + 1, created, price });
-                    arrays.genres.push(&genres, doc);
-                    arrays.pack_tags.push(&pack_tags, doc);
+                    arrays.genres.push(&arrays.genre_column, doc);
+                    arrays.pack_tags.push(&arrays.pack_tag_column, doc);
                 }
             }
             arrays.run.push(arrays.runs.len() as u32 - 1);
-            arrays.sample_tags.push(&tags, doc);
+            arrays.sample_tags.push(&arrays.sample_tag_column, doc);
         }
-        arrays.genre_column = genres;
-        arrays.pack_tag_column = pack_tags;
-        arrays.sample_tag_column = tags;
         Ok(arrays)
+    }
+}
+
+impl SegmentArrays {
+    /// Empty arrays with room for `docs` documents, and no columns.
+    fn with_capacity(docs: usize) -> SegmentArrays {
+        SegmentArrays {
+            codes: Vec::with_capacity(docs),
+            bpm: Vec::with_capacity(docs),
+            run: Vec::with_capacity(docs),
+            runs: Vec::new(),
+            sample_tags: Ords::default(),
+            genres: Ords::default(),
+            pack_tags: Ords::default(),
+            genre_column: None,
+            pack_tag_column: None,
+            sample_tag_column: None,
+        }
     }
 }
 
@@ -192,7 +201,7 @@ impl Filter {
 pub(crate) struct Filtered {
     pub inner: Option<Box<dyn Query>>,
     pub filter: Filter,
-    pub segments: Arc<Vec<(SegmentId, Arc<SegmentArrays>)>>,
+    pub segments: SearchedArrays,
 }
 
 impl Clone for Filtered {
@@ -218,7 +227,7 @@ impl Query for Filtered {
 struct FilteredWeight {
     inner: Option<Box<dyn Weight>>,
     filter: Filter,
-    segments: Arc<Vec<(SegmentId, Arc<SegmentArrays>)>>,
+    segments: SearchedArrays,
 }
 
 impl FilteredWeight {
@@ -451,18 +460,7 @@ mod tests {
 
     /// Runs of 1–150 documents with one of four prices; a third loops with a tempo.
     fn arrays(rng: &mut Rng, docs: u32) -> SegmentArrays {
-        let mut a = SegmentArrays {
-            codes: Vec::new(),
-            bpm: Vec::new(),
-            run: Vec::new(),
-            runs: Vec::new(),
-            sample_tags: Ords::default(),
-            genres: Ords::default(),
-            pack_tags: Ords::default(),
-            genre_column: None,
-            pack_tag_column: None,
-            sample_tag_column: None,
-        };
+        let mut a = SegmentArrays::with_capacity(docs as usize);
         while a.codes.len() < docs as usize {
             let start = a.codes.len() as u32;
             let end = (start + 1 + rng.next(150) as u32).min(docs);

@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap;
 use smpl_protocol::{Key, Mode, SampleKind, Source};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
+use tantivy::index::SegmentId;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::arrays::SegmentArrays;
@@ -64,7 +65,7 @@ pub(crate) struct Collected {
 
 pub(crate) struct SearchCollector<'a> {
     /// Each segment's arrays, by segment ordinal.
-    pub arrays: &'a [Arc<SegmentArrays>],
+    pub arrays: &'a [(SegmentId, Arc<SegmentArrays>)],
     /// One hit per pack.
     pub packs: bool,
     /// Rank by creation time first.
@@ -80,10 +81,6 @@ pub(crate) struct SegmentSearch {
     top_k: usize,
     count: u64,
     newest: bool,
-    genre: Option<StrColumn>,
-    pack_tags: Option<StrColumn>,
-    /// Only to name the ordinals of `arrays.sample_tags`.
-    sample_tags: Option<StrColumn>,
     arrays: Arc<SegmentArrays>,
     genre_counts: Vec<u64>,
     pack_tag_counts: Vec<u64>,
@@ -147,12 +144,9 @@ impl Collector for SearchCollector<'_> {
     type Child = SegmentSearch;
 
     fn for_segment(&self, segment: SegmentOrdinal, _: &SegmentReader) -> tantivy::Result<SegmentSearch> {
-        let arrays = self.arrays.get(segment as usize).cloned().ok_or_else(|| {
+        let arrays = self.arrays.get(segment as usize).map(|(_, a)| a.clone()).ok_or_else(|| {
             tantivy::TantivyError::InternalError(format!("no arrays for segment {segment}"))
         })?;
-        let genre = arrays.genre_column.clone();
-        let pack_tags = arrays.pack_tag_column.clone();
-        let sample_tags = arrays.sample_tag_column.clone();
         let zeros = |c: &Option<StrColumn>| {
             if self.packs { Vec::new() } else { vec![0; c.as_ref().map_or(0, |c| c.num_terms())] }
         };
@@ -162,12 +156,9 @@ impl Collector for SearchCollector<'_> {
             top_k: self.top_k,
             count: 0,
             newest: self.newest,
-            genre_counts: zeros(&genre),
-            pack_tag_counts: zeros(&pack_tags),
-            sample_tag_counts: zeros(&sample_tags),
-            genre,
-            pack_tags,
-            sample_tags,
+            genre_counts: zeros(&arrays.genre_column),
+            pack_tag_counts: zeros(&arrays.pack_tag_column),
+            sample_tag_counts: zeros(&arrays.sample_tag_column),
             arrays,
             code_counts: [0; KIND_KEY_CODES],
             run: None,
@@ -338,16 +329,18 @@ impl SegmentCollector for SegmentSearch {
         };
         if !self.packs {
             let [genres, tags] = &mut fruit.named;
-            named_counts(&self.genre, &self.genre_counts, genres)?;
-            named_counts(&self.pack_tags, &self.pack_tag_counts, tags)?;
-            named_counts(&self.sample_tags, &self.sample_tag_counts, tags)?;
+            let a = &self.arrays;
+            named_counts(&a.genre_column, &self.genre_counts, genres)?;
+            named_counts(&a.pack_tag_column, &self.pack_tag_counts, tags)?;
+            named_counts(&a.sample_tag_column, &self.sample_tag_counts, tags)?;
             return Ok(fruit);
         }
         // Packs mode: give each value seen a local id, resolving each ordinal once.
         let mut ids: [HashMap<String, u32>; 2] = Default::default();
         let mut cache: [FxHashMap<u32, Option<u32>>; 3] = Default::default();
         let mut buf = String::new();
-        let columns = [&self.genre, &self.pack_tags, &self.sample_tags];
+        let a = &self.arrays;
+        let columns = [&a.genre_column, &a.pack_tag_column, &a.sample_tag_column];
         for (id, group) in self.groups {
             let mut values: [Vec<u32>; 2] = Default::default();
             let ords: [&[u32]; 3] =

@@ -13,7 +13,7 @@ use tantivy::{
     TantivyError, Term,
 };
 
-use crate::arrays::SegmentArrays;
+use crate::arrays::{SearchedArrays, SegmentArrays};
 use crate::collector::{Collected, Ranked, SearchCollector};
 use crate::document::{documents, hit_from_stored, pack_from_halves};
 use crate::error::IndexError;
@@ -256,10 +256,9 @@ impl Index {
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
         let searcher = self.reader.searcher();
         let f = &self.fields;
-        let arrays = self.arrays.segments(&searcher)?;
         let ids = searcher.segment_readers().iter().map(|s| s.segment_id());
-        let by_id = Arc::new(ids.zip(arrays.iter().cloned()).collect());
-        let plan = Plan::new(f, &mut self.analyzer.clone(), q, by_id)?;
+        let arrays: SearchedArrays = Arc::new(ids.zip(self.arrays.segments(&searcher)?).collect());
+        let plan = Plan::new(f, &mut self.analyzer.clone(), q, arrays.clone())?;
         if let Some(target) = &q.similar_to {
             let query = plan.query(f, None);
             let filter = (!plan.is_everything()).then_some(&*query);

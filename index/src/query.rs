@@ -11,10 +11,8 @@
 //! short, and scores them as ordinary terms, [`FUZZY_BOOST`] times lower.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use smpl_protocol::Key;
-use tantivy::index::SegmentId;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur, Query, TermQuery,
 };
@@ -22,7 +20,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Searcher, Term};
 
-use crate::arrays::{Filter, Filtered, SegmentArrays};
+use crate::arrays::{Filter, Filtered, SearchedArrays};
 use crate::error::IndexError;
 use crate::results::{KeyMatch, SearchQuery};
 use crate::schema::{Fields, normalize_label};
@@ -43,7 +41,7 @@ pub(crate) struct Plan {
     filters: Vec<Box<dyn Query>>,
     /// Kind, BPM and price: checked per match against the segments' arrays.
     filter: Filter,
-    arrays: Arc<Vec<(SegmentId, Arc<SegmentArrays>)>>,
+    arrays: SearchedArrays,
 }
 
 impl Plan {
@@ -53,7 +51,7 @@ impl Plan {
         f: &Fields,
         analyzer: &mut TextAnalyzer,
         q: &SearchQuery,
-        arrays: Arc<Vec<(SegmentId, Arc<SegmentArrays>)>>,
+        arrays: SearchedArrays,
     ) -> Result<Plan, IndexError> {
         let mut words = Vec::new();
         if let Some(text) = &q.text {

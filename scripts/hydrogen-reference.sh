@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures every sample of a Hydrogen drum kit with the reference tools and writes the
-# fixture that node/src/audio/hydrogen.rs checks smpl's analysis against:
+# fixture that audio/src/hydrogen.rs checks smpl's analysis against:
 #
-#   node/tests/fixtures/hydrogen_<kit>.tsv
+#   audio/tests/fixtures/hydrogen_<kit>.tsv
 #
 # Columns: file name, frames, sample rate, channels and bits per sample (soxi), sample peak
 # in dBFS ("Pk lev dB" of `sox FILE -n stats`, the overall column) and integrated loudness
@@ -16,7 +16,7 @@ kit="${1:-GMRockKit}"
 kits=/usr/share/hydrogen/data/drumkits
 dir="$kits/$kit"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="$root/node/tests/fixtures/hydrogen_${kit// /_}.tsv"
+out="$root/audio/tests/fixtures/hydrogen_${kit// /_}.tsv"
 
 for tool in soxi sox ffmpeg; do
   command -v "$tool" >/dev/null || {

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what smpl's tests and demo use from Debian: real drum kits (hydrogen-data)
+# Installs what smpl's tests and demo use from Debian: real drum kits (hydrogen-data,
+# and hydrogen-drumkits for the similar-sounds test over eleven kits)
 # and the reference tools the audio tests compare against (sox, ffmpeg).
 # Safe to run again: installs only what is missing.
 set -euo pipefail
 
-packages=(hydrogen-data sox libsox-fmt-all ffmpeg strace)
+packages=(hydrogen-data hydrogen-drumkits sox libsox-fmt-all ffmpeg strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

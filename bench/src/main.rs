@@ -2,8 +2,8 @@
 //! against a baseline in the same run and prints a Markdown table (see
 //! `docs/BENCHMARKS.md`), with the peak RSS next to each figure.
 //!
-//! - `search`: the search index (smpl-index) against SQLite FTS5, issue 2b.
-//! - `similar`: "similar sounds" queries over a million samples, issue 5.
+//! - `search`: the search index (smpl-index) against SQLite FTS5.
+//! - `similar`: "similar sounds" queries over a million samples.
 //!
 //! Inside: `corpus` (a deterministic catalog of realistic packs and queries),
 //! `rng` (SplitMix64), `mem` (RSS from `/proc/self/status`), `search`.

@@ -1,4 +1,4 @@
-//! Benchmark: "similar sounds" over a large index (issue 5). A smpl-index of the
+//! Benchmark: "similar sounds" over a large index. A smpl-index of the
 //! benchmark corpus (every sample with a descriptor, clustered by instrument like
 //! real ones) answers `similar_to` queries for random samples: top 10 nearest in
 //! the whole index, the exact scan over per-segment descriptor arrays, plus

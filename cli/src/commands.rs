@@ -54,6 +54,10 @@ pub struct NodeArgs {
     /// Seconds a payment hook may take before the order is rejected.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     hook_timeout: u64,
+    /// Seconds between garbage collections of the blob store (blobs no pack,
+    /// preview or download holds any more: superseded and retracted content).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    gc_interval: u64,
 }
 
 #[derive(Args, Debug)]
@@ -213,6 +217,7 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
         bootstrap: args.bootstrap,
         mdns: !args.no_mdns,
         relay: args.relay,
+        gc_interval: Some(std::time::Duration::from_secs(args.gc_interval.max(1))),
         trade: TradeConfig {
             policy: args.seller_policy,
             hook_timeout: std::time::Duration::from_secs(args.hook_timeout.max(1)),

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use common::*;
 
 const KIT: &str = "/usr/share/hydrogen/data/drumkits/GMRockKit";
-const FIXTURE: &str = include_str!("../../node/tests/fixtures/hydrogen_GMRockKit.tsv");
+const FIXTURE: &str = include_str!("../../audio/tests/fixtures/hydrogen_GMRockKit.tsv");
 
 #[test]
 fn published_kit_manifest_matches_reference_tools() {

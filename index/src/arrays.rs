@@ -2,12 +2,11 @@
 //! arrays ([`SegmentArrays`], about 13 bytes a sample plus 4 per sample tag), and
 //! the kind, BPM and price filter that checks them ([`Filtered`]).
 //!
-//! Read through tantivy's columns, each value cost a dynamic call or two and, for
-//! optional and multi-valued columns, a rank lookup: at a million samples a word
-//! matching 388,000 of them spent 5.3 of its 15 ms reading sample tags and about
-//! a quarter reading pack ids, and a BPM range checked per match through the range
-//! query's column cost about as much again. An array lookup is a load from memory
-//! that the previous match's lookup has usually brought into cache.
+//! Read through tantivy's columns, each value costs a dynamic call or two and, for
+//! optional and multi-valued columns, a rank lookup; for a word with many matches
+//! that is most of the query's time (figures in `docs/BENCHMARKS.md`). An array
+//! lookup is a load from memory that the previous match's lookup has usually
+//! brought into cache.
 
 use std::fmt;
 use std::sync::Arc;
@@ -42,9 +41,9 @@ pub(crate) struct SegmentArrays {
     pub genres: Ords,
     /// Each run's `pack_tag` ordinals.
     pub pack_tags: Ords,
-    /// The string columns the ordinals above are of, to name them. Opening a
-    /// column reads its block metadata: done per search and segment, that was
-    /// about a sixth of a median query.
+    /// The string columns the ordinals above are of, to name them. Kept here
+    /// because opening a column reads its block metadata, which per search and
+    /// segment would be a noticeable share of a median query.
     pub genre_column: Option<StrColumn>,
     pub pack_tag_column: Option<StrColumn>,
     pub sample_tag_column: Option<StrColumn>,
@@ -192,12 +191,11 @@ impl Filter {
 /// arrays (by segment id) before a match is scored; without `inner`, every
 /// document that passes.
 ///
-/// A filter as a clause of the words' intersection cost a round trip into it per
-/// match of the words, and checked in the collector it let every failing match be
-/// scored first: a word with 388,000 matches took 10.7 ms alone, 13.7 ms with a
-/// kind filter as a clause and 11 ms with the kind checked in the collector. A
-/// failing match also tells where the next passing document is (a scan of the
-/// arrays at well under a nanosecond a document), and the words skip there.
+/// Not a clause of the words' intersection, which costs a round trip into it per
+/// match of the words, nor a check in the collector, which scores every failing
+/// match first; both are slower (figures in `docs/BENCHMARKS.md`). A failing
+/// match also tells where the next passing document is (a scan of the arrays at
+/// well under a nanosecond a document), and the words skip there.
 pub(crate) struct Filtered {
     pub inner: Option<Box<dyn Query>>,
     pub filter: Filter,

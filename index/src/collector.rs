@@ -206,7 +206,7 @@ fn named_counts(column: &Option<StrColumn>, counts: &[u64], out: &mut Named) -> 
 
 /// One segment's facet values and their counts, the strings in one buffer. A
 /// `String` per value and segment, hashed with SipHash into a map of owned
-/// strings, showed in profiles as malloc, free and hashing in every query.
+/// strings, would cost malloc, free and hashing in every query.
 #[derive(Default)]
 struct Named {
     text: String,

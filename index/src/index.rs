@@ -351,10 +351,9 @@ fn new_writer(
 
 /// The index files in `dir`, memory-mapped with their page tables filled at once
 /// (`MADV_POPULATE_READ` on Linux; older kernels ignore it). Mapped lazily, every
-/// page a query touches for the first time in the process costs a page fault: on
-/// a freshly opened index of a million samples the benchmark's median query took
-/// 1.09–1.15 ms that way and 0.82–0.87 ms with the tables filled (a median query,
-/// a word and a genre, takes 0.22 ms once its pages are mapped).
+/// page a query touches for the first time in the process costs a page fault,
+/// which on a freshly opened index costs more than the query itself (figures in
+/// `docs/BENCHMARKS.md`, "Search index").
 fn directory(dir: &Path) -> tantivy::Result<MmapDirectory> {
     #[cfg(target_os = "linux")]
     let advice = Advice::PopulateRead;

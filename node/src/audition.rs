@@ -63,7 +63,10 @@ impl Node {
             None => {
                 let transfer = self.transfer().ok_or(NodeError::Offline)?;
                 let providers = self.reachable_providers(&manifest).await?;
+                // A preview is free to anyone; recorded before it arrives, kept by a tag.
+                crate::serving::record_preview(self.trade.gate(), &manifest, hash).await?;
                 transfer.fetch_blob(hash, &providers, MAX_PREVIEW_BYTES).await?;
+                self.blobs().tag_preview(&hash).await?;
                 fetched = true;
                 self.blobs().read(&hash, MAX_PREVIEW_BYTES).await?.ok_or(NodeError::NoSample {
                     pack: *pack,

@@ -1,19 +1,24 @@
 //! The iroh-blobs file store (`blobs/`): every sample as a BLAKE3 blob, each pack's
 //! files as a `Collection` kept alive by a named tag `pack/<pack id>`.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use iroh_blobs::api::TempTag;
 use iroh_blobs::api::blobs::{AddPathOptions, AddProgress, AddProgressItem, BlobStatus, ImportMode};
 use iroh_blobs::format::collection::Collection;
+use iroh_blobs::hashseq::HashSeq;
 use iroh_blobs::store::fs::FsStore;
-use iroh_blobs::store::fs::options::PathOptions;
+use iroh_blobs::store::fs::options::{Options, PathOptions};
+use iroh_blobs::store::{GcConfig, ProtectCb, ProtectOutcome};
 use iroh_blobs::{BlobFormat, Hash, HashAndFormat};
 use smpl_protocol::{BlobHash, PackId};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -33,6 +38,54 @@ fn store_err(action: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> Blo
 pub struct Blobs {
     store: FsStore,
     dir: PathBuf,
+    downloading: Downloading,
+}
+
+/// Blobs of downloads under way: kept by garbage collection before they are
+/// complete and tagged, and by provenance pruning before they arrive.
+#[derive(Clone, Debug, Default)]
+pub struct Downloading(Arc<Mutex<HashMap<Hash, usize>>>);
+
+impl Downloading {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, usize>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Protects `hashes` until the returned guard is dropped.
+    pub fn protect(&self, hashes: &[BlobHash]) -> DownloadGuard {
+        let mut map = self.lock();
+        for hash in hashes {
+            *map.entry(to_iroh(hash)).or_default() += 1;
+        }
+        DownloadGuard { downloading: self.clone(), hashes: hashes.to_vec() }
+    }
+
+    /// Every protected hash.
+    pub fn hashes(&self) -> HashSet<BlobHash> {
+        self.lock().keys().map(from_iroh).collect()
+    }
+}
+
+/// Keeps a download's blobs protected while it lives.
+#[derive(Debug)]
+pub struct DownloadGuard {
+    downloading: Downloading,
+    hashes: Vec<BlobHash>,
+}
+
+impl Drop for DownloadGuard {
+    fn drop(&mut self) {
+        let mut map = self.downloading.lock();
+        for hash in &self.hashes {
+            let hash = to_iroh(hash);
+            if let Some(n) = map.get_mut(&hash) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&hash);
+                }
+            }
+        }
+    }
 }
 
 pub fn to_iroh(hash: &BlobHash) -> Hash {
@@ -50,6 +103,14 @@ fn previews_tag(pack: &PackId) -> String {
 fn pack_tag(pack: &PackId) -> String {
     format!("pack/{pack}")
 }
+
+fn preview_tag(hash: &BlobHash) -> String {
+    format!("preview/{hash}")
+}
+
+/// The largest pack collection (hash sequence) read whole: a collection of
+/// [`smpl_protocol::limits::MAX_SAMPLES`] files plus its metadata, with headroom.
+pub const MAX_HASH_SEQ_BYTES: u64 = 32 * (smpl_protocol::limits::MAX_SAMPLES as u64 + 16);
 
 /// Files up to this size are read whole and handed to the store as bytes. That saves
 /// the store's copy step, which for every file creates a temporary file, tries a
@@ -122,11 +183,33 @@ async fn finish_import(progress: AddProgress<'_>) -> Result<TempTag, String> {
 }
 
 impl Blobs {
+    /// Opens the store without garbage collection.
     pub async fn open(dir: &Path) -> Result<Blobs, BlobError> {
-        let store = FsStore::load(dir)
+        Blobs::open_with_gc(dir, None).await
+    }
+
+    /// Opens the store; with `gc`, blobs that no tag (pack, previews, a fetched
+    /// preview) and no download under way holds are deleted every `gc`.
+    pub async fn open_with_gc(dir: &Path, gc: Option<Duration>) -> Result<Blobs, BlobError> {
+        let downloading = Downloading::default();
+        let mut options = Options::new(dir);
+        options.gc = gc.map(|interval| {
+            let downloading = downloading.clone();
+            let protect: ProtectCb = Arc::new(move |live: &mut HashSet<Hash>| {
+                live.extend(downloading.lock().keys().copied());
+                Box::pin(async { ProtectOutcome::Continue })
+            });
+            GcConfig { interval, add_protected: Some(protect) }
+        });
+        let store = FsStore::load_with_opts(dir.join("blobs.db"), options)
             .await
             .map_err(|e| BlobError::Open { path: dir.display().to_string(), reason: e.to_string() })?;
-        Ok(Blobs { store, dir: dir.to_path_buf() })
+        Ok(Blobs { store, dir: dir.to_path_buf(), downloading })
+    }
+
+    /// The downloads under way, for garbage collection and provenance pruning.
+    pub fn downloading(&self) -> &Downloading {
+        &self.downloading
     }
 
     /// Where the store keeps the data of a complete blob that it holds as a file
@@ -224,9 +307,51 @@ impl Blobs {
         }
     }
 
+    /// The possession proof of chunk `chunk` of a complete blob (see
+    /// [`smpl_protocol::possession`]), reading it in pieces; `None` when the blob is
+    /// not complete here, a single chunk, or `chunk` is out of range.
+    pub async fn prove(&self, hash: &BlobHash, chunk: u64) -> Result<Option<Vec<[u8; 32]>>, BlobError> {
+        use smpl_protocol::possession::{CHUNK_BYTES, chunks, path};
+        let status =
+            self.store.blobs().status(to_iroh(hash)).await.map_err(|e| store_err("reading status")(&e))?;
+        let BlobStatus::Complete { size } = status else { return Ok(None) };
+        if chunks(size) < 2 || chunk >= chunks(size) {
+            return Ok(None);
+        }
+        let mut ranges: Vec<(u64, u64)> = path(size, chunk).iter().map(|s| s.sibling).collect();
+        ranges.push((chunk, chunk + 1));
+        let mut reader = self.store.blobs().reader(to_iroh(hash));
+        let mut proof = Vec::with_capacity(ranges.len());
+        let mut buf = vec![0u8; 64 * 1024];
+        for (first, end) in ranges {
+            let (start, stop) = (first * CHUNK_BYTES, (end * CHUNK_BYTES).min(size));
+            reader
+                .seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| store_err("seeking a blob")(&e))?;
+            let mut hasher = blake3::Hasher::new();
+            blake3::hazmat::HasherExt::set_input_offset(&mut hasher, start);
+            let mut left = stop - start;
+            while left > 0 {
+                let want = left.min(buf.len() as u64) as usize;
+                reader.read_exact(&mut buf[..want]).await.map_err(|e| store_err("reading a blob")(&e))?;
+                hasher.update(&buf[..want]);
+                left -= want as u64;
+            }
+            proof.push(blake3::hazmat::HasherExt::finalize_non_root(&hasher));
+        }
+        Ok(Some(proof))
+    }
+
     /// Flushes the blob store's metadata database.
     pub async fn sync(&self) -> Result<(), BlobError> {
         self.store.sync_db().await.map_err(|e| store_err("syncing the database")(&e))
+    }
+
+    /// Whether any of the blob is stored (complete or partial); errors count as
+    /// stored, so nothing is forgotten because of a failed read.
+    pub async fn is_stored(&self, hash: &BlobHash) -> bool {
+        !matches!(self.store.blobs().status(to_iroh(hash)).await, Ok(BlobStatus::NotFound))
     }
 
     /// Whether the blob is stored completely.
@@ -246,17 +371,68 @@ impl Blobs {
         self.sync().await
     }
 
-    /// Whether this store holds the whole content of `pack` (its tag is set only
-    /// once everything is stored).
+    /// Whether this store holds the whole content of some version of `pack`.
     pub async fn has_pack(&self, pack: &PackId) -> Result<bool, BlobError> {
-        let tag = self.store.tags().get(pack_tag(pack)).await.map_err(|e| store_err("reading a tag")(&e))?;
-        Ok(tag.is_some())
+        Ok(self.pack_content(pack).await?.is_some())
     }
 
-    /// Drops the pack's tag so its blobs may be collected.
+    /// The content this store holds whole for `pack`, if any (its tag is set only
+    /// once everything is stored).
+    pub async fn pack_content(&self, pack: &PackId) -> Result<Option<BlobHash>, BlobError> {
+        let tag = self.store.tags().get(pack_tag(pack)).await.map_err(|e| store_err("reading a tag")(&e))?;
+        Ok(tag.map(|t| from_iroh(&t.hash)))
+    }
+
+    /// Every pack whose content is tagged here, with that content.
+    pub async fn tagged_packs(&self) -> Result<Vec<(PackId, BlobHash)>, BlobError> {
+        self.tagged("pack/").await
+    }
+
+    /// Every pack whose previews are tagged here, with the previews' collection.
+    pub async fn tagged_previews(&self) -> Result<Vec<(PackId, BlobHash)>, BlobError> {
+        self.tagged("previews/").await
+    }
+
+    async fn tagged(&self, prefix: &str) -> Result<Vec<(PackId, BlobHash)>, BlobError> {
+        let mut list =
+            self.store.tags().list_prefix(prefix).await.map_err(|e| store_err("listing tags")(&e))?;
+        let mut tagged = Vec::new();
+        while let Some(item) = list.next().await {
+            let info = item.map_err(|e| store_err("listing tags")(&e))?;
+            let name = String::from_utf8_lossy(info.name.as_ref()).into_owned();
+            if let Some(pack) = name.strip_prefix(prefix).and_then(|id| id.parse::<PackId>().ok()) {
+                tagged.push((pack, from_iroh(&info.hash)));
+            }
+        }
+        Ok(tagged)
+    }
+
+    /// The children of a stored collection (its metadata blob, then its files),
+    /// or `None` when the collection is not stored whole.
+    pub async fn children(&self, root: &BlobHash) -> Result<Option<Vec<BlobHash>>, BlobError> {
+        let Some(bytes) = self.read(root, MAX_HASH_SEQ_BYTES).await? else { return Ok(None) };
+        match HashSeq::try_from(bytes) {
+            Ok(seq) => Ok(Some(seq.iter().map(|h| from_iroh(&h)).collect())),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Keeps a fetched preview clip (previews of other nodes' packs) from being
+    /// collected.
+    pub async fn tag_preview(&self, hash: &BlobHash) -> Result<(), BlobError> {
+        self.store
+            .tags()
+            .set(preview_tag(hash), HashAndFormat::raw(to_iroh(hash)))
+            .await
+            .map_err(|e| store_err("tagging a preview")(&e))
+    }
+
+    /// Drops the pack's tags (content and previews) so its blobs may be collected.
     pub async fn untag_pack(&self, pack: &PackId) -> Result<(), BlobError> {
-        self.store.tags().delete(pack_tag(pack)).await.map_err(|e| store_err("deleting a tag")(&e))?;
-        Ok(())
+        for tag in [pack_tag(pack), previews_tag(pack)] {
+            self.store.tags().delete(tag).await.map_err(|e| store_err("deleting a tag")(&e))?;
+        }
+        self.sync().await
     }
 
     pub async fn shutdown(&self) {

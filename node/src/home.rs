@@ -1,4 +1,7 @@
 //! The node's home directory (`$SMPL_HOME`) and the small files in it.
+//!
+//! The home holds the identity key, the API token and the licenses, so it is
+//! mode 0700: other local users cannot list or read it.
 
 use std::fs;
 use std::io::Write;
@@ -110,10 +113,11 @@ impl Home {
         self.root.join("api.token")
     }
 
-    /// Creates the home, identity and config where missing; keeps what exists.
+    /// Creates the home (0700), identity and config where missing; keeps what
+    /// exists, but takes group and other permissions off an existing home.
     /// Returns the identity and whether it was newly created.
     pub fn init(&self) -> Result<(Identity, bool), HomeError> {
-        fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
+        create_private_dir(&self.root)?;
         let path = self.identity_path();
         let created = !path.exists();
         if created {
@@ -218,6 +222,42 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Creates `dir` with mode 0700 (its missing parents with the usual mode), or,
+/// when it exists with group or other permissions, takes those away and logs it.
+fn create_private_dir(dir: &Path) -> Result<(), HomeError> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io("create", parent))?;
+    }
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(HomeError::Io { action: "create", path: dir.to_path_buf(), source: e }),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir).map_err(io("inspect", dir))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            let private = mode & !0o077;
+            fs::set_permissions(dir, fs::Permissions::from_mode(private))
+                .map_err(io("restrict the permissions of", dir))?;
+            tracing::warn!(
+                home = %dir.display(),
+                was = %format_args!("{:o}", mode & 0o777),
+                now = %format_args!("{:o}", private & 0o777),
+                "the home directory was open to other users; made it private"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Writes a file readable only by its owner, atomically.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), HomeError> {
     write_atomic(path, data, true)
@@ -258,6 +298,44 @@ mod tests {
             let mode = fs::metadata(home.identity_path()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_home_is_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("parent").join("home");
+        Home::new(&root).init().unwrap();
+        assert_eq!(mode(&root), 0o700);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_open_home_is_made_0700_and_keeps_its_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("home");
+        let home = Home::new(&root);
+        let (id, _) = home.init().unwrap();
+        for open in [0o755, 0o770, 0o701] {
+            fs::set_permissions(&root, fs::Permissions::from_mode(open)).unwrap();
+            let (again, created) = home.init().unwrap();
+            assert_eq!(mode(&root), 0o700, "from {open:o}");
+            assert!(!created);
+            assert_eq!(again.node_id(), id.node_id());
+        }
+        // A home the owner made stricter stays so.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o500)).unwrap();
+        let stricter = home.init().map(|_| mode(&root));
+        // Writable again, so the temporary directory can be removed.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(stricter.unwrap(), 0o500);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The smpl node: the daemon behind the `smpl` command.
 //!
 //! Data flows one way through it:
-//! **publish** (folder → [`audio`] analysis → [`Blobs`] → signed manifest → [`Store`]
+//! **publish** (folder → [`smpl_audio`] analysis → [`Blobs`] → signed manifest → [`Store`]
 //! → index queue → gossip + DHT provide), **receive** (gossip or sync → verify →
 //! store → index queue), **search** (local API → [`smpl_index::Index`]) and
 //! **fetch** (manifest → providers → verified iroh-blobs download → library) and
@@ -10,7 +10,6 @@
 //! - [`home`]: the home directory, identity, config, `node.json` and `api.token`.
 //! - [`Store`]: sled metadata (manifests, retractions, settings, the index queue).
 //! - [`Blobs`]: the iroh-blobs file store holding samples and pack collections.
-//! - [`audio`]: decoding and analysis of WAV, FLAC, AIFF, OGG and MP3.
 //! - [`publish`]: turning a folder into a signed pack.
 //! - [`transfer`]: the data plane: the iroh endpoint serving the blob store, pack
 //!   downloads from several providers, export to the library, sendme tickets.
@@ -19,12 +18,13 @@
 //!   `listings` is the node's side of it: every listing from the network is
 //!   verified and stored there.
 //! - [`trade`]: buying and selling: orders, the seller's policy and payment hook,
-//!   license tokens and certificates, and the paid-content gate; `ledger` keeps
+//!   license tokens and certificates, and the paid-content gate (what may be
+//!   served, from the provenance of every stored blob; `serving` records it and
+//!   decides what this node announces); `ledger` keeps
 //!   orders and licenses in sled, `purchases` is the node's async side of it.
 //! - [`Node`]: ties the parts together; [`run`] serves it over the local HTTP API.
 
 mod api;
-pub mod audio;
 mod audition;
 mod blobs;
 mod daemon;
@@ -37,6 +37,7 @@ mod node;
 pub mod publish;
 mod purchases;
 mod recommend;
+mod serving;
 mod store;
 pub mod trade;
 pub mod transfer;

@@ -6,11 +6,16 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libp2p::Multiaddr;
 use smpl_protocol::sync::Item;
 use smpl_protocol::{Envelope, Kind, Manifest, NodeId, PackId, Retraction, Signed};
 
+use serde_bytes::ByteBuf;
+use smpl_protocol::BlobHash;
+
+use crate::blobs::Blobs;
 use crate::indexer::IndexerHandle;
 use crate::net::wire::{TradeRequest, TradeResponse};
 use crate::net::{Host, Ingest};
@@ -47,9 +52,44 @@ pub fn ingest(store: &Store, bytes: &[u8]) -> Ingest {
 
 pub struct NodeHost {
     pub store: Store,
+    pub blobs: Blobs,
     pub indexer: IndexerHandle,
     pub transfer: Arc<Transfer>,
     pub trade: Trade,
+    /// Possession proofs being computed; each reads a whole blob.
+    pub proving: AtomicUsize,
+}
+
+/// Possession proofs computed at once; more are refused as busy.
+const MAX_PROOFS: usize = 2;
+
+impl NodeHost {
+    /// Shows `peer` that this node holds `blob` (see [`smpl_protocol::possession`]):
+    /// only for a blob the gate has a record of, stored whole.
+    fn prove(&self, peer: NodeId, blob: BlobHash, chunk: u64) -> TradeResponse {
+        if self.proving.fetch_add(1, Ordering::SeqCst) >= MAX_PROOFS {
+            self.proving.fetch_sub(1, Ordering::SeqCst);
+            tracing::info!(%peer, "refused a possession proof: busy");
+            return TradeResponse::Refused("busy; ask again later".into());
+        }
+        let held = self.trade.gate().origins(&blob).map(|o| !o.is_empty()).unwrap_or(false);
+        let proof = if held {
+            tokio::runtime::Handle::current().block_on(self.blobs.prove(&blob, chunk))
+        } else {
+            Ok(None)
+        };
+        self.proving.fetch_sub(1, Ordering::SeqCst);
+        match proof {
+            Ok(Some(hashes)) => {
+                TradeResponse::Proof(hashes.into_iter().map(|h| ByteBuf::from(h.to_vec())).collect())
+            }
+            Ok(None) => TradeResponse::Refused(format!("this node does not hold {blob} whole")),
+            Err(e) => {
+                tracing::warn!("proving possession of {blob} for {peer} failed: {e}");
+                TradeResponse::Refused(format!("cannot prove possession of {blob}"))
+            }
+        }
+    }
 }
 
 impl Host for NodeHost {
@@ -93,7 +133,10 @@ impl Host for NodeHost {
     }
 
     fn trade(&self, peer: NodeId, request: TradeRequest) -> TradeResponse {
-        self.trade.answer(peer, request)
+        match request {
+            TradeRequest::Prove { blob, chunk } => self.prove(peer, blob, chunk),
+            request => self.trade.answer(peer, request),
+        }
     }
 
     fn remember_peer(&self, addr: &Multiaddr) {

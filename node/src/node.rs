@@ -21,11 +21,14 @@ use crate::net::wire::TradeRequest;
 use crate::net::wire::TradeResponse;
 use crate::net::{NetConfig, NetError, Network, PeerInfo};
 use crate::publish::{self, PublishError, PublishEvent, PublishOutcome, PublishRequest};
+use crate::serving::{self, ServingError};
 use crate::store::{Accepted, Store, StoreError};
+use crate::trade::LicenseGate;
 use crate::trade::{Trade, TradeConfig, TradeError};
-use crate::transfer::{DownloadProgress, Transfer, TransferError};
+use crate::transfer::{DownloadProgress, ServeGate, Transfer, TransferError};
 
-/// How often pending purchases are sent to their sellers again.
+/// The first pause before a pending purchase is sent again (the pauses then
+/// double, see [`crate::purchases::resend`]).
 const RESEND_PURCHASES_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How to run a node.
@@ -42,6 +45,9 @@ pub struct NodeOptions {
     pub relay: Option<String>,
     /// How this node sells (seller policy, payment hook timeout).
     pub trade: TradeConfig,
+    /// How often the blob store deletes what no pack, preview or download holds;
+    /// `None` never does.
+    pub gc_interval: Option<std::time::Duration>,
 }
 
 impl NodeOptions {
@@ -63,6 +69,9 @@ pub struct FetchOutcome {
     pub path: PathBuf,
     pub files: usize,
     pub bytes: u64,
+    /// Bytes that came over the network in this fetch (what was here already,
+    /// such as the unchanged files of an earlier version, is not fetched again).
+    pub downloaded: u64,
     pub providers: usize,
 }
 
@@ -114,6 +123,8 @@ pub enum NodeError {
     NoProviders(PackId),
     #[error(transparent)]
     Trade(#[from] TradeError),
+    #[error(transparent)]
+    Serving(#[from] ServingError),
     #[error(
         "license required: {title:?} costs {price} and this node holds no license for its version {seq}; \
          buy it with `smpl buy {pack}`"
@@ -176,11 +187,15 @@ pub struct Node {
 impl Node {
     /// Opens (creating where missing) everything under the home and starts the indexer.
     pub async fn open(home: Home) -> Result<Node, NodeError> {
-        Node::open_with(home, TradeConfig::default()).await
+        Node::open_with(home, TradeConfig::default(), None).await
     }
 
-    /// [`Node::open`] with a seller policy.
-    pub async fn open_with(home: Home, trade: TradeConfig) -> Result<Node, NodeError> {
+    /// [`Node::open`] with a seller policy and blob garbage collection.
+    pub async fn open_with(
+        home: Home,
+        trade: TradeConfig,
+        gc_interval: Option<std::time::Duration>,
+    ) -> Result<Node, NodeError> {
         let (identity, _) = home.init()?;
         let config = home.config()?;
         let db_dir = home.db_dir();
@@ -193,7 +208,7 @@ impl Node {
                 }
                 other => NodeError::Store(other),
             })?;
-        let blobs = Blobs::open(&home.blobs_dir()).await?;
+        let blobs = Blobs::open_with_gc(&home.blobs_dir(), gc_interval).await?;
         let index_dir = home.index_dir();
         let index = tokio::task::spawn_blocking(move || Index::open(&index_dir))
             .await
@@ -206,6 +221,15 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Task(e.to_string()))??
         };
+        if trade.gate().is_empty() {
+            let recorded = serving::rebuild(trade.gate(), &blobs, &store, &trade, identity.node_id()).await?;
+            if recorded > 0 {
+                tracing::info!(
+                    packs = recorded,
+                    "rebuilt the provenance of stored blobs from the store's tags"
+                );
+            }
+        }
         Ok(Node {
             trade,
             identity,
@@ -225,23 +249,28 @@ impl Node {
     /// Opens the node and joins the network: the iroh endpoint serving our blobs,
     /// and the libp2p swarm for listings, sync and discovery.
     pub async fn start(options: &NodeOptions) -> Result<Node, NodeError> {
-        let mut node = Node::open_with(options.home.clone(), options.trade.clone()).await?;
+        let mut node =
+            Node::open_with(options.home.clone(), options.trade.clone(), options.gc_interval).await?;
+        // The gate is in place before the first request can arrive.
+        let gate: Arc<dyn ServeGate> = Arc::new(node.trade.gate().clone());
         let transfer = Arc::new(
-            Transfer::start(&node.identity, &node.blobs, options.iroh_bind(), options.relay.clone()).await?,
+            Transfer::start(&node.identity, &node.blobs, options.iroh_bind(), options.relay.clone(), gate)
+                .await?,
         );
-        // The gate knows every paid pack held here before anyone can ask for it.
-        let mut held = Vec::new();
-        for (pack, _) in node.store.pack_seqs()? {
-            if node.blobs.has_pack(&pack).await? {
-                if let Some((manifest, _)) = node.store.manifest(&pack)? {
-                    node.trade.gate().register(&manifest);
-                }
-                held.push(pack);
-            }
+        let held = serving::provided(node.trade.gate(), &node.blobs, &node.store).await?;
+        if let Some(interval) = options.gc_interval {
+            let task = tokio::spawn(prune_provenance(
+                node.trade.gate().clone(),
+                node.blobs.clone(),
+                interval,
+                node.cancel.child_token(),
+            ));
+            node.tasks.lock().map_err(|e| NodeError::Task(e.to_string()))?.push(task);
         }
-        transfer.set_gate(node.trade.gate().clone());
         let host = Arc::new(NodeHost {
             store: node.store.clone(),
+            blobs: node.blobs.clone(),
+            proving: Default::default(),
             indexer: node.indexer.clone(),
             transfer: transfer.clone(),
             trade: node.trade.clone(),
@@ -309,13 +338,15 @@ impl Node {
         let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
         let license = self.license_to_fetch(&manifest).await?;
         let mut providers = Vec::new();
-        if !self.blobs.has_pack(pack).await? {
+        let mut downloaded = 0;
+        if self.blobs.pack_content(pack).await? != Some(manifest.content) {
             providers = self.reachable_providers(&manifest).await?;
+            // Provenance first: the gate knows the terms of every blob before it is stored.
+            let _downloading =
+                serving::record_fetch(self.trade.gate(), &self.blobs, &manifest, license.is_some()).await?;
             if let Some(license) = license {
-                providers = present(network, pack, providers, license).await?;
+                providers = present(network, &manifest, providers, license).await?;
             }
-            // Paid blobs must be gated from the moment they are stored here.
-            self.trade.gate().register(&manifest);
             let total: u64 = manifest.samples.iter().map(|s| s.size).sum();
             let _ = progress.send(FetchEvent::Started { bytes: total, providers: providers.len() }).await;
             let (tick, mut ticks) = mpsc::channel::<DownloadProgress>(16);
@@ -325,17 +356,25 @@ impl Node {
                     let _ = forward.try_send(FetchEvent::Progress { bytes: p.done });
                 }
             });
-            transfer.download(manifest.content, &providers, Some(tick)).await?;
+            downloaded = transfer.download(manifest.content, &providers, Some(tick)).await?.fetched;
             self.blobs.tag_pack(pack, &manifest.content).await?;
         }
         let library = out.unwrap_or_else(|| self.config.library.clone());
         let exported = transfer.export(&manifest, &library).await?;
-        network.provide(*pack).await?;
+        if serving::servable(self.trade.gate(), &self.blobs, &manifest).await? {
+            network.provide(*pack).await?;
+        } else {
+            tracing::info!(
+                pack = %pack,
+                "not announcing pack {pack} as provided: some of its content is held here under other terms"
+            );
+        }
         Ok(FetchOutcome {
             pack_id: *pack,
             path: exported.path,
             files: exported.files,
             bytes: exported.bytes,
+            downloaded,
             providers: providers.len(),
         })
     }
@@ -380,6 +419,11 @@ impl Node {
         self.identity.node_id()
     }
 
+    /// What the paid-content gate decided since the node started.
+    pub fn gate_stats(&self) -> &crate::trade::GateStats {
+        self.trade.gate().stats()
+    }
+
     pub fn home(&self) -> &Home {
         &self.home
     }
@@ -403,7 +447,7 @@ impl Node {
         progress: mpsc::Sender<PublishEvent>,
     ) -> Result<PublishOutcome, PublishError> {
         let gate = self.trade.gate().clone();
-        let register = move |manifest: &Manifest| gate.register(manifest);
+        let register = move |manifest: &Manifest| serving::record_publish(&gate, manifest);
         let outcome = publish::publish(
             &self.identity,
             &self.config.name,
@@ -570,18 +614,34 @@ impl Node {
     }
 }
 
-/// Shows our license to each provider; returns those that accepted it.
+/// Shows our license to each provider that is the pack's author or proves it
+/// holds the content; returns those that accepted it. Others never see it, so a
+/// node that only claims to provide a pack does not learn who bought it.
 async fn present(
     network: &Network,
-    pack: &PackId,
+    manifest: &Manifest,
     providers: Vec<NodeId>,
     license: smpl_protocol::Envelope,
 ) -> Result<Vec<NodeId>, NodeError> {
+    let pack = &manifest.pack_id;
     let bytes = serde_bytes::ByteBuf::from(license.into_bytes());
-    let answers = providers.iter().map(|node| network.trade(*node, TradeRequest::Present(bytes.clone())));
-    let mut accepted = Vec::new();
+    let proofs = providers.iter().map(|node| async move {
+        if *node == manifest.author {
+            return Ok(());
+        }
+        proves_possession(network, *node, manifest).await
+    });
     let mut reasons = Vec::new();
-    for (node, answer) in providers.iter().zip(futures::future::join_all(answers).await) {
+    let mut trusted = Vec::new();
+    for (node, proof) in providers.iter().zip(futures::future::join_all(proofs).await) {
+        match proof {
+            Ok(()) => trusted.push(*node),
+            Err(reason) => reasons.push(format!("{node}: {reason}")),
+        }
+    }
+    let answers = trusted.iter().map(|node| network.trade(*node, TradeRequest::Present(bytes.clone())));
+    let mut accepted = Vec::new();
+    for (node, answer) in trusted.iter().zip(futures::future::join_all(answers).await) {
         match answer {
             Ok(TradeResponse::Accepted) => accepted.push(*node),
             Ok(TradeResponse::Refused(reason)) => reasons.push(format!("{node}: {reason}")),
@@ -595,29 +655,69 @@ async fn present(
     Ok(accepted)
 }
 
+/// Asks `node` to prove it holds a randomly chosen chunk of a randomly chosen file
+/// of the pack (one over a chunk long); an error says why it did not.
+async fn proves_possession(network: &Network, node: NodeId, manifest: &Manifest) -> Result<(), String> {
+    use smpl_protocol::possession::{CHUNK_BYTES, chunks, verify};
+    let provable: Vec<_> = manifest.samples.iter().filter(|s| s.size > CHUNK_BYTES).collect();
+    if provable.is_empty() {
+        return Err(
+            "the pack has no file long enough to prove possession of; only its author is asked".into()
+        );
+    }
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+    let pick = u64::from_le_bytes(random[..8].try_into().unwrap_or_default());
+    let sample = provable[(pick % provable.len() as u64) as usize];
+    let chunk = u64::from_le_bytes(random[8..].try_into().unwrap_or_default()) % chunks(sample.size);
+    let answer = network.trade(node, TradeRequest::Prove { blob: sample.hash, chunk }).await;
+    match answer {
+        Ok(TradeResponse::Proof(hashes)) => {
+            let hashes: Vec<[u8; 32]> =
+                hashes.iter().filter_map(|h| <[u8; 32]>::try_from(h.as_ref()).ok()).collect();
+            if verify(&sample.hash, sample.size, chunk, &hashes) {
+                Ok(())
+            } else {
+                tracing::warn!(%node, pack = %manifest.pack_id, "a provider's proof of possession did not verify");
+                Err("its proof of holding the content is wrong; the license was not shown to it".into())
+            }
+        }
+        Ok(TradeResponse::Refused(reason)) => Err(format!("did not prove it holds the content: {reason}")),
+        Ok(other) => Err(format!("unexpected answer to a proof request: {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Sends pending purchases to their sellers again, until each is answered.
 async fn resend_purchases(network: Network, trade: Trade, cancel: CancellationToken) {
+    crate::purchases::resend(network, trade, cancel, RESEND_PURCHASES_EVERY).await
+}
+
+/// After each garbage collection, drops the provenance of blobs that are gone, so
+/// records do not outlive their bytes (downloads under way keep theirs).
+async fn prune_provenance(
+    gate: LicenseGate,
+    blobs: Blobs,
+    interval: std::time::Duration,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(RESEND_PURCHASES_EVERY) => {}
+            _ = tokio::time::sleep(interval) => {}
         }
-        let pending = {
-            let trade = trade.clone();
-            tokio::task::spawn_blocking(move || trade.open_purchases()).await
-        };
-        let pending = match pending {
-            Ok(Ok(pending)) => pending,
-            Ok(Err(e)) => {
-                tracing::error!("reading pending purchases failed: {e}");
-                continue;
-            }
+        let keep = blobs.downloading().hashes();
+        let handle = tokio::runtime::Handle::current();
+        let (gate, store) = (gate.clone(), blobs.clone());
+        let pruned = tokio::task::spawn_blocking(move || {
+            gate.prune(|hash| handle.block_on(store.is_stored(hash)), &keep)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(records = n, "pruned the provenance of collected blobs"),
+            Ok(Err(e)) => tracing::warn!("pruning provenance failed: {e}"),
             Err(_) => return,
-        };
-        for order in pending {
-            if let Err(e) = crate::purchases::deliver(&network, &trade, order).await {
-                tracing::warn!("{e}");
-            }
         }
     }
 }

@@ -10,13 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
+use smpl_audio::{Analysis, ONE_SHOT_KEY_CONFIDENCE};
 use smpl_protocol::{
     BlobHash, Identity, Key, LicenseTerms, Manifest, Mode, PackId, Price, SampleEntry, SampleKind, Signed,
     Source, Tempo, limits, slugify,
 };
 use tokio::sync::mpsc;
 
-use crate::audio::{self, Analysis};
 use crate::blobs::{BlobError, Blobs, from_iroh};
 use crate::store::{Accepted, Store, StoreError};
 
@@ -133,7 +133,7 @@ fn scan(dir: &Path) -> Result<(Vec<Found>, Vec<Skipped>), PublishError> {
                     name,
                     reason: format!("path longer than {} bytes", limits::MAX_FILE_NAME),
                 });
-            } else if !audio::is_audio_candidate(&path) {
+            } else if !smpl_audio::is_audio_candidate(&path) {
                 skipped.push(Skipped { name, reason: "not an audio file".into() });
             } else {
                 let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -211,7 +211,7 @@ fn now() -> u64 {
 
 /// Publishes `request` as a new version of the pack its title names.
 /// `before_store` sees the signed manifest before it is stored, i.e. before any
-/// peer can learn of it (the node registers paid blobs with its gate there).
+/// peer can learn of it (the node records the provenance of its blobs there).
 pub async fn publish(
     identity: &Identity,
     author_name: &str,
@@ -219,7 +219,7 @@ pub async fn publish(
     blobs: &Blobs,
     request: PublishRequest,
     progress: mpsc::Sender<PublishEvent>,
-    before_store: &(dyn Fn(&Manifest) + Send + Sync),
+    before_store: &(dyn Fn(&Manifest) -> Result<(), StoreError> + Send + Sync),
 ) -> Result<PublishOutcome, PublishError> {
     let dir = request.dir.clone();
     let scan_dir = dir.clone();
@@ -240,7 +240,7 @@ pub async fn publish(
     let results: Vec<_> = stream::iter(found)
         .map(|file| async move {
             let path = file.path.clone();
-            let analysis = tokio::task::spawn_blocking(move || audio::analyze_file(&path));
+            let analysis = tokio::task::spawn_blocking(move || smpl_audio::analyze_file(&path));
             let import = blobs.import_file(&file.path);
             let (analysis, import) = tokio::join!(analysis, import);
             (file, analysis, import)
@@ -329,7 +329,7 @@ pub async fn publish(
         samples: entries,
     };
     let envelope = manifest.sign(identity).map_err(|e| PublishError::Invalid(e.to_string()))?;
-    before_store(&manifest);
+    before_store(&manifest)?;
     let samples = manifest.samples.len();
     let store2 = store.clone();
     let accepted = tokio::task::spawn_blocking(move || store2.accept_manifest(&manifest, &envelope, true))
@@ -351,10 +351,6 @@ pub fn normalize_tags(tags: &[String]) -> Vec<String> {
     }
     out
 }
-
-/// The lowest detector confidence at which a one-shot gets a key: a single note
-/// has no mode, and a drum hit has no key, so one-shots need more certainty.
-pub const ONE_SHOT_KEY_CONFIDENCE: f32 = 0.5;
 
 /// Tempo and key of one file: stated in its name, else stated for the pack, else
 /// detected (tempo for loops only; key for one-shots only when quite sure).
@@ -413,7 +409,7 @@ fn sample_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::{KeyEstimate, TempoEstimate};
+    use smpl_audio::{KeyEstimate, TempoEstimate};
 
     #[test]
     fn stated_tempo_and_key_from_file_names() {

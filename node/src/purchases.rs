@@ -1,12 +1,16 @@
 //! The node's buying and selling operations, as the local API offers them: `buy`,
-//! the seller's `sales` with `approve` and `reject`, `licenses` and certificates.
+//! the seller's `sales` with `approve` and `reject`, `licenses` and certificates,
+//! and the task that sends pending purchases again ([`resend`]).
 //! The rules live in [`crate::trade`]; this is the async glue to the network.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use smpl_protocol::{Envelope, LicenseId, Manifest, PackId, Signed};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::ledger::{Order, OrderStatus};
 use crate::net::Network;
@@ -16,6 +20,12 @@ use crate::trade::{LicenseView, Trade, TradeError};
 
 /// How often `buy --wait` asks the seller again.
 const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// The longest pause between two sends of one pending purchase.
+const RESEND_MAX: Duration = Duration::from_secs(5 * 60);
+
+/// How often the ledger is tidied (expired purchases marked, old orders pruned).
+const TIDY_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// What `smpl buy` reports.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -63,6 +73,63 @@ pub(crate) async fn deliver(network: &Network, trade: &Trade, order: Order) -> R
     };
     let trade = trade.clone();
     blocking(move || trade.record(&order.order_id, response)).await
+}
+
+/// Sends pending purchases to their sellers again, until each is decided or
+/// expires ([`crate::trade::PURCHASE_EXPIRY`]), and tidies the ledger now and then.
+///
+/// An order is sent when this task first sees it (within `first` of being signed,
+/// or of the node's start), then after `first`, and each pause doubles up to
+/// [`RESEND_MAX`]: an answer the seller gives within seconds is collected within
+/// seconds, while an order left for a manual decision, or a seller who is away,
+/// costs a request every few minutes. The pauses start over when the node does.
+/// Orders due together are sent together, so a seller whose payment hook takes
+/// its time does not delay the answers of others.
+pub(crate) async fn resend(network: Network, trade: Trade, cancel: CancellationToken, first: Duration) {
+    // Order id → when to send it next, and the pause after that.
+    let mut due: HashMap<String, (Instant, Duration)> = HashMap::new();
+    let mut tidied: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(first) => {}
+        }
+        if tidied.is_none_or(|at| at.elapsed() >= TIDY_EVERY) {
+            tidied = Some(Instant::now());
+            let trade = trade.clone();
+            if let Err(e) = blocking(move || trade.tidy()).await {
+                tracing::warn!("tidying the purchase ledger failed: {e}");
+            }
+        }
+        let open = {
+            let trade = trade.clone();
+            blocking(move || trade.open_purchases()).await
+        };
+        let open = match open {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!("reading pending purchases failed: {e}");
+                continue;
+            }
+        };
+        due.retain(|id, _| open.iter().any(|o| &o.order_id == id));
+        let now = Instant::now();
+        let mut sends = Vec::new();
+        for order in open {
+            let (at, pause) = due.entry(order.order_id.clone()).or_insert((now, first));
+            if *at > now {
+                continue;
+            }
+            *at = now + *pause;
+            *pause = (*pause * 2).min(RESEND_MAX);
+            sends.push(deliver(&network, &trade, order));
+        }
+        for sent in futures::future::join_all(sends).await {
+            if let Err(e) = sent {
+                tracing::warn!("{e}");
+            }
+        }
+    }
 }
 
 impl Node {

@@ -92,6 +92,7 @@ impl Victim {
             bootstrap: vec![],
             mdns: false,
             relay: None,
+            gc_interval: None,
             trade: Default::default(),
         };
         let node = timeout(STEP, Node::start(&options)).await.expect("victim start timed out").unwrap();

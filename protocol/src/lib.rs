@@ -24,6 +24,8 @@
 //!   the licensed files, and the token itself between marker lines.
 //! - [`limits`]: every size, count and length limit, checked before parsing (sizes)
 //!   or right after decoding (counts and lengths).
+//! - [`possession`]: how a provider proves it holds a blob without sending its
+//!   bytes (before a buyer shows it a licence).
 //! - [`sync`]: range-based set reconciliation of `(pack id, version)` items, the
 //!   messages of `/smpl/sync/1` by which a late joiner catches up on listings.
 //!
@@ -60,6 +62,7 @@ mod license;
 pub mod limits;
 mod manifest;
 mod music;
+pub mod possession;
 mod purchase;
 mod retraction;
 pub mod sync;

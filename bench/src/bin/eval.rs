@@ -1,4 +1,4 @@
-//! `eval`: the node's own analysis (`smpl_node::audio::analyze_file`, exactly what
+//! `eval`: the node's own analysis (`smpl_audio::analyze_file`, exactly what
 //! publishing runs: decoding, loudness, preview, descriptor, tempo and key in one
 //! pass) over a labelled set of real recordings, against labels that come from
 //! elsewhere (see `bench/eval/build-labelled-set.sh`), plus the speed of the whole
@@ -19,8 +19,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use smpl_node::audio::analyze_file;
-use smpl_node::publish::ONE_SHOT_KEY_CONFIDENCE;
+use smpl_audio::{ONE_SHOT_KEY_CONFIDENCE, analyze_file};
 use smpl_protocol::{Key, Mode};
 
 struct Label {
@@ -195,7 +194,7 @@ fn speed(dir: &Path) -> Result<()> {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if smpl_node::audio::is_audio_candidate(&path) {
+            } else if smpl_audio::is_audio_candidate(&path) {
                 files.push(path);
             }
         }

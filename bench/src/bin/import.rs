@@ -1,4 +1,4 @@
-//! Benchmark (a) of issue 2: importing sample folders into smpl, against `sendme send`
+//! Import benchmark: importing sample folders into smpl, against `sendme send`
 //! and `b3sum --num-threads 1` on the same files, and audio analysis on its own.
 //!
 //! For each of two generated corpora (about 1 GiB of long WAV files; 1,000 small
@@ -10,7 +10,7 @@
 //! - smpl's import: every file hashed and stored into a fresh iroh-blobs store
 //!   through `smpl_node::Blobs` as `publish` does it, plus the collection, synced;
 //! - a full `publish::publish` (analysis, import, signed manifest, sled);
-//! - `audio::analyze_file` over every file on one thread and on all cores.
+//! - `smpl_audio::analyze_file` over every file on one thread and on all cores.
 //!
 //! Each smpl phase runs in a child process (this binary with a hidden subcommand) so
 //! that every peak RSS belongs to one phase. Run `bench/setup.sh` first to install the
@@ -74,7 +74,7 @@ struct Opts {
     /// Skip the end-to-end publish.
     #[arg(long)]
     no_publish: bool,
-    /// Skip the import as smpl did it before issue 2a.
+    /// Skip the baselines: iroh-blobs' add_path(Copy), the store alone, copy and hash.
     #[arg(long)]
     no_baseline: bool,
     /// Do not touch fresh memory before each measurement (see `prime`).

@@ -1,4 +1,4 @@
-//! Network benchmarks of issue 3.
+//! Network benchmarks: pack transfer and listing latency.
 //!
 //! 1. **Pack transfer over loopback**, for a 1 GiB pack (~100 long WAV files) and a
 //!    1,000-file pack (~200 MB), side by side in one run on the same files:

@@ -1,4 +1,4 @@
-//! Benchmark (b): the search index against SQLite FTS5 on the same corpus and
+//! Benchmark: the search index against SQLite FTS5 on the same corpus and
 //! queries, in one run.
 //!
 //! For each engine: build (index every pack in batches; smpl commits once per

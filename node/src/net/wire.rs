@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use smpl_protocol::PackId;
+use smpl_protocol::{BlobHash, PackId};
 
 /// Most ids in one `Fetch`.
 pub const MAX_FETCH_IDS: usize = 512;
@@ -43,11 +43,15 @@ pub enum SyncResponse {
 ///   pending order (the order id is derived from the request bytes).
 /// - `Present` shows a license token before fetching paid content; the answerer
 ///   lets this peer fetch the licensed content if the token is valid and names it
-///   as the buyer.
+///   as the buyer, and it holds that content for that seller.
+/// - `Prove` asks the answerer to show it holds a blob (see
+///   [`smpl_protocol::possession`]): a buyer asks it before presenting a license
+///   to a provider that is not the pack's author. Answered by `Proof`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TradeRequest {
     Buy(ByteBuf),
     Present(ByteBuf),
+    Prove { blob: BlobHash, chunk: u64 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -66,6 +70,8 @@ pub enum TradeResponse {
     },
     /// A presented license was accepted.
     Accepted,
+    /// The chaining values that prove possession of the asked chunk.
+    Proof(Vec<ByteBuf>),
     /// The message itself was refused (malformed, forged, not from its signer).
     Refused(String),
 }

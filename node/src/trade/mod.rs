@@ -12,9 +12,19 @@
 //!    [`LicenseToken`] and stores order and token durably *before* answering.
 //! 3. The buyer checks the token (signed by the pack's author, naming this node as
 //!    buyer and the content of the version it ordered), stores it, and writes a
-//!    certificate under `licenses/`. Pending orders are asked about again
-//!    (the same signed request) whenever the seller is reachable, so an approval
-//!    reaches a buyer that was offline meanwhile.
+//!    certificate under `licenses/`. Pending orders are asked about again (the
+//!    same signed request), first after 2 s and then less and less often, so an
+//!    approval reaches a buyer that was offline meanwhile; after
+//!    [`PURCHASE_EXPIRY`] the buyer stops asking and shows the order as unanswered.
+//!
+//! Each order is decided once, and each buyer gets at most one license per version
+//! of a pack: the seller stores a new order in the same transaction that checks it
+//! is new and that no other open or issued order of that buyer holds the version
+//! ([`crate::ledger`]). Only the call that stored it decides it; copies that come
+//! while the payment hook runs are answered pending, a second order for a version
+//! already licensed gets that license. An order whose hook was running when the
+//! node stopped waits for the seller's decision, since the hook may have charged.
+//! Decided orders are pruned after [`ORDER_RETENTION`]; licenses never are.
 //!
 //! Paid content is served only through the [`LicenseGate`]: a buyer presents its
 //! token to each provider ([`TradeRequest::Present`]) before fetching.
@@ -27,6 +37,7 @@ mod gate;
 mod policy;
 mod verify;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,16 +49,43 @@ use smpl_protocol::{
     Signed,
 };
 
-pub use gate::LicenseGate;
+pub use gate::{GateStats, LicenseGate, Origin, Source};
 pub use policy::{Decision, HOOK_TIMEOUT, SellerPolicy};
 pub use verify::{Expect, LicenseError, check_files, check_token, content_of};
 
-use crate::ledger::{Ledger, Order, OrderStatus, Side};
+use crate::ledger::{Claim, Ledger, Order, OrderStatus, Side, Update};
 use crate::net::wire::{TradeRequest, TradeResponse};
 use crate::store::{Store, StoreError};
 
 /// Pending orders one buyer may have with this seller at once.
 const MAX_PENDING_PER_BUYER: usize = 32;
+
+const DAY: u64 = 24 * 60 * 60;
+
+/// How long decided (issued or rejected) orders are kept, on both sides, before
+/// they are pruned; licenses are kept forever. The seller refuses orders signed
+/// longer ago than this, since it could no longer tell them from a pruned one.
+pub const ORDER_RETENTION: Duration = Duration::from_secs(90 * DAY);
+
+/// How long the buyer's node keeps asking the seller about a pending purchase
+/// (counted from when it was signed); after it, the order shows as unanswered.
+pub const PURCHASE_EXPIRY: Duration = Duration::from_secs(7 * DAY);
+
+/// The reason a sale shows while the payment hook decides it.
+const HOOK_DECIDING: &str = "the payment hook is deciding";
+
+/// The reason a sale shows when the node stopped before its payment hook answered.
+const HOOK_INTERRUPTED: &str =
+    "the node stopped while the payment hook ran; check the payment and approve or reject";
+
+/// The reason a purchase shows after [`PURCHASE_EXPIRY`].
+fn unanswered() -> String {
+    format!(
+        "unanswered: the seller did not decide within {} days, so this node stopped asking; \
+         `smpl buy` sends a new order",
+        PURCHASE_EXPIRY.as_secs() / DAY
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TradeError {
@@ -57,8 +95,10 @@ pub enum TradeError {
     Sign(#[from] smpl_protocol::ProtocolError),
     #[error("no order {0:?} (`smpl sales` lists them)")]
     UnknownOrder(String),
-    #[error("order {order} is {status}, not pending")]
-    NotPending { order: String, status: OrderStatus },
+    #[error("order {order} is {state}, not pending for the seller")]
+    NotPending { order: String, state: String },
+    #[error("the buyer of order {order} already holds license {license} for this version (order {holder})")]
+    AlreadyLicensed { order: String, holder: String, license: LicenseId },
     #[error("{0:?} matches several orders; give more of the order id")]
     Ambiguous(String),
     #[error("the seller sent an unusable license: {0}")]
@@ -149,9 +189,26 @@ impl Order {
             reason: None,
             license_id: None,
             created_at,
+            deciding_since: None,
+            decided_at: None,
             request: envelope.as_bytes().to_vec(),
         }
     }
+}
+
+/// The error for deciding an order that does not wait for the seller.
+fn not_pending(order: &Order) -> TradeError {
+    let state = if order.is_deciding() {
+        "being decided by the payment hook".into()
+    } else {
+        order.status.to_string()
+    };
+    TradeError::NotPending { order: order.order_id.clone(), state }
+}
+
+/// Whether the buyer stopped asking about `order` at `now`.
+fn expired(order: &Order, now: u64) -> bool {
+    now.saturating_sub(order.created_at) >= PURCHASE_EXPIRY.as_secs()
 }
 
 /// The order id both sides derive from a signed purchase request.
@@ -167,7 +224,17 @@ impl Trade {
         config: TradeConfig,
     ) -> Result<Trade, TradeError> {
         let ledger = Ledger::open(&store)?;
-        let trade = Trade { identity, store, ledger, licenses_dir, config, gate: LicenseGate::default() };
+        let gate = LicenseGate::open(&store)?;
+        let trade = Trade { identity, store, ledger, licenses_dir, config, gate };
+        // Nothing is decided yet, so an order still marked as in the hook's hands
+        // belongs to a hook whose answer was lost with the last run.
+        for order in trade.ledger.recover_sales(HOOK_INTERRUPTED)? {
+            tracing::warn!(
+                order = %order.order_id,
+                buyer = %order.buyer,
+                "the node stopped while the payment hook decided this order; it waits for `smpl sales approve` or `reject`"
+            );
+        }
         trade.write_missing_certificates()?;
         Ok(trade)
     }
@@ -192,13 +259,22 @@ impl Trade {
             },
             TradeRequest::Present(bytes) => {
                 match check_token(&bytes, &Expect { buyer: Some(peer), ..Expect::default() }) {
-                    Ok((token, _)) => {
-                        self.gate.grant(peer, &token);
-                        TradeResponse::Accepted
-                    }
+                    Ok((token, _)) => match self.gate.grant(peer, &token) {
+                        Ok(true) => TradeResponse::Accepted,
+                        Ok(false) => TradeResponse::Refused(format!(
+                            "this node holds no content {} of seller {} to serve under that license",
+                            token.content, token.seller
+                        )),
+                        Err(e) => {
+                            tracing::error!("recording a license grant for {peer} failed: {e}");
+                            TradeResponse::Refused(format!("the provider's node failed: {e}"))
+                        }
+                    },
                     Err(e) => TradeResponse::Refused(e.to_string()),
                 }
             }
+            // Proofs read the blob store, which the network host answers from.
+            TradeRequest::Prove { .. } => TradeResponse::Refused("no proofs from the trade ledger".into()),
         }
     }
 
@@ -214,26 +290,74 @@ impl Trade {
             )));
         }
         let order_id = order_id_of(&envelope);
+        // A copy of a known order (re-sent, or sent again while it is decided) is
+        // answered from the ledger, never decided again.
         if let Some(order) = self.ledger.order(Side::Sales, &order_id)? {
             return self.response(&order);
         }
-        // Orders that cannot be for us are answered but not kept.
-        let reject = |reason: String| Ok(TradeResponse::Rejected { order: order_id.clone(), reason });
+        let manifest = match self.check_order(&request)? {
+            Ok(manifest) => manifest,
+            // Orders that cannot be for us are answered but not kept.
+            Err(reason) => return Ok(TradeResponse::Rejected { order: order_id, reason }),
+        };
+        let sales = self.ledger.orders(Side::Sales)?;
+        if sales.iter().filter(|o| o.buyer == peer && o.status == OrderStatus::Pending).count()
+            >= MAX_PENDING_PER_BUYER
+        {
+            let reason = "too many pending orders from this buyer; wait for the seller".to_string();
+            return Ok(TradeResponse::Rejected { order: order_id, reason });
+        }
+        let mut order = Order::pending(&manifest, &request, &envelope, now());
+        let mut license = None;
+        let mut hook = None;
+        match (&manifest.price, &self.config.policy) {
+            (None, _) | (_, SellerPolicy::Auto) => license = Some(self.sign_license(&mut order)?),
+            (_, SellerPolicy::Manual) => {}
+            (_, SellerPolicy::Hook(cmd)) => {
+                hook = Some(cmd.as_str());
+                order.deciding_since = Some(order.created_at);
+                order.reason = Some(HOOK_DECIDING.into());
+            }
+        }
+        // The decision belongs to whoever stores the order first.
+        match self.ledger.claim(&order, license.as_ref().map(|(_, envelope)| envelope))? {
+            Claim::New => {}
+            Claim::Known(known) => return self.response(&known),
+            Claim::Held { license_id: Some(license_id), .. } => {
+                return self.issued_response(order_id, &license_id);
+            }
+            Claim::Held { order_id: holder, license_id: None } => {
+                tracing::debug!(order = %order_id, %holder, "another order of this buyer for this version is open");
+                return Ok(TradeResponse::Pending { order: order_id });
+            }
+        }
+        if let Some((token, envelope)) = &license {
+            self.issued(&order, token, envelope);
+        }
+        if let Some(cmd) = hook {
+            order = self.decide_by_hook(cmd, order)?;
+        }
+        self.response(&order)
+    }
+
+    /// Checks that `request` is for one of our packs at its current version and
+    /// covers its price: the manifest, or the reason to reject the order.
+    fn check_order(&self, request: &PurchaseRequest) -> Result<Result<Manifest, String>, TradeError> {
         let me = self.me();
         if request.seller != me {
-            return reject(format!("this node is {me}, not the seller {}", request.seller));
+            return Ok(Err(format!("this node is {me}, not the seller {}", request.seller)));
         }
         let Some((manifest, _)) = self.store.manifest(&request.pack_id)? else {
-            return reject(format!("no pack {} is for sale here", request.pack_id));
+            return Ok(Err(format!("no pack {} is for sale here", request.pack_id)));
         };
         if manifest.author != me {
-            return reject(format!("pack {} is not this node's", request.pack_id));
+            return Ok(Err(format!("pack {} is not this node's", request.pack_id)));
         }
         if request.seq != manifest.seq {
-            return reject(format!(
+            return Ok(Err(format!(
                 "{:?} is at version {} now, the order names version {}; refresh and buy again",
                 manifest.title, manifest.seq, request.seq
-            ));
+            )));
         }
         if let Some(price) = &manifest.price {
             let covers = request
@@ -242,50 +366,53 @@ impl Trade {
                 .is_some_and(|p| p.currency == price.currency && p.amount_minor >= price.amount_minor);
             if !covers {
                 let offered = request.price.as_ref().map_or("nothing".to_string(), |p| p.to_string());
-                return reject(format!("{:?} costs {price}; the order offers {offered}", manifest.title));
+                return Ok(Err(format!("{:?} costs {price}; the order offers {offered}", manifest.title)));
             }
         }
-        let sales = self.ledger.orders(Side::Sales)?;
-        let mine = |o: &&Order| o.buyer == peer && o.pack_id == manifest.pack_id;
-        if let Some(done) =
-            sales.iter().filter(mine).find(|o| o.seq == manifest.seq && o.status == OrderStatus::Issued)
-        {
-            return self.response(done);
+        // Decided orders are pruned after the retention period; an order signed
+        // before it could be one of them, and must not be decided (charged) again.
+        if request.created_at.saturating_add(ORDER_RETENTION.as_secs()) < now() {
+            return Ok(Err("the order was signed too long ago to be told from an old one; buy again".into()));
         }
-        if sales.iter().filter(|o| o.buyer == peer && o.status == OrderStatus::Pending).count()
-            >= MAX_PENDING_PER_BUYER
-        {
-            return reject("too many pending orders from this buyer; wait for the seller".into());
-        }
-        let mut order = Order::pending(&manifest, &request, &envelope, now());
-        let decision = match (&manifest.price, &self.config.policy) {
-            (None, _) | (_, SellerPolicy::Auto) => Decision::Approve,
-            (_, SellerPolicy::Manual) => Decision::Wait,
-            (_, SellerPolicy::Hook(cmd)) => {
-                let hook_order = policy::HookOrder {
-                    order_id: &order.order_id,
-                    pack_id: order.pack_id,
-                    title: &order.title,
-                    seq: order.seq,
-                    buyer: order.buyer,
-                    price: order.price.as_ref(),
-                    payment_ref: order.payment_ref.as_deref(),
-                    created_at: order.created_at,
-                };
-                policy::run_hook(cmd, &hook_order, self.config.hook_timeout)
+        Ok(Ok(manifest))
+    }
+
+    /// Runs the payment hook on an order this call claimed, and records its
+    /// decision. Only the claimer gets here, so the hook runs once per order; if
+    /// recording fails, the order stays marked and is handed to the seller at the
+    /// next start.
+    fn decide_by_hook(&self, cmd: &str, claimed: Order) -> Result<Order, TradeError> {
+        let decision = policy::run_hook(cmd, &policy::HookOrder::from(&claimed), self.config.hook_timeout);
+        let mut next = claimed.clone();
+        next.deciding_since = None;
+        next.reason = None;
+        let license = match decision {
+            Decision::Approve => Some(self.sign_license(&mut next)?),
+            Decision::Wait => None,
+            Decision::Reject(reason) => {
+                tracing::info!(order = %next.order_id, %reason, "order rejected");
+                next.status = OrderStatus::Rejected;
+                next.reason = Some(reason);
+                next.decided_at = Some(now());
+                None
             }
         };
-        match decision {
-            Decision::Approve => self.issue(&mut order)?,
-            Decision::Wait => self.ledger.save(Side::Sales, &order)?,
-            Decision::Reject(reason) => {
-                tracing::info!(order = %order.order_id, %reason, "order rejected");
-                order.status = OrderStatus::Rejected;
-                order.reason = Some(reason);
-                self.ledger.save(Side::Sales, &order)?;
+        let envelope = license.as_ref().map(|(_, envelope)| envelope);
+        match self.ledger.update(Side::Sales, &next, envelope, Order::is_deciding)? {
+            Update::Done => {
+                if let Some((token, envelope)) = &license {
+                    self.issued(&next, token, envelope);
+                }
+                Ok(next)
             }
+            Update::Stale(current) => Ok(*current),
+            Update::Missing => Err(TradeError::UnknownOrder(next.order_id)),
+            Update::Licensed { order_id, license_id } => Err(TradeError::AlreadyLicensed {
+                order: next.order_id,
+                holder: order_id,
+                license: license_id,
+            }),
         }
-        self.response(&order)
     }
 
     /// The answer that tells a buyer where `order` stands.
@@ -297,21 +424,25 @@ impl Trade {
                 order: order_id,
                 reason: order.reason.clone().unwrap_or_else(|| "rejected by the seller".into()),
             },
-            OrderStatus::Issued => {
-                let license = order.license_id.and_then(|id| self.ledger.license(&id).transpose());
-                match license {
-                    Some(license) => TradeResponse::Issued {
-                        order: order_id,
-                        license: ByteBuf::from(license?.1.into_bytes()),
-                    },
-                    None => TradeResponse::Refused(format!("the license of order {order_id} is missing")),
-                }
-            }
+            OrderStatus::Issued => match order.license_id {
+                Some(license_id) => self.issued_response(order_id, &license_id)?,
+                None => TradeResponse::Refused(format!("the license of order {order_id} is missing")),
+            },
         })
     }
 
-    /// Signs a license for a pending sale and records it, durably.
-    fn issue(&self, order: &mut Order) -> Result<(), TradeError> {
+    /// Answers `order_id` with the stored license `license_id`.
+    fn issued_response(&self, order_id: String, license_id: &LicenseId) -> Result<TradeResponse, TradeError> {
+        Ok(match self.ledger.license(license_id) {
+            Some((_, envelope)) => {
+                TradeResponse::Issued { order: order_id, license: ByteBuf::from(envelope.into_bytes()) }
+            }
+            None => TradeResponse::Refused(format!("the license of order {order_id} is missing")),
+        })
+    }
+
+    /// Signs a license for `order` and marks it issued (not yet stored).
+    fn sign_license(&self, order: &mut Order) -> Result<(LicenseToken, Envelope), TradeError> {
         let token = LicenseToken {
             license_id: LicenseId(random()),
             pack_id: order.pack_id,
@@ -328,13 +459,18 @@ impl Trade {
         order.status = OrderStatus::Issued;
         order.license_id = Some(token.license_id);
         order.reason = None;
-        self.ledger.issue(Side::Sales, order, &envelope)?;
+        order.deciding_since = None;
+        order.decided_at = Some(token.issued_at);
+        Ok((token, envelope))
+    }
+
+    /// Follows up a license that was just stored for a sale.
+    fn issued(&self, order: &Order, token: &LicenseToken, envelope: &Envelope) {
         tracing::info!(order = %order.order_id, license = %token.license_id, buyer = %order.buyer, "license issued");
-        if let Err(e) = self.write_certificate(&token, &envelope) {
+        if let Err(e) = self.write_certificate(token, envelope) {
             // The ledger has it; the file is written again at the next start.
             tracing::warn!("{e}");
         }
-        Ok(())
     }
 
     /// The seller's orders, oldest first.
@@ -356,25 +492,42 @@ impl Trade {
         }
     }
 
+    /// Moves a sale waiting for the seller to `next`, if nobody decided it meanwhile.
+    fn decide(&self, next: &Order, license: Option<&Envelope>) -> Result<(), TradeError> {
+        match self.ledger.update(Side::Sales, next, license, Order::awaits_seller)? {
+            Update::Done => Ok(()),
+            Update::Stale(current) => Err(not_pending(&current)),
+            Update::Missing => Err(TradeError::UnknownOrder(next.order_id.clone())),
+            Update::Licensed { order_id, license_id } => Err(TradeError::AlreadyLicensed {
+                order: next.order_id.clone(),
+                holder: order_id,
+                license: license_id,
+            }),
+        }
+    }
+
     /// Approves a pending sale: issues its license.
     pub fn approve(&self, order_id: &str) -> Result<Order, TradeError> {
         let mut order = self.find_sale(order_id)?;
-        if order.status != OrderStatus::Pending {
-            return Err(TradeError::NotPending { order: order.order_id, status: order.status });
+        if !order.awaits_seller() {
+            return Err(not_pending(&order));
         }
-        self.issue(&mut order)?;
+        let (token, envelope) = self.sign_license(&mut order)?;
+        self.decide(&order, Some(&envelope))?;
+        self.issued(&order, &token, &envelope);
         Ok(order)
     }
 
     /// Rejects a pending sale, with a reason the buyer will see.
     pub fn reject(&self, order_id: &str, reason: Option<String>) -> Result<Order, TradeError> {
         let mut order = self.find_sale(order_id)?;
-        if order.status != OrderStatus::Pending {
-            return Err(TradeError::NotPending { order: order.order_id, status: order.status });
+        if !order.awaits_seller() {
+            return Err(not_pending(&order));
         }
         order.status = OrderStatus::Rejected;
         order.reason = Some(reason.unwrap_or_else(|| "rejected by the seller".into()));
-        self.ledger.save(Side::Sales, &order)?;
+        order.decided_at = Some(now());
+        self.decide(&order, None)?;
         Ok(order)
     }
 
@@ -397,7 +550,7 @@ impl Trade {
         };
         let envelope = request.sign(&self.identity)?;
         let order = Order::pending(manifest, &request, &envelope, request.created_at);
-        self.ledger.save(Side::Purchases, &order)?;
+        self.ledger.save_purchase(&order)?;
         Ok(order)
     }
 
@@ -410,23 +563,26 @@ impl Trade {
         Ok(self.ledger.orders(Side::Purchases)?)
     }
 
-    /// Purchases still waiting for the seller's answer.
+    /// Purchases still waiting for the seller's answer and still asked about: those
+    /// signed less than [`PURCHASE_EXPIRY`] ago.
     pub fn open_purchases(&self) -> Result<Vec<Order>, TradeError> {
+        let now = now();
         let mut orders = self.ledger.orders(Side::Purchases)?;
-        orders.retain(|o| o.status == OrderStatus::Pending);
+        orders.retain(|o| o.status == OrderStatus::Pending && !expired(o, now));
         Ok(orders)
     }
 
     /// Records the seller's answer to one of our purchases. An issued license is
     /// checked first (signed by the pack's author, for us, for the content we
-    /// ordered); a bad one leaves the purchase pending and is an error.
+    /// ordered); a bad one leaves the purchase pending and is an error. Answers to
+    /// a purchase that is decided already change nothing.
     pub fn record(&self, order_id: &str, response: TradeResponse) -> Result<Order, TradeError> {
-        let mut order =
-            self.purchase(order_id)?.ok_or_else(|| TradeError::UnknownOrder(order_id.to_string()))?;
+        let order = self.purchase(order_id)?.ok_or_else(|| TradeError::UnknownOrder(order_id.to_string()))?;
         if order.status != OrderStatus::Pending {
             return Ok(order);
         }
-        match response {
+        let mut next = order.clone();
+        let license = match response {
             TradeResponse::Issued { license, .. } => {
                 let expect = Expect {
                     buyer: Some(self.me()),
@@ -434,21 +590,62 @@ impl Trade {
                     content: Some(order.content),
                 };
                 let (token, envelope) = check_token(&license, &expect)?;
-                order.status = OrderStatus::Issued;
-                order.license_id = Some(token.license_id);
-                order.reason = None;
-                self.ledger.issue(Side::Purchases, &order, &envelope)?;
-                self.write_certificate(&token, &envelope)?;
+                next.status = OrderStatus::Issued;
+                next.license_id = Some(token.license_id);
+                next.reason = None;
+                next.decided_at = Some(now());
+                Some((token, envelope))
             }
-            TradeResponse::Pending { .. } => return Ok(order),
             TradeResponse::Rejected { reason, .. } | TradeResponse::Refused(reason) => {
-                order.status = OrderStatus::Rejected;
-                order.reason = Some(reason);
-                self.ledger.save(Side::Purchases, &order)?;
+                next.status = OrderStatus::Rejected;
+                next.reason = Some(reason);
+                next.decided_at = Some(now());
+                None
             }
-            TradeResponse::Accepted => return Ok(order),
+            TradeResponse::Pending { .. } | TradeResponse::Accepted | TradeResponse::Proof(_) => {
+                return Ok(order);
+            }
+        };
+        let envelope = license.as_ref().map(|(_, envelope)| envelope);
+        match self.ledger.update(Side::Purchases, &next, envelope, |o| o.status == OrderStatus::Pending)? {
+            Update::Done => {
+                if let Some((token, envelope)) = &license {
+                    self.write_certificate(token, envelope)?;
+                }
+                Ok(next)
+            }
+            Update::Stale(current) => Ok(*current),
+            Update::Missing | Update::Licensed { .. } => Err(TradeError::UnknownOrder(order_id.to_string())),
         }
-        Ok(order)
+    }
+
+    /// Housekeeping, run now and then: purchases past [`PURCHASE_EXPIRY`] are
+    /// marked unanswered, decided orders past [`ORDER_RETENTION`] are pruned.
+    pub fn tidy(&self) -> Result<(), TradeError> {
+        self.tidy_at(now())
+    }
+
+    fn tidy_at(&self, now: u64) -> Result<(), TradeError> {
+        for order in self.ledger.orders(Side::Purchases)? {
+            if order.status == OrderStatus::Pending && order.reason.is_none() && expired(&order, now) {
+                let mut next = order.clone();
+                next.reason = Some(unanswered());
+                let still_open = |o: &Order| o.status == OrderStatus::Pending && o.reason.is_none();
+                if self.ledger.update(Side::Purchases, &next, None, still_open)? == Update::Done {
+                    tracing::info!(order = %order.order_id, pack = %order.pack_id, "{}", unanswered());
+                }
+            }
+        }
+        let before = now.saturating_sub(ORDER_RETENTION.as_secs());
+        let pruned = self.ledger.prune(Side::Sales, before)? + self.ledger.prune(Side::Purchases, before)?;
+        if pruned > 0 {
+            tracing::info!(
+                orders = pruned,
+                "pruned orders decided over {} days ago",
+                ORDER_RETENTION.as_secs() / DAY
+            );
+        }
+        Ok(())
     }
 
     /// Our license (as buyer) for exactly this content of `pack`, if any.
@@ -456,22 +653,26 @@ impl Trade {
         let me = self.me();
         Ok(self
             .ledger
-            .licenses()?
+            .licenses_of(pack)
             .into_iter()
-            .find(|(t, _)| t.buyer == me && t.pack_id == *pack && t.content == *content)
+            .find(|(t, _)| t.buyer == me && t.content == *content)
             .map(|(_, envelope)| envelope))
     }
 
     /// Licenses this node holds as buyer, or (`issued`) those it issued as seller.
     pub fn licenses(&self, issued: bool) -> Result<Vec<LicenseView>, TradeError> {
         let me = self.me();
+        let mut titles: HashMap<PackId, String> = HashMap::new();
         let mut views: Vec<LicenseView> = self
             .ledger
-            .licenses()?
+            .licenses()
             .into_iter()
             .filter(|(t, _)| if issued { t.seller == me } else { t.buyer == me })
             .map(|(t, _)| {
-                let title = self.order_title(&t).unwrap_or_default();
+                let title = titles
+                    .entry(t.pack_id)
+                    .or_insert_with(|| self.order_title(&t).unwrap_or_default())
+                    .clone();
                 LicenseView {
                     file: self.certificate_path(&t),
                     license_id: t.license_id,
@@ -486,7 +687,7 @@ impl Trade {
                 }
             })
             .collect();
-        views.sort_by_key(|v| v.issued_at);
+        views.sort_by_key(|v| (v.issued_at, v.license_id));
         Ok(views)
     }
 
@@ -499,9 +700,9 @@ impl Trade {
         let me = self.me();
         let (token, envelope) = self
             .ledger
-            .licenses()?
+            .licenses_of(pack)
             .into_iter()
-            .filter(|(t, _)| t.pack_id == *pack && (t.buyer == me || t.seller == me))
+            .filter(|(t, _)| t.buyer == me || t.seller == me)
             .max_by_key(|(t, _)| (t.buyer == me, t.issued_at))
             .ok_or(TradeError::NoLicense(*pack))?;
         Ok((token.license_id, self.render(&token, &envelope)))
@@ -529,7 +730,7 @@ impl Trade {
     }
 
     fn write_missing_certificates(&self) -> Result<(), TradeError> {
-        for (token, envelope) in self.ledger.licenses()? {
+        for (token, envelope) in self.ledger.licenses() {
             if !self.certificate_path(&token).exists() {
                 self.write_certificate(&token, &envelope)?;
             }
@@ -543,10 +744,231 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let temp = path.with_extension("tmp");
+    // A name of its own, so two writers of one certificate cannot meet.
+    let temp = path.with_extension(format!("{}.tmp", u64::from_be_bytes(random())));
     let mut file = std::fs::File::create(&temp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&temp, path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smpl_protocol::{AudioFormat, LicenseTerms, SampleEntry, SampleKind};
+    use std::sync::Barrier;
+
+    const SECRET: [u8; 32] = [11; 32];
+
+    /// A paid pack of `seller`'s with one sample nobody needs to hold.
+    fn pack(seller: &Identity) -> (Manifest, Envelope) {
+        let slug = "dusty-drums".to_string();
+        let hash = BlobHash(*blake3::hash(slug.as_bytes()).as_bytes());
+        let manifest = Manifest {
+            pack_id: PackId::derive(&seller.node_id(), &slug),
+            author: seller.node_id(),
+            author_name: "seller".into(),
+            slug,
+            seq: 1,
+            title: "Dusty Drums".into(),
+            description: String::new(),
+            genre: "hip-hop".into(),
+            tags: vec![],
+            price: Some(Price { amount_minor: 500, currency: "USD".into() }),
+            license: LicenseTerms::Named("royalty-free".into()),
+            created_at: 1_700_000_000,
+            content: hash,
+            cover: None,
+            samples: vec![SampleEntry {
+                name: "Kick.wav".into(),
+                hash,
+                size: 1000,
+                format: AudioFormat::Wav,
+                frames: 44_100,
+                sample_rate: 44_100,
+                channels: 1,
+                bit_depth: Some(16),
+                peak_dbfs: -1.0,
+                loudness_lufs: Some(-14.0),
+                kind: SampleKind::OneShot,
+                tempo: None,
+                key: None,
+                tags: vec![],
+                waveform: vec![128; 128],
+                preview: None,
+                descriptor: None,
+            }],
+        };
+        let envelope = manifest.sign(seller).unwrap();
+        (manifest, envelope)
+    }
+
+    /// A seller's trade side under `policy`, with its pack stored.
+    struct Seller {
+        dir: tempfile::TempDir,
+        store: Store,
+        trade: Trade,
+        manifest: Manifest,
+    }
+
+    impl Seller {
+        fn new(policy: SellerPolicy) -> Seller {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("db")).unwrap();
+            let identity = Identity::from_secret_bytes(SECRET);
+            let (manifest, envelope) = pack(&identity);
+            store.accept_manifest(&manifest, &envelope, true).unwrap();
+            let trade = Seller::open(&dir, &store, policy);
+            Seller { dir, store, trade, manifest }
+        }
+
+        /// Opens the trade side again, as a restarted node does.
+        fn open(dir: &tempfile::TempDir, store: &Store, policy: SellerPolicy) -> Trade {
+            let config = TradeConfig { policy, hook_timeout: Duration::from_secs(10) };
+            let identity = Identity::from_secret_bytes(SECRET);
+            Trade::open(identity, store.clone(), dir.path().join("licenses"), config).unwrap()
+        }
+
+        /// A signed order from `buyer` for the pack; `nonce` tells orders apart.
+        fn order(&self, buyer: &Identity, nonce: u64) -> Vec<u8> {
+            let request = PurchaseRequest {
+                pack_id: self.manifest.pack_id,
+                seq: self.manifest.seq,
+                buyer: buyer.node_id(),
+                seller: self.manifest.author,
+                price: self.manifest.price.clone(),
+                payment_ref: Some("PAID-1".into()),
+                nonce,
+                created_at: now(),
+            };
+            request.sign(buyer).unwrap().into_bytes()
+        }
+
+        fn buy(&self, buyer: &Identity, order: &[u8]) -> TradeResponse {
+            self.trade.answer(buyer.node_id(), TradeRequest::Buy(ByteBuf::from(order.to_vec())))
+        }
+
+        /// A hook that notes each run in a file, takes `secs`, and approves.
+        fn hook(&self, secs: f32) -> (SellerPolicy, PathBuf) {
+            let runs = self.dir.path().join("runs");
+            let cmd = format!("cat >/dev/null; echo run >> '{}'; sleep {secs}; echo approve", runs.display());
+            (SellerPolicy::Hook(cmd), runs)
+        }
+    }
+
+    fn runs(file: &Path) -> usize {
+        std::fs::read_to_string(file).map_or(0, |text| text.lines().count())
+    }
+
+    fn license_of(response: &TradeResponse) -> Option<LicenseId> {
+        match response {
+            TradeResponse::Issued { license, .. } => Some(LicenseToken::open(license).unwrap().0.license_id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn concurrent_copies_and_a_second_order_run_the_hook_once_and_issue_one_license() {
+        let seller = Seller::new(SellerPolicy::Manual);
+        let (policy, runs_file) = seller.hook(1.0);
+        let seller = Seller { trade: Seller::open(&seller.dir, &seller.store, policy), ..seller };
+        let buyer = Identity::from_secret_bytes([12; 32]);
+        let (first, second) = (seller.order(&buyer, 1), seller.order(&buyer, 2));
+        // Six copies of the first order and two of a second one, all at once.
+        let orders: Vec<&[u8]> = [&first; 6].into_iter().chain([&second; 2]).map(Vec::as_slice).collect();
+        let barrier = Barrier::new(orders.len());
+        let answers: Vec<TradeResponse> = std::thread::scope(|s| {
+            let handles: Vec<_> = orders
+                .iter()
+                .map(|order| {
+                    let (barrier, seller, buyer) = (&barrier, &seller, &buyer);
+                    s.spawn(move || {
+                        barrier.wait();
+                        seller.buy(buyer, order)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(runs(&runs_file), 1, "{answers:?}");
+        let issued: Vec<LicenseId> = answers.iter().filter_map(license_of).collect();
+        assert_eq!(issued.len(), 1, "only the claimer waits for the hook: {answers:?}");
+        assert!(
+            answers.iter().all(|a| license_of(a).is_some() || matches!(a, TradeResponse::Pending { .. }))
+        );
+        assert_eq!(seller.trade.licenses(true).unwrap().len(), 1);
+
+        // Asked again, both orders get the one license; the hook does not run again.
+        assert_eq!(license_of(&seller.buy(&buyer, &first)), Some(issued[0]));
+        assert_eq!(license_of(&seller.buy(&buyer, &second)), Some(issued[0]));
+        let third = seller.order(&buyer, 3);
+        assert_eq!(license_of(&seller.buy(&buyer, &third)), Some(issued[0]));
+        assert_eq!(runs(&runs_file), 1);
+        assert_eq!(seller.trade.licenses(true).unwrap().len(), 1);
+        assert_eq!(seller.trade.sales(false).unwrap().len(), 1, "copies and later orders are not kept");
+    }
+
+    #[test]
+    fn an_order_whose_hook_was_cut_off_waits_for_the_seller_after_a_restart() {
+        let seller = Seller::new(SellerPolicy::Manual);
+        let (policy, runs_file) = seller.hook(0.0);
+        let buyer = Identity::from_secret_bytes([13; 32]);
+        let order = seller.order(&buyer, 1);
+        // What a node killed while the hook ran leaves: the order, claimed.
+        let (request, envelope) = PurchaseRequest::open(&order).unwrap();
+        let mut claimed = Order::pending(&seller.manifest, &request, &envelope, now());
+        claimed.deciding_since = Some(claimed.created_at);
+        assert_eq!(seller.trade.ledger.claim(&claimed, None).unwrap(), Claim::New);
+        assert!(matches!(seller.buy(&buyer, &order), TradeResponse::Pending { .. }), "deciding");
+        assert!(seller.trade.approve(&claimed.order_id).unwrap_err().to_string().contains("payment hook"));
+
+        let trade = Seller::open(&seller.dir, &seller.store, policy);
+        let seller = Seller { trade, ..seller };
+        assert!(matches!(seller.buy(&buyer, &order), TradeResponse::Pending { .. }));
+        assert!(matches!(seller.buy(&buyer, &seller.order(&buyer, 2)), TradeResponse::Pending { .. }));
+        assert_eq!(runs(&runs_file), 0, "the hook is not run again");
+        let pending = seller.trade.sales(true).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].reason.as_deref(), Some(HOOK_INTERRUPTED));
+
+        let approved = seller.trade.approve(&claimed.order_id).unwrap();
+        let license = approved.license_id.unwrap();
+        assert_eq!(license_of(&seller.buy(&buyer, &order)), Some(license));
+        assert!(seller.trade.approve(&claimed.order_id).unwrap_err().to_string().contains("not pending"));
+        assert_eq!(seller.trade.licenses(true).unwrap().len(), 1);
+        assert_eq!(runs(&runs_file), 0);
+    }
+
+    #[test]
+    fn decided_orders_are_pruned_and_their_licenses_kept() {
+        let seller = Seller::new(SellerPolicy::Auto);
+        let buyer = Identity::from_secret_bytes([14; 32]);
+        let first = seller.order(&buyer, 1);
+        let license = license_of(&seller.buy(&buyer, &first)).unwrap();
+        seller.trade.tidy_at(now()).unwrap();
+        assert_eq!(seller.trade.sales(false).unwrap().len(), 1, "kept within the retention");
+
+        seller.trade.tidy_at(now() + ORDER_RETENTION.as_secs() + 1).unwrap();
+        assert!(seller.trade.sales(false).unwrap().is_empty());
+        assert_eq!(seller.trade.licenses(true).unwrap().len(), 1);
+        assert!(seller.trade.certificate(&seller.manifest.pack_id).is_ok());
+        // The pruned sale still keeps the buyer at one license.
+        assert_eq!(license_of(&seller.buy(&buyer, &first)), Some(license));
+        assert_eq!(seller.trade.licenses(true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_purchase_left_unanswered_expires() {
+        let seller = Seller::new(SellerPolicy::Manual);
+        let order = seller.trade.new_purchase(&seller.manifest, None).unwrap();
+        seller.trade.tidy_at(now()).unwrap();
+        assert_eq!(seller.trade.open_purchases().unwrap().len(), 1);
+        seller.trade.tidy_at(order.created_at + PURCHASE_EXPIRY.as_secs()).unwrap();
+        let stored = seller.trade.purchase(&order.order_id).unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.reason.as_deref()),
+            (OrderStatus::Pending, Some(unanswered().as_str()))
+        );
+    }
 }

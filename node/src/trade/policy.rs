@@ -6,6 +6,11 @@
 //! non-zero exit status, or no answer within the timeout rejects the order with a
 //! reason that says so; a hook that hangs is killed with its whole process group,
 //! so it never holds up the node.
+//!
+//! The hook runs at most once per order: copies of the order that the buyer sends
+//! while it runs are answered "pending", and an order whose hook was running when
+//! the node stopped is not given to the hook again but waits for the seller's
+//! `smpl sales approve` or `reject`, since the hook may have taken the payment.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -14,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use smpl_protocol::{NodeId, PackId, Price};
+
+use crate::ledger::Order;
 
 /// How long a payment hook may take by default.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,6 +86,21 @@ pub struct HookOrder<'a> {
     pub price: Option<&'a Price>,
     pub payment_ref: Option<&'a str>,
     pub created_at: u64,
+}
+
+impl<'a> From<&'a Order> for HookOrder<'a> {
+    fn from(order: &'a Order) -> HookOrder<'a> {
+        HookOrder {
+            order_id: &order.order_id,
+            pack_id: order.pack_id,
+            title: &order.title,
+            seq: order.seq,
+            buyer: order.buyer,
+            price: order.price.as_ref(),
+            payment_ref: order.payment_ref.as_deref(),
+            created_at: order.created_at,
+        }
+    }
 }
 
 /// Runs the payment hook `cmd` on `order`, waiting at most `timeout`.

@@ -16,13 +16,13 @@
 //! received into memory (verified chunk group by chunk group as it arrives, like
 //! everything else) and then added to the store complete; a larger one, or the
 //! rest of a partly stored one, streams into the store chunk group by chunk group.
-//! That split is where the time of small files went (issue 3, a 1,000-file pack):
-//! iroh-blobs' file store turns a blob that arrives in pieces into a partial entry
-//! on disk, with three `fsync`s before it writes the first byte (about 10 ms per
-//! blob on a VM disk, 10 s for 1,000 files), while adding a complete blob writes
-//! it once and syncs nothing. Storing the last chunk of every blob to learn the
-//! sizes paid that price twice, and one request per blob paid a round trip, a
-//! store lookup and a gate check per file; shards pay them once per run of files.
+//! The split decides the time of small files: iroh-blobs' file store turns a blob
+//! that arrives in pieces into a partial entry on disk, with three `fsync`s before
+//! it writes the first byte (about 10 ms per blob on a VM disk, 10 s for 1,000
+//! files), while adding a complete blob writes it once and syncs nothing. Storing
+//! the last chunk of every blob to learn the sizes would pay that price twice, and
+//! one request per blob would pay a round trip, a store lookup and a gate check per
+//! file; shards pay them once per run of files.
 //! Small blobs are added to the store in the background while the response goes
 //! on. Large blobs keep streaming to disk, so memory stays bounded (per request
 //! one blob being received and about [`MEMORY_BLOB_MAX`] being stored, so at most

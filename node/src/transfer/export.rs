@@ -1,11 +1,29 @@
 //! Export: a stored pack as plain files a DAW opens.
 //!
-//! Files go to `<library>/<author name>/<pack title>/<file name>`. The author and
-//! title become one folder name each, and every part of a file's relative path is
-//! checked the same way, so nothing lands outside the pack folder whatever the
-//! manifest says. Every file appears under a temporary name, is checked against
+//! Files go to `<library>/<author name> (<author id>)/<pack title>/<file name>`,
+//! where the author id is the first 8 hex digits of the author's node id: display
+//! names are not authenticated, so the id keeps one author's packs apart from
+//! those of another key that uses the same name (an author with no usable name
+//! gets the first 16 hex digits alone). The author and title become one folder
+//! name each, and every part of a file's relative path is checked the same way, so
+//! nothing lands outside the pack folder whatever the manifest says. Every file
+//! appears under a temporary name in the folder it goes to, is checked against
 //! its size and is renamed into place, so a file under its real name is always
 //! whole; several files are exported at once.
+//!
+//! A fetch never writes into a folder that belongs to another pack: 8 hex digits
+//! keep honest authors apart, but a key whose id starts with another author's
+//! digits can be found by trying keys. So each pack folder has a marker holding
+//! its pack id, `.<pack folder>.smpl-pack`, written when the export creates the
+//! folder. The marker sits next to the pack folder, in the author folder, because
+//! a pack folder holds exactly the pack's files (`smpl license verify --files`
+//! refuses a folder with anything else in it). When `<pack title>` exists and its
+//! marker names another pack, or it has no marker (a folder the producer made),
+//! the pack goes to `<pack title> (<first 8 hex digits of the pack id>)`, then to
+//! `<pack title> (<pack id>)`; if each of these belongs to someone else too, the
+//! export fails. Exporting the same pack again (a newer version, or files that
+//! went missing) reuses its folder and replaces the manifest's files there; other
+//! files in the folder are left alone.
 //!
 //! A file is not copied out of the store when the store holds it as a file of
 //! its own on the same file system (blobs over 16 KiB, stored by the node itself):
@@ -43,7 +61,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use futures::StreamExt;
 use iroh_blobs::format::collection::Collection;
 use iroh_blobs::{Hash, HashAndFormat};
-use smpl_protocol::{BlobHash, Manifest, SampleEntry};
+use smpl_protocol::{BlobHash, Manifest, NodeId, PackId, SampleEntry};
 
 use super::TransferError;
 use crate::blobs::{Blobs, to_iroh};
@@ -55,11 +73,16 @@ const MAX_COMPONENT_BYTES: usize = 200;
 pub(crate) const READ_ONLY: u32 = 0o444;
 /// Files copied at the same time.
 const PARALLEL_WRITES: usize = 4;
+/// Hex digits of the author's node id in an author folder's name, and of the pack
+/// id in the name of a pack folder that moved aside for another pack.
+const SHORT_ID: usize = 8;
+/// Ends the name of the marker next to a pack folder that names the folder's pack.
+const MARKER_SUFFIX: &str = ".smpl-pack";
 
 /// Where a pack was exported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exported {
-    /// The pack folder, `<library>/<author>/<title>`.
+    /// The pack folder, `<library>/<author> (<author id>)/<title>`.
     pub path: PathBuf,
     pub files: usize,
     pub bytes: u64,
@@ -71,18 +94,42 @@ struct Targets<'a> {
     files: Vec<(PathBuf, &'a SampleEntry)>,
 }
 
-/// The pack folder, `<library>/<author>/<title>`, absolute.
-fn pack_dir(manifest: &Manifest, library: &Path) -> Result<PathBuf, TransferError> {
+/// The author folder, `<library>/<author> (<author id>)`, absolute, and the
+/// preferred name of the pack folder in it.
+fn pack_place(manifest: &Manifest, library: &Path) -> Result<(PathBuf, String), TransferError> {
     let library = std::path::absolute(library).map_err(TransferError::io("resolve", library))?;
-    let author =
-        folder_name(&manifest.author_name).unwrap_or_else(|| manifest.author.to_hex()[..16].to_string());
+    let author = author_folder(&manifest.author_name, &manifest.author);
     let title = folder_name(&manifest.title).unwrap_or_else(|| manifest.slug.clone());
-    Ok(library.join(author).join(title))
+    Ok((library.join(author), title))
 }
 
-fn targets<'a>(manifest: &'a Manifest, library: &Path) -> Result<Targets<'a>, TransferError> {
-    let dir = pack_dir(manifest, library)?;
+/// `<name> (<first 8 hex digits of the author's id>)`, or the first 16 hex digits
+/// alone when the name has no usable characters. A named folder always ends in
+/// `)` and a nameless one never does, so the two kinds cannot meet.
+fn author_folder(name: &str, author: &NodeId) -> String {
+    let hex = author.to_hex();
+    match folder_name(name) {
+        Some(name) => with_tag(&name, &hex[..SHORT_ID]),
+        None => hex[..16].to_string(),
+    }
+}
 
+/// `<name> (<tag>)`, shortening `name` so the whole stays within
+/// [`MAX_COMPONENT_BYTES`].
+fn with_tag(name: &str, tag: &str) -> String {
+    let room = MAX_COMPONENT_BYTES.saturating_sub(tag.len() + 3);
+    let mut short = String::new();
+    for c in name.chars() {
+        if short.len() + c.len_utf8() > room {
+            break;
+        }
+        short.push(c);
+    }
+    format!("{} ({tag})", short.trim_end_matches(['.', ' ']))
+}
+
+/// Each file of the manifest and its path inside the pack folder.
+fn relative_files(manifest: &Manifest) -> Result<Vec<(PathBuf, &SampleEntry)>, TransferError> {
     let mut files = Vec::with_capacity(manifest.samples.len());
     let mut seen = HashSet::new();
     for sample in &manifest.samples {
@@ -94,9 +141,72 @@ fn targets<'a>(manifest: &'a Manifest, library: &Path) -> Result<Targets<'a>, Tr
                 reason: "another file of the pack has the same name up to case".into(),
             });
         }
-        files.push((dir.join(relative), sample));
+        files.push((relative, sample));
     }
-    Ok(Targets { dir, files })
+    Ok(files)
+}
+
+/// The marker next to the pack folder `folder`: `.<folder>.smpl-pack`. Pack folder
+/// names never start with a dot ([`folder_name`]), so a marker is never taken for
+/// a pack folder. With a folder name of at most [`MAX_COMPONENT_BYTES`], the
+/// marker's name stays within the 255 bytes file systems allow.
+fn marker_name(folder: &str) -> String {
+    format!(".{folder}{MARKER_SUFFIX}")
+}
+
+/// The pack whose marker is at `path`; `None` when there is no readable marker
+/// naming a pack.
+fn marked_pack(path: &Path) -> Option<PackId> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The pack folder of `pack` in `author_dir`: the first of `<title>`,
+/// `<title> (<8 hex of the pack id>)` and `<title> (<pack id>)` that either does
+/// not exist yet (it is created and its marker written) or is marked as `pack`'s.
+/// A folder marked for another pack or not marked at all belongs to someone else
+/// and is never written to; when all three do, this fails.
+fn claim_pack_dir(author_dir: &Path, title: &str, pack: &PackId) -> Result<PathBuf, TransferError> {
+    std::fs::create_dir_all(author_dir).map_err(TransferError::io("create", author_dir))?;
+    let hex = pack.to_hex();
+    let candidates = [title.to_string(), with_tag(title, &hex[..SHORT_ID]), with_tag(title, &hex)];
+    for name in &candidates {
+        let dir = author_dir.join(name);
+        let marker = author_dir.join(marker_name(name));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                // A marker left by a pack folder that was deleted is replaced: the
+                // folder is this pack's now.
+                if let Err(e) = std::fs::write(&marker, format!("{hex}\n")) {
+                    let _ = std::fs::remove_dir(&dir);
+                    return Err(TransferError::io("write", &marker)(e));
+                }
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if marked_pack(&marker) == Some(*pack) {
+                    return Ok(dir);
+                }
+                tracing::debug!(
+                    pack = %pack,
+                    folder = %dir.display(),
+                    "the folder belongs to another pack or was not made by smpl"
+                );
+            }
+            Err(e) => return Err(TransferError::io("create", &dir)(e)),
+        }
+    }
+    let source = std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!(
+            "{:?}, {:?} and {:?} all belong to other packs or were not made by smpl",
+            candidates[0], candidates[1], candidates[2]
+        ),
+    );
+    Err(TransferError::Io {
+        action: "choose a pack folder in",
+        path: author_dir.display().to_string(),
+        source,
+    })
 }
 
 /// Checks that the pack is stored whole and matches its manifest.
@@ -124,7 +234,14 @@ pub(super) async fn export(
     library: &Path,
 ) -> Result<Exported, TransferError> {
     stored_pack(blobs, manifest).await?;
-    let targets = targets(manifest, library)?;
+    let files = relative_files(manifest)?;
+    let (author_dir, title) = pack_place(manifest, library)?;
+    let pack = manifest.pack_id;
+    let dir = tokio::task::spawn_blocking(move || claim_pack_dir(&author_dir, &title, &pack))
+        .await
+        .map_err(|e| TransferError::Task(e.to_string()))??;
+    let files = files.into_iter().map(|(relative, sample)| (dir.join(relative), sample)).collect();
+    let targets = Targets { dir, files };
     write_files(blobs, manifest.content, &targets).await?;
     Ok(exported(manifest, targets))
 }
@@ -136,9 +253,9 @@ fn exported(manifest: &Manifest, targets: Targets<'_>) -> Exported {
     Exported { path: targets.dir, files, bytes }
 }
 
-/// Creates the folders of `targets` and puts its files there, several at once.
+/// Creates the subfolders of the pack folder (which [`claim_pack_dir`] made) and
+/// puts the files of `targets` there, several at once.
 async fn write_files(blobs: &Blobs, content: BlobHash, targets: &Targets<'_>) -> Result<(), TransferError> {
-    tokio::fs::create_dir_all(&targets.dir).await.map_err(TransferError::io("create", &targets.dir))?;
     let folders: HashSet<&Path> = targets.files.iter().filter_map(|(target, _)| target.parent()).collect();
     for folder in folders {
         tokio::fs::create_dir_all(folder).await.map_err(TransferError::io("create", folder))?;
@@ -361,6 +478,80 @@ mod tests {
         }
         let long = folder_name(&"é".repeat(300)).unwrap();
         assert!(long.len() <= MAX_COMPONENT_BYTES && long.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn author_folders_carry_a_short_id() {
+        let id = NodeId([0xab; 32]);
+        assert_eq!(author_folder("alice", &id), "alice (abababab)");
+        assert_eq!(author_folder("../a/b", &id), "_a_b (abababab)");
+        assert_eq!(author_folder(" .. ", &id), "abababababababab");
+        assert_ne!(author_folder("alice", &NodeId([0xcd; 32])), author_folder("alice", &id));
+        let long = author_folder(&"é".repeat(300), &id);
+        assert!(long.len() <= MAX_COMPONENT_BYTES && long.ends_with("é (abababab)"), "{long}");
+    }
+
+    fn marker(author: &Path, folder: &str) -> Option<PackId> {
+        marked_pack(&author.join(marker_name(folder)))
+    }
+
+    #[test]
+    fn a_pack_folder_is_reused_by_its_pack_and_never_taken_from_another() {
+        let library = tempfile::tempdir().unwrap();
+        let author = library.path().join("alice (abababab)");
+        let (a, b) = (PackId([0xaa; 16]), PackId([0xbb; 16]));
+
+        let dir_a = claim_pack_dir(&author, "Drums", &a).unwrap();
+        assert_eq!(dir_a, author.join("Drums"));
+        assert_eq!(marker(&author, "Drums"), Some(a));
+        std::fs::write(dir_a.join("Kick.wav"), b"a's kick").unwrap();
+
+        // Same author folder, same title, another pack: it moves aside.
+        let dir_b = claim_pack_dir(&author, "Drums", &b).unwrap();
+        assert_eq!(dir_b, author.join("Drums (bbbbbbbb)"));
+        assert_eq!(marker(&author, "Drums (bbbbbbbb)"), Some(b));
+        // Each pack finds its own folder again (a newer version, say).
+        assert_eq!(claim_pack_dir(&author, "Drums", &a).unwrap(), dir_a);
+        assert_eq!(claim_pack_dir(&author, "Drums", &b).unwrap(), dir_b);
+        assert_eq!(std::fs::read(dir_a.join("Kick.wav")).unwrap(), b"a's kick");
+
+        // A pack whose id starts like b's gets the whole id.
+        let mut c = PackId([0xcc; 16]);
+        c.0[..4].copy_from_slice(&[0xbb; 4]);
+        let dir_c = claim_pack_dir(&author, "Drums", &c).unwrap();
+        assert_eq!(dir_c, author.join(format!("Drums ({})", c.to_hex())));
+        assert_eq!(claim_pack_dir(&author, "Drums", &c).unwrap(), dir_c);
+
+        // Once all three names are other packs', the export fails.
+        let mut d = PackId([0xdd; 16]);
+        d.0[..4].copy_from_slice(&[0xbb; 4]);
+        std::fs::create_dir(author.join(format!("Drums ({})", d.to_hex()))).unwrap();
+        let err = claim_pack_dir(&author, "Drums", &d).unwrap_err();
+        assert!(matches!(err, TransferError::Io { .. }), "{err}");
+        assert_eq!(marker(&author, &format!("Drums ({})", d.to_hex())), None);
+        assert_eq!(marker(&author, "Drums"), Some(a));
+    }
+
+    #[test]
+    fn a_folder_smpl_did_not_make_is_left_alone() {
+        let library = tempfile::tempdir().unwrap();
+        let author = library.path().join("alice (abababab)");
+        let own = author.join("Drums");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("notes.txt"), b"mine").unwrap();
+        let a = PackId([0xaa; 16]);
+
+        let dir = claim_pack_dir(&author, "Drums", &a).unwrap();
+        assert_eq!(dir, author.join("Drums (aaaaaaaa)"));
+        assert_eq!(marker(&author, "Drums"), None);
+        let names: Vec<_> = std::fs::read_dir(&own).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["notes.txt"]);
+        assert_eq!(std::fs::read(own.join("notes.txt")).unwrap(), b"mine");
+
+        // A marker that names no pack is no marker.
+        std::fs::create_dir(author.join("Kit")).unwrap();
+        std::fs::write(author.join(marker_name("Kit")), "not a pack id").unwrap();
+        assert_eq!(claim_pack_dir(&author, "Kit", &a).unwrap(), author.join("Kit (aaaaaaaa)"));
     }
 
     #[test]

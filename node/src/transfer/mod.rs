@@ -12,12 +12,12 @@
 //!   [`Transfer::local_addrs`] is what libp2p tells other peers.
 //! - **Serving** (`provider`): read-only. Pushes are refused, connections and
 //!   concurrent requests are limited per peer, and every get request passes a
-//!   [`ServeGate`] (allow-all by default; the paid-content gate plugs in there).
+//!   [`ServeGate`] given at start (the node's is the paid-content gate).
 //! - **Fetching** (`download`): [`Transfer::download`] fetches a pack's collection
 //!   from several providers at once, resumes from verified partial data, and drops a
 //!   provider that fails or sends data that does not match its BLAKE3 hash.
 //! - **Export** (`export`): [`Transfer::export`] puts a stored pack under
-//!   `<library>/<author>/<title>/` as plain files: reflinks or read-only hard links
+//!   `<library>/<author name> (<author id>)/<title>/` as plain files: reflinks or read-only hard links
 //!   of the store's own files where it can, copies otherwise.
 //! - [`Transfer::ticket`] gives a `BlobTicket` that stock iroh-blobs clients such as
 //!   `sendme receive` accept.
@@ -127,16 +127,19 @@ impl Transfer {
         blobs: &Blobs,
         bind: SocketAddr,
         relay: Option<String>,
+        gate: Arc<dyn ServeGate>,
     ) -> Result<Transfer, TransferError> {
-        Transfer::start_with(identity, blobs, bind, relay, Limits::default()).await
+        Transfer::start_with(identity, blobs, bind, relay, gate, Limits::default()).await
     }
 
-    /// [`Transfer::start`] with explicit serving limits.
+    /// [`Transfer::start`] with explicit serving limits. `gate` decides every
+    /// request from the first one on: there is no moment without it.
     pub async fn start_with(
         identity: &Identity,
         blobs: &Blobs,
         bind: SocketAddr,
         relay: Option<String>,
+        gate: Arc<dyn ServeGate>,
         limits: Limits,
     ) -> Result<Transfer, TransferError> {
         let relay_mode = match relay {
@@ -168,7 +171,7 @@ impl Transfer {
             .map_err(|e| bind_err(e.to_string()))?;
         wait_for_addrs(&endpoint).await;
 
-        let gate = GateCell::default();
+        let gate = GateCell::new(gate);
         let cancel = CancellationToken::new();
         let (events, policy) = provider::spawn_policy(
             blobs.store().as_ref().clone(),
@@ -209,8 +212,8 @@ impl Transfer {
         }
     }
 
-    /// Installs the gate consulted on every request this node serves (see
-    /// [`ServeGate`]). The default allows everything.
+    /// Replaces the gate consulted on every request this node serves (see
+    /// [`ServeGate`]).
     pub fn set_gate(&self, gate: impl ServeGate) {
         self.gate.set(Arc::new(gate));
     }
@@ -236,7 +239,7 @@ impl Transfer {
     }
 
     /// Writes the stored pack of `manifest` as plain files under
-    /// `<library>/<author name>/<pack title>/`.
+    /// `<library>/<author name> (<short author id>)/<pack title>/` (see `export`).
     pub async fn export(&self, manifest: &Manifest, library: &Path) -> Result<Exported, TransferError> {
         export::export(&self.blobs, manifest, library).await
     }

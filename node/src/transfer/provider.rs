@@ -37,15 +37,10 @@ use smpl_protocol::{BlobHash, NodeId};
 use tokio_util::sync::CancellationToken;
 
 use super::node_id;
-use crate::blobs::from_iroh;
+use crate::blobs::{MAX_HASH_SEQ_BYTES, from_iroh};
 
 /// Events waiting for the policy actor before the provider's tasks wait.
 const EVENT_QUEUE: usize = 64;
-
-/// The largest hash sequence whose children the gate resolves: a collection of
-/// [`smpl_protocol::limits::MAX_SAMPLES`] files plus its metadata, with headroom.
-/// Requests for children of anything bigger are refused.
-const MAX_HASH_SEQ_BYTES: u64 = 32 * (smpl_protocol::limits::MAX_SAMPLES as u64 + 16);
 
 /// Decides whether a peer may fetch a blob from this node.
 ///
@@ -71,7 +66,8 @@ where
     }
 }
 
-/// The default gate: everything stored here may be fetched by anyone.
+/// A gate that lets anyone fetch everything stored here: for tests and tools that
+/// serve a store of their own, never for a node (which starts with its licence gate).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AllowAll;
 
@@ -85,12 +81,6 @@ impl ServeGate for AllowAll {
 #[derive(Clone)]
 pub(super) struct GateCell(Arc<RwLock<Arc<dyn ServeGate>>>);
 
-impl Default for GateCell {
-    fn default() -> Self {
-        GateCell(Arc::new(RwLock::new(Arc::new(AllowAll))))
-    }
-}
-
 impl std::fmt::Debug for GateCell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GateCell")
@@ -98,6 +88,10 @@ impl std::fmt::Debug for GateCell {
 }
 
 impl GateCell {
+    pub(super) fn new(gate: Arc<dyn ServeGate>) -> GateCell {
+        GateCell(Arc::new(RwLock::new(gate)))
+    }
+
     pub(super) fn set(&self, gate: Arc<dyn ServeGate>) {
         match self.0.write() {
             Ok(mut slot) => *slot = gate,
@@ -357,6 +351,7 @@ async fn requested_hashes(store: &Store, request: &GetRequest) -> Result<Vec<Has
         BlobStatus::Partial { .. } => return Err(AbortReason::Permission),
         BlobStatus::Complete { size } => size,
     };
+    // Children of anything bigger than a pack collection are not resolved.
     if size > MAX_HASH_SEQ_BYTES {
         return Err(AbortReason::Permission);
     }

@@ -62,7 +62,8 @@ impl TestNode {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::open(&dir.path().join("blobs")).await.unwrap();
         let identity = Identity::from_secret_bytes([seed; 32]);
-        let transfer = Transfer::start(&identity, &blobs, loopback(), None).await.unwrap();
+        let transfer =
+            Transfer::start(&identity, &blobs, loopback(), None, Arc::new(AllowAll)).await.unwrap();
         TestNode { dir, identity, blobs, transfer: Some(transfer) }
     }
 
@@ -240,7 +241,10 @@ async fn two_nodes_download_and_export() {
     let exported = timed("export", b.transfer().export(&manifest, &library)).await.unwrap();
     assert_eq!(
         exported.path,
-        std::path::absolute(&library).unwrap().join("DJ .._.._Dusty").join("Dusty 808s _ Vol. 1")
+        std::path::absolute(&library)
+            .unwrap()
+            .join(format!("DJ .._.._Dusty ({})", &manifest.author.to_hex()[..8]))
+            .join("Dusty 808s _ Vol. 1")
     );
     assert_eq!((exported.files, exported.bytes), (4, pack.bytes()));
     pack.assert_exported(&exported.path);
@@ -454,7 +458,8 @@ async fn an_interrupted_download_resumes_where_it_stopped() {
     assert!(kept > 2 * 1024 * 1024 && kept < BIG as u64, "kept {kept} of {BIG}");
 
     // A comes back on a new port with the same store; B learns the new address.
-    a.transfer = Some(Transfer::start(&a.identity, &a.blobs, loopback(), None).await.unwrap());
+    a.transfer =
+        Some(Transfer::start(&a.identity, &a.blobs, loopback(), None, Arc::new(AllowAll)).await.unwrap());
     b.meet(&a);
     let (tx, progress) = collect_progress();
     let done = timed("resumed download", b.transfer().download(content, &[a.id()], Some(tx))).await.unwrap();
@@ -513,7 +518,11 @@ async fn endpoint_is_keyed_by_identity_and_stays_on_loopback() {
     let err =
         timed("download", transfer.download(BlobHash([7; 32]), &[stranger.id()], None)).await.unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
-    assert!(Transfer::start(&a.identity, &a.blobs, loopback(), Some("not a url".into())).await.is_err());
+    assert!(
+        Transfer::start(&a.identity, &a.blobs, loopback(), Some("not a url".into()), Arc::new(AllowAll))
+            .await
+            .is_err()
+    );
     stranger.close().await;
     a.close().await;
 }
@@ -580,7 +589,8 @@ async fn busy_providers_are_retried_not_dropped() {
     let blobs = Blobs::open(&dir.path().join("blobs")).await.unwrap();
     let identity = Identity::from_secret_bytes([1; 32]);
     let limits = Limits { connections: 8, connections_per_peer: 1, requests_per_peer: 1 };
-    let transfer = Transfer::start_with(&identity, &blobs, loopback(), None, limits).await.unwrap();
+    let transfer =
+        Transfer::start_with(&identity, &blobs, loopback(), None, Arc::new(AllowAll), limits).await.unwrap();
     let a = TestNode { dir, identity, blobs, transfer: Some(transfer) };
     let b = TestNode::start(2).await;
     let pack = Pack::new(&[100_000, 100_000, 100_000, 100_000]);

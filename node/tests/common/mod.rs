@@ -32,6 +32,7 @@ pub async fn start_with(root: &Path, name: &str, bootstrap: &[Multiaddr], trade:
         bootstrap: bootstrap.to_vec(),
         mdns: false,
         relay: None,
+        gc_interval: None,
         trade,
     };
     tokio::time::timeout(STEP, Node::start(&options)).await.expect("node start timed out").unwrap()
@@ -133,13 +134,16 @@ pub async fn wait_for(node: &Node, text: &str, pack: PackId, gone: bool, limit: 
 }
 
 pub async fn fetch(node: &Node, pack: PackId, out: &Path) -> PathBuf {
+    fetch_outcome(node, pack, out).await.path
+}
+
+pub async fn fetch_outcome(node: &Node, pack: PackId, out: &Path) -> smpl_node::FetchOutcome {
     let (tx, mut rx) = mpsc::channel(64);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let outcome = tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), tx))
+    tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), tx))
         .await
         .expect("fetch timed out")
-        .unwrap();
-    outcome.path
+        .unwrap()
 }
 
 pub fn assert_same_files(original: &Path, fetched: &Path) {
@@ -152,4 +156,26 @@ pub fn assert_same_files(original: &Path, fetched: &Path) {
         count += 1;
     }
     assert_eq!(count, 3);
+}
+
+/// A node whose home is `root/<home>` and whose display name is `name`, so that
+/// several nodes can share one name.
+pub async fn start_named(root: &Path, home: &str, name: &str, bootstrap: &[Multiaddr]) -> Node {
+    let dir = Home::new(root.join(home));
+    dir.init().unwrap();
+    let mut config = dir.config().unwrap();
+    config.name = name.to_string();
+    config.library = root.join(format!("{home}-library"));
+    dir.save_config(&config).unwrap();
+    let options = NodeOptions {
+        home: dir,
+        api: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap: bootstrap.to_vec(),
+        mdns: false,
+        relay: None,
+        gc_interval: None,
+        trade: TradeConfig::default(),
+    };
+    tokio::time::timeout(STEP, Node::start(&options)).await.expect("node start timed out").unwrap()
 }

@@ -71,8 +71,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub enum Method {
     /// `Blobs::import_file`, as `publish` does.
     Smpl,
-    /// iroh-blobs' `add_path` in `Copy` mode awaited with `temp_tag()`: what
-    /// `Blobs::import_file` did before issue 2a, kept as a reference point.
+    /// iroh-blobs' `add_path` in `Copy` mode awaited with `temp_tag()`: the
+    /// store's own import, a reference point for `Blobs::import_file`.
     AddPathCopy,
     /// The store's share alone: every file is read into memory before the clock
     /// starts, then handed over with `Blobs::add_bytes`.
@@ -219,7 +219,7 @@ async fn verify(blobs: &Blobs, files: &[(String, PathBuf, u64)], names: &[(Strin
     Ok(())
 }
 
-/// Runs `audio::analyze_file` over every file on `threads` threads.
+/// Runs `smpl_audio::analyze_file` over every file on `threads` threads.
 pub fn analyze(corpus: &Path, threads: usize, limit: Option<usize>) -> Result<Report> {
     let mut files = audio_files(corpus)?;
     if let Some(limit) = limit {
@@ -236,7 +236,7 @@ pub fn analyze(corpus: &Path, threads: usize, limit: Option<usize>) -> Result<Re
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some((_, path, _)) = files.get(i) else { return Ok(secs) };
-                        let a = smpl_node::audio::analyze_file(path)?;
+                        let a = smpl_audio::analyze_file(path)?;
                         secs += a.frames as f64 / a.sample_rate as f64;
                     }
                 })
@@ -283,7 +283,7 @@ pub fn publish(corpus: &Path, home: &Path) -> Result<Report> {
         };
         let idle_rss_kb = rss_kb().0;
         let started = Instant::now();
-        let outcome = publish::publish(&identity, "bench", &store, &blobs, request, tx, &|_| ()).await?;
+        let outcome = publish::publish(&identity, "bench", &store, &blobs, request, tx, &|_| Ok(())).await?;
         let secs = started.elapsed().as_secs_f64();
         let _ = drain.await;
         if outcome.samples != files.len() {

@@ -105,6 +105,7 @@ pub async fn run(dir: &Path, nodes: usize, listings: usize, seed: u64) -> Result
             bootstrap,
             mdns: false,
             relay: None,
+            gc_interval: None,
             trade: Default::default(),
         };
         let node = Node::start(&options).await.with_context(|| format!("starting node {i}"))?;

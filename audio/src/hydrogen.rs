@@ -1,6 +1,6 @@
 //! Real recordings: the Hydrogen drum kit "GMRockKit" (Debian package `hydrogen-data`),
 //! checked against reference measurements by sox and ffmpeg that
-//! `scripts/hydrogen-reference.sh` wrote to `node/tests/fixtures/hydrogen_GMRockKit.tsv`.
+//! `scripts/hydrogen-reference.sh` wrote to `audio/tests/fixtures/hydrogen_GMRockKit.tsv`.
 //! The test fails, it does not skip, when the kit is not installed.
 
 use std::path::Path;
@@ -10,7 +10,7 @@ use smpl_protocol::{AudioFormat, SampleKind};
 use super::{AudioError, analyze_file, is_audio_candidate};
 
 const KIT_DIR: &str = "/usr/share/hydrogen/data/drumkits/GMRockKit";
-const FIXTURE: &str = include_str!("../../tests/fixtures/hydrogen_GMRockKit.tsv");
+const FIXTURE: &str = include_str!("../tests/fixtures/hydrogen_GMRockKit.tsv");
 
 /// The tolerances the analysis promises against the reference tools.
 const MAX_DURATION_MS: f64 = 1.0;

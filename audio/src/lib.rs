@@ -1,24 +1,32 @@
-//! Audio analysis: what the node measures in each sample file before it is published.
+//! Audio analysis for smpl: what is measured in each sample file before it is published.
+//!
+//! This crate turns one audio file into the facts a pack manifest carries about it:
+//! decoding, exact length, sample peak and EBU R128 loudness, loop or one-shot, a waveform
+//! for display, tempo, key (or a one-shot's root note), a short preview clip and a sound
+//! descriptor for "similar sounds". It is pure: no network, no storage, no async runtime;
+//! the protocol types it fills in come from `smpl-protocol`.
 //!
 //! [`analyze_file`] decodes one file (WAV, FLAC, AIFF, OGG Vorbis or MP3) with symphonia and
-//! returns an [`Analysis`]: exact length, format parameters, sample peak, EBU R128 integrated
-//! loudness, a loop / one-shot guess and a 128-point peak envelope for display. It is
-//! synchronous and CPU-bound: callers run it on `spawn_blocking` or a rayon pool.
+//! returns an [`Analysis`]. It is synchronous and CPU-bound: callers run it on
+//! `spawn_blocking` or their own threads. [`is_audio_candidate`] says, by extension, which
+//! files of a folder are worth analysing.
 //!
-//! Everything streams. Packets are decoded one at a time and folded into a [`meter::Meter`]
-//! (peak, loudness, envelope) whose memory does not grow with the file, so a one-hour
-//! recording costs what a kick drum costs.
+//! Everything streams, in one decoding pass. Packets are decoded one at a time and each
+//! packet's `f32` planes are handed to every measurement in turn, each keeping bounded
+//! state, so a one-hour recording costs what a kick drum costs.
 //!
 //! How the parts fit:
 //! - `decode` recognises the container from the file's first bytes, opens it with
-//!   symphonia and feeds decoded packets, as `f32` planes, to a callback;
-//! - `meter` folds those planes into the peak, the loudness and a bounded envelope;
+//!   symphonia and feeds decoded packets, as `f32` planes, to the measurements below;
+//! - `meter` folds those planes into the peak, the loudness and a bounded envelope
+//!   (the waveform is drawn from it);
 //! - `kind` guesses loop or one-shot from the file name and the envelope;
 //! - `preview` encodes the first seconds as a small Ogg Vorbis clip, from the same planes;
 //! - `descriptor` sums up timbre, envelope and rhythm in 32 bytes for "similar sounds";
 //! - `tempo` and `key` detect BPM (onset autocorrelation with a loop-length prior) and
 //!   key (pitch-class profile against Krumhansl–Kessler profiles), each with a
-//!   confidence, and say nothing when unsure.
+//!   confidence ([`TempoEstimate`], [`KeyEstimate`]), and say nothing when unsure; both
+//!   share the FFT framing in `spectrum`.
 //!
 //! Decisions worth knowing:
 //! - `frames` counts decoded frames after encoder delay and padding are trimmed (gapless
@@ -31,13 +39,14 @@
 //! - Loudness uses the `ebur128` crate with exact gating, which keeps one number per 100 ms
 //!   block (80 bytes per second of audio), not the samples.
 //! - An MP3 without a LAME header keeps its encoder delay and padding, as in every decoder.
+//! - A one-shot's detected key is only worth publishing from [`ONE_SHOT_KEY_CONFIDENCE`] up.
 
 mod decode;
-pub mod descriptor;
+mod descriptor;
 mod key;
 mod kind;
 mod meter;
-pub mod preview;
+mod preview;
 mod spectrum;
 mod tempo;
 
@@ -54,7 +63,8 @@ use std::path::{Path, PathBuf};
 
 use smpl_protocol::{AudioFormat, SampleKind};
 
-pub use key::KeyEstimate;
+pub use descriptor::FEATURE_NAMES as DESCRIPTOR_FEATURES;
+pub use key::{KeyEstimate, ONE_SHOT_KEY_CONFIDENCE};
 pub use tempo::TempoEstimate;
 
 /// Number of points in [`Analysis::waveform`].
@@ -87,10 +97,11 @@ pub struct Analysis {
     /// [`WAVEFORM_POINTS`] points, each the highest `|sample|` of its stretch of the file,
     /// scaled linearly so that 0 is silence and 255 is full scale.
     pub waveform: Vec<u8>,
-    /// A free audition clip of the first seconds (Ogg Vorbis, see [`preview`]);
+    /// A free audition clip of the first seconds (Ogg Vorbis, see `preview`);
     /// `None` when none could be made.
     pub preview: Option<Vec<u8>>,
-    /// The sound's fingerprint for "similar sounds" (see [`descriptor`]).
+    /// The sound's fingerprint for "similar sounds" (see `descriptor`; what each
+    /// dimension holds: [`DESCRIPTOR_FEATURES`]).
     pub descriptor: Option<smpl_protocol::Descriptor>,
     /// Detected tempo (see `tempo`), `None` when the detector is not confident
     /// (and for anything under 1.5 s).

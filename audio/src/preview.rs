@@ -205,11 +205,13 @@ impl PreviewEncoder {
     }
 
     /// The sample rate the preview is encoded at, in Hz.
+    #[cfg(test)]
     pub fn preview_rate(&self) -> u32 {
         self.sink.rate
     }
 
     /// The number of channels of the preview (1 or 2).
+    #[cfg(test)]
     pub fn preview_channels(&self) -> u16 {
         self.mix.len() as u16
     }

@@ -23,6 +23,9 @@ use super::spectrum::Spectrum;
 
 /// Estimates whose confidence is below this are withheld.
 pub const MIN_CONFIDENCE: f32 = 0.2;
+/// The lowest detector confidence at which a one-shot gets a key: a single note
+/// has no mode, and a drum hit has no key, so one-shots need more certainty.
+pub const ONE_SHOT_KEY_CONFIDENCE: f32 = 0.5;
 /// Lowest and highest spectral peak frequency (Hz) that counts towards the chroma.
 pub const MIN_FREQ: f32 = 60.0;
 pub const MAX_FREQ: f32 = 2_100.0;
@@ -36,11 +39,10 @@ const BINS: usize = 12 * RESOLUTION;
 const PEAK_FLOOR: f32 = 0.02;
 /// Frames whose power spectrum between [`MIN_FREQ`] and [`MAX_FREQ`] is flatter than
 /// this (geometric over arithmetic mean; white noise is about 0.56) are noise and add
-/// nothing. Of the 393 drum hits of the Hydrogen kits named after a drum or cymbal,
-/// it took those published with a key (a one-shot needs confidence 0.5) from 147 to
-/// 124 (claps 7 → 0 of 17, hi-hats 33 → 13 of 97), with the labelled set's key
-/// accuracy unchanged (71 of 87); at 0.05 one more labelled key was lost. Crashes,
+/// nothing, which keeps most claps and hi-hats out of key searches without costing
+/// the labelled set's key accuracy; a lower threshold loses labelled keys. Crashes,
 /// rides and snares mostly keep theirs: their partials are peaks, not noise.
+/// Figures: `docs/BENCHMARKS.md`, "Keys on drums".
 const FLATNESS_MAX: f64 = 0.1;
 
 /// Expected share of a note's chroma that its 3rd (and 6th) harmonics add a fifth above, and

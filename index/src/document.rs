@@ -72,12 +72,16 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
     let mut stored = Vec::new();
     for s in &m.samples {
         let mut doc = TantivyDocument::new();
-        // The name twice: a word of the sample's own name outweighs one of its pack.
-        // Each part is a value of its own, so the indexing analyzer's cache replays
-        // the second name and the pack text (the same for every sample of the pack).
+        // `text`: the name twice (a word of the sample's own name outweighs one of
+        // its pack in BM25), the tags, the pack text. Each part is a value of its
+        // own, so the indexing analyzer's cache replays the second name and the pack
+        // text (the same for every sample of the pack). `own`: the name and the tags
+        // again, which rank a sample above those its words match only through its
+        // pack (see `query`).
         let name = strip_audio_extension(&s.name);
         doc.add_text(f.text, name);
         doc.add_text(f.text, name);
+        doc.add_text(f.own, name);
         if !s.tags.is_empty() {
             text.clear();
             for tag in &s.tags {
@@ -85,6 +89,7 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
                 text.push('\n');
             }
             doc.add_text(f.text, &text);
+            doc.add_text(f.own, &text);
         }
         doc.add_text(f.text, &pack_text);
         doc.add_text(f.pack_id, &pack_hex);

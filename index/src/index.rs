@@ -258,7 +258,7 @@ impl Index {
         let f = &self.fields;
         let ids = searcher.segment_readers().iter().map(|s| s.segment_id());
         let arrays: SearchedArrays = Arc::new(ids.zip(self.arrays.segments(&searcher)?).collect());
-        let plan = Plan::new(f, &mut self.analyzer.clone(), q, arrays.clone())?;
+        let plan = Plan::new(f, &mut self.analyzer.clone(), q, &searcher, arrays.clone())?;
         if let Some(target) = &q.similar_to {
             let query = plan.query(f, None);
             let filter = (!plan.is_everything()).then_some(&*query);

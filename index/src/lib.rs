@@ -12,6 +12,11 @@
 //! - [`SearchQuery`] → [`SearchResults`]: full text with typo tolerance, filters
 //!   (genre, tags, kind, BPM range, key, price ceiling, author), [`Sort`], paging,
 //!   one hit per sample or per pack, and [`Facets`] counted over every match.
+//!   Ranking rule: every word must match the sample or its pack, and a sample
+//!   ranks above every sample that has fewer of the query's words among its own
+//!   words (its name and tags); BM25 orders samples with as many. So `kick` lists
+//!   every sample named or tagged kick before those that match only through their
+//!   pack's title or description. A pack ranks by its best sample.
 //!   With [`SearchQuery::similar_to`] the matches are ranked by how close their
 //!   sound descriptors are to one sample's instead ("more like this" by sound,
 //!   module `similar`: an exact scan over per-segment arrays).
@@ -20,8 +25,8 @@
 //! Inside: `schema` (one document per sample carrying its pack's fields, and the
 //! schema version), `tokenizer` (file-name aware analysis: `BD_Kick_01.wav` finds
 //! `kick`), `document` (manifest → documents), `stored` (the compact record a
-//! [`Hit`] is read from), `query` ([`SearchQuery`] → tantivy queries, one-typo
-//! variants), and `collector` (one pass that counts, builds facets, keeps the top k
+//! [`Hit`] is read from), `query` ([`SearchQuery`] → tantivy queries, the ranking
+//! rule's scores, one-typo variants), and `collector` (one pass that counts, builds facets, keeps the top k
 //! and groups by pack). Figures: `docs/BENCHMARKS.md`, section "Search index".
 //!
 //! ```

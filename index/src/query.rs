@@ -1,24 +1,45 @@
 //! From a [`SearchQuery`] to tantivy queries.
 //!
-//! Every analyzed word of the text must match (AND), scored by BM25 over one text
-//! field per sample: its name (indexed twice, so that a word of the sample's own
-//! name outweighs one of its pack), its tags, and the pack's title, genre, tags,
-//! author name and description. One field keeps each word a single posting list.
-//! Filters are constant-score clauses, so they narrow the matches without changing
-//! BM25 ranks. One-typo variants of a word are not a fuzzy automaton query (which
+//! **Matching.** Every analyzed word of the text must match (AND) one text field
+//! per sample: its name, its tags, and the pack's title, genre, tags, author name
+//! and description. One field keeps each word a single posting list. Filters are
+//! constant-score clauses, so they narrow the matches without changing ranks.
+//!
+//! **Ranking.** A sample's own words come before its pack's: what a producer
+//! searches for is a sound, and a pack's description ("punchy kicks and deep bass
+//! loops") is about all of its samples. Each word scores its BM25 over the text
+//! field (where the name counts twice) and, when it is one of the sample's own
+//! words (its name or tags: field `own`), a step larger than the BM25 scores of
+//! all the query's words together can reach. A sample's score is thus
+//! `tier × step + BM25`, its tier being how many of the query's words are its own:
+//! a sample of a higher tier ranks above every sample of a lower one whatever
+//! their BM25 (every sample named or tagged `kick` above every sample whose pack
+//! only describes kicks), and BM25 orders the samples of one tier. The step
+//! depends only on the words and the number of documents (see `own_step`), so the
+//! exact pass and the typo pass below score alike. This costs one more posting
+//! list per word (`own` holds doc ids only), read only at matching documents. In
+//! packs mode a pack ranks by its best sample, so a pack with a sample of a higher
+//! tier comes first. A text search sorted by [`Sort::Newest`](crate::Sort) ranks
+//! by creation time first, then by this score.
+//!
+//! **Typos.** One-typo variants of a word are not a fuzzy automaton query (which
 //! would fill a bitset over all of a word's documents on every search): the search
 //! expands them against the term dictionaries only when exact matching came up
-//! short, and scores them as ordinary terms, [`FUZZY_BOOST`] times lower.
+//! short, and scores them as ordinary terms of the text field, [`FUZZY_BOOST`]
+//! times lower. A tier counts the words themselves only, not their variants (the
+//! typo pass reads no more `own` posting lists than the exact pass); the exact
+//! matches come before those that needed a typo (see `Index::search`).
 
 use std::collections::BTreeSet;
 
 use smpl_protocol::Key;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+    AllQuery, Bm25StatisticsProvider, Bm25Weight, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery,
+    FuzzyTermQuery, Occur, Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{Searcher, Term};
+use tantivy::{Score, Searcher, Term};
 
 use crate::arrays::{Filter, Filtered, SearchedArrays};
 use crate::error::IndexError;
@@ -42,15 +63,18 @@ pub(crate) struct Plan {
     /// Kind, BPM and price: checked per match against the segments' arrays.
     filter: Filter,
     arrays: SearchedArrays,
+    /// What a word adds to the score of a sample whose own words hold it.
+    own_step: Score,
 }
 
 impl Plan {
-    /// `arrays` are the searched segments' arrays, which kind, BPM and price are
-    /// checked against.
+    /// `arrays` are the arrays of the segments `searcher` searches, which kind, BPM
+    /// and price are checked against.
     pub fn new(
         f: &Fields,
         analyzer: &mut TextAnalyzer,
         q: &SearchQuery,
+        searcher: &Searcher,
         arrays: SearchedArrays,
     ) -> Result<Plan, IndexError> {
         let mut words = Vec::new();
@@ -61,7 +85,10 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { words, filters: filters(f, q)?, filter: field_filter(q)?, arrays })
+        // The N of BM25's idf, as tantivy counts it for the text terms' weights.
+        let docs = searcher.total_num_docs().map_err(IndexError::search)?;
+        let own_step = own_step(&words, docs);
+        Ok(Plan { words, filters: filters(f, q)?, filter: field_filter(q)?, arrays, own_step })
     }
 
     /// Whether the query has neither words nor filters (it matches every sample).
@@ -70,23 +97,29 @@ impl Plan {
     }
 
     /// The query: all words (each with its variants, if given) and all filters.
-    /// Genre, tags, key and author are posting lists intersected with the words;
-    /// kind, BPM and price are checked on what that matches (see [`Filtered`]).
+    /// Each word is its text clause (which must match) and its `own` clause (which
+    /// adds the step when it matches: see the module docs). Genre, tags, key and
+    /// author are posting lists intersected with the words; kind, BPM and price are
+    /// checked on what that matches (see [`Filtered`]).
     pub fn query(&self, f: &Fields, variants: Option<&[Vec<String>]>) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (i, word) in self.words.iter().enumerate() {
             let word_variants = variants.and_then(|v| v.get(i)).filter(|v| !v.is_empty());
-            let Some(word_variants) = word_variants else {
-                clauses.push((Occur::Must, Box::new(text_term(f, word))));
-                continue;
+            let text: Box<dyn Query> = match word_variants {
+                None => Box::new(text_term(f, word)),
+                Some(word_variants) => {
+                    let mut alternatives: Vec<(Occur, Box<dyn Query>)> =
+                        vec![(Occur::Should, Box::new(text_term(f, word)))];
+                    for variant in word_variants {
+                        let boosted = BoostQuery::new(Box::new(text_term(f, variant)), FUZZY_BOOST);
+                        alternatives.push((Occur::Should, Box::new(boosted)));
+                    }
+                    Box::new(BooleanQuery::new(alternatives))
+                }
             };
-            let mut alternatives: Vec<(Occur, Box<dyn Query>)> =
-                vec![(Occur::Should, Box::new(text_term(f, word)))];
-            for variant in word_variants {
-                let boosted = BoostQuery::new(Box::new(text_term(f, variant)), FUZZY_BOOST);
-                alternatives.push((Occur::Should, Box::new(boosted)));
-            }
-            clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
+            let own = ConstScoreQuery::new(Box::new(own_term(f, word)), self.own_step);
+            let word = BooleanQuery::new(vec![(Occur::Must, text), (Occur::Should, Box::new(own))]);
+            clauses.push((Occur::Must, Box::new(word)));
         }
         let scoring = !clauses.is_empty();
         for filter in &self.filters {
@@ -111,6 +144,34 @@ impl Plan {
 
 fn text_term(f: &Fields, word: &str) -> TermQuery {
     TermQuery::new(Term::from_field_text(f.text, word), IndexRecordOption::WithFreqs)
+}
+
+/// `own` holds doc ids only: its clause is a constant step, not BM25.
+fn own_term(f: &Fields, word: &str) -> TermQuery {
+    TermQuery::new(Term::from_field_text(f.own, word), IndexRecordOption::Basic)
+}
+
+/// What a query word adds to a sample's score when it is one of the sample's own
+/// words: more than the BM25 scores of all of `words` over the text field can sum
+/// to, in a searcher of `docs` documents (deleted ones included, as BM25's idf
+/// counts them), with each word's one-typo variants.
+///
+/// A term scores at most its BM25 weight, idf × (k1 + 1): the frequency factor
+/// `tf / (tf + norm)` stays below 1. The idf falls as the term's document frequency
+/// rises, and a term that matches is in one document at least; tantivy's own
+/// formula gives that weight as the score of a term found once in the index, as
+/// often as can be, in the shortest document. A variant scores [`FUZZY_BOOST`]
+/// times its term's, and a word has at most [`MAX_VARIANTS`] of them. The bound
+/// ignores how common the words are, so the exact pass and the typo pass share
+/// it, and it costs no dictionary lookup.
+pub(crate) fn own_step(words: &[String], docs: u64) -> Score {
+    let term_max = Bm25Weight::for_one_term_without_explain(1, docs.max(1), 1.0).score(0, u32::MAX);
+    let per_word = |w: &String| {
+        if w.chars().count() >= FUZZY_MIN_CHARS { 1.0 + FUZZY_BOOST * MAX_VARIANTS as Score } else { 1.0 }
+    };
+    let bound = words.iter().map(per_word).sum::<Score>() * term_max;
+    // A margin far above the rounding of the f32 sums that make a score.
+    bound + bound / 1024.0
 }
 
 fn variants(f: &Fields, searcher: &Searcher, word: &str) -> Result<Vec<String>, IndexError> {
@@ -195,4 +256,26 @@ fn field_filter(q: &SearchQuery) -> Result<Filter, IndexError> {
         filter.max_price = Some((max * 100.0 + 1e-6).floor().clamp(0.0, u64::MAX as f64) as u64);
     }
     Ok(filter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_own_step_is_above_what_the_words_can_score() {
+        let words = ["kick".to_string(), "pad".to_string()];
+        // `kick` with its variants, `pad` (too short for variants) alone.
+        let terms = 1.0 + FUZZY_BOOST * MAX_VARIANTS as Score + 1.0;
+        for docs in [0, 1, 2, 1000, 1_000_000, 1 << 40] {
+            let step = own_step(&words, docs);
+            for average_length in [0.5, 3.0, 40.0, 1000.0] {
+                let weight = Bm25Weight::for_one_term_without_explain(1, docs.max(1), average_length);
+                let highest = (0..=255u8)
+                    .flat_map(|length| [1, 2, 10, 1000, u32::MAX].map(|tf| weight.score(length, tf)))
+                    .fold(0.0, Score::max);
+                assert!(highest * terms < step, "{docs} docs, average length {average_length}");
+            }
+        }
+    }
 }

@@ -84,8 +84,9 @@ pub enum KeyMatch {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sort {
-    /// Best BM25 score first; exact matches before one-typo matches. A query without
-    /// text has no relevance and is ordered newest first.
+    /// Best score first: samples with more of the query's words in their own name
+    /// and tags first, then by BM25; exact matches before one-typo matches. A query
+    /// without text has no relevance and is ordered newest first.
     #[default]
     Relevance,
     /// Most recently created pack first, then by score.
@@ -118,6 +119,9 @@ pub struct Hit {
     /// `None` for a free pack.
     pub price: Option<Price>,
     pub genre: String,
+    /// Relevance: a step (constant within one search) for each query word among the
+    /// sample's own name and tags, plus its BM25 score; with
+    /// [`SearchQuery::similar_to`], the similarity of the sounds (at most 1).
     pub score: f32,
     /// Pack creation time, unix seconds.
     pub created_at: u64,

@@ -3,6 +3,7 @@
 //! | field | kind | holds |
 //! | --- | --- | --- |
 //! | `text` | text | the sample's file name (extension dropped) twice, its tags, then pack title, genre, tags, author name and description |
+//! | `own` | text, doc ids only | the sample's own words: its file name (extension dropped) and its tags (ranking, see `query`) |
 //! | `pack_id` | raw string | pack id in hex; delete-by-pack term |
 //! | `pack_hi`, `pack_lo` | u64 fast | the pack id as two integers, for grouping and [`packs`](crate::Index::packs) |
 //! | `seq` | u64 fast | manifest sequence number |
@@ -29,7 +30,7 @@ use tantivy::schema::{
 use crate::tokenizer::ANALYZER;
 
 /// Version of the schema and analysis; stored next to the index.
-pub(crate) const SCHEMA_VERSION: u32 = 6;
+pub(crate) const SCHEMA_VERSION: u32 = 7;
 
 /// The file in the index directory that holds [`SCHEMA_VERSION`].
 pub(crate) const VERSION_FILE: &str = "smpl-index-version";
@@ -38,6 +39,7 @@ pub(crate) const VERSION_FILE: &str = "smpl-index-version";
 #[derive(Clone, Debug)]
 pub(crate) struct Fields {
     pub text: Field,
+    pub own: Field,
     pub pack_id: Field,
     pub pack_hi: Field,
     pub pack_lo: Field,
@@ -79,6 +81,10 @@ pub(crate) fn schema() -> (Schema, Fields) {
         TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqs),
     );
     let text = b.add_text_field("text", text);
+    let own = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::Basic),
+    );
+    let own = b.add_text_field("own", own);
     let pack_id = b.add_text_field("pack_id", STRING);
     let pack_hi = b.add_u64_field(names::PACK_HI, FAST);
     let pack_lo = b.add_u64_field(names::PACK_LO, FAST);
@@ -97,6 +103,7 @@ pub(crate) fn schema() -> (Schema, Fields) {
     let desc = names::DESC.map(|name| b.add_u64_field(name, FAST));
     let fields = Fields {
         text,
+        own,
         pack_id,
         pack_hi,
         pack_lo,

@@ -40,7 +40,8 @@ pub(crate) fn indexing_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(CachedAnalyzer { inner: analyzer(), entries: Vec::new() }).build()
 }
 
-/// Texts cached: the name, the sample's tags and the pack text of one document.
+/// Texts cached: the name, the sample's tags and the pack text of one document
+/// (each field has an analyzer of its own; `own` uses two of the entries).
 const CACHE_ENTRIES: usize = 3;
 
 #[derive(Clone)]

@@ -1,4 +1,5 @@
-//! The smpl wire protocol: identities, signed envelopes and every signed kind.
+//! The smpl wire protocol: identities, signed envelopes, every signed kind and the
+//! messages that carry them.
 //!
 //! This crate is the specification of what travels between smpl nodes and what is
 //! kept on disk as proof. It is pure and synchronous: no networking, no async.
@@ -20,6 +21,9 @@
 //!   | 3 `purchase-request` | [`PurchaseRequest`] | `buyer` | [`limits::MAX_SMALL_BODY_BYTES`] |
 //!   | 4 `license-token` | [`LicenseToken`] | `seller` | [`limits::MAX_LICENSE_BYTES`] |
 //!
+//! - [`collection`]: a pack's content hash, the one hash a manifest and a license
+//!   token name the pack's files by: the iroh-blobs collection format (a metadata
+//!   blob of file names and a hash sequence), defined byte for byte.
 //! - [`certificate`]: the text form of a license a buyer keeps: the purchase in words,
 //!   the licensed files, and the token itself between marker lines.
 //! - [`limits`]: every size, count and length limit, checked before parsing (sizes)
@@ -27,7 +31,11 @@
 //! - [`possession`]: how a provider proves it holds a blob without sending its
 //!   bytes (before a buyer shows it a licence).
 //! - [`sync`]: range-based set reconciliation of `(pack id, version)` items, the
-//!   messages of `/smpl/sync/1` by which a late joiner catches up on listings.
+//!   reconciliation messages `/smpl/sync/1` carries so a late joiner catches up on
+//!   listings.
+//! - [`wire`]: the request and response messages of the libp2p request-response
+//!   protocols `/smpl/sync/1` and `/smpl/purchase/1`: their framing, CBOR encoding
+//!   and size limits.
 //!
 //! A pack id is stable across versions: [`PackId::derive`] takes the first 16 bytes of
 //! BLAKE3 in derive-key mode with context `"smpl/v1/pack-id"` over the author's 32-byte
@@ -53,6 +61,7 @@
 
 pub mod certificate;
 mod check;
+pub mod collection;
 mod descriptor;
 mod envelope;
 mod error;
@@ -66,6 +75,7 @@ pub mod possession;
 mod purchase;
 mod retraction;
 pub mod sync;
+pub mod wire;
 
 pub use descriptor::{DESCRIPTOR_DIMS, Descriptor};
 pub use envelope::{Envelope, Kind, Signed};

@@ -18,7 +18,8 @@ pub struct LicenseToken {
     /// The pack's slug, so anyone can check that `pack_id` is the seller's pack.
     pub slug: String,
     pub seq: u64,
-    /// The content collection hash: the exact bytes licensed.
+    /// The content collection hash: the exact bytes licensed (see
+    /// [`collection::content_hash`](crate::collection::content_hash)).
     pub content: BlobHash,
     pub seller: NodeId,
     pub buyer: NodeId,

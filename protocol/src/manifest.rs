@@ -31,7 +31,8 @@ pub struct Manifest {
     pub license: LicenseTerms,
     /// Unix seconds.
     pub created_at: u64,
-    /// Hash of the iroh-blobs `Collection` (hash sequence) holding the sample files.
+    /// Hash of the iroh-blobs `Collection` (hash sequence) holding the sample files:
+    /// the content hash that [`collection`](crate::collection) defines.
     pub content: BlobHash,
     pub cover: Option<BlobHash>,
     pub samples: Vec<SampleEntry>,

@@ -22,6 +22,12 @@
 //! | GET | `/v1/purchases` | | `[]` of [`Order`](crate::Order) |
 //! | GET | `/v1/recommend?limit=N` | | `[]` of [`Recommendation`](crate::Recommendation) |
 //! | GET | `/v1/packs/{id}/preview?sample=NAME` | | [`Preview`](crate::Preview) (the clip is written to its `path`) |
+//!
+//! A failed request answers `{"error": "<one line>"}` with the HTTP status of the
+//! error's kind ([`ErrorKind`](crate::ErrorKind)): 404, 400, 403, 402 or 409 for
+//! what the caller can act on, 503 for what may work later, 502 for a peer that
+//! misbehaved, 500 only for this node's own failures. The handlers call the
+//! [`Node`] facade only.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,10 +45,8 @@ use smpl_index::SearchQuery;
 use tokio::sync::mpsc;
 
 use crate::home::NodeInfo;
-use crate::node::FetchEvent;
-use crate::node::{Node, NodeError};
+use crate::node::{FetchEvent, Node, NodeError};
 use crate::publish::{PublishEvent, PublishRequest};
-use crate::trade::TradeError;
 
 #[derive(Clone)]
 struct AppState {
@@ -51,7 +55,10 @@ struct AppState {
     token: Arc<String>,
 }
 
-/// An error answer: a status and a one-line message.
+/// An error answer: a status and a one-line message. A [`NodeError`] answers with
+/// the status of its kind ([`NodeError::kind`]): 4xx for what the caller can fix,
+/// 503 for what may work later, 502 for a misbehaving peer, 500 for this node's
+/// own failures.
 struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
@@ -62,20 +69,7 @@ impl IntoResponse for ApiError {
 
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
-        let status = match e {
-            NodeError::UnknownPack(_) | NodeError::NoSuchPack(_) => StatusCode::NOT_FOUND,
-            NodeError::Ambiguous(_) | NodeError::NotFree(_) => StatusCode::BAD_REQUEST,
-            NodeError::NotYours { .. } => StatusCode::FORBIDDEN,
-            NodeError::OwnPack(_) | NodeError::LicenseRequired { .. } => StatusCode::BAD_REQUEST,
-            NodeError::NoSample { .. } => StatusCode::NOT_FOUND,
-            NodeError::Trade(TradeError::UnknownOrder(_)) => StatusCode::NOT_FOUND,
-            NodeError::Trade(TradeError::NoLicense(_)) => StatusCode::NOT_FOUND,
-            NodeError::Trade(TradeError::NotPending { .. } | TradeError::Ambiguous(_)) => {
-                StatusCode::BAD_REQUEST
-            }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError(status, e.to_string())
+        ApiError(e.kind().status(), e.to_string())
     }
 }
 
@@ -218,8 +212,7 @@ async fn retract(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 async fn rebuild(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state.node.rebuild_index().await;
-    let packs = state.node.store().pack_seqs().map_err(NodeError::from)?.len();
+    let packs = state.node.rebuild_index().await?;
     Ok(Json(json!({ "packs": packs })).into_response())
 }
 

@@ -258,15 +258,11 @@ impl Blobs {
         pack: &PackId,
         files: Vec<(String, BlobHash)>,
     ) -> Result<BlobHash, BlobError> {
-        let collection: Collection = files.into_iter().map(|(name, hash)| (name, to_iroh(&hash))).collect();
-        let tag = collection.store(&self.store).await.map_err(|e| store_err("storing a collection")(&e))?;
-        self.store
-            .tags()
-            .set(pack_tag(pack), HashAndFormat::hash_seq(tag.hash()))
-            .await
-            .map_err(|e| store_err("tagging a collection")(&e))?;
+        let hash = self
+            .store_collection(pack_tag(pack), files, ("storing a collection", "tagging a collection"))
+            .await?;
         self.sync().await?;
-        Ok(from_iroh(&tag.hash()))
+        Ok(hash)
     }
 
     /// Stores bytes (a preview clip). The returned tag keeps the blob alive until
@@ -283,15 +279,26 @@ impl Blobs {
         pack: &PackId,
         previews: Vec<(String, BlobHash)>,
     ) -> Result<(), BlobError> {
-        let collection: Collection =
-            previews.into_iter().map(|(name, hash)| (name, to_iroh(&hash))).collect();
-        let tag = collection.store(&self.store).await.map_err(|e| store_err("storing previews")(&e))?;
+        self.store_collection(previews_tag(pack), previews, ("storing previews", "tagging previews")).await?;
+        Ok(())
+    }
+
+    /// Stores `files` (name → hash) as a collection kept under the tag `tag`;
+    /// `actions` name the two steps in errors. Returns the collection hash.
+    async fn store_collection(
+        &self,
+        tag: String,
+        files: Vec<(String, BlobHash)>,
+        (storing, tagging): (&'static str, &'static str),
+    ) -> Result<BlobHash, BlobError> {
+        let collection: Collection = files.into_iter().map(|(name, hash)| (name, to_iroh(&hash))).collect();
+        let temp = collection.store(&self.store).await.map_err(|e| store_err(storing)(&e))?;
         self.store
             .tags()
-            .set(previews_tag(pack), HashAndFormat::hash_seq(tag.hash()))
+            .set(tag, HashAndFormat::hash_seq(temp.hash()))
             .await
-            .map_err(|e| store_err("tagging previews")(&e))?;
-        Ok(())
+            .map_err(|e| store_err(tagging)(&e))?;
+        Ok(from_iroh(&temp.hash()))
     }
 
     /// The whole of a complete blob, if it is at most `max` bytes.

@@ -4,11 +4,12 @@
 //! mode 0700: other local users cannot list or read it.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use smpl_protocol::{Identity, NodeId};
+
+use crate::util::fs::{WriteError, mode, write_atomic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
@@ -25,6 +26,12 @@ pub enum HomeError {
     BadConfig { path: PathBuf, reason: String },
     #[error("no node is running for {home} (start one with `smpl --home {home} node`)")]
     NotRunning { home: PathBuf },
+}
+
+impl From<WriteError> for HomeError {
+    fn from(WriteError { action, path, source }: WriteError) -> Self {
+        HomeError::Io { action, path, source }
+    }
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HomeError {
@@ -165,7 +172,7 @@ impl Home {
         let path = self.config_path();
         let text = toml::to_string_pretty(config)
             .map_err(|e| HomeError::BadConfig { path: path.clone(), reason: e.to_string() })?;
-        write_atomic(&path, text.as_bytes(), false)
+        Ok(write_atomic(&path, text.as_bytes(), mode::SHARED)?)
     }
 
     /// Makes a fresh API token (0600) and returns it.
@@ -194,7 +201,7 @@ impl Home {
             path: self.node_json_path(),
             source: e.into(),
         })?;
-        write_atomic(&self.node_json_path(), &json, false)
+        Ok(write_atomic(&self.node_json_path(), &json, mode::SHARED)?)
     }
 
     /// The running node's info, or `NotRunning` when there is none.
@@ -260,24 +267,7 @@ fn create_private_dir(dir: &Path) -> Result<(), HomeError> {
 
 /// Writes a file readable only by its owner, atomically.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), HomeError> {
-    write_atomic(path, data, true)
-}
-
-/// Writes `data` to a temporary file, syncs it and renames it over `path`.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<(), HomeError> {
-    let tmp = path.with_extension("tmp");
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if private { 0o600 } else { 0o644 });
-    }
-    let mut file = opts.open(&tmp).map_err(io("create", &tmp))?;
-    file.write_all(data).map_err(io("write", &tmp))?;
-    file.sync_all().map_err(io("sync", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("rename", path))?;
-    Ok(())
+    Ok(write_atomic(path, data, mode::PRIVATE)?)
 }
 
 #[cfg(test)]

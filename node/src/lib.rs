@@ -7,53 +7,56 @@
 //! **fetch** (manifest → providers → verified iroh-blobs download → library) and
 //! **buy** (signed order → seller's node → license token → stored and exported).
 //!
+//! The parts, from the leaves up (no module imports one that imports it back;
+//! `scripts/module-cycles.py` checks):
+//!
+//! - `util`: one helper per idiom: the clock, random bytes, atomic durable file
+//!   writes (`util::fs`), id-prefix lookup (`util::prefix`).
 //! - [`home`]: the home directory, identity, config, `node.json` and `api.token`.
 //! - [`Store`]: sled metadata (manifests, retractions, settings, the index queue).
 //! - [`Blobs`]: the iroh-blobs file store holding samples and pack collections.
+//! - `indexer`: the thread that drains the index queue into tantivy.
 //! - [`publish`]: turning a folder into a signed pack.
 //! - [`transfer`]: the data plane: the iroh endpoint serving the blob store, pack
 //!   downloads from several providers, export to the library, sendme tickets.
-//! - `indexer`: the thread that drains the index queue into tantivy.
+//! - [`trade`]: buying and selling in one place: orders and licenses in sled
+//!   (`trade::ledger`), the seller's policy and payment hook, license tokens and
+//!   certificates, the paid-content gate (what may be served, from the provenance
+//!   of every stored blob) and `trade::serving`, which records that provenance
+//!   and decides what this node announces.
 //! - [`net`]: the libp2p control plane (gossip, sync, Kademlia) as an actor;
-//!   `listings` is the node's side of it: every listing from the network is
-//!   verified and stored there.
-//! - [`trade`]: buying and selling: orders, the seller's policy and payment hook,
-//!   license tokens and certificates, and the paid-content gate (what may be
-//!   served, from the provenance of every stored blob; `serving` records it and
-//!   decides what this node announces); `ledger` keeps
-//!   orders and licenses in sled, `purchases` is the node's async side of it.
-//! - [`Node`]: ties the parts together; [`run`] serves it over the local HTTP API.
+//!   `net::host` is its port into the node ([`net::NodeHost`]), where every
+//!   listing from the network is verified and stored ([`net::ingest`]).
+//! - [`Node`]: the facade (`node/`): every operation the API offers, grouped by
+//!   subsystem (catalog, fetch, trade, audition, recommend), and [`NodeError`]
+//!   with what each error means for the caller ([`ErrorKind`], an HTTP status).
+//! - `api` and [`run`] (`daemon`): the local HTTP API over the facade, and running
+//!   a node in the foreground.
 
 mod api;
-mod audition;
 mod blobs;
 mod daemon;
 pub mod home;
 mod indexer;
-mod ledger;
-mod listings;
 pub mod net;
 mod node;
 pub mod publish;
-mod purchases;
-mod recommend;
-mod serving;
 mod store;
 pub mod trade;
 pub mod transfer;
+mod util;
 
-pub use audition::Preview;
 pub use blobs::{BlobError, Blobs};
 pub use daemon::run;
 pub use home::{Config, Home, HomeError, NodeInfo};
-pub use ledger::{Order, OrderStatus};
 pub use libp2p::Multiaddr;
-pub use node::{CheckReport, FetchEvent, FetchOutcome, Node, NodeError, NodeOptions, PackView};
+pub use node::{
+    BuyOutcome, CheckReport, ErrorKind, FetchEvent, FetchOutcome, Node, NodeError, NodeOptions, PackView,
+    Preview, Recommendation,
+};
 pub use publish::{PublishEvent, PublishOutcome, PublishRequest, Skipped};
-pub use purchases::BuyOutcome;
-pub use recommend::Recommendation;
 pub use smpl_index as index;
 pub use smpl_index::{SearchQuery, SearchResults};
 pub use store::{Accepted, Store, StoreError};
-pub use trade::{LicenseView, SellerPolicy, TradeConfig};
+pub use trade::{LicenseView, Order, OrderStatus, SellerPolicy, TradeConfig};
 pub use transfer::{DownloadProgress, Downloaded, Exported, ServeGate, Transfer, TransferError};

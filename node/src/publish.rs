@@ -93,7 +93,7 @@ pub enum PublishError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("analysis task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A file found in the folder: its path and its name inside the pack.
@@ -223,9 +223,7 @@ pub async fn publish(
 ) -> Result<PublishOutcome, PublishError> {
     let dir = request.dir.clone();
     let scan_dir = dir.clone();
-    let (found, mut skipped) = tokio::task::spawn_blocking(move || scan(&scan_dir))
-        .await
-        .map_err(|e| PublishError::Task(e.to_string()))??;
+    let (found, mut skipped) = tokio::task::spawn_blocking(move || scan(&scan_dir)).await??;
     if found.len() > limits::MAX_SAMPLES {
         return Err(PublishError::TooMany { dir, count: found.len(), max: limits::MAX_SAMPLES });
     }
@@ -332,9 +330,8 @@ pub async fn publish(
     before_store(&manifest)?;
     let samples = manifest.samples.len();
     let store2 = store.clone();
-    let accepted = tokio::task::spawn_blocking(move || store2.accept_manifest(&manifest, &envelope, true))
-        .await
-        .map_err(|e| PublishError::Task(e.to_string()))??;
+    let accepted =
+        tokio::task::spawn_blocking(move || store2.accept_manifest(&manifest, &envelope, true)).await??;
     if accepted == Accepted::Retracted {
         return Err(PublishError::Retracted(pack_id));
     }

@@ -4,7 +4,9 @@
 //! the cloneable [`Network`] handle sends it commands with `oneshot` replies. The
 //! actor never touches storage itself: everything that reads or writes the store
 //! goes through the [`Host`] trait on blocking threads, and the results come back
-//! to the loop as messages, so gossip bursts never stall the network.
+//! to the loop as messages, so gossip bursts never stall the network. `host` is
+//! that port into the node: the trait, its implementation over the node's parts
+//! ([`NodeHost`]), and the one verification every listing passes ([`ingest`]).
 //!
 //! - Listings arrive by gossip on `smpl/listings/1`. Gossipsub holds each message
 //!   until [`Host::ingest`] has verified and stored it: new listings are forwarded,
@@ -18,6 +20,7 @@
 //!   ([`wire::TradeRequest`]); the host answers them on a blocking thread.
 
 pub mod behaviour;
+mod host;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -33,50 +36,19 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, kad, mdns};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use smpl_protocol::sync::Item;
 use smpl_protocol::{NodeId, PackId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
 pub use behaviour::{BuildError, LISTINGS_TOPIC};
+pub use host::{Host, Ingest, NodeHost, ingest};
 use wire::{MAX_FETCH_IDS, SyncRequest, SyncResponse, TradeRequest, TradeResponse};
 
 /// How often every connected peer is reconciled with again.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// How long a provider lookup or a connection attempt may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What happened to a listing offered by the network.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ingest {
-    /// Verified and newer than what we had: stored, and worth forwarding.
-    New(PackId),
-    /// Verified but not newer (a replay, or a version we already have).
-    Old,
-    /// Refused: forged, malformed or over the limits.
-    Invalid(String),
-}
-
-/// What the network needs from the rest of the node. Methods may block (they run
-/// on blocking threads).
-pub trait Host: Send + Sync + 'static {
-    /// Verifies and stores one signed listing (manifest or retraction).
-    fn ingest(&self, envelope: &[u8]) -> Ingest;
-    /// Every listing this node holds, as reconciliation items sorted by id.
-    fn sync_items(&self) -> Vec<Item>;
-    /// The stored envelopes (manifest or retraction) of `ids`.
-    fn envelopes(&self, ids: &[PackId]) -> Vec<Vec<u8>>;
-    /// Our iroh data-plane addresses.
-    fn iroh_addrs(&self) -> Vec<SocketAddr>;
-    /// A peer told us its iroh addresses.
-    fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>);
-    /// Addresses of peers met before, to rejoin after a restart.
-    fn remembered_peers(&self) -> Vec<Multiaddr>;
-    fn remember_peer(&self, addr: &Multiaddr);
-    /// Answers a purchase order or license presentation from `peer`.
-    fn trade(&self, peer: NodeId, request: TradeRequest) -> TradeResponse;
-}
 
 #[derive(Clone, Debug)]
 pub struct NetConfig {

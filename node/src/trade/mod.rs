@@ -20,7 +20,7 @@
 //! Each order is decided once, and each buyer gets at most one license per version
 //! of a pack: the seller stores a new order in the same transaction that checks it
 //! is new and that no other open or issued order of that buyer holds the version
-//! ([`crate::ledger`]). Only the call that stored it decides it; copies that come
+//! (`ledger`). Only the call that stored it decides it; copies that come
 //! while the payment hook runs are answered pending, a second order for a version
 //! already licensed gets that license. An order whose hook was running when the
 //! node stopped waits for the seller's decision, since the hook may have charged.
@@ -32,30 +32,44 @@
 //! Certificates: `licenses/<license id>.license` for licenses this node holds as
 //! buyer, `licenses/issued/<license id>.license` for licenses it issued. The sled
 //! ledger is the record; missing files are written again at start.
+//!
+//! The parts: this file ([`Trade`]: the rules of an order, both sides); `ledger`
+//! (orders and licenses in sled); `policy` (the seller's policy and payment hook);
+//! `verify` (checking tokens and certificates); `gate` (the [`LicenseGate`]:
+//! which peer may fetch which blob); `serving` (recording the provenance of blobs
+//! as they arrive, and what this node announces as provided). The async glue to
+//! the network is the node's facade (`node/trade.rs`).
 
 mod gate;
+mod ledger;
 mod policy;
+pub(crate) mod serving;
 mod verify;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use smpl_protocol::certificate;
+use smpl_protocol::wire::{TradeRequest, TradeResponse};
 use smpl_protocol::{
     BlobHash, Envelope, Identity, LicenseId, LicenseToken, Manifest, NodeId, PackId, Price, PurchaseRequest,
     Signed,
 };
 
 pub use gate::{GateStats, LicenseGate, Origin, Source};
+pub use ledger::{Order, OrderStatus};
 pub use policy::{Decision, HOOK_TIMEOUT, SellerPolicy};
+pub(crate) use serving::ServingError;
 pub use verify::{Expect, LicenseError, check_files, check_token, content_of};
 
-use crate::ledger::{Claim, Ledger, Order, OrderStatus, Side, Update};
-use crate::net::wire::{TradeRequest, TradeResponse};
 use crate::store::{Store, StoreError};
+use crate::util::fs::{mode, write_atomic};
+use crate::util::prefix::{self, Match};
+use crate::util::{now, random};
+use ledger::{Claim, Ledger, Side, Update};
 
 /// Pending orders one buyer may have with this seller at once.
 const MAX_PENDING_PER_BUYER: usize = 32;
@@ -151,17 +165,6 @@ pub struct Trade {
     licenses_dir: PathBuf,
     config: TradeConfig,
     gate: LicenseGate,
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // The OS generator failing is not recoverable in any useful way.
-    getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
-    bytes
 }
 
 impl Order {
@@ -482,13 +485,11 @@ impl Trade {
 
     /// Finds a sale by its id or a unique prefix of it.
     fn find_sale(&self, text: &str) -> Result<Order, TradeError> {
-        let text = text.trim().to_ascii_lowercase();
-        let mut matches =
-            self.ledger.orders(Side::Sales)?.into_iter().filter(|o| o.order_id.starts_with(&text));
-        match (matches.next(), matches.next()) {
-            (Some(order), None) if !text.is_empty() => Ok(order),
-            (Some(_), Some(_)) => Err(TradeError::Ambiguous(text)),
-            _ => Err(TradeError::UnknownOrder(text)),
+        let text = prefix::normalize(text);
+        match prefix::find(self.ledger.orders(Side::Sales)?, &text, |o| o.order_id.clone()) {
+            Match::One(order) if !text.is_empty() => Ok(order),
+            Match::Several => Err(TradeError::Ambiguous(text)),
+            Match::One(_) | Match::None => Err(TradeError::UnknownOrder(text)),
         }
     }
 
@@ -725,8 +726,8 @@ impl Trade {
     /// Writes a license's certificate file atomically and durably.
     fn write_certificate(&self, token: &LicenseToken, envelope: &Envelope) -> Result<(), TradeError> {
         let path = self.certificate_path(token);
-        write_durably(&path, self.render(token, envelope).as_bytes())
-            .map_err(|source| TradeError::Io { path, source })
+        write_atomic(&path, self.render(token, envelope).as_bytes(), mode::DEFAULT)
+            .map_err(|e| TradeError::Io { path, source: e.source })
     }
 
     fn write_missing_certificates(&self) -> Result<(), TradeError> {
@@ -739,24 +740,11 @@ impl Trade {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsyncing file and folder.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    // A name of its own, so two writers of one certificate cannot meet.
-    let temp = path.with_extension(format!("{}.tmp", u64::from_be_bytes(random())));
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use smpl_protocol::{AudioFormat, LicenseTerms, SampleEntry, SampleKind};
+    use std::path::Path;
     use std::sync::Barrier;
 
     const SECRET: [u8; 32] = [11; 32];

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use smpl_protocol::{NodeId, PackId, Price};
 
-use crate::ledger::Order;
+use super::Order;
 
 /// How long a payment hook may take by default.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);

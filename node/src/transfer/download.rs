@@ -334,7 +334,7 @@ impl Session {
             let Some(joined) = tasks.join_next().await else { break };
             // An error ends the download; dropping the set aborts the others, and
             // what they verified so far stays stored.
-            joined.map_err(|e| TransferError::Task(e.to_string()))??;
+            joined??;
         }
 
         let stored =
@@ -361,14 +361,7 @@ impl Session {
             if local.is_complete() {
                 return Ok(());
             }
-            let provider = self.provider(&mut turn, what)?;
-            let connection = match self.connection(provider).await {
-                Ok(connection) => connection,
-                Err(e) => {
-                    self.drop_provider(provider, DropReason::Unreachable(e));
-                    continue;
-                }
-            };
+            let Some((provider, connection)) = self.connect_next(&mut turn, what).await? else { continue };
             match self.get(connection, local.missing()).await {
                 Ok(()) => {
                     let after = self
@@ -399,13 +392,8 @@ impl Session {
             .build(self.root);
         let (mut turn, mut busy) = (0, 0);
         loop {
-            let provider = self.provider(&mut turn, "the file sizes")?;
-            let connection = match self.connection(provider).await {
-                Ok(connection) => connection,
-                Err(e) => {
-                    self.drop_provider(provider, DropReason::Unreachable(e));
-                    continue;
-                }
+            let Some((provider, connection)) = self.connect_next(&mut turn, "the file sizes").await? else {
+                continue;
             };
             match self.probe(connection, request.clone()).await {
                 Ok(sizes) if sizes.len() == indices.len() => return Ok(sizes),
@@ -492,6 +480,23 @@ impl Session {
         }
         drop(dropped);
         Err(self.unavailable(what.to_string()))
+    }
+
+    /// The next provider not dropped yet ([`Self::provider`]) and a connection to
+    /// it; `None` when it cannot be reached, and then it is dropped.
+    async fn connect_next(
+        &self,
+        turn: &mut usize,
+        what: &str,
+    ) -> Result<Option<(EndpointId, Connection)>, TransferError> {
+        let provider = self.provider(turn, what)?;
+        match self.connection(provider).await {
+            Ok(connection) => Ok(Some((provider, connection))),
+            Err(e) => {
+                self.drop_provider(provider, DropReason::Unreachable(e));
+                Ok(None)
+            }
+        }
     }
 
     fn drop_provider(&self, provider: EndpointId, reason: DropReason) {

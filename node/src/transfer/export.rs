@@ -237,9 +237,7 @@ pub(super) async fn export(
     let files = relative_files(manifest)?;
     let (author_dir, title) = pack_place(manifest, library)?;
     let pack = manifest.pack_id;
-    let dir = tokio::task::spawn_blocking(move || claim_pack_dir(&author_dir, &title, &pack))
-        .await
-        .map_err(|e| TransferError::Task(e.to_string()))??;
+    let dir = tokio::task::spawn_blocking(move || claim_pack_dir(&author_dir, &title, &pack)).await??;
     let files = files.into_iter().map(|(relative, sample)| (dir.join(relative), sample)).collect();
     let targets = Targets { dir, files };
     write_files(blobs, manifest.content, &targets).await?;
@@ -317,13 +315,11 @@ async fn write_file(
     };
     let temp = parent.join(temp_name(file_name));
     let result = async {
-        let task = |e: tokio::task::JoinError| TransferError::Task(e.to_string());
         let (owned, shared, expected) = (blobs.owned_data_path(&hash), temp.clone(), sample.size);
         let reflinks = reflinks.clone();
         let shared =
             tokio::task::spawn_blocking(move || share_stored_file(&owned, &shared, expected, &reflinks))
-                .await
-                .map_err(task)?;
+                .await?;
         if !shared {
             let _ = tokio::fs::remove_file(&temp).await;
             let size = blobs
@@ -341,7 +337,7 @@ async fn write_file(
         }
         let (temp, target) = (temp.clone(), target.to_path_buf());
         let expected = sample.size;
-        tokio::task::spawn_blocking(move || finish_file(&temp, &target, expected)).await.map_err(task)?
+        tokio::task::spawn_blocking(move || finish_file(&temp, &target, expected)).await?
     }
     .await;
     if result.is_err() {

@@ -86,7 +86,7 @@ pub enum TransferError {
     #[error("blob store error while {action}: {reason}")]
     Store { action: &'static str, reason: String },
     #[error("background task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl TransferError {

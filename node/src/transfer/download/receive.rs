@@ -105,7 +105,7 @@ impl Session {
     /// Waits until a blob received into memory is stored; it counts as fetched
     /// then.
     async fn land(&self, landing: Landing) -> Result<(), Failure> {
-        landing.add.await.map_err(|e| Failure::Local(TransferError::Task(e.to_string())))??;
+        landing.add.await.map_err(|e| Failure::Local(TransferError::Task(e)))??;
         self.fetched.fetch_add(landing.size, Ordering::Relaxed);
         self.report(false).await;
         Ok(())

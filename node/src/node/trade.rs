@@ -1,22 +1,26 @@
 //! The node's buying and selling operations, as the local API offers them: `buy`,
 //! the seller's `sales` with `approve` and `reject`, `licenses` and certificates,
 //! and the task that sends pending purchases again ([`resend`]).
-//! The rules live in [`crate::trade`]; this is the async glue to the network.
+//! The rules live in [`crate::trade`]; this is the async glue to the network and
+//! the blocking threads.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use smpl_protocol::wire::TradeRequest;
 use smpl_protocol::{Envelope, LicenseId, Manifest, PackId, Signed};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::ledger::{Order, OrderStatus};
+use super::{Node, NodeError};
 use crate::net::Network;
-use crate::net::wire::TradeRequest;
-use crate::node::{Node, NodeError};
-use crate::trade::{LicenseView, Trade, TradeError};
+use crate::trade::{LicenseView, Order, OrderStatus, Trade, TradeError};
+
+/// The first pause before a pending purchase is sent again (the pauses then
+/// double, see [`resend`]).
+pub(super) const RESEND_FIRST: Duration = Duration::from_secs(2);
 
 /// How often `buy --wait` asks the seller again.
 const WAIT_POLL: Duration = Duration::from_millis(500);
@@ -54,12 +58,12 @@ impl BuyOutcome {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, TradeError> + Send + 'static,
 ) -> Result<T, NodeError> {
-    Ok(tokio::task::spawn_blocking(work).await.map_err(|e| NodeError::Task(e.to_string()))??)
+    Ok(tokio::task::spawn_blocking(work).await??)
 }
 
 /// Sends a pending purchase to its seller and records the answer. A seller that
 /// cannot be reached leaves it pending (it is sent again later).
-pub(crate) async fn deliver(network: &Network, trade: &Trade, order: Order) -> Result<Order, NodeError> {
+async fn deliver(network: &Network, trade: &Trade, order: Order) -> Result<Order, NodeError> {
     if !network.connect(order.seller).await? {
         return Ok(order);
     }
@@ -85,7 +89,7 @@ pub(crate) async fn deliver(network: &Network, trade: &Trade, order: Order) -> R
 /// costs a request every few minutes. The pauses start over when the node does.
 /// Orders due together are sent together, so a seller whose payment hook takes
 /// its time does not delay the answers of others.
-pub(crate) async fn resend(network: Network, trade: Trade, cancel: CancellationToken, first: Duration) {
+pub(super) async fn resend(network: Network, trade: Trade, cancel: CancellationToken, first: Duration) {
     // Order id → when to send it next, and the pause after that.
     let mut due: HashMap<String, (Instant, Duration)> = HashMap::new();
     let mut tidied: Option<Instant> = None;
@@ -142,7 +146,7 @@ impl Node {
         wait: Duration,
     ) -> Result<BuyOutcome, NodeError> {
         let (network, _) = self.net.as_ref().ok_or(NodeError::Offline)?;
-        let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
+        let manifest = self.manifest(pack)?;
         if manifest.author == self.identity.node_id() {
             return Err(NodeError::OwnPack(*pack));
         }
@@ -187,7 +191,7 @@ impl Node {
 
     /// The license that lets this node fetch `manifest`'s content: none needed for
     /// free packs and our own; an error when a paid pack is not licensed to us.
-    pub(crate) async fn license_to_fetch(&self, manifest: &Manifest) -> Result<Option<Envelope>, NodeError> {
+    pub(super) async fn license_to_fetch(&self, manifest: &Manifest) -> Result<Option<Envelope>, NodeError> {
         if manifest.is_free() || manifest.author == self.identity.node_id() {
             return Ok(None);
         }

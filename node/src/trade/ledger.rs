@@ -27,10 +27,10 @@
 //! were when stored) and kept decoded, by id and by pack, so listing them or
 //! looking one up costs no signature checks. Writes to the cache and to sled happen
 //! under one lock, so a license is never stored but unseen. Open one ledger per
-//! database (the node's [`crate::trade::Trade`] holds it).
+//! database (the node's [`Trade`](super::Trade) holds it).
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -223,6 +223,36 @@ fn encode_slot(order: &Order) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(&slot).map_err(|e| corrupt("sale slot", e))
 }
 
+/// An order, its slot and its license (if issued), encoded for one transaction.
+struct Write<'a> {
+    value: Vec<u8>,
+    slot: Vec<u8>,
+    key: [u8; 56],
+    /// The license's id, its token for the cache, and its envelope.
+    license: Option<(LicenseId, LicenseToken, &'a Envelope)>,
+}
+
+impl<'a> Write<'a> {
+    fn of(order: &Order, license: Option<&'a Envelope>) -> Result<Write<'a>, StoreError> {
+        let license = match license {
+            None => None,
+            Some(envelope) => {
+                let token = LicenseToken::from_envelope(envelope).map_err(|e| corrupt("license", e))?;
+                let id = order.license_id.ok_or_else(|| corrupt("order", "issued without a license id"))?;
+                Some((id, token, envelope))
+            }
+        };
+        Ok(Write { value: encode_order(order)?, slot: encode_slot(order)?, key: order.slot_key(), license })
+    }
+
+    fn insert_license(&self, licenses: &TransactionalTree) -> TxResult<()> {
+        if let Some((id, _, envelope)) = &self.license {
+            licenses.insert(id.as_bytes(), envelope.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
 fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(e)
 }
@@ -308,46 +338,48 @@ impl Ledger {
         Ok(())
     }
 
+    /// The license cache, locked for writing when `write` stores a license: held
+    /// across the transaction, so the cache and sled agree for every reader.
+    fn lock_held(&self, write: &Write<'_>) -> Option<RwLockWriteGuard<'_, Held>> {
+        write.license.as_ref().map(|_| self.held.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// After the transaction that stored `write`: caches its license (under the
+    /// lock [`Ledger::lock_held`] took) and flushes.
+    fn stored(&self, held: Option<RwLockWriteGuard<'_, Held>>, write: Write<'_>) -> Result<(), StoreError> {
+        if let (Some(mut held), Some((_, token, license))) = (held, write.license) {
+            held.insert(token, license.clone());
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Stores a new sale as given (with `license` when it is issued at once) unless
     /// its order id is stored already or another live sale holds its slot: checked
     /// and written in one transaction, durably. Only the caller that gets
     /// [`Claim::New`] decides the order.
     pub fn claim(&self, order: &Order, license: Option<&Envelope>) -> Result<Claim, StoreError> {
-        let value = encode_order(order)?;
-        let slot = encode_slot(order)?;
-        let key = order.slot_key();
-        let token =
-            license.map(LicenseToken::from_envelope).transpose().map_err(|e| corrupt("license", e))?;
-        let license_id = order.license_id;
-        if license.is_some() && license_id.is_none() {
-            return Err(corrupt("order", "issued without a license id"));
-        }
-        // Held across the transaction, so the cache and sled agree for every reader.
-        let mut held = license.map(|_| self.held.write().unwrap_or_else(PoisonError::into_inner));
+        let write = Write::of(order, license)?;
+        let Write { value, slot, key, .. } = &write;
+        let held = self.lock_held(&write);
         let claim = (&self.sales, &self.slots, &self.licenses).transaction(
             |(sales, slots, licenses)| -> TxResult<Claim> {
                 if let Some(known) = sales.get(order.order_id.as_bytes())? {
                     return Ok(Claim::Known(Box::new(decode_order(&known).map_err(abort)?)));
                 }
-                if let Some(taken) = holder(sales, slots, &key, &order.order_id)? {
+                if let Some(taken) = holder(sales, slots, key, &order.order_id)? {
                     return Ok(taken);
                 }
                 sales.insert(order.order_id.as_bytes(), value.as_slice())?;
                 if order.status != OrderStatus::Rejected {
                     slots.insert(&key[..], slot.as_slice())?;
                 }
-                if let (Some(license), Some(id)) = (license, license_id) {
-                    licenses.insert(id.as_bytes(), license.as_bytes())?;
-                }
+                write.insert_license(licenses)?;
                 Ok(Claim::New)
             },
         )?;
         if claim == Claim::New {
-            if let (Some(held), Some(token), Some(license)) = (held.as_mut(), token, license) {
-                held.insert(token, license.clone());
-            }
-            drop(held);
-            self.db.flush()?;
+            self.stored(held, write)?;
         }
         Ok(claim)
     }
@@ -363,18 +395,11 @@ impl Ledger {
         license: Option<&Envelope>,
         from: impl Fn(&Order) -> bool,
     ) -> Result<Update, StoreError> {
-        let value = encode_order(next)?;
-        let slot = encode_slot(next)?;
-        let key = next.slot_key();
-        let token =
-            license.map(LicenseToken::from_envelope).transpose().map_err(|e| corrupt("license", e))?;
-        let license_id = next.license_id;
-        if license.is_some() && license_id.is_none() {
-            return Err(corrupt("order", "issued without a license id"));
-        }
+        let write = Write::of(next, license)?;
+        let Write { value, slot, key, .. } = &write;
         let sales = side == Side::Sales;
         let id = next.order_id.as_bytes();
-        let mut held = license.map(|_| self.held.write().unwrap_or_else(PoisonError::into_inner));
+        let held = self.lock_held(&write);
         let update = (self.tree(side), &self.slots, &self.licenses).transaction(
             |(orders, slots, licenses)| -> TxResult<Update> {
                 let Some(current) = orders.get(id)? else { return Ok(Update::Missing) };
@@ -405,18 +430,12 @@ impl Ledger {
                     }
                 }
                 orders.insert(id, value.as_slice())?;
-                if let (Some(license), Some(license_id)) = (license, license_id) {
-                    licenses.insert(license_id.as_bytes(), license.as_bytes())?;
-                }
+                write.insert_license(licenses)?;
                 Ok(Update::Done)
             },
         )?;
         if update == Update::Done {
-            if let (Some(held), Some(token), Some(license)) = (held.as_mut(), token, license) {
-                held.insert(token, license.clone());
-            }
-            drop(held);
-            self.db.flush()?;
+            self.stored(held, write)?;
         }
         Ok(update)
     }

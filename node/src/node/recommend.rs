@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use smpl_index::{SampleRef, SearchQuery};
 use smpl_protocol::{Manifest, NodeId, PackId, Price};
 
-use crate::node::{Node, NodeError};
+use super::{Node, NodeError};
 
 /// Samples of each library pack whose neighbours are looked up.
 const SOUNDS_PER_PACK: usize = 12;
@@ -113,7 +113,7 @@ impl Node {
         let mut library = Vec::new();
         for (pack, _) in self.store.pack_seqs()? {
             let Some((manifest, _)) = self.store.manifest(&pack)? else { continue };
-            if manifest.author != me && (licensed.contains(&pack) || self.blobs().has_pack(&pack).await?) {
+            if manifest.author != me && (licensed.contains(&pack) || self.blobs.has_pack(&pack).await?) {
                 library.push(manifest);
             }
         }

@@ -1,5 +1,5 @@
 //! What this node may serve: the glue between the blob store, the provenance gate
-//! ([`crate::trade::LicenseGate`]) and the network's provider records.
+//! ([`LicenseGate`]) and the network's provider records.
 //!
 //! - Before a pack's blobs arrive, their provenance is recorded
 //!   ([`record_fetch`]): under a licence, every blob of the pack is marked
@@ -11,13 +11,18 @@
 //! - A home whose provenance was never recorded (older homes) gets it rebuilt from
 //!   the store's tags and this node's manifests and licences ([`rebuild`]); the
 //!   rebuild gives nothing that the records of a fresh fetch would not.
+//! - After each garbage collection, the records of blobs that are gone are
+//!   dropped ([`prune`]).
+
+use std::time::Duration;
 
 use iroh_blobs::format::collection::Collection;
 use smpl_protocol::{BlobHash, Manifest, NodeId, PackId, Signed};
+use tokio_util::sync::CancellationToken;
 
+use super::{LicenseGate, Origin, Source, Trade, TradeError};
 use crate::blobs::{BlobError, Blobs, DownloadGuard, to_iroh};
 use crate::store::{Store, StoreError};
-use crate::trade::{LicenseGate, Origin, Source, Trade, TradeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServingError {
@@ -186,4 +191,29 @@ pub async fn provided(gate: &LicenseGate, blobs: &Blobs, store: &Store) -> Resul
         }
     }
     Ok(packs)
+}
+
+/// After each garbage collection (every `interval`), drops the provenance of
+/// blobs that are gone, so records do not outlive their bytes (downloads under
+/// way keep theirs). Runs until `cancel`.
+pub async fn prune(gate: LicenseGate, blobs: Blobs, interval: Duration, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let keep = blobs.downloading().hashes();
+        let handle = tokio::runtime::Handle::current();
+        let (gate, store) = (gate.clone(), blobs.clone());
+        let pruned = tokio::task::spawn_blocking(move || {
+            gate.prune(|hash| handle.block_on(store.is_stored(hash)), &keep)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(records = n, "pruned the provenance of collected blobs"),
+            Ok(Err(e)) => tracing::warn!("pruning provenance failed: {e}"),
+            Err(_) => return,
+        }
+    }
 }

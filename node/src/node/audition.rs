@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use smpl_protocol::limits::MAX_PREVIEW_BYTES;
 use smpl_protocol::{BlobHash, PackId};
 
-use crate::node::{Node, NodeError};
+use super::{Node, NodeError};
+use crate::home::HomeError;
+use crate::trade::serving;
+use crate::util::fs::{mode, write_atomic};
 
 /// What `smpl audition` reports.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -31,18 +34,14 @@ impl Node {
     /// unique part of it, case-insensitive).
     pub async fn preview(&self, pack: &PackId, sample: &str) -> Result<Preview, NodeError> {
         let started = Instant::now();
-        let (manifest, _) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
+        let manifest = self.manifest(pack)?;
         let wanted = sample.to_lowercase();
         let exact = manifest.samples.iter().find(|s| s.name == sample);
         let mut partial = manifest.samples.iter().filter(|s| s.name.to_lowercase().contains(&wanted));
         let entry = match (exact, partial.next(), partial.next()) {
             (Some(entry), _, _) | (None, Some(entry), None) => entry,
             (None, Some(_), Some(_)) => {
-                return Err(NodeError::NoSample {
-                    pack: *pack,
-                    sample: sample.into(),
-                    why: "several samples match; give more of the name",
-                });
+                return Err(NodeError::AmbiguousSample { pack: *pack, sample: sample.into() });
             }
             (None, None, _) => {
                 return Err(NodeError::NoSample {
@@ -58,37 +57,29 @@ impl Node {
             why: "the pack has no preview of it",
         })?;
         let mut fetched = false;
-        let bytes = match self.blobs().read(&hash, MAX_PREVIEW_BYTES).await? {
+        let bytes = match self.blobs.read(&hash, MAX_PREVIEW_BYTES).await? {
             Some(bytes) => bytes,
             None => {
                 let transfer = self.transfer().ok_or(NodeError::Offline)?;
                 let providers = self.reachable_providers(&manifest).await?;
                 // A preview is free to anyone; recorded before it arrives, kept by a tag.
-                crate::serving::record_preview(self.trade.gate(), &manifest, hash).await?;
+                serving::record_preview(self.trade.gate(), &manifest, hash).await?;
                 transfer.fetch_blob(hash, &providers, MAX_PREVIEW_BYTES).await?;
-                self.blobs().tag_preview(&hash).await?;
+                self.blobs.tag_preview(&hash).await?;
                 fetched = true;
-                self.blobs().read(&hash, MAX_PREVIEW_BYTES).await?.ok_or(NodeError::NoSample {
+                self.blobs.read(&hash, MAX_PREVIEW_BYTES).await?.ok_or(NodeError::NoSample {
                     pack: *pack,
                     sample: entry.name.clone(),
                     why: "its preview vanished from the store",
                 })?
             }
         };
-        let path = self.home().root().join("previews").join(format!("{hash}.ogg"));
+        let path = self.home.root().join("previews").join(format!("{hash}.ogg"));
         if !path.exists() {
             let (target, bytes) = (path.clone(), bytes.clone());
-            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                std::fs::create_dir_all(target.parent().unwrap_or(&target))?;
-                let temp = target.with_extension("tmp");
-                std::fs::write(&temp, &bytes)?;
-                std::fs::rename(&temp, &target)
-            })
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))?
-            .map_err(|source| {
-                NodeError::Home(crate::home::HomeError::Io { action: "write", path: path.clone(), source })
-            })?;
+            tokio::task::spawn_blocking(move || write_atomic(&target, &bytes, mode::DEFAULT))
+                .await?
+                .map_err(|e| HomeError::Io { action: "write", path: path.clone(), source: e.source })?;
         }
         Ok(Preview {
             pack_id: *pack,

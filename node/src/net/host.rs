@@ -1,7 +1,10 @@
-//! Listings from the network: the node's side of [`net::Host`](crate::net::Host).
-//! Every listing goes through [`ingest`] whichever way it came (gossip or sync):
-//! limits and signature first, then decoding, then the store decides whether it is
-//! newer than what we hold.
+//! The network's port into the node: the [`Host`] trait is all the swarm actor
+//! needs from the rest of the node, and [`NodeHost`] implements it over the
+//! store, the blob store, the indexer, the iroh data plane and the trade ledger.
+//!
+//! Gossip validation lives here: every listing goes through [`ingest`] whichever
+//! way it came (gossip or sync): limits and signature first, then decoding, then
+//! the store decides whether it is newer than what we hold.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -9,19 +12,47 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libp2p::Multiaddr;
-use smpl_protocol::sync::Item;
-use smpl_protocol::{Envelope, Kind, Manifest, NodeId, PackId, Retraction, Signed};
-
 use serde_bytes::ByteBuf;
-use smpl_protocol::BlobHash;
+use smpl_protocol::sync::Item;
+use smpl_protocol::{BlobHash, Envelope, Kind, Manifest, NodeId, PackId, Retraction, Signed};
 
+use super::wire::{TradeRequest, TradeResponse};
 use crate::blobs::Blobs;
 use crate::indexer::IndexerHandle;
-use crate::net::wire::{TradeRequest, TradeResponse};
-use crate::net::{Host, Ingest};
 use crate::store::{Accepted, Store};
 use crate::trade::Trade;
 use crate::transfer::Transfer;
+
+/// What happened to a listing offered by the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ingest {
+    /// Verified and newer than what we had: stored, and worth forwarding.
+    New(PackId),
+    /// Verified but not newer (a replay, or a version we already have).
+    Old,
+    /// Refused: forged, malformed or over the limits.
+    Invalid(String),
+}
+
+/// What the network needs from the rest of the node. Methods may block (they run
+/// on blocking threads).
+pub trait Host: Send + Sync + 'static {
+    /// Verifies and stores one signed listing (manifest or retraction).
+    fn ingest(&self, envelope: &[u8]) -> Ingest;
+    /// Every listing this node holds, as reconciliation items sorted by id.
+    fn sync_items(&self) -> Vec<Item>;
+    /// The stored envelopes (manifest or retraction) of `ids`.
+    fn envelopes(&self, ids: &[PackId]) -> Vec<Vec<u8>>;
+    /// Our iroh data-plane addresses.
+    fn iroh_addrs(&self) -> Vec<SocketAddr>;
+    /// A peer told us its iroh addresses.
+    fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>);
+    /// Addresses of peers met before, to rejoin after a restart.
+    fn remembered_peers(&self) -> Vec<Multiaddr>;
+    fn remember_peer(&self, addr: &Multiaddr);
+    /// Answers a purchase order or license presentation from `peer`.
+    fn trade(&self, peer: NodeId, request: TradeRequest) -> TradeResponse;
+}
 
 /// Verifies and stores one signed listing from the network.
 pub fn ingest(store: &Store, bytes: &[u8]) -> Ingest {
@@ -50,6 +81,8 @@ pub fn ingest(store: &Store, bytes: &[u8]) -> Ingest {
     }
 }
 
+/// The node as the network sees it: what [`Network::start`](super::Network::start)
+/// is given by the node's facade.
 pub struct NodeHost {
     pub store: Store,
     pub blobs: Blobs,

@@ -1,0 +1,282 @@
+//! The node's facade: one [`Node`] that owns the store, the blob store, the index
+//! and its indexer, the trade ledger and, once started, the network; every
+//! operation the local API offers is a method on it, grouped by subsystem:
+//!
+//! - this file: opening, starting (joining the network) and shutting down, and
+//!   the accessors;
+//! - `catalog`: publish, retract, search, show, resolve ids, check and rebuild the
+//!   index;
+//! - `fetch`: fetching packs from providers (showing a license to those that
+//!   prove they hold the content), tickets for stock clients;
+//! - `trade`: buying, the seller's sales, licenses and certificates, and the task
+//!   that sends pending purchases again;
+//! - `audition`: preview clips; `recommend`: recommendations from the library;
+//! - `error`: [`NodeError`] and what each means for the caller ([`ErrorKind`]).
+
+mod audition;
+mod catalog;
+mod error;
+mod fetch;
+mod recommend;
+mod trade;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError};
+
+use libp2p::Multiaddr;
+use smpl_index::Index;
+use smpl_protocol::{Identity, NodeId};
+use tokio_util::sync::CancellationToken;
+
+pub use audition::Preview;
+pub use catalog::{CheckReport, PackView};
+pub use error::{ErrorKind, NodeError};
+pub use fetch::{FetchEvent, FetchOutcome};
+pub use recommend::Recommendation;
+pub use trade::BuyOutcome;
+
+use crate::blobs::Blobs;
+use crate::home::{Config, Home};
+use crate::indexer::IndexerHandle;
+use crate::net::{NetConfig, Network, NodeHost, PeerInfo};
+use crate::store::{Store, StoreError};
+use crate::trade::{GateStats, Trade, TradeConfig, serving};
+use crate::transfer::{ServeGate, Transfer};
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub home: Home,
+    /// Where the local HTTP API listens (port 0 picks a free port).
+    pub api: SocketAddr,
+    /// libp2p listen addresses; the iroh endpoint binds the same IP.
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
+    pub mdns: bool,
+    /// An iroh relay URL; none by default.
+    pub relay: Option<String>,
+    /// How this node sells (seller policy, payment hook timeout).
+    pub trade: TradeConfig,
+    /// How often the blob store deletes what no pack, preview or download holds;
+    /// `None` never does.
+    pub gc_interval: Option<std::time::Duration>,
+}
+
+impl NodeOptions {
+    /// Where the iroh endpoint binds: loopback when every libp2p listen address
+    /// is loopback (tests, demos), otherwise all interfaces.
+    fn iroh_bind(&self) -> SocketAddr {
+        let loopback = !self.listen.is_empty()
+            && self.listen.iter().all(|a| {
+                a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_loopback()))
+            });
+        if loopback { SocketAddr::from(([127, 0, 0, 1], 0)) } else { SocketAddr::from(([0, 0, 0, 0], 0)) }
+    }
+}
+
+pub struct Node {
+    identity: Identity,
+    home: Home,
+    config: Config,
+    store: Store,
+    blobs: Blobs,
+    trade: Trade,
+    index: Arc<Index>,
+    indexer: IndexerHandle,
+    indexer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The network, when started with [`Node::start`].
+    net: Option<(Network, Arc<Transfer>)>,
+    cancel: CancellationToken,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Node {
+    /// Opens (creating where missing) everything under the home and starts the indexer.
+    pub async fn open(home: Home) -> Result<Node, NodeError> {
+        Node::open_with(home, TradeConfig::default(), None).await
+    }
+
+    /// [`Node::open`] with a seller policy and blob garbage collection.
+    pub async fn open_with(
+        home: Home,
+        trade: TradeConfig,
+        gc_interval: Option<std::time::Duration>,
+    ) -> Result<Node, NodeError> {
+        let (identity, _) = home.init()?;
+        let config = home.config()?;
+        let db_dir = home.db_dir();
+        let store =
+            tokio::task::spawn_blocking(move || Store::open(&db_dir)).await?.map_err(|e| match e {
+                StoreError::Sled(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    NodeError::Locked { home: home.root().display().to_string(), reason: io.to_string() }
+                }
+                other => NodeError::Store(other),
+            })?;
+        let blobs = Blobs::open_with_gc(&home.blobs_dir(), gc_interval).await?;
+        let index_dir = home.index_dir();
+        let index = tokio::task::spawn_blocking(move || Index::open(&index_dir)).await??;
+        let index = Arc::new(index);
+        let (indexer, join) = IndexerHandle::spawn(store.clone(), index.clone());
+        let trade = {
+            let (identity, store, dir) = (identity.clone(), store.clone(), home.licenses_dir());
+            tokio::task::spawn_blocking(move || Trade::open(identity, store, dir, trade)).await??
+        };
+        if trade.gate().is_empty() {
+            let recorded = serving::rebuild(trade.gate(), &blobs, &store, &trade, identity.node_id()).await?;
+            if recorded > 0 {
+                tracing::info!(
+                    packs = recorded,
+                    "rebuilt the provenance of stored blobs from the store's tags"
+                );
+            }
+        }
+        Ok(Node {
+            trade,
+            identity,
+            home,
+            config,
+            store,
+            blobs,
+            index,
+            indexer,
+            indexer_thread: std::sync::Mutex::new(Some(join)),
+            net: None,
+            cancel: CancellationToken::new(),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens the node and joins the network: the iroh endpoint serving our blobs,
+    /// and the libp2p swarm for listings, sync and discovery.
+    pub async fn start(options: &NodeOptions) -> Result<Node, NodeError> {
+        let mut node =
+            Node::open_with(options.home.clone(), options.trade.clone(), options.gc_interval).await?;
+        // The gate is in place before the first request can arrive.
+        let gate: Arc<dyn ServeGate> = Arc::new(node.trade.gate().clone());
+        let transfer = Arc::new(
+            Transfer::start(&node.identity, &node.blobs, options.iroh_bind(), options.relay.clone(), gate)
+                .await?,
+        );
+        let held = serving::provided(node.trade.gate(), &node.blobs, &node.store).await?;
+        if let Some(interval) = options.gc_interval {
+            let task = tokio::spawn(serving::prune(
+                node.trade.gate().clone(),
+                node.blobs.clone(),
+                interval,
+                node.cancel.child_token(),
+            ));
+            node.tasks.lock().unwrap_or_else(PoisonError::into_inner).push(task);
+        }
+        let host = Arc::new(NodeHost {
+            store: node.store.clone(),
+            blobs: node.blobs.clone(),
+            proving: Default::default(),
+            indexer: node.indexer.clone(),
+            transfer: transfer.clone(),
+            trade: node.trade.clone(),
+        });
+        let config = NetConfig {
+            listen: options.listen.clone(),
+            bootstrap: options.bootstrap.clone(),
+            mdns: options.mdns,
+        };
+        let (network, task) = Network::start(&node.identity, config, host, node.cancel.child_token()).await?;
+        // Announce everything we can serve.
+        for pack in held {
+            network.provide(pack).await?;
+        }
+        let resend = tokio::spawn(trade::resend(
+            network.clone(),
+            node.trade.clone(),
+            node.cancel.child_token(),
+            trade::RESEND_FIRST,
+        ));
+        let mut tasks = node.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.push(task);
+        tasks.push(resend);
+        drop(tasks);
+        node.net = Some((network, transfer));
+        Ok(node)
+    }
+
+    /// The libp2p network handle, when the node was started with one.
+    pub fn network(&self) -> Option<&Network> {
+        self.net.as_ref().map(|(network, _)| network)
+    }
+
+    /// The iroh data plane, when the node was started with a network.
+    pub fn transfer(&self) -> Option<&Arc<Transfer>> {
+        self.net.as_ref().map(|(_, transfer)| transfer)
+    }
+
+    fn net(&self) -> Result<&(Network, Arc<Transfer>), NodeError> {
+        self.net.as_ref().ok_or(NodeError::Offline)
+    }
+
+    /// libp2p listen addresses, each ending in `/p2p/<peer id>`.
+    pub async fn listen_addrs(&self) -> Vec<String> {
+        let Ok((network, _)) = self.net() else { return Vec::new() };
+        let peer = network.peer_id();
+        network
+            .listen_addrs()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| format!("{a}/p2p/{peer}"))
+            .collect()
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        Ok(self.net()?.0.peers().await?)
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.identity.node_id()
+    }
+
+    /// What the paid-content gate decided since the node started.
+    pub fn gate_stats(&self) -> &GateStats {
+        self.trade.gate().stats()
+    }
+
+    // The parts themselves, for tests and tools; the local API goes through the
+    // operations instead.
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Stops the indexer and closes the stores.
+    pub async fn shutdown(self) {
+        let Node { indexer, indexer_thread, blobs, store, net, cancel, tasks, .. } = self;
+        cancel.cancel();
+        let tasks = tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for task in tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
+        if let Some((_, transfer)) = net
+            && let Ok(transfer) = Arc::try_unwrap(transfer)
+        {
+            transfer.shutdown().await;
+        }
+        drop(indexer);
+        let join = indexer_thread.lock().ok().and_then(|mut j| j.take());
+        if let Some(join) = join {
+            let _ = tokio::task::spawn_blocking(move || join.join()).await;
+        }
+        blobs.shutdown().await;
+        let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+    }
+}

@@ -8,11 +8,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
-use smpl_node::index::{Hit, KeyMatch, SampleRef, SearchQuery, SearchResults, Sort};
-use smpl_node::net::PeerInfo;
+use smpl_node::index::{Hit, KeyMatch, SampleRef, SearchQuery, Sort};
 use smpl_node::{
-    CheckReport, FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PackView, Preview, PublishEvent,
-    PublishRequest, Recommendation, SellerPolicy, TradeConfig,
+    FetchEvent, Home, Multiaddr, NodeInfo, NodeOptions, PublishEvent, PublishRequest, SellerPolicy,
+    TradeConfig,
 };
 use smpl_protocol::{LicenseTerms, NodeId, Price, SampleKind};
 
@@ -184,7 +183,7 @@ fn split_target(target: &str) -> Result<(&str, &str)> {
 
 /// Resolves the pack of `PACK_ID/SAMPLE` with the node (the id may be a prefix).
 fn sample_ref(client: &Client, (pack, sample): (&str, &str)) -> Result<SampleRef> {
-    let view: PackView = client.get(&format!("/v1/packs/{}", pack.trim()))?;
+    let view = client.show(pack)?;
     Ok(SampleRef { pack_id: view.manifest.pack_id, sample: sample.to_string() })
 }
 
@@ -258,7 +257,7 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
 }
 
 pub fn id(home: &Home, out: &Printer) -> Result<ExitCode> {
-    let info: NodeInfo = Client::connect(home)?.get("/v1/id")?;
+    let info = Client::connect(home)?.id()?;
     if out.json() {
         out.object(&json!({ "node_id": info.node_id, "api": info.api, "listen": info.listen }));
     } else {
@@ -321,7 +320,7 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
     let client = Client::connect(home)?;
     let mut bar = None;
     let mut outcome = None;
-    client.post_lines("/v1/publish", &request, |event: PublishEvent| {
+    client.publish(&request, |event| {
         match event {
             PublishEvent::Started { bytes, .. } => bar = Some(out.progress(bytes, "publishing")),
             PublishEvent::File { bytes, name } => {
@@ -454,7 +453,7 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
         limit: args.limit,
         offset: 0,
     };
-    let results: SearchResults = client.post("/v1/search", &query)?;
+    let results = client.search(&query)?;
     if out.json() {
         for hit in &results.hits {
             out.object(&hit_line(hit));
@@ -504,7 +503,7 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
 }
 
 pub fn show(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
-    let view: PackView = Client::connect(home)?.get(&format!("/v1/packs/{}", pack_id.trim()))?;
+    let view = Client::connect(home)?.show(pack_id)?;
     let m = &view.manifest;
     if out.json() {
         out.object(m);
@@ -555,8 +554,7 @@ pub fn show(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
 }
 
 pub fn retract(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
-    let answer: serde_json::Value =
-        Client::connect(home)?.post(&format!("/v1/packs/{}/retract", pack_id.trim()), &json!({}))?;
+    let answer = Client::connect(home)?.retract(pack_id)?;
     if out.json() {
         out.object(&answer);
     } else {
@@ -566,7 +564,7 @@ pub fn retract(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
 }
 
 pub fn rebuild(home: &Home, out: &Printer) -> Result<ExitCode> {
-    let answer: serde_json::Value = Client::connect(home)?.post("/v1/index/rebuild", &json!({}))?;
+    let answer = Client::connect(home)?.rebuild_index()?;
     if out.json() {
         out.object(&answer);
     } else {
@@ -576,7 +574,7 @@ pub fn rebuild(home: &Home, out: &Printer) -> Result<ExitCode> {
 }
 
 pub fn check(home: &Home, out: &Printer) -> Result<ExitCode> {
-    let report: CheckReport = Client::connect(home)?.get("/v1/check")?;
+    let report = Client::connect(home)?.check()?;
     if out.json() {
         out.object(&report);
     } else {
@@ -608,23 +606,19 @@ pub fn fetch(home: &Home, out: &Printer, pack_id: &str, dir: Option<PathBuf>) ->
     let client = Client::connect(home)?;
     let mut bar = None;
     let mut outcome = None;
-    client.post_lines(
-        &format!("/v1/packs/{}/fetch", pack_id.trim()),
-        &json!({ "out": dir }),
-        |event: FetchEvent| {
-            match event {
-                FetchEvent::Started { bytes, .. } => bar = Some(out.progress(bytes, "fetching")),
-                FetchEvent::Progress { bytes } => {
-                    if let Some(bar) = &bar {
-                        bar.set_position(bytes);
-                    }
+    client.fetch(pack_id, dir, |event| {
+        match event {
+            FetchEvent::Started { bytes, .. } => bar = Some(out.progress(bytes, "fetching")),
+            FetchEvent::Progress { bytes } => {
+                if let Some(bar) = &bar {
+                    bar.set_position(bytes);
                 }
-                FetchEvent::Done(o) => outcome = Some(o),
-                FetchEvent::Error { message } => bail!("{message}"),
             }
-            Ok(())
-        },
-    )?;
+            FetchEvent::Done(o) => outcome = Some(o),
+            FetchEvent::Error { message } => bail!("{message}"),
+        }
+        Ok(())
+    })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -638,7 +632,7 @@ pub fn fetch(home: &Home, out: &Printer, pack_id: &str, dir: Option<PathBuf>) ->
 }
 
 pub fn peers(home: &Home, out: &Printer) -> Result<ExitCode> {
-    let peers: Vec<PeerInfo> = Client::connect(home)?.get("/v1/peers")?;
+    let peers = Client::connect(home)?.peers()?;
     if out.json() {
         for p in &peers {
             out.object(p);
@@ -652,8 +646,7 @@ pub fn peers(home: &Home, out: &Printer) -> Result<ExitCode> {
 }
 
 pub fn share(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
-    let answer: serde_json::Value =
-        Client::connect(home)?.get(&format!("/v1/packs/{}/ticket", pack_id.trim()))?;
+    let answer = Client::connect(home)?.ticket(pack_id)?;
     if out.json() {
         out.object(&answer);
     } else {
@@ -669,9 +662,7 @@ pub fn audition(
     sample: &str,
     output: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let query: String = url_escape(sample);
-    let preview: Preview =
-        Client::connect(home)?.get(&format!("/v1/packs/{}/preview?sample={query}", pack_id.trim()))?;
+    let preview = Client::connect(home)?.preview(pack_id, sample)?;
     let path = match output {
         Some(target) => {
             std::fs::copy(&preview.path, &target)
@@ -698,18 +689,8 @@ pub fn audition(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Percent-encodes a query parameter value.
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 pub fn recommend(home: &Home, out: &Printer, limit: usize) -> Result<ExitCode> {
-    let picks: Vec<Recommendation> = Client::connect(home)?.get(&format!("/v1/recommend?limit={limit}"))?;
+    let picks = Client::connect(home)?.recommend(limit)?;
     if out.json() {
         for p in &picks {
             out.object(p);

@@ -269,11 +269,11 @@ pub fn publish_demo(home: &Home, out: &Printer) -> Result<()> {
     }
     for (dir, request) in packs {
         let pack_id = PackId::derive(&node_id, &slugify(&request.title));
-        if client.get::<serde_json::Value>(&format!("/v1/packs/{pack_id}")).is_ok() {
+        if client.show(&pack_id.to_string()).is_ok() {
             continue;
         }
         let title = request.title.clone();
-        client.post_lines("/v1/publish", &request, |event: PublishEvent| {
+        client.publish(&request, |event| {
             match event {
                 PublishEvent::Done(o) => {
                     if out.json() {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use smpl_node::trade::{Expect, LicenseError, check_files, check_token, content_of};
-use smpl_node::{BuyOutcome, Home, LicenseView, Order, OrderStatus};
+use smpl_node::{Home, Order, OrderStatus};
 use smpl_protocol::certificate::{self, utc_time};
 use smpl_protocol::{NodeId, PackId, Price};
 
@@ -88,9 +88,7 @@ fn price(p: &Option<Price>) -> String {
 }
 
 pub fn buy(home: &Home, out: &Printer, args: BuyArgs) -> Result<ExitCode> {
-    let body = json!({ "payment_ref": args.payment_ref, "wait_secs": args.wait });
-    let outcome: BuyOutcome =
-        Client::connect(home)?.post(&format!("/v1/packs/{}/buy", args.pack_id.trim()), &body)?;
+    let outcome = Client::connect(home)?.buy(&args.pack_id, args.payment_ref, args.wait)?;
     if out.json() {
         out.object(&outcome);
     } else {
@@ -119,16 +117,9 @@ pub fn buy(home: &Home, out: &Printer, args: BuyArgs) -> Result<ExitCode> {
 pub fn sales(home: &Home, out: &Printer, args: SalesArgs) -> Result<ExitCode> {
     let client = Client::connect(home)?;
     let orders: Vec<Order> = match args.action {
-        None => client.get(&format!("/v1/sales?pending={}", args.pending))?,
-        Some(SalesAction::Approve { order_id }) => {
-            vec![client.post(&format!("/v1/sales/{}/approve", order_id.trim()), &json!({}))?]
-        }
-        Some(SalesAction::Reject { order_id, reason }) => {
-            vec![
-                client
-                    .post(&format!("/v1/sales/{}/reject", order_id.trim()), &json!({ "reason": reason }))?,
-            ]
-        }
+        None => client.sales(args.pending)?,
+        Some(SalesAction::Approve { order_id }) => vec![client.approve(&order_id)?],
+        Some(SalesAction::Reject { order_id, reason }) => vec![client.reject(&order_id, reason)?],
     };
     if out.json() {
         for o in &orders {
@@ -160,8 +151,7 @@ pub fn sales(home: &Home, out: &Printer, args: SalesArgs) -> Result<ExitCode> {
 }
 
 pub fn licenses(home: &Home, out: &Printer, args: LicensesArgs) -> Result<ExitCode> {
-    let licenses: Vec<LicenseView> =
-        Client::connect(home)?.get(&format!("/v1/licenses?issued={}", args.issued))?;
+    let licenses = Client::connect(home)?.licenses(args.issued)?;
     if out.json() {
         for l in &licenses {
             let mut value = serde_json::to_value(l)?;
@@ -198,8 +188,7 @@ pub fn license(home: &Home, out: &Printer, command: LicenseCommand) -> Result<Ex
 }
 
 fn export(home: &Home, out: &Printer, pack_id: &str, output: Option<PathBuf>) -> Result<ExitCode> {
-    let answer: serde_json::Value =
-        Client::connect(home)?.get(&format!("/v1/packs/{}/certificate", pack_id.trim()))?;
+    let answer = Client::connect(home)?.certificate(pack_id)?;
     let text = answer["certificate"].as_str().context("the node sent no certificate")?;
     match &output {
         Some(path) => {

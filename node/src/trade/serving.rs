@@ -16,12 +16,11 @@
 
 use std::time::Duration;
 
-use iroh_blobs::format::collection::Collection;
-use smpl_protocol::{BlobHash, Manifest, NodeId, PackId, Signed};
+use smpl_protocol::{BlobHash, Manifest, NodeId, PackId, Signed, collection};
 use tokio_util::sync::CancellationToken;
 
 use super::{LicenseGate, Origin, Source, Trade, TradeError};
-use crate::blobs::{BlobError, Blobs, DownloadGuard, to_iroh};
+use crate::blobs::{BlobError, Blobs, DownloadGuard};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +38,9 @@ pub enum ServingError {
 /// Every blob a pack's content consists of, as its manifest describes it: the
 /// collection root, the collection's metadata blob (file names) and each file.
 pub fn pack_hashes(manifest: &Manifest) -> Vec<BlobHash> {
-    let collection: Collection =
-        manifest.samples.iter().map(|s| (s.name.clone(), to_iroh(&s.hash))).collect();
-    let meta = collection.to_blobs().next().unwrap_or_default();
     let mut hashes = Vec::with_capacity(manifest.samples.len() + 2);
     hashes.push(manifest.content);
-    hashes.push(BlobHash(*blake3::hash(&meta).as_bytes()));
+    hashes.push(collection::metadata_hash(manifest.samples.iter().map(|s| &s.name)));
     hashes.extend(manifest.samples.iter().map(|s| s.hash));
     hashes
 }

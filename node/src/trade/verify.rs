@@ -5,11 +5,10 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use iroh_blobs::format::collection::Collection;
 use smpl_protocol::certificate::CertifiedFile;
+use smpl_protocol::collection;
 use smpl_protocol::{BlobHash, Envelope, LicenseToken, NodeId, PackId, ProtocolError, Signed};
 
-use crate::blobs::to_iroh;
 use crate::transfer::relative_path;
 
 /// What a token must say besides being well signed by the pack's author (which
@@ -61,11 +60,9 @@ pub fn check_token(bytes: &[u8], expect: &Expect) -> Result<(LicenseToken, Envel
 }
 
 /// The pack content hash (the iroh-blobs `Collection` root) of these files, in
-/// this order: what a license token signs.
+/// this order: what a license token signs (see [`smpl_protocol::collection`]).
 pub fn content_of(files: &[CertifiedFile]) -> BlobHash {
-    let collection: Collection = files.iter().map(|f| (f.name.clone(), to_iroh(&f.hash))).collect();
-    let root = collection.to_blobs().last().unwrap_or_default();
-    BlobHash(*blake3::hash(&root).as_bytes())
+    collection::content_hash(files.iter().map(|f| (&f.name, f.hash)))
 }
 
 /// Checks that `dir` holds exactly the licensed files: each listed file at its

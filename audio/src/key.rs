@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn noise_has_no_key_and_a_chord_in_noise_keeps_its_key() {
         let mut random = Noise(0x2545_f491_4f6c_dd1d);
-        let noise: Vec<f32> = (0..3 * 44_100).map(|_| 0.5 * random.next() as f32).collect();
+        let noise: Vec<f32> = (0..3 * 44_100).map(|_| 0.5 * random.uniform() as f32).collect();
         assert_eq!(run(&noise, 44_100), None);
         let chord = chord(&[45.0, 57.0, 60.0, 64.0], 3.0, 44_100);
         let mixed: Vec<f32> = chord.iter().zip(&noise).map(|(c, n)| c + 0.05 * n).collect();

@@ -5,11 +5,11 @@
 //! Run with `cargo test -p smpl-node preview_tests -- --nocapture` to see the measurements.
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::preview::{PREVIEW_SECONDS, PreviewEncoder, PreviewError};
-use super::test_support::Noise;
+use super::test_support::{Noise, write_planes_24};
 use symphonia::core::audio::AudioBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_VORBIS, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -37,7 +37,7 @@ fn one_shot(rate: u32, seconds: f64, channels: usize) -> Planes {
         let body =
             (TAU * 220.0 * t).sin() * 0.5 + (TAU * 440.0 * t).sin() * 0.2 + (TAU * 1330.0 * t).sin() * 0.1;
         // One-pole low-passed noise: a "thump" rather than hiss.
-        smooth += 0.3 * (noise.next() - smooth);
+        smooth += 0.3 * (noise.uniform() - smooth);
         let x = body * (-t / 0.4).exp() * 0.8 + smooth * (-t / 0.03).exp() * 0.6;
         for (c, plane) in planes.iter_mut().enumerate() {
             plane.push((x * if c % 2 == 0 { 1.0 } else { 0.8 }) as f32);
@@ -59,7 +59,7 @@ fn drum_loop(rate: u32, seconds: f64, channels: usize) -> Planes {
         let beat = (t / 0.5).floor() as i64;
         let tb = t - beat as f64 * 0.5;
         let te = t - (t / 0.25).floor() * 0.25;
-        let white = noise.next();
+        let white = noise.uniform();
         let hiss = white - prev; // first difference: high-passed noise
         prev = white;
         low += 0.2 * (white - low);
@@ -105,7 +105,7 @@ fn silence(rate: u32, seconds: f64, channels: usize) -> Planes {
 fn white_noise(rate: u32, seconds: f64, channels: usize) -> Planes {
     let n = (seconds * f64::from(rate)) as usize;
     let mut noise = Noise(42);
-    (0..channels).map(|_| (0..n).map(|_| noise.next() as f32).collect()).collect()
+    (0..channels).map(|_| (0..n).map(|_| noise.uniform() as f32).collect()).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,24 +115,6 @@ fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("smpl-preview-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
-}
-
-/// Writes `planes` as a 24-bit PCM WAV file.
-fn write_wav(path: &Path, rate: u32, planes: &Planes) {
-    let spec = hound::WavSpec {
-        channels: planes.len() as u16,
-        sample_rate: rate,
-        bits_per_sample: 24,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).expect("create wav");
-    for i in 0..planes[0].len() {
-        for plane in planes {
-            let v = (f64::from(plane[i]) * 8_388_607.0).round().clamp(-8_388_608.0, 8_388_607.0);
-            writer.write_sample(v as i32).expect("write sample");
-        }
-    }
-    writer.finalize().expect("finalize wav");
 }
 
 /// What symphonia found in a file.
@@ -264,7 +246,7 @@ struct Outcome {
 fn run_case(case: Case) -> Outcome {
     let dir = scratch_dir();
     let path = dir.join(format!("{}.wav", case.name));
-    write_wav(&path, case.rate, &case.signal);
+    write_planes_24(&path, case.rate, &case.signal);
     let wav = std::fs::read(&path).expect("read wav back");
     let wav_len = wav.len();
 
@@ -677,7 +659,7 @@ fn odd_rates_work() {
 #[test]
 fn random_formats_and_packets() {
     let mut random = Noise(0xdead_beef_cafe_f00d);
-    let mut pick = |n: usize| ((random.next() + 1.0) / 2.0 * n as f64) as usize % n;
+    let mut pick = |n: usize| ((random.uniform() + 1.0) / 2.0 * n as f64) as usize % n;
     let rates = [8_000u32, 22_050, 44_100, 48_000, 64_000, 88_200, 96_000, 176_400, 192_000];
     for round in 0..24 {
         let rate = rates[pick(rates.len())];

@@ -1,114 +1,14 @@
-//! Test helpers: deterministic audio written with hound, and external tools that must exist.
+//! Test helpers: the kit's deterministic audio (`smpl_testkit::wav`, written with hound) under
+//! the names these tests use, and external tools that must exist.
 
-use std::f64::consts::PI;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
-/// A small deterministic noise source (xorshift), uniform in -1..1.
-pub struct Noise(pub u64);
-
-impl Noise {
-    pub fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
-}
-
-/// Writes a 16-bit WAV whose sample `i` of channel `c` is `sample(i, c)`.
-pub fn write_wav_i16(path: &Path, channels: u16, rate: u32, frames: u32, sample: impl Fn(u32, u16) -> i16) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..frames {
-        for c in 0..channels {
-            writer.write_sample(sample(i, c)).unwrap();
-        }
-    }
-    writer.finalize().unwrap();
-}
-
-/// Writes an integer PCM sine of peak `amplitude` (linear, 1.0 = full scale) in every channel.
-pub fn write_sine_int(
-    path: &Path,
-    bits: u16,
-    channels: u16,
-    rate: u32,
-    frames: u32,
-    freq: f64,
-    amplitude: f64,
-) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: bits,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let scale = 2f64.powi(i32::from(bits) - 1);
-    let max = scale - 1.0;
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..frames {
-        let x = amplitude * (2.0 * PI * freq * f64::from(i) / f64::from(rate)).sin();
-        let s = (x * scale).round().clamp(-scale, max) as i32;
-        for _ in 0..channels {
-            if bits == 8 {
-                writer.write_sample(s as i8).unwrap();
-            } else {
-                writer.write_sample(s).unwrap();
-            }
-        }
-    }
-    writer.finalize().unwrap();
-}
-
-/// Writes a 32-bit float sine of peak `amplitude` in every channel.
-pub fn write_sine_float(path: &Path, channels: u16, rate: u32, frames: u32, freq: f64, amplitude: f64) {
-    write_float(path, channels, rate, frames, |i| {
-        amplitude * (2.0 * PI * freq * f64::from(i) / f64::from(rate)).sin()
-    });
-}
-
-/// Writes a 32-bit float WAV with the same signal `f(frame)` in every channel.
-pub fn write_float(path: &Path, channels: u16, rate: u32, frames: u32, f: impl Fn(u32) -> f64) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..frames {
-        let x = f(i) as f32;
-        for _ in 0..channels {
-            writer.write_sample(x).unwrap();
-        }
-    }
-    writer.finalize().unwrap();
-}
-
-/// Writes a steady mono drum pattern: a kick on every beat and a hat on every sixteenth, so
-/// that every part of it is as busy as any other.
-pub fn write_beat(path: &Path, rate: u32, seconds: f64, bpm: f64) {
-    let sixteenth = 60.0 / bpm / 4.0;
-    let frames = (seconds * f64::from(rate)) as u32;
-    write_wav_i16(path, 1, rate, frames, |i, _| {
-        let t = f64::from(i) / f64::from(rate);
-        let step = (t / sixteenth).floor();
-        let since = t - step * sixteenth;
-        let hat =
-            0.2 * (-since * 40.0).exp() * ((i.wrapping_mul(2_654_435_761) >> 16) as f64 / 32_768.0 - 1.0);
-        let beat = 4.0 * sixteenth;
-        let since_beat = t - (t / beat).floor() * beat;
-        let kick = 0.6 * (-since_beat * 12.0).exp() * (2.0 * PI * 55.0 * since_beat).sin();
-        ((hat + kick) * 32_000.0) as i16
-    });
-}
+pub use smpl_testkit::rng::Xorshift as Noise;
+pub use smpl_testkit::wav::{
+    write_beat, write_float, write_i16 as write_wav_i16, write_planes_24, write_sine_float, write_sine_int,
+};
 
 /// Cuts a file to `len` bytes.
 pub fn truncate(path: &Path, len: u64) {

@@ -54,7 +54,7 @@ fn publish_search_show_retract() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let pack = dir.path().join("pack");
-    make_pack(&pack);
+    make_mixed_pack(&pack);
     let _node = TestNode::start(&home);
 
     let (code, out, err) = smpl_json(
@@ -183,8 +183,8 @@ fn two_homes_run_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
     let (pack_a, pack_b) = (dir.path().join("pa"), dir.path().join("pb"));
-    write_wav(&pack_a.join("Alpha_Kick.wav"), 0.3, 60.0, true);
-    write_wav(&pack_b.join("Beta_Snare.wav"), 0.3, 200.0, true);
+    write_sound(&pack_a.join("Alpha_Kick.wav"), 0.3, 60.0, true);
+    write_sound(&pack_b.join("Beta_Snare.wav"), 0.3, 200.0, true);
     let node_a = TestNode::start(&home_a);
     let node_b = TestNode::start(&home_b);
     // A second node on the same home is refused while the first runs.

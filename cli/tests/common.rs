@@ -5,6 +5,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+// The kit's packs, sounds and delays these tests use (each test file uses some):
+// `write_sound` writes a hit or a steady tone like those of `make_mixed_pack`, and a
+// clock-seeded `Xorshift` spreads kill delays over an operation.
+#[allow(unused_imports)]
+pub use smpl_testkit::{
+    pack::{make_mixed_pack, write_sound},
+    rng::Xorshift,
+};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_smpl");
 
 /// Runs `smpl --home HOME ARGS…` and returns its output.
@@ -140,51 +149,18 @@ impl Drop for TestNode {
     }
 }
 
-/// Writes a 16-bit mono WAV of `seconds` with a decaying or steady tone.
-pub fn write_wav(path: &Path, seconds: f32, freq: f32, decaying: bool) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let n = (44_100.0 * seconds) as usize;
-    for i in 0..n {
-        let t = i as f32 / 44_100.0;
-        let env = if decaying { (-t * 12.0).exp() } else { 0.5 };
-        w.write_sample(((t * freq * std::f32::consts::TAU).sin() * env * 30_000.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+/// Runs `smpl --json …`, asserts that it succeeded, and returns its lines.
+pub fn json_ok(home: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let (code, lines, stderr) = smpl_json(home, args);
+    assert_eq!(code, 0, "smpl {args:?}: {stderr}");
+    lines
 }
 
-/// A small pack folder: kicks, a snare, a loop, plus a text file and a broken WAV.
-pub fn make_pack(dir: &Path) {
-    write_wav(&dir.join("Kicks/Deep_Kick_01.wav"), 0.4, 55.0, true);
-    write_wav(&dir.join("Kicks/Punchy_Kick_02.wav"), 0.3, 65.0, true);
-    write_wav(&dir.join("Snare_Tight.wav"), 0.25, 200.0, true);
-    write_wav(&dir.join("Loops/Groove_Loop_124bpm_Am.wav"), 3.87, 110.0, false);
-    std::fs::write(dir.join("README.txt"), "not audio").unwrap();
-    std::fs::write(dir.join("Broken.wav"), b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();
-}
-
-/// A xorshift generator seeded from the clock (printed by the tests that use it),
-/// for kill delays spread over an operation.
-pub struct Jitter(pub u64);
-
-impl Jitter {
-    pub fn from_clock() -> Jitter {
-        Jitter(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1,
-        )
-    }
-
-    /// A number in `0..below`.
-    pub fn below(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % below
+/// Polls `check` every 100 ms until it holds; fails after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -16,7 +16,7 @@ fn kill_9_during_publish_loses_nothing_and_leaves_no_half_pack() {
     let pack = dir.path().join("big");
     // 40 files of 12 s (about 42 MB): a publish that takes a moment.
     for i in 0..40 {
-        write_wav(&pack.join(format!("Take_{i:02}.wav")), 12.0, 80.0 + i as f32 * 10.0, i % 2 == 0);
+        write_sound(&pack.join(format!("Take_{i:02}.wav")), 12.0, 80.0 + i as f32 * 10.0, i % 2 == 0);
     }
 
     // Time one undisturbed publish to spread the kills over it.
@@ -27,7 +27,7 @@ fn kill_9_during_publish_loses_nothing_and_leaves_no_half_pack() {
     let publish_ms = start.elapsed().as_millis().max(50) as u64;
     node.kill9();
 
-    let mut jitter = Jitter::from_clock();
+    let mut jitter = Xorshift::from_clock();
     println!("seed {}, undisturbed publish {publish_ms} ms", jitter.0);
     let (mut whole, mut absent) = (0, 0);
     for attempt in 0..TRIES {

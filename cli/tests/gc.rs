@@ -10,12 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn json_ok(home: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let (code, lines, stderr) = smpl_json(home, args);
-    assert_eq!(code, 0, "smpl {args:?}: {stderr}");
-    lines
-}
-
 /// Where the store keeps a blob over 16 KiB as a file of its own.
 fn data_file(home: &Path, hash: &str) -> PathBuf {
     home.join("blobs").join("data").join(format!("{hash}.data"))
@@ -43,14 +37,6 @@ fn publish(home: &Path, dir: &Path, title: &str, extra: &[&str]) -> String {
     json_ok(home, &args).last().unwrap()["pack_id"].as_str().unwrap().to_string()
 }
 
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn connect(a: &TestNode, b_home: &Path, extra: &[&str]) -> TestNode {
     let mut args = vec!["--bootstrap".to_string(), a.p2p_addr()];
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -68,13 +54,13 @@ fn updated_and_retracted_content_is_collected_and_live_content_stays_served() {
 
     // A free pack and a paid one; B buys and fetches the paid one.
     let free_dir = dir.path().join("free");
-    write_wav(&free_dir.join("Kick.wav"), 0.5, 60.0, true);
-    write_wav(&free_dir.join("Snare.wav"), 0.5, 220.0, true);
-    write_wav(&free_dir.join("Hat.wav"), 0.5, 3000.0, true);
+    write_sound(&free_dir.join("Kick.wav"), 0.5, 60.0, true);
+    write_sound(&free_dir.join("Snare.wav"), 0.5, 220.0, true);
+    write_sound(&free_dir.join("Hat.wav"), 0.5, 3000.0, true);
     let free = publish(&a_home, &free_dir, "Collect Free", &["--free"]);
     let paid_dir = dir.path().join("paid");
-    write_wav(&paid_dir.join("Bass.wav"), 0.6, 45.0, false);
-    write_wav(&paid_dir.join("Pad.wav"), 0.6, 330.0, false);
+    write_sound(&paid_dir.join("Bass.wav"), 0.6, 45.0, false);
+    write_sound(&paid_dir.join("Pad.wav"), 0.6, 330.0, false);
     let paid = publish(&a_home, &paid_dir, "Collect Paid", &["--price", "3.00"]);
     wait_until("B sees the paid pack", Duration::from_secs(30), || {
         smpl_json(&b_home, &["show", &paid]).0 == 0
@@ -89,7 +75,7 @@ fn updated_and_retracted_content_is_collected_and_live_content_stays_served() {
     }
 
     // A changes one file and drops another, then retracts the paid pack.
-    write_wav(&free_dir.join("Kick.wav"), 0.5, 70.0, true);
+    write_sound(&free_dir.join("Kick.wav"), 0.5, 70.0, true);
     std::fs::remove_file(free_dir.join("Hat.wav")).unwrap();
     assert_eq!(publish(&a_home, &free_dir, "Collect Free", &["--free"]), free);
     json_ok(&a_home, &["retract", &paid]);
@@ -140,17 +126,17 @@ fn kill_9_during_collections_and_downloads_loses_nothing_live() {
     let pack_dir = dir.path().join("big");
     // 24 files of 6 s (about 13 MB): a download that takes a moment.
     for i in 0..24 {
-        write_wav(&pack_dir.join(format!("Take_{i:02}.wav")), 6.0, 80.0 + i as f32 * 10.0, i % 2 == 0);
+        write_sound(&pack_dir.join(format!("Take_{i:02}.wav")), 6.0, 80.0 + i as f32 * 10.0, i % 2 == 0);
     }
     let mut a = TestNode::start_with(&a_home, &["--gc-interval", "1"]);
     let pack = publish(&a_home, &pack_dir, "Kill Collect", &["--free"]);
-    let mut jitter = Jitter::from_clock();
+    let mut jitter = Xorshift::from_clock();
     println!("seed {}", jitter.0);
 
     // The seller is killed at random moments while it collects every second, with
     // an update that leaves garbage each time.
     for attempt in 0..4 {
-        write_wav(&pack_dir.join("Take_00.wav"), 6.0, 500.0 + attempt as f32 * 40.0, true);
+        write_sound(&pack_dir.join("Take_00.wav"), 6.0, 500.0 + attempt as f32 * 40.0, true);
         publish(&a_home, &pack_dir, "Kill Collect", &["--free"]);
         std::thread::sleep(Duration::from_millis(900 + jitter.below(1500)));
         a.kill9();

@@ -15,12 +15,6 @@ use common::*;
 /// How long the payment hook takes: longer than the buyer's first re-send.
 const HOOK_SECS: u64 = 5;
 
-fn json_ok(home: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let (code, lines, stderr) = smpl_json(home, args);
-    assert_eq!(code, 0, "smpl {args:?}: {stderr}");
-    lines
-}
-
 /// `smpl licenses --json` (with `--issued` for the seller's side); none is exit 1.
 fn licenses(home: &Path, issued: bool) -> Vec<String> {
     let args: &[&str] = if issued { &["licenses", "--issued"] } else { &["licenses"] };
@@ -32,14 +26,6 @@ fn licenses(home: &Path, issued: bool) -> Vec<String> {
 /// How often the hook started.
 fn runs(file: &Path) -> usize {
     std::fs::read_to_string(file).map_or(0, |text| text.lines().count())
-}
-
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Waits for a background `smpl` to exit (killing it after `limit`) and parses its
@@ -85,7 +71,7 @@ impl Market {
         let mut market = Market { dir, a_home, b, a: None, pack: String::new(), runs };
         market.start_seller();
         let folder = market.dir.path().join("pack");
-        write_wav(&folder.join("Dusty_Kick.wav"), 0.3, 60.0, true);
+        write_sound(&folder.join("Dusty_Kick.wav"), 0.3, 60.0, true);
         let out = json_ok(
             &market.a_home,
             &["publish", folder.to_str().unwrap(), "--title", "Dusty Kick", "--price", "4.99"],

@@ -13,12 +13,6 @@ use smpl_protocol::{Envelope, Identity, Kind, LicenseToken, Signed};
 
 const TRIES: usize = 20;
 
-fn json_ok(home: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let (code, lines, stderr) = smpl_json(home, args);
-    assert_eq!(code, 0, "smpl {args:?}: {stderr}");
-    lines
-}
-
 fn verify(home: &Path, args: &[&str]) -> (i32, serde_json::Value) {
     let mut full = vec!["license", "verify"];
     full.extend_from_slice(args);
@@ -49,7 +43,7 @@ fn kill_9_around_issuing_loses_no_license_and_verify_checks_everything() {
     let mut packs = Vec::new();
     for i in 0..TRIES {
         let folder = dir.path().join(format!("pack{i}"));
-        write_wav(&folder.join(format!("Shot_{i:02}.wav")), 0.2, 100.0 + 20.0 * i as f32, true);
+        write_sound(&folder.join(format!("Shot_{i:02}.wav")), 0.2, 100.0 + 20.0 * i as f32, true);
         let title = format!("Shot {i}");
         let out =
             json_ok(&a_home, &["publish", folder.to_str().unwrap(), "--title", &title, "--price", "2.50"]);
@@ -67,7 +61,7 @@ fn kill_9_around_issuing_loses_no_license_and_verify_checks_everything() {
     assert_eq!(first[0]["status"], "issued");
     a.kill9();
 
-    let mut jitter = Jitter::from_clock();
+    let mut jitter = Xorshift::from_clock();
     println!("seed {}, undisturbed purchase {buy_ms} ms", jitter.0);
     let mut issued_before_kill = 1;
     for (attempt, pack) in packs.iter().enumerate().skip(1) {

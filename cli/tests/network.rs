@@ -24,7 +24,7 @@ fn fetch_peers_and_share_between_two_processes() {
     let dir = tempfile::tempdir().unwrap();
     let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
     let pack = dir.path().join("pack");
-    make_pack(&pack);
+    make_mixed_pack(&pack);
     let a = TestNode::start(&home_a);
     let b = TestNode::start_with(&home_b, &["--bootstrap", &a.p2p_addr()]);
 
@@ -78,7 +78,7 @@ fn a_node_talks_only_to_loopback() {
     let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
     let log = dir.path().join("strace.log");
     let pack = dir.path().join("pack");
-    make_pack(&pack);
+    make_mixed_pack(&pack);
     let log_arg = log.to_str().unwrap().to_string();
     let a = TestNode::start_wrapped(
         &home_a,

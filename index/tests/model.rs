@@ -3,14 +3,12 @@
 //! filter queries (optionally with one exact vocabulary word) must return the same
 //! matches, totals and facet counts as the model computes.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use common::*;
 use proptest::prelude::*;
 use smpl_index::{Facets, Index, IndexOp, IndexOptions, SearchQuery, Sort};
 use smpl_protocol::{Key, Manifest, Mode, NodeId, PackId, SampleKind, Source};
+use smpl_testkit::manifest::{manifest, node, sample, usd};
 
 /// Words no two of which are one typo apart (also after stemming), so the index's
 /// typo tolerance cannot add matches the model does not know of.
@@ -105,12 +103,12 @@ fn build(spec: &PackSpec, seq: u64) -> Manifest {
             e
         })
         .collect();
-    let mut m = manifest(spec.author as u8 + 1, SLUGS[spec.slug], seq, samples);
+    let mut m = manifest(author_id(spec.author), SLUGS[spec.slug], seq, samples);
     m.author_name = AUTHORS[spec.author].to_string();
     m.title = format!("{} {}", WORDS[spec.title.0], WORDS[spec.title.1]);
     m.genre = GENRES[spec.genre].to_string();
     m.tags = spec.tags.iter().map(|&t| TAGS[t].to_string()).collect();
-    m.price = PRICES[spec.price].and_then(price);
+    m.price = PRICES[spec.price].and_then(usd);
     m.created_at = 1_700_000_000 + spec.created;
     m.description = "fresh sounds".into();
     m

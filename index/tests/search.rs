@@ -1,10 +1,8 @@
 //! Behaviour of the index through its public API.
 
-mod common;
-
-use common::*;
 use smpl_index::{Index, IndexError, IndexOp, IndexOptions, SearchQuery, SearchResults, Sort};
 use smpl_protocol::{Manifest, SampleKind};
+use smpl_testkit::manifest::{SampleExt, manifest, node, sample, usd};
 
 fn small() -> IndexOptions {
     IndexOptions { writer_threads: 1, writer_heap_bytes: 15_000_000 }
@@ -35,7 +33,7 @@ fn sorted_names(r: &SearchResults) -> Vec<String> {
 
 fn drums() -> Manifest {
     manifest(
-        1,
+        node(1),
         "drums",
         1,
         vec![
@@ -90,7 +88,12 @@ fn one_typo_is_tolerated_and_ranked_below_exact() {
     let index = ram();
     upsert(
         &index,
-        &[manifest(1, "fx", 1, vec![sample("Crash_01.wav"), sample("Crush_01.wav"), sample("Pad.wav")])],
+        &[manifest(
+            node(1),
+            "fx",
+            1,
+            vec![sample("Crash_01.wav"), sample("Crush_01.wav"), sample("Pad.wav")],
+        )],
     );
     // A transposition and a substitution both cost one.
     assert_eq!(names(&index.search(&text("cymbal")).unwrap()).len(), 0);
@@ -108,28 +111,28 @@ fn one_typo_is_tolerated_and_ranked_below_exact() {
 
 fn catalog() -> Vec<Manifest> {
     let mut a = manifest(
-        1,
+        node(1),
         "loops",
         1,
         vec![
-            with_key(with_loop(sample("Chord_Loop_120.wav"), 120.0), 9, true),
-            with_key(with_loop(sample("Bass_Loop_124.wav"), 124.0), 9, true),
-            with_key(with_loop(sample("Pad_Loop_90.wav"), 90.0), 0, false),
-            with_tags(sample("Kick_01.wav"), &["Punchy"]),
+            sample("Chord_Loop_120.wav").looped(120.0).in_key(9, true),
+            sample("Bass_Loop_124.wav").looped(124.0).in_key(9, true),
+            sample("Pad_Loop_90.wav").looped(90.0).in_key(0, false),
+            sample("Kick_01.wav").tagged(&["Punchy"]),
         ],
     );
     a.genre = "House".into();
     a.tags = vec!["analog".into(), "warm".into()];
-    a.price = price(499);
+    a.price = usd(499);
     let mut b = manifest(
-        2,
+        node(2),
         "hats",
         1,
-        vec![with_key(with_loop(sample("Hat_Loop_128.wav"), 128.0), 9, true), sample("Kick_Hard.wav")],
+        vec![sample("Hat_Loop_128.wav").looped(128.0).in_key(9, true), sample("Kick_Hard.wav")],
     );
     b.genre = "Hip Hop".into();
     b.tags = vec!["dusty".into()];
-    b.price = price(1500);
+    b.price = usd(1500);
     b.created_at += 100;
     vec![a, b]
 }
@@ -238,7 +241,7 @@ fn newest_first_and_paging() {
 #[test]
 fn relevance_prefers_name_matches() {
     let index = ram();
-    let mut m = manifest(1, "mix", 1, vec![sample("Snare_01.wav"), sample("Perc_01.wav")]);
+    let mut m = manifest(node(1), "mix", 1, vec![sample("Snare_01.wav"), sample("Perc_01.wav")]);
     m.description = "snare heavy".into();
     upsert(&index, &[m]);
     let r = index.search(&text("snare")).unwrap();
@@ -249,10 +252,11 @@ fn relevance_prefers_name_matches() {
 #[test]
 fn replacing_a_pack_leaves_no_stale_docs() {
     let index = ram();
-    let v1 = manifest(1, "drums", 1, vec![sample("Kick_A.wav"), sample("Kick_B.wav"), sample("Kick_C.wav")]);
-    let other = manifest(2, "other", 1, vec![sample("Kick_Z.wav")]);
+    let v1 =
+        manifest(node(1), "drums", 1, vec![sample("Kick_A.wav"), sample("Kick_B.wav"), sample("Kick_C.wav")]);
+    let other = manifest(node(2), "other", 1, vec![sample("Kick_Z.wav")]);
     upsert(&index, &[v1.clone(), other.clone()]);
-    let mut v2 = manifest(1, "drums", 2, vec![sample("Kick_A.wav"), sample("Kick_D.wav")]);
+    let mut v2 = manifest(node(1), "drums", 2, vec![sample("Kick_A.wav"), sample("Kick_D.wav")]);
     v2.title = "Renamed".into();
     upsert(&index, &[v2.clone()]);
     let r = index.search(&text("kick")).unwrap();
@@ -394,9 +398,9 @@ fn key_filter_matches_exact_relative_or_compatible_keys() {
     ];
     let samples = keys
         .iter()
-        .map(|(name, tonic, minor)| with_key(sample(&format!("Pad_{name}.wav")), *tonic, *minor))
+        .map(|(name, tonic, minor)| sample(&format!("Pad_{name}.wav")).in_key(*tonic, *minor))
         .collect();
-    index.apply(&[IndexOp::Upsert(manifest(1, "keys", 1, samples))]).unwrap();
+    index.apply(&[IndexOp::Upsert(manifest(node(1), "keys", 1, samples))]).unwrap();
     let found = |key_match: smpl_index::KeyMatch| {
         let q = SearchQuery { key: Some("A minor".into()), key_match, limit: 20, ..Default::default() };
         let mut names: Vec<String> =
@@ -424,11 +428,11 @@ fn filters_agree_with_a_scan_over_many_segments() {
                 let texture = ["dusty", "warm", "bright"][(i + j / 4) % 3];
                 let s = sample(&format!("{instrument}_{texture}_{j:02}.wav"));
                 // Tempos only on every third sample, spread over 60–179 BPM.
-                if j % 3 == 0 { with_loop(s, (60 + (i * 7 + j * 13 + seq as usize) % 120) as f32) } else { s }
+                if j % 3 == 0 { s.looped((60 + (i * 7 + j * 13 + seq as usize) % 120) as f32) } else { s }
             })
             .collect();
-        let mut m = manifest(1 + (i % 5) as u8, &format!("p{i:02}"), seq, samples);
-        m.price = Some(prices[(i + seq as usize) % 4]).filter(|&p| p > 0).and_then(price);
+        let mut m = manifest(node(1 + (i % 5) as u8), &format!("p{i:02}"), seq, samples);
+        m.price = Some(prices[(i + seq as usize) % 4]).filter(|&p| p > 0).and_then(usd);
         m
     };
     let mut current: Vec<Manifest> = (0..40).map(|i| pack(i, 1)).collect();

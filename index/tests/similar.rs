@@ -1,11 +1,9 @@
 //! "More like this" by sound: ranking by descriptor distance, with filters, across
 //! segments, after updates and removals.
 
-mod common;
-
-use common::*;
 use smpl_index::{Index, IndexError, IndexOp, SampleRef, SearchQuery};
 use smpl_protocol::{DESCRIPTOR_DIMS, Descriptor, SampleEntry};
+use smpl_testkit::manifest::{SampleExt, manifest, node, sample};
 
 fn with_descriptor(mut s: SampleEntry, first: i8, second: i8) -> SampleEntry {
     let mut d = [0i8; DESCRIPTOR_DIMS];
@@ -24,7 +22,7 @@ fn similar(index: &Index, pack: smpl_protocol::PackId, sample: &str, query: Sear
 fn nearest_sounds_first_across_packs_with_filters_and_removals() {
     let index = Index::open_in_ram().unwrap();
     let kicks = manifest(
-        1,
+        node(1),
         "kicks",
         1,
         vec![
@@ -34,12 +32,12 @@ fn nearest_sounds_first_across_packs_with_filters_and_removals() {
         ],
     );
     let mixed = manifest(
-        2,
+        node(2),
         "mixed",
         1,
         vec![
             with_descriptor(sample("Kick_C.wav"), 11, 2),
-            with_descriptor(with_loop(sample("Hat_Loop.wav"), 120.0), 90, 80),
+            with_descriptor(sample("Hat_Loop.wav").looped(120.0), 90, 80),
             with_descriptor(sample("Snare.wav"), -60, 40),
         ],
     );

@@ -13,29 +13,8 @@ use common::*;
 use iroh_blobs::api::blobs::BlobStatus;
 use serde_bytes::ByteBuf;
 use smpl_node::net::wire::{TradeRequest, TradeResponse};
-use smpl_node::{Node, SellerPolicy, TradeConfig};
-use smpl_protocol::{BlobHash, Identity, LicenseId, LicenseToken, Manifest, NodeId, PackId, Price, Signed};
-
-fn auto() -> TradeConfig {
-    TradeConfig { policy: SellerPolicy::Auto, hook_timeout: Duration::from_secs(2) }
-}
-
-fn usd(cents: u64) -> Option<Price> {
-    Some(Price { amount_minor: cents, currency: "USD".into() })
-}
-
-fn identity_of(root: &Path, name: &str) -> Identity {
-    smpl_node::Home::new(root.join(name)).identity().unwrap()
-}
-
-async fn fetch_result(node: &Node, pack: PackId, out: &Path) -> Result<(), String> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    match tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), tx)).await {
-        Ok(result) => result.map(|_| ()).map_err(|e| e.to_string()),
-        Err(_) => Err("fetch timed out".into()),
-    }
-}
+use smpl_node::{Node, SellerPolicy};
+use smpl_protocol::{BlobHash, Identity, LicenseId, LicenseToken, Manifest, NodeId, PackId, Signed};
 
 /// Mallory's forgery: the paid pack's public manifest re-signed under her key as
 /// a free pack of her own (same content and sample hashes).
@@ -63,7 +42,7 @@ async fn every_route_refused(
     out: &Path,
 ) {
     if let Some(pack) = listing {
-        let err = fetch_result(dave, pack, out).await.unwrap_err();
+        let err = try_fetch(dave, pack, out).await.unwrap_err();
         println!("dave's fetch of the listing: {err}");
     }
     dave.network().unwrap().connect(provider).await.unwrap();
@@ -91,16 +70,11 @@ async fn holds_all(node: &Node, hashes: &[BlobHash]) {
     }
 }
 
-async fn trade(from: &Node, to: NodeId, request: TradeRequest) -> TradeResponse {
-    from.network().unwrap().connect(to).await.unwrap();
-    from.network().unwrap().trade(to, request).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forged_free_copy_leaks_no_paid_byte_before_or_after_updates_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let a = start_with(root, "a", &[], auto()).await;
+    let a = start_with(root, "a", &[], policy(SellerPolicy::Auto)).await;
     let a_addr = addr(&a).await;
     let b = start(root, "b", std::slice::from_ref(&a_addr)).await;
     let b_addr = addr(&b).await;
@@ -208,7 +182,7 @@ async fn a_forged_free_copy_leaks_no_paid_byte_before_or_after_updates_and_resta
 async fn a_licence_holder_is_served_by_another_buyer_and_a_re_export_needs_no_download() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let a = start_with(root, "a", &[], auto()).await;
+    let a = start_with(root, "a", &[], policy(SellerPolicy::Auto)).await;
     let a_addr = addr(&a).await;
     let b = start(root, "b", std::slice::from_ref(&a_addr)).await;
     let b_addr = addr(&b).await;

@@ -4,17 +4,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-
-/// The files of `make_pack`, with other sounds.
-fn make_other_pack(dir: &Path) {
-    write_wav(&dir.join("Kicks/Line_Kick_01.wav"), 0.45, 48.0);
-    write_wav(&dir.join("Kicks/Line_Kick_02.wav"), 0.35, 70.0);
-    write_wav(&dir.join("Line_Snare.wav"), 0.25, 240.0);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_authors_with_one_name_and_title_get_separate_folders() {
@@ -28,7 +20,7 @@ async fn two_authors_with_one_name_and_title_get_separate_folders() {
 
     let (dir_1, dir_2) = (root.join("pack-1"), root.join("pack-2"));
     make_pack(&dir_1);
-    make_other_pack(&dir_2);
+    make_pack_with(&dir_2, [(0.45, 48.0), (0.35, 70.0), (0.25, 240.0)]);
     let pack_1 = publish(&first, &dir_1, "Line Drums").await;
     let pack_2 = publish(&second, &dir_2, "Line Drums").await;
     assert_ne!(pack_1, pack_2);

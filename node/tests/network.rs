@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use smpl_node::Home;
-use smpl_protocol::{LicenseTerms, PackId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pack_travels_along_a_line_and_survives_its_author() {
@@ -79,43 +78,16 @@ async fn updates_and_retractions_reach_a_node_that_was_offline() {
 
 /// A minimal valid manifest (one sample whose blob nobody needs to hold).
 fn listing(author: &smpl_protocol::Identity, n: usize) -> smpl_protocol::Manifest {
-    use smpl_protocol::{AudioFormat, BlobHash, Manifest, SampleEntry, SampleKind};
+    use smpl_protocol::{BlobHash, Manifest, SampleEntry};
+    use smpl_testkit::manifest::{manifest, sample};
     let slug = format!("late-pack-{n}");
     let hash = BlobHash(*blake3::hash(slug.as_bytes()).as_bytes());
+    let sample = SampleEntry { hash, ..sample(&format!("Pad_{n}.wav")) };
     Manifest {
-        pack_id: PackId::derive(&author.node_id(), &slug),
-        author: author.node_id(),
-        author_name: "bulk".into(),
-        slug,
-        seq: 1,
         title: format!("Late Pack {n}"),
-        description: String::new(),
-        genre: "ambient".into(),
         tags: vec!["late".into()],
-        price: None,
-        license: LicenseTerms::Named("CC0-1.0".into()),
-        created_at: 1_700_000_000 + n as u64,
         content: hash,
-        cover: None,
-        samples: vec![SampleEntry {
-            name: format!("Pad_{n}.wav"),
-            hash,
-            size: 1000,
-            format: AudioFormat::Wav,
-            frames: 44_100,
-            sample_rate: 44_100,
-            channels: 2,
-            bit_depth: Some(24),
-            peak_dbfs: -1.0,
-            loudness_lufs: Some(-14.0),
-            kind: SampleKind::Loop,
-            tempo: None,
-            key: None,
-            tags: vec![],
-            waveform: vec![128; 128],
-            preview: None,
-            descriptor: None,
-        }],
+        ..manifest(author.node_id(), &slug, 1, vec![sample])
     }
 }
 

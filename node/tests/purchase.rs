@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,18 +11,10 @@ use iroh_blobs::api::blobs::BlobStatus;
 use serde_bytes::ByteBuf;
 use smpl_node::net::wire::{TradeRequest, TradeResponse};
 use smpl_node::trade::{Expect, LicenseError, check_token};
-use smpl_node::{Node, OrderStatus, SellerPolicy, TradeConfig};
+use smpl_node::{Node, OrderStatus, SellerPolicy};
 use smpl_protocol::{
-    Identity, LicenseId, LicenseTerms, LicenseToken, NodeId, PackId, Price, PurchaseRequest, Signed,
+    Identity, LicenseId, LicenseTerms, LicenseToken, NodeId, PackId, PurchaseRequest, Signed,
 };
-
-fn usd(cents: u64) -> Option<Price> {
-    Some(Price { amount_minor: cents, currency: "USD".into() })
-}
-
-fn policy(policy: SellerPolicy) -> TradeConfig {
-    TradeConfig { policy, hook_timeout: Duration::from_secs(2) }
-}
 
 async fn buy(node: &Node, pack: PackId, payment_ref: &str) -> smpl_node::BuyOutcome {
     let payment_ref = Some(payment_ref.to_string());
@@ -31,15 +22,6 @@ async fn buy(node: &Node, pack: PackId, payment_ref: &str) -> smpl_node::BuyOutc
         .await
         .expect("buy timed out")
         .unwrap()
-}
-
-async fn try_fetch(node: &Node, pack: PackId, out: &Path) -> Result<(), String> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    match tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), tx)).await {
-        Ok(result) => result.map(|_| ()).map_err(|e| e.to_string()),
-        Err(_) => Err("fetch timed out".into()),
-    }
 }
 
 /// Asks `from`'s iroh endpoint for the whole pack directly, bypassing the node's
@@ -69,8 +51,7 @@ async fn holds_no_audio(node: &Node, pack: PackId) {
 }
 
 async fn present(node: &Node, to: NodeId, token: Vec<u8>) -> TradeResponse {
-    node.network().unwrap().connect(to).await.unwrap();
-    node.network().unwrap().trade(to, TradeRequest::Present(ByteBuf::from(token))).await.unwrap()
+    trade(node, to, TradeRequest::Present(ByteBuf::from(token))).await
 }
 
 async fn license_of(node: &Node, pack: PackId) -> Vec<u8> {
@@ -84,11 +65,6 @@ async fn license_of(node: &Node, pack: PackId) -> Vec<u8> {
 /// The signed purchase request of `node`'s first order for `pack`.
 async fn buy_request_of(node: &Node, pack: PackId) -> Vec<u8> {
     node.purchases().await.unwrap().into_iter().find(|o| o.pack_id == pack).unwrap().request
-}
-
-/// The identity of the test node `name`.
-fn identity_of(root: &Path, name: &str) -> Identity {
-    smpl_node::Home::new(root.join(name)).identity().unwrap()
 }
 
 async fn wait_until<F: AsyncFn() -> bool>(what: &str, limit: Duration, check: F) -> Duration {

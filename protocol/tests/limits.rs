@@ -9,15 +9,7 @@ use smpl_protocol::*;
 
 /// A raw envelope with an arbitrary (unsigned) body and a chosen declared length.
 fn raw_envelope(kind: Kind, declared: u32, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(ENVELOPE_HEADER_BYTES + body.len());
-    bytes.extend_from_slice(b"SMPL");
-    bytes.push(1);
-    bytes.push(kind as u8);
-    bytes.extend_from_slice(seller().node_id().as_bytes());
-    bytes.extend_from_slice(&[0u8; 64]);
-    bytes.extend_from_slice(&declared.to_be_bytes());
-    bytes.extend_from_slice(body);
-    bytes
+    smpl_testkit::envelope::raw(kind, &seller().node_id(), &[0; 64], declared, body)
 }
 
 fn assert_too_large(result: Result<Envelope, ProtocolError>, what: &str) {

@@ -1,5 +1,6 @@
 //! Helpers shared by the multi-node tests: nodes on 127.0.0.1 with mDNS off,
-//! generated packs, publishing, searching and fetching with timeouts.
+//! publishing, searching and fetching with timeouts, and what a buyer or an
+//! attacker asks of another node. Packs and WAV files come from `smpl_testkit`.
 
 #![allow(dead_code)]
 
@@ -7,25 +8,25 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use smpl_node::index::{SearchQuery, Sort};
-use smpl_node::{Home, Multiaddr, Node, NodeOptions, PublishRequest, TradeConfig};
-use smpl_protocol::{LicenseTerms, PackId, Price};
+use smpl_node::net::wire::{TradeRequest, TradeResponse};
+use smpl_node::{Home, Multiaddr, Node, NodeOptions, PublishRequest, SellerPolicy, TradeConfig};
+use smpl_protocol::{Identity, LicenseTerms, NodeId, PackId, Price};
 use tokio::sync::mpsc;
+
+// The kit's builders these tests use, one `use common::*` away (each test file uses some).
+#[allow(unused_imports)]
+pub use smpl_testkit::{
+    manifest::usd,
+    pack::{assert_same_files, make_pack, make_pack_with},
+    wav::write_fn,
+};
 
 pub const STEP: Duration = Duration::from_secs(60);
 
-pub async fn start(root: &Path, name: &str, bootstrap: &[Multiaddr]) -> Node {
-    start_with(root, name, bootstrap, TradeConfig::default()).await
-}
-
-/// A node that sells under `trade`.
-pub async fn start_with(root: &Path, name: &str, bootstrap: &[Multiaddr], trade: TradeConfig) -> Node {
-    let home = Home::new(root.join(name));
-    home.init().unwrap();
-    let mut config = home.config().unwrap();
-    config.name = name.to_string();
-    config.library = root.join(format!("{name}-library"));
-    home.save_config(&config).unwrap();
-    let options = NodeOptions {
+/// Options for a node at `home` that talks to 127.0.0.1 only: API and libp2p on
+/// free ports, mDNS, relays and garbage collection off.
+pub fn options(home: Home, bootstrap: &[Multiaddr], trade: TradeConfig) -> NodeOptions {
+    NodeOptions {
         home,
         api: "127.0.0.1:0".parse().unwrap(),
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
@@ -34,12 +35,54 @@ pub async fn start_with(root: &Path, name: &str, bootstrap: &[Multiaddr], trade:
         relay: None,
         gc_interval: None,
         trade,
-    };
+    }
+}
+
+pub async fn start(root: &Path, name: &str, bootstrap: &[Multiaddr]) -> Node {
+    start_with(root, name, bootstrap, TradeConfig::default()).await
+}
+
+/// A node that sells under `trade`.
+pub async fn start_with(root: &Path, name: &str, bootstrap: &[Multiaddr], trade: TradeConfig) -> Node {
+    start_node(root, name, name, bootstrap, trade).await
+}
+
+/// A node whose home is `root/<home>` and whose display name is `name`, so that
+/// several nodes can share one name.
+pub async fn start_named(root: &Path, home: &str, name: &str, bootstrap: &[Multiaddr]) -> Node {
+    start_node(root, home, name, bootstrap, TradeConfig::default()).await
+}
+
+async fn start_node(
+    root: &Path,
+    home: &str,
+    name: &str,
+    bootstrap: &[Multiaddr],
+    trade: TradeConfig,
+) -> Node {
+    let dir = Home::new(root.join(home));
+    dir.init().unwrap();
+    let mut config = dir.config().unwrap();
+    config.name = name.to_string();
+    config.library = root.join(format!("{home}-library"));
+    dir.save_config(&config).unwrap();
+    let options = options(dir, bootstrap, trade);
     tokio::time::timeout(STEP, Node::start(&options)).await.expect("node start timed out").unwrap()
 }
 
+/// How a node sells: `policy`, and a payment hook gets 2 s to answer.
+pub fn policy(policy: SellerPolicy) -> TradeConfig {
+    TradeConfig { policy, hook_timeout: Duration::from_secs(2) }
+}
+
+/// The identity of the test node `root/<name>`.
+pub fn identity_of(root: &Path, name: &str) -> Identity {
+    Home::new(root.join(name)).identity().unwrap()
+}
+
+/// The node's first libp2p listen address (waits up to 5 s for one).
 pub async fn addr(node: &Node) -> Multiaddr {
-    for _ in 0..100 {
+    for _ in 0..250 {
         if let Some(a) = node.listen_addrs().await.first() {
             return a.parse().unwrap();
         }
@@ -48,31 +91,9 @@ pub async fn addr(node: &Node) -> Multiaddr {
     panic!("node has no listen address");
 }
 
-/// A decaying tone: a drum-like one-shot.
+/// A drum-like hit, like those of [`make_pack`].
 pub fn write_wav(path: &Path, seconds: f32, freq: f32) {
-    write_fn(path, seconds, |t| (t * freq * std::f32::consts::TAU).sin() * (-t * 8.0).exp());
-}
-
-/// A mono 16-bit 44.1 kHz WAV whose samples `f(t)` gives (t in seconds, -1..1).
-pub fn write_fn(path: &Path, seconds: f32, f: impl Fn(f32) -> f32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(44_100.0 * seconds) as usize {
-        w.write_sample((f(i as f32 / 44_100.0).clamp(-1.0, 1.0) * 30_000.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-pub fn make_pack(dir: &Path) {
-    write_wav(&dir.join("Kicks/Line_Kick_01.wav"), 0.5, 55.0);
-    write_wav(&dir.join("Kicks/Line_Kick_02.wav"), 0.4, 62.0);
-    write_wav(&dir.join("Line_Snare.wav"), 0.3, 190.0);
+    smpl_testkit::pack::write_drum(path, seconds, freq);
 }
 
 pub async fn publish(node: &Node, dir: &Path, title: &str) -> PackId {
@@ -80,8 +101,6 @@ pub async fn publish(node: &Node, dir: &Path, title: &str) -> PackId {
 }
 
 pub async fn publish_priced(node: &Node, dir: &Path, title: &str, price: Option<Price>) -> PackId {
-    let (tx, mut rx) = mpsc::channel(64);
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let request = PublishRequest {
         dir: dir.to_path_buf(),
         title: title.into(),
@@ -93,7 +112,7 @@ pub async fn publish_priced(node: &Node, dir: &Path, title: &str, price: Option<
         bpm: None,
         key: None,
     };
-    node.publish(request, tx).await.unwrap().pack_id
+    node.publish(request, sink()).await.unwrap().pack_id
 }
 
 pub fn query(text: &str) -> SearchQuery {
@@ -138,44 +157,29 @@ pub async fn fetch(node: &Node, pack: PackId, out: &Path) -> PathBuf {
 }
 
 pub async fn fetch_outcome(node: &Node, pack: PackId, out: &Path) -> smpl_node::FetchOutcome {
-    let (tx, mut rx) = mpsc::channel(64);
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), tx))
+    tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), sink()))
         .await
         .expect("fetch timed out")
         .unwrap()
 }
 
-pub fn assert_same_files(original: &Path, fetched: &Path) {
-    let mut count = 0;
-    for entry in ["Kicks/Line_Kick_01.wav", "Kicks/Line_Kick_02.wav", "Line_Snare.wav"] {
-        let a = std::fs::read(original.join(entry)).unwrap();
-        let b = std::fs::read(fetched.join(entry))
-            .unwrap_or_else(|e| panic!("{entry} missing in {}: {e}", fetched.display()));
-        assert!(a == b, "{entry} differs");
-        count += 1;
+/// A fetch that may fail: its error as text, or "fetch timed out".
+pub async fn try_fetch(node: &Node, pack: PackId, out: &Path) -> Result<(), String> {
+    match tokio::time::timeout(STEP, node.fetch(&pack, Some(out.to_path_buf()), sink())).await {
+        Ok(result) => result.map(|_| ()).map_err(|e| e.to_string()),
+        Err(_) => Err("fetch timed out".into()),
     }
-    assert_eq!(count, 3);
 }
 
-/// A node whose home is `root/<home>` and whose display name is `name`, so that
-/// several nodes can share one name.
-pub async fn start_named(root: &Path, home: &str, name: &str, bootstrap: &[Multiaddr]) -> Node {
-    let dir = Home::new(root.join(home));
-    dir.init().unwrap();
-    let mut config = dir.config().unwrap();
-    config.name = name.to_string();
-    config.library = root.join(format!("{home}-library"));
-    dir.save_config(&config).unwrap();
-    let options = NodeOptions {
-        home: dir,
-        api: "127.0.0.1:0".parse().unwrap(),
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        bootstrap: bootstrap.to_vec(),
-        mdns: false,
-        relay: None,
-        gc_interval: None,
-        trade: TradeConfig::default(),
-    };
-    tokio::time::timeout(STEP, Node::start(&options)).await.expect("node start timed out").unwrap()
+/// A progress channel whose events nobody reads.
+fn sink<T: Send + 'static>() -> mpsc::Sender<T> {
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    tx
+}
+
+/// Connects `from` to `to` and sends one trade request.
+pub async fn trade(from: &Node, to: NodeId, request: TradeRequest) -> TradeResponse {
+    from.network().unwrap().connect(to).await.unwrap();
+    from.network().unwrap().trade(to, request).await.unwrap()
 }

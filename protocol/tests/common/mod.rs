@@ -3,6 +3,8 @@
 
 use proptest::prelude::*;
 use smpl_protocol::*;
+pub use smpl_testkit::envelope::seal_unchecked;
+pub use smpl_testkit::manifest::hash;
 
 /// The seller's / author's fixed identity in golden vectors.
 pub const SELLER_SECRET: [u8; 32] = [7; 32];
@@ -15,10 +17,6 @@ pub fn seller() -> Identity {
 
 pub fn buyer() -> Identity {
     Identity::from_secret_bytes(BUYER_SECRET)
-}
-
-pub fn hash(byte: u8) -> BlobHash {
-    BlobHash([byte; 32])
 }
 
 pub fn sample_loop() -> SampleEntry {
@@ -124,12 +122,6 @@ pub fn license_token() -> LicenseToken {
         terms: LicenseTerms::Named("royalty-free".into()),
         issued_at: 1_700_000_200,
     }
-}
-
-/// Seals `value` as its kind without running its checks, as a hostile peer could.
-pub fn seal_unchecked<T: Signed>(identity: &Identity, value: &T) -> Envelope {
-    let body = serde_json::to_vec(value).expect("serialize");
-    Envelope::seal(identity, T::KIND, &body).expect("seal")
 }
 
 /// Asserts that both signing and opening `value` fail with `Invalid` mentioning `needle`.

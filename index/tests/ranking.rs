@@ -3,13 +3,14 @@
 //! words its pack's title and description add; BM25 only orders samples with as
 //! many.
 //!
-//! The manifests are built here from `smpl_protocol` alone and pass
-//! [`Manifest::check`], as every indexed manifest does.
+//! The manifests come from the test kit and pass [`Manifest::check`], as every
+//! indexed manifest does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use smpl_index::{Hit, Index, IndexOp, IndexOptions, SearchQuery, SearchResults};
-use smpl_protocol::{AudioFormat, BlobHash, LicenseTerms, Manifest, NodeId, PackId, SampleEntry, SampleKind};
+use smpl_protocol::{Manifest, PackId, SampleEntry};
+use smpl_testkit::manifest::{SampleExt, manifest, node};
 
 fn index(manifests: &[Manifest]) -> Index {
     let index =
@@ -21,46 +22,17 @@ fn index(manifests: &[Manifest]) -> Index {
 
 /// A one-second WAV one-shot named `name` with these tags.
 fn sample(name: &str, tags: &[&str]) -> SampleEntry {
-    SampleEntry {
-        name: name.to_string(),
-        hash: BlobHash([1; 32]),
-        size: 1000,
-        format: AudioFormat::Wav,
-        frames: 44_100,
-        sample_rate: 44_100,
-        channels: 2,
-        bit_depth: Some(16),
-        peak_dbfs: -1.0,
-        loudness_lufs: None,
-        kind: SampleKind::OneShot,
-        tempo: None,
-        key: None,
-        tags: tags.iter().map(|t| t.to_string()).collect(),
-        waveform: Vec::new(),
-        preview: None,
-        descriptor: None,
-    }
+    smpl_testkit::manifest::sample(name).tagged(tags)
 }
 
-/// A free techno pack by author `[n; 32]`.
+/// A free techno pack tagged "drums" by author `[n; 32]`.
 fn pack(n: u8, slug: &str, title: &str, description: &str, samples: Vec<SampleEntry>) -> Manifest {
-    let author = NodeId([n; 32]);
     let m = Manifest {
-        pack_id: PackId::derive(&author, slug),
-        author,
-        author_name: format!("producer{n}"),
-        slug: slug.to_string(),
-        seq: 1,
         title: title.to_string(),
         description: description.to_string(),
-        genre: "techno".into(),
         tags: vec!["drums".into()],
-        price: None,
-        license: LicenseTerms::Named("royalty-free".into()),
         created_at: 1_700_000_000 + u64::from(n),
-        content: BlobHash([2; 32]),
-        cover: None,
-        samples,
+        ..manifest(node(n), slug, 1, samples)
     };
     m.check().unwrap();
     m

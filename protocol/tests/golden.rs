@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use common::*;
 use smpl_protocol::*;
+use smpl_testkit::golden::{self, hex};
 
 /// `Identity::from_secret_bytes([7; 32])` in its one text form.
 const SELLER_NODE_ID: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
@@ -31,18 +32,8 @@ const RETRACTION_SIGNATURE: &str = "7523db3aaba638f6dfbfff3136b130e05fd4008e2889
 /// The body in `retraction.hex`.
 const RETRACTION_BODY: &str = r#"{"pack_id":"97644dd202543b21560fd5220c1eab15","author":"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c","slug":"dusty-808s","seq":3,"retracted_at":1700000600}"#;
 
-fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.hex"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    let s = s.trim();
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit")).collect()
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
 /// Checks `value` signed by `identity` against the golden file `name`, and that the
@@ -52,11 +43,7 @@ where
     T: Signed + PartialEq + std::fmt::Debug,
 {
     let envelope = value.sign(identity).expect("sign");
-    let path = golden_path(name);
-    if std::env::var_os("SMPL_BLESS").is_some() {
-        std::fs::write(&path, hex(envelope.as_bytes()) + "\n").expect("write golden");
-    }
-    let expected = unhex(&std::fs::read_to_string(&path).expect("read golden"));
+    let expected = golden::expected(&golden_dir(), name, envelope.as_bytes());
     assert_eq!(hex(envelope.as_bytes()), hex(&expected), "{name}: envelope bytes changed");
 
     // Header as the spec says: magic, version, kind, signer, signature, length, body.

@@ -11,6 +11,8 @@
 //!   the [`SampleExt`](manifest::SampleExt) methods.
 //! - [`envelope`]: envelopes a hostile peer could send: sealed without the checks, or
 //!   raw headers with any declared length and signature.
+//! - [`golden`]: golden files of exact bytes, in hex, rewritten on purpose with
+//!   `SMPL_BLESS=1`.
 //! - [`wav`]: deterministic WAV files written with hound, from a formula per sample.
 //! - [`pack`]: pack folders ready to publish, and the check that a fetched copy matches.
 //! - [`rng`]: a tiny seeded xorshift generator for noise and jitter.
@@ -19,6 +21,7 @@
 //! depend on the exact samples, so a formula here changes only with those tests.
 
 pub mod envelope;
+pub mod golden;
 pub mod manifest;
 pub mod pack;
 pub mod rng;

@@ -123,8 +123,8 @@ pub struct SearchArgs {
     tags: Vec<String>,
     #[arg(long, value_enum)]
     kind: Option<KindArg>,
-    /// A BPM range, e.g. 120..128.
-    #[arg(long, value_name = "MIN..MAX")]
+    /// A tempo (124: within 2 BPM) or a range: 120..128, 120-128, 120.., ..128.
+    #[arg(long, value_name = "BPM|MIN..MAX")]
     bpm: Option<String>,
     /// A key, e.g. Am, F#, "C minor".
     #[arg(long)]
@@ -270,20 +270,53 @@ pub fn id(home: &Home, out: &Printer) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses a price like `4.99` into minor units.
+/// The highest price a pack can be published at, in minor units: anything above
+/// is a typo, not a sample pack.
+const MAX_PRICE_MINOR: u64 = 10_000 * 100;
+
+/// The ISO 4217 codes of the currencies in use.
+const CURRENCIES: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD",
+    "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY",
+    "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP",
+    "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR",
+    "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT",
+    "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR",
+    "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK",
+    "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
+    "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY",
+    "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG",
+    "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+/// Parses a price like `4.99` (or `4,99`) into minor units, in an ISO 4217 currency.
 fn parse_price(text: &str, currency: &str) -> Result<Price> {
     let bad = || usage(format!("--price {text:?} is not an amount like 4.99"));
-    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let text = text.trim();
+    // One decimal separator, either way; no thousands separators.
+    let separators = text.bytes().filter(|b| matches!(b, b'.' | b',')).count();
+    if separators > 1 {
+        return Err(bad());
+    }
+    let (whole, frac) = text.split_once(['.', ',']).unwrap_or((text, ""));
     if whole.is_empty() || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     let whole: u64 = whole.parse().map_err(|_| bad())?;
     let frac: u64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
     let currency = currency.trim().to_uppercase();
-    if currency.is_empty() || currency.len() > 8 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(usage(format!("--currency {currency:?} is not a currency code like USD")));
+    if !CURRENCIES.contains(&currency.as_str()) {
+        return Err(usage(format!(
+            "--currency {currency:?} is not an ISO 4217 currency code like USD or EUR"
+        )));
     }
     let amount_minor = whole.checked_mul(100).and_then(|w| w.checked_add(frac)).ok_or_else(bad)?;
+    if amount_minor > MAX_PRICE_MINOR {
+        return Err(usage(format!(
+            "--price {text} is over the highest price a pack can have ({}.00)",
+            MAX_PRICE_MINOR / 100
+        )));
+    }
     Ok(Price { amount_minor, currency })
 }
 
@@ -368,15 +401,32 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// How far from a single `--bpm` value a tempo may be and still match: detected
+/// and stated tempi of one loop differ by a fraction of a BPM to a few.
+const BPM_WINDOW: f32 = 2.0;
+
+/// Parses `--bpm`: a tempo (`124`, meaning 122..126), or a range written `120..128`
+/// or `120-128`, open at either end (`120..`, `..128`); a reversed range is turned
+/// around.
 fn parse_bpm(text: &str) -> Result<(f32, f32)> {
-    let bad = || usage(format!("--bpm {text:?} is not a range like 120..128"));
-    let (lo, hi) = text.split_once("..").ok_or_else(bad)?;
-    let lo: f32 = lo.trim().parse().map_err(|_| bad())?;
-    let hi: f32 = hi.trim().parse().map_err(|_| bad())?;
-    if !(lo.is_finite() && hi.is_finite()) || lo > hi {
-        return Err(bad());
-    }
-    Ok((lo, hi))
+    let bad =
+        || usage(format!("--bpm {text:?} is not a tempo like 124 or a range like 120..128, 120.. or ..128"));
+    let number = |s: &str| -> Result<Option<f32>> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse::<f32>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(Some).ok_or_else(bad)
+    };
+    let Some((lo, hi)) = text.split_once("..").or_else(|| text.split_once('-')) else {
+        let bpm = number(text)?.ok_or_else(bad)?;
+        return Ok(((bpm - BPM_WINDOW).max(0.0), bpm + BPM_WINDOW));
+    };
+    let (lo, hi) = match (number(lo)?, number(hi)?) {
+        (None, None) => return Err(bad()),
+        (lo, hi) => (lo.unwrap_or(0.0), hi.unwrap_or(smpl_protocol::limits::MAX_BPM)),
+    };
+    Ok(if lo <= hi { (lo, hi) } else { (hi, lo) })
 }
 
 /// One search hit as `--json` prints it.
@@ -715,4 +765,39 @@ pub fn recommend(home: &Home, out: &Printer, limit: usize) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tempo_filters_are_read_the_ways_producers_write_them() {
+        let max = smpl_protocol::limits::MAX_BPM;
+        assert_eq!(parse_bpm("120..128").unwrap(), (120.0, 128.0));
+        assert_eq!(parse_bpm("120-128").unwrap(), (120.0, 128.0));
+        assert_eq!(parse_bpm(" 128..120 ").unwrap(), (120.0, 128.0));
+        assert_eq!(parse_bpm("125").unwrap(), (123.0, 127.0));
+        assert_eq!(parse_bpm("120..").unwrap(), (120.0, max));
+        assert_eq!(parse_bpm("..130").unwrap(), (0.0, 130.0));
+        for bad in ["", "..", "fast", "120..fast", "-", "nan", "1e99999"] {
+            assert!(parse_bpm(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn prices_take_a_decimal_comma_a_real_currency_and_a_sane_amount() {
+        let usd = |minor| Price { amount_minor: minor, currency: "USD".into() };
+        assert_eq!(parse_price("4.99", "usd").unwrap(), usd(499));
+        assert_eq!(parse_price("4,99", "USD").unwrap(), usd(499));
+        assert_eq!(parse_price("5", "USD").unwrap(), usd(500));
+        assert_eq!(parse_price("4,9", "USD").unwrap(), usd(490));
+        for bad in ["1,000.50", "4.999", "99999999999", "10000.01", "-1", "", "4.99.1"] {
+            assert!(parse_price(bad, "USD").is_err(), "{bad:?}");
+        }
+        for bad in ["bitcoin", "BTC", "US", ""] {
+            assert!(parse_price("4.99", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_price("10000", "EUR").unwrap().amount_minor, 1_000_000);
+    }
 }

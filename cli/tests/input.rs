@@ -1,0 +1,49 @@
+//! Input as producers write it, with the real binary: tempo filters as a single
+//! value, with a dash, open-ended or reversed; prices with a decimal comma; and a
+//! clear usage error (exit 2) for an amount no pack costs or a currency that is not
+//! one.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn tempo_filters_and_prices_are_read_the_ways_producers_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let _node = TestNode::start(&home);
+    let pack_dir = dir.path().join("pack");
+    make_mixed_pack(&pack_dir);
+    let published =
+        json_ok(&home, &["publish", pack_dir.to_str().unwrap(), "--title", "Input Kit", "--price", "4,99"]);
+    let pack = published.last().unwrap()["pack_id"].as_str().unwrap().to_string();
+    let shown = json_ok(&home, &["show", &pack]);
+    assert_eq!(shown[0]["price"]["amount_minor"], 499, "{shown:?}");
+    assert_eq!(shown[0]["price"]["currency"], "USD");
+
+    // The loop is labelled 124 BPM.
+    let loops = |bpm: &str| {
+        let (code, hits, stderr) = smpl_json(&home, &["search", "--kind", "loop", "--bpm", bpm]);
+        assert!(code == 0 || code == 1, "--bpm {bpm}: exit {code}: {stderr}");
+        hits.iter().filter(|h| h["sample"].as_str().is_some_and(|s| s.contains("124bpm"))).count()
+    };
+    for bpm in ["124", "125", "120..128", "120-128", "128..120", "120..", "..130"] {
+        assert_eq!(loops(bpm), 1, "--bpm {bpm} finds the 124 BPM loop");
+    }
+    for bpm in ["127", "125..", "..120", "130-140"] {
+        assert_eq!(loops(bpm), 0, "--bpm {bpm} leaves out the 124 BPM loop");
+    }
+    let (code, _, stderr) = smpl_json(&home, &["search", "--bpm", "fast"]);
+    assert_eq!(code, 2, "{stderr}");
+
+    // Amounts no pack costs and currencies that are not one are usage errors.
+    for args in
+        [["--price", "99999999999", "--currency", "USD"], ["--price", "4.99", "--currency", "bitcoin"]]
+    {
+        let mut full = vec!["publish", pack_dir.to_str().unwrap(), "--title", "Input Kit Two"];
+        full.extend_from_slice(&args);
+        let (code, _, stderr) = smpl_json(&home, &full);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("--price") || stderr.contains("--currency"), "{stderr}");
+    }
+}

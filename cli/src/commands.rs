@@ -17,7 +17,7 @@ use smpl_protocol::{LicenseTerms, NodeId, Price, SampleKind};
 
 use crate::client::Client;
 use crate::demo;
-use crate::output::Printer;
+use crate::output::{Printer, count, size};
 
 /// Bad usage that clap could not catch (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -532,7 +532,7 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
             let top: Vec<String> = counts.iter().take(6).map(|(v, n)| format!("{v} ({n})")).collect();
             if top.is_empty() { None } else { Some(format!("{name}: {}", top.join(", "))) }
         };
-        out.line(format!("{} matches", results.total));
+        out.line(count(results.total as u64, "match", "matches"));
         for line in [
             summary("genre", &facets.genre),
             summary("kind", &facets.kind),
@@ -674,9 +674,17 @@ pub fn fetch(home: &Home, out: &Printer, pack_id: &str, dir: Option<PathBuf>) ->
     }
     let o = outcome.context("the node stopped before the fetch finished")?;
     if out.json() {
-        out.object(&json!({ "pack_id": o.pack_id, "path": o.path, "files": o.files, "bytes": o.bytes }));
+        out.object(&json!({
+            "pack_id": o.pack_id, "path": o.path, "files": o.files, "bytes": o.bytes, "downloaded": o.downloaded,
+        }));
     } else {
-        out.line(format!("fetched {} files ({} bytes) into {}", o.files, o.bytes, o.path.display()));
+        out.line(format!(
+            "fetched {} ({}, {} downloaded) into {}",
+            count(o.files as u64, "file", "files"),
+            size(o.bytes),
+            size(o.downloaded),
+            o.path.display()
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -729,9 +737,9 @@ pub fn audition(
     } else {
         let how = if preview.fetched { "fetched" } else { "cached" };
         out.line(format!(
-            "{} ({} bytes, {how} in {:.0} ms): {}",
+            "{} ({}, {how} in {:.0} ms): {}",
             preview.sample,
-            preview.bytes,
+            size(preview.bytes),
             preview.millis,
             path.display()
         ));

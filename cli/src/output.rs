@@ -92,3 +92,44 @@ impl Printer {
         bar
     }
 }
+
+/// `n` and the noun, singular or plural: "1 match", "3 matches".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A size for people: "812 bytes", "14.2 KB", "3.1 MB", "1.25 GB" (powers of 1000).
+pub fn size(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 3] = [("GB", 1e9), ("MB", 1e6), ("KB", 1e3)];
+    for (unit, scale) in UNITS {
+        let value = bytes as f64 / scale;
+        if value >= 1.0 {
+            let digits = if value >= 100.0 {
+                0
+            } else if value >= 10.0 {
+                1
+            } else {
+                2
+            };
+            return format!("{value:.digits$} {unit}");
+        }
+    }
+    count(bytes, "byte", "bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_sizes_read_like_words() {
+        assert_eq!(count(1, "match", "matches"), "1 match");
+        assert_eq!(count(0, "match", "matches"), "0 matches");
+        assert_eq!(size(1), "1 byte");
+        assert_eq!(size(999), "999 bytes");
+        assert_eq!(size(14_200), "14.2 KB");
+        assert_eq!(size(3_140_000), "3.14 MB");
+        assert_eq!(size(250_000_000), "250 MB");
+        assert_eq!(size(1_250_000_000), "1.25 GB");
+    }
+}

@@ -1,7 +1,7 @@
 //! Input as producers write it, with the real binary: tempo filters as a single
 //! value, with a dash, open-ended or reversed; prices with a decimal comma; and a
 //! clear usage error (exit 2) for an amount no pack costs or a currency that is not
-//! one.
+//! one; counts in words ("1 match").
 
 mod common;
 
@@ -33,6 +33,11 @@ fn tempo_filters_and_prices_are_read_the_ways_producers_write_them() {
     for bpm in ["127", "125..", "..120", "130-140"] {
         assert_eq!(loops(bpm), 0, "--bpm {bpm} leaves out the 124 BPM loop");
     }
+    // One hit reads "1 match".
+    let text = smpl(&home, &["search", "groove", "--kind", "loop"]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.lines().any(|l| l == "1 match"), "{stdout}");
+
     let (code, _, stderr) = smpl_json(&home, &["search", "--bpm", "fast"]);
     assert_eq!(code, 2, "{stderr}");
 

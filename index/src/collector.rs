@@ -10,9 +10,13 @@
 //! segment, only for the values seen. In packs mode each segment keeps, per
 //! matching pack, its best document and the facet values its matching samples
 //! carry; segments are then merged by pack id (a pack's samples may sit in several
-//! segments).
+//! segments). A match's score gets the step of each query word among the
+//! sample's own words ([`OwnWords`], the ranking rule of `query`) only when it
+//! could still enter the top k, or beat its pack's best, were all the words its
+//! own; most matches of a common word cannot, and cost no look-up.
 
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
@@ -22,7 +26,9 @@ use smpl_protocol::{Key, Mode, SampleKind, Source};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
 use tantivy::index::SegmentId;
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::postings::SegmentPostings;
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocAddress, DocId, DocSet, Score, SegmentOrdinal, SegmentReader, Term};
 
 use crate::arrays::SegmentArrays;
 use crate::document::{HAS_SAMPLE_TAGS, KIND_KEY_CODES};
@@ -63,9 +69,47 @@ pub(crate) struct Collected {
     pub ranked: Vec<Ranked>,
 }
 
+/// The query's words in the `own` field (a sample's name and tags), and the step
+/// each adds to the score of a sample that holds it (see `query`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OwnWords {
+    pub terms: Vec<Term>,
+    pub step: Score,
+}
+
+/// [`OwnWords`] in one segment: the posting lists of the words it holds, read
+/// forward as the matches arrive in document order.
+struct SegmentOwn {
+    postings: Vec<SegmentPostings>,
+    step: Score,
+}
+
+impl SegmentOwn {
+    /// The highest score a match of BM25 score `bm25` can have: every word its own.
+    #[inline]
+    fn ceiling(&self, bm25: Score) -> Score {
+        if self.postings.is_empty() { bm25 } else { bm25 + self.postings.len() as Score * self.step }
+    }
+
+    /// The score of `doc`: `bm25` plus the step for each word among its own. No
+    /// document asked before may come after `doc`.
+    fn score(&mut self, doc: DocId, bm25: Score) -> Score {
+        let mut tier = 0u32;
+        for postings in &mut self.postings {
+            if postings.doc() < doc {
+                postings.seek(doc);
+            }
+            tier += u32::from(postings.doc() == doc);
+        }
+        if tier == 0 { bm25 } else { bm25 + tier as Score * self.step }
+    }
+}
+
 pub(crate) struct SearchCollector<'a> {
     /// Each segment's arrays, by segment ordinal.
     pub arrays: &'a [(SegmentId, Arc<SegmentArrays>)],
+    /// The words whose presence in a sample's own words ranks it (with scoring).
+    pub own: &'a OwnWords,
     /// One hit per pack.
     pub packs: bool,
     /// Rank by creation time first.
@@ -81,6 +125,7 @@ pub(crate) struct SegmentSearch {
     top_k: usize,
     count: u64,
     newest: bool,
+    own: SegmentOwn,
     arrays: Arc<SegmentArrays>,
     genre_counts: Vec<u64>,
     pack_tag_counts: Vec<u64>,
@@ -143,10 +188,19 @@ impl Collector for SearchCollector<'_> {
     type Fruit = Collected;
     type Child = SegmentSearch;
 
-    fn for_segment(&self, segment: SegmentOrdinal, _: &SegmentReader) -> tantivy::Result<SegmentSearch> {
+    fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
         let arrays = self.arrays.get(segment as usize).map(|(_, a)| a.clone()).ok_or_else(|| {
             tantivy::TantivyError::InternalError(format!("no arrays for segment {segment}"))
         })?;
+        let mut own = SegmentOwn { postings: Vec::new(), step: self.own.step };
+        if self.scoring
+            && let Some(first) = self.own.terms.first()
+        {
+            let inverted = reader.inverted_index(first.field())?;
+            for term in &self.own.terms {
+                own.postings.extend(inverted.read_postings(term, IndexRecordOption::Basic)?);
+            }
+        }
         let zeros = |c: &Option<StrColumn>| {
             if self.packs { Vec::new() } else { vec![0; c.as_ref().map_or(0, |c| c.num_terms())] }
         };
@@ -156,6 +210,7 @@ impl Collector for SearchCollector<'_> {
             top_k: self.top_k,
             count: 0,
             newest: self.newest,
+            own,
             genre_counts: zeros(&arrays.genre_column),
             pack_tag_counts: zeros(&arrays.pack_tag_column),
             sample_tag_counts: zeros(&arrays.sample_tag_column),
@@ -256,20 +311,31 @@ impl SegmentSearch {
         }
     }
 
-    fn collect_pack(&mut self, doc: DocId, rank: Rank, code: u64, run: u32) {
+    fn collect_pack(&mut self, doc: DocId, created: u64, score: Score, code: u64, run: u32) {
         let pack = self.arrays.runs[run as usize].pack;
-        let group = self.groups.entry(pack).or_insert_with(|| Group {
-            rank,
-            doc,
-            run,
-            sample_tags: Vec::new(),
-            codes: 0,
-        });
-        // Documents arrive in increasing order, so a tie keeps the first.
-        if rank.cmp(&group.rank) == Ordering::Greater {
-            group.rank = rank;
-            group.doc = doc;
-        }
+        let own = &mut self.own;
+        let group = match self.groups.entry(pack) {
+            Entry::Occupied(entry) => {
+                let group = entry.into_mut();
+                // Documents arrive in increasing order, so a tie keeps the first.
+                let ceiling = Rank { created, score: own.ceiling(score) };
+                if ceiling.cmp(&group.rank) == Ordering::Greater {
+                    let rank = Rank { created, score: own.score(doc, score) };
+                    if rank.cmp(&group.rank) == Ordering::Greater {
+                        group.rank = rank;
+                        group.doc = doc;
+                    }
+                }
+                group
+            }
+            Entry::Vacant(entry) => entry.insert(Group {
+                rank: Rank { created, score: own.score(doc, score) },
+                doc,
+                run,
+                sample_tags: Vec::new(),
+                codes: 0,
+            }),
+        };
         if code & HAS_SAMPLE_TAGS != 0 {
             for &ord in self.arrays.sample_tags.of(doc) {
                 if !group.sample_tags.contains(&ord) {
@@ -292,16 +358,24 @@ impl SegmentCollector for SegmentSearch {
         let code = u64::from(self.arrays.codes[doc as usize]);
         let run = self.arrays.run[doc as usize];
         let created = if self.newest { self.arrays.runs[run as usize].created } else { 0 };
-        let rank = Rank { created, score };
         if self.packs {
-            self.collect_pack(doc, rank, code, run);
+            self.collect_pack(doc, created, score, code, run);
             return;
         }
         self.count_facets(doc, code, run);
         if self.top_k == 0 {
             return;
         }
-        let entry = HeapEntry(rank, doc);
+        // A full heap keeps its worst on a tie (documents arrive in increasing
+        // order): a match that cannot beat it even with every word its own is out.
+        let ceiling = Rank { created, score: self.own.ceiling(score) };
+        if self.heap.len() == self.top_k
+            && let Some(worst) = self.heap.peek()
+            && ceiling.cmp(&worst.0) != Ordering::Greater
+        {
+            return;
+        }
+        let entry = HeapEntry(Rank { created, score: self.own.score(doc, score) }, doc);
         if self.heap.len() < self.top_k {
             self.heap.push(entry);
         } else if let Some(mut worst) = self.heap.peek_mut()

@@ -278,8 +278,15 @@ impl Index {
         let has_text = !plan.words.is_empty();
         let newest = q.sort == Sort::Newest || !has_text;
         let top_k = q.offset.saturating_add(q.limit);
-        let collector =
-            |top_k| SearchCollector { arrays: &arrays, packs: q.packs, newest, scoring: has_text, top_k };
+        let own = plan.own_words(f);
+        let collector = |top_k| SearchCollector {
+            arrays: &arrays,
+            own: &own,
+            packs: q.packs,
+            newest,
+            scoring: has_text,
+            top_k,
+        };
         let run = |query: &dyn tantivy::query::Query, top_k| {
             searcher.search(query, &collector(top_k)).map_err(IndexError::search)
         };

@@ -26,8 +26,10 @@
 //! schema version), `tokenizer` (file-name aware analysis: `BD_Kick_01.wav` finds
 //! `kick`), `document` (manifest → documents), `stored` (the compact record a
 //! [`Hit`] is read from), `query` ([`SearchQuery`] → tantivy queries, the ranking
-//! rule's scores, one-typo variants), and `collector` (one pass that counts, builds facets, keeps the top k
-//! and groups by pack). Figures: `docs/BENCHMARKS.md`, section "Search index".
+//! rule and its score step, one-typo variants), and `collector` (one pass that
+//! counts, builds facets, adds the step for each of a match's own words when it
+//! could make the page, keeps the top k and groups by pack). Figures:
+//! `docs/BENCHMARKS.md`, section "Search index".
 //!
 //! ```
 //! use smpl_index::{Index, SearchQuery};

@@ -15,12 +15,16 @@
 //! a sample of a higher tier ranks above every sample of a lower one whatever
 //! their BM25 (every sample named or tagged `kick` above every sample whose pack
 //! only describes kicks), and BM25 orders the samples of one tier. The step
-//! depends only on the words and the number of documents (see `own_step`), so the
-//! exact pass and the typo pass below score alike. This costs one more posting
-//! list per word (`own` holds doc ids only), read only at matching documents. In
-//! packs mode a pack ranks by its best sample, so a pack with a sample of a higher
-//! tier comes first. A text search sorted by [`Sort::Newest`](crate::Sort) ranks
-//! by creation time first, then by this score.
+//! depends only on the words and the number of documents (see [`own_step`]), so
+//! the exact pass and the typo pass below score alike. In packs mode a pack ranks
+//! by its best sample, so a pack with a sample of a higher tier comes first. A
+//! text search sorted by [`Sort::Newest`](crate::Sort) ranks by creation time
+//! first, then by this score.
+//!
+//! The tier costs one more posting list per word (`own` holds doc ids only), and
+//! it is not a clause of the query, which would seek it at every match: the
+//! collector reads it ([`OwnWords`]), and only at a match that could still enter
+//! the top k, or beat its pack's best, were all the words its own.
 //!
 //! **Typos.** One-typo variants of a word are not a fuzzy automaton query (which
 //! would fill a bitset over all of a word's documents on every search): the search
@@ -42,6 +46,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Score, Searcher, Term};
 
 use crate::arrays::{Filter, Filtered, SearchedArrays};
+use crate::collector::OwnWords;
 use crate::error::IndexError;
 use crate::results::{KeyMatch, SearchQuery};
 use crate::schema::{Fields, normalize_label};
@@ -96,30 +101,32 @@ impl Plan {
         self.words.is_empty() && self.filters.is_empty() && self.filter.is_empty()
     }
 
-    /// The query: all words (each with its variants, if given) and all filters.
-    /// Each word is its text clause (which must match) and its `own` clause (which
-    /// adds the step when it matches: see the module docs). Genre, tags, key and
-    /// author are posting lists intersected with the words; kind, BPM and price are
-    /// checked on what that matches (see [`Filtered`]).
+    /// The words in the `own` field, and the step each adds to the score of a
+    /// sample that holds it: what the collector ranks by (see the module docs).
+    pub fn own_words(&self, f: &Fields) -> OwnWords {
+        let terms = self.words.iter().map(|w| Term::from_field_text(f.own, w)).collect();
+        OwnWords { terms, step: self.own_step }
+    }
+
+    /// The query: all words (each with its variants, if given) and all filters,
+    /// scored by BM25 over the text field. Genre, tags, key and author are posting
+    /// lists intersected with the words; kind, BPM and price are checked on what
+    /// that matches (see [`Filtered`]).
     pub fn query(&self, f: &Fields, variants: Option<&[Vec<String>]>) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (i, word) in self.words.iter().enumerate() {
             let word_variants = variants.and_then(|v| v.get(i)).filter(|v| !v.is_empty());
-            let text: Box<dyn Query> = match word_variants {
-                None => Box::new(text_term(f, word)),
-                Some(word_variants) => {
-                    let mut alternatives: Vec<(Occur, Box<dyn Query>)> =
-                        vec![(Occur::Should, Box::new(text_term(f, word)))];
-                    for variant in word_variants {
-                        let boosted = BoostQuery::new(Box::new(text_term(f, variant)), FUZZY_BOOST);
-                        alternatives.push((Occur::Should, Box::new(boosted)));
-                    }
-                    Box::new(BooleanQuery::new(alternatives))
-                }
+            let Some(word_variants) = word_variants else {
+                clauses.push((Occur::Must, Box::new(text_term(f, word))));
+                continue;
             };
-            let own = ConstScoreQuery::new(Box::new(own_term(f, word)), self.own_step);
-            let word = BooleanQuery::new(vec![(Occur::Must, text), (Occur::Should, Box::new(own))]);
-            clauses.push((Occur::Must, Box::new(word)));
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> =
+                vec![(Occur::Should, Box::new(text_term(f, word)))];
+            for variant in word_variants {
+                let boosted = BoostQuery::new(Box::new(text_term(f, variant)), FUZZY_BOOST);
+                alternatives.push((Occur::Should, Box::new(boosted)));
+            }
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
         }
         let scoring = !clauses.is_empty();
         for filter in &self.filters {
@@ -144,11 +151,6 @@ impl Plan {
 
 fn text_term(f: &Fields, word: &str) -> TermQuery {
     TermQuery::new(Term::from_field_text(f.text, word), IndexRecordOption::WithFreqs)
-}
-
-/// `own` holds doc ids only: its clause is a constant step, not BM25.
-fn own_term(f: &Fields, word: &str) -> TermQuery {
-    TermQuery::new(Term::from_field_text(f.own, word), IndexRecordOption::Basic)
 }
 
 /// What a query word adds to a sample's score when it is one of the sample's own

@@ -208,3 +208,27 @@ fn a_typo_still_finds_the_samples() {
     let names = |r: &SearchResults| r.hits.iter().map(|h| name(h).to_string()).collect::<BTreeSet<_>>();
     assert_eq!(names(&r), names(&exact));
 }
+
+#[test]
+fn a_short_page_holds_the_best_tier_found_last() {
+    // Many description-only matches come first in document order (and fill the
+    // page), the samples named kick last, one of them in a later segment.
+    let mut samples: Vec<SampleEntry> = (0..200).map(|i| sample(&format!("Perc_{i:03}.wav"), &[])).collect();
+    samples.push(sample("Kick_Z.wav", &[]));
+    let manifests =
+        [pack(5, "perc", "Kick Kick Kick", "kick kick kick kick kick kick kick kick", samples), pack_b()];
+    let index = index(&manifests[..1]);
+    index.apply(&[IndexOp::Upsert(manifests[1].clone())]).unwrap();
+    for (limit, packs) in [(1, false), (5, false), (1, true), (2, true)] {
+        let q = SearchQuery { text: Some("kick".into()), limit, packs, ..Default::default() };
+        let r = index.search(&q).unwrap();
+        assert_eq!(r.hits.len(), limit);
+        let full = index.search(&SearchQuery { limit: 1000, ..q }).unwrap();
+        assert_eq!(r.hits, full.hits[..limit], "limit {limit}, packs {packs}");
+        if !packs {
+            assert!(r.hits.iter().all(|h| name(h).starts_with("Kick_")), "{:?}", r.hits);
+            let tiers = assert_ranked_by_tier(&manifests, &full, &["kick"]);
+            assert_eq!(tiers.iter().filter(|t| **t == 1).count(), 5);
+        }
+    }
+}

@@ -508,6 +508,23 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
         for hit in &results.hits {
             out.object(&hit_line(hit));
         }
+    } else if !results.hits.is_empty() && query.packs {
+        // One row per pack: who made it and what it costs, no sample columns.
+        let rows: Vec<Vec<String>> = results
+            .hits
+            .iter()
+            .map(|h| {
+                vec![
+                    h.pack_id.to_hex()[..12].to_string(),
+                    h.pack_title.clone(),
+                    format!("{} ({})", h.author_name, &h.author.to_hex()[..8]),
+                    h.genre.clone(),
+                    h.price.as_ref().map_or("free".to_string(), |p| p.to_string()),
+                ]
+            })
+            .collect();
+        out.table(&["PACK", "TITLE", "AUTHOR", "GENRE", "PRICE"], &rows);
+        out.line(count(results.total as u64, "pack", "packs"));
     } else if !results.hits.is_empty() {
         let rows: Vec<Vec<String>> = results
             .hits

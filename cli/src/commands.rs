@@ -187,11 +187,17 @@ fn sample_ref(client: &Client, (pack, sample): (&str, &str)) -> Result<SampleRef
     Ok(SampleRef { pack_id: view.manifest.pack_id, sample: sample.to_string() })
 }
 
-pub fn init(home: &Home, out: &Printer, name: Option<String>) -> Result<ExitCode> {
+pub fn init(home: &Home, out: &Printer, name: Option<String>, library: Option<PathBuf>) -> Result<ExitCode> {
     let (identity, created) = home.init()?;
-    if let Some(name) = name {
+    if name.is_some() || library.is_some() {
         let mut config = home.config()?;
-        config.name = name;
+        if let Some(name) = name {
+            config.name = name;
+        }
+        if let Some(library) = library {
+            config.library = std::path::absolute(&library)
+                .map_err(|e| usage(format!("--library {}: {e}", library.display())))?;
+        }
         home.save_config(&config)?;
     }
     let node_id = identity.node_id();
@@ -208,6 +214,15 @@ pub fn init(home: &Home, out: &Printer, name: Option<String>) -> Result<ExitCode
 pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Result<ExitCode> {
     if let Ok(info) = home.node_info() {
         bail!("a node is already running for {} (pid {}, API {})", home.root().display(), info.pid, info.api);
+    }
+    if !home.identity_path().exists() {
+        home.init()?;
+        out.note(format!(
+            "created a new identity in {} with the display name {:?}; set your own with \
+             `smpl init --name \"Your Name\" --library DIR`",
+            home.root().display(),
+            home.config()?.name
+        ));
     }
     let options = NodeOptions {
         home: home.clone(),

@@ -42,6 +42,9 @@ enum Command {
         /// Your name as shown on the packs you publish.
         #[arg(long)]
         name: Option<String>,
+        /// Where fetched packs go (default ~/smpl/library).
+        #[arg(long, value_name = "DIR")]
+        library: Option<std::path::PathBuf>,
     },
     /// Run the node in the foreground until Ctrl-C.
     Node(commands::NodeArgs),
@@ -130,7 +133,7 @@ fn main() -> ExitCode {
     let out = output::Printer::new(cli.global.json);
     let home = smpl_node::Home::new(cli.global.home.clone().unwrap_or_else(smpl_node::Home::default_root));
     let result = match cli.command {
-        Command::Init { name } => commands::init(&home, &out, name),
+        Command::Init { name, library } => commands::init(&home, &out, name, library),
         Command::Node(args) => commands::node(&home, &out, args, false),
         Command::Demo(args) => commands::node(&home, &out, args, true),
         Command::Id => commands::id(&home, &out),

@@ -59,3 +59,32 @@ fn tempo_filters_and_prices_are_read_the_ways_producers_write_them() {
         assert!(stderr.contains("--price") || stderr.contains("--currency"), "{stderr}");
     }
 }
+
+#[test]
+fn a_node_started_without_init_says_how_to_name_the_producer_and_init_sets_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let library = dir.path().join("My Library");
+    let out = smpl(&home, &["init", "--name", "Ada", "--library", library.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(config.contains("My Library") && config.contains("Ada"), "{config}");
+
+    // A node on a fresh home creates the identity and says how to set a name.
+    let fresh = dir.path().join("fresh");
+    let mut node = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&fresh)
+        .args(["node", "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .env_remove("SMPL_HOME")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = node.stderr.take().unwrap();
+    let first = std::io::BufRead::lines(std::io::BufReader::new(stderr)).next();
+    let _ = node.kill();
+    let _ = node.wait();
+    let first = first.expect("the node printed nothing").unwrap();
+    assert!(first.contains("smpl init --name"), "{first}");
+}

@@ -63,18 +63,22 @@ pub struct NodeArgs {
 pub struct PublishArgs {
     /// The folder of audio files to publish.
     dir: PathBuf,
+    /// The pack's title, as buyers see it.
     #[arg(long)]
     title: String,
+    /// The pack's genre, e.g. techno or "hip hop".
     #[arg(long, default_value = "")]
     genre: String,
     /// Comma-separated tags.
     #[arg(long, value_delimiter = ',')]
     tags: Vec<String>,
+    /// A few sentences about the pack.
     #[arg(long, default_value = "")]
     description: String,
     /// Price in major units, e.g. 4.99.
     #[arg(long, conflicts_with = "free")]
     price: Option<String>,
+    /// The price's currency, an ISO 4217 code such as USD or EUR.
     #[arg(long, default_value = "USD", requires = "price")]
     currency: String,
     /// Publish for free (the default when no price is given).
@@ -116,11 +120,13 @@ enum SortArg {
 pub struct SearchArgs {
     /// Words to look for (sample names, titles, tags, genres, authors).
     query: Vec<String>,
+    /// Only packs of this genre.
     #[arg(long)]
     genre: Option<String>,
     /// Only results with this tag (repeatable; all must match).
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Only loops, or only one-shots.
     #[arg(long, value_enum)]
     kind: Option<KindArg>,
     /// A tempo (124: within 2 BPM) or a range: 120..128, 120-128, 120.., ..128.
@@ -142,8 +148,10 @@ pub struct SearchArgs {
     /// One result per pack instead of per sample.
     #[arg(long)]
     packs: bool,
+    /// How many results to show.
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// Best matches first, or the newest packs first.
     #[arg(long, value_enum, default_value = "relevance")]
     sort: SortArg,
     /// Rank by how close each sample sounds to this one (PACK_ID/SAMPLE, the pack

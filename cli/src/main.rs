@@ -59,12 +59,14 @@ enum Command {
         /// PACK_ID/SAMPLE: a pack id (or prefix) and a sample's file name (or a
         /// unique part of it).
         target: String,
+        /// How many similar samples to show.
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
     /// Packs you may like, from what is in your library (fetched or bought),
     /// by words and by sound, computed on this node.
     Recommend {
+        /// How many packs to recommend.
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
@@ -74,10 +76,14 @@ enum Command {
         pack_id: String,
     },
     /// Retract one of your packs (a signed removal).
-    Retract { pack_id: String },
+    Retract {
+        /// The pack id (or a unique prefix of it).
+        pack_id: String,
+    },
     /// Download a pack from whoever serves it, verify it and write its files
     /// under the library folder.
     Fetch {
+        /// The pack id (or a unique prefix of it).
         pack_id: String,
         /// Write the files here instead of the library folder.
         #[arg(long, value_name = "DIR")]
@@ -86,6 +92,7 @@ enum Command {
     /// Get the free preview clip of one sample (fetched on demand, then cached)
     /// and print where it is, to play before buying.
     Audition {
+        /// The pack id (or a unique prefix of it).
         pack_id: String,
         /// The sample's file name, or a unique part of it.
         sample: String,
@@ -97,7 +104,10 @@ enum Command {
     Peers,
     /// Print an iroh-blobs ticket of a free pack, for stock clients such as
     /// `sendme receive`.
-    Share { pack_id: String },
+    Share {
+        /// The pack id (or a unique prefix of it).
+        pack_id: String,
+    },
     /// Check that every stored pack is whole and the index agrees with the store.
     Check,
     /// Manage the search index.

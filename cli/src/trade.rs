@@ -40,9 +40,13 @@ pub struct SalesArgs {
 #[derive(Subcommand, Debug)]
 enum SalesAction {
     /// Approve a pending order: issue its license.
-    Approve { order_id: String },
+    Approve {
+        /// The order id (or a unique prefix of it), as `smpl sales` lists it.
+        order_id: String,
+    },
     /// Reject a pending order.
     Reject {
+        /// The order id (or a unique prefix of it), as `smpl sales` lists it.
         order_id: String,
         /// Told to the buyer.
         #[arg(long)]
@@ -61,6 +65,7 @@ pub struct LicensesArgs {
 pub enum LicenseCommand {
     /// Write the license certificate of a pack (human-readable, with the token).
     Export {
+        /// The pack id (or a unique prefix of it).
         pack_id: String,
         /// Write it here instead of printing it.
         #[arg(short = 'o', long, value_name = "FILE")]
@@ -69,6 +74,7 @@ pub enum LicenseCommand {
     /// Check a license certificate offline: signature, seller, buyer, and with
     /// --files that a folder holds exactly the licensed files. Exit 1 if invalid.
     Verify {
+        /// The certificate file (`smpl license export` writes one).
         file: PathBuf,
         /// A folder that must hold exactly the licensed files.
         #[arg(long, value_name = "DIR")]

@@ -88,3 +88,50 @@ fn a_node_started_without_init_says_how_to_name_the_producer_and_init_sets_the_l
     let first = first.expect("the node printed nothing").unwrap();
     assert!(first.contains("smpl init --name"), "{first}");
 }
+
+#[test]
+fn every_argument_of_every_command_has_help_text() {
+    let commands: &[&[&str]] = &[
+        &["init"],
+        &["node"],
+        &["id"],
+        &["publish"],
+        &["search"],
+        &["show"],
+        &["fetch"],
+        &["retract"],
+        &["audition"],
+        &["similar"],
+        &["recommend"],
+        &["share"],
+        &["peers"],
+        &["check"],
+        &["buy"],
+        &["sales"],
+        &["sales", "approve"],
+        &["sales", "reject"],
+        &["licenses"],
+        &["license", "export"],
+        &["license", "verify"],
+        &["purchases"],
+    ];
+    let home = tempfile::tempdir().unwrap();
+    let mut bare = Vec::new();
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = smpl(home.path(), &args);
+        let help = String::from_utf8_lossy(&out.stdout);
+        // An option or argument line with nothing after its name but a default.
+        for line in help.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let named = words.first().is_some_and(|w| w.starts_with("--") || w.starts_with('<'));
+            let said =
+                words.iter().skip(1).any(|w| !w.starts_with('<') && !w.starts_with('[') && !w.ends_with(']'));
+            if named && line.starts_with("  ") && !said {
+                bare.push(format!("smpl {}: {}", command.join(" "), line.trim()));
+            }
+        }
+    }
+    assert!(bare.is_empty(), "arguments without help text:\n{}", bare.join("\n"));
+}

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs the reference tools for the import benchmark (issue 2a) from crates.io:
+# Installs the reference tools for the import benchmark from crates.io:
 # `sendme` (iroh-blobs' file sender) and `b3sum` (the BLAKE3 reference hasher).
 #
 # They go to target/bench-tools/bin inside the workspace, so nothing outside the

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""BitTorrent baseline for the network benchmark (issue 3): one seeder, one leecher.
+"""BitTorrent baseline for the network benchmark: one seeder, one leecher.
 
 Uses Debian's python3-libtorrent (`apt-get install python3-libtorrent`, run it with
 /usr/bin/python3). Trackerless: the leecher is told the seeder's address with

@@ -37,7 +37,7 @@ use crate::corpus::{Corpus, Spec};
 use crate::tools::ProcStats;
 
 #[derive(Parser)]
-#[command(about = "Import and analysis benchmark (issue 2a)")]
+#[command(about = "Import and analysis benchmark")]
 struct Cli {
     #[command(subcommand)]
     phase: Option<Phase>,
@@ -284,8 +284,8 @@ fn run(opts: &Opts) -> Result<()> {
         rows.push(row(corpus, "smpl import", best, median, &s, &note));
         if !before.is_empty() {
             let (best, median, s) = summarize(before);
-            let note = "iroh-blobs add_path(Copy) + temp_tag(), as smpl did before issue 2a";
-            rows.push(row(corpus, "smpl import, before", best, median, &s, note));
+            let note = "iroh-blobs add_path(Copy) + temp_tag(): the store's own import, as a baseline";
+            rows.push(row(corpus, "iroh-blobs add_path(Copy)", best, median, &s, note));
             let (best, median, s) = summarize(store_only);
             let note = format!(
                 "the store's share: files read into memory before the clock, then Blobs::add_bytes, \

@@ -50,7 +50,7 @@ use crate::procs::Cost;
 const NETNS_ENV: &str = "SMPL_BENCH_NETNS";
 
 #[derive(Parser)]
-#[command(about = "Network benchmarks (issue 3): pack transfer vs sendme and libtorrent, listing latency")]
+#[command(about = "Network benchmarks: pack transfer vs sendme and libtorrent, listing latency")]
 struct Cli {
     #[command(subcommand)]
     phase: Option<Phase>,
@@ -211,7 +211,7 @@ fn run(opts: &Opts) -> Result<()> {
             opts.python.display()
         );
     }
-    println!("# Network benchmarks (issue 3)\n");
+    println!("# Network benchmarks\n");
     println!(
         "{} cores, loopback only (network namespace: {}), {} round(s) per tool, medians.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),

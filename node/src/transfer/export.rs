@@ -40,16 +40,16 @@
 //!   does not match, and peers fetch it elsewhere.
 //!
 //! Other blobs (small ones live in the store's database; another file system) are
-//! copied. Copying was the largest cost of a fetch after the download itself
-//! (issue 3, on the benchmark machine: 2.1 s of a 7.3 s fetch of a 1 GiB pack, 1.4
-//! s of 3.2 s for 1,000 files; writing the files while they download instead cost
-//! about as much, two writes and two new files each). A link writes no data and
-//! takes no disk space, so fetched packs take half the space.
+//! copied. Copying a file out of the store is the largest cost of a fetch after the
+//! download itself, and writing the files while they download costs about as much
+//! (two writes and two new files each; figures in `docs/BENCHMARKS.md`, "Network:
+//! pack transfer"). A link writes no data and takes no disk space, so fetched packs
+//! take half the space.
 //!
 //! Nothing is `fsync`ed, as `cp`, `sendme` and BitTorrent clients do not, nor
 //! iroh-blobs for complete blobs: forcing a 1 GiB pack to disk before `fetch`
-//! returns ties the fetch to the disk's write speed (about 7 s on the benchmark
-//! machine, longer than the whole download; issue 3). The kernel writes the files
+//! returns ties the fetch to the disk's write speed (longer than the whole download
+//! for a 1 GiB pack on a laptop disk). The kernel writes the files
 //! back within seconds; a file that a power cut in those seconds damaged no longer
 //! matches its hash, and the node refuses to serve it (see above).
 

@@ -66,8 +66,9 @@ pub fn content_of(files: &[CertifiedFile]) -> BlobHash {
 }
 
 /// Checks that `dir` holds exactly the licensed files: each listed file at its
-/// place with its size and BLAKE3 hash, and nothing else. `files` must already be
-/// known to match the token (see [`content_of`]).
+/// place with its size and BLAKE3 hash, and nothing else but the files DAWs and
+/// file managers put beside audio ([`is_sidecar`]). `files` must already be known
+/// to match the token (see [`content_of`]).
 pub fn check_files(dir: &Path, files: &[CertifiedFile]) -> Result<(), LicenseError> {
     let problem = |problem: String| LicenseError::Files { dir: dir.to_path_buf(), problem };
     if files.is_empty() {
@@ -93,7 +94,7 @@ pub fn check_files(dir: &Path, files: &[CertifiedFile]) -> Result<(), LicenseErr
     }
     let mut extra = Vec::new();
     walk(dir, Path::new(""), &mut |relative| {
-        if !expected.contains(relative) {
+        if !expected.contains(relative) && !is_sidecar(relative) {
             extra.push(relative.display().to_string());
         }
     })
@@ -110,6 +111,17 @@ pub fn check_files(dir: &Path, files: &[CertifiedFile]) -> Result<(), LicenseErr
     Ok(())
 }
 
+/// Files that DAWs and file managers write beside audio on their own: Ableton's
+/// analysis files, Reaper's and Audition's peak files, macOS and Windows folder
+/// metadata. They are not part of a pack, and their presence proves nothing.
+pub fn is_sidecar(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let lower = name.to_ascii_lowercase();
+    matches!(lower.as_str(), ".ds_store" | "thumbs.db" | "desktop.ini")
+        || name.starts_with("._")
+        || [".asd", ".reapeaks", ".pkf"].iter().any(|ext| lower.ends_with(ext))
+}
+
 /// Calls `found` with the path (relative to `root`) of every file under `root`.
 fn walk(root: &Path, relative: &Path, found: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
     for entry in std::fs::read_dir(root.join(relative))? {
@@ -122,4 +134,31 @@ fn walk(root: &Path, relative: &Path, found: &mut dyn FnMut(&Path)) -> std::io::
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daw_sidecar_files_are_ignored_and_anything_else_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"RIFF not really audio, but licensed bytes".to_vec();
+        std::fs::create_dir_all(dir.path().join("Kicks")).unwrap();
+        std::fs::write(dir.path().join("Kicks/Kick.wav"), &bytes).unwrap();
+        let files = vec![CertifiedFile {
+            name: "Kicks/Kick.wav".into(),
+            size: bytes.len() as u64,
+            hash: BlobHash(*blake3::hash(&bytes).as_bytes()),
+        }];
+        for sidecar in
+            ["Kicks/Kick.wav.asd", ".DS_Store", "Kicks/._Kick.wav", "Kick.wav.reapeaks", "Thumbs.db"]
+        {
+            std::fs::write(dir.path().join(sidecar), b"x").unwrap();
+        }
+        check_files(dir.path(), &files).unwrap();
+        std::fs::write(dir.path().join("Kicks/Snare.wav"), b"y").unwrap();
+        let err = check_files(dir.path(), &files).unwrap_err().to_string();
+        assert!(err.contains("1 file(s)") && err.contains("Snare.wav"), "{err}");
+    }
 }

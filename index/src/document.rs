@@ -127,7 +127,7 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
         }
         doc.add_u64(f.price, price_minor);
         if let Some(d) = &s.descriptor {
-            for (field, word) in f.desc.iter().zip(crate::similar::to_words(d)) {
+            for (field, word) in f.desc.iter().zip(crate::schema::to_words(d)) {
                 doc.add_u64(*field, word);
             }
         }

@@ -23,6 +23,7 @@
 //! Any change to this table, or to the analyzer, bumps [`SCHEMA_VERSION`]: an index
 //! written by another version is wiped on open and rebuilt by the node.
 
+use smpl_protocol::{DESCRIPTOR_DIMS, Descriptor};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
@@ -137,9 +138,36 @@ pub(crate) fn normalize_label(s: &str) -> String {
     out
 }
 
+/// A descriptor as the four fast-field words (little-endian bytes).
+pub(crate) fn to_words(d: &Descriptor) -> [u64; 4] {
+    let bytes = d.to_bytes();
+    std::array::from_fn(|i| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(word)
+    })
+}
+
+pub(crate) fn from_words(words: [u64; 4]) -> Descriptor {
+    let mut bytes = [0u8; DESCRIPTOR_DIMS];
+    for (i, word) in words.iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+    }
+    Descriptor::from_bytes(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        let mut d = Descriptor([0; DESCRIPTOR_DIMS]);
+        for (i, v) in d.0.iter_mut().enumerate() {
+            *v = (i as i8 - 16) * 7;
+        }
+        assert_eq!(from_words(to_words(&d)), d);
+    }
 
     #[test]
     fn labels_are_normalized() {

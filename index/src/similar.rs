@@ -10,7 +10,7 @@
 
 use std::collections::BinaryHeap;
 
-use smpl_protocol::{DESCRIPTOR_DIMS, Descriptor, PackId};
+use smpl_protocol::{Descriptor, PackId};
 use tantivy::collector::DocSetCollector;
 use tantivy::query::{Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
@@ -19,26 +19,8 @@ use tantivy::{DocAddress, DocId, Searcher, SegmentReader, TantivyDocument};
 use crate::document::hit_from_stored;
 use crate::error::IndexError;
 use crate::results::Hit;
-use crate::schema::{Fields, names};
+use crate::schema::{Fields, from_words, names};
 use crate::segment_cache::{SegmentCache, SegmentData};
-
-/// A descriptor as the four fast-field words (little-endian bytes).
-pub(crate) fn to_words(d: &Descriptor) -> [u64; 4] {
-    let bytes = d.to_bytes();
-    std::array::from_fn(|i| {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-        u64::from_le_bytes(word)
-    })
-}
-
-fn from_words(words: [u64; 4]) -> Descriptor {
-    let mut bytes = [0u8; DESCRIPTOR_DIMS];
-    for (i, word) in words.iter().enumerate() {
-        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
-    }
-    Descriptor::from_bytes(bytes)
-}
 
 /// The descriptors of one segment: the documents that have one, and theirs.
 pub(crate) struct SegmentVectors {
@@ -181,15 +163,6 @@ pub(crate) fn nearest(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_round_trip() {
-        let mut d = Descriptor([0; DESCRIPTOR_DIMS]);
-        for (i, v) in d.0.iter_mut().enumerate() {
-            *v = (i as i8 - 16) * 7;
-        }
-        assert_eq!(from_words(to_words(&d)), d);
-    }
 
     #[test]
     fn similarity_falls_with_distance() {

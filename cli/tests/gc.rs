@@ -62,12 +62,19 @@ fn updated_and_retracted_content_is_collected_and_live_content_stays_served() {
     write_sound(&paid_dir.join("Bass.wav"), 0.6, 45.0, false);
     write_sound(&paid_dir.join("Pad.wav"), 0.6, 330.0, false);
     let paid = publish(&a_home, &paid_dir, "Collect Paid", &["--price", "3.00"]);
-    wait_until("B sees the paid pack", Duration::from_secs(30), || {
-        smpl_json(&b_home, &["show", &paid]).0 == 0
-    });
-    let bought = json_ok(&b_home, &["buy", &paid, "--wait", "20"]);
-    assert_eq!(bought[0]["status"], "issued", "{bought:?}");
-    json_ok(&b_home, &["fetch", &paid, "--out", dir.path().join("b-lib").to_str().unwrap()]);
+    // A second paid pack that stays: B's licensed copy must outlive every collection.
+    let kept_dir = dir.path().join("kept");
+    write_sound(&kept_dir.join("Lead.wav"), 0.6, 440.0, false);
+    write_sound(&kept_dir.join("Stab.wav"), 0.6, 660.0, true);
+    let kept = publish(&a_home, &kept_dir, "Collect Kept", &["--price", "2.00"]);
+    for pack in [&paid, &kept] {
+        wait_until("B sees the paid packs", Duration::from_secs(30), || {
+            smpl_json(&b_home, &["show", pack]).0 == 0
+        });
+        let bought = json_ok(&b_home, &["buy", pack, "--wait", "20"]);
+        assert_eq!(bought[0]["status"], "issued", "{bought:?}");
+        json_ok(&b_home, &["fetch", pack, "--out", dir.path().join("b-lib").to_str().unwrap()]);
+    }
     let v1 = sample_hashes(&a_home, &free);
     let bought_files = sample_hashes(&a_home, &paid);
     for (_, hash, _) in v1.iter().chain(&bought_files) {
@@ -116,7 +123,21 @@ fn updated_and_retracted_content_is_collected_and_live_content_stays_served() {
         assert_eq!(std::fs::read(path.join(name)).unwrap(), std::fs::read(free_dir.join(name)).unwrap());
     }
     json_ok(&c_home, &["audition", &free, "snare"]);
-    drop((a, b, c));
+
+    // C buys the kept pack; with A gone, B serves it from its licensed copy.
+    let bought = json_ok(&c_home, &["buy", &kept, "--wait", "20"]);
+    assert_eq!(bought[0]["status"], "issued", "{bought:?}");
+    let b_addr = b.p2p_addr();
+    drop(c);
+    a.kill9();
+    let c = TestNode::start_with(&c_home, &["--gc-interval", "1", "--bootstrap", &b_addr]);
+    let out = dir.path().join("c-kept");
+    let fetched = json_ok(&c_home, &["fetch", &kept, "--out", out.to_str().unwrap()]);
+    let path = PathBuf::from(fetched.last().unwrap()["path"].as_str().unwrap());
+    for name in ["Lead.wav", "Stab.wav"] {
+        assert_eq!(std::fs::read(path.join(name)).unwrap(), std::fs::read(kept_dir.join(name)).unwrap());
+    }
+    drop((b, c));
 }
 
 #[test]

@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use iroh_blobs::api::blobs::BlobStatus;
 use serde_bytes::ByteBuf;
 use smpl_node::net::wire::{TradeRequest, TradeResponse};
 use smpl_node::{Node, SellerPolicy};
@@ -54,14 +53,6 @@ async fn every_route_refused(
         assert!(!matches!(blob, Ok(Ok(_))), "paid blob {sample} was served to a non-buyer");
     }
     holds_none(dave, samples).await;
-}
-
-/// Asserts that `node` holds not one byte of any of `hashes`.
-async fn holds_none(node: &Node, hashes: &[BlobHash]) {
-    for hash in hashes {
-        let status = node.blobs().store().blobs().status(iroh_blobs::Hash::from_bytes(hash.0)).await;
-        assert!(matches!(status, Ok(BlobStatus::NotFound)), "{hash}: {status:?}");
-    }
 }
 
 async fn holds_all(node: &Node, hashes: &[BlobHash]) {

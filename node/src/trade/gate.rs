@@ -13,7 +13,7 @@
 //!   it or were here already;
 //! - a preview clip.
 //!
-//! The rule ([`Provenance::verdict`]): a blob goes to anyone when one of its sources
+//! The rule ([`LicenseGate::verdict`]): a blob goes to anyone when one of its sources
 //! is free *and* none is a licence this node holds, nor a paid pack of its own
 //! (unless this node also published it free itself: the author gave it away). Any
 //! other blob with a paid source goes to the seller of that source and to a peer
@@ -129,7 +129,7 @@ fn grant_key(peer: &NodeId, seller: &NodeId, content: &BlobHash) -> [u8; 96] {
 
 /// The gate; cheap to clone, shared with the transfer's provider.
 #[derive(Clone)]
-pub struct Provenance {
+pub struct LicenseGate {
     db: sled::Db,
     records: sled::Tree,
     grants: sled::Tree,
@@ -148,17 +148,14 @@ pub struct GateStats {
     pub refused: AtomicU64,
 }
 
-/// The name under which [`Provenance`] is a [`ServeGate`].
-pub type LicenseGate = Provenance;
-
 fn storage(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unreadable(format!("provenance: {e}"))
 }
 
-impl Provenance {
-    pub fn open(store: &Store) -> Result<Provenance, StoreError> {
+impl LicenseGate {
+    pub fn open(store: &Store) -> Result<LicenseGate, StoreError> {
         let db = store.db().clone();
-        Ok(Provenance {
+        Ok(LicenseGate {
             records: db.open_tree("provenance/v1")?,
             grants: db.open_tree("grants/v1")?,
             order: db.open_tree("grant-order/v1")?,
@@ -330,7 +327,7 @@ impl Provenance {
     }
 }
 
-impl ServeGate for Provenance {
+impl ServeGate for LicenseGate {
     fn allow(&self, peer: NodeId, hash: &BlobHash) -> bool {
         let verdict = match self.verdict(hash) {
             Ok(verdict) => verdict,
@@ -382,10 +379,10 @@ mod tests {
         }
     }
 
-    fn gate() -> (tempfile::TempDir, Provenance) {
+    fn gate() -> (tempfile::TempDir, LicenseGate) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
-        (dir, Provenance::open(&store).unwrap())
+        (dir, LicenseGate::open(&store).unwrap())
     }
 
     #[test]
@@ -432,7 +429,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(&dir.path().join("db")).unwrap();
-            let gate = Provenance::open(&store).unwrap();
+            let gate = LicenseGate::open(&store).unwrap();
             gate.record(&[hash(10), hash(11)], &origin(Source::Licensed, 10, 1)).unwrap();
             assert!(!gate.allow(node(5), &hash(11)));
             assert!(!gate.grant(node(5), &token(12, 1, 5)).unwrap(), "content not held here");
@@ -442,7 +439,7 @@ mod tests {
             assert!(!gate.allow(node(6), &hash(11)));
         }
         let store = Store::open(&dir.path().join("db")).unwrap();
-        let gate = Provenance::open(&store).unwrap();
+        let gate = LicenseGate::open(&store).unwrap();
         assert!(gate.allow(node(5), &hash(11)), "grants survive a restart");
     }
 

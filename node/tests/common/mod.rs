@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use smpl_node::index::{SearchQuery, Sort};
 use smpl_node::net::wire::{TradeRequest, TradeResponse};
 use smpl_node::{Home, Multiaddr, Node, NodeOptions, PublishRequest, SellerPolicy, TradeConfig};
-use smpl_protocol::{Identity, LicenseTerms, NodeId, PackId, Price};
+use smpl_protocol::{BlobHash, Identity, LicenseTerms, NodeId, PackId, Price};
 use tokio::sync::mpsc;
 
 // The kit's builders these tests use, one `use common::*` away (each test file uses some).
@@ -182,4 +182,12 @@ fn sink<T: Send + 'static>() -> mpsc::Sender<T> {
 pub async fn trade(from: &Node, to: NodeId, request: TradeRequest) -> TradeResponse {
     from.network().unwrap().connect(to).await.unwrap();
     from.network().unwrap().trade(to, request).await.unwrap()
+}
+
+/// Asserts that `node` holds not one byte of any of `hashes`.
+pub async fn holds_none(node: &Node, hashes: &[BlobHash]) {
+    for hash in hashes {
+        let status = node.blobs().store().blobs().status(iroh_blobs::Hash::from_bytes(hash.0)).await;
+        assert!(matches!(status, Ok(iroh_blobs::api::blobs::BlobStatus::NotFound)), "{hash}: {status:?}");
+    }
 }

@@ -294,6 +294,8 @@ impl Corpus {
             created_at: 1_600_000_000 + i as u64 * 3_000 + r.range(0, 2_000),
             content: BlobHash([0; 32]),
             cover: None,
+            licenses_from: None,
+            payment: None,
             samples,
         }
     }

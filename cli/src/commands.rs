@@ -57,36 +57,44 @@ pub struct NodeArgs {
     /// preview or download holds any more: superseded and retracted content).
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     gc_interval: u64,
+    /// Also serve the web app on this address (e.g. a LAN address for a phone),
+    /// with the same login; by default it is on the API's 127.0.0.1 address only.
+    #[arg(long, value_name = "ADDR")]
+    ui_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
     /// The folder of audio files to publish.
     dir: PathBuf,
-    /// The pack's title, as buyers see it.
-    #[arg(long)]
-    title: String,
+    /// Publish a new version of this pack of yours (an id or a prefix of it);
+    /// fields you do not give keep their current value.
+    #[arg(long, value_name = "PACK_ID")]
+    update: Option<String>,
+    /// The pack's title, as buyers see it (required for a new pack).
+    #[arg(long, required_unless_present = "update")]
+    title: Option<String>,
     /// The pack's genre, e.g. techno or "hip hop".
-    #[arg(long, default_value = "")]
-    genre: String,
+    #[arg(long)]
+    genre: Option<String>,
     /// Comma-separated tags.
     #[arg(long, value_delimiter = ',')]
-    tags: Vec<String>,
+    tags: Option<Vec<String>>,
     /// A few sentences about the pack.
-    #[arg(long, default_value = "")]
-    description: String,
-    /// Price in major units, e.g. 4.99.
+    #[arg(long)]
+    description: Option<String>,
+    /// Price in major units, e.g. 4.99 or 4,99.
     #[arg(long, conflicts_with = "free")]
     price: Option<String>,
     /// The price's currency, an ISO 4217 code such as USD or EUR.
     #[arg(long, default_value = "USD", requires = "price")]
     currency: String,
-    /// Publish for free (the default when no price is given).
+    /// Make the pack free (a new pack without --price is free).
     #[arg(long)]
     free: bool,
-    /// A named license (e.g. royalty-free, CC0-1.0, CC-BY-4.0).
-    #[arg(long, default_value = "royalty-free")]
-    license: String,
+    /// A named license (e.g. royalty-free, CC0-1.0, CC-BY-4.0); royalty-free for a new pack.
+    #[arg(long)]
+    license: Option<String>,
     /// The tempo of the pack's loops, if you know it (else it is detected; a BPM
     /// in a file name, as in `Groove_124bpm.wav`, wins for that file).
     #[arg(long, value_name = "BPM")]
@@ -95,6 +103,21 @@ pub struct PublishArgs {
     /// a key in a file name, as in `Pad_Cmin.wav`, wins for that file).
     #[arg(long)]
     key: Option<String>,
+    /// A cover image, PNG or JPEG (default: cover.png or cover.jpg in the folder).
+    #[arg(long, value_name = "FILE")]
+    cover: Option<PathBuf>,
+    /// How buyers pay you, shown before they buy, e.g. "PayPal to ada@example.org".
+    #[arg(long, value_name = "TEXT")]
+    payment: Option<String>,
+    /// A page where buyers pay, https://….
+    #[arg(long, value_name = "URL", requires = "payment")]
+    payment_url: Option<String>,
+    /// With --update: buyers of earlier versions must buy this one (a paid upgrade).
+    #[arg(long, requires = "update")]
+    paid_upgrade: bool,
+    /// With --update: go ahead with a change of price or licence.
+    #[arg(long, short = 'y')]
+    yes: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -248,8 +271,10 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let json = out.json();
     let demo_home = home.clone();
-    runtime.block_on(smpl_node::run(
+    let web = smpl_node::web::WebOptions { ui_listen: args.ui_listen };
+    runtime.block_on(smpl_node::run_with_web(
         options,
+        web,
         async {
             let _ = tokio::signal::ctrl_c().await;
         },
@@ -346,7 +371,7 @@ fn parse_price(text: &str, currency: &str) -> Result<Price> {
 pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode> {
     let dir = std::fs::canonicalize(&args.dir)
         .map_err(|e| usage(format!("cannot open folder {}: {e}", args.dir.display())))?;
-    if args.title.trim().is_empty() {
+    if args.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
         return Err(usage("--title must not be empty"));
     }
     let (min, max) = (smpl_protocol::limits::MIN_BPM, smpl_protocol::limits::MAX_BPM);
@@ -354,17 +379,25 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
         return Err(usage(format!("--bpm {bpm} is outside {min}..{max}")));
     }
     let price = match &args.price {
-        Some(p) if !args.free => Some(parse_price(p, &args.currency)?).filter(|p| p.amount_minor > 0),
-        _ => None,
+        Some(p) => Some(parse_price(p, &args.currency)?),
+        None => None,
     };
+    let free = args.free || price.as_ref().is_some_and(|p| p.amount_minor == 0);
+    let cover = args
+        .cover
+        .as_ref()
+        .map(|c| std::fs::canonicalize(c).map_err(|e| usage(format!("cannot open cover {}: {e}", c.display()))))
+        .transpose()?;
     let request = PublishRequest {
         dir,
+        update: args.update,
         title: args.title,
         genre: args.genre,
         tags: args.tags,
         description: args.description,
-        price,
-        license: LicenseTerms::Named(args.license),
+        price: price.filter(|p| p.amount_minor > 0),
+        free,
+        license: args.license.map(LicenseTerms::Named),
         bpm: args.bpm,
         key: args
             .key
@@ -372,6 +405,10 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
             .map(smpl_protocol::Key::parse)
             .transpose()
             .map_err(|e| usage(e.to_string()))?,
+        cover,
+        payment: args.payment.map(|text| smpl_protocol::PaymentInfo { text, url: args.payment_url }),
+        paid_upgrade: args.paid_upgrade,
+        confirm: args.yes,
     };
     let client = Client::connect(home)?;
     let mut bar = None;
@@ -407,8 +444,18 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
             "seq": outcome.seq,
             "samples": outcome.samples,
             "skipped": outcome.skipped,
+            "unchanged": outcome.unchanged,
+            "changes": outcome.changes,
         }));
+    } else if outcome.unchanged {
+        out.line(format!(
+            "nothing changed: {} stays at version {} (same files and details)",
+            outcome.pack_id, outcome.seq
+        ));
     } else {
+        for change in &outcome.changes {
+            out.note(format!("changed {change}"));
+        }
         out.line(format!(
             "published {} (version {}, {} samples{})",
             outcome.pack_id,

@@ -233,14 +233,13 @@ pub fn publish_demo(home: &Home, out: &Printer) -> Result<()> {
             dir.clone(),
             PublishRequest {
                 dir,
-                title: pack.title.into(),
-                genre: pack.genre.into(),
-                tags: pack.tags.iter().map(|t| t.to_string()).collect(),
-                description: pack.description.into(),
+                title: Some(pack.title.into()),
+                genre: Some(pack.genre.into()),
+                tags: Some(pack.tags.iter().map(|t| t.to_string()).collect()),
+                description: Some(pack.description.into()),
                 price: pack.price.map(|amount_minor| Price { amount_minor, currency: "USD".into() }),
-                license: LicenseTerms::Named("royalty-free".into()),
-                bpm: None,
-                key: None,
+                license: Some(LicenseTerms::Named("royalty-free".into())),
+                ..PublishRequest::default()
             },
         ));
     }
@@ -253,26 +252,24 @@ pub fn publish_demo(home: &Home, out: &Printer) -> Result<()> {
                 kit.clone(),
                 PublishRequest {
                     dir: kit,
-                    title: format!("Hydrogen {name}"),
-                    genre: "drums".into(),
-                    tags: vec!["acoustic".into(), "drum kit".into(), "hydrogen".into()],
-                    description: format!(
+                    title: Some(format!("Hydrogen {name}")),
+                    genre: Some("drums".into()),
+                    tags: Some(vec!["acoustic".into(), "drum kit".into(), "hydrogen".into()]),
+                    description: Some(format!(
                         "The {name} drum kit from the Hydrogen drum machine (Debian's hydrogen-data)."
-                    ),
-                    price: None,
-                    license: LicenseTerms::Named("GPL-2.0-or-later".into()),
-                    bpm: None,
-                    key: None,
+                    )),
+                    license: Some(LicenseTerms::Named("GPL-2.0-or-later".into())),
+                    ..PublishRequest::default()
                 },
             ));
         }
     }
     for (dir, request) in packs {
-        let pack_id = PackId::derive(&node_id, &slugify(&request.title));
+        let title = request.title.clone().unwrap_or_default();
+        let pack_id = PackId::derive(&node_id, &slugify(&title));
         if client.show(&pack_id.to_string()).is_ok() {
             continue;
         }
-        let title = request.title.clone();
         client.publish(&request, |event| {
             match event {
                 PublishEvent::Done(o) => {

@@ -52,7 +52,7 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
     let pack_hex = m.pack_id.to_hex();
     let author_hex = m.author.to_hex();
     let (hi, lo) = pack_halves(&m.pack_id);
-    let genre = normalize_label(&m.genre);
+    let genre = smpl_protocol::normalize_genre(&m.genre);
     let mut pack_tags: Vec<String> =
         m.tags.iter().map(|t| normalize_label(t)).filter(|t| !t.is_empty()).collect();
     pack_tags.sort();

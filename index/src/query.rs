@@ -206,7 +206,7 @@ fn term_filter(field: Field, value: &str) -> Box<dyn Query> {
 fn filters(f: &Fields, q: &SearchQuery) -> Result<Vec<Box<dyn Query>>, IndexError> {
     let mut out: Vec<Box<dyn Query>> = Vec::new();
     if let Some(genre) = &q.genre {
-        let genre = normalize_label(genre);
+        let genre = smpl_protocol::normalize_genre(genre);
         if !genre.is_empty() {
             out.push(term_filter(f.genre, &genre));
         }

@@ -31,7 +31,7 @@ use tantivy::schema::{
 use crate::tokenizer::ANALYZER;
 
 /// Version of the schema and analysis; stored next to the index.
-pub(crate) const SCHEMA_VERSION: u32 = 7;
+pub(crate) const SCHEMA_VERSION: u32 = 8;
 
 /// The file in the index directory that holds [`SCHEMA_VERSION`].
 pub(crate) const VERSION_FILE: &str = "smpl-index-version";

@@ -12,29 +12,41 @@ use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use smpl_audio::{Analysis, ONE_SHOT_KEY_CONFIDENCE};
 use smpl_protocol::{
-    BlobHash, Identity, Key, LicenseTerms, Manifest, Mode, PackId, Price, SampleEntry, SampleKind, Signed,
-    Source, Tempo, limits, slugify,
+    BlobHash, Identity, Key, LicenseTerms, Manifest, Mode, PackId, PaymentInfo, Price, SampleEntry, SampleKind,
+    Signed, Source, Tempo, limits, slugify,
 };
 use tokio::sync::mpsc;
 
 use crate::blobs::{BlobError, Blobs, from_iroh};
 use crate::store::{Accepted, Store, StoreError};
 
-/// What the producer asks to publish.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What the producer asks to publish: a new pack, or (`update`) a new version of
+/// one of theirs. A field left `None` takes the pack's current value in an update
+/// and the default in a new pack.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PublishRequest {
     pub dir: PathBuf,
-    pub title: String,
+    /// The pack to publish a new version of (an id or a unique prefix of it);
+    /// `None` makes a new pack, refused when the title names one of ours.
     #[serde(default)]
-    pub genre: String,
+    pub update: Option<String>,
     #[serde(default)]
-    pub tags: Vec<String>,
+    pub title: Option<String>,
     #[serde(default)]
-    pub description: String,
-    /// `None` publishes a free pack.
+    pub genre: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A new price; `free` makes the pack free. Neither: free for a new pack, the
+    /// current price for an update.
     #[serde(default)]
     pub price: Option<Price>,
-    pub license: LicenseTerms,
+    #[serde(default)]
+    pub free: bool,
+    /// `None`: royalty-free for a new pack, the current terms for an update.
+    #[serde(default)]
+    pub license: Option<LicenseTerms>,
     /// A tempo the producer states for the pack's loops (a file name that states
     /// one wins for that file).
     #[serde(default)]
@@ -43,6 +55,20 @@ pub struct PublishRequest {
     /// one wins for that file).
     #[serde(default)]
     pub key: Option<Key>,
+    /// A cover image (PNG or JPEG); without one, a `cover.png`, `cover.jpg` or
+    /// `cover.jpeg` at the top of the folder is used.
+    #[serde(default)]
+    pub cover: Option<PathBuf>,
+    /// How buyers pay (shown before buying); `None` keeps the current one.
+    #[serde(default)]
+    pub payment: Option<PaymentInfo>,
+    /// This version needs a new licence: licences of earlier versions do not cover it.
+    #[serde(default)]
+    pub paid_upgrade: bool,
+    /// Go ahead with a change of price or licence terms (without it, such an
+    /// update is refused with the difference, and nothing is published).
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -57,6 +83,13 @@ pub struct PublishOutcome {
     pub seq: u64,
     pub samples: usize,
     pub skipped: Vec<Skipped>,
+    /// An update whose content and fields equal the current version: no version
+    /// was made, `seq` is the current one.
+    #[serde(default)]
+    pub unchanged: bool,
+    /// What changed from the previous version, one line each (empty for a new pack).
+    #[serde(default)]
+    pub changes: Vec<String>,
 }
 
 /// Progress of a publish, streamed to the CLI as JSON lines.
@@ -88,6 +121,19 @@ pub enum PublishError {
     Invalid(String),
     #[error("pack {0} was retracted; publish it under a new title")]
     Retracted(PackId),
+    #[error(
+        "you already have a pack titled {title:?} ({pack}); `smpl publish DIR --update {pack}` makes a new \
+         version of it, or choose another title"
+    )]
+    TitleTaken { title: String, pack: PackId },
+    #[error("cannot update: {0}")]
+    Update(String),
+    #[error("a new pack needs a title (--title)")]
+    NoTitle,
+    #[error("this update changes {}; run it again with --yes to publish it", .0.join(" and "))]
+    NeedsConfirmation(Vec<String>),
+    #[error("cover {path}: {reason}")]
+    Cover { path: PathBuf, reason: String },
     #[error(transparent)]
     Blob(#[from] BlobError),
     #[error(transparent)]
@@ -209,21 +255,182 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Publishes `request` as a new version of the pack its title names.
+/// The fields of a pack a publish sets: the request's, else the previous
+/// version's (an update), else the defaults (a new pack).
+struct Fields {
+    title: String,
+    genre: String,
+    tags: Vec<String>,
+    description: String,
+    price: Option<Price>,
+    license: LicenseTerms,
+    payment: Option<PaymentInfo>,
+}
+
+impl Fields {
+    fn of(request: &PublishRequest, previous: Option<&Manifest>) -> Result<Fields, PublishError> {
+        let title = match (&request.title, previous) {
+            (Some(title), _) if !title.trim().is_empty() => title.trim().to_string(),
+            (_, Some(m)) => m.title.clone(),
+            _ => return Err(PublishError::NoTitle),
+        };
+        let price = if request.free {
+            None
+        } else {
+            request.price.clone().or_else(|| previous.and_then(|m| m.price.clone()))
+        };
+        Ok(Fields {
+            title,
+            genre: request.genre.as_deref().map(smpl_protocol::normalize_genre).or_else(|| previous.map(|m| m.genre.clone())).unwrap_or_default(),
+            tags: request.tags.as_deref().map(normalize_tags).or_else(|| previous.map(|m| m.tags.clone())).unwrap_or_default(),
+            description: request.description.clone().or_else(|| previous.map(|m| m.description.clone())).unwrap_or_default(),
+            price,
+            license: request
+                .license
+                .clone()
+                .or_else(|| previous.map(|m| m.license.clone()))
+                .unwrap_or_else(|| LicenseTerms::Named("royalty-free".into())),
+            payment: request.payment.clone().or_else(|| previous.and_then(|m| m.payment.clone())),
+        })
+    }
+
+    /// The changes of price and terms a producer must confirm.
+    fn needs_confirmation(&self, previous: &Manifest) -> Vec<String> {
+        let mut changes = Vec::new();
+        if self.price != previous.price {
+            changes.push(format!("the price from {} to {}", price_text(&previous.price), price_text(&self.price)));
+        }
+        if self.license != previous.license {
+            changes.push(format!("the licence from {} to {}", terms_text(&previous.license), terms_text(&self.license)));
+        }
+        changes
+    }
+}
+
+fn price_text(price: &Option<Price>) -> String {
+    price.as_ref().map_or("free".to_string(), |p| p.to_string())
+}
+
+fn terms_text(terms: &LicenseTerms) -> String {
+    match terms {
+        LicenseTerms::Named(name) => name.clone(),
+        LicenseTerms::Custom(text) => format!("custom terms {text:?}"),
+    }
+}
+
+/// What changed from `previous` to `next`, one line each, for the producer.
+fn changes(previous: &Manifest, next: &Manifest) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut field = |name: &str, before: String, after: String| {
+        if before != after {
+            lines.push(format!("{name}: {before:?} → {after:?}"));
+        }
+    };
+    field("title", previous.title.clone(), next.title.clone());
+    field("genre", previous.genre.clone(), next.genre.clone());
+    field("tags", previous.tags.join(","), next.tags.join(","));
+    field("description", previous.description.clone(), next.description.clone());
+    field("price", price_text(&previous.price), price_text(&next.price));
+    field("licence", terms_text(&previous.license), terms_text(&next.license));
+    let payment = |m: &Manifest| m.payment.as_ref().map_or(String::new(), |p| format!("{} {}", p.text, p.url.as_deref().unwrap_or("")));
+    field("payment", payment(previous), payment(next));
+    let old: std::collections::HashMap<&str, BlobHash> =
+        previous.samples.iter().map(|s| (s.name.as_str(), s.hash)).collect();
+    let new: std::collections::HashMap<&str, BlobHash> =
+        next.samples.iter().map(|s| (s.name.as_str(), s.hash)).collect();
+    let added = new.keys().filter(|n| !old.contains_key(*n)).count();
+    let removed = old.keys().filter(|n| !new.contains_key(*n)).count();
+    let changed = new.iter().filter(|(n, h)| old.get(*n).is_some_and(|o| o != *h)).count();
+    if added + removed + changed > 0 {
+        lines.push(format!("files: {added} added, {changed} changed, {removed} removed"));
+    } else if previous.samples != next.samples {
+        lines.push("sample details (stated tempo or key)".into());
+    }
+    if previous.cover != next.cover {
+        lines.push("cover".into());
+    }
+    if next.licenses_from != previous.licenses_from {
+        lines.push("paid upgrade: licences of earlier versions do not cover this one".into());
+    }
+    lines
+}
+
+/// The largest cover image accepted.
+pub const MAX_COVER_BYTES: u64 = 2 * 1024 * 1024;
+
+/// The cover file of a publish: the one asked for, or a `cover.*` image at the
+/// top of the folder.
+fn cover_path(request: &PublishRequest) -> Option<PathBuf> {
+    if let Some(path) = &request.cover {
+        return Some(path.clone());
+    }
+    ["cover.png", "cover.jpg", "cover.jpeg", "Cover.png", "Cover.jpg"]
+        .iter()
+        .map(|name| request.dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// Reads and checks a cover image: PNG or JPEG, at most [`MAX_COVER_BYTES`].
+fn read_cover(path: &Path) -> Result<Vec<u8>, PublishError> {
+    let bad = |reason: String| PublishError::Cover { path: path.to_path_buf(), reason };
+    let len = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?.len();
+    if len > MAX_COVER_BYTES {
+        return Err(bad(format!("{len} bytes, over the limit of {MAX_COVER_BYTES}")));
+    }
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if !(bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(&[0xff, 0xd8, 0xff])) {
+        return Err(bad("not a PNG or JPEG image".into()));
+    }
+    Ok(bytes)
+}
+
+/// The name a pack's cover has in its previews collection (sample names never
+/// start with a dot).
+pub const COVER_NAME: &str = ".cover";
+
+/// Publishes `request`: a new pack, or a new version of `previous` (one of this
+/// node's packs, which the caller resolved from `request.update`).
 /// `before_store` sees the signed manifest before it is stored, i.e. before any
 /// peer can learn of it (the node records the provenance of its blobs there).
+#[allow(clippy::too_many_arguments)]
 pub async fn publish(
     identity: &Identity,
     author_name: &str,
     store: &Store,
     blobs: &Blobs,
     request: PublishRequest,
+    previous: Option<Manifest>,
     progress: mpsc::Sender<PublishEvent>,
     before_store: &(dyn Fn(&Manifest) -> Result<(), StoreError> + Send + Sync),
 ) -> Result<PublishOutcome, PublishError> {
+    let fields = Fields::of(&request, previous.as_ref())?;
+    let author = identity.node_id();
+    let slug = previous.as_ref().map_or_else(|| slugify(&fields.title), |m| m.slug.clone());
+    let pack_id = PackId::derive(&author, &slug);
+    match &previous {
+        Some(previous) => {
+            let confirm = fields.needs_confirmation(previous);
+            if !confirm.is_empty() && !request.confirm {
+                return Err(PublishError::NeedsConfirmation(confirm));
+            }
+        }
+        None => {
+            if store.latest_seq(&pack_id)?.is_some() {
+                return Err(PublishError::TitleTaken { title: fields.title.clone(), pack: pack_id });
+            }
+        }
+    }
+    let cover = match cover_path(&request) {
+        Some(path) => Some((read_cover(&path)?, path)),
+        None => None,
+    };
+
     let dir = request.dir.clone();
     let scan_dir = dir.clone();
     let (found, mut skipped) = tokio::task::spawn_blocking(move || scan(&scan_dir)).await??;
+    if let Some((_, path)) = &cover {
+        skipped.retain(|s| dir.join(&s.name) != *path);
+    }
     if found.len() > limits::MAX_SAMPLES {
         return Err(PublishError::TooMany { dir, count: found.len(), max: limits::MAX_SAMPLES });
     }
@@ -299,33 +506,67 @@ pub async fn publish(
         return Err(PublishError::NoAudio { dir, details });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let cover_hash = match cover {
+        Some((bytes, _)) => {
+            let tag = blobs.add_bytes(bytes).await?;
+            let hash = from_iroh(&tag.hash());
+            previews.push((COVER_NAME.to_string(), hash));
+            tags.push(tag);
+            Some(hash)
+        }
+        None => previous.as_ref().and_then(|m| m.cover),
+    };
+    let content = smpl_protocol::collection::content_hash(entries.iter().map(|e| (e.name.as_str(), e.hash)));
 
-    let author = identity.node_id();
-    let slug = slugify(&request.title);
-    let pack_id = PackId::derive(&author, &slug);
     let seq = store.latest_seq(&pack_id)?.map_or(1, |s| s + 1);
-    let files = entries.iter().map(|e| (e.name.clone(), e.hash)).collect();
-    blobs.store_previews(&pack_id, previews).await?;
-    let content = blobs.store_pack(&pack_id, files).await?;
-    drop(tags);
-
-    let manifest = Manifest {
+    let licenses_from = if request.paid_upgrade && fields.price.is_some() {
+        Some(seq)
+    } else {
+        previous.as_ref().and_then(|m| m.licenses_from)
+    };
+    let mut manifest = Manifest {
         pack_id,
         author,
         author_name: author_name.to_string(),
         slug,
         seq,
-        title: request.title.trim().to_string(),
-        description: request.description,
-        genre: request.genre.trim().to_lowercase(),
-        tags: normalize_tags(&request.tags),
-        price: request.price,
-        license: request.license,
+        title: fields.title,
+        description: fields.description,
+        genre: fields.genre,
+        tags: fields.tags,
+        price: fields.price,
+        license: fields.license,
         created_at: now(),
         content,
-        cover: None,
+        cover: cover_hash,
         samples: entries,
+        licenses_from,
+        payment: fields.payment,
     };
+    let mut changed = Vec::new();
+    if let Some(previous) = &previous {
+        changed = changes(previous, &manifest);
+        let same = Manifest { seq: previous.seq, created_at: previous.created_at, ..manifest.clone() };
+        if same == *previous || (changed.is_empty() && same.samples == previous.samples) {
+            return Ok(PublishOutcome {
+                pack_id,
+                seq: previous.seq,
+                samples: previous.samples.len(),
+                skipped,
+                unchanged: true,
+                changes: Vec::new(),
+            });
+        }
+    }
+    let files = manifest.samples.iter().map(|e| (e.name.clone(), e.hash)).collect();
+    blobs.store_previews(&pack_id, previews).await?;
+    let stored = blobs.store_pack(&pack_id, files).await?;
+    if stored != manifest.content {
+        return Err(PublishError::Invalid(format!("the collection hashes to {stored}, expected {content}")));
+    }
+    drop(tags);
+    manifest.content = stored;
+
     let envelope = manifest.sign(identity).map_err(|e| PublishError::Invalid(e.to_string()))?;
     before_store(&manifest)?;
     let samples = manifest.samples.len();
@@ -335,7 +576,7 @@ pub async fn publish(
     if accepted == Accepted::Retracted {
         return Err(PublishError::Retracted(pack_id));
     }
-    Ok(PublishOutcome { pack_id, seq, samples, skipped })
+    Ok(PublishOutcome { pack_id, seq, samples, skipped, unchanged: false, changes: changed })
 }
 
 pub fn normalize_tags(tags: &[String]) -> Vec<String> {
@@ -440,17 +681,7 @@ mod tests {
     }
 
     fn request(bpm: Option<f32>, key: Option<&str>) -> PublishRequest {
-        PublishRequest {
-            dir: PathBuf::new(),
-            title: "t".into(),
-            genre: String::new(),
-            tags: Vec::new(),
-            description: String::new(),
-            price: None,
-            license: LicenseTerms::Named("royalty-free".into()),
-            bpm,
-            key: key.map(|k| Key::parse(k).unwrap()),
-        }
+        PublishRequest { bpm, key: key.map(|k| Key::parse(k).unwrap()), ..PublishRequest::default() }
     }
 
     #[test]

@@ -132,6 +132,7 @@ async fn paid_packs_reach_license_holders_only_also_from_other_buyers() {
     );
     let (manifest, _) = c.store().manifest(&pack).unwrap().unwrap();
     let request = PurchaseRequest {
+        buyer_name: None,
         pack_id: pack,
         seq: manifest.seq,
         buyer: b_id,

@@ -34,8 +34,41 @@ pub struct Manifest {
     /// Hash of the iroh-blobs `Collection` (hash sequence) holding the sample files:
     /// the content hash that [`collection`](crate::collection) defines.
     pub content: BlobHash,
+    /// A cover image (PNG or JPEG), stored as a blob of the pack's collection.
     pub cover: Option<BlobHash>,
     pub samples: Vec<SampleEntry>,
+    /// The first version a licence must be for to cover this one: licences of
+    /// earlier versions do not (this version, or one before it, is a paid
+    /// upgrade). `None`: a licence of any version of the pack covers this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licenses_from: Option<u64>,
+    /// How to pay the seller, shown to a buyer before buying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentInfo>,
+}
+
+/// How a seller is paid, in the seller's words: smpl moves no money.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentInfo {
+    /// What to do, e.g. "PayPal to ada@example.org with the order id as reference".
+    pub text: String,
+    /// A page to pay on, `https://…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl PaymentInfo {
+    pub fn check(&self) -> Result<(), String> {
+        check_text("payment instructions", &self.text, MAX_SHORT_TEXT * 4)?;
+        if let Some(url) = &self.url {
+            check_line("payment URL", url, MAX_SHORT_TEXT * 2)?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!("payment URL {url:?} is not an http(s) address"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A price in minor units of a currency (499 USD = $4.99).
@@ -202,6 +235,28 @@ mod hex_bytes {
     }
 }
 
+/// One spelling per genre, so filters and facets treat the ways producers write a
+/// genre as one: lowercase words joined by single spaces, with `-`, `_` and `/`
+/// read as spaces, and common one-word spellings of two-word genres split
+/// (`hiphop`, `hip-hop` and `Hip Hop` are all `hip hop`).
+pub fn normalize_genre(genre: &str) -> String {
+    let spaced: String =
+        genre.to_lowercase().chars().map(|c| if matches!(c, '-' | '_' | '/') { ' ' } else { c }).collect();
+    let joined = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
+    let canonical = match joined.as_str() {
+        "hiphop" => "hip hop",
+        "lofi" => "lo fi",
+        "triphop" => "trip hop",
+        "drumnbass" | "drum n bass" | "drum & bass" | "dnb" | "d&b" => "drum and bass",
+        "rnb" | "r & b" | "r'n'b" => "r&b",
+        "ukg" => "uk garage",
+        "synth wave" => "synthwave",
+        "dub step" => "dubstep",
+        _ => return joined,
+    };
+    canonical.to_string()
+}
+
 /// Makes a slug from a title: lowercase ASCII letters and digits joined by `-`.
 pub fn slugify(title: &str) -> String {
     let mut slug = String::new();
@@ -233,6 +288,12 @@ impl Manifest {
         check_tags("pack", &self.tags)?;
         check_price(self.price.as_ref())?;
         check_terms(&self.license)?;
+        if let Some(payment) = &self.payment {
+            payment.check()?;
+        }
+        if self.licenses_from.is_some_and(|from| from > self.seq) {
+            return Err(format!("licenses_from {:?} is after the version {}", self.licenses_from, self.seq));
+        }
         if self.samples.is_empty() {
             return Err("pack has no samples".into());
         }
@@ -247,6 +308,11 @@ impl Manifest {
 
     pub fn is_free(&self) -> bool {
         self.price.is_none()
+    }
+
+    /// Whether a licence of version `seq` of this pack covers this version.
+    pub fn covered_by(&self, seq: u64) -> bool {
+        seq <= self.seq && seq >= self.licenses_from.unwrap_or(0)
     }
 }
 
@@ -294,6 +360,17 @@ mod tests {
             prop_assert!(!slug.starts_with('-') && !slug.ends_with('-') && !slug.contains("--"));
             prop_assert_eq!(slugify(&slug), slug.clone());
         }
+    }
+
+    #[test]
+    fn genres_have_one_spelling() {
+        for spelling in ["hiphop", "hip-hop", "Hip Hop", "  HIP_hop ", "hip/hop"] {
+            assert_eq!(normalize_genre(spelling), "hip hop", "{spelling:?}");
+        }
+        assert_eq!(normalize_genre("Lo-Fi"), normalize_genre("lofi"));
+        assert_eq!(normalize_genre("DnB"), "drum and bass");
+        assert_eq!(normalize_genre("Techno"), "techno");
+        assert_eq!(normalize_genre(""), "");
     }
 
     #[test]

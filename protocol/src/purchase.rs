@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::{check_line, check_price};
-use crate::limits::MAX_PAYMENT_REF;
+use crate::limits::{MAX_PAYMENT_REF, MAX_SHORT_TEXT};
 use crate::{Kind, NodeId, PackId, Price, Signed};
 
 /// A buyer's signed request to buy a pack from its seller.
@@ -21,6 +21,9 @@ pub struct PurchaseRequest {
     pub nonce: u64,
     /// Unix seconds.
     pub created_at: u64,
+    /// The buyer's display name, as its node's config gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_name: Option<String>,
 }
 
 impl Signed for PurchaseRequest {
@@ -32,6 +35,9 @@ impl Signed for PurchaseRequest {
 
     fn validate(&self) -> Result<(), String> {
         check_price(self.price.as_ref())?;
+        if let Some(name) = &self.buyer_name {
+            check_line("buyer name", name, MAX_SHORT_TEXT)?;
+        }
         if let Some(payment_ref) = &self.payment_ref {
             check_line("payment reference", payment_ref, MAX_PAYMENT_REF)?;
         }

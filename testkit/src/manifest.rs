@@ -109,6 +109,8 @@ pub fn manifest(author: NodeId, slug: &str, seq: u64, samples: Vec<SampleEntry>)
         created_at: 1_700_000_000 + seq,
         content: hash(2),
         cover: None,
+        licenses_from: None,
+        payment: None,
         samples,
     }
 }

@@ -58,6 +58,20 @@ impl Node {
         request: PublishRequest,
         progress: mpsc::Sender<PublishEvent>,
     ) -> Result<PublishOutcome, PublishError> {
+        let previous = match &request.update {
+            Some(text) => {
+                let pack = self.resolve(text).map_err(|e| PublishError::Update(e.to_string()))?;
+                let manifest = self.manifest(&pack).map_err(|e| PublishError::Update(e.to_string()))?;
+                if manifest.author != self.node_id() {
+                    return Err(PublishError::Update(format!(
+                        "pack {pack} is {:?}'s, not yours",
+                        manifest.author_name
+                    )));
+                }
+                Some(manifest)
+            }
+            None => None,
+        };
         let gate = self.trade.gate().clone();
         let register = move |manifest: &Manifest| serving::record_publish(&gate, manifest);
         let outcome = publish::publish(
@@ -66,10 +80,14 @@ impl Node {
             &self.store,
             &self.blobs,
             request,
+            previous,
             progress,
             &register,
         )
         .await?;
+        if outcome.unchanged {
+            return Ok(outcome);
+        }
         self.indexer.wake();
         self.indexer.flush().await;
         self.announce(&outcome.pack_id, true).await;

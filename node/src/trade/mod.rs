@@ -540,6 +540,7 @@ impl Trade {
         payment_ref: Option<String>,
     ) -> Result<Order, TradeError> {
         let request = PurchaseRequest {
+            buyer_name: None,
             pack_id: manifest.pack_id,
             seq: manifest.seq,
             buyer: self.me(),
@@ -768,6 +769,8 @@ mod tests {
             created_at: 1_700_000_000,
             content: hash,
             cover: None,
+            licenses_from: None,
+            payment: None,
             samples: vec![SampleEntry {
                 name: "Kick.wav".into(),
                 hash,
@@ -821,6 +824,7 @@ mod tests {
         /// A signed order from `buyer` for the pack; `nonce` tells orders apart.
         fn order(&self, buyer: &Identity, nonce: u64) -> Vec<u8> {
             let request = PurchaseRequest {
+                buyer_name: None,
                 pack_id: self.manifest.pack_id,
                 seq: self.manifest.seq,
                 buyer: buyer.node_id(),

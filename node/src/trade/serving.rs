@@ -90,7 +90,8 @@ pub async fn record_fetch(
 pub fn record_publish(gate: &LicenseGate, manifest: &Manifest) -> Result<(), StoreError> {
     let source = if manifest.is_free() { Source::PublishedFree } else { Source::PublishedPaid };
     gate.record(&pack_hashes(manifest), &origin(manifest, source))?;
-    let previews: Vec<BlobHash> = manifest.samples.iter().filter_map(|s| s.preview).collect();
+    let previews: Vec<BlobHash> =
+        manifest.samples.iter().filter_map(|s| s.preview).chain(manifest.cover).collect();
     gate.record(&previews, &origin(manifest, Source::Preview))
 }
 

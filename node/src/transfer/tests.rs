@@ -149,6 +149,8 @@ impl Pack {
             created_at: 1_700_000_000,
             content,
             cover: None,
+            licenses_from: None,
+            payment: None,
             samples: entries
                 .iter()
                 .zip(&self.files)

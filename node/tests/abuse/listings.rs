@@ -210,6 +210,7 @@ impl Forger {
                     token.sign(&self.author).unwrap().into_bytes()
                 } else {
                     let request = PurchaseRequest {
+                        buyer_name: None,
                         pack_id: self.pack,
                         seq: HELD_SEQ,
                         buyer: self.stranger.node_id(),

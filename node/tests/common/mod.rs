@@ -100,17 +100,22 @@ pub async fn publish(node: &Node, dir: &Path, title: &str) -> PackId {
     publish_priced(node, dir, title, None).await
 }
 
+/// Publishes `dir` as `title`: a new pack, or a new version of the node's pack
+/// of that title (with any price change confirmed).
 pub async fn publish_priced(node: &Node, dir: &Path, title: &str, price: Option<Price>) -> PackId {
+    let existing = PackId::derive(&node.node_id(), &smpl_protocol::slugify(title));
+    let update = node.store().manifest(&existing).unwrap().map(|_| existing.to_string());
     let request = PublishRequest {
         dir: dir.to_path_buf(),
-        title: title.into(),
-        genre: "techno".into(),
-        tags: vec!["line".into()],
-        description: String::new(),
+        update,
+        title: Some(title.into()),
+        genre: Some("techno".into()),
+        tags: Some(vec!["line".into()]),
+        free: price.is_none(),
         price,
-        license: LicenseTerms::Named("royalty-free".into()),
-        bpm: None,
-        key: None,
+        license: Some(LicenseTerms::Named("royalty-free".into())),
+        confirm: true,
+        ..PublishRequest::default()
     };
     node.publish(request, sink()).await.unwrap().pack_id
 }

@@ -81,6 +81,8 @@ pub fn manifest() -> Manifest {
         created_at: 1_700_000_000,
         content: hash(0xc0),
         cover: None,
+        licenses_from: None,
+        payment: None,
         samples: vec![sample_loop(), sample_one_shot()],
     }
 }
@@ -98,6 +100,7 @@ pub fn retraction() -> Retraction {
 
 pub fn purchase_request() -> PurchaseRequest {
     PurchaseRequest {
+        buyer_name: None,
         pack_id: PackId::derive(&seller().node_id(), "dusty-808s"),
         seq: 3,
         buyer: buyer().node_id(),
@@ -293,6 +296,8 @@ pub fn manifest_by(author: Identity) -> impl Strategy<Value = Manifest> {
                 content,
                 cover,
                 samples,
+                licenses_from: None,
+                payment: None,
             },
         )
 }
@@ -323,6 +328,7 @@ pub fn signed_purchase_request() -> impl Strategy<Value = (Identity, PurchaseReq
     )
         .prop_map(|(id, pack, seq, seller, price, payment_ref, nonce, created_at)| {
             let r = PurchaseRequest {
+                buyer_name: None,
                 pack_id: PackId(pack),
                 seq,
                 buyer: id.node_id(),

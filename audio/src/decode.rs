@@ -15,6 +15,7 @@ use super::descriptor::{Descriptor, DescriptorBuilder};
 use super::key::{KeyDetector, KeyEstimate};
 use super::preview::PreviewEncoder;
 use super::tempo::{TempoDetector, TempoEstimate};
+use super::tonality::Tonality;
 use symphonia::core::audio::{AudioBuffer, AudioBufferRef};
 use symphonia::core::codecs::{self, CodecParameters, CodecType, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -40,6 +41,8 @@ pub(super) struct Decoded {
     /// Detected tempo and key; `None` when the detector is not confident.
     pub tempo: Option<TempoEstimate>,
     pub key: Option<KeyEstimate>,
+    /// What the harmonicity test found (`None` when nothing was decoded).
+    pub tonality: Option<Tonality>,
 }
 
 /// The leading bytes that identify a container.
@@ -335,9 +338,12 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
 
     let skipped = state.skipped_packets;
     let preview = state.preview.finish(path);
-    let (descriptor, tempo, key) = match state.detectors {
-        Some(d) => (d.descriptor.finish(), d.tempo.finish(), d.key.finish()),
-        None => (None, None, None),
+    let (descriptor, tempo, key, tonality) = match state.detectors {
+        Some(d) => {
+            let (key, tonality) = d.key.finish();
+            (d.descriptor.finish(), d.tempo.finish(), key, Some(tonality))
+        }
+        None => (None, None, None, None),
     };
     let Some(meter) = state.meter else {
         return Err(if skipped > 0 {
@@ -355,7 +361,18 @@ pub(super) fn decode_file(path: &Path) -> Result<Decoded, AudioError> {
             decoded: measurements.frames,
         });
     }
-    Ok(Decoded { format, sample_rate, channels, bit_depth, measurements, preview, descriptor, tempo, key })
+    Ok(Decoded {
+        format,
+        sample_rate,
+        channels,
+        bit_depth,
+        measurements,
+        preview,
+        descriptor,
+        tempo,
+        key,
+        tonality,
+    })
 }
 
 /// The decode loop's mutable state, apart from the reader and decoder.

@@ -20,6 +20,7 @@
 //! the runner-up it is; below [`MIN_CONFIDENCE`] no key is reported.
 
 use super::spectrum::Spectrum;
+use super::tonality::{Tonality, TonalityTracker};
 
 /// Estimates whose confidence is below this are withheld.
 pub const MIN_CONFIDENCE: f32 = 0.2;
@@ -31,6 +32,8 @@ pub const MIN_FREQ: f32 = 60.0;
 pub const MAX_FREQ: f32 = 2_100.0;
 /// The internal sample rate the input is decimated towards.
 const TARGET_RATE: u32 = 11_025;
+/// How much of a file the harmonicity test looks at.
+const TONALITY_SECONDS: f32 = 60.0;
 /// Histogram bins per semitone.
 const RESOLUTION: usize = 10;
 /// Total histogram bins over one octave.
@@ -96,6 +99,8 @@ pub struct KeyDetector {
     magnitudes: Vec<f32>,
     /// The accumulated fine pitch-class histogram; bin 0 is centred on C.
     histogram: [f64; BINS],
+    /// The harmonicity test and pitch tracker, fed the same decimated signal.
+    tonality: TonalityTracker,
 }
 
 impl KeyDetector {
@@ -121,6 +126,7 @@ impl KeyDetector {
             magnitudes: vec![0.0; spectrum.bins()],
             spectrum,
             histogram: [0.0; BINS],
+            tonality: TonalityTracker::new(internal_rate, TONALITY_SECONDS),
         }
     }
 
@@ -144,6 +150,7 @@ impl KeyDetector {
                 let recent = &self.history[self.position..self.position + len];
                 let out: f32 = recent.iter().zip(&self.taps).map(|(x, h)| x * h).sum();
                 self.pending.push(out);
+                self.tonality.push(out);
             }
         }
         self.drain_frames();
@@ -200,14 +207,16 @@ impl KeyDetector {
         }
     }
 
-    /// The key of everything fed so far, or `None` when there is no clear tonal content.
-    pub fn finish(mut self) -> Option<KeyEstimate> {
+    /// The key of everything fed so far (`None` when there is no clear tonal content),
+    /// and what the harmonicity test found. Whether the key is worth publishing is
+    /// the caller's decision, made with the tonality.
+    pub fn finish(mut self) -> (Option<KeyEstimate>, Tonality) {
         if self.frames_done == 0 && !self.pending.is_empty() {
             // A file shorter than one frame: analyse it zero-padded.
             let len = self.pending.len().min(self.spectrum.frame_len());
             self.analyse_frame(0, len);
         }
-        estimate(&self.histogram)
+        (estimate(&self.histogram), self.tonality.finish())
     }
 }
 
@@ -351,7 +360,7 @@ mod tests {
         for chunk in samples.chunks(1000) {
             detector.add(&[chunk]);
         }
-        detector.finish()
+        detector.finish().0
     }
 
     #[test]

@@ -49,6 +49,7 @@ mod meter;
 mod preview;
 mod spectrum;
 mod tempo;
+mod tonality;
 
 #[cfg(test)]
 mod hydrogen;
@@ -66,6 +67,17 @@ use smpl_protocol::{AudioFormat, SampleKind};
 pub use descriptor::FEATURE_NAMES as DESCRIPTOR_FEATURES;
 pub use key::{KeyEstimate, ONE_SHOT_KEY_CONFIDENCE};
 pub use tempo::TempoEstimate;
+pub use tonality::Tonality;
+
+/// The least [`Tonality::tonality`] (share of the sounding power in steady harmonic
+/// frames) for a sample to have a key or a root note at all.
+pub const MIN_TONALITY: f32 = 0.35;
+/// The least time, seconds, a pitch must hold still for a sample to be tonal.
+pub const MIN_STEADY_SECONDS: f32 = 0.1;
+/// A tonal one-shot with a second, unrelated pitch in at least this share of its
+/// steady frames is a chord: it gets a key, when the key detector is sure, rather
+/// than a root note.
+pub const CHORD_POLYPHONY: f32 = 0.5;
 
 /// Number of points in [`Analysis::waveform`].
 pub const WAVEFORM_POINTS: usize = 128;
@@ -106,8 +118,61 @@ pub struct Analysis {
     /// Detected tempo (see `tempo`), `None` when the detector is not confident
     /// (and for anything under 1.5 s).
     pub tempo: Option<TempoEstimate>,
-    /// Detected key (see `key`), `None` when the detector is not confident.
+    /// Detected key (see `key`) of tonal material: loops, and one-shots that hold a
+    /// chord; `None` for drums, single notes, or when the detector is not confident.
     pub key: Option<KeyEstimate>,
+    /// Root note of a tonal one-shot that is not a chord (see `tonality`).
+    pub note: Option<RootNote>,
+    /// What the harmonicity test found; `tonality` 0 when nothing was decoded.
+    pub tonality: Tonality,
+}
+
+/// The pitch of a tonal one-shot: a pitch class, and its octave where clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootNote {
+    /// 0 = C, 1 = C♯, … 11 = B.
+    pub pitch_class: u8,
+    /// Scientific octave (C4 is middle C); `None` when the fundamental itself was
+    /// missing and only the pitch class is sure.
+    pub octave: Option<i8>,
+}
+
+impl RootNote {
+    /// The note of MIDI number `midi` (60 = C4).
+    pub fn from_midi(midi: u8, octave_sure: bool) -> RootNote {
+        RootNote { pitch_class: midi % 12, octave: octave_sure.then_some((midi / 12) as i8 - 1) }
+    }
+}
+
+/// Whether a sample is tonal: its steady harmonic frames carry at least
+/// [`MIN_TONALITY`] of its power for at least [`MIN_STEADY_SECONDS`].
+pub fn is_tonal(t: &Tonality) -> bool {
+    t.tonality >= MIN_TONALITY && t.steady_seconds >= MIN_STEADY_SECONDS
+}
+
+/// Key and root note as published: none for material that is not tonal; a loop gets a
+/// key; a one-shot gets a root note, or a key when it holds a chord and the key
+/// detector is sure ([`ONE_SHOT_KEY_CONFIDENCE`]).
+fn key_and_note(
+    kind: SampleKind,
+    key: Option<KeyEstimate>,
+    tonality: &Tonality,
+) -> (Option<KeyEstimate>, Option<RootNote>) {
+    if !is_tonal(tonality) {
+        return (None, None);
+    }
+    let note = tonality.pitch.map(|(midi, sure)| RootNote::from_midi(midi, sure));
+    match kind {
+        SampleKind::Loop => (key, None),
+        SampleKind::OneShot => {
+            let chord = key
+                .filter(|k| tonality.polyphony >= CHORD_POLYPHONY && k.confidence >= ONE_SHOT_KEY_CONFIDENCE);
+            match chord {
+                Some(k) => (Some(k), None),
+                None => (None, note),
+            }
+        }
+    }
 }
 
 impl Analysis {
@@ -182,6 +247,13 @@ pub fn analyze_file(path: &Path) -> Result<Analysis, AudioError> {
     let decoded = decode::decode_file(path)?;
     let m = decoded.measurements;
     let kind = kind::classify(path, m.frames, decoded.sample_rate, &m.envelope);
+    let tonality = decoded.tonality.unwrap_or(Tonality {
+        tonality: 0.0,
+        steady_seconds: 0.0,
+        polyphony: 0.0,
+        pitch: None,
+    });
+    let (key, note) = key_and_note(kind, decoded.key, &tonality);
     Ok(Analysis {
         format: decoded.format,
         frames: m.frames,
@@ -195,7 +267,9 @@ pub fn analyze_file(path: &Path) -> Result<Analysis, AudioError> {
         preview: decoded.preview,
         descriptor: decoded.descriptor,
         tempo: decoded.tempo,
-        key: decoded.key,
+        key,
+        note,
+        tonality,
     })
 }
 

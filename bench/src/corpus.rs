@@ -350,6 +350,7 @@ fn sample(r: &mut Rng, theme: &str, n: usize, folders: bool, tempo_base: f32) ->
         kind: if is_loop { SampleKind::Loop } else { SampleKind::OneShot },
         tempo: bpm.map(|bpm| Tempo { bpm, source: Source::Detected, confidence: 0.8 }),
         key,
+        note: None,
         tags: {
             let n = r.below(3);
             r.pick_distinct(TAGS, n).into_iter().map(String::from).collect()

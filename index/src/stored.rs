@@ -173,6 +173,7 @@ mod tests {
             kind: SampleKind::Loop,
             tempo: Some(Tempo { bpm: 90.5, source: Source::Detected, confidence: 1.0 }),
             key: Some(Key { tonic: 9, mode: Mode::Minor, source: Source::Stated }),
+            note: None,
             tags: vec![],
             waveform: vec![],
             preview: None,

@@ -10,10 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
-use smpl_audio::{Analysis, ONE_SHOT_KEY_CONFIDENCE};
+use smpl_audio::Analysis;
 use smpl_protocol::{
-    BlobHash, Identity, Key, LicenseTerms, Manifest, Mode, PackId, PaymentInfo, Price, SampleEntry, SampleKind,
-    Signed, Source, Tempo, limits, slugify,
+    BlobHash, Identity, Key, LicenseTerms, Manifest, Mode, Note, PackId, PaymentInfo, Price, SampleEntry,
+    SampleKind, Signed, Source, Tempo, limits, slugify,
 };
 use tokio::sync::mpsc;
 
@@ -207,28 +207,67 @@ fn pack_name(dir: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// Tempo and key a producer put in a file name, e.g. `Bass_128bpm_Amin.wav`.
+/// Tempo and key a producer put in a file name, marked [`Source::Name`]: a tempo as
+/// `128bpm`, `128 BPM`, or a bare `128` (60–200) that ends the name or comes just before
+/// a key (`Rollin 128.wav`, `Pad 90 Am.wav`); a key as a note with an explicit mode
+/// (`Amin`, `F#m`, `Cmaj`).
 pub fn stated_from_name(name: &str) -> (Option<Tempo>, Option<Key>) {
-    let stem = name.rsplit('/').next().unwrap_or(name);
-    let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
-    let tokens: Vec<&str> =
-        stem.split(['_', '-', ' ', '.', '(', ')', '[', ']']).filter(|t| !t.is_empty()).collect();
+    let tokens = name_tokens(name);
     let mut tempo = None;
     let mut key = None;
     for (i, token) in tokens.iter().enumerate() {
         let lower = token.to_ascii_lowercase();
-        let number = lower.strip_suffix("bpm").filter(|n| !n.is_empty()).or_else(|| {
-            tokens.get(i + 1).filter(|next| next.eq_ignore_ascii_case("bpm")).map(|_| lower.as_str())
-        });
-        if let Some(bpm) = number.and_then(|n| n.parse::<f32>().ok()).filter(|b| (40.0..=300.0).contains(b)) {
-            tempo.get_or_insert(Tempo { bpm, source: Source::Stated, confidence: 1.0 });
+        let next = tokens.get(i + 1);
+        let marked = lower
+            .strip_suffix("bpm")
+            .filter(|n| !n.is_empty())
+            .or_else(|| next.filter(|next| next.eq_ignore_ascii_case("bpm")).map(|_| lower.as_str()))
+            .and_then(|n| n.parse::<f32>().ok())
+            .filter(|b| (40.0..=300.0).contains(b));
+        let bare = Some(lower.as_str())
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0'))
+            .filter(|_| next.is_none_or(|next| looks_like_key(next)))
+            .and_then(|n| n.parse::<f32>().ok())
+            .filter(|b| (60.0..=200.0).contains(b));
+        if let Some(bpm) = marked.or(bare) {
+            tempo.get_or_insert(Tempo { bpm, source: Source::Name, confidence: 1.0 });
             continue;
         }
         if key.is_none() && looks_like_key(token) {
-            key = Key::parse(token).ok();
+            key = Key::parse(token).ok().map(|k| Key { source: Source::Name, ..k });
         }
     }
     (tempo, key)
+}
+
+/// The words of a file name without its folders and extension.
+fn name_tokens(name: &str) -> Vec<&str> {
+    let stem = name.rsplit('/').next().unwrap_or(name);
+    let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
+    stem.split(['_', '-', ' ', '.', '(', ')', '[', ']']).filter(|t| !t.is_empty()).collect()
+}
+
+/// A note with its octave in a file name (`Piano_C4.wav`, `Bass F#1.wav`): how one-shots
+/// state their root note. A bare letter is too ambiguous to count.
+fn note_from_name(name: &str) -> Option<Note> {
+    name_tokens(name).iter().find_map(|token| {
+        let mut chars = token.chars();
+        let first = chars.next()?;
+        if !('A'..='G').contains(&first) {
+            return None;
+        }
+        let rest = chars.as_str();
+        let (accidental, digits) = match rest.strip_prefix(['#', 'b']) {
+            Some(d) => (&rest[..1], d),
+            None => ("", rest),
+        };
+        let octave: i8 = digits.parse().ok().filter(|o| (0..=8).contains(o))?;
+        if digits.len() != 1 {
+            return None;
+        }
+        let key = Key::parse(&format!("{first}{accidental}")).ok()?;
+        Some(Note { pitch_class: key.tonic, octave: Some(octave), source: Source::Name })
+    })
 }
 
 /// A token that names a key unambiguously: a note with an explicit mode suffix.
@@ -590,28 +629,76 @@ pub fn normalize_tags(tags: &[String]) -> Vec<String> {
     out
 }
 
-/// Tempo and key of one file: stated in its name, else stated for the pack, else
-/// detected (tempo for loops only; key for one-shots only when quite sure).
-fn tempo_and_key(name: &str, a: &Analysis, request: &PublishRequest) -> (Option<Tempo>, Option<Key>) {
+/// How far (relative) a loop's detected tempo may be from the pack's stated tempo, or
+/// from its double or half, for the stated tempo to apply.
+const STATED_TEMPO_AGREEMENT: f32 = 0.04;
+/// Below this confidence a detected tempo does not stand against a stated one.
+const CONFIDENT_TEMPO: f32 = 0.4;
+
+/// Whether `frames` at `rate` last a whole number of 4/4 bars (within 1 %) at `bpm`.
+fn whole_bars(bpm: f32, frames: u64, rate: u32) -> bool {
+    let beats = bpm * frames as f32 / rate.max(1) as f32 / 60.0;
+    let bars = (beats / 4.0).round();
+    bars >= 1.0 && (beats / (4.0 * bars) - 1.0).abs() <= 0.01
+}
+
+/// Tempo, key and root note of one file.
+///
+/// - Tempo, loops only: the file name's, else the pack's stated tempo where the audio
+///   does not contradict it (no confident detection, a detection within
+///   [`STATED_TEMPO_AGREEMENT`] of it or of its double or half, or a loop that lasts
+///   whole bars at it), else the detected one. A 137 BPM break in a pack stated as
+///   124 BPM keeps its 137.
+/// - Key: the file name's, else the pack's stated key for tonal material only (loops
+///   and one-shots the harmonicity test finds pitched; never drums), else the detected
+///   key, which analysis gives tonal loops and chords only.
+/// - Root note, tonal one-shots only: a note with its octave in the file name, else
+///   the detected one.
+fn tempo_and_key(name: &str, a: &Analysis, request: &PublishRequest) -> (Option<Tempo>, Option<Key>, Option<Note>) {
     let (named_tempo, named_key) = stated_from_name(name);
     let is_loop = a.kind == SampleKind::Loop;
-    let stated_tempo = request
-        .bpm
-        .filter(|_| is_loop)
-        .filter(|b| (limits::MIN_BPM..=limits::MAX_BPM).contains(b))
-        .map(|bpm| Tempo { bpm, source: Source::Stated, confidence: 1.0 });
+    let tonal = smpl_audio::is_tonal(&a.tonality);
     let detected_tempo = a.tempo.filter(|_| is_loop).map(|t| Tempo {
         bpm: (t.bpm * 100.0).round() / 100.0,
         source: Source::Detected,
         confidence: t.confidence,
     });
-    let stated_key = request.key.map(|k| Key { source: Source::Stated, ..k });
-    let detected_key = a.key.filter(|k| is_loop || k.confidence >= ONE_SHOT_KEY_CONFIDENCE).map(|k| Key {
+    let stated_tempo = request
+        .bpm
+        .filter(|_| is_loop)
+        .filter(|b| (limits::MIN_BPM..=limits::MAX_BPM).contains(b))
+        .filter(|&stated| {
+            let agrees = |t: &Tempo| {
+                [1.0, 2.0, 0.5].iter().any(|m| (t.bpm / (stated * m) - 1.0).abs() <= STATED_TEMPO_AGREEMENT)
+            };
+            match detected_tempo {
+                None => true,
+                Some(t) => {
+                    t.confidence < CONFIDENT_TEMPO || agrees(&t) || whole_bars(stated, a.frames, a.sample_rate)
+                }
+            }
+        })
+        .map(|bpm| Tempo { bpm, source: Source::Stated, confidence: 1.0 });
+    let tempo = named_tempo.filter(|_| is_loop).or(stated_tempo).or(detected_tempo);
+
+    let stated_key = request.key.filter(|_| tonal).map(|k| Key { source: Source::Stated, ..k });
+    let detected_key = a.key.map(|k| Key {
         tonic: k.tonic,
         mode: if k.minor { Mode::Minor } else { Mode::Major },
         source: Source::Detected,
     });
-    (named_tempo.or(stated_tempo).or(detected_tempo), named_key.or(stated_key).or(detected_key))
+    let key = named_key.or(stated_key).or(detected_key);
+
+    let note = if is_loop {
+        None
+    } else {
+        note_from_name(name).or(a.note.map(|n| Note {
+            pitch_class: n.pitch_class,
+            octave: n.octave,
+            source: Source::Detected,
+        }))
+    };
+    (tempo, key, note)
 }
 
 fn sample_entry(
@@ -622,7 +709,7 @@ fn sample_entry(
     preview: Option<BlobHash>,
     request: &PublishRequest,
 ) -> SampleEntry {
-    let (tempo, key) = tempo_and_key(&name, &a, request);
+    let (tempo, key, note) = tempo_and_key(&name, &a, request);
     SampleEntry {
         name,
         hash,
@@ -637,6 +724,7 @@ fn sample_entry(
         kind: a.kind,
         tempo,
         key,
+        note,
         tags: Vec::new(),
         waveform: a.waveform,
         preview,
@@ -647,25 +735,50 @@ fn sample_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smpl_audio::{KeyEstimate, TempoEstimate};
+    use smpl_audio::{KeyEstimate, RootNote, TempoEstimate, Tonality};
 
     #[test]
-    fn stated_tempo_and_key_from_file_names() {
+    fn tempo_and_key_from_file_names() {
         let (t, k) = stated_from_name("Loops/Dusty_Keys_92bpm_Amin.wav");
-        assert_eq!(t.map(|t| t.bpm), Some(92.0));
+        assert_eq!(t.map(|t| (t.bpm, t.source)), Some((92.0, Source::Name)));
         let k = k.unwrap();
-        assert_eq!((k.tonic, k.mode), (9, Mode::Minor));
+        assert_eq!((k.tonic, k.mode, k.source), (9, Mode::Minor, Source::Name));
         let (t, k) = stated_from_name("groove 128 BPM F#m.flac");
         assert_eq!(t.map(|t| t.bpm), Some(128.0));
         assert_eq!(k.map(|k| k.name()), Some("F#m".to_string()));
+        // Bare tempi: at the end of the name, or just before a key.
+        for name in ["Rollin' 128.wav", "Rollin 128bpm.wav", "Rollin_128_BPM.wav", "Pad 128 Am.wav"] {
+            assert_eq!(stated_from_name(name).0.map(|t| t.bpm), Some(128.0), "{name}");
+        }
+        // Numbers that are not tempi: take numbers, model numbers, out of range.
+        for name in ["Kick_01.wav", "Kick 120 Soft.wav", "TR 808.wav", "Take 2.wav", "Loop 0128.wav"] {
+            assert_eq!(stated_from_name(name).0, None, "{name}");
+        }
         assert_eq!(stated_from_name("Kick_01.wav"), (None, None));
         assert_eq!(stated_from_name("Am_I_Dreaming.wav").0, None);
     }
 
-    fn analysis(kind: SampleKind, key_confidence: f32) -> Analysis {
+    #[test]
+    fn root_notes_from_file_names() {
+        let note = |name: &str| note_from_name(name).map(|n| (n.full_name(), n.source));
+        assert_eq!(note("Keys/Piano_C4.wav"), Some(("C4".into(), Source::Name)));
+        assert_eq!(note("Sub Bass F#1.wav"), Some(("F#1".into(), Source::Name)));
+        assert_eq!(note("Bell Bb3 soft.wav"), Some(("A#3".into(), Source::Name)));
+        for name in ["bass_hit_c.wav", "Kick 909.wav", "Stab.wav", "E12.wav", "Am.wav"] {
+            assert_eq!(note(name), None, "{name}");
+        }
+    }
+
+    const TONAL: Tonality = Tonality { tonality: 0.9, steady_seconds: 1.0, polyphony: 0.0, pitch: Some((50, true)) };
+    const DRUM: Tonality = Tonality { tonality: 0.02, steady_seconds: 0.0, polyphony: 0.0, pitch: None };
+
+    /// What analysis gives: a key for tonal loops, a root note for tonal one-shots.
+    fn analysis(kind: SampleKind, tonality: Tonality, bpm: f32, seconds: f32) -> Analysis {
+        let tonal = smpl_audio::is_tonal(&tonality);
+        let looped = kind == SampleKind::Loop;
         Analysis {
             format: smpl_protocol::AudioFormat::Wav,
-            frames: 44_100 * 4,
+            frames: (44_100.0 * seconds) as u64,
             sample_rate: 44_100,
             channels: 2,
             bit_depth: Some(16),
@@ -675,8 +788,10 @@ mod tests {
             waveform: Vec::new(),
             preview: None,
             descriptor: None,
-            tempo: Some(TempoEstimate { bpm: 100.004, confidence: 0.7 }),
-            key: Some(KeyEstimate { tonic: 2, minor: true, confidence: key_confidence }),
+            tempo: Some(TempoEstimate { bpm, confidence: 0.7 }),
+            key: (tonal && looped).then_some(KeyEstimate { tonic: 2, minor: true, confidence: 0.6 }),
+            note: (tonal && !looped).then_some(RootNote { pitch_class: 2, octave: Some(3) }),
+            tonality,
         }
     }
 
@@ -684,27 +799,63 @@ mod tests {
         PublishRequest { bpm, key: key.map(|k| Key::parse(k).unwrap()), ..PublishRequest::default() }
     }
 
+    fn shown(facts: (Option<Tempo>, Option<Key>, Option<Note>)) -> (Option<(f32, Source)>, Option<(String, Source)>, Option<String>) {
+        let (t, k, n) = facts;
+        (t.map(|t| (t.bpm, t.source)), k.map(|k| (k.name(), k.source)), n.map(|n| n.full_name()))
+    }
+
     #[test]
-    fn stated_values_win_over_detected_ones() {
-        let looped = analysis(SampleKind::Loop, 0.3);
-        let plain = request(None, None);
-        // Detected, and marked so.
-        let (t, k) = tempo_and_key("Groove.wav", &looped, &plain);
+    fn file_names_win_then_statements_then_detection() {
+        // 100 BPM detected, 4.8 s: eight beats, two bars.
+        let looped = analysis(SampleKind::Loop, TONAL, 100.004, 4.8);
+        let (t, k, n) = tempo_and_key("Groove.wav", &looped, &request(None, None));
         let t = t.unwrap();
         assert_eq!((t.bpm, t.source, t.confidence), (100.0, Source::Detected, 0.7));
         assert_eq!(k.map(|k| (k.name(), k.source)), Some(("Dm".to_string(), Source::Detected)));
-        // Stated for the pack.
-        let (t, k) = tempo_and_key("Groove.wav", &looped, &request(Some(92.0), Some("F major")));
-        assert_eq!(t.map(|t| (t.bpm, t.source)), Some((92.0, Source::Stated)));
-        assert_eq!(k.map(|k| (k.name(), k.source)), Some(("F".to_string(), Source::Stated)));
-        // Stated in the file name: wins over both.
-        let (t, k) = tempo_and_key("Groove_124bpm_Amin.wav", &looped, &request(Some(92.0), Some("F")));
+        assert_eq!(n, None, "loops have keys, not root notes");
+        // Stated for the pack, agreeing with the audio (or its double): stated.
+        let facts = tempo_and_key("Groove.wav", &looped, &request(Some(99.0), Some("F major")));
+        assert_eq!(shown(facts), (Some((99.0, Source::Stated)), Some(("F".into(), Source::Stated)), None));
+        let (t, _, _) = tempo_and_key("Groove.wav", &looped, &request(Some(200.0), None));
+        assert_eq!(t.map(|t| t.source), Some(Source::Stated));
+        // The file name wins over both.
+        let facts = tempo_and_key("Groove_124bpm_Amin.wav", &looped, &request(Some(92.0), Some("F")));
+        assert_eq!(shown(facts), (Some((124.0, Source::Name)), Some(("Am".into(), Source::Name)), None));
+        let (t, _, _) = tempo_and_key("Rollin' 128.wav", &looped, &request(Some(100.0), None));
+        assert_eq!(t.map(|t| (t.bpm, t.source)), Some((128.0, Source::Name)));
+    }
+
+    #[test]
+    fn a_stated_tempo_does_not_relabel_a_loop_that_plays_another() {
+        // A 137 BPM break, 16 beats long, in a pack stated as 124 BPM: it keeps 137.
+        let brk = analysis(SampleKind::Loop, DRUM, 137.0, 16.0 * 60.0 / 137.0);
+        let (t, k, n) = tempo_and_key("Break 03.wav", &brk, &request(Some(124.0), Some("Am")));
+        assert_eq!(t.map(|t| (t.bpm, t.source)), Some((137.0, Source::Detected)));
+        assert_eq!((k, n), (None, None), "a stated key never goes on drums");
+        // Unless the loop lasts whole bars at the stated tempo (the detection is off).
+        let fits = analysis(SampleKind::Loop, DRUM, 137.0, 16.0 * 60.0 / 124.0);
+        let (t, _, _) = tempo_and_key("Break 04.wav", &fits, &request(Some(124.0), None));
         assert_eq!(t.map(|t| (t.bpm, t.source)), Some((124.0, Source::Stated)));
-        assert_eq!(k.map(|k| k.name()), Some("Am".to_string()));
-        // One-shots: no tempo; a key only when the detector is quite sure.
-        let (t, k) = tempo_and_key("Stab.wav", &analysis(SampleKind::OneShot, 0.3), &plain);
-        assert_eq!((t, k), (None, None));
-        let (_, k) = tempo_and_key("Stab.wav", &analysis(SampleKind::OneShot, 0.8), &plain);
-        assert_eq!(k.map(|k| k.name()), Some("Dm".to_string()));
+        // A loop with no confident tempo takes the stated one.
+        let mut unsure = brk.clone();
+        unsure.tempo = None;
+        let (t, _, _) = tempo_and_key("Break 05.wav", &unsure, &request(Some(124.0), None));
+        assert_eq!(t.map(|t| (t.bpm, t.source)), Some((124.0, Source::Stated)));
+    }
+
+    #[test]
+    fn one_shots_get_root_notes_and_drums_get_nothing() {
+        let plain = request(None, None);
+        let stab = analysis(SampleKind::OneShot, TONAL, 100.0, 1.0);
+        let facts = tempo_and_key("Stab.wav", &stab, &plain);
+        assert_eq!(shown(facts), (None, None, Some("D3".into())));
+        // A stated key goes on tonal one-shots (beside their note), never on drums.
+        let facts = tempo_and_key("Stab.wav", &stab, &request(Some(120.0), Some("Am")));
+        assert_eq!(shown(facts), (None, Some(("Am".into(), Source::Stated)), Some("D3".into())));
+        let kick = analysis(SampleKind::OneShot, DRUM, 100.0, 0.5);
+        assert_eq!(shown(tempo_and_key("Kick.wav", &kick, &request(Some(120.0), Some("Am")))), (None, None, None));
+        // A note in the name wins.
+        let facts = tempo_and_key("Stab_C4.wav", &stab, &plain);
+        assert_eq!(facts.2.map(|n| (n.full_name(), n.source)), Some(("C4".into(), Source::Name)));
     }
 }

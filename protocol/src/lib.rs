@@ -84,8 +84,9 @@ pub use identity::Identity;
 pub use ids::{BlobHash, LicenseId, NodeId, PackId};
 pub use license::LicenseToken;
 pub use manifest::{
-    AudioFormat, LicenseTerms, Manifest, PaymentInfo, Price, SampleEntry, SampleKind, normalize_genre, slugify,
+    AudioFormat, LicenseTerms, Manifest, PaymentInfo, Price, SampleEntry, SampleKind, normalize_genre,
+    slugify,
 };
-pub use music::{Key, Mode, Source, Tempo};
+pub use music::{Key, Mode, Note, Source, Tempo};
 pub use purchase::PurchaseRequest;
 pub use retraction::Retraction;

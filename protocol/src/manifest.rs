@@ -8,7 +8,7 @@ use crate::check::{
 };
 use crate::ids::{hex_decode, hex_encode};
 use crate::limits::*;
-use crate::{BlobHash, Descriptor, Key, Kind, NodeId, PackId, Signed, Tempo};
+use crate::{BlobHash, Descriptor, Key, Kind, NodeId, Note, PackId, Signed, Tempo};
 
 /// A signed description of one version of a pack.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -161,6 +161,10 @@ pub struct SampleEntry {
     pub kind: SampleKind,
     pub tempo: Option<Tempo>,
     pub key: Option<Key>,
+    /// Root note of a tonal one-shot (absent for anything else, and in manifests
+    /// written before root notes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Note>,
     pub tags: Vec<String>,
     /// Peak envelope for display, one byte per point (0 = silence, 255 = full scale).
     #[serde(with = "hex_bytes")]
@@ -201,6 +205,9 @@ impl SampleEntry {
         }
         if self.key.is_some_and(|k| k.tonic > 11) {
             return Err(format!("{name}: key tonic is outside 0..=11"));
+        }
+        if self.note.is_some_and(|n| n.pitch_class > 11 || n.octave.is_some_and(|o| !(-1..=9).contains(&o))) {
+            return Err(format!("{name}: root note is outside pitch classes 0..=11 or octaves -1..=9"));
         }
         check_tags(name, &self.tags)?;
         if self.waveform.len() > MAX_WAVEFORM_POINTS {
@@ -401,6 +408,7 @@ mod tests {
             kind: SampleKind::OneShot,
             tempo: None,
             key: None,
+            note: None,
             tags: vec![],
             waveform: vec![],
             preview: None,

@@ -1,4 +1,5 @@
-//! Musical facts about a sample: tempo and key, stated by the producer or detected.
+//! Musical facts about a sample: tempo, key or root note, stated by the producer, read
+//! from the file name, or detected.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,10 +12,13 @@ use crate::ProtocolError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// The producer said so (publish flag or file name).
+    /// The producer said so when publishing (for the whole pack), or in a file name
+    /// (manifests written before `name` existed use `stated` for both).
     Stated,
     /// An analyser detected it.
     Detected,
+    /// The file's name says so, e.g. `Rollin 128.wav` or `Bass_Amin.wav`.
+    Name,
 }
 
 /// A tempo in beats per minute.
@@ -109,6 +113,47 @@ impl Key {
     }
 }
 
+/// The pitch of a one-shot: a pitch class and, where clear, its octave. A single note
+/// has no mode, so it is not a [`Key`]; a key filter matches it by its tonic. Text form
+/// `C`, `F#`, or with the octave `F#2` (scientific pitch, C4 is middle C).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    /// 0 = C … 11 = B.
+    pub pitch_class: u8,
+    /// Scientific octave, `-1..=9`; absent when only the pitch class is sure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub octave: Option<i8>,
+    pub source: Source,
+}
+
+impl Note {
+    /// The pitch class alone, e.g. `C`, `F#`: how search results show a note.
+    pub fn name(&self) -> String {
+        NAMES[(self.pitch_class % 12) as usize].to_string()
+    }
+
+    /// With the octave where known, e.g. `F#2`.
+    pub fn full_name(&self) -> String {
+        match self.octave {
+            Some(octave) => format!("{}{octave}", self.name()),
+            None => self.name(),
+        }
+    }
+
+    /// Whether a key filter for `key` takes this note: a note matches every key
+    /// with its pitch class as tonic, major or minor.
+    pub fn matches(&self, key: &Key) -> bool {
+        self.pitch_class % 12 == key.tonic % 12
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full_name())
+    }
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name())
@@ -187,6 +232,27 @@ mod tests {
         assert_eq!(k(0, Mode::Major).name(), "C");
         // Out-of-range tonics (refused by manifest checks) never panic.
         assert_eq!(k(200, Mode::Major).name(), NAMES[200 % 12]);
+    }
+
+    #[test]
+    fn notes_show_a_pitch_class_and_match_keys_by_tonic() {
+        let c3 = Note { pitch_class: 0, octave: Some(3), source: Source::Detected };
+        assert_eq!((c3.name(), c3.full_name(), c3.to_string()), ("C".into(), "C3".into(), "C3".into()));
+        let fs = Note { pitch_class: 6, octave: None, source: Source::Detected };
+        assert_eq!(fs.full_name(), "F#");
+        assert!(c3.matches(&Key::parse("Cm").unwrap()) && c3.matches(&Key::parse("C").unwrap()));
+        assert!(!c3.matches(&Key::parse("Am").unwrap()));
+        // Optional octave: absent from the JSON when unknown.
+        assert_eq!(serde_json::to_string(&fs).unwrap(), r#"{"pitch_class":6,"source":"detected"}"#);
+        assert_eq!(
+            serde_json::to_string(&c3).unwrap(),
+            r#"{"pitch_class":0,"octave":3,"source":"detected"}"#
+        );
+        let named = Tempo { bpm: 128.0, source: Source::Name, confidence: 1.0 };
+        assert_eq!(
+            serde_json::to_string(&named).unwrap(),
+            r#"{"bpm":128.0,"source":"name","confidence":1.0}"#
+        );
     }
 
     proptest! {

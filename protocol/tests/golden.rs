@@ -96,6 +96,32 @@ fn free_manifest_golden() {
     check_golden("manifest-free", &seller(), &m);
 }
 
+/// A manifest with a one-shot's root note and a tempo read from a file name.
+#[test]
+fn manifest_with_root_note_golden() {
+    let mut m = manifest();
+    m.samples[0].tempo = Some(Tempo { bpm: 128.0, source: Source::Name, confidence: 1.0 });
+    m.samples[1].note = Some(Note { pitch_class: 1, octave: Some(2), source: Source::Detected });
+    check_golden("manifest-note", &seller(), &m);
+    let body = String::from_utf8(m.sign(&seller()).unwrap().body().to_vec()).unwrap();
+    assert!(body.contains(r#""note":{"pitch_class":1,"octave":2,"source":"detected"}"#), "{body}");
+}
+
+/// Manifests signed before root notes existed carry no `note` field: their exact
+/// bytes still verify and decode, with no note.
+#[test]
+fn manifest_from_before_root_notes_still_verifies() {
+    for name in ["manifest", "manifest-free"] {
+        let path = golden_dir().join(format!("{name}.hex"));
+        let bytes = golden::unhex(&std::fs::read_to_string(&path).expect("golden file"));
+        let body = &bytes[106..];
+        assert!(!String::from_utf8_lossy(body).contains("\"note\""), "{name}");
+        let (read, opened) = Manifest::open(&bytes).expect("old manifest opens");
+        assert_eq!(opened.as_bytes(), &bytes[..]);
+        assert!(read.samples.iter().all(|s| s.note.is_none()), "{name}");
+    }
+}
+
 #[test]
 fn retraction_golden() {
     check_golden("retraction", &seller(), &retraction());

@@ -54,6 +54,7 @@ pub fn sample(name: &str) -> SampleEntry {
         kind: SampleKind::OneShot,
         tempo: None,
         key: None,
+        note: None,
         tags: Vec::new(),
         waveform: Vec::new(),
         preview: None,

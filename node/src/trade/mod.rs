@@ -785,6 +785,7 @@ mod tests {
                 kind: SampleKind::OneShot,
                 tempo: None,
                 key: None,
+                note: None,
                 tags: vec![],
                 waveform: vec![128; 128],
                 preview: None,

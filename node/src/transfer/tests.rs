@@ -168,6 +168,7 @@ impl Pack {
                     kind: SampleKind::OneShot,
                     tempo: None,
                     key: None,
+                    note: None,
                     tags: vec![],
                     waveform: vec![],
                     preview: None,

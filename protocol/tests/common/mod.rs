@@ -34,6 +34,7 @@ pub fn sample_loop() -> SampleEntry {
         kind: SampleKind::Loop,
         tempo: Some(Tempo { bpm: 120.0, source: Source::Detected, confidence: 0.875 }),
         key: Some(Key { tonic: 9, mode: Mode::Minor, source: Source::Stated }),
+        note: None,
         tags: vec!["808".into(), "dusty".into()],
         waveform: vec![0, 64, 255, 128, 7],
         preview: Some(hash(0x12)),
@@ -56,6 +57,7 @@ pub fn sample_one_shot() -> SampleEntry {
         kind: SampleKind::OneShot,
         tempo: None,
         key: None,
+        note: None,
         tags: vec![],
         waveform: vec![255, 12],
         preview: None,
@@ -188,7 +190,7 @@ pub fn terms() -> impl Strategy<Value = LicenseTerms> {
 }
 
 pub fn source() -> impl Strategy<Value = Source> {
-    prop_oneof![Just(Source::Stated), Just(Source::Detected)]
+    prop_oneof![Just(Source::Stated), Just(Source::Detected), Just(Source::Name)]
 }
 
 pub fn sample(name: String) -> impl Strategy<Value = SampleEntry> {
@@ -213,6 +215,13 @@ pub fn sample(name: String) -> impl Strategy<Value = SampleEntry> {
         mode,
         source,
     }));
+    let note = prop::option::of(
+        (0u8..12, prop::option::of(-1i8..=9), source()).prop_map(|(pitch_class, octave, source)| Note {
+            pitch_class,
+            octave,
+            source,
+        }),
+    );
     (
         (
             blob_hash(),
@@ -228,7 +237,7 @@ pub fn sample(name: String) -> impl Strategy<Value = SampleEntry> {
         (
             kind,
             tempo,
-            key,
+            (key, note),
             tags(),
             prop::collection::vec(any::<u8>(), 0..=256),
             prop::option::of(blob_hash()),
@@ -238,7 +247,7 @@ pub fn sample(name: String) -> impl Strategy<Value = SampleEntry> {
         .prop_map(
             move |(
                 (hash, size, format, frames, sample_rate, channels, bit_depth, peak, lufs),
-                (kind, tempo, key, tags, waveform, preview, descriptor),
+                (kind, tempo, (key, note), tags, waveform, preview, descriptor),
             )| SampleEntry {
                 name: name.clone(),
                 hash,
@@ -253,6 +262,7 @@ pub fn sample(name: String) -> impl Strategy<Value = SampleEntry> {
                 kind,
                 tempo,
                 key,
+                note,
                 tags,
                 waveform,
                 preview,

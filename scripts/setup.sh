@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what smpl's tests and demo use from Debian: real drum kits (hydrogen-data,
-# and hydrogen-drumkits for the similar-sounds test over eleven kits)
-# and the reference tools the audio tests compare against (sox, ffmpeg).
+# and hydrogen-drumkits for the similar-sounds test over eleven kits),
+# the reference tools the audio tests compare against (sox, ffmpeg), and the
+# browser the web app's end-to-end tests drive (chromium through chromium-driver,
+# WebDriver; nothing is downloaded at test time).
 # Safe to run again: installs only what is missing.
 set -euo pipefail
 
-packages=(hydrogen-data hydrogen-drumkits sox libsox-fmt-all ffmpeg strace)
+packages=(hydrogen-data hydrogen-drumkits sox libsox-fmt-all ffmpeg strace chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -9,6 +9,7 @@ mod commands;
 mod demo;
 mod output;
 mod trade;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,12 @@ enum Command {
         #[command(subcommand)]
         command: trade::LicenseCommand,
     },
+    /// Open the web app in the browser (a one-time login link), or print the link.
+    Ui {
+        /// Print the link instead of opening a browser.
+        #[arg(long)]
+        print: bool,
+    },
     /// Run a node with demo packs (generated audio, plus Hydrogen drum kits when
     /// installed) that a newcomer can search right away.
     Demo(commands::NodeArgs),
@@ -147,6 +154,7 @@ fn main() -> ExitCode {
         Command::Node(args) => commands::node(&home, &out, args, false),
         Command::Demo(args) => commands::node(&home, &out, args, true),
         Command::Id => commands::id(&home, &out),
+        Command::Ui { print } => ui::ui(&home, &out, print),
         Command::Publish(args) => commands::publish(&home, &out, args),
         Command::Search(args) => commands::search(&home, &out, args),
         Command::Recommend { limit } => commands::recommend(&home, &out, limit),

@@ -1,5 +1,12 @@
 //! The local HTTP API on 127.0.0.1: JSON in and out, a bearer token from
-//! `api.token` on every request. The CLI and the web UI are its clients.
+//! `api.token` on every request. The CLI is its client; the web app
+//! ([`crate::web`]) is served by the same router.
+//!
+//! Every request passes [`guard`] first: its `Host` must name this node, and it
+//! must carry the bearer token or the web app's session cookie; a state change
+//! from another `Origin` is refused, and one authenticated by cookie must carry
+//! the page's CSRF token ([`crate::web::Guard`]). Every answer carries the
+//! hardening headers ([`crate::web::harden`]).
 //!
 //! | method | path | body | answer |
 //! | --- | --- | --- | --- |
@@ -47,12 +54,13 @@ use tokio::sync::mpsc;
 use crate::home::NodeInfo;
 use crate::node::{FetchEvent, Node, NodeError};
 use crate::publish::{PublishEvent, PublishRequest};
+use crate::web::{self, Refusal, Web};
 
 #[derive(Clone)]
 struct AppState {
     node: Arc<Node>,
     info: Arc<NodeInfo>,
-    token: Arc<String>,
+    web: Arc<Web>,
 }
 
 /// An error answer: a status and a one-line message. A [`NodeError`] answers with
@@ -73,16 +81,18 @@ impl From<NodeError> for ApiError {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API and the web app on `listener` (and the app on `ui`, the
+/// `--ui-listen` address) until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    ui: Option<tokio::net::TcpListener>,
     node: Arc<Node>,
     info: NodeInfo,
-    token: String,
+    web: Arc<Web>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState { node, info: Arc::new(info), token: Arc::new(token) };
-    let app = Router::new()
+    let state = AppState { node, info: Arc::new(info), web: web.clone() };
+    let api = Router::new()
         .route("/v1/id", get(id))
         .route("/v1/publish", post(publish))
         .route("/v1/search", post(search))
@@ -102,30 +112,56 @@ pub async fn serve(
         .route("/v1/purchases", get(purchases))
         .route("/v1/packs/{id}/preview", get(preview))
         .route("/v1/recommend", get(recommend))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        .with_state(state.clone());
+    let app = api.merge(web::router(web.clone())).layer(middleware::from_fn_with_state(state, guard));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = web.watch(stop.child_token());
+    let (trigger, closing) = (stop.clone(), web.clone());
+    tokio::spawn(async move {
+        shutdown.await;
+        closing.close_events();
+        trigger.cancel();
+    });
+    let main = axum::serve(listener, app.clone()).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let served = match ui {
+        Some(ui) => {
+            let second = axum::serve(ui, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+            tokio::try_join!(main.into_future(), second.into_future()).map(|_| ())
+        }
+        None => main.await,
+    };
+    stop.cancel();
+    let _ = watcher.await;
+    served
 }
 
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
-        next.run(request).await
+/// Lets a request through when its Host is this node's and it carries the bearer
+/// token or a session cookie (state changes: own Origin, CSRF token with the
+/// cookie); `/login` needs the Host check only. Every refusal is counted.
+async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let json = path.starts_with("/v1/") || path.starts_with("/ui/");
+    let guard = &state.web.guard;
+    let checked = if path == "/login" {
+        if guard.host_ok(request.headers()) { Ok(None) } else { Err(Refusal::ForeignHost) }
     } else {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong API token (see api.token in the node's home)".into(),
-        )
-        .into_response()
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        guard.check(request.method(), request.headers()).map(Some)
+    };
+    let mut response = match checked {
+        Ok(credential) => {
+            if let Some(credential) = credential {
+                request.extensions_mut().insert(credential);
+            }
+            next.run(request).await
+        }
+        Err(refusal) => {
+            let detail = format!("{} {}", request.method(), request.uri().path());
+            guard.refusals.count(refusal, &detail);
+            web::refused(refusal, json)
+        }
+    };
+    web::harden(&mut response);
+    response
 }
 
 async fn id(State(state): State<AppState>) -> Json<NodeInfo> {

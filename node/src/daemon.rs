@@ -7,11 +7,23 @@ use std::sync::Arc;
 use crate::api;
 use crate::home::{HomeError, NodeInfo};
 use crate::node::{Node, NodeError, NodeOptions};
+use crate::web::{Web, WebOptions};
 
 /// Runs a node until `shutdown` completes. `on_ready` gets the node's info once
 /// the API is listening and `node.json` is written.
 pub async fn run(
     options: NodeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&NodeInfo),
+) -> Result<(), NodeError> {
+    run_with_web(options, WebOptions::default(), shutdown, on_ready).await
+}
+
+/// [`run`], with the web app also on `web.ui_listen`. A one-time login URL for
+/// the web app is printed on stderr once the node is ready.
+pub async fn run_with_web(
+    options: NodeOptions,
+    web_options: WebOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(&NodeInfo),
 ) -> Result<(), NodeError> {
@@ -27,6 +39,15 @@ pub async fn run(
         path: options.api.to_string().into(),
         source,
     })?;
+    let ui = match web_options.ui_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| HomeError::Io {
+            action: "listen for the web app on",
+            path: addr.to_string().into(),
+            source,
+        })?),
+        None => None,
+    };
+    let ui_addr = ui.as_ref().and_then(|l| l.local_addr().ok());
     let token = home.new_api_token()?;
     // Listen addresses appear once the transports are bound.
     let mut listen = node.listen_addrs().await;
@@ -44,8 +65,13 @@ pub async fn run(
         pid: std::process::id(),
     };
     home.write_node_info(&info)?;
+    let web = std::sync::Arc::new(Web::new(node.clone(), api_addr, ui_addr, token));
     on_ready(&info);
-    let served = api::serve(listener, node.clone(), info, token, shutdown).await;
+    eprintln!("web app: {} (a one-time login link; `smpl ui` makes another)", web.login_url());
+    if let Some(addr) = ui_addr {
+        eprintln!("web app also on http://{addr} (the same login)");
+    }
+    let served = api::serve(listener, ui, node.clone(), info, web, shutdown).await;
     home.remove_node_info();
     let _ = std::fs::remove_file(home.token_path());
     if let Ok(node) = Arc::try_unwrap(node) {

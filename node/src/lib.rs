@@ -30,6 +30,8 @@
 //! - [`Node`]: the facade (`node/`): every operation the API offers, grouped by
 //!   subsystem (catalog, fetch, trade, audition, recommend), and [`NodeError`]
 //!   with what each error means for the caller ([`ErrorKind`], an HTTP status).
+//! - [`web`]: the web app the node serves (pages, login, Host/Origin/CSRF checks,
+//!   live events), over the facade.
 //! - `api` and [`run`] (`daemon`): the local HTTP API over the facade, and running
 //!   a node in the foreground.
 
@@ -45,9 +47,10 @@ mod store;
 pub mod trade;
 pub mod transfer;
 mod util;
+pub mod web;
 
 pub use blobs::{BlobError, Blobs};
-pub use daemon::run;
+pub use daemon::{run, run_with_web};
 pub use home::{Config, Home, HomeError, NodeInfo};
 pub use libp2p::Multiaddr;
 pub use node::{

@@ -1,0 +1,405 @@
+//! What the web app changes, each a POST answered with JSON (`{"error"}` and the
+//! error's status when it fails): buy, download, retract, approve, reject,
+//! publish in two steps (analyse, then sign or cancel), show a library folder.
+//! Long work reports progress as server-sent events.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use smpl_protocol::{Key, LicenseTerms, Price};
+use tokio::sync::mpsc;
+
+use super::html::{self, esc};
+use super::pages::inside_library;
+use super::{Web, WebError};
+use crate::node::FetchEvent;
+use crate::publish::{PublishEvent, PublishRequest};
+
+/// Drafts (analysed folders waiting to be signed) kept at once.
+const MAX_DRAFTS: usize = 8;
+
+fn bad(text: impl Into<String>) -> WebError {
+    WebError(StatusCode::BAD_REQUEST, text.into())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct BuyBody {
+    payment_ref: String,
+}
+
+pub async fn buy(
+    State(web): State<Arc<Web>>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<BuyBody>,
+) -> Result<Response, WebError> {
+    let pack = web.node.resolve(&id)?;
+    let reference = Some(body.payment_ref.trim().to_string()).filter(|r| !r.is_empty());
+    // A short wait: a free pack or an automatic seller answers at once; a manual
+    // one leaves the order pending and the page learns the outcome by events.
+    let outcome = web.node.buy(&pack, reference, Duration::from_secs(2)).await?;
+    web.hub.send("purchases", &json!({ "pack_id": pack }));
+    Ok(Json(outcome).into_response())
+}
+
+/// Starts a download; progress and the outcome arrive as `download` events.
+pub async fn fetch(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<String>) -> Result<Response, WebError> {
+    let pack = web.node.resolve(&id)?;
+    let (tx, mut rx) = mpsc::channel::<FetchEvent>(64);
+    let hub = web.hub.clone();
+    let hex = pack.to_hex();
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            hub.send("download", &json!({ "pack_id": hex, "event": event }));
+        }
+    });
+    let node = web.node.clone();
+    tokio::spawn(async move {
+        let last = match node.fetch(&pack, None, tx.clone()).await {
+            Ok(outcome) => FetchEvent::Done(outcome),
+            Err(e) => FetchEvent::Error { message: e.to_string() },
+        };
+        let _ = tx.send(last).await;
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "pack_id": pack, "started": true }))).into_response())
+}
+
+pub async fn retract(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<String>) -> Result<Response, WebError> {
+    let pack = web.node.resolve(&id)?;
+    web.node.retract(&pack).await?;
+    Ok(Json(json!({ "pack_id": pack })).into_response())
+}
+
+pub async fn approve(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<String>) -> Result<Response, WebError> {
+    let order = web.node.approve(&id).await?;
+    web.hub.send("sales", &json!({ "order_id": order.order_id }));
+    Ok(Json(order).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RejectBody {
+    reason: String,
+}
+
+pub async fn reject(
+    State(web): State<Arc<Web>>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<RejectBody>,
+) -> Result<Response, WebError> {
+    let reason = Some(body.reason.trim().to_string()).filter(|r| !r.is_empty());
+    let order = web.node.reject(&id, reason).await?;
+    web.hub.send("sales", &json!({ "order_id": order.order_id }));
+    Ok(Json(order).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ShowBody {
+    path: PathBuf,
+}
+
+/// Opens the file manager at a folder of the library (a file's folder for a
+/// file); any other path is refused.
+pub async fn show_in_folder(State(web): State<Arc<Web>>, Json(body): Json<ShowBody>) -> Response {
+    let real = match inside_library(&web, &body.path) {
+        Ok(real) => real,
+        Err(refused) => return refused,
+    };
+    let folder = if real.is_dir() { real } else { real.parent().map(Path::to_path_buf).unwrap_or(real) };
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let spawned = tokio::process::Command::new(opener)
+        .arg(&folder)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            Json(json!({ "opened": true, "path": folder })).into_response()
+        }
+        Err(e) => Json(json!({ "opened": false, "path": folder, "reason": format!("{opener}: {e}") })).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CheckQuery {
+    #[serde(default)]
+    dir: String,
+}
+
+/// Whether a folder can be published: as the producer types its path.
+pub async fn check_folder(Query(query): Query<CheckQuery>) -> Response {
+    let dir = PathBuf::from(query.dir.trim());
+    let answer = tokio::task::spawn_blocking(move || {
+        if dir.as_os_str().is_empty() {
+            return json!({ "ok": false, "message": "" });
+        }
+        if !dir.is_absolute() {
+            return json!({ "ok": false, "message": "give the full path, starting with /" });
+        }
+        match scan(&dir) {
+            Ok((audio, other)) if audio.is_empty() => {
+                json!({ "ok": false, "message": format!("no audio files here ({} other files)", other.len()) })
+            }
+            Ok((audio, other)) => json!({
+                "ok": true,
+                "message": format!("{} audio files{}", audio.len(),
+                    if other.is_empty() { String::new() } else { format!(", {} other files skipped", other.len()) }),
+            }),
+            Err(e) => json!({ "ok": false, "message": e }),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| json!({ "ok": false, "message": e.to_string() }));
+    Json(answer).into_response()
+}
+
+/// Audio files (path, name in the pack) and the rest (name, why skipped) of a
+/// folder, as publishing sees them: hidden files are left out.
+fn scan(dir: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<(String, String)>), String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a folder", dir.display()));
+    }
+    let mut audio = Vec::new();
+    let mut other = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries = std::fs::read_dir(&current).map_err(|e| format!("cannot read {}: {e}", current.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            if name.split('/').any(|part| part.starts_with('.')) {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if !kind.is_file() {
+                other.push((name, "not a regular file".to_string()));
+            } else if smpl_audio::is_audio_candidate(&path) {
+                audio.push((path, name));
+            } else {
+                other.push((name, "not an audio file".to_string()));
+            }
+        }
+        if audio.len() + other.len() > 10_000 {
+            return Err("more than 10,000 files: choose the pack's own folder".into());
+        }
+    }
+    audio.sort_by(|a, b| a.1.cmp(&b.1));
+    other.sort();
+    Ok((audio, other))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PublishForm {
+    dir: String,
+    title: String,
+    genre: String,
+    tags: String,
+    description: String,
+    price: String,
+    currency: String,
+    license: String,
+    bpm: String,
+    key: String,
+}
+
+impl PublishForm {
+    fn request(self) -> Result<PublishRequest, WebError> {
+        let dir = PathBuf::from(self.dir.trim());
+        if !dir.is_absolute() {
+            return Err(bad("the folder: give the full path, starting with /"));
+        }
+        let title = self.title.trim().to_string();
+        if title.is_empty() {
+            return Err(bad("the pack needs a title"));
+        }
+        let price = match self.price.trim() {
+            "" | "0" | "free" => None,
+            text => {
+                let amount: f64 =
+                    text.replace(',', ".").parse().map_err(|_| bad(format!("price {text:?} is not a number")))?;
+                if !(0.0..=10_000.0).contains(&amount) {
+                    return Err(bad("a price is between 0 and 10,000"));
+                }
+                let currency = self.currency.trim().to_ascii_uppercase();
+                if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(bad(format!("currency {currency:?}: use a three-letter code such as USD")));
+                }
+                let minor = (amount * 100.0).round() as u64;
+                (minor > 0).then_some(Price { amount_minor: minor, currency })
+            }
+        };
+        let bpm = match self.bpm.trim() {
+            "" => None,
+            text => Some(
+                text.parse::<f32>()
+                    .ok()
+                    .filter(|b| (20.0..=400.0).contains(b))
+                    .ok_or_else(|| bad(format!("BPM {text:?}: a tempo between 20 and 400")))?,
+            ),
+        };
+        let key = match self.key.trim() {
+            "" => None,
+            text => Some(text.parse::<Key>().map_err(|_| bad(format!("key {text:?}: e.g. Am, F#, C major")))?),
+        };
+        let license = match self.license.trim() {
+            "" => "royalty-free".to_string(),
+            text => text.to_string(),
+        };
+        Ok(PublishRequest {
+            dir,
+            title: Some(title),
+            genre: Some(self.genre.trim().to_string()),
+            tags: Some(self.tags.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()),
+            description: Some(self.description.trim().to_string()),
+            free: price.is_none(),
+            price,
+            license: Some(LicenseTerms::Named(license)),
+            bpm,
+            key,
+            ..PublishRequest::default()
+        })
+    }
+}
+
+/// Step one of publishing: analyses every file of the folder (nothing is stored
+/// or signed) and answers the result per file, and a draft to sign.
+pub async fn analyse(State(web): State<Arc<Web>>, Json(form): Json<PublishForm>) -> Result<Response, WebError> {
+    let request = form.request()?;
+    let dir = request.dir.clone();
+    let (audio, other) = tokio::task::spawn_blocking(move || scan(&dir))
+        .await
+        .map_err(|e| WebError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(bad)?;
+    let total = audio.len();
+    let hub = web.hub.clone();
+    let mut done = 0;
+    let mut results = Vec::with_capacity(total);
+    let mut stream = futures::stream::iter(audio)
+        .map(|(path, name)| async move {
+            let analysed = tokio::task::spawn_blocking(move || smpl_audio::analyze_file(&path)).await;
+            (name, analysed)
+        })
+        .buffer_unordered(crate::publish::concurrency());
+    while let Some((name, analysed)) = stream.next().await {
+        done += 1;
+        hub.send("publish", &json!({ "stage": "analyse", "done": done, "total": total, "file": name }));
+        results.push((name, analysed));
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut table = String::from(
+        "<table class=\"list analysis\"><thead><tr><th>File</th><th>Kind</th><th>Length</th><th>Loudness</th>\
+         <th>Tempo</th><th>Key</th></tr></thead><tbody>",
+    );
+    let mut good = 0;
+    let mut skipped = other;
+    for (name, analysed) in results {
+        match analysed {
+            Ok(Ok(a)) => {
+                good += 1;
+                let (stated_bpm, stated_key) = crate::publish::stated_from_name(&name);
+                let tempo = stated_bpm
+                    .map(|t| format!("{:.0} (named)", t.bpm))
+                    .or(request.bpm.filter(|_| a.kind == smpl_protocol::SampleKind::Loop).map(|b| format!("{b:.0} (stated)")))
+                    .or(a.tempo.as_ref().map(|t| format!("{:.0}", t.bpm)))
+                    .unwrap_or_default();
+                let key = stated_key
+                    .map(|k| format!("{k} (named)"))
+                    .or(request.key.as_ref().map(|k| format!("{k} (stated)")))
+                    .or(a.key.as_ref().map(|k| {
+                        const NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+                        format!("{}{}", NAMES[usize::from(k.tonic % 12)], if k.minor { "m" } else { "" })
+                    }))
+                    .unwrap_or_default();
+                let _ = write!(
+                    table,
+                    "<tr class=\"ok\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&name),
+                    a.kind.name(),
+                    html::duration(a.duration_ms()),
+                    a.loudness_lufs.map(|l| format!("{l:.1} LUFS")).unwrap_or_default(),
+                    esc(&tempo),
+                    esc(&key)
+                );
+            }
+            Ok(Err(e)) => skipped.push((name, e.to_string())),
+            Err(e) => skipped.push((name, format!("analysis crashed: {e}"))),
+        }
+    }
+    for (name, reason) in &skipped {
+        let _ = write!(
+            table,
+            "<tr class=\"skipped\"><td>{}</td><td colspan=\"5\">skipped: {}</td></tr>",
+            esc(name),
+            esc(reason)
+        );
+    }
+    table.push_str("</tbody></table>");
+    if good == 0 {
+        return Ok(Json(json!({ "draft": null, "html": table, "files": 0, "skipped": skipped.len() })).into_response());
+    }
+    let draft = crate::util::random::<12>().iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    {
+        let mut drafts = web.drafts.lock().unwrap_or_else(|e| e.into_inner());
+        if drafts.len() >= MAX_DRAFTS {
+            drafts.clear();
+        }
+        drafts.insert(draft.clone(), request);
+    }
+    Ok(Json(json!({ "draft": draft, "html": table, "files": good, "skipped": skipped.len() })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DraftBody {
+    draft: String,
+}
+
+/// Step two: imports, signs and announces the analysed folder.
+pub async fn sign(State(web): State<Arc<Web>>, Json(body): Json<DraftBody>) -> Result<Response, WebError> {
+    let request = web
+        .drafts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&body.draft)
+        .ok_or_else(|| WebError(StatusCode::NOT_FOUND, "no such draft: analyse the folder again".into()))?;
+    let (tx, mut rx) = mpsc::channel::<PublishEvent>(64);
+    let hub = web.hub.clone();
+    tokio::spawn(async move {
+        let (mut done, mut total) = (0usize, 0usize);
+        while let Some(event) = rx.recv().await {
+            match event {
+                PublishEvent::Started { files, .. } => total = files,
+                PublishEvent::File { .. } => done += 1,
+                _ => continue,
+            }
+            hub.send("publish", &json!({ "stage": "import", "done": done, "total": total }));
+        }
+    });
+    let outcome = web.node.publish(request, tx).await.map_err(|e| WebError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    web.hub.send("listings", &json!({ "pack_id": outcome.pack_id }));
+    Ok(Json(outcome).into_response())
+}
+
+/// Drops an analysed folder: nothing is published.
+pub async fn cancel(State(web): State<Arc<Web>>, Json(body): Json<DraftBody>) -> Response {
+    let removed = web.drafts.lock().unwrap_or_else(|e| e.into_inner()).remove(&body.draft).is_some();
+    Json(json!({ "cancelled": removed })).into_response()
+}

@@ -1,0 +1,300 @@
+//! The web app's door, tried from outside: a real node on 127.0.0.1:0 and a plain
+//! HTTP client that sends exactly the headers a browser, a rebinding page or
+//! another local program would. Every refusal here is one the node must make.
+
+mod web_support;
+
+use reqwest::StatusCode;
+use smpl_node::SellerPolicy;
+use smpl_node::web::WebOptions;
+use web_support::{WebNode, free_port, start};
+
+async fn node(dir: &tempfile::TempDir) -> WebNode {
+    start(dir.path(), "alice", SellerPolicy::Manual, &[], WebOptions::default()).await
+}
+
+/// `text` percent-encoded for a query value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_cookie_or_token_nothing_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let client = WebNode::client();
+    for path in ["/", "/library", "/sales", "/static/app.js", "/ui/events", "/ui/results?q=kick", "/v1/id"] {
+        let response = client.get(format!("{}{path}", alice.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "GET {path}");
+        assert_eq!(response.headers()["x-frame-options"], "DENY", "{path}");
+    }
+    let response = client
+        .post(format!("{}/ui/sales/0011223344556677/approve", alice.base))
+        .header("origin", &alice.base)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The CLI's error stays JSON with a one-line message.
+    let body: serde_json::Value =
+        serde_json::from_slice(&client.get(format!("{}/v1/id", alice.base)).send().await.unwrap().bytes().await.unwrap())
+            .unwrap();
+    assert!(body["error"].as_str().unwrap().contains("api.token"), "{body}");
+    alice.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_or_session_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let client = WebNode::client();
+    let wrong_bearer = client
+        .get(format!("{}/v1/id", alice.base))
+        .header("authorization", "Bearer 0000000000000000000000000000000000000000000000000000000000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_bearer.status(), StatusCode::UNAUTHORIZED);
+    let wrong_login = client.get(format!("{}/login?token=deadbeef", alice.base)).send().await.unwrap();
+    assert_eq!(wrong_login.status(), StatusCode::FORBIDDEN);
+    assert!(wrong_login.headers().get("set-cookie").is_none());
+    let empty_login = client.get(format!("{}/login", alice.base)).send().await.unwrap();
+    assert_eq!(empty_login.status(), StatusCode::FORBIDDEN);
+    let forged = client
+        .get(format!("{}/", alice.base))
+        .header("cookie", format!("smpl_session_{}=00112233445566778899aabbccddeeff", alice.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    // The right token still works for the CLI, unchanged.
+    let right = client
+        .get(format!("{}/v1/id", alice.base))
+        .header("authorization", format!("Bearer {}", alice.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    // A session cookie does not mint login links: that takes the API token.
+    let (cookie, csrf) = alice.login().await;
+    let minted = client
+        .post(format!("{}/v1/ui/login", alice.base))
+        .header("cookie", &cookie)
+        .header("origin", &alice.base)
+        .header("x-smpl-csrf", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), StatusCode::FORBIDDEN);
+    alice.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_token_becomes_a_strict_http_only_cookie_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let client = WebNode::client();
+    let url = alice.login_url().await;
+    assert!(url.starts_with(&format!("{}/login?token=", alice.base)), "{url}");
+    let first = client.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(first.headers()["location"], "/", "the token leaves the address bar");
+    let set_cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let page = client.get(format!("{}/", alice.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-security-policy"], "default-src 'self'");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers.get("access-control-allow-origin").is_none(), "no CORS");
+    assert!(page.text().await.unwrap().contains("smpl-csrf"));
+    let again = client.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::FORBIDDEN, "a used login token is refused");
+    assert!(again.headers().get("set-cookie").is_none());
+    alice.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_host_is_refused_even_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    // The app also on a second loopback address, as --ui-listen puts it on a LAN one.
+    let lan = free_port([127, 0, 0, 2]);
+    let alice =
+        start(dir.path(), "alice", SellerPolicy::Manual, &[], WebOptions { ui_listen: Some(lan) }).await;
+    let client = WebNode::client();
+    let (cookie, _) = alice.login().await;
+    for host in ["evil.example", "evil.example:80", &format!("rebind.example:{}", alice.port), "127.0.0.1:1"] {
+        let by_cookie =
+            client.get(format!("{}/", alice.base)).header("host", host).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(by_cookie.status(), StatusCode::FORBIDDEN, "cookie, Host {host}");
+        let by_token = client
+            .get(format!("{}/v1/id", alice.base))
+            .header("host", host)
+            .header("authorization", format!("Bearer {}", alice.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_token.status(), StatusCode::FORBIDDEN, "token, Host {host}");
+    }
+    // A login link sent through a foreign name is refused and not used up.
+    let url = alice.login_url().await;
+    let rebound = client.get(&url).header("host", "evil.example").send().await.unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    // The --ui-listen address serves the same app with the same login, under its own name only.
+    let lan_url = url.replace(&alice.base, &format!("http://{lan}"));
+    let lan_login = client.get(&lan_url).send().await.unwrap();
+    assert_eq!(lan_login.status(), StatusCode::SEE_OTHER, "the unused token works on the LAN address");
+    let lan_cookie = lan_login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let lan_page = client.get(format!("http://{lan}/")).header("cookie", &lan_cookie).send().await.unwrap();
+    assert_eq!(lan_page.status(), StatusCode::OK);
+    let other_port = client
+        .get(format!("http://{lan}/"))
+        .header("host", format!("127.0.0.2:{}", lan.port() + 1))
+        .header("cookie", &lan_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_port.status(), StatusCode::FORBIDDEN);
+    alice.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_changes_need_the_own_origin_and_the_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let client = WebNode::client();
+    let (cookie, csrf) = alice.login().await;
+    let approve = format!("{}/ui/sales/0011223344556677/approve", alice.base);
+    let foreign = client
+        .post(&approve)
+        .header("cookie", &cookie)
+        .header("x-smpl-csrf", &csrf)
+        .header("origin", "http://evil.example")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN, "foreign Origin with cookie");
+    let foreign_bearer = client
+        .post(format!("{}/v1/index/rebuild", alice.base))
+        .header("authorization", format!("Bearer {}", alice.token))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign_bearer.status(), StatusCode::FORBIDDEN, "foreign Origin with token");
+    let no_csrf = client
+        .post(&approve)
+        .header("cookie", &cookie)
+        .header("origin", &alice.base)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN, "cookie without CSRF token");
+    let wrong_csrf = client
+        .post(&approve)
+        .header("cookie", &cookie)
+        .header("origin", &alice.base)
+        .header("x-smpl-csrf", "0".repeat(csrf.len()))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_csrf.status(), StatusCode::FORBIDDEN, "cookie with a wrong CSRF token");
+    let no_origin = client
+        .post(&approve)
+        .header("cookie", &cookie)
+        .header("x-smpl-csrf", &csrf)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN, "cookie without Origin");
+    // With all three the request reaches the node, which knows no such order.
+    let through = client
+        .post(&approve)
+        .header("cookie", &cookie)
+        .header("origin", &alice.base)
+        .header("x-smpl-csrf", &csrf)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through.status(), StatusCode::NOT_FOUND, "{:?}", through.text().await);
+    // GET changes nothing: the actions answer only POST.
+    let get = client.get(&approve).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // The refusals were counted, and the network page shows them.
+    let network = client.get(format!("{}/network", alice.base)).header("cookie", &cookie).send().await.unwrap();
+    let html = network.text().await.unwrap();
+    assert!(html.contains("foreign_origin: 2"), "{html}");
+    assert!(html.contains("missing_csrf: 3"), "{html}");
+    alice.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_in_folder_and_library_files_stay_inside_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let client = WebNode::client();
+    let (cookie, csrf) = alice.login().await;
+    std::fs::create_dir_all(alice.library.join("Bob (12345678)/Pack")).unwrap();
+    let secret = dir.path().join("secret.wav");
+    std::fs::write(&secret, b"not yours").unwrap();
+    std::os::unix::fs::symlink(dir.path(), alice.library.join("escape")).unwrap();
+    let outside = [
+        secret.display().to_string(),
+        "/etc".to_string(),
+        alice.home.root().display().to_string(),
+        alice.library.join("../alice").display().to_string(),
+        alice.library.join("escape").display().to_string(),
+        alice.library.join("escape/secret.wav").display().to_string(),
+        "relative/path".to_string(),
+    ];
+    for path in &outside {
+        let show = client
+            .post(format!("{}/ui/show-in-folder", alice.base))
+            .header("cookie", &cookie)
+            .header("origin", &alice.base)
+            .header("x-smpl-csrf", &csrf)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "path": path }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(show.status(), StatusCode::FORBIDDEN, "show {path}");
+        let file = client
+            .get(format!("{}/ui/library/file?path={}", alice.base, encode(path)))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(file.status(), StatusCode::FORBIDDEN, "file {path}");
+    }
+    // A folder inside is accepted (whether a file manager exists here or not).
+    let inside = alice.library.join("Bob (12345678)/Pack");
+    let show = client
+        .post(format!("{}/ui/show-in-folder", alice.base))
+        .header("cookie", &cookie)
+        .header("origin", &alice.base)
+        .header("x-smpl-csrf", &csrf)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "path": inside }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(show.status(), StatusCode::OK);
+    alice.stop().await;
+}

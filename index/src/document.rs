@@ -1,6 +1,6 @@
 //! From a manifest to tantivy documents, and from a stored document back to a hit.
 
-use smpl_protocol::{Manifest, Mode, PackId, SampleEntry, SampleKind};
+use smpl_protocol::{Key, Manifest, Mode, PackId, SampleEntry, SampleKind};
 use tantivy::TantivyDocument;
 use tantivy::schema::Value;
 
@@ -118,6 +118,15 @@ pub(crate) fn documents(f: &Fields, m: &Manifest) -> Vec<TantivyDocument> {
         }
         if let Some(k) = s.key {
             doc.add_text(f.key, k.name());
+        }
+        // A root note has no mode: it is found under both keys of its tonic.
+        if let Some(n) = s.note {
+            for mode in [Mode::Major, Mode::Minor] {
+                let key = Key { tonic: n.pitch_class % 12, mode, source: n.source };
+                if s.key.is_none_or(|k| k.name() != key.name()) {
+                    doc.add_text(f.key, key.name());
+                }
+            }
         }
         let has_own_tags = if own_tags.is_empty() { 0 } else { HAS_SAMPLE_TAGS };
         doc.add_u64(f.facet_code, kind_key_code(s) | has_own_tags);

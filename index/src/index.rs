@@ -306,6 +306,7 @@ impl Index {
                 hit.kind = None;
                 hit.bpm = None;
                 hit.key = None;
+                hit.note = None;
                 hit.duration_ms = None;
             }
             hits.push(hit);

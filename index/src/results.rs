@@ -20,7 +20,9 @@ pub struct SearchQuery {
     pub kind: Option<SampleKind>,
     /// Inclusive BPM range; samples without a tempo never match.
     pub bpm: Option<(f32, f32)>,
-    /// A key such as `Am`, `A minor` or `F#`; samples without a key never match.
+    /// A key such as `Am`, `A minor` or `F#`; samples without a key or root note never
+    /// match. A root note matches every key with its pitch class as tonic (`C` matches
+    /// `C` and `Cm`).
     pub key: Option<String>,
     /// Which keys `key` lets through.
     pub key_match: KeyMatch,
@@ -114,7 +116,12 @@ pub struct Hit {
     pub sample: Option<String>,
     pub kind: Option<SampleKind>,
     pub bpm: Option<f32>,
+    /// The key (`Am`, `C`) or, for a one-shot with a root note and no key, the
+    /// note's pitch class (`C`).
     pub key: Option<String>,
+    /// A one-shot's root note, with its octave where known (`C3`, `F#`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub duration_ms: Option<u64>,
     /// `None` for a free pack.
     pub price: Option<Price>,

@@ -12,7 +12,7 @@
 //! | `tag` | raw string, multi | pack and sample tags, trimmed, lower-cased, deduplicated (filter) |
 //! | `pack_tag` | fast string, multi | the pack's tags (facet) |
 //! | `sample_tag` | fast string, multi | the sample's tags that the pack does not carry (facet) |
-//! | `key` | raw string | canonical key name (`Am`), absent when unknown (filter) |
+//! | `key` | raw string, multi | canonical key name (`Am`); a root note adds both keys of its tonic (`C`, `Cm`); absent when unknown (filter) |
 //! | `facet_code` | u64 fast | kind, key and whether `sample_tag` is set, as one small code (kind filter, facets) |
 //! | `author` | raw string | author node id in hex |
 //! | `bpm` | f64 fast | tempo, absent when unknown (filter) |
@@ -31,7 +31,7 @@ use tantivy::schema::{
 use crate::tokenizer::ANALYZER;
 
 /// Version of the schema and analysis; stored next to the index.
-pub(crate) const SCHEMA_VERSION: u32 = 8;
+pub(crate) const SCHEMA_VERSION: u32 = 9;
 
 /// The file in the index directory that holds [`SCHEMA_VERSION`].
 pub(crate) const VERSION_FILE: &str = "smpl-index-version";

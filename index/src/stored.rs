@@ -1,22 +1,26 @@
 //! The stored part of a sample document: what a hit shows, in a compact binary
 //! record (JSON cost more than the rest of indexing a document).
 //!
-//! Layout, all integers little-endian: version byte `1`; pack id (16 bytes);
+//! Layout, all integers little-endian: version byte `2`; pack id (16 bytes);
 //! author (32); `created_at` u64; `duration_ms` u64; flags u8 (1 loop, 2 bpm,
-//! 4 key, 8 price); bpm f32 if flagged; key tonic u8 and mode u8 (0 major, 1 minor)
-//! if flagged; price amount u64 and currency string if flagged; then the strings
-//! pack title, author name, sample name and genre. A string is a u32 byte length
-//! and UTF-8 bytes.
+//! 4 key, 8 price, 16 root note); bpm f32 if flagged; key tonic u8 and mode u8 (0
+//! major, 1 minor) if flagged; root note pitch class u8 and octave i8 (−128 when
+//! unknown) if flagged; price amount u64 and currency string if flagged; then the
+//! strings pack title, author name, sample name and genre. A string is a u32 byte
+//! length and UTF-8 bytes.
 
-use smpl_protocol::{Key, Mode, NodeId, PackId, Price, SampleEntry, SampleKind, Source};
+use smpl_protocol::{Key, Mode, NodeId, Note, PackId, Price, SampleEntry, SampleKind, Source};
 
 use crate::results::Hit;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const LOOP: u8 = 1;
 const BPM: u8 = 2;
 const KEY: u8 = 4;
 const PRICE: u8 = 8;
+const NOTE: u8 = 16;
+/// The stored octave of a root note whose octave is unknown.
+const NO_OCTAVE: i8 = i8::MIN;
 
 /// The pack-level part shared by every sample of a pack.
 pub(crate) struct PackRecord<'a> {
@@ -56,6 +60,9 @@ pub(crate) fn encode(p: &PackRecord<'_>, s: &SampleEntry, out: &mut Vec<u8>) {
     if p.price.is_some() {
         flags |= PRICE;
     }
+    if s.note.is_some() {
+        flags |= NOTE;
+    }
     out.push(flags);
     if let Some(b) = bpm {
         out.extend_from_slice(&b.to_le_bytes());
@@ -63,6 +70,10 @@ pub(crate) fn encode(p: &PackRecord<'_>, s: &SampleEntry, out: &mut Vec<u8>) {
     if let Some(k) = s.key {
         out.push(k.tonic);
         out.push(u8::from(k.mode == Mode::Minor));
+    }
+    if let Some(n) = s.note {
+        out.push(n.pitch_class);
+        out.extend_from_slice(&n.octave.unwrap_or(NO_OCTAVE).to_le_bytes());
     }
     if let Some(price) = p.price {
         out.extend_from_slice(&price.amount_minor.to_le_bytes());
@@ -130,6 +141,16 @@ pub(crate) fn decode(bytes: &[u8], score: f32) -> Result<Hit, String> {
     } else {
         None
     };
+    let note = if flags & NOTE != 0 {
+        let pitch_class = r.u8()?;
+        let octave = i8::from_le_bytes(r.array()?);
+        if pitch_class > 11 {
+            return Err(format!("root note pitch class {pitch_class} out of range"));
+        }
+        Some(Note { pitch_class, octave: (octave != NO_OCTAVE).then_some(octave), source: Source::Detected })
+    } else {
+        None
+    };
     let price = if flags & PRICE != 0 {
         let amount_minor = r.u64()?;
         Some(Price { amount_minor, currency: r.string()? })
@@ -144,7 +165,9 @@ pub(crate) fn decode(bytes: &[u8], score: f32) -> Result<Hit, String> {
         sample: Some(r.string()?),
         kind: Some(if flags & LOOP != 0 { SampleKind::Loop } else { SampleKind::OneShot }),
         bpm,
-        key,
+        // A root note shows as its pitch class where a key would (`C`, beside `Cm`).
+        key: key.or(note.map(|n| n.name())),
+        note: note.map(|n| n.full_name()),
         duration_ms: Some(duration_ms),
         price,
         genre: r.string()?,
@@ -210,5 +233,41 @@ mod tests {
         }
         buf[0] = 9;
         assert!(decode(&buf, 0.0).unwrap_err().contains("version"));
+    }
+
+    #[test]
+    fn a_root_note_shows_as_its_pitch_class() {
+        let p = PackRecord {
+            pack_id: &PackId([3; 16]),
+            author: &NodeId([4; 32]),
+            created_at: 1,
+            price: None,
+            title: "Keys",
+            author_name: "Marla",
+            genre: "",
+        };
+        let mut buf = Vec::new();
+        for (octave, full) in [(Some(2), "C#2"), (None, "C#")] {
+            let s = SampleEntry {
+                kind: SampleKind::OneShot,
+                key: None,
+                note: Some(Note { pitch_class: 1, octave, source: Source::Detected }),
+                ..entry()
+            };
+            encode(&p, &s, &mut buf);
+            let hit = decode(&buf, 0.0).unwrap();
+            assert_eq!((hit.key.as_deref(), hit.note.as_deref()), (Some("C#"), Some(full)));
+            for cut in 0..buf.len() {
+                assert!(decode(&buf[..cut], 0.0).is_err(), "cut at {cut}");
+            }
+        }
+        // A key, when there is one, is what the key column shows.
+        let both = SampleEntry {
+            note: Some(Note { pitch_class: 4, octave: None, source: Source::Detected }),
+            ..entry()
+        };
+        encode(&p, &both, &mut buf);
+        let hit = decode(&buf, 0.0).unwrap();
+        assert_eq!((hit.key.as_deref(), hit.note.as_deref()), (Some("Am"), Some("E")));
     }
 }

@@ -413,6 +413,51 @@ fn key_filter_matches_exact_relative_or_compatible_keys() {
     assert_eq!(found(smpl_index::KeyMatch::Compatible), ["Am", "C", "Dm", "Em"]);
 }
 
+/// A one-shot's root note has no mode: a key filter takes it when the key's tonic is
+/// its pitch class, and its hit shows the note where a key would be.
+#[test]
+fn root_notes_match_keys_with_their_tonic() {
+    use smpl_protocol::{Note, Source};
+    let index = ram();
+    let note = |name: &str, pitch_class: u8, octave: Option<i8>| smpl_protocol::SampleEntry {
+        note: Some(Note { pitch_class, octave, source: Source::Detected }),
+        ..sample(name)
+    };
+    let samples = vec![
+        note("Bass_C2.wav", 0, Some(2)),
+        note("Bell.wav", 9, None),
+        sample("Pad_Cm.wav").in_key(0, true),
+        sample("Pad_C.wav").in_key(0, false),
+        sample("Kick.wav"),
+    ];
+    index.apply(&[IndexOp::Upsert(manifest(node(1), "notes", 1, samples))]).unwrap();
+    let found = |key: &str, key_match: smpl_index::KeyMatch| {
+        let q = SearchQuery { key: Some(key.into()), key_match, limit: 20, ..Default::default() };
+        let r = index.search(&q).unwrap();
+        let mut shown: Vec<String> = r
+            .hits
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} {} {}",
+                    h.sample.as_deref().unwrap(),
+                    h.key.as_deref().unwrap(),
+                    h.note.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        shown.sort();
+        shown
+    };
+    use smpl_index::KeyMatch::*;
+    assert_eq!(found("Cm", Exact), ["Bass_C2.wav C C2", "Pad_Cm.wav Cm -"]);
+    assert_eq!(found("C major", Exact), ["Bass_C2.wav C C2", "Pad_C.wav C -"]);
+    assert_eq!(found("Am", Exact), ["Bell.wav A A"]);
+    // Relative keys take the notes of both tonics.
+    assert_eq!(found("Am", Relative), ["Bass_C2.wav C C2", "Bell.wav A A", "Pad_C.wav C -"]);
+    assert!(found("D", Exact).is_empty());
+}
+
 /// Kind, BPM and price are checked on the words' matches against per-segment
 /// arrays, skipping ahead where a filter rules out long stretches. Many segments,
 /// replaced packs (deleted documents next to live ones), rare and empty filters:

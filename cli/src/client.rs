@@ -127,6 +127,10 @@ impl Client {
         self.post(&sale(order_id, "/reject"), &json!({ "reason": reason }))
     }
 
+    pub fn purchases(&self) -> Result<Vec<Order>> {
+        self.get("/v1/purchases")
+    }
+
     pub fn licenses(&self, issued: bool) -> Result<Vec<LicenseView>> {
         self.get(&format!("/v1/licenses?issued={issued}"))
     }

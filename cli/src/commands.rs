@@ -715,18 +715,35 @@ pub fn check(home: &Home, out: &Printer) -> Result<ExitCode> {
     if out.json() {
         out.object(&report);
     } else {
+        let listed = report.packs.saturating_sub(report.held.len());
         out.line(format!(
-            "{} packs stored, {} indexed, {} queued",
-            report.packs, report.indexed, report.queued
+            "{} held here, {} only listed (seen on the network); {} indexed, {} queued",
+            count(report.held.len() as u64, "pack", "packs"),
+            count(listed as u64, "pack", "packs"),
+            count(report.indexed as u64, "pack", "packs"),
+            report.queued
         ));
-        for id in &report.incomplete {
-            out.line(format!("incomplete: {id} has blobs missing"));
+        for p in &report.incomplete {
+            out.line(format!("incomplete: {:?} ({}) has files missing; `smpl fetch {}` fetches them", p.title, p.pack_id, p.pack_id));
+        }
+        for f in &report.damaged {
+            out.line(format!(
+                "damaged: {:?} of {:?} ({}): the stored bytes no longer match the pack (a library file \
+                 that shares them was edited in place); it is not served or exported",
+                f.file, f.title, f.pack_id
+            ));
+        }
+        for f in &report.edited {
+            out.line(format!("edited in the library: {} ({:?}); `smpl fetch {}` writes the original again", f.file, f.title, f.pack_id));
+        }
+        for p in &report.outdated {
+            out.line(format!("newer version listed: {:?} ({}) is at version {}; `smpl fetch {}` brings it", p.title, p.pack_id, p.seq, p.pack_id));
         }
         for id in &report.index_mismatch {
             out.line(format!("index disagrees with the store on {id} (run `smpl index rebuild`)"));
         }
         if report.ok() {
-            out.line("all packs whole, index consistent");
+            out.line("all held packs whole, index consistent");
         }
     }
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -121,6 +121,8 @@ enum Command {
     Buy(trade::BuyArgs),
     /// Orders for your packs; approve or reject pending ones.
     Sales(trade::SalesArgs),
+    /// Your orders as a buyer, and where each stands.
+    Purchases(trade::PurchasesArgs),
     /// The licenses this node holds.
     Licenses(trade::LicensesArgs),
     /// Export or verify a license certificate.
@@ -173,6 +175,7 @@ fn main() -> ExitCode {
         Command::Share { pack_id } => commands::share(&home, &out, &pack_id),
         Command::Buy(args) => trade::buy(&home, &out, args),
         Command::Sales(args) => trade::sales(&home, &out, args),
+        Command::Purchases(args) => trade::purchases(&home, &out, args),
         Command::Licenses(args) => trade::licenses(&home, &out, args),
         Command::License { command } => trade::license(&home, &out, command),
     };

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use smpl_node::trade::{Expect, LicenseError, check_files, check_token, content_of};
+use smpl_node::trade::buyer_label;
 use smpl_node::{Home, Order, OrderStatus};
 use smpl_protocol::certificate::{self, utc_time};
 use smpl_protocol::{NodeId, PackId, Price};
@@ -98,6 +99,19 @@ pub fn buy(home: &Home, out: &Printer, args: BuyArgs) -> Result<ExitCode> {
     if out.json() {
         out.object(&outcome);
     } else {
+        if outcome.resent {
+            out.note(format!("order {} for this version was pending already; sent it again", outcome.order_id));
+        }
+        if outcome.upgrade && outcome.status == OrderStatus::Issued {
+            out.note("you hold a licence of an earlier version that covers this one: no payment needed");
+        }
+        if let Some(payment) = outcome.payment.as_ref().filter(|_| outcome.status == OrderStatus::Pending) {
+            out.line(format!("how to pay the seller: {}", payment.text));
+            if let Some(url) = &payment.url {
+                out.line(format!("  {url}"));
+            }
+            out.line(format!("  (give the order id {} as the reference)", outcome.order_id));
+        }
         match outcome.status {
             OrderStatus::Issued => out.line(format!(
                 "license {} issued for {}; fetch it with `smpl fetch {}`",
@@ -131,7 +145,7 @@ pub fn sales(home: &Home, out: &Printer, args: SalesArgs) -> Result<ExitCode> {
         for o in &orders {
             out.object(&json!({
                 "order_id": o.order_id, "pack_id": o.pack_id, "title": o.title, "seq": o.seq,
-                "buyer": o.buyer, "status": o.status, "price": o.price, "payment_ref": o.payment_ref,
+                "buyer": o.buyer, "buyer_name": o.buyer_name, "status": o.status, "price": o.price, "payment_ref": o.payment_ref,
                 "license_id": o.license_id, "reason": o.reason, "created_at": o.created_at,
             }));
         }
@@ -145,14 +159,72 @@ pub fn sales(home: &Home, out: &Printer, args: SalesArgs) -> Result<ExitCode> {
                     o.title.clone(),
                     price(&o.price),
                     o.payment_ref.clone().unwrap_or_default(),
-                    o.buyer.to_string()[..16].to_string(),
+                    buyer_label(o),
                     utc_time(o.created_at),
-                    o.reason.clone().unwrap_or_default(),
+                    note(o),
                 ]
             })
             .collect();
         out.table(&["ORDER", "STATUS", "PACK", "PRICE", "PAYMENT", "BUYER", "ORDERED", "REASON"], &rows);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The reason an order shows, or what kind of order it is.
+fn note(o: &Order) -> String {
+    match (&o.reason, o.upgrade_of) {
+        (Some(reason), _) => reason.clone(),
+        (None, Some(license)) => format!("update, covered by licence {license}"),
+        (None, None) => String::new(),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PurchasesArgs {
+    /// Only orders still waiting for the seller.
+    #[arg(long)]
+    pending: bool,
+}
+
+/// The buyer's orders and where each stands.
+pub fn purchases(home: &Home, out: &Printer, args: PurchasesArgs) -> Result<ExitCode> {
+    let mut orders = Client::connect(home)?.purchases()?;
+    orders.retain(|o| !args.pending || o.status == OrderStatus::Pending);
+    if out.json() {
+        for o in &orders {
+            out.object(o);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let rows: Vec<Vec<String>> = orders
+        .iter()
+        .map(|o| {
+            let state = match (o.status, o.unreachable_since) {
+                (OrderStatus::Pending, Some(since)) => format!(
+                    "pending; seller unreachable for {} min",
+                    now.saturating_sub(since) / 60
+                ),
+                (status, _) => status.to_string(),
+            };
+            vec![
+                o.order_id.clone(),
+                state,
+                o.title.clone(),
+                o.seq.to_string(),
+                price(&o.price),
+                utc_time(o.created_at),
+                match (&o.reason, &o.payment) {
+                    (Some(reason), _) => reason.clone(),
+                    (None, Some(p)) if o.status == OrderStatus::Pending => format!("pay: {}", p.text),
+                    _ => String::new(),
+                },
+            ]
+        })
+        .collect();
+    out.table(&["ORDER", "STATUS", "PACK", "VERSION", "PRICE", "ORDERED", "NOTE"], &rows);
     Ok(ExitCode::SUCCESS)
 }
 

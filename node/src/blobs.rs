@@ -224,6 +224,12 @@ impl Blobs {
         &self.store
     }
 
+    /// Where exports stage files before renaming them into the library: the home's
+    /// `partial/` folder, beside the store (so on its file system).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.dir.parent().unwrap_or(&self.dir).join("partial")
+    }
+
     /// Copies a file into the store, hashing it on the way. The returned tag keeps
     /// the blob alive until the pack's collection tag holds it.
     ///
@@ -432,6 +438,26 @@ impl Blobs {
             .set(preview_tag(hash), HashAndFormat::raw(to_iroh(hash)))
             .await
             .map_err(|e| store_err("tagging a preview")(&e))
+    }
+
+    /// Whether a complete blob's stored bytes still hash to it. Blobs the store
+    /// keeps in a file of its own are read from that file (a library hard link
+    /// shares it); smaller ones live in its database and are taken as sound.
+    pub async fn verify(&self, hash: &BlobHash) -> Result<bool, BlobError> {
+        let path = self.owned_data_path(&to_iroh(hash));
+        let expected = *hash;
+        let verdict = tokio::task::spawn_blocking(move || {
+            let file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                Err(_) => return false,
+            };
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_reader(file).is_ok() && *hasher.finalize().as_bytes() == expected.0
+        })
+        .await
+        .map_err(|e| store_err("verifying a blob")(&e))?;
+        Ok(verdict)
     }
 
     /// Drops the pack's tags (content and previews) so its blobs may be collected.

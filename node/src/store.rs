@@ -165,6 +165,25 @@ impl Store {
         }
     }
 
+    /// The retraction of a pack, if its author retracted it.
+    pub fn retraction(&self, pack: &PackId) -> Result<Option<Retraction>, StoreError> {
+        let Some(value) = self.retractions.get(pack.0)? else { return Ok(None) };
+        let corrupt = |source| StoreError::Corrupt { pack: *pack, source };
+        if value.len() < 8 {
+            return Err(corrupt(ProtocolError::Malformed("stored record shorter than its seq")));
+        }
+        Ok(Some(Retraction::open(&value[8..]).map_err(corrupt)?.0))
+    }
+
+    /// Every retracted pack id.
+    pub fn retracted_ids(&self) -> Result<Vec<PackId>, StoreError> {
+        self.retractions
+            .iter()
+            .keys()
+            .map(|k| Ok(PackId(k?.as_ref().try_into().map_err(|_| StoreError::Unreadable("a retraction key".into()))?)))
+            .collect()
+    }
+
     /// The highest seq this pack has had, as manifest or retraction.
     pub fn latest_seq(&self, pack: &PackId) -> Result<Option<u64>, StoreError> {
         let m = self.manifests.get(pack.0)?.map(|v| seq_of(&v));

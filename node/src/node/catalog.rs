@@ -25,13 +25,24 @@ pub struct PackView {
     pub envelope_bytes: usize,
 }
 
-/// What `smpl check` reports: whether every stored pack is whole and indexed.
+/// What `smpl check` reports: whether the packs held here are whole and
+/// undamaged, whether their library copies are as exported, and whether the
+/// index agrees with the store.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CheckReport {
-    /// Packs whose manifest is stored.
+    /// Packs whose listing is stored (held here or only seen on the network).
     pub packs: usize,
-    /// Packs with a blob missing or incomplete in the blob store.
-    pub incomplete: Vec<PackId>,
+    /// Packs whose content is held here (published, fetched or bought).
+    pub held: Vec<PackRef>,
+    /// Held packs with a file missing or incomplete in the blob store.
+    pub incomplete: Vec<PackRef>,
+    /// Stored files whose bytes no longer match their hash.
+    pub damaged: Vec<FileRef>,
+    /// Library files whose bytes differ from what was exported (the store's copy
+    /// is intact; `smpl fetch` writes it again).
+    pub edited: Vec<FileRef>,
+    /// Held packs with a newer version listed (`smpl fetch` brings it).
+    pub outdated: Vec<PackRef>,
     /// Packs in the index.
     pub indexed: usize,
     /// Packs whose index entry disagrees with the store (missing, stale or extra).
@@ -40,16 +51,63 @@ pub struct CheckReport {
     pub queued: usize,
 }
 
+/// A pack as a report names it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackRef {
+    pub pack_id: PackId,
+    pub title: String,
+    pub seq: u64,
+}
+
+/// A file of a pack as a report names it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FileRef {
+    pub pack_id: PackId,
+    pub title: String,
+    /// The file's name in the pack, or its path in the library.
+    pub file: String,
+}
+
 impl CheckReport {
     pub fn ok(&self) -> bool {
-        self.incomplete.is_empty() && self.index_mismatch.is_empty() && self.queued == 0
+        self.incomplete.is_empty()
+            && self.damaged.is_empty()
+            && self.index_mismatch.is_empty()
+            && self.queued == 0
     }
 }
 
+fn pack_ref(m: &Manifest) -> PackRef {
+    PackRef { pack_id: m.pack_id, title: m.title.clone(), seq: m.seq }
+}
+
 impl Node {
-    /// The current manifest of `pack`, or [`NodeError::UnknownPack`].
+    /// The current manifest of `pack`, or [`NodeError::Retracted`] or
+    /// [`NodeError::UnknownPack`].
     pub(crate) fn manifest(&self, pack: &PackId) -> Result<Manifest, NodeError> {
-        Ok(self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?.0)
+        match self.store.manifest(pack)? {
+            Some((manifest, _)) => Ok(manifest),
+            None => Err(self.missing(pack)?),
+        }
+    }
+
+    /// Why `pack` has no manifest here: retracted, or unknown.
+    pub(crate) fn missing(&self, pack: &PackId) -> Result<NodeError, NodeError> {
+        Ok(match self.store.retraction(pack)? {
+            Some(r) => NodeError::Retracted { pack: *pack, on: smpl_protocol::certificate::utc_time(r.retracted_at) },
+            None => NodeError::UnknownPack(*pack),
+        })
+    }
+
+    /// The manifest a fetch works from: the current one, or for a retracted pack
+    /// the one kept with our licence (a buyer keeps what it bought).
+    pub(crate) fn manifest_to_fetch(&self, pack: &PackId) -> Result<Manifest, NodeError> {
+        match self.manifest(pack) {
+            Err(NodeError::Retracted { .. }) if self.trade.licensed_manifest(pack)?.is_some() => {
+                Ok(self.trade.licensed_manifest(pack)?.expect("checked above"))
+            }
+            other => other,
+        }
     }
 
     /// Publishes a folder; returns once the pack is stored and searchable.
@@ -100,7 +158,7 @@ impl Node {
     }
 
     pub fn show(&self, pack: &PackId) -> Result<PackView, NodeError> {
-        let (manifest, envelope) = self.store.manifest(pack)?.ok_or(NodeError::UnknownPack(*pack))?;
+        let Some((manifest, envelope)) = self.store.manifest(pack)? else { return Err(self.missing(pack)?) };
         Ok(PackView { manifest, envelope_bytes: envelope.as_bytes().len() })
     }
 
@@ -163,8 +221,10 @@ impl Node {
         if text.len() < 4 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(NodeError::NoSuchPack(text));
         }
-        match prefix::find(self.store.pack_seqs()?, &text, |(id, _)| id.to_hex()) {
-            Match::One((id, _)) => Ok(id),
+        let mut known: Vec<PackId> = self.store.pack_seqs()?.into_iter().map(|(id, _)| id).collect();
+        known.extend(self.store.retracted_ids()?);
+        match prefix::find(known, &text, |id| id.to_hex()) {
+            Match::One(id) => Ok(id),
             Match::Several => Err(NodeError::Ambiguous(text)),
             Match::None => Err(NodeError::NoSuchPack(text)),
         }
@@ -195,15 +255,36 @@ impl Node {
                 report.index_mismatch.push(*id);
             }
         }
-        for (id, _) in &stored {
-            let Some((manifest, _)) = self.store.manifest(id)? else { continue };
-            let mut whole = self.blobs.is_complete(&manifest.content).await?;
-            for sample in &manifest.samples {
-                whole = whole && self.blobs.is_complete(&sample.hash).await?;
+        for (id, content) in self.blobs.tagged_packs().await? {
+            let Some((manifest, _)) = self.store.manifest(&id)? else { continue };
+            // The content held is the listed version's, or an older one whose
+            // files the collection names.
+            let Some(children) = self.blobs.children(&content).await? else {
+                report.incomplete.push(pack_ref(&manifest));
+                continue;
+            };
+            report.held.push(pack_ref(&manifest));
+            if content != manifest.content {
+                report.outdated.push(pack_ref(&manifest));
+            }
+            let mut whole = true;
+            for hash in children.iter().skip(1) {
+                if !self.blobs.is_complete(hash).await? {
+                    whole = false;
+                } else if !self.blobs.verify(hash).await? {
+                    let name = manifest.samples.iter().find(|s| s.hash == *hash).map_or_else(|| hash.to_string(), |s| s.name.clone());
+                    report.damaged.push(FileRef { pack_id: id, title: manifest.title.clone(), file: name });
+                }
             }
             if !whole {
-                report.incomplete.push(*id);
+                report.incomplete.push(pack_ref(&manifest));
             }
+        }
+        let library = self.config.library.clone();
+        let edited = tokio::task::spawn_blocking(move || crate::transfer::edited_library_files(&library)).await?;
+        for (pack, path) in edited {
+            let title = self.store.manifest(&pack)?.map(|(m, _)| m.title).unwrap_or_default();
+            report.edited.push(FileRef { pack_id: pack, title, file: path.display().to_string() });
         }
         Ok(report)
     }

@@ -65,6 +65,8 @@ pub enum NodeError {
     NoSuchPack(String),
     #[error("pack {pack}: {sample:?}: {why}")]
     NoSample { pack: PackId, sample: String, why: &'static str },
+    #[error("pack {pack} was retracted by its author on {on}")]
+    Retracted { pack: PackId, on: String },
 
     // Bad request (400).
     #[error("{0:?} matches several packs; give more of the pack id")]
@@ -88,6 +90,11 @@ pub enum NodeError {
          buy it with `smpl buy {pack}`"
     )]
     LicenseRequired { pack: PackId, title: String, price: String, seq: u64 },
+    #[error(
+        "version {seq} of {title:?} is a paid upgrade: your licence of version {held} does not cover it; \
+         it costs {price}, buy it with `smpl buy {pack}`"
+    )]
+    PaidUpgrade { pack: PackId, title: String, price: String, seq: u64, held: u64 },
 
     // Conflict (409).
     #[error("another node is already running for {home} ({reason})")]
@@ -129,13 +136,16 @@ impl NodeError {
     pub fn kind(&self) -> ErrorKind {
         use ErrorKind::*;
         match self {
-            NodeError::UnknownPack(_) | NodeError::NoSuchPack(_) | NodeError::NoSample { .. } => NotFound,
+            NodeError::UnknownPack(_)
+            | NodeError::NoSuchPack(_)
+            | NodeError::NoSample { .. }
+            | NodeError::Retracted { .. } => NotFound,
             NodeError::Ambiguous(_)
             | NodeError::AmbiguousSample { .. }
             | NodeError::NotFree(_)
             | NodeError::OwnPack(_) => BadRequest,
             NodeError::NotYours { .. } | NodeError::LicenseRefused { .. } => Forbidden,
-            NodeError::LicenseRequired { .. } => PaymentRequired,
+            NodeError::LicenseRequired { .. } | NodeError::PaidUpgrade { .. } => PaymentRequired,
             NodeError::Locked { .. } => Conflict,
             NodeError::Offline | NodeError::NoProviders(_) => Unavailable,
             NodeError::Sign(_) | NodeError::Task(_) | NodeError::Store(_) | NodeError::Blob(_) => Internal,
@@ -174,7 +184,7 @@ fn transfer_kind(e: &TransferError) -> ErrorKind {
         TransferError::NotACollection { .. }
         | TransferError::Mismatch { .. }
         | TransferError::BadName { .. } => BadPeer,
-        TransferError::Incomplete { .. } => Conflict,
+        TransferError::Incomplete { .. } | TransferError::Damaged { .. } => Conflict,
         TransferError::Bind { .. }
         | TransferError::InvalidRelay { .. }
         | TransferError::Io { .. }

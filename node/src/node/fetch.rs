@@ -48,7 +48,7 @@ impl Node {
         progress: mpsc::Sender<FetchEvent>,
     ) -> Result<FetchOutcome, NodeError> {
         let (network, transfer) = self.net()?;
-        let manifest = self.manifest(pack)?;
+        let manifest = self.manifest_to_fetch(pack)?;
         let license = self.license_to_fetch(&manifest).await?;
         let mut providers = Vec::new();
         let mut downloaded = 0;

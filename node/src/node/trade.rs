@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use smpl_protocol::wire::TradeRequest;
-use smpl_protocol::{Envelope, LicenseId, Manifest, PackId, Signed};
+use smpl_protocol::{Envelope, LicenseId, Manifest, PackId, PaymentInfo, Signed};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,15 @@ pub struct BuyOutcome {
     pub license_id: Option<LicenseId>,
     /// Why it was rejected, or what a pending order waits for.
     pub reason: Option<String>,
+    /// How the seller asks to be paid, as the listing says.
+    #[serde(default)]
+    pub payment: Option<PaymentInfo>,
+    /// The order is one that was pending already, sent again (not a new order).
+    #[serde(default)]
+    pub resent: bool,
+    /// An update of a pack licensed earlier: issued without payment.
+    #[serde(default)]
+    pub upgrade: bool,
 }
 
 impl BuyOutcome {
@@ -50,6 +59,9 @@ impl BuyOutcome {
             pack_id: order.pack_id,
             license_id: order.license_id,
             reason: order.reason.clone().or(reason),
+            payment: order.payment.clone(),
+            resent: false,
+            upgrade: false,
         }
     }
 }
@@ -64,15 +76,24 @@ async fn blocking<T: Send + 'static>(
 /// Sends a pending purchase to its seller and records the answer. A seller that
 /// cannot be reached leaves it pending (it is sent again later).
 async fn deliver(network: &Network, trade: &Trade, order: Order) -> Result<Order, NodeError> {
+    let unreachable = |order: Order| async move {
+        let (trade, id) = (trade.clone(), order.order_id.clone());
+        let marked = blocking(move || {
+            trade.seller_unreachable(&id)?;
+            trade.purchase(&id)
+        })
+        .await?;
+        Ok(marked.unwrap_or(order))
+    };
     if !network.connect(order.seller).await? {
-        return Ok(order);
+        return unreachable(order).await;
     }
     let request = TradeRequest::Buy(ByteBuf::from(order.request.clone()));
     let response = match network.trade(order.seller, request).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!("order {} not delivered yet: {e}", order.order_id);
-            return Ok(order);
+            return unreachable(order).await;
         }
     };
     let trade = trade.clone();
@@ -156,8 +177,26 @@ impl Node {
         if let Some(license) = held {
             return self.already_licensed(&manifest, &license).await;
         }
+        // An order for this version still waiting is sent again, not doubled.
         let trade = self.trade.clone();
-        let mut order = blocking(move || trade.new_purchase(&manifest, payment_ref)).await?;
+        let waiting = blocking(move || trade.open_purchases()).await?.into_iter().find(|o| {
+            o.pack_id == manifest.pack_id && o.seq == manifest.seq && o.content == manifest.content
+        });
+        let resent = waiting.is_some();
+        let trade = self.trade.clone();
+        let covered = blocking({
+            let manifest = manifest.clone();
+            move || trade.covering_purchase(&manifest)
+        })
+        .await?
+        .is_some();
+        let mut order = match waiting {
+            Some(order) => order,
+            None => {
+                let (trade, name) = (self.trade.clone(), Some(self.config.name.clone()));
+                blocking(move || trade.new_purchase(&manifest, payment_ref, name)).await?
+            }
+        };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             order = deliver(network, &self.trade, order).await?;
@@ -166,12 +205,18 @@ impl Node {
             }
             tokio::time::sleep(WAIT_POLL).await;
         }
-        let note = (order.status == OrderStatus::Pending).then(|| {
-            "waiting for the seller; your node keeps asking and stores the license when it is issued \
-             (`smpl licenses` shows it)"
-                .to_string()
+        let note = (order.status == OrderStatus::Pending).then(|| match order.unreachable_since {
+            Some(_) => "the seller's node cannot be reached now; your node keeps the order and sends it \
+                        again until the seller answers (`smpl purchases` shows it)"
+                .to_string(),
+            None => "waiting for the seller; your node keeps asking and stores the license when it is issued \
+                     (`smpl licenses` shows it)"
+                .to_string(),
         });
-        Ok(BuyOutcome::of(&order, note))
+        let mut outcome = BuyOutcome::of(&order, note);
+        outcome.resent = resent;
+        outcome.upgrade = covered;
+        Ok(outcome)
     }
 
     async fn already_licensed(
@@ -186,6 +231,9 @@ impl Node {
             pack_id: manifest.pack_id,
             license_id: Some(token.license_id),
             reason: Some("this node already holds a license for this version".into()),
+            payment: None,
+            resent: false,
+            upgrade: false,
         })
     }
 
@@ -197,14 +245,67 @@ impl Node {
         }
         let trade = self.trade.clone();
         let (pack, content) = (manifest.pack_id, manifest.content);
-        match blocking(move || trade.license_for(&pack, &content)).await? {
-            Some(license) => Ok(Some(license)),
-            None => Err(NodeError::LicenseRequired {
+        if let Some(license) = blocking(move || trade.license_for(&pack, &content)).await? {
+            return Ok(Some(license));
+        }
+        // An update of a pack we bought: its seller issues a licence for the new
+        // content without payment; until it can be reached, the earlier licence
+        // is shown, which providers accept for a version it covers.
+        let trade = self.trade.clone();
+        let covering = blocking({
+            let manifest = manifest.clone();
+            move || trade.covering_purchase(&manifest)
+        })
+        .await?;
+        match covering {
+            Some(earlier) => {
+                let wait = Duration::from_secs(5);
+                match self.buy(&manifest.pack_id, None, wait).await {
+                    Ok(outcome) if outcome.status == OrderStatus::Issued => {
+                        let trade = self.trade.clone();
+                        let (pack, content) = (manifest.pack_id, manifest.content);
+                        Ok(blocking(move || trade.license_for(&pack, &content)).await?.or(Some(earlier)))
+                    }
+                    Ok(outcome) => {
+                        tracing::info!(
+                            pack = %manifest.pack_id,
+                            "the licence for version {} is not issued yet ({:?}); fetching under the earlier licence",
+                            manifest.seq,
+                            outcome.status
+                        );
+                        Ok(Some(earlier))
+                    }
+                    Err(e) => {
+                        tracing::info!(pack = %manifest.pack_id, "asking for the update's licence failed: {e}");
+                        Ok(Some(earlier))
+                    }
+                }
+            }
+            None => {
+                let me = self.identity.node_id();
+                let held = self
+                    .licenses(false)
+                    .await?
+                    .into_iter()
+                    .filter(|l| l.pack_id == manifest.pack_id && l.buyer == me)
+                    .map(|l| l.seq)
+                    .max();
+                if let Some(held) = held {
+                    return Err(NodeError::PaidUpgrade {
+                        pack: manifest.pack_id,
+                        title: manifest.title.clone(),
+                        price: manifest.price.as_ref().map_or_else(String::new, |p| p.to_string()),
+                        seq: manifest.seq,
+                        held,
+                    });
+                }
+                Err(NodeError::LicenseRequired {
                 pack: manifest.pack_id,
                 title: manifest.title.clone(),
                 price: manifest.price.as_ref().map_or_else(String::new, |p| p.to_string()),
                 seq: manifest.seq,
-            }),
+                })
+            }
         }
     }
 

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
-use smpl_protocol::{BlobHash, LicenseToken, NodeId, PackId};
+use smpl_protocol::{BlobHash, NodeId, PackId};
 
 use crate::store::{Store, StoreError};
 use crate::transfer::ServeGate;
@@ -231,16 +231,16 @@ impl LicenseGate {
             .any(|o| o.source.is_paid() && o.content == *content && o.seller == *seller))
     }
 
-    /// Lets `peer` fetch the content `token` licenses. The caller has verified the
-    /// token and that `peer` (authenticated by the transport) is its buyer. Returns
-    /// false, keeping nothing, when this node does not hold that content for that
-    /// seller.
-    pub fn grant(&self, peer: NodeId, token: &LicenseToken) -> Result<bool, StoreError> {
+    /// Lets `peer` fetch `seller`'s `content`. The caller has verified a licence
+    /// token that covers it and that `peer` (authenticated by the transport) is
+    /// its buyer. Returns false, keeping nothing, when this node does not hold
+    /// that content for that seller.
+    pub fn grant(&self, peer: NodeId, seller: &NodeId, content: &BlobHash) -> Result<bool, StoreError> {
         self.stats.presented.fetch_add(1, Ordering::Relaxed);
-        if !self.holds_paid(&token.content, &token.seller)? {
+        if !self.holds_paid(content, seller)? {
             return Ok(false);
         }
-        let key = grant_key(&peer, &token.seller, &token.content);
+        let key = grant_key(&peer, seller, content);
         let position = self.db.generate_id()?.to_be_bytes();
         // Over the per-peer cap, the peer's oldest grant makes room.
         let mut evict: Option<(Vec<u8>, Vec<u8>)> = None;
@@ -364,21 +364,6 @@ mod tests {
         Origin { source, pack: PackId([content; 16]), content: hash(content), seller: node(seller) }
     }
 
-    fn token(content: u8, seller: u8, buyer: u8) -> LicenseToken {
-        LicenseToken {
-            license_id: smpl_protocol::LicenseId([7; 16]),
-            pack_id: PackId([content; 16]),
-            slug: "kit".into(),
-            seq: 1,
-            content: hash(content),
-            seller: node(seller),
-            buyer: node(buyer),
-            price: None,
-            terms: smpl_protocol::LicenseTerms::Named("royalty-free".into()),
-            issued_at: 0,
-        }
-    }
-
     fn gate() -> (tempfile::TempDir, LicenseGate) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
@@ -432,9 +417,9 @@ mod tests {
             let gate = LicenseGate::open(&store).unwrap();
             gate.record(&[hash(10), hash(11)], &origin(Source::Licensed, 10, 1)).unwrap();
             assert!(!gate.allow(node(5), &hash(11)));
-            assert!(!gate.grant(node(5), &token(12, 1, 5)).unwrap(), "content not held here");
-            assert!(!gate.grant(node(5), &token(10, 2, 5)).unwrap(), "held for another seller");
-            assert!(gate.grant(node(5), &token(10, 1, 5)).unwrap());
+            assert!(!gate.grant(node(5), &node(1), &hash(12)).unwrap(), "content not held here");
+            assert!(!gate.grant(node(5), &node(2), &hash(10)).unwrap(), "held for another seller");
+            assert!(gate.grant(node(5), &node(1), &hash(10)).unwrap());
             assert!(gate.allow(node(5), &hash(11)));
             assert!(!gate.allow(node(6), &hash(11)));
         }
@@ -451,9 +436,7 @@ mod tests {
             let content = BlobHash(blake3::hash(&(i as u64).to_be_bytes()).into());
             let o = Origin { source: Source::Licensed, pack: PackId([1; 16]), content, seller: node(1) };
             gate.record(&[content], &o).unwrap();
-            let mut t = token(0, 1, 5);
-            t.content = content;
-            assert!(gate.grant(node(5), &t).unwrap());
+            assert!(gate.grant(node(5), &node(1), &content).unwrap());
         }
         assert_eq!(gate.grants.scan_prefix(node(5).0).count(), MAX_GRANTS_PER_PEER);
         let first = BlobHash(blake3::hash(&0u64.to_be_bytes()).into());

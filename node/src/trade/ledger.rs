@@ -36,7 +36,8 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use smpl_protocol::{
-    BlobHash, Envelope, LicenseId, LicenseTerms, LicenseToken, NodeId, PackId, Price, Signed,
+    BlobHash, Envelope, LicenseId, LicenseTerms, LicenseToken, Manifest, NodeId, PackId, PaymentInfo, Price,
+    Signed,
 };
 
 use crate::store::{Store, StoreError};
@@ -105,6 +106,21 @@ pub struct Order {
     /// The buyer's signed purchase request, kept as proof of the order.
     #[serde(with = "serde_bytes")]
     pub request: Vec<u8>,
+    /// The display name the buyer signed into the request (not authenticated
+    /// beyond that: two buyers may use one name, the key tells them apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_name: Option<String>,
+    /// An update of a pack the buyer holds a licence for: issued without payment
+    /// on the strength of that licence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_of: Option<LicenseId>,
+    /// The buyer's side: how the seller asks to be paid, as the listing said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentInfo>,
+    /// The buyer's side: since when (unix seconds) the seller could not be reached
+    /// to deliver or ask about this pending order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_since: Option<u64>,
 }
 
 impl Order {
@@ -199,6 +215,9 @@ pub struct Ledger {
     purchases: sled::Tree,
     licenses: sled::Tree,
     slots: sled::Tree,
+    /// Pack id → the envelope of the newest manifest we hold a licence for, so a
+    /// licence keeps its pack's title and file list after a retraction.
+    licensed_manifests: sled::Tree,
     held: Arc<RwLock<Held>>,
 }
 
@@ -301,6 +320,7 @@ impl Ledger {
             sales: db.open_tree("sales/v1")?,
             purchases: db.open_tree("purchases/v1")?,
             slots: db.open_tree("sale-slots/v1")?,
+            licensed_manifests: db.open_tree("licensed-manifests/v1")?,
             licenses,
             held: Arc::new(RwLock::new(held)),
             db,
@@ -494,6 +514,25 @@ impl Ledger {
         self.held.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Keeps `envelope` (a manifest this node holds a licence for) unless a newer
+    /// version of the pack is kept already.
+    pub fn keep_manifest(&self, manifest: &Manifest, envelope: &Envelope) -> Result<(), StoreError> {
+        if self.licensed_manifest(&manifest.pack_id)?.is_some_and(|(m, _)| m.seq >= manifest.seq) {
+            return Ok(());
+        }
+        self.licensed_manifests.insert(manifest.pack_id.0, envelope.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The newest manifest of `pack` kept for a licence.
+    pub fn licensed_manifest(&self, pack: &PackId) -> Result<Option<(Manifest, Envelope)>, StoreError> {
+        match self.licensed_manifests.get(pack.0)? {
+            None => Ok(None),
+            Some(bytes) => Manifest::open(&bytes).map(Some).map_err(|e| corrupt("a kept manifest", e)),
+        }
+    }
+
     /// Every license token stored here (issued by us or to us).
     pub fn licenses(&self) -> Vec<(LicenseToken, Envelope)> {
         self.read_held().by_id.values().cloned().collect()
@@ -547,6 +586,10 @@ mod tests {
             deciding_since: None,
             decided_at: None,
             request: vec![1, 2, 3],
+            buyer_name: None,
+            upgrade_of: None,
+            payment: None,
+            unreachable_since: None,
         }
     }
 

@@ -195,6 +195,10 @@ impl Order {
             deciding_since: None,
             decided_at: None,
             request: envelope.as_bytes().to_vec(),
+            buyer_name: request.buyer_name.clone(),
+            upgrade_of: None,
+            payment: manifest.payment.clone(),
+            unreachable_since: None,
         }
     }
 }
@@ -207,6 +211,15 @@ fn not_pending(order: &Order) -> TradeError {
         order.status.to_string()
     };
     TradeError::NotPending { order: order.order_id.clone(), state }
+}
+
+/// The buyer as people read it: the name they signed, and their key's first digits.
+pub fn buyer_label(order: &Order) -> String {
+    let hex = order.buyer.to_hex();
+    match &order.buyer_name {
+        Some(name) if !name.trim().is_empty() => format!("{} ({})", name.trim(), &hex[..8]),
+        _ => hex[..16].to_string(),
+    }
 }
 
 /// Whether the buyer stopped asking about `order` at `now`.
@@ -262,7 +275,7 @@ impl Trade {
             },
             TradeRequest::Present(bytes) => {
                 match check_token(&bytes, &Expect { buyer: Some(peer), ..Expect::default() }) {
-                    Ok((token, _)) => match self.gate.grant(peer, &token) {
+                    Ok((token, _)) => match self.grant(peer, &token) {
                         Ok(true) => TradeResponse::Accepted,
                         Ok(false) => TradeResponse::Refused(format!(
                             "this node holds no content {} of seller {} to serve under that license",
@@ -279,6 +292,21 @@ impl Trade {
             // Proofs read the blob store, which the network host answers from.
             TradeRequest::Prove { .. } => TradeResponse::Refused("no proofs from the trade ledger".into()),
         }
+    }
+
+    /// Lets `peer`, the buyer of `token`, fetch the content it licenses and the
+    /// current version of that pack when the licence covers it (an update the
+    /// seller did not mark as a paid upgrade). True if anything was granted.
+    fn grant(&self, peer: NodeId, token: &LicenseToken) -> Result<bool, StoreError> {
+        let mut granted = self.gate.grant(peer, &token.seller, &token.content)?;
+        if let Some((manifest, _)) = self.store.manifest(&token.pack_id)?
+            && manifest.author == token.seller
+            && manifest.content != token.content
+            && manifest.covered_by(token.seq)
+        {
+            granted |= self.gate.grant(peer, &token.seller, &manifest.content)?;
+        }
+        Ok(granted)
     }
 
     fn sell(&self, peer: NodeId, bytes: &[u8]) -> Result<TradeResponse, TradeError> {
@@ -313,7 +341,14 @@ impl Trade {
         let mut order = Order::pending(&manifest, &request, &envelope, now());
         let mut license = None;
         let mut hook = None;
+        let upgrade = self.covering_license(&manifest, &peer)?;
         match (&manifest.price, &self.config.policy) {
+            _ if upgrade.is_some() => {
+                let old = upgrade.as_ref().expect("matched as some");
+                order.upgrade_of = Some(old.license_id);
+                order.price = old.price.clone();
+                license = Some(self.sign_license(&mut order)?);
+            }
             (None, _) | (_, SellerPolicy::Auto) => license = Some(self.sign_license(&mut order)?),
             (_, SellerPolicy::Manual) => {}
             (_, SellerPolicy::Hook(cmd)) => {
@@ -336,6 +371,17 @@ impl Trade {
         }
         if let Some((token, envelope)) = &license {
             self.issued(&order, token, envelope);
+        } else {
+            tracing::info!(
+                order = %order.order_id,
+                pack = %order.title,
+                buyer = %buyer_label(&order),
+                price = %order.price.as_ref().map_or("free".to_string(), |p| p.to_string()),
+                payment_ref = order.payment_ref.as_deref().unwrap_or("-"),
+                "new order; `smpl sales approve {}` or `smpl sales reject {}`",
+                order.order_id,
+                order.order_id
+            );
         }
         if let Some(cmd) = hook {
             order = self.decide_by_hook(cmd, order)?;
@@ -362,7 +408,8 @@ impl Trade {
                 manifest.title, manifest.seq, request.seq
             )));
         }
-        if let Some(price) = &manifest.price {
+        let upgrade = self.covering_license(&manifest, &request.buyer)?.is_some();
+        if let Some(price) = manifest.price.as_ref().filter(|_| !upgrade) {
             let covers = request
                 .price
                 .as_ref()
@@ -378,6 +425,19 @@ impl Trade {
             return Ok(Err("the order was signed too long ago to be told from an old one; buy again".into()));
         }
         Ok(Ok(manifest))
+    }
+
+    /// The newest licence this node issued to `buyer` for an earlier version of
+    /// `manifest`'s pack that covers the current version (no paid upgrade since).
+    fn covering_license(&self, manifest: &Manifest, buyer: &NodeId) -> Result<Option<LicenseToken>, TradeError> {
+        Ok(self
+            .ledger
+            .licenses_of(&manifest.pack_id)
+            .into_iter()
+            .map(|(token, _)| token)
+            .filter(|t| t.buyer == *buyer && t.seller == manifest.author && t.seq < manifest.seq)
+            .filter(|t| manifest.covered_by(t.seq))
+            .max_by_key(|t| t.seq))
     }
 
     /// Runs the payment hook on an order this call claimed, and records its
@@ -469,7 +529,15 @@ impl Trade {
 
     /// Follows up a license that was just stored for a sale.
     fn issued(&self, order: &Order, token: &LicenseToken, envelope: &Envelope) {
-        tracing::info!(order = %order.order_id, license = %token.license_id, buyer = %order.buyer, "license issued");
+        let what = if order.upgrade_of.is_some() { "update licence issued" } else { "license issued" };
+        tracing::info!(
+            order = %order.order_id,
+            pack = %order.title,
+            version = order.seq,
+            license = %token.license_id,
+            buyer = %buyer_label(order),
+            "{what}"
+        );
         if let Err(e) = self.write_certificate(token, envelope) {
             // The ledger has it; the file is written again at the next start.
             tracing::warn!("{e}");
@@ -538,9 +606,10 @@ impl Trade {
         &self,
         manifest: &Manifest,
         payment_ref: Option<String>,
+        buyer_name: Option<String>,
     ) -> Result<Order, TradeError> {
         let request = PurchaseRequest {
-            buyer_name: None,
+            buyer_name: buyer_name.filter(|n| !n.trim().is_empty()),
             pack_id: manifest.pack_id,
             seq: manifest.seq,
             buyer: self.me(),
@@ -584,6 +653,7 @@ impl Trade {
             return Ok(order);
         }
         let mut next = order.clone();
+        next.unreachable_since = None;
         let license = match response {
             TradeResponse::Issued { license, .. } => {
                 let expect = Expect {
@@ -604,6 +674,10 @@ impl Trade {
                 next.decided_at = Some(now());
                 None
             }
+            TradeResponse::Pending { .. } if order.unreachable_since.is_some() => {
+                next.unreachable_since = None;
+                None
+            }
             TradeResponse::Pending { .. } | TradeResponse::Accepted | TradeResponse::Proof(_) => {
                 return Ok(order);
             }
@@ -612,6 +686,11 @@ impl Trade {
         match self.ledger.update(Side::Purchases, &next, envelope, |o| o.status == OrderStatus::Pending)? {
             Update::Done => {
                 if let Some((token, envelope)) = &license {
+                    if let Some((manifest, envelope)) = self.store.manifest(&token.pack_id)?
+                        && manifest.content == token.content
+                    {
+                        self.ledger.keep_manifest(&manifest, &envelope)?;
+                    }
                     self.write_certificate(token, envelope)?;
                 }
                 Ok(next)
@@ -647,6 +726,31 @@ impl Trade {
                 ORDER_RETENTION.as_secs() / DAY
             );
         }
+        Ok(())
+    }
+
+    /// Our newest license (as buyer) for an earlier version of `manifest`'s pack
+    /// that covers this version: an update we may fetch without buying again.
+    pub fn covering_purchase(&self, manifest: &Manifest) -> Result<Option<Envelope>, TradeError> {
+        let me = self.me();
+        Ok(self
+            .ledger
+            .licenses_of(&manifest.pack_id)
+            .into_iter()
+            .filter(|(t, _)| t.buyer == me && t.seller == manifest.author && manifest.covered_by(t.seq))
+            .max_by_key(|(t, _)| t.seq)
+            .map(|(_, envelope)| envelope))
+    }
+
+    /// Notes that the seller of pending purchase `order_id` could not be reached
+    /// (kept from the first time until an answer comes).
+    pub fn seller_unreachable(&self, order_id: &str) -> Result<(), TradeError> {
+        let Some(order) = self.purchase(order_id)? else { return Ok(()) };
+        if order.status != OrderStatus::Pending || order.unreachable_since.is_some() {
+            return Ok(());
+        }
+        let next = Order { unreachable_since: Some(now()), ..order };
+        self.ledger.update(Side::Purchases, &next, None, |o| o.status == OrderStatus::Pending)?;
         Ok(())
     }
 
@@ -694,7 +798,13 @@ impl Trade {
     }
 
     fn order_title(&self, token: &LicenseToken) -> Option<String> {
-        self.store.manifest(&token.pack_id).ok().flatten().map(|(m, _)| m.title)
+        let current = self.store.manifest(&token.pack_id).ok().flatten();
+        current.or_else(|| self.ledger.licensed_manifest(&token.pack_id).ok().flatten()).map(|(m, _)| m.title)
+    }
+
+    /// The manifest of `pack` kept with our licence for it (it outlives a retraction).
+    pub fn licensed_manifest(&self, pack: &PackId) -> Result<Option<Manifest>, TradeError> {
+        Ok(self.ledger.licensed_manifest(pack)?.map(|(m, _)| m))
     }
 
     /// The certificate of our newest license for `pack`.
@@ -705,13 +815,17 @@ impl Trade {
             .licenses_of(pack)
             .into_iter()
             .filter(|(t, _)| t.buyer == me || t.seller == me)
-            .max_by_key(|(t, _)| (t.buyer == me, t.issued_at))
+            .max_by_key(|(t, _)| (t.buyer == me, t.seq, t.issued_at))
             .ok_or(TradeError::NoLicense(*pack))?;
         Ok((token.license_id, self.render(&token, &envelope)))
     }
 
     fn render(&self, token: &LicenseToken, envelope: &Envelope) -> String {
-        let manifest = self.store.manifest(&token.pack_id).ok().flatten().map(|(m, _)| m);
+        let current = self.store.manifest(&token.pack_id).ok().flatten();
+        let manifest = current
+            .filter(|(m, _)| m.content == token.content)
+            .or_else(|| self.ledger.licensed_manifest(&token.pack_id).ok().flatten())
+            .map(|(m, _)| m);
         certificate::render(envelope, token, manifest.as_ref())
     }
 
@@ -954,7 +1068,7 @@ mod tests {
     #[test]
     fn a_purchase_left_unanswered_expires() {
         let seller = Seller::new(SellerPolicy::Manual);
-        let order = seller.trade.new_purchase(&seller.manifest, None).unwrap();
+        let order = seller.trade.new_purchase(&seller.manifest, None, None).unwrap();
         seller.trade.tidy_at(now()).unwrap();
         assert_eq!(seller.trade.open_purchases().unwrap().len(), 1);
         seller.trade.tidy_at(order.created_at + PURCHASE_EXPIRY.as_secs()).unwrap();

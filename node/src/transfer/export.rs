@@ -7,23 +7,28 @@
 //! gets the first 16 hex digits alone). The author and title become one folder
 //! name each, and every part of a file's relative path is checked the same way, so
 //! nothing lands outside the pack folder whatever the manifest says. Every file
-//! appears under a temporary name in the folder it goes to, is checked against
-//! its size and is renamed into place, so a file under its real name is always
-//! whole; several files are exported at once.
+//! is staged under a temporary name in the home's `partial/` folder (never in the
+//! library), checked against its BLAKE3 hash and renamed into place, so a file
+//! under its real name is always whole and never damaged; several files are
+//! exported at once. Where the library is on another file system than the home,
+//! a file is staged beside its target instead, under a hidden `.smpl-part` name,
+//! and removed if anything fails.
 //!
 //! A fetch never writes into a folder that belongs to another pack: 8 hex digits
 //! keep honest authors apart, but a key whose id starts with another author's
 //! digits can be found by trying keys. So each pack folder has a marker holding
 //! its pack id, `.<pack folder>.smpl-pack`, written when the export creates the
-//! folder. The marker sits next to the pack folder, in the author folder, because
+//! folder; after each export it also lists the files exported (hash and path), so
+//! the next version knows which files it dropped. The marker sits next to the pack folder, in the author folder, because
 //! a pack folder holds exactly the pack's files (`smpl license verify --files`
 //! refuses a folder with anything else in it). When `<pack title>` exists and its
 //! marker names another pack, or it has no marker (a folder the producer made),
 //! the pack goes to `<pack title> (<first 8 hex digits of the pack id>)`, then to
 //! `<pack title> (<pack id>)`; if each of these belongs to someone else too, the
 //! export fails. Exporting the same pack again (a newer version, or files that
-//! went missing) reuses its folder and replaces the manifest's files there; other
-//! files in the folder are left alone.
+//! went missing) reuses its folder and replaces the manifest's files there. A
+//! file an earlier version exported and this one drops is removed only if its
+//! bytes are still the ones exported; the producer's own files are never touched.
 //!
 //! A file is not copied out of the store when the store holds it as a file of
 //! its own on the same file system (blobs over 16 KiB, stored by the node itself):
@@ -157,7 +162,93 @@ fn marker_name(folder: &str) -> String {
 /// The pack whose marker is at `path`; `None` when there is no readable marker
 /// naming a pack.
 fn marked_pack(path: &Path) -> Option<PackId> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    std::fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
+}
+
+/// The files the marker at `path` says were exported: relative path → hash.
+fn marked_files(path: &Path) -> HashMap<PathBuf, BlobHash> {
+    let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (hash, name) = line.split_once(' ')?;
+            Some((PathBuf::from(name), hash.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Writes the marker: the pack id, then one `<hash> <relative path>` line per file.
+fn write_marker(path: &Path, pack: &PackId, files: &[(PathBuf, BlobHash)]) -> std::io::Result<()> {
+    let mut text = format!("{}\n", pack.to_hex());
+    for (relative, hash) in files {
+        text.push_str(&format!("{hash} {}\n", relative.display()));
+    }
+    let temp = path.with_extension("smpl-pack-new");
+    std::fs::write(&temp, text)?;
+    std::fs::rename(&temp, path)
+}
+
+/// The marker of the pack folder `dir`.
+fn marker_of(dir: &Path) -> Option<PathBuf> {
+    let name = dir.file_name()?.to_string_lossy().to_string();
+    Some(dir.parent()?.join(marker_name(&name)))
+}
+
+/// BLAKE3 of a file's bytes.
+fn file_hash(path: &Path) -> std::io::Result<BlobHash> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(BlobHash(*hasher.finalize().as_bytes()))
+}
+
+/// Library files whose bytes differ from what the last export of their pack
+/// wrote (the markers list it), with their pack: `<library>/*/.*.smpl-pack`.
+pub fn edited_library_files(library: &Path) -> Vec<(PackId, PathBuf)> {
+    let mut edited = Vec::new();
+    let Ok(authors) = std::fs::read_dir(library) else { return edited };
+    for author in authors.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+        let Ok(entries) = std::fs::read_dir(&author) else { continue };
+        for marker in entries.flatten().map(|e| e.path()) {
+            let name = marker.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let Some(folder) = name.strip_prefix('.').and_then(|n| n.strip_suffix(MARKER_SUFFIX)) else {
+                continue;
+            };
+            let Some(pack) = marked_pack(&marker) else { continue };
+            let dir = author.join(folder);
+            for (relative, hash) in marked_files(&marker) {
+                let path = dir.join(&relative);
+                if path.exists() && file_hash(&path).is_ok_and(|h| h != hash) {
+                    edited.push((pack, path));
+                }
+            }
+        }
+    }
+    edited
+}
+
+/// Removes the files an earlier export wrote that `manifest` no longer has, if
+/// their bytes are still those exported, and folders that this leaves empty.
+fn remove_dropped(dir: &Path, before: &HashMap<PathBuf, BlobHash>, now: &HashSet<PathBuf>) -> usize {
+    let mut removed = 0;
+    for (relative, hash) in before {
+        if now.contains(relative) {
+            continue;
+        }
+        let path = dir.join(relative);
+        if file_hash(&path).is_ok_and(|h| h == *hash) && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+            let mut parent = path.parent();
+            while let Some(folder) = parent.filter(|p| *p != dir) {
+                if std::fs::remove_dir(folder).is_err() {
+                    break;
+                }
+                parent = folder.parent();
+            }
+        } else if path.exists() {
+            tracing::info!(file = %path.display(), "kept a file the new version drops: it was changed since export");
+        }
+    }
+    removed
 }
 
 /// The pack folder of `pack` in `author_dir`: the first of `<title>`,
@@ -232,15 +323,32 @@ pub(super) async fn export(
     blobs: &Blobs,
     manifest: &Manifest,
     library: &Path,
+    staging: &Path,
 ) -> Result<Exported, TransferError> {
     stored_pack(blobs, manifest).await?;
     let files = relative_files(manifest)?;
     let (author_dir, title) = pack_place(manifest, library)?;
     let pack = manifest.pack_id;
     let dir = tokio::task::spawn_blocking(move || claim_pack_dir(&author_dir, &title, &pack)).await??;
+    let listed: Vec<(PathBuf, BlobHash)> = files.iter().map(|(r, s)| (r.clone(), s.hash)).collect();
     let files = files.into_iter().map(|(relative, sample)| (dir.join(relative), sample)).collect();
     let targets = Targets { dir, files };
-    write_files(blobs, manifest.content, &targets).await?;
+    tokio::fs::create_dir_all(staging).await.map_err(TransferError::io("create", staging))?;
+    write_files(blobs, manifest.content, &targets, staging).await?;
+    let (dir, pack) = (targets.dir.clone(), manifest.pack_id);
+    tokio::task::spawn_blocking(move || {
+        let marker = marker_of(&dir).ok_or_else(|| {
+            TransferError::io("find the marker of", &dir)(std::io::Error::other("no parent folder"))
+        })?;
+        let before = marked_files(&marker);
+        let now: HashSet<PathBuf> = listed.iter().map(|(r, _)| r.clone()).collect();
+        let removed = remove_dropped(&dir, &before, &now);
+        if removed > 0 {
+            tracing::info!(pack = %pack, removed, "removed files the new version dropped");
+        }
+        write_marker(&marker, &pack, &listed).map_err(TransferError::io("write", &marker))
+    })
+    .await??;
     Ok(exported(manifest, targets))
 }
 
@@ -253,7 +361,12 @@ fn exported(manifest: &Manifest, targets: Targets<'_>) -> Exported {
 
 /// Creates the subfolders of the pack folder (which [`claim_pack_dir`] made) and
 /// puts the files of `targets` there, several at once.
-async fn write_files(blobs: &Blobs, content: BlobHash, targets: &Targets<'_>) -> Result<(), TransferError> {
+async fn write_files(
+    blobs: &Blobs,
+    content: BlobHash,
+    targets: &Targets<'_>,
+    staging: &Path,
+) -> Result<(), TransferError> {
     let folders: HashSet<&Path> = targets.files.iter().filter_map(|(target, _)| target.parent()).collect();
     for folder in folders {
         tokio::fs::create_dir_all(folder).await.map_err(TransferError::io("create", folder))?;
@@ -264,7 +377,7 @@ async fn write_files(blobs: &Blobs, content: BlobHash, targets: &Targets<'_>) ->
     let writes: Vec<_> = targets
         .files
         .iter()
-        .map(|(target, sample)| write_file(blobs, content, target, sample, &reflinks))
+        .map(|(target, sample)| write_file(blobs, content, target, sample, staging, &reflinks))
         .collect();
     let mut writes = futures::stream::iter(writes).buffer_unordered(PARALLEL_WRITES);
     while let Some(written) = writes.next().await {
@@ -297,25 +410,37 @@ fn check_collection(manifest: &Manifest, collection: &Collection) -> Result<(), 
     Ok(())
 }
 
-/// Links or copies one blob to `target` through a temporary name in the same
-/// folder.
+/// Links or copies one blob to `target` through a temporary name in `staging`
+/// (or beside the target when the two are on different file systems), checks
+/// its hash, and renames it into place. A target that already is the store's
+/// file (a hard link from an earlier export) is checked and left as it is.
 async fn write_file(
     blobs: &Blobs,
     content: BlobHash,
     target: &Path,
     sample: &SampleEntry,
+    staging: &Path,
     reflinks: &Arc<AtomicBool>,
 ) -> Result<u64, TransferError> {
     // `stored_pack` checked that every blob is complete, and a blob's size
     // follows from its hash; a file of another length is a mismatch below.
     let hash = to_iroh(&sample.hash);
     let mismatch = |reason: String| TransferError::Mismatch { content, reason };
+    let damaged = || TransferError::Damaged { name: sample.name.clone(), hash: sample.hash };
     let Some((parent, file_name)) = target.parent().zip(target.file_name()) else {
         return Err(TransferError::BadName { name: sample.name.clone(), reason: "no file name".into() });
     };
-    let temp = parent.join(temp_name(file_name));
+    let owned = blobs.owned_data_path(&hash);
+    let (stored, at) = (owned.clone(), target.to_path_buf());
+    match tokio::task::spawn_blocking(move || already_linked(&stored, &at)).await? {
+        Some(true) => return Ok(sample.size),
+        Some(false) => return Err(damaged()),
+        None => {}
+    }
+    let same_fs = same_file_system(staging, parent);
+    let temp = if same_fs { staging } else { parent }.join(temp_name(file_name));
     let result = async {
-        let (owned, shared, expected) = (blobs.owned_data_path(&hash), temp.clone(), sample.size);
+        let (shared, expected) = (temp.clone(), sample.size);
         let reflinks = reflinks.clone();
         let shared =
             tokio::task::spawn_blocking(move || share_stored_file(&owned, &shared, expected, &reflinks))
@@ -336,14 +461,53 @@ async fn write_file(
             }
         }
         let (temp, target) = (temp.clone(), target.to_path_buf());
-        let expected = sample.size;
-        tokio::task::spawn_blocking(move || finish_file(&temp, &target, expected)).await?
+        let (expected, expected_hash) = (sample.size, sample.hash);
+        tokio::task::spawn_blocking(move || finish_file(&temp, &target, expected, &expected_hash)).await?
     }
     .await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&temp).await;
     }
-    result.map(|()| sample.size)
+    match result {
+        Err(TransferError::Io { action: "verify the hash of", .. }) => Err(damaged()),
+        other => other.map(|()| sample.size),
+    }
+}
+
+/// Whether `target` is already the store's own file `stored` (a hard link made
+/// by an earlier export): `Some(true)` if its bytes still match their hash,
+/// `Some(false)` if they do not, `None` if it is another file or none.
+fn already_linked(stored: &Path, target: &Path) -> Option<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = (std::fs::metadata(stored).ok()?, std::fs::symlink_metadata(target).ok()?);
+        if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+            return None;
+        }
+        let name = stored.file_stem()?.to_string_lossy().to_string();
+        let expected: iroh_blobs::Hash = name.parse().ok()?;
+        Some(file_hash(stored).is_ok_and(|h| h.0 == *expected.as_bytes()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (stored, target);
+        None
+    }
+}
+
+/// Whether two existing folders are on one file system (a rename between them works).
+fn same_file_system(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        matches!((std::fs::metadata(a), std::fs::metadata(b)), (Ok(a), Ok(b)) if a.dev() == b.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
 }
 
 /// Puts the store's own file of a blob at `path` without copying its bytes: a
@@ -373,12 +537,20 @@ fn share_stored_file(stored: &Path, path: &Path, expected: u64, reflinks: &Atomi
     false
 }
 
-/// Checks the temporary file's length and renames it into place.
-fn finish_file(temp: &Path, target: &Path, expected: u64) -> Result<(), TransferError> {
+/// Checks the temporary file's length and hash and renames it into place.
+fn finish_file(temp: &Path, target: &Path, expected: u64, hash: &BlobHash) -> Result<(), TransferError> {
     let len = std::fs::metadata(temp).map_err(TransferError::io("inspect", temp))?.len();
     if len != expected {
         let source = std::io::Error::other(format!("it has {len} bytes, expected {expected}"));
         return Err(TransferError::Io { action: "verify", path: temp.display().to_string(), source });
+    }
+    if file_hash(temp).map_err(TransferError::io("read", temp))? != *hash {
+        let source = std::io::Error::other("its bytes do not match the pack's hash");
+        return Err(TransferError::Io {
+            action: "verify the hash of",
+            path: temp.display().to_string(),
+            source,
+        });
     }
     std::fs::rename(temp, target).map_err(TransferError::io("rename into place", target))
 }

@@ -48,7 +48,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use download::{DownloadProgress, Downloaded, DropReason, DroppedProvider};
-pub use export::Exported;
+pub use export::{Exported, edited_library_files};
 pub(crate) use export::relative_path;
 pub use provider::{AllowAll, Limits, ServeGate};
 
@@ -76,6 +76,11 @@ pub enum TransferError {
     Mismatch { content: BlobHash, reason: String },
     #[error("cannot export {name:?}: {reason}")]
     BadName { name: String, reason: String },
+    #[error(
+        "the stored copy of {name:?} is damaged (its bytes no longer match the pack; a library file that \
+         shares its data with the store was probably edited in place)"
+    )]
+    Damaged { name: String, hash: BlobHash },
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -240,8 +245,10 @@ impl Transfer {
 
     /// Writes the stored pack of `manifest` as plain files under
     /// `<library>/<author name> (<short author id>)/<pack title>/` (see `export`).
+    /// Writes a stored pack's files under `library` (staged in the home's
+    /// `partial/` folder, see [`export`]).
     pub async fn export(&self, manifest: &Manifest, library: &Path) -> Result<Exported, TransferError> {
-        export::export(&self.blobs, manifest, library).await
+        export::export(&self.blobs, manifest, library, &self.blobs.staging_dir()).await
     }
 
     /// Fetches one blob (a preview clip) of at most `max` bytes from the first of

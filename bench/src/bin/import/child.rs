@@ -271,15 +271,16 @@ pub fn publish(corpus: &Path, home: &Path) -> Result<Report> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let request = PublishRequest {
-                dir: corpus.to_path_buf(),
-                title: Some("Bench pack".into()),
-                genre: Some("bench".into()),
-                tags: Some(vec![]),
-                ..PublishRequest::default()
-            };
+            dir: corpus.to_path_buf(),
+            title: Some("Bench pack".into()),
+            genre: Some("bench".into()),
+            tags: Some(vec![]),
+            ..PublishRequest::default()
+        };
         let idle_rss_kb = rss_kb().0;
         let started = Instant::now();
-        let outcome = publish::publish(&identity, "bench", &store, &blobs, request, None, tx, &|_| Ok(())).await?;
+        let outcome =
+            publish::publish(&identity, "bench", &store, &blobs, request, None, tx, &|_| Ok(())).await?;
         let secs = started.elapsed().as_secs_f64();
         let _ = drain.await;
         if outcome.samples != files.len() {

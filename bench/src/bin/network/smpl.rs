@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use smpl_node::{FetchEvent, Home, Multiaddr, Node, NodeOptions, PublishRequest};
-use smpl_protocol::{PackId};
+use smpl_protocol::PackId;
 use tokio::sync::mpsc;
 
 use crate::procs;
@@ -79,12 +79,12 @@ pub async fn publish(node: &Node, dir: &Path, title: &str) -> Result<PackId> {
     let (tx, mut rx) = mpsc::channel(64);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let request = PublishRequest {
-            dir: dir.to_path_buf(),
-            title: Some(title.into()),
-            genre: Some("techno".into()),
-            tags: Some(vec!["bench".into()]),
-            ..PublishRequest::default()
-        };
+        dir: dir.to_path_buf(),
+        title: Some(title.into()),
+        genre: Some("techno".into()),
+        tags: Some(vec!["bench".into()]),
+        ..PublishRequest::default()
+    };
     Ok(node.publish(request, tx).await?.pack_id)
 }
 

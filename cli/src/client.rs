@@ -127,6 +127,10 @@ impl Client {
         self.post(&sale(order_id, "/reject"), &json!({ "reason": reason }))
     }
 
+    pub fn connect_to(&self, addr: &str) -> Result<PeerInfo> {
+        self.post("/v1/connect", &json!({ "addr": addr }))
+    }
+
     pub fn purchases(&self) -> Result<Vec<Order>> {
         self.get("/v1/purchases")
     }

@@ -36,8 +36,10 @@ pub struct NodeArgs {
     /// Do not look for peers on the local network with mDNS.
     #[arg(long)]
     no_mdns: bool,
-    /// libp2p listen address (repeatable); port 0 picks a free port.
-    #[arg(long, value_name = "MULTIADDR", default_values = ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"])]
+    /// libp2p listen address (repeatable); port 0 picks a free port. Default: TCP
+    /// and QUIC on every interface, on the port this home used last (4747 at
+    /// first), so peers that remember this node find it again after a restart.
+    #[arg(long, value_name = "MULTIADDR")]
     listen: Vec<Multiaddr>,
     /// A peer to join through (repeatable), e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3Koo….
     #[arg(long, value_name = "MULTIADDR")]
@@ -386,7 +388,9 @@ pub fn publish(home: &Home, out: &Printer, args: PublishArgs) -> Result<ExitCode
     let cover = args
         .cover
         .as_ref()
-        .map(|c| std::fs::canonicalize(c).map_err(|e| usage(format!("cannot open cover {}: {e}", c.display()))))
+        .map(|c| {
+            std::fs::canonicalize(c).map_err(|e| usage(format!("cannot open cover {}: {e}", c.display())))
+        })
         .transpose()?;
     let request = PublishRequest {
         dir,
@@ -724,7 +728,10 @@ pub fn check(home: &Home, out: &Printer) -> Result<ExitCode> {
             report.queued
         ));
         for p in &report.incomplete {
-            out.line(format!("incomplete: {:?} ({}) has files missing; `smpl fetch {}` fetches them", p.title, p.pack_id, p.pack_id));
+            out.line(format!(
+                "incomplete: {:?} ({}) has files missing; `smpl fetch {}` fetches them",
+                p.title, p.pack_id, p.pack_id
+            ));
         }
         for f in &report.damaged {
             out.line(format!(
@@ -734,10 +741,16 @@ pub fn check(home: &Home, out: &Printer) -> Result<ExitCode> {
             ));
         }
         for f in &report.edited {
-            out.line(format!("edited in the library: {} ({:?}); `smpl fetch {}` writes the original again", f.file, f.title, f.pack_id));
+            out.line(format!(
+                "edited in the library: {} ({:?}); `smpl fetch {}` writes the original again",
+                f.file, f.title, f.pack_id
+            ));
         }
         for p in &report.outdated {
-            out.line(format!("newer version listed: {:?} ({}) is at version {}; `smpl fetch {}` brings it", p.title, p.pack_id, p.seq, p.pack_id));
+            out.line(format!(
+                "newer version listed: {:?} ({}) is at version {}; `smpl fetch {}` brings it",
+                p.title, p.pack_id, p.seq, p.pack_id
+            ));
         }
         for id in &report.index_mismatch {
             out.line(format!("index disagrees with the store on {id} (run `smpl index rebuild`)"));
@@ -805,6 +818,16 @@ pub fn peers(home: &Home, out: &Printer) -> Result<ExitCode> {
         out.table(&["NODE", "ADDRESSES"], &rows);
     }
     Ok(if peers.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn connect(home: &Home, out: &Printer, addr: &str) -> Result<ExitCode> {
+    let peer = Client::connect(home)?.connect_to(addr)?;
+    if out.json() {
+        out.object(&peer);
+    } else {
+        out.line(format!("connected to {}; it will be dialled again after restarts", peer.node_id));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn share(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {

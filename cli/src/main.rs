@@ -103,6 +103,12 @@ enum Command {
     },
     /// The peers this node is connected to.
     Peers,
+    /// Connect to a peer by its address (as `smpl id` prints it); the node
+    /// remembers it and dials it again after restarts.
+    Connect {
+        /// A multiaddr ending in /p2p/<peer id>.
+        addr: String,
+    },
     /// Print an iroh-blobs ticket of a free pack, for stock clients such as
     /// `sendme receive`.
     Share {
@@ -169,6 +175,7 @@ fn main() -> ExitCode {
         Command::Check => commands::check(&home, &out),
         Command::Fetch { pack_id, out: dir } => commands::fetch(&home, &out, &pack_id, dir),
         Command::Peers => commands::peers(&home, &out),
+        Command::Connect { addr } => commands::connect(&home, &out, &addr),
         Command::Audition { pack_id, sample, output } => {
             commands::audition(&home, &out, &pack_id, &sample, output)
         }

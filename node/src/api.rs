@@ -18,6 +18,7 @@
 //! | POST | `/v1/index/rebuild` | | `{"packs"}` |
 //! | GET | `/v1/check` | | [`CheckReport`](crate::CheckReport) |
 //! | GET | `/v1/peers` | | `[]` of [`PeerInfo`](crate::net::PeerInfo) |
+//! | POST | `/v1/connect` | `{"addr"}` | [`PeerInfo`](crate::net::PeerInfo) once connected |
 //! | POST | `/v1/packs/{id}/fetch` | `{"out"}` | JSON lines of [`FetchEvent`](crate::FetchEvent), the last `done` or `error` |
 //! | GET | `/v1/packs/{id}/ticket` | | `{"pack_id","ticket"}` |
 //! | POST | `/v1/packs/{id}/buy` | `{"payment_ref","wait_secs"}` | [`BuyOutcome`](crate::BuyOutcome) |
@@ -101,6 +102,7 @@ pub async fn serve(
         .route("/v1/index/rebuild", post(rebuild))
         .route("/v1/check", get(check))
         .route("/v1/peers", get(peers))
+        .route("/v1/connect", post(connect))
         .route("/v1/packs/{id}/fetch", post(fetch))
         .route("/v1/packs/{id}/ticket", get(ticket))
         .route("/v1/packs/{id}/buy", post(buy))
@@ -216,6 +218,15 @@ async fn ticket(State(state): State<AppState>, Path(id): Path<String>) -> Result
 
 async fn peers(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(state.node.peers().await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ConnectBody {
+    addr: String,
+}
+
+async fn connect(State(state): State<AppState>, Json(body): Json<ConnectBody>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.connect_to(&body.addr).await?).into_response())
 }
 
 /// Streams events as JSON lines until the sender is dropped.

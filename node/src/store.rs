@@ -42,6 +42,9 @@ impl From<TransactionError<StoreError>> for StoreError {
     }
 }
 
+/// Peer addresses remembered at most.
+pub const MAX_REMEMBERED_PEERS: usize = 256;
+
 /// What happened to an offered manifest or retraction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accepted {
@@ -180,7 +183,11 @@ impl Store {
         self.retractions
             .iter()
             .keys()
-            .map(|k| Ok(PackId(k?.as_ref().try_into().map_err(|_| StoreError::Unreadable("a retraction key".into()))?)))
+            .map(|k| {
+                Ok(PackId(
+                    k?.as_ref().try_into().map_err(|_| StoreError::Unreadable("a retraction key".into()))?,
+                ))
+            })
             .collect()
     }
 
@@ -244,8 +251,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Remembers a peer's address to dial at start and while not connected; past
+    /// [`MAX_REMEMBERED_PEERS`] addresses, new ones are not kept.
     pub fn remember_peer(&self, addr: &str) -> Result<(), StoreError> {
-        self.peers.insert(addr.as_bytes(), &[])?;
+        if self.peers.len() < MAX_REMEMBERED_PEERS || self.peers.contains_key(addr.as_bytes())? {
+            self.peers.insert(addr.as_bytes(), &[])?;
+        }
         Ok(())
     }
 

@@ -144,6 +144,20 @@ pub fn node_id_of(peer: &PeerId) -> Option<NodeId> {
     Some(NodeId(key.try_into_ed25519().ok()?.to_bytes()))
 }
 
+/// The first pause before remembered peers are dialled again; it doubles up to
+/// [`REDIAL_MAX`].
+const REDIAL_FIRST: Duration = Duration::from_secs(5);
+const REDIAL_MAX: Duration = Duration::from_secs(10 * 60);
+
+/// Whether an address a peer reports listening on can be dialled (not 0.0.0.0).
+fn dialable(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_unspecified(),
+        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
 impl Network {
     /// Builds the swarm, starts listening and runs the actor until `cancel`.
     pub async fn start(
@@ -282,12 +296,39 @@ impl Actor {
         }
     }
 
+    /// Dials the remembered peers this node is not connected to.
+    fn redial(&mut self) {
+        let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
+        for addr in self.host.remembered_peers() {
+            let peer = addr.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+                _ => None,
+            });
+            if peer.is_some_and(|p| {
+                connected.contains(&p) || self.banned.contains(&p) || p == *self.swarm.local_peer_id()
+            }) {
+                continue;
+            }
+            self.dial(addr);
+        }
+    }
+
     async fn run(&mut self, cancel: CancellationToken) {
         let mut resync = tokio::time::interval(RESYNC_EVERY);
         let mut scores = tokio::time::interval(Duration::from_secs(1));
+        // Remembered peers are dialled again, first soon and then less and less
+        // often, while this node is not connected to them.
+        let mut redial_pause = REDIAL_FIRST;
+        let redial = tokio::time::sleep(redial_pause);
+        tokio::pin!(redial);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = &mut redial => {
+                    self.redial();
+                    redial_pause = (redial_pause * 2).min(REDIAL_MAX);
+                    redial.as_mut().reset(tokio::time::Instant::now() + redial_pause);
+                }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(cmd) = self.commands.recv() => self.on_command(cmd),
                 Some(done) = self.done_rx.recv() => self.on_done(done),
@@ -562,6 +603,9 @@ impl Actor {
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for addr in info.listen_addrs {
+                    if dialable(&addr) {
+                        self.host.remember_peer(&addr.clone().with_p2p(peer_id).unwrap_or(addr.clone()));
+                    }
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }

@@ -77,6 +77,8 @@ pub enum NodeError {
     NotFree(PackId),
     #[error("pack {0} is your own; there is nothing to buy")]
     OwnPack(PackId),
+    #[error("{addr:?} is not a peer address: {why}")]
+    BadAddress { addr: String, why: String },
 
     // Forbidden (403).
     #[error("pack {pack} belongs to {author}; only its author can retract it")]
@@ -105,6 +107,8 @@ pub enum NodeError {
     Offline,
     #[error("no reachable node serves pack {0} right now; try again when its author or a buyer is online")]
     NoProviders(PackId),
+    #[error("could not connect to {0} within 10 s; is the node running, and is that its address now?")]
+    Unreachable(String),
 
     // Internal (500).
     #[error("signing failed: {0}")]
@@ -143,11 +147,12 @@ impl NodeError {
             NodeError::Ambiguous(_)
             | NodeError::AmbiguousSample { .. }
             | NodeError::NotFree(_)
-            | NodeError::OwnPack(_) => BadRequest,
+            | NodeError::OwnPack(_)
+            | NodeError::BadAddress { .. } => BadRequest,
             NodeError::NotYours { .. } | NodeError::LicenseRefused { .. } => Forbidden,
             NodeError::LicenseRequired { .. } | NodeError::PaidUpgrade { .. } => PaymentRequired,
             NodeError::Locked { .. } => Conflict,
-            NodeError::Offline | NodeError::NoProviders(_) => Unavailable,
+            NodeError::Offline | NodeError::NoProviders(_) | NodeError::Unreachable(_) => Unavailable,
             NodeError::Sign(_) | NodeError::Task(_) | NodeError::Store(_) | NodeError::Blob(_) => Internal,
             NodeError::Home(e) => match e {
                 HomeError::NotRunning { .. } => Unavailable,

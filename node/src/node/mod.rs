@@ -62,6 +62,43 @@ pub struct NodeOptions {
     pub gc_interval: Option<std::time::Duration>,
 }
 
+/// The port a node listens on (TCP and QUIC) unless told otherwise, while free.
+pub const DEFAULT_PORT: u16 = 4747;
+
+/// The listen addresses of a node started without `--listen`: every interface, on
+/// the port this home used before (so peers that remember it find it again after
+/// a restart), else [`DEFAULT_PORT`], else a free port, which is then kept.
+fn default_listen(store: &Store) -> Result<Vec<Multiaddr>, NodeError> {
+    let kept = store.setting("listen-port")?.and_then(|v| String::from_utf8(v).ok()?.parse::<u16>().ok());
+    let free = |port: u16| {
+        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+    };
+    let port = match kept.unwrap_or(DEFAULT_PORT) {
+        port if free(port) => port,
+        taken => {
+            let port = std::net::TcpListener::bind(("0.0.0.0", 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| {
+                    NodeError::Net(crate::net::NetError::Listen {
+                        addr: format!("/ip4/0.0.0.0/tcp/{taken}").parse().expect("a valid address"),
+                        reason: e.to_string(),
+                    })
+                })?;
+            tracing::warn!("port {taken} is taken; listening on {port} from now on");
+            port
+        }
+    };
+    if kept != Some(port) {
+        store.set_setting("listen-port", port.to_string().as_bytes())?;
+    }
+    Ok([format!("/ip4/0.0.0.0/tcp/{port}"), format!("/ip4/0.0.0.0/udp/{port}/quic-v1")]
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect())
+}
+
 impl NodeOptions {
     /// Where the iroh endpoint binds: loopback when every libp2p listen address
     /// is loopback (tests, demos), otherwise all interfaces.
@@ -175,11 +212,11 @@ impl Node {
             transfer: transfer.clone(),
             trade: node.trade.clone(),
         });
-        let config = NetConfig {
-            listen: options.listen.clone(),
-            bootstrap: options.bootstrap.clone(),
-            mdns: options.mdns,
+        let listen = match options.listen.is_empty() {
+            true => default_listen(&node.store)?,
+            false => options.listen.clone(),
         };
+        let config = NetConfig { listen, bootstrap: options.bootstrap.clone(), mdns: options.mdns };
         let (network, task) = Network::start(&node.identity, config, host, node.cancel.child_token()).await?;
         // Announce everything we can serve.
         for pack in held {
@@ -228,6 +265,34 @@ impl Node {
 
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         Ok(self.net()?.0.peers().await?)
+    }
+
+    /// Dials `addr` (a multiaddr ending in `/p2p/<peer id>`), waits up to 10 s for
+    /// the connection, and remembers the address to dial again after restarts.
+    pub async fn connect_to(&self, addr: &str) -> Result<PeerInfo, NodeError> {
+        let network = &self.net()?.0;
+        let bad = |why: &str| NodeError::BadAddress { addr: addr.to_string(), why: why.to_string() };
+        let parsed: Multiaddr =
+            addr.trim().parse().map_err(|e: libp2p::multiaddr::Error| bad(&e.to_string()))?;
+        let Some(peer) = parsed.iter().find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+            _ => None,
+        }) else {
+            return Err(bad("it does not end in /p2p/<peer id> (`smpl id` prints a node's full address)"));
+        };
+        let node = crate::net::node_id_of(&peer).ok_or_else(|| bad("its peer id is not an ed25519 key"))?;
+        network.dial(parsed.clone()).await?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(info) = network.peers().await?.into_iter().find(|p| p.node_id == node) {
+                self.store.remember_peer(&parsed.to_string())?;
+                return Ok(info);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NodeError::Unreachable(addr.to_string()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub fn node_id(&self) -> NodeId {

@@ -24,7 +24,8 @@ pub fn ui(home: &Home, out: &Printer, print_only: bool) -> Result<ExitCode> {
         let message = body.get("error").and_then(|e| e.as_str()).unwrap_or("the node refused");
         return Err(anyhow!("{message}"));
     }
-    let url = body.get("url").and_then(|u| u.as_str()).ok_or_else(|| anyhow!("the node sent no login URL"))?;
+    let url =
+        body.get("url").and_then(|u| u.as_str()).ok_or_else(|| anyhow!("the node sent no login URL"))?;
     if out.json() {
         out.object(&serde_json::json!({ "url": url }));
         return Ok(ExitCode::SUCCESS);

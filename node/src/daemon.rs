@@ -39,14 +39,13 @@ pub async fn run_with_web(
         path: options.api.to_string().into(),
         source,
     })?;
-    let ui = match web_options.ui_listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| HomeError::Io {
-            action: "listen for the web app on",
-            path: addr.to_string().into(),
-            source,
-        })?),
-        None => None,
-    };
+    let ui =
+        match web_options.ui_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| {
+                HomeError::Io { action: "listen for the web app on", path: addr.to_string().into(), source }
+            })?),
+            None => None,
+        };
     let ui_addr = ui.as_ref().and_then(|l| l.local_addr().ok());
     let token = home.new_api_token()?;
     // Listen addresses appear once the transports are bound.

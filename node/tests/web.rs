@@ -39,9 +39,10 @@ async fn without_a_cookie_or_token_nothing_is_served() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // The CLI's error stays JSON with a one-line message.
-    let body: serde_json::Value =
-        serde_json::from_slice(&client.get(format!("{}/v1/id", alice.base)).send().await.unwrap().bytes().await.unwrap())
-            .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(
+        &client.get(format!("{}/v1/id", alice.base)).send().await.unwrap().bytes().await.unwrap(),
+    )
+    .unwrap();
     assert!(body["error"].as_str().unwrap().contains("api.token"), "{body}");
     alice.stop().await;
 }
@@ -129,9 +130,15 @@ async fn a_foreign_host_is_refused_even_with_credentials() {
         start(dir.path(), "alice", SellerPolicy::Manual, &[], WebOptions { ui_listen: Some(lan) }).await;
     let client = WebNode::client();
     let (cookie, _) = alice.login().await;
-    for host in ["evil.example", "evil.example:80", &format!("rebind.example:{}", alice.port), "127.0.0.1:1"] {
-        let by_cookie =
-            client.get(format!("{}/", alice.base)).header("host", host).header("cookie", &cookie).send().await.unwrap();
+    for host in ["evil.example", "evil.example:80", &format!("rebind.example:{}", alice.port), "127.0.0.1:1"]
+    {
+        let by_cookie = client
+            .get(format!("{}/", alice.base))
+            .header("host", host)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(by_cookie.status(), StatusCode::FORBIDDEN, "cookie, Host {host}");
         let by_token = client
             .get(format!("{}/v1/id", alice.base))
@@ -150,7 +157,8 @@ async fn a_foreign_host_is_refused_even_with_credentials() {
     let lan_url = url.replace(&alice.base, &format!("http://{lan}"));
     let lan_login = client.get(&lan_url).send().await.unwrap();
     assert_eq!(lan_login.status(), StatusCode::SEE_OTHER, "the unused token works on the LAN address");
-    let lan_cookie = lan_login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let lan_cookie =
+        lan_login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
     let lan_page = client.get(format!("http://{lan}/")).header("cookie", &lan_cookie).send().await.unwrap();
     assert_eq!(lan_page.status(), StatusCode::OK);
     let other_port = client
@@ -237,7 +245,8 @@ async fn state_changes_need_the_own_origin_and_the_csrf_token() {
     let get = client.get(&approve).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
     // The refusals were counted, and the network page shows them.
-    let network = client.get(format!("{}/network", alice.base)).header("cookie", &cookie).send().await.unwrap();
+    let network =
+        client.get(format!("{}/network", alice.base)).header("cookie", &cookie).send().await.unwrap();
     let html = network.text().await.unwrap();
     assert!(html.contains("foreign_origin: 2"), "{html}");
     assert!(html.contains("missing_csrf: 3"), "{html}");

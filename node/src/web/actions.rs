@@ -73,13 +73,19 @@ pub async fn fetch(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<String>) ->
     Ok((StatusCode::ACCEPTED, Json(json!({ "pack_id": pack, "started": true }))).into_response())
 }
 
-pub async fn retract(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<String>) -> Result<Response, WebError> {
+pub async fn retract(
+    State(web): State<Arc<Web>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, WebError> {
     let pack = web.node.resolve(&id)?;
     web.node.retract(&pack).await?;
     Ok(Json(json!({ "pack_id": pack })).into_response())
 }
 
-pub async fn approve(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<String>) -> Result<Response, WebError> {
+pub async fn approve(
+    State(web): State<Arc<Web>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, WebError> {
     let order = web.node.approve(&id).await?;
     web.hub.send("sales", &json!({ "order_id": order.order_id }));
     Ok(Json(order).into_response())
@@ -129,7 +135,8 @@ pub async fn show_in_folder(State(web): State<Arc<Web>>, Json(body): Json<ShowBo
             });
             Json(json!({ "opened": true, "path": folder })).into_response()
         }
-        Err(e) => Json(json!({ "opened": false, "path": folder, "reason": format!("{opener}: {e}") })).into_response(),
+        Err(e) => Json(json!({ "opened": false, "path": folder, "reason": format!("{opener}: {e}") }))
+            .into_response(),
     }
 }
 
@@ -176,7 +183,8 @@ fn scan(dir: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<(String, String)>), S
     let mut other = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
-        let entries = std::fs::read_dir(&current).map_err(|e| format!("cannot read {}: {e}", current.display()))?;
+        let entries =
+            std::fs::read_dir(&current).map_err(|e| format!("cannot read {}: {e}", current.display()))?;
         for entry in entries.flatten() {
             let path = entry.path();
             let name = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
@@ -231,8 +239,10 @@ impl PublishForm {
         let price = match self.price.trim() {
             "" | "0" | "free" => None,
             text => {
-                let amount: f64 =
-                    text.replace(',', ".").parse().map_err(|_| bad(format!("price {text:?} is not a number")))?;
+                let amount: f64 = text
+                    .replace(',', ".")
+                    .parse()
+                    .map_err(|_| bad(format!("price {text:?} is not a number")))?;
                 if !(0.0..=10_000.0).contains(&amount) {
                     return Err(bad("a price is between 0 and 10,000"));
                 }
@@ -255,7 +265,9 @@ impl PublishForm {
         };
         let key = match self.key.trim() {
             "" => None,
-            text => Some(text.parse::<Key>().map_err(|_| bad(format!("key {text:?}: e.g. Am, F#, C major")))?),
+            text => {
+                Some(text.parse::<Key>().map_err(|_| bad(format!("key {text:?}: e.g. Am, F#, C major")))?)
+            }
         };
         let license = match self.license.trim() {
             "" => "royalty-free".to_string(),
@@ -265,7 +277,9 @@ impl PublishForm {
             dir,
             title: Some(title),
             genre: Some(self.genre.trim().to_string()),
-            tags: Some(self.tags.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()),
+            tags: Some(
+                self.tags.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+            ),
             description: Some(self.description.trim().to_string()),
             free: price.is_none(),
             price,
@@ -279,7 +293,10 @@ impl PublishForm {
 
 /// Step one of publishing: analyses every file of the folder (nothing is stored
 /// or signed) and answers the result per file, and a draft to sign.
-pub async fn analyse(State(web): State<Arc<Web>>, Json(form): Json<PublishForm>) -> Result<Response, WebError> {
+pub async fn analyse(
+    State(web): State<Arc<Web>>,
+    Json(form): Json<PublishForm>,
+) -> Result<Response, WebError> {
     let request = form.request()?;
     let dir = request.dir.clone();
     let (audio, other) = tokio::task::spawn_blocking(move || scan(&dir))
@@ -315,14 +332,18 @@ pub async fn analyse(State(web): State<Arc<Web>>, Json(form): Json<PublishForm>)
                 let (stated_bpm, stated_key) = crate::publish::stated_from_name(&name);
                 let tempo = stated_bpm
                     .map(|t| format!("{:.0} (named)", t.bpm))
-                    .or(request.bpm.filter(|_| a.kind == smpl_protocol::SampleKind::Loop).map(|b| format!("{b:.0} (stated)")))
+                    .or(request
+                        .bpm
+                        .filter(|_| a.kind == smpl_protocol::SampleKind::Loop)
+                        .map(|b| format!("{b:.0} (stated)")))
                     .or(a.tempo.as_ref().map(|t| format!("{:.0}", t.bpm)))
                     .unwrap_or_default();
                 let key = stated_key
                     .map(|k| format!("{k} (named)"))
                     .or(request.key.as_ref().map(|k| format!("{k} (stated)")))
                     .or(a.key.as_ref().map(|k| {
-                        const NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+                        const NAMES: [&str; 12] =
+                            ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
                         format!("{}{}", NAMES[usize::from(k.tonic % 12)], if k.minor { "m" } else { "" })
                     }))
                     .unwrap_or_default();
@@ -351,7 +372,8 @@ pub async fn analyse(State(web): State<Arc<Web>>, Json(form): Json<PublishForm>)
     }
     table.push_str("</tbody></table>");
     if good == 0 {
-        return Ok(Json(json!({ "draft": null, "html": table, "files": 0, "skipped": skipped.len() })).into_response());
+        return Ok(Json(json!({ "draft": null, "html": table, "files": 0, "skipped": skipped.len() }))
+            .into_response());
     }
     let draft = crate::util::random::<12>().iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -364,7 +386,8 @@ pub async fn analyse(State(web): State<Arc<Web>>, Json(form): Json<PublishForm>)
         }
         drafts.insert(draft.clone(), request);
     }
-    Ok(Json(json!({ "draft": draft, "html": table, "files": good, "skipped": skipped.len() })).into_response())
+    Ok(Json(json!({ "draft": draft, "html": table, "files": good, "skipped": skipped.len() }))
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -374,12 +397,10 @@ pub struct DraftBody {
 
 /// Step two: imports, signs and announces the analysed folder.
 pub async fn sign(State(web): State<Arc<Web>>, Json(body): Json<DraftBody>) -> Result<Response, WebError> {
-    let request = web
-        .drafts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&body.draft)
-        .ok_or_else(|| WebError(StatusCode::NOT_FOUND, "no such draft: analyse the folder again".into()))?;
+    let request =
+        web.drafts.lock().unwrap_or_else(|e| e.into_inner()).remove(&body.draft).ok_or_else(|| {
+            WebError(StatusCode::NOT_FOUND, "no such draft: analyse the folder again".into())
+        })?;
     let (tx, mut rx) = mpsc::channel::<PublishEvent>(64);
     let hub = web.hub.clone();
     tokio::spawn(async move {
@@ -393,7 +414,8 @@ pub async fn sign(State(web): State<Arc<Web>>, Json(body): Json<DraftBody>) -> R
             hub.send("publish", &json!({ "stage": "import", "done": done, "total": total }));
         }
     });
-    let outcome = web.node.publish(request, tx).await.map_err(|e| WebError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let outcome =
+        web.node.publish(request, tx).await.map_err(|e| WebError(StatusCode::BAD_REQUEST, e.to_string()))?;
     web.hub.send("listings", &json!({ "pack_id": outcome.pack_id }));
     Ok(Json(outcome).into_response())
 }

@@ -93,7 +93,9 @@ impl Refusals {
 pub enum Credential {
     Bearer,
     /// A browser session, with its CSRF token.
-    Session { csrf: String },
+    Session {
+        csrf: String,
+    },
 }
 
 /// Sessions, login tokens and the addresses this node answers to.
@@ -147,7 +149,9 @@ impl Guard {
 
     /// Whether `origin` is this node's own (`http://` and one of its hosts).
     fn own_origin(&self, origin: &str) -> bool {
-        origin.strip_prefix("http://").is_some_and(|host| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
+        origin
+            .strip_prefix("http://")
+            .is_some_and(|host| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
     }
 
     /// The credential a request carries, if any is valid.

@@ -133,7 +133,8 @@ pub async fn watch(node: Arc<Node>, hub: Hub, cancel: CancellationToken) {
 async fn look(node: &Node) -> Result<Seen, crate::node::NodeError> {
     let purchases: Vec<_> =
         node.purchases().await?.into_iter().map(|o| (o.order_id, o.status.to_string())).collect();
-    let sales: Vec<_> = node.sales(false).await?.into_iter().map(|o| (o.order_id, o.status.to_string())).collect();
+    let sales: Vec<_> =
+        node.sales(false).await?.into_iter().map(|o| (o.order_id, o.status.to_string())).collect();
     let store = node.store().clone();
     let listings = tokio::task::spawn_blocking(move || store.pack_seqs()).await??;
     Ok(Seen { purchases: digest(&purchases), sales: digest(&sales), listings: digest(&listings) })

@@ -86,7 +86,11 @@ pub fn terms(terms: &LicenseTerms) -> String {
 /// `m:ss.d` for a duration in milliseconds.
 pub fn duration(ms: u64) -> String {
     let secs = ms as f64 / 1000.0;
-    if secs < 60.0 { format!("{secs:.1} s") } else { format!("{}:{:04.1}", (secs / 60.0) as u64, secs % 60.0) }
+    if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{}:{:04.1}", (secs / 60.0) as u64, secs % 60.0)
+    }
 }
 
 /// The first 8 hex digits of a node id, as the library's folder names show it.

@@ -79,7 +79,8 @@ pub struct Web {
 impl Web {
     /// The app of `node`, whose API listens on `api` (and the app also on `ui`).
     pub fn new(node: Arc<Node>, api: SocketAddr, ui: Option<SocketAddr>, bearer: String) -> Web {
-        let host = if api.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], api.port())) } else { api };
+        let host =
+            if api.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], api.port())) } else { api };
         Web {
             node,
             guard: Guard::new(api, ui, bearer),
@@ -100,7 +101,10 @@ impl Web {
     }
 
     /// Watches the node for changes to tell open pages about, until `cancel`.
-    pub fn watch(self: &Arc<Self>, cancel: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn watch(
+        self: &Arc<Self>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(events::watch(self.node.clone(), self.hub.clone(), cancel))
     }
 }
@@ -168,7 +172,9 @@ impl IntoResponse for WebError {
 pub fn refused(refusal: Refusal, json: bool) -> Response {
     let (status, text) = match refusal {
         Refusal::ForeignHost => (StatusCode::FORBIDDEN, "This node does not answer to that host name."),
-        Refusal::ForeignOrigin => (StatusCode::FORBIDDEN, "Changes are accepted from this node's own pages only."),
+        Refusal::ForeignOrigin => {
+            (StatusCode::FORBIDDEN, "Changes are accepted from this node's own pages only.")
+        }
         Refusal::NoCredentials => (
             StatusCode::UNAUTHORIZED,
             "Not logged in. Open the login link that `smpl node` printed, or run `smpl ui` for a new one. \
@@ -178,7 +184,9 @@ pub fn refused(refusal: Refusal, json: bool) -> Response {
             StatusCode::FORBIDDEN,
             "This login link is unknown, expired or used already. Run `smpl ui` for a new one.",
         ),
-        Refusal::MissingCsrf => (StatusCode::FORBIDDEN, "The request lacks this page's CSRF token; reload the page."),
+        Refusal::MissingCsrf => {
+            (StatusCode::FORBIDDEN, "The request lacks this page's CSRF token; reload the page.")
+        }
         Refusal::OutsideLibrary => (StatusCode::FORBIDDEN, "Only folders inside the library can be shown."),
     };
     let mut response = if json {
@@ -189,7 +197,8 @@ pub fn refused(refusal: Refusal, json: bool) -> Response {
         };
         (status, axum::Json(serde_json::json!({ "error": text }))).into_response()
     } else {
-        let body = format!("<!doctype html><meta charset=\"utf-8\"><title>smpl</title><p>{}</p>", html::esc(text));
+        let body =
+            format!("<!doctype html><meta charset=\"utf-8\"><title>smpl</title><p>{}</p>", html::esc(text));
         (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
     };
     response.extensions_mut().insert(refusal);

@@ -57,7 +57,10 @@ pub async fn login(State(web): State<Arc<Web>>, Query(query): Query<LoginQuery>)
 }
 
 /// A new one-time login URL, for `smpl ui` (bearer token only).
-pub async fn new_login(State(web): State<Arc<Web>>, Extension(credential): Extension<Credential>) -> Response {
+pub async fn new_login(
+    State(web): State<Arc<Web>>,
+    Extension(credential): Extension<Credential>,
+) -> Response {
     if credential != Credential::Bearer {
         return WebError(StatusCode::FORBIDDEN, "login links are made with the API token only".into())
             .into_response();
@@ -83,7 +86,10 @@ async fn licensed(web: &Web) -> Result<HashSet<PackId>, WebError> {
 }
 
 /// Runs a search and looks up the waveforms and licences of its rows.
-async fn run_search(web: &Web, params: &SearchParams) -> Result<(smpl_index::SearchResults, Looked), WebError> {
+async fn run_search(
+    web: &Web,
+    params: &SearchParams,
+) -> Result<(smpl_index::SearchResults, Looked), WebError> {
     let query: SearchQuery = params.query().map_err(|e| WebError(StatusCode::BAD_REQUEST, e))?;
     let results = web.node.search(query).await?;
     let mut licensed = licensed(web).await?;
@@ -101,7 +107,11 @@ async fn run_search(web: &Web, params: &SearchParams) -> Result<(smpl_index::Sea
             licensed.insert(manifest.pack_id);
         }
         for sample in manifest.samples {
-            if results.hits.iter().any(|h| h.pack_id == manifest.pack_id && h.sample.as_ref() == Some(&sample.name)) {
+            if results
+                .hits
+                .iter()
+                .any(|h| h.pack_id == manifest.pack_id && h.sample.as_ref() == Some(&sample.name))
+            {
                 waves.insert((manifest.pack_id, sample.name), sample.waveform);
             }
         }
@@ -120,8 +130,10 @@ pub async fn search_page(
         Ok((results, looked)) => body.push_str(&search::results_fragment(&params, &results, &looked)),
         Err(WebError(_, e)) => body.push_str(&html::message("error", &e)),
     }
-    body.push_str("</div><p class=\"keys\">Keys: <kbd>/</kbd> search · <kbd>↑</kbd><kbd>↓</kbd> move and play · \
-                   <kbd>Space</kbd> play · <kbd>Enter</kbd> open the pack</p>");
+    body.push_str(
+        "</div><p class=\"keys\">Keys: <kbd>/</kbd> search · <kbd>↑</kbd><kbd>↓</kbd> move and play · \
+                   <kbd>Space</kbd> play · <kbd>Enter</kbd> open the pack</p>",
+    );
     Html(html::page("Search", "/", csrf(&credential), &body)).into_response()
 }
 
@@ -133,7 +145,8 @@ pub async fn results(State(web): State<Arc<Web>>, Query(params): Query<SearchPar
 }
 
 fn not_found(csrf: &str, what: &str) -> Response {
-    (StatusCode::NOT_FOUND, Html(html::page("Not found", "", csrf, &html::message("error", what)))).into_response()
+    (StatusCode::NOT_FOUND, Html(html::page("Not found", "", csrf, &html::message("error", what))))
+        .into_response()
 }
 
 pub async fn pack(
@@ -176,15 +189,24 @@ pub async fn pack(
     let _ = write!(body, "<section id=\"licence\" class=\"licence\" data-pack=\"{pack}\">");
     body.push_str(&licence_html(&web, &m.pack_id).await);
     body.push_str("</section>");
-    body.push_str("<table class=\"hits\" id=\"hits\"><thead><tr><th></th><th>Sample</th><th>Kind</th><th>BPM</th>\
-                   <th>Key</th><th>Length</th><th>Loudness</th></tr></thead><tbody>");
+    body.push_str(
+        "<table class=\"hits\" id=\"hits\"><thead><tr><th></th><th>Sample</th><th>Kind</th><th>BPM</th>\
+                   <th>Key</th><th>Length</th><th>Loudness</th></tr></thead><tbody>",
+    );
     for s in &m.samples {
         body.push_str("<tr class=\"hit\"");
-        let _ = write!(body, " data-pack=\"{pack}\" data-sample=\"{}\" data-wave=\"{}\"", esc(&s.name), html::wave_hex(&s.waveform));
+        let _ = write!(
+            body,
+            " data-pack=\"{pack}\" data-sample=\"{}\" data-wave=\"{}\"",
+            esc(&s.name),
+            html::wave_hex(&s.waveform)
+        );
         if s.preview.is_some() {
             let _ = write!(body, " data-preview=\"/ui/preview/{pack}?sample={}\"", url(&s.name));
         }
-        body.push_str("><td><button class=\"play\" type=\"button\" tabindex=\"-1\" aria-label=\"Play\">▶</button></td>");
+        body.push_str(
+            "><td><button class=\"play\" type=\"button\" tabindex=\"-1\" aria-label=\"Play\">▶</button></td>",
+        );
         let _ = write!(
             body,
             "<td class=\"name\"><span class=\"sname\">{}</span><canvas class=\"wave\" width=\"240\" height=\"28\"></canvas></td>",
@@ -313,9 +335,9 @@ pub async fn preview(
     let result = async {
         let pack = web.node.resolve(&id)?;
         let preview = web.node.preview(&pack, &query.sample).await?;
-        let bytes = tokio::fs::read(&preview.path)
-            .await
-            .map_err(|e| WebError(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the preview failed: {e}")))?;
+        let bytes = tokio::fs::read(&preview.path).await.map_err(|e| {
+            WebError(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the preview failed: {e}"))
+        })?;
         if query.format.as_deref() == Some("wav") {
             let wav = tokio::task::spawn_blocking(move || super::wav::ogg_to_wav(bytes))
                 .await
@@ -345,9 +367,9 @@ pub(super) fn library_root(web: &Web) -> Result<PathBuf, WebError> {
         .config()
         .map_err(|e| WebError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .library;
-    std::fs::create_dir_all(&library)
-        .and_then(|_| library.canonicalize())
-        .map_err(|e| WebError(StatusCode::INTERNAL_SERVER_ERROR, format!("the library {}: {e}", library.display())))
+    std::fs::create_dir_all(&library).and_then(|_| library.canonicalize()).map_err(|e| {
+        WebError(StatusCode::INTERNAL_SERVER_ERROR, format!("the library {}: {e}", library.display()))
+    })
 }
 
 /// `path`, resolved, when it lies inside the library; otherwise a counted refusal.
@@ -356,7 +378,9 @@ pub(super) fn inside_library(web: &Web, path: &Path) -> Result<PathBuf, Response
     match path.canonicalize() {
         Ok(real) if real.starts_with(&root) => Ok(real),
         _ => {
-            web.guard.refusals.count(Refusal::OutsideLibrary, &format!("{} is not inside the library", path.display()));
+            web.guard
+                .refusals
+                .count(Refusal::OutsideLibrary, &format!("{} is not inside the library", path.display()));
             Err(refused(Refusal::OutsideLibrary, true))
         }
     }
@@ -375,7 +399,8 @@ pub async fn library_file(State(web): State<Arc<Web>>, Query(query): Query<FileQ
     };
     match tokio::fs::read(&real).await {
         Ok(bytes) => {
-            let kind = match real.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            let kind = match real.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref()
+            {
                 Some("wav" | "wave") => "audio/wav",
                 Some("flac") => "audio/flac",
                 Some("ogg" | "oga") => "audio/ogg",
@@ -420,9 +445,16 @@ pub async fn library(State(web): State<Arc<Web>>, Extension(credential): Extensi
     let mut body = String::from("<h1>Library</h1>");
     let root = match library_root(&web) {
         Ok(root) => root,
-        Err(WebError(_, e)) => return Html(html::page("Library", "/library", csrf(&credential), &html::message("error", &e))).into_response(),
+        Err(WebError(_, e)) => {
+            return Html(html::page("Library", "/library", csrf(&credential), &html::message("error", &e)))
+                .into_response();
+        }
     };
-    let _ = write!(body, "<p class=\"note\">Packs are written to <code>{}</code>. Drag a sample into your DAW.</p>", esc(&root.display().to_string()));
+    let _ = write!(
+        body,
+        "<p class=\"note\">Packs are written to <code>{}</code>. Drag a sample into your DAW.</p>",
+        esc(&root.display().to_string())
+    );
     let scan_root = root.clone();
     let folders = tokio::task::spawn_blocking(move || library_folders(&scan_root)).await.unwrap_or_default();
     if folders.is_empty() {
@@ -517,8 +549,10 @@ pub async fn sales(State(web): State<Arc<Web>>, Extension(credential): Extension
     let mut body = String::from("<h1>Sales</h1><section id=\"orders\">");
     match web.node.sales(false).await {
         Ok(orders) if !orders.is_empty() => {
-            body.push_str("<table class=\"list\"><thead><tr><th>Order</th><th>Pack</th><th>Buyer</th><th>Price</th>\
-                           <th>Payment ref</th><th>Status</th><th></th></tr></thead><tbody>");
+            body.push_str(
+                "<table class=\"list\"><thead><tr><th>Order</th><th>Pack</th><th>Buyer</th><th>Price</th>\
+                           <th>Payment ref</th><th>Status</th><th></th></tr></thead><tbody>",
+            );
             for o in orders.iter().rev() {
                 let _ = write!(
                     body,
@@ -575,7 +609,8 @@ pub async fn sales(State(web): State<Arc<Web>>, Extension(credential): Extension
 
 pub async fn mine(State(web): State<Arc<Web>>, Extension(credential): Extension<Credential>) -> Response {
     let mut body = String::from("<h1>My packs</h1>");
-    let query = SearchQuery { author: Some(web.node.node_id()), packs: true, limit: 500, ..SearchQuery::default() };
+    let query =
+        SearchQuery { author: Some(web.node.node_id()), packs: true, limit: 500, ..SearchQuery::default() };
     match web.node.search(query).await {
         Ok(results) if !results.hits.is_empty() => {
             body.push_str("<table class=\"list\"><thead><tr><th>Pack</th><th>Genre</th><th>Price</th><th></th></tr></thead><tbody>");
@@ -592,7 +627,9 @@ pub async fn mine(State(web): State<Arc<Web>>, Extension(credential): Extension<
             }
             body.push_str("</tbody></table>");
         }
-        Ok(_) => body.push_str("<p class=\"empty\">You have not published a pack. <a href=\"/publish\">Publish one</a>.</p>"),
+        Ok(_) => body.push_str(
+            "<p class=\"empty\">You have not published a pack. <a href=\"/publish\">Publish one</a>.</p>",
+        ),
         Err(e) => body.push_str(&html::message("error", &e.to_string())),
     }
     Html(html::page("My packs", "/mine", csrf(&credential), &body)).into_response()

@@ -91,7 +91,8 @@ impl SearchParams {
             Some(other) => return Err(format!("kind {other:?}: use loop or one-shot")),
         };
         if let Some(bpm) = present(&self.bpm) {
-            query.bpm = Some(parse_bpm(bpm).ok_or_else(|| format!("BPM {bpm:?}: use 120, 120..130 or 120-130"))?);
+            query.bpm =
+                Some(parse_bpm(bpm).ok_or_else(|| format!("BPM {bpm:?}: use 120, 120..130 or 120-130"))?);
         }
         query.key = present(&self.key).map(str::to_string);
         query.key_match = match present(&self.key_match) {
@@ -101,14 +102,16 @@ impl SearchParams {
             Some(other) => return Err(format!("key match {other:?}: use exact, relative or compatible")),
         };
         if let Some(p) = present(&self.max_price) {
-            let v: f64 = p.replace(',', ".").parse().map_err(|_| format!("price ceiling {p:?} is not a number"))?;
+            let v: f64 =
+                p.replace(',', ".").parse().map_err(|_| format!("price ceiling {p:?} is not a number"))?;
             query.max_price = Some(v.max(0.0));
         }
         if let Some(a) = present(&self.author) {
             query.author = Some(a.parse::<NodeId>().map_err(|_| format!("author {a:?} is not a node id"))?);
         }
         if let Some(s) = present(&self.similar) {
-            let (pack, sample) = s.split_once('/').ok_or_else(|| format!("similar {s:?}: use PACK_ID/SAMPLE"))?;
+            let (pack, sample) =
+                s.split_once('/').ok_or_else(|| format!("similar {s:?}: use PACK_ID/SAMPLE"))?;
             let pack_id = pack.parse::<PackId>().map_err(|_| format!("similar {s:?}: not a pack id"))?;
             query.similar_to = Some(SampleRef { pack_id, sample: sample.to_string() });
         }
@@ -124,7 +127,8 @@ impl SearchParams {
 /// `120`, `120..130`, `120-130` (either order): a range in BPM; a single tempo
 /// means within 2 BPM of it.
 fn parse_bpm(text: &str) -> Option<(f32, f32)> {
-    let parts: Vec<&str> = if text.contains("..") { text.split("..").collect() } else { text.split('-').collect() };
+    let parts: Vec<&str> =
+        if text.contains("..") { text.split("..").collect() } else { text.split('-').collect() };
     let nums: Vec<f32> = parts.iter().map(|p| p.trim().parse::<f32>()).collect::<Result<_, _>>().ok()?;
     match nums[..] {
         [one] if one > 0.0 => Some((one - 2.0, one + 2.0)),
@@ -161,7 +165,11 @@ pub fn results_fragment(params: &SearchParams, results: &SearchResults, info: &d
     let mut out = String::with_capacity(4096 + results.hits.len() * 900);
     let what = if present(&params.packs).is_some() { "pack" } else { "sample" };
     let plural = if results.total == 1 { "" } else { "s" };
-    let _ = write!(out, "<div id=\"facets\" class=\"facets\"><p class=\"count\">{} {what}{plural}</p>", results.total);
+    let _ = write!(
+        out,
+        "<div id=\"facets\" class=\"facets\"><p class=\"count\">{} {what}{plural}</p>",
+        results.total
+    );
     facet(&mut out, params, "genre", "Genre", &results.facets.genre);
     facet(&mut out, params, "kind", "Kind", &results.facets.kind);
     facet(&mut out, params, "key", "Key", &results.facets.key);
@@ -172,7 +180,9 @@ pub fn results_fragment(params: &SearchParams, results: &SearchResults, info: &d
         return out;
     }
     out.push_str("<table class=\"hits\" id=\"hits\"><thead><tr><th></th><th>Sample</th><th>Pack</th>");
-    out.push_str("<th>Author</th><th>BPM</th><th>Key</th><th>Length</th><th>Price</th><th></th></tr></thead><tbody>");
+    out.push_str(
+        "<th>Author</th><th>BPM</th><th>Key</th><th>Length</th><th>Price</th><th></th></tr></thead><tbody>",
+    );
     for hit in &results.hits {
         row(&mut out, hit, info);
     }
@@ -180,7 +190,11 @@ pub fn results_fragment(params: &SearchParams, results: &SearchResults, info: &d
     let offset = present(&params.offset).and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
     if offset + results.hits.len() < results.total {
         let next = (offset + PAGE).to_string();
-        let _ = write!(out, "<p><a class=\"more\" href=\"{}\">Next {PAGE}</a></p>", esc(&params.href_with("offset", Some(&next))));
+        let _ = write!(
+            out,
+            "<p><a class=\"more\" href=\"{}\">Next {PAGE}</a></p>",
+            esc(&params.href_with("offset", Some(&next)))
+        );
     }
     out
 }
@@ -192,7 +206,11 @@ fn facet(out: &mut String, params: &SearchParams, name: &str, label: &str, value
     let current = params.fields().iter().find(|(k, _)| *k == name).and_then(|(_, v)| *v).map(str::to_string);
     let _ = write!(out, "<section class=\"facet\" data-facet=\"{name}\"><h3>{label}</h3><ul>");
     if current.is_some() {
-        let _ = write!(out, "<li><a class=\"clear\" href=\"{}\">any</a></li>", esc(&params.href_with(name, None)));
+        let _ = write!(
+            out,
+            "<li><a class=\"clear\" href=\"{}\">any</a></li>",
+            esc(&params.href_with(name, None))
+        );
     }
     for (value, count) in values.iter().take(12) {
         let on = current.as_deref() == Some(value.as_str());
@@ -275,7 +293,8 @@ pub fn form(params: &SearchParams) -> String {
         v(&params.q)
     );
     out.push_str("<div class=\"filters\">");
-    let _ = write!(out, "<label>Genre <input name=\"genre\" size=\"8\" value=\"{}\"></label>", v(&params.genre));
+    let _ =
+        write!(out, "<label>Genre <input name=\"genre\" size=\"8\" value=\"{}\"></label>", v(&params.genre));
     let _ = write!(
         out,
         "<label>Kind <select name=\"kind\"><option value=\"\">any</option>\
@@ -283,8 +302,16 @@ pub fn form(params: &SearchParams) -> String {
         sel(&params.kind, "loop"),
         sel(&params.kind, "one-shot")
     );
-    let _ = write!(out, "<label>BPM <input name=\"bpm\" size=\"7\" placeholder=\"120..128\" value=\"{}\"></label>", v(&params.bpm));
-    let _ = write!(out, "<label>Key <input name=\"key\" size=\"4\" placeholder=\"Am\" value=\"{}\"></label>", v(&params.key));
+    let _ = write!(
+        out,
+        "<label>BPM <input name=\"bpm\" size=\"7\" placeholder=\"120..128\" value=\"{}\"></label>",
+        v(&params.bpm)
+    );
+    let _ = write!(
+        out,
+        "<label>Key <input name=\"key\" size=\"4\" placeholder=\"Am\" value=\"{}\"></label>",
+        v(&params.key)
+    );
     let _ = write!(
         out,
         "<label>Match <select name=\"key_match\"><option value=\"exact\">exact</option>\
@@ -292,8 +319,16 @@ pub fn form(params: &SearchParams) -> String {
         sel(&params.key_match, "relative"),
         sel(&params.key_match, "compatible")
     );
-    let _ = write!(out, "<label>Max price <input name=\"max_price\" size=\"5\" value=\"{}\"></label>", v(&params.max_price));
-    let _ = write!(out, "<label>Author <input name=\"author\" size=\"10\" value=\"{}\"></label>", v(&params.author));
+    let _ = write!(
+        out,
+        "<label>Max price <input name=\"max_price\" size=\"5\" value=\"{}\"></label>",
+        v(&params.max_price)
+    );
+    let _ = write!(
+        out,
+        "<label>Author <input name=\"author\" size=\"10\" value=\"{}\"></label>",
+        v(&params.author)
+    );
     let checked = if present(&params.packs).is_some_and(|p| p != "0") { " checked" } else { "" };
     let _ = write!(out, "<label><input type=\"checkbox\" name=\"packs\" value=\"1\"{checked}> packs</label>");
     if let Some(tag) = present(&params.tag) {

@@ -32,7 +32,13 @@ pub struct WebNode {
 
 /// Starts a node named `name` in `root/<name>` that sells under `policy`,
 /// joining through `bootstrap`.
-pub async fn start(root: &Path, name: &str, policy: SellerPolicy, bootstrap: &[Multiaddr], web: WebOptions) -> WebNode {
+pub async fn start(
+    root: &Path,
+    name: &str,
+    policy: SellerPolicy,
+    bootstrap: &[Multiaddr],
+    web: WebOptions,
+) -> WebNode {
     let home = Home::new(root.join(name));
     home.init().unwrap();
     let mut config = home.config().unwrap();
@@ -61,7 +67,8 @@ pub async fn start(root: &Path, name: &str, policy: SellerPolicy, bootstrap: &[M
             let _ = ready.send(info.clone());
         },
     ));
-    let info = tokio::time::timeout(STEP, info).await.expect("node start timed out").expect("node failed to start");
+    let info =
+        tokio::time::timeout(STEP, info).await.expect("node start timed out").expect("node failed to start");
     let token = std::fs::read_to_string(home.token_path()).unwrap().trim().to_string();
     let port: u16 = info.api.rsplit(':').next().unwrap().parse().unwrap();
     WebNode {
@@ -113,11 +120,20 @@ impl WebNode {
         let url = self.login_url().await;
         let response = Self::client().get(&url).send().await.unwrap();
         assert_eq!(response.status(), 303);
-        let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
-        let page = Self::client().get(format!("{}/", self.base)).header("cookie", &cookie).send().await.unwrap();
+        let cookie =
+            response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let page =
+            Self::client().get(format!("{}/", self.base)).header("cookie", &cookie).send().await.unwrap();
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
-        let csrf = html.split("name=\"smpl-csrf\" content=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let csrf = html
+            .split("name=\"smpl-csrf\" content=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
         (cookie, csrf)
     }
 

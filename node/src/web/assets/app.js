@@ -209,12 +209,14 @@ async function refreshLicence() {
   if (!panel) return;
   const res = await fetch(`/ui/packs/${panel.dataset.pack}/licence`, { credentials: 'same-origin' });
   if (!res.ok) return;
-  const keep = $('.fetched', panel)?.innerHTML;
+  // A download under way or done keeps its progress bar and outcome.
   const bar = $('progress', panel);
-  const busy = bar && !bar.hidden;
+  const out = $('.fetched', panel);
+  const button = $('button.fetch', panel);
   panel.innerHTML = await res.text();
-  if (keep && $('.fetched', panel)) $('.fetched', panel).innerHTML = keep;
-  if (busy && $('progress', panel)) $('progress', panel).hidden = false;
+  if (bar && !bar.hidden && $('progress', panel)) $('progress', panel).replaceWith(bar);
+  if (out && out.textContent && $('.fetched', panel)) $('.fetched', panel).replaceWith(out);
+  if (button && button.disabled && $('button.fetch', panel)) $('button.fetch', panel).disabled = true;
 }
 
 document.addEventListener('submit', async (e) => {
@@ -423,7 +425,9 @@ document.addEventListener('dragstart', (e) => {
 
 // ---- live changes ------------------------------------------------------------------
 
-if (window.EventSource) {
+// One stream per page, closed when the page is left: a page kept in the
+// back-forward cache must not hold one of the browser's few connections per host.
+function listen() {
   const events = new EventSource('/ui/events');
   events.addEventListener('purchases', () => refreshLicence());
   events.addEventListener('sales', () => {
@@ -437,6 +441,17 @@ if (window.EventSource) {
   events.addEventListener('download', (e) => onDownload(JSON.parse(e.data)));
   events.addEventListener('publish', (e) => onPublish(JSON.parse(e.data)));
   window.smplEvents = events;
+}
+
+if (window.EventSource) {
+  listen();
+  window.addEventListener('pagehide', () => window.smplEvents?.close());
+  window.addEventListener('pageshow', (e) => {
+    if (e.persisted) {
+      listen();
+      refreshLicence();
+    }
+  });
 }
 
 initRows();

@@ -1,0 +1,408 @@
+//! The web app in a real browser: Debian's `chromium`, headless, driven through
+//! `chromedriver` (WebDriver) by fantoccini; both installed by `scripts/setup.sh`,
+//! nothing downloaded at run time. Two real nodes on 127.0.0.1: Alice sells with
+//! the manual policy, Bob buys.
+//!
+//! Bob's browser searches, narrows by a facet, auditions (the audio element's time
+//! advances), moves with the arrow keys and hears the next sample, buys; Alice's
+//! browser approves; Bob's page shows the licence without a reload, downloads with
+//! progress (the files are byte-identical to Alice's) and saves the certificate.
+//! Alice's browser publishes a folder holding a text file (shown as skipped) and
+//! Bob finds the new pack; then Bob searches, auditions and buys with the keyboard
+//! only.
+//!
+//! Chromium is started with everything that phones home turned off, and every host
+//! name resolves to nothing, so it talks to 127.0.0.1 only. With `SMPL_SCREENSHOTS=DIR`
+//! the test writes its screenshots (desktop and 390 px phone) there; the committed ones
+//! in `docs/screenshots/` come from `SMPL_SCREENSHOTS=docs/screenshots`.
+
+mod web_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use smpl_node::web::WebOptions;
+use smpl_node::{PublishEvent, PublishRequest, SellerPolicy};
+use smpl_protocol::{LicenseTerms, Price};
+use web_support::{WebNode, free_port, start};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn driver() -> Driver {
+    let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect(
+            "chromedriver is missing: run scripts/setup.sh (Debian packages chromium and chromium-driver)",
+        );
+    let port = free_port([127, 0, 0, 1]).port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver { child, url }
+}
+
+/// A headless Chromium that reaches nothing but 127.0.0.1.
+async fn browser(driver: &Driver, downloads: &Path) -> Client {
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,850",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-breakpad",
+        "--disable-client-side-phishing-detection",
+        "--disable-domain-reliability",
+        "--no-pings",
+        "--metrics-recording-only",
+        "--safebrowsing-disable-auto-update",
+        "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,\
+         AutofillServerCommunication,CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
+        // Host names resolve to nothing: only IP literals (127.0.0.1) are reachable.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--autoplay-policy=no-user-gesture-required",
+    ];
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": args,
+            "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+            },
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client =
+        tokio::time::timeout(WAIT, ClientBuilder::new(connector).capabilities(caps).connect(&driver.url))
+            .await
+            .expect("starting chromium timed out")
+            .expect("starting chromium");
+    client
+        .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(20)),
+            Some(Duration::from_secs(0)),
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+/// Runs `script` (a function body returning a value) until it returns something
+/// truthy, for up to `limit`; returns that value.
+async fn until(c: &Client, what: &str, script: &str, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let value = c.execute(script, vec![]).await.unwrap_or(Value::Null);
+        let truthy = match &value {
+            Value::Null | Value::Bool(false) => false,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return value;
+        }
+        if started.elapsed() > limit {
+            let source = c.source().await.unwrap_or_default();
+            panic!("{what}: not within {limit:?}; page:\n{}", &source[..source.len().min(4000)]);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn find(c: &Client, css: &str) -> Element {
+    c.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+/// Saves a screenshot at desktop width and at 390 px when `SMPL_SCREENSHOTS` names a folder.
+async fn screenshots(c: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("SMPL_SCREENSHOTS").map(PathBuf::from) else { return };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}-desktop.png")), c.screenshot().await.unwrap()).unwrap();
+    c.set_window_size(390, 844).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(dir.join(format!("{name}-phone.png")), c.screenshot().await.unwrap()).unwrap();
+    c.set_window_size(1200, 850).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Publishes a folder through the API, as `smpl publish` does.
+async fn publish_by_api(node: &WebNode, dir: &Path, title: &str, cents: u64) -> String {
+    let request = PublishRequest {
+        dir: dir.to_path_buf(),
+        title: Some(title.into()),
+        genre: Some("techno".into()),
+        tags: Some(vec!["dusty".into()]),
+        description: Some("Drums with dust on them.".into()),
+        price: Some(Price { amount_minor: cents, currency: "USD".into() }),
+        license: Some(LicenseTerms::Named("royalty-free".into())),
+        ..PublishRequest::default()
+    };
+    let response = WebNode::client()
+        .post(format!("{}/v1/publish", node.base))
+        .header("authorization", format!("Bearer {}", node.token))
+        .header("content-type", "application/json")
+        .body(serde_json::to_string(&request).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    for line in text.lines() {
+        if let Ok(PublishEvent::Done(outcome)) = serde_json::from_str::<PublishEvent>(line) {
+            return outcome.pack_id.to_hex();
+        }
+    }
+    panic!("publish failed: {text}");
+}
+
+/// Waits until `node`'s index holds a pack titled `title`.
+async fn wait_listed(node: &WebNode, title: &str) {
+    let started = Instant::now();
+    loop {
+        let response = WebNode::client()
+            .post(format!("{}/v1/search", node.base))
+            .header("authorization", format!("Bearer {}", node.token))
+            .header("content-type", "application/json")
+            .body(json!({ "text": title, "packs": true }).to_string())
+            .send()
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+        if body["hits"].as_array().is_some_and(|h| h.iter().any(|h| h["pack_title"] == title)) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{title} never reached {}", node.base);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How far the playing preview has got, and which sample it is.
+const PLAYING: &str = "const p = window.smplPlayer; \
+    return p && p.current && !p.current.paused && p.current.currentTime > 0.05 \
+      ? [p.row.dataset.sample, p.current.currentTime] : null;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_producers_trade_through_their_browsers() {
+    let test_started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = start(dir.path(), "alice", SellerPolicy::Manual, &[], WebOptions::default()).await;
+    let bob = start(dir.path(), "bob", SellerPolicy::Manual, &[alice.addr()], WebOptions::default()).await;
+    let drums = dir.path().join("drums");
+    smpl_testkit::pack::make_pack(&drums);
+    let pack = publish_by_api(&alice, &drums, "Dusty Line Drums", 499).await;
+    wait_listed(&bob, "Dusty Line Drums").await;
+
+    let driver = driver();
+    let (bob_downloads, alice_downloads) =
+        (dir.path().join("bob-downloads"), dir.path().join("alice-downloads"));
+    let b = browser(&driver, &bob_downloads).await;
+    let a = browser(&driver, &alice_downloads).await;
+
+    // Bob logs in: the token URL redirects to the search page, without the token.
+    b.goto(&bob.login_url().await).await.unwrap();
+    let url = b.current_url().await.unwrap();
+    assert_eq!(url.path(), "/");
+    assert!(url.query().is_none(), "the token left the address bar: {url}");
+    let load_ms = b
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    println!("first page load: {load_ms} ms");
+
+    // Results as he types; the state goes to the URL.
+    find(&b, "#q").await.send_keys("line").await.unwrap();
+    until(&b, "the words in the URL", "return location.search === '?q=line'", WAIT).await;
+    until(&b, "three results", "return document.querySelectorAll('tr.hit').length === 3", WAIT).await;
+    until(&b, "waveforms drawn", "return !!document.querySelector('tr.hit[data-wave] canvas.wave')", WAIT)
+        .await;
+
+    // Narrow by a facet: the genre, then the tag.
+    find(&b, "section.facet[data-facet=\"genre\"] a[href*=\"genre=techno\"]").await.click().await.unwrap();
+    until(&b, "the genre facet in the URL", "return location.search.includes('genre=techno')", WAIT).await;
+    find(&b, "section.facet[data-facet=\"tag\"] a[href*=\"tag=\"]").await.click().await.unwrap();
+    until(&b, "the tag facet in the URL", "return location.search.includes('tag=')", WAIT).await;
+    until(&b, "results after facets", "return document.querySelectorAll('tr.hit').length === 3", WAIT).await;
+    screenshots(&b, "search").await;
+
+    // Audition: a click plays, time advances; the down arrow plays the next one.
+    find(&b, "tr.hit button.play").await.click().await.unwrap();
+    let first = until(&b, "the first preview playing", PLAYING, WAIT).await;
+    b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
+    let second = until(
+        &b,
+        "the next preview playing",
+        &format!("const r = (function() {{ {PLAYING} }})(); return r && r[0] !== {} ? r : null;", first[0]),
+        WAIT,
+    )
+    .await;
+    assert_ne!(first[0], second[0]);
+    let starts = b.execute("return window.smplPlayer.timings", vec![]).await.unwrap();
+    println!("audition start times (ms, the second one fetched ahead): {starts}");
+
+    // The pack page; Bob buys with a payment reference.
+    b.goto(&format!("{}/packs/{pack}", bob.base)).await.unwrap();
+    b.execute("window.sameDocument = true; return true;", vec![]).await.unwrap();
+    find(&b, "form.buy input[name=\"payment_ref\"]").await.send_keys("INV-42").await.unwrap();
+    let bought = Instant::now();
+    find(&b, "form.buy button").await.click().await.unwrap();
+    until(&b, "the order pending", "return !!document.querySelector('#licence .state.pending')", WAIT).await;
+    println!("order pending after {:?}", bought.elapsed());
+
+    // Alice approves in her browser.
+    a.goto(&alice.login_url().await).await.unwrap();
+    a.goto(&format!("{}/sales", alice.base)).await.unwrap();
+    find(&a, "button.approve").await;
+    let row = find(&a, "#orders tr[data-order]").await.text().await.unwrap();
+    assert!(row.contains("INV-42"), "{row}");
+    screenshots(&a, "sales").await;
+    find(&a, "button.approve").await.click().await.unwrap();
+    until(&a, "the order issued", "return !!document.querySelector('#orders .status.issued')", WAIT).await;
+
+    // Bob's open page shows the licence without a reload.
+    until(
+        &b,
+        "the licence on Bob's page",
+        "return !!document.querySelector('#licence .state.issued')",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(b.execute("return window.sameDocument === true", vec![]).await.unwrap(), json!(true));
+
+    // Download with progress; the files are Alice's, byte for byte.
+    find(&b, "button.fetch").await.click().await.unwrap();
+    until(&b, "the download done", "return !!document.querySelector('#licence .fetched.done')", WAIT).await;
+    let progress = b
+        .execute("const p = document.querySelector('#licence progress'); return [p.value, p.max];", vec![])
+        .await
+        .unwrap();
+    assert!(progress[1].as_f64().unwrap() > 1.0 && progress[0] == progress[1], "progress {progress}");
+    let folder = find(&b, "#licence .fetched button.show").await.attr("data-path").await.unwrap().unwrap();
+    assert!(Path::new(&folder).starts_with(&bob.library), "{folder}");
+    smpl_testkit::pack::assert_same_files(&drums, Path::new(&folder));
+    screenshots(&b, "pack").await;
+
+    // Bob saves the certificate.
+    find(&b, "a.certificate").await.click().await.unwrap();
+    let started = Instant::now();
+    let saved = loop {
+        let found = std::fs::read_dir(&bob_downloads)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "txt"));
+        if let Some(path) = found {
+            break path;
+        }
+        assert!(started.elapsed() < WAIT, "the certificate was not saved in {}", bob_downloads.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let certificate = std::fs::read_to_string(&saved).unwrap();
+    assert!(certificate.contains("Dusty Line Drums"), "{certificate}");
+
+    // Alice publishes a folder with a text file in it: analysed first, the text
+    // file shown as skipped, then signed.
+    let night = dir.path().join("night");
+    smpl_testkit::pack::make_pack_with(&night, [(0.6, 80.0), (0.5, 95.0), (0.25, 300.0)]);
+    std::fs::write(night.join("notes.txt"), "mixed at night").unwrap();
+    a.goto(&format!("{}/publish", alice.base)).await.unwrap();
+    find(&a, "input[name=\"dir\"]").await.send_keys(&night.display().to_string()).await.unwrap();
+    until(&a, "the folder checked", "return document.querySelector('#dir-check.ok')?.textContent", WAIT)
+        .await;
+    find(&a, "input[name=\"title\"]").await.send_keys("Night Shift Percussion").await.unwrap();
+    find(&a, "input[name=\"genre\"]").await.send_keys("techno").await.unwrap();
+    find(&a, "input[name=\"tags\"]").await.send_keys("night, perc").await.unwrap();
+    find(&a, "input[name=\"price\"]").await.send_keys("2.50").await.unwrap();
+    find(&a, "form#publish button[type=\"submit\"]").await.click().await.unwrap();
+    let skipped = find(&a, "#analysis tr.skipped").await.text().await.unwrap();
+    assert!(skipped.contains("notes.txt") && skipped.contains("not an audio file"), "{skipped}");
+    assert_eq!(a.find_all(Locator::Css("#analysis tr.ok")).await.unwrap().len(), 3);
+    screenshots(&a, "publish").await;
+    find(&a, "#sign").await.click().await.unwrap();
+    find(&a, "#analysis .published a").await;
+
+    // Keyboard only, on Bob's side: / focuses the search, the arrows audition,
+    // Enter opens the pack, the payment field has the focus, Enter buys.
+    wait_listed(&bob, "Night Shift Percussion").await;
+    b.goto(&format!("{}/", bob.base)).await.unwrap();
+    find(&b, "#q").await;
+    b.active_element().await.unwrap().send_keys("/").await.unwrap();
+    until(&b, "the search box focused", "return document.activeElement.id === 'q'", WAIT).await;
+    b.active_element().await.unwrap().send_keys("night shift").await.unwrap();
+    until(&b, "the words in the URL", "return location.search === '?q=night+shift'", WAIT).await;
+    until(
+        &b,
+        "the new pack found",
+        "return [...document.querySelectorAll('tr.hit')].some(r => r.textContent.includes('Night Shift Percussion'))",
+        WAIT,
+    )
+    .await;
+    b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
+    until(&b, "a preview playing from the keyboard", PLAYING, WAIT).await;
+    b.active_element().await.unwrap().send_keys(&Key::Enter.to_string()).await.unwrap();
+    until(&b, "the pack page", "return location.pathname.startsWith('/packs/')", WAIT).await;
+    until(&b, "the payment field focused", "return document.activeElement.name === 'payment_ref'", WAIT)
+        .await;
+    let bought = Instant::now();
+    b.active_element().await.unwrap().send_keys(&format!("KEYS-1{}", Key::Enter)).await.unwrap();
+    until(
+        &b,
+        "the keyboard order pending",
+        "return !!document.querySelector('#licence .state.pending')",
+        Duration::from_secs(90),
+    )
+    .await;
+    println!("keyboard order pending after {:?}", bought.elapsed());
+    let slow = b.execute("return performance.getEntriesByType('resource').filter(e => e.duration > 300).map(e => [e.name, Math.round(e.startTime), Math.round(e.duration)])", vec![]).await.unwrap();
+    println!("slow requests on the pack page: {slow}");
+
+    b.close().await.unwrap();
+    a.close().await.unwrap();
+    drop(driver);
+    bob.stop().await;
+    alice.stop().await;
+    println!("browser test took {:?}", test_started.elapsed());
+}

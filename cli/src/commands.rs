@@ -583,21 +583,26 @@ pub fn search(home: &Home, out: &Printer, args: SearchArgs) -> Result<ExitCode> 
             out.object(&hit_line(hit));
         }
     } else if !results.hits.is_empty() && query.packs {
-        // One row per pack: who made it and what it costs, no sample columns.
+        // One row per pack: who made it, how much is in it, what it costs.
         let rows: Vec<Vec<String>> = results
             .hits
             .iter()
             .map(|h| {
+                let shown = client.show(&h.pack_id.to_string()).ok();
+                let samples = shown.as_ref().map(|v| v.manifest.samples.len() as u64);
+                let bytes = shown.as_ref().map(|v| v.manifest.samples.iter().map(|s| s.size).sum::<u64>());
                 vec![
                     h.pack_id.to_hex()[..12].to_string(),
                     h.pack_title.clone(),
                     format!("{} ({})", h.author_name, &h.author.to_hex()[..8]),
                     h.genre.clone(),
+                    samples.map(|n| count(n, "sample", "samples")).unwrap_or_default(),
+                    bytes.map(size).unwrap_or_default(),
                     h.price.as_ref().map_or("free".to_string(), |p| p.to_string()),
                 ]
             })
             .collect();
-        out.table(&["PACK", "TITLE", "AUTHOR", "GENRE", "PRICE"], &rows);
+        out.table(&["PACK", "TITLE", "AUTHOR", "GENRE", "SAMPLES", "SIZE", "PRICE"], &rows);
         out.line(count(results.total as u64, "pack", "packs"));
     } else if !results.hits.is_empty() {
         let rows: Vec<Vec<String>> = results
@@ -668,6 +673,24 @@ pub fn show(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
         }
     ));
     out.line(format!("  content  {}", m.content));
+    out.line(format!(
+        "  files    {}, {}",
+        count(m.samples.len() as u64, "sample", "samples"),
+        size(m.samples.iter().map(|s| s.size).sum())
+    ));
+    if let Some(cover) = &m.cover {
+        out.line(format!("  cover    {cover} (free to view, in the pack's previews)"));
+    }
+    if let Some(payment) = &m.payment {
+        out.line(format!(
+            "  payment  {}{}",
+            payment.text,
+            payment.url.as_ref().map_or(String::new(), |u| format!(" ({u})"))
+        ));
+    }
+    if let Some(from) = m.licenses_from.filter(|from| *from > 1) {
+        out.line(format!("  upgrade  licences of versions before {from} do not cover this version"));
+    }
     if !m.description.is_empty() {
         out.line(format!("  {}", m.description));
     }
@@ -736,8 +759,9 @@ pub fn check(home: &Home, out: &Printer) -> Result<ExitCode> {
         for f in &report.damaged {
             out.line(format!(
                 "damaged: {:?} of {:?} ({}): the stored bytes no longer match the pack (a library file \
-                 that shares them was edited in place); it is not served or exported",
-                f.file, f.title, f.pack_id
+                 that shares them was edited in place); it is not served or exported, and `smpl fetch {}` \
+                 fetches it again",
+                f.file, f.title, f.pack_id, f.pack_id
             ));
         }
         for f in &report.edited {

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use smpl_node::trade::{Expect, LicenseError, check_files, check_token, content_of};
 use smpl_node::trade::buyer_label;
+use smpl_node::trade::{Expect, LicenseError, check_files, check_token, content_of};
 use smpl_node::{Home, Order, OrderStatus};
 use smpl_protocol::certificate::{self, utc_time};
 use smpl_protocol::{NodeId, PackId, Price};
@@ -73,12 +73,14 @@ pub enum LicenseCommand {
         output: Option<PathBuf>,
     },
     /// Check a license certificate offline: signature, seller, buyer, and with
-    /// --files that a folder holds exactly the licensed files. Exit 1 if invalid.
+    /// --files that a file or folder holds only licensed files (and which).
+    /// Exit 1 if invalid.
     Verify {
         /// The certificate file (`smpl license export` writes one).
         file: PathBuf,
-        /// A folder that must hold exactly the licensed files.
-        #[arg(long, value_name = "DIR")]
+        /// A file or folder that must hold only licensed files, compared by their
+        /// bytes: the pack folder, a single sample, or a project's copies of some.
+        #[arg(long, value_name = "PATH")]
         files: Option<PathBuf>,
         /// The node id the license must be issued to (default: this node's id,
         /// which must be the buyer or the seller, when this home has one).
@@ -100,7 +102,10 @@ pub fn buy(home: &Home, out: &Printer, args: BuyArgs) -> Result<ExitCode> {
         out.object(&outcome);
     } else {
         if outcome.resent {
-            out.note(format!("order {} for this version was pending already; sent it again", outcome.order_id));
+            out.note(format!(
+                "order {} for this version was pending already; sent it again",
+                outcome.order_id
+            ));
         }
         if outcome.upgrade && outcome.status == OrderStatus::Issued {
             out.note("you hold a licence of an earlier version that covers this one: no payment needed");
@@ -196,17 +201,14 @@ pub fn purchases(home: &Home, out: &Printer, args: PurchasesArgs) -> Result<Exit
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let rows: Vec<Vec<String>> = orders
         .iter()
         .map(|o| {
             let state = match (o.status, o.unreachable_since) {
-                (OrderStatus::Pending, Some(since)) => format!(
-                    "pending; seller unreachable for {} min",
-                    now.saturating_sub(since) / 60
-                ),
+                (OrderStatus::Pending, Some(since)) => {
+                    format!("pending; seller unreachable for {} min", now.saturating_sub(since) / 60)
+                }
                 (status, _) => status.to_string(),
             };
             vec![
@@ -314,18 +316,21 @@ fn verify(
         if !cert.files.is_empty() && content_of(&cert.files) != token.content {
             return Err(LicenseError::FileList { content: token.content });
         }
-        if let Some(dir) = &files {
-            check_files(dir, &cert.files)?;
-        }
-        Ok(token)
+        let found = match &files {
+            Some(path) => Some(check_files(path, &cert.files)?),
+            None => None,
+        };
+        Ok((token, found))
     })();
     match result {
-        Ok(token) => {
+        Ok((token, found)) => {
             if out.json() {
                 out.object(&json!({
                     "valid": true, "license_id": token.license_id, "pack_id": token.pack_id, "seq": token.seq,
                     "seller": token.seller, "buyer": token.buyer, "content": token.content,
                     "price": token.price, "issued_at": token.issued_at, "files_checked": files.is_some(),
+                    "files_found": found.as_ref().map(|f| &f.found),
+                    "files_licensed": found.as_ref().map(|f| f.licensed),
                 }));
             } else {
                 out.line(format!(
@@ -338,8 +343,20 @@ fn verify(
                     token.buyer,
                     price(&token.price)
                 ));
-                if let Some(dir) = &files {
-                    out.line(format!("{} holds exactly the licensed files", dir.display()));
+                if let (Some(path), Some(found)) = (&files, &found) {
+                    if found.complete() {
+                        out.line(format!("{} holds every licensed file and nothing else", path.display()));
+                    } else {
+                        out.line(format!(
+                            "{} holds {} of the {} licensed files, and nothing unlicensed:",
+                            path.display(),
+                            found.found.len(),
+                            found.licensed
+                        ));
+                        for name in &found.found {
+                            out.line(format!("  {name}"));
+                        }
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -41,7 +41,17 @@ impl Node {
         let entry = match (exact, partial.next(), partial.next()) {
             (Some(entry), _, _) | (None, Some(entry), None) => entry,
             (None, Some(_), Some(_)) => {
-                return Err(NodeError::AmbiguousSample { pack: *pack, sample: sample.into() });
+                let names: Vec<String> = manifest
+                    .samples
+                    .iter()
+                    .filter(|s| s.name.to_lowercase().contains(&wanted))
+                    .map(|s| s.name.clone())
+                    .collect();
+                let mut candidates = names.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+                if names.len() > 10 {
+                    candidates.push_str(&format!(" and {} more", names.len() - 10));
+                }
+                return Err(NodeError::AmbiguousSample { pack: *pack, sample: sample.into(), candidates });
             }
             (None, None, _) => {
                 return Err(NodeError::NoSample {

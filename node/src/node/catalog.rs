@@ -94,7 +94,9 @@ impl Node {
     /// Why `pack` has no manifest here: retracted, or unknown.
     pub(crate) fn missing(&self, pack: &PackId) -> Result<NodeError, NodeError> {
         Ok(match self.store.retraction(pack)? {
-            Some(r) => NodeError::Retracted { pack: *pack, on: smpl_protocol::certificate::utc_time(r.retracted_at) },
+            Some(r) => {
+                NodeError::Retracted { pack: *pack, on: smpl_protocol::certificate::utc_time(r.retracted_at) }
+            }
             None => NodeError::UnknownPack(*pack),
         })
     }
@@ -272,7 +274,11 @@ impl Node {
                 if !self.blobs.is_complete(hash).await? {
                     whole = false;
                 } else if !self.blobs.verify(hash).await? {
-                    let name = manifest.samples.iter().find(|s| s.hash == *hash).map_or_else(|| hash.to_string(), |s| s.name.clone());
+                    let name = manifest
+                        .samples
+                        .iter()
+                        .find(|s| s.hash == *hash)
+                        .map_or_else(|| hash.to_string(), |s| s.name.clone());
                     report.damaged.push(FileRef { pack_id: id, title: manifest.title.clone(), file: name });
                 }
             }
@@ -281,8 +287,14 @@ impl Node {
             }
         }
         let library = self.config.library.clone();
-        let edited = tokio::task::spawn_blocking(move || crate::transfer::edited_library_files(&library)).await?;
+        let edited =
+            tokio::task::spawn_blocking(move || crate::transfer::edited_library_files(&library)).await?;
         for (pack, path) in edited {
+            // A damaged stored file shows as damaged, not also as edited.
+            let name = path.to_string_lossy();
+            if report.damaged.iter().any(|d| d.pack_id == pack && name.ends_with(d.file.as_str())) {
+                continue;
+            }
             let title = self.store.manifest(&pack)?.map(|(m, _)| m.title).unwrap_or_default();
             report.edited.push(FileRef { pack_id: pack, title, file: path.display().to_string() });
         }

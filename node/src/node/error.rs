@@ -71,8 +71,8 @@ pub enum NodeError {
     // Bad request (400).
     #[error("{0:?} matches several packs; give more of the pack id")]
     Ambiguous(String),
-    #[error("pack {pack}: {sample:?}: several samples match; give more of the name")]
-    AmbiguousSample { pack: PackId, sample: String },
+    #[error("pack {pack}: {sample:?} matches several samples ({candidates}); give more of the name")]
+    AmbiguousSample { pack: PackId, sample: String, candidates: String },
     #[error("pack {0} is paid; only free packs can be shared as a ticket")]
     NotFree(PackId),
     #[error("pack {0} is your own; there is nothing to buy")]
@@ -109,6 +109,8 @@ pub enum NodeError {
     NoProviders(PackId),
     #[error("could not connect to {0} within 10 s; is the node running, and is that its address now?")]
     Unreachable(String),
+    #[error("the stored copy of {file:?} is damaged and could not be fetched again: {reason}")]
+    CannotRestore { file: String, reason: String },
 
     // Internal (500).
     #[error("signing failed: {0}")]
@@ -152,7 +154,10 @@ impl NodeError {
             NodeError::NotYours { .. } | NodeError::LicenseRefused { .. } => Forbidden,
             NodeError::LicenseRequired { .. } | NodeError::PaidUpgrade { .. } => PaymentRequired,
             NodeError::Locked { .. } => Conflict,
-            NodeError::Offline | NodeError::NoProviders(_) | NodeError::Unreachable(_) => Unavailable,
+            NodeError::Offline
+            | NodeError::NoProviders(_)
+            | NodeError::Unreachable(_)
+            | NodeError::CannotRestore { .. } => Unavailable,
             NodeError::Sign(_) | NodeError::Task(_) | NodeError::Store(_) | NodeError::Blob(_) => Internal,
             NodeError::Home(e) => match e {
                 HomeError::NotRunning { .. } => Unavailable,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::{Node, NodeError};
 use crate::net::Network;
 use crate::trade::serving;
-use crate::transfer::DownloadProgress;
+use crate::transfer::{DownloadProgress, TransferError};
 
 /// What `smpl fetch` reports.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,7 +73,29 @@ impl Node {
             self.blobs.tag_pack(pack, &manifest.content).await?;
         }
         let library = out.unwrap_or_else(|| self.config.library.clone());
-        let exported = transfer.export(&manifest, &library).await?;
+        // A stored file found damaged on the way out (a library hard link edited
+        // in place) is fetched again from a provider and written back, then the
+        // export runs again; damaged bytes never reach the library.
+        let mut restored = 0;
+        let exported = loop {
+            match transfer.export(&manifest, &library).await {
+                Err(TransferError::Damaged { name, hash }) if restored < manifest.samples.len() => {
+                    tracing::warn!(pack = %pack, file = %name, "the stored copy is damaged; fetching it again");
+                    if providers.is_empty() {
+                        providers = self.reachable_providers(&manifest).await?;
+                        if let Some(license) = self.license_to_fetch(&manifest).await? {
+                            providers = present(network, &manifest, providers, license).await?;
+                        }
+                    }
+                    transfer
+                        .restore_blob(hash, &providers)
+                        .await
+                        .map_err(|e| NodeError::CannotRestore { file: name, reason: e.to_string() })?;
+                    restored += 1;
+                }
+                other => break other?,
+            }
+        };
         if serving::servable(self.trade.gate(), &self.blobs, &manifest).await? {
             network.provide(*pack).await?;
         } else {

@@ -2,14 +2,12 @@
 //! a folder of files. Used by the gate, by the buyer on receipt, and offline by
 //! `smpl license verify`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use smpl_protocol::certificate::CertifiedFile;
 use smpl_protocol::collection;
 use smpl_protocol::{BlobHash, Envelope, LicenseToken, NodeId, PackId, ProtocolError, Signed};
-
-use crate::transfer::relative_path;
 
 /// What a token must say besides being well signed by the pack's author (which
 /// [`LicenseToken::open`] checks: the pack id derives from the seller's key).
@@ -65,50 +63,85 @@ pub fn content_of(files: &[CertifiedFile]) -> BlobHash {
     collection::content_hash(files.iter().map(|f| (&f.name, f.hash)))
 }
 
-/// Checks that `dir` holds exactly the licensed files: each listed file at its
-/// place with its size and BLAKE3 hash, and nothing else but the files DAWs and
-/// file managers put beside audio ([`is_sidecar`]). `files` must already be known
-/// to match the token (see [`content_of`]).
-pub fn check_files(dir: &Path, files: &[CertifiedFile]) -> Result<(), LicenseError> {
-    let problem = |problem: String| LicenseError::Files { dir: dir.to_path_buf(), problem };
+/// What [`check_files`] found: the licensed files present (by their names in
+/// the pack) and how many the licence lists.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FilesFound {
+    pub found: Vec<String>,
+    pub licensed: usize,
+}
+
+impl FilesFound {
+    /// Every licensed file is there.
+    pub fn complete(&self) -> bool {
+        self.found.len() == self.licensed
+    }
+}
+
+/// Checks that `path` holds only licensed files: a single file, or a folder
+/// (a pack folder, or a project copy with some of them, renamed or not) whose
+/// every file is one of the licensed files by size and BLAKE3 hash, apart from
+/// the files DAWs and file managers put beside audio ([`is_sidecar`]). At least
+/// one licensed file must be there. `files` must already be known to match the
+/// token (see [`content_of`]).
+pub fn check_files(path: &Path, files: &[CertifiedFile]) -> Result<FilesFound, LicenseError> {
+    let problem = |problem: String| LicenseError::Files { dir: path.to_path_buf(), problem };
     if files.is_empty() {
         return Err(LicenseError::NoFileList);
     }
-    let mut expected = HashSet::new();
-    for file in files {
-        let relative = relative_path(&file.name).map_err(|e| problem(e.to_string()))?;
-        let path = dir.join(&relative);
-        let mut handle = std::fs::File::open(&path)
-            .map_err(|e| problem(format!("licensed file {} cannot be read: {e}", relative.display())))?;
-        let mut hasher = blake3::Hasher::new();
-        let size = std::io::copy(&mut handle, &mut hasher)
-            .map_err(|e| problem(format!("reading {} failed: {e}", relative.display())))?;
-        if size != file.size || BlobHash(*hasher.finalize().as_bytes()) != file.hash {
-            return Err(problem(format!(
-                "{} is not the licensed file ({size} bytes here, {} licensed, or other bytes)",
-                relative.display(),
-                file.size
-            )));
-        }
-        expected.insert(relative);
+    let by_hash: HashMap<(BlobHash, u64), &str> =
+        files.iter().map(|f| ((f.hash, f.size), f.name.as_str())).collect();
+    let mut here = Vec::new();
+    if path.is_dir() {
+        walk(path, Path::new(""), &mut |relative| {
+            if !is_sidecar(relative) {
+                here.push(relative.to_path_buf());
+            }
+        })
+        .map_err(|e| problem(format!("cannot list the folder: {e}")))?;
+    } else {
+        here.push(PathBuf::new());
     }
+    here.sort();
+    let mut found = HashSet::new();
     let mut extra = Vec::new();
-    walk(dir, Path::new(""), &mut |relative| {
-        if !expected.contains(relative) && !is_sidecar(relative) {
-            extra.push(relative.display().to_string());
+    for relative in &here {
+        let full = path.join(relative);
+        let (hash, size) =
+            hash_file(&full).map_err(|e| problem(format!("cannot read {}: {e}", full.display())))?;
+        match by_hash.get(&(hash, size)) {
+            Some(name) => {
+                found.insert(name.to_string());
+            }
+            None => extra.push(if relative.as_os_str().is_empty() {
+                full.display().to_string()
+            } else {
+                relative.display().to_string()
+            }),
         }
-    })
-    .map_err(|e| problem(format!("cannot list the folder: {e}")))?;
+    }
     if !extra.is_empty() {
-        extra.sort();
         let shown: Vec<&str> = extra.iter().take(5).map(String::as_str).collect();
         return Err(problem(format!(
-            "{} file(s) here are not covered by the license: {}",
-            extra.len(),
+            "{} here {} not covered by the license: {}",
+            if extra.len() == 1 { "1 file".to_string() } else { format!("{} files", extra.len()) },
+            if extra.len() == 1 { "is" } else { "are" },
             shown.join(", ")
         )));
     }
-    Ok(())
+    if found.is_empty() {
+        return Err(problem("no licensed file is here".into()));
+    }
+    let mut found: Vec<String> = found.into_iter().collect();
+    found.sort();
+    Ok(FilesFound { found, licensed: files.len() })
+}
+
+/// BLAKE3 and length of a file.
+fn hash_file(path: &Path) -> std::io::Result<(BlobHash, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let size = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok((BlobHash(*hasher.finalize().as_bytes()), size))
 }
 
 /// Files that DAWs and file managers write beside audio on their own: Ableton's
@@ -156,9 +189,36 @@ mod tests {
         {
             std::fs::write(dir.path().join(sidecar), b"x").unwrap();
         }
-        check_files(dir.path(), &files).unwrap();
+        assert!(check_files(dir.path(), &files).unwrap().complete());
         std::fs::write(dir.path().join("Kicks/Snare.wav"), b"y").unwrap();
         let err = check_files(dir.path(), &files).unwrap_err().to_string();
-        assert!(err.contains("1 file(s)") && err.contains("Snare.wav"), "{err}");
+        assert!(err.contains("1 file here is not covered") && err.contains("Snare.wav"), "{err}");
+    }
+
+    #[test]
+    fn a_single_file_or_a_renamed_subset_is_checked_by_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let licensed: Vec<(&str, &[u8])> =
+            vec![("Kick.wav", b"kick bytes"), ("Loops/Groove.wav", b"groove bytes")];
+        let files: Vec<CertifiedFile> = licensed
+            .iter()
+            .map(|(name, bytes)| CertifiedFile {
+                name: name.to_string(),
+                size: bytes.len() as u64,
+                hash: BlobHash(*blake3::hash(bytes).as_bytes()),
+            })
+            .collect();
+        let project = dir.path().join("My Song/Samples");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join("kick (copy).wav"), b"kick bytes").unwrap();
+        let found = check_files(&project, &files).unwrap();
+        assert_eq!((found.found.clone(), found.complete()), (vec!["Kick.wav".to_string()], false));
+        let single = check_files(&project.join("kick (copy).wav"), &files).unwrap();
+        assert_eq!(single.found, ["Kick.wav"]);
+        std::fs::write(project.join("edited.wav"), b"kick bytes, edited").unwrap();
+        assert!(check_files(&project.join("edited.wav"), &files).is_err());
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(check_files(&empty, &files).unwrap_err().to_string().contains("no licensed file"));
     }
 }

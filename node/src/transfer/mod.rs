@@ -49,7 +49,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use download::{DownloadProgress, Downloaded, DropReason, DroppedProvider};
 pub use export::{Exported, edited_library_files};
-pub(crate) use export::relative_path;
 pub use provider::{AllowAll, Limits, ServeGate};
 
 use crate::blobs::{Blobs, to_iroh};
@@ -114,6 +113,25 @@ pub struct Transfer {
     gate: GateCell,
     cancel: CancellationToken,
     policy: tokio::task::JoinHandle<()>,
+}
+
+/// Writes `bytes` over the file at `path` in place (its inode, so every hard
+/// link to it), keeping its mode, and syncs it.
+fn rewrite_in_place(path: &std::path::Path, bytes: &[u8]) -> Result<(), TransferError> {
+    use std::io::Write;
+    let io = |action| TransferError::io(action, path);
+    let before = std::fs::metadata(path).map_err(io("inspect"))?.permissions();
+    let mut writable = before.clone();
+    #[allow(clippy::permissions_set_readonly_false)]
+    writable.set_readonly(false);
+    std::fs::set_permissions(path, writable).map_err(io("make writable"))?;
+    let written = std::fs::OpenOptions::new().write(true).open(path).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.set_len(bytes.len() as u64)?;
+        file.sync_all()
+    });
+    let _ = std::fs::set_permissions(path, before);
+    written.map_err(io("rewrite"))
 }
 
 fn endpoint_id(node: &NodeId) -> Option<EndpointId> {
@@ -249,6 +267,56 @@ impl Transfer {
     /// `partial/` folder, see [`export`]).
     pub async fn export(&self, manifest: &Manifest, library: &Path) -> Result<Exported, TransferError> {
         export::export(&self.blobs, manifest, library, &self.blobs.staging_dir()).await
+    }
+
+    /// Restores a stored blob whose bytes were damaged (see [`TransferError::Damaged`]):
+    /// fetches it whole from the first of `providers` that serves it, verified as
+    /// it streams in, into memory, and writes it over the store's damaged file in
+    /// place (a library hard link to that file is then whole again too). The
+    /// store's hash tree of the blob was never touched, so nothing else changes.
+    pub async fn restore_blob(&self, hash: BlobHash, providers: &[NodeId]) -> Result<(), TransferError> {
+        let mut reasons = Vec::new();
+        for provider in providers.iter().filter_map(endpoint_id) {
+            let connect = self.router.endpoint().connect(provider, iroh_blobs::ALPN);
+            let connection = match tokio::time::timeout(download::CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(e)) => {
+                    reasons.push(format!("{}: {e}", node_id(&provider)));
+                    continue;
+                }
+                Err(_) => {
+                    reasons.push(format!("{}: no connection", node_id(&provider)));
+                    continue;
+                }
+            };
+            let scratch = iroh_blobs::store::mem::MemStore::new();
+            let request = iroh_blobs::protocol::GetRequest::blob(to_iroh(&hash));
+            let result = scratch.remote().execute_get(connection.clone(), request).complete().await;
+            connection.close(0u32.into(), b"done");
+            if let Err(e) = result {
+                reasons.push(format!("{}: {e}", node_id(&provider)));
+                continue;
+            }
+            let bytes = match scratch.blobs().get_bytes(to_iroh(&hash)).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    reasons.push(format!("{}: {e}", node_id(&provider)));
+                    continue;
+                }
+            };
+            let path = self.blobs.owned_data_path(&to_iroh(&hash));
+            tokio::task::spawn_blocking(move || rewrite_in_place(&path, &bytes)).await??;
+            tracing::info!(blob = %hash, provider = %node_id(&provider), "restored a damaged blob");
+            return Ok(());
+        }
+        if reasons.is_empty() {
+            return Err(TransferError::NoProviders { content: hash });
+        }
+        Err(TransferError::Unavailable {
+            content: hash,
+            what: "a damaged file".into(),
+            reasons: reasons.join("; "),
+        })
     }
 
     /// Fetches one blob (a preview clip) of at most `max` bytes from the first of

@@ -209,9 +209,11 @@ impl Node {
             Some(_) => "the seller's node cannot be reached now; your node keeps the order and sends it \
                         again until the seller answers (`smpl purchases` shows it)"
                 .to_string(),
-            None => "waiting for the seller; your node keeps asking and stores the license when it is issued \
+            None => {
+                "waiting for the seller; your node keeps asking and stores the license when it is issued \
                      (`smpl licenses` shows it)"
-                .to_string(),
+                    .to_string()
+            }
         });
         let mut outcome = BuyOutcome::of(&order, note);
         outcome.resent = resent;
@@ -300,10 +302,10 @@ impl Node {
                     });
                 }
                 Err(NodeError::LicenseRequired {
-                pack: manifest.pack_id,
-                title: manifest.title.clone(),
-                price: manifest.price.as_ref().map_or_else(String::new, |p| p.to_string()),
-                seq: manifest.seq,
+                    pack: manifest.pack_id,
+                    title: manifest.title.clone(),
+                    price: manifest.price.as_ref().map_or_else(String::new, |p| p.to_string()),
+                    seq: manifest.seq,
                 })
             }
         }

@@ -429,7 +429,11 @@ impl Trade {
 
     /// The newest licence this node issued to `buyer` for an earlier version of
     /// `manifest`'s pack that covers the current version (no paid upgrade since).
-    fn covering_license(&self, manifest: &Manifest, buyer: &NodeId) -> Result<Option<LicenseToken>, TradeError> {
+    fn covering_license(
+        &self,
+        manifest: &Manifest,
+        buyer: &NodeId,
+    ) -> Result<Option<LicenseToken>, TradeError> {
         Ok(self
             .ledger
             .licenses_of(&manifest.pack_id)

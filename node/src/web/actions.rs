@@ -118,7 +118,7 @@ pub struct ShowBody {
 pub async fn show_in_folder(State(web): State<Arc<Web>>, Json(body): Json<ShowBody>) -> Response {
     let real = match inside_library(&web, &body.path) {
         Ok(real) => real,
-        Err(refused) => return refused,
+        Err(e) => return e.into_response(),
     };
     let folder = if real.is_dir() { real } else { real.parent().map(Path::to_path_buf).unwrap_or(real) };
     let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
@@ -157,10 +157,10 @@ pub async fn check_folder(Query(query): Query<CheckQuery>) -> Response {
             return json!({ "ok": false, "message": "give the full path, starting with /" });
         }
         match scan(&dir) {
-            Ok((audio, other)) if audio.is_empty() => {
+            Ok(Scanned { audio, other }) if audio.is_empty() => {
                 json!({ "ok": false, "message": format!("no audio files here ({} other files)", other.len()) })
             }
-            Ok((audio, other)) => json!({
+            Ok(Scanned { audio, other }) => json!({
                 "ok": true,
                 "message": format!("{} audio files{}", audio.len(),
                     if other.is_empty() { String::new() } else { format!(", {} other files skipped", other.len()) }),
@@ -173,9 +173,15 @@ pub async fn check_folder(Query(query): Query<CheckQuery>) -> Response {
     Json(answer).into_response()
 }
 
-/// Audio files (path, name in the pack) and the rest (name, why skipped) of a
-/// folder, as publishing sees them: hidden files are left out.
-fn scan(dir: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<(String, String)>), String> {
+/// A folder's files as publishing sees them (hidden files are left out).
+struct Scanned {
+    /// Path and name in the pack of each audio file.
+    audio: Vec<(PathBuf, String)>,
+    /// Name and why skipped of every other file.
+    other: Vec<(String, String)>,
+}
+
+fn scan(dir: &Path) -> Result<Scanned, String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a folder", dir.display()));
     }
@@ -208,7 +214,7 @@ fn scan(dir: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<(String, String)>), S
     }
     audio.sort_by(|a, b| a.1.cmp(&b.1));
     other.sort();
-    Ok((audio, other))
+    Ok(Scanned { audio, other })
 }
 
 #[derive(Deserialize, Default)]
@@ -299,7 +305,7 @@ pub async fn analyse(
 ) -> Result<Response, WebError> {
     let request = form.request()?;
     let dir = request.dir.clone();
-    let (audio, other) = tokio::task::spawn_blocking(move || scan(&dir))
+    let Scanned { audio, other } = tokio::task::spawn_blocking(move || scan(&dir))
         .await
         .map_err(|e| WebError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(bad)?;

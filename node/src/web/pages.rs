@@ -373,15 +373,15 @@ pub(super) fn library_root(web: &Web) -> Result<PathBuf, WebError> {
 }
 
 /// `path`, resolved, when it lies inside the library; otherwise a counted refusal.
-pub(super) fn inside_library(web: &Web, path: &Path) -> Result<PathBuf, Response> {
-    let root = library_root(web).map_err(IntoResponse::into_response)?;
+pub(super) fn inside_library(web: &Web, path: &Path) -> Result<PathBuf, WebError> {
+    let root = library_root(web)?;
     match path.canonicalize() {
         Ok(real) if real.starts_with(&root) => Ok(real),
         _ => {
             web.guard
                 .refusals
                 .count(Refusal::OutsideLibrary, &format!("{} is not inside the library", path.display()));
-            Err(refused(Refusal::OutsideLibrary, true))
+            Err(WebError(StatusCode::FORBIDDEN, "only folders and files inside the library".into()))
         }
     }
 }
@@ -395,7 +395,7 @@ pub struct FileQuery {
 pub async fn library_file(State(web): State<Arc<Web>>, Query(query): Query<FileQuery>) -> Response {
     let real = match inside_library(&web, &query.path) {
         Ok(real) => real,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     match tokio::fs::read(&real).await {
         Ok(bytes) => {

@@ -1,0 +1,38 @@
+//! Search ranks what a producer meant, with the real binary: a sample whose own
+//! name says "kick" comes before any sample that matches only through its pack's
+//! description.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn samples_named_kick_come_before_those_whose_pack_description_says_kick() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    json_ok(&home, &["init", "--name", "Ada", "--library", dir.path().join("library").to_str().unwrap()]);
+    let _node = TestNode::start(&home);
+
+    let mixed = dir.path().join("Mixed");
+    write_sound(&mixed.join("Bass_Loop_1.wav"), 2.0, 55.0, false);
+    write_sound(&mixed.join("Bass_Loop_2.wav"), 2.0, 65.0, false);
+    write_sound(&mixed.join("Clap.wav"), 0.4, 1500.0, true);
+    write_sound(&mixed.join("Hat.wav"), 0.2, 6000.0, true);
+    write_sound(&mixed.join("Kick_A.wav"), 0.6, 50.0, true);
+    write_sound(&mixed.join("Kick_B.wav"), 0.6, 58.0, true);
+    let kicks = dir.path().join("Kicks");
+    for (i, freq) in [45.0, 52.0, 60.0].into_iter().enumerate() {
+        write_sound(&kicks.join(format!("Kick_{i:02}.wav")), 0.5, freq, true);
+    }
+    let description = "punchy kicks and deep bass loops";
+    json_ok(&home, &["publish", mixed.to_str().unwrap(), "--title", "Mixed Bag", "--description", description]);
+    json_ok(&home, &["publish", kicks.to_str().unwrap(), "--title", "Kick Drums"]);
+
+    let hits = json_ok(&home, &["search", "kick", "--limit", "50"]);
+    let names: Vec<&str> = hits.iter().map(|h| h["sample"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 9, "every sample of both packs matches: {names:?}");
+    let named = |n: &&str| n.to_lowercase().contains("kick");
+    let first_other = names.iter().position(|n| !named(n)).unwrap();
+    assert_eq!(first_other, 5, "the five kicks come first: {names:?}");
+    assert!(names[first_other..].iter().all(|n| !named(n)), "{names:?}");
+}

@@ -7,7 +7,7 @@ mod web_support;
 use reqwest::StatusCode;
 use smpl_node::SellerPolicy;
 use smpl_node::web::WebOptions;
-use web_support::{WebNode, free_port, start};
+use web_support::{WebNode, free_port, publish_by_api, start};
 
 async fn node(dir: &tempfile::TempDir) -> WebNode {
     start(dir.path(), "alice", SellerPolicy::Manual, &[], WebOptions::default()).await
@@ -305,5 +305,30 @@ async fn show_in_folder_and_library_files_stay_inside_the_library() {
         .await
         .unwrap();
     assert_eq!(show.status(), StatusCode::OK);
+    alice.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn previews_come_as_ogg_vorbis_or_as_wav_decoded_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let folder = dir.path().join("drums");
+    smpl_testkit::pack::make_pack(&folder);
+    let pack = publish_by_api(&alice, &folder, "Preview Drums", 300).await;
+    let (cookie, _) = alice.login().await;
+    let client = WebNode::client();
+    let url = format!("{}/ui/preview/{pack}?sample=Line_Snare.wav", alice.base);
+    let ogg = client.get(&url).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(ogg.status(), StatusCode::OK);
+    assert_eq!(ogg.headers()["content-type"], "audio/ogg");
+    assert!(ogg.bytes().await.unwrap().starts_with(b"OggS"));
+    let wav = client.get(format!("{url}&format=wav")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(wav.status(), StatusCode::OK);
+    assert_eq!(wav.headers()["content-type"], "audio/wav");
+    let bytes = wav.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WAVE", "not a WAV file");
+    let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
+    let data = u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize;
+    assert!(rate >= 8_000 && data > 1_000 && data + 44 == bytes.len(), "rate {rate}, {data} data bytes");
     alice.stop().await;
 }

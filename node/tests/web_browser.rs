@@ -26,10 +26,9 @@ use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use smpl_node::SellerPolicy;
 use smpl_node::web::WebOptions;
-use smpl_node::{PublishEvent, PublishRequest, SellerPolicy};
-use smpl_protocol::{LicenseTerms, Price};
-use web_support::{WebNode, free_port, start};
+use web_support::{WebNode, free_port, publish_by_api, start};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -166,35 +165,6 @@ async fn screenshots(c: &Client, name: &str) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
-/// Publishes a folder through the API, as `smpl publish` does.
-async fn publish_by_api(node: &WebNode, dir: &Path, title: &str, cents: u64) -> String {
-    let request = PublishRequest {
-        dir: dir.to_path_buf(),
-        title: Some(title.into()),
-        genre: Some("techno".into()),
-        tags: Some(vec!["dusty".into()]),
-        description: Some("Drums with dust on them.".into()),
-        price: Some(Price { amount_minor: cents, currency: "USD".into() }),
-        license: Some(LicenseTerms::Named("royalty-free".into())),
-        ..PublishRequest::default()
-    };
-    let response = WebNode::client()
-        .post(format!("{}/v1/publish", node.base))
-        .header("authorization", format!("Bearer {}", node.token))
-        .header("content-type", "application/json")
-        .body(serde_json::to_string(&request).unwrap())
-        .send()
-        .await
-        .unwrap();
-    let text = response.text().await.unwrap();
-    for line in text.lines() {
-        if let Ok(PublishEvent::Done(outcome)) = serde_json::from_str::<PublishEvent>(line) {
-            return outcome.pack_id.to_hex();
-        }
-    }
-    panic!("publish failed: {text}");
-}
-
 /// Waits until `node`'s index holds a pack titled `title`.
 async fn wait_listed(node: &WebNode, title: &str) {
     let started = Instant::now();
@@ -250,6 +220,18 @@ async fn two_producers_trade_through_their_browsers() {
     let after_login = b.execute(navigation, vec![]).await.unwrap();
     b.goto(&format!("{}/", bob.base)).await.unwrap();
     let again = b.execute(navigation, vec![]).await.unwrap();
+    // The page's weight: HTML, script and stylesheet, audio aside.
+    let weight = b
+        .execute(
+            "const r = performance.getEntriesByType('resource').filter(e => !e.name.includes('/ui/preview/')); \
+             return performance.getEntriesByType('navigation')[0].decodedBodySize \
+               + r.reduce((n, e) => n + e.decodedBodySize, 0);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    println!("search page weight, audio aside: {weight} bytes");
+    assert!(weight.as_u64().unwrap() < 200_000, "{weight} bytes");
     println!(
         "search page load [load, server, DOM ready] ms: after the login redirect {after_login}, opened again {again}"
     );

@@ -158,12 +158,12 @@ pub async fn check_folder(Query(query): Query<CheckQuery>) -> Response {
         }
         match scan(&dir) {
             Ok(Scanned { audio, other }) if audio.is_empty() => {
-                json!({ "ok": false, "message": format!("no audio files here ({} other files)", other.len()) })
+                json!({ "ok": false, "message": format!("no audio files here ({})", count(other.len(), "other file")) })
             }
             Ok(Scanned { audio, other }) => json!({
                 "ok": true,
-                "message": format!("{} audio files{}", audio.len(),
-                    if other.is_empty() { String::new() } else { format!(", {} other files skipped", other.len()) }),
+                "message": format!("{}{}", count(audio.len(), "audio file"),
+                    if other.is_empty() { String::new() } else { format!(", {} skipped", count(other.len(), "other file")) }),
             }),
             Err(e) => json!({ "ok": false, "message": e }),
         }
@@ -171,6 +171,11 @@ pub async fn check_folder(Query(query): Query<CheckQuery>) -> Response {
     .await
     .unwrap_or_else(|e| json!({ "ok": false, "message": e.to_string() }));
     Json(answer).into_response()
+}
+
+/// `n thing` or `n things`.
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
 }
 
 /// A folder's files as publishing sees them (hidden files are left out).

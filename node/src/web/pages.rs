@@ -526,7 +526,7 @@ pub async fn library(State(web): State<Arc<Web>>, Extension(credential): Extensi
 }
 
 pub async fn publish(Extension(credential): Extension<Credential>) -> Response {
-    let body = "<h1>Publish a pack</h1>\
+    let body = "<h1>Publish a pack</h1><div class=\"publish-page\">\
         <form id=\"publish\" class=\"publish\">\
         <label>Folder on this machine <input name=\"dir\" required autocomplete=\"off\" placeholder=\"/home/me/packs/dusty-drums\"></label>\
         <p id=\"dir-check\" class=\"check\" aria-live=\"polite\"></p>\
@@ -540,8 +540,8 @@ pub async fn publish(Extension(credential): Extension<Credential>) -> Response {
         <div class=\"row\"><label>Stated BPM <input name=\"bpm\" size=\"5\"></label>\
         <label>Stated key <input name=\"key\" size=\"5\" placeholder=\"Am\"></label></div>\
         <button type=\"submit\">Analyse</button></form>\
-        <progress id=\"publish-progress\" hidden max=\"1\" value=\"0\"></progress>\
-        <section id=\"analysis\" aria-live=\"polite\"></section>";
+        <div><progress id=\"publish-progress\" hidden max=\"1\" value=\"0\"></progress>\
+        <section id=\"analysis\" aria-live=\"polite\"></section></div></div>";
     Html(html::page("Publish", "/publish", csrf(&credential), body)).into_response()
 }
 

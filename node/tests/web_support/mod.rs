@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use smpl_node::web::WebOptions;
 use smpl_node::{Home, Multiaddr, NodeError, NodeInfo, NodeOptions, SellerPolicy, TradeConfig};
+use smpl_node::{PublishEvent, PublishRequest};
+use smpl_protocol::{LicenseTerms, Price};
 use tokio::sync::oneshot;
 
 pub const STEP: Duration = Duration::from_secs(60);
@@ -52,8 +54,9 @@ pub async fn start(
         bootstrap: bootstrap.to_vec(),
         mdns: false,
         relay: None,
+        relay_server: false,
         gc_interval: None,
-        trade: TradeConfig { policy, hook_timeout: Duration::from_secs(2) },
+        trade: TradeConfig { policy, hook_timeout: Duration::from_secs(2), ..TradeConfig::default() },
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let (ready, info) = oneshot::channel::<NodeInfo>();
@@ -160,4 +163,33 @@ impl Drop for WebNode {
 pub fn free_port(ip: [u8; 4]) -> SocketAddr {
     let listener = std::net::TcpListener::bind(SocketAddr::from((ip, 0))).unwrap();
     listener.local_addr().unwrap()
+}
+
+/// Publishes a folder through the API, as `smpl publish` does.
+pub async fn publish_by_api(node: &WebNode, dir: &Path, title: &str, cents: u64) -> String {
+    let request = PublishRequest {
+        dir: dir.to_path_buf(),
+        title: Some(title.into()),
+        genre: Some("techno".into()),
+        tags: Some(vec!["dusty".into()]),
+        description: Some("Drums with dust on them.".into()),
+        price: Some(Price { amount_minor: cents, currency: "USD".into() }),
+        license: Some(LicenseTerms::Named("royalty-free".into())),
+        ..PublishRequest::default()
+    };
+    let response = WebNode::client()
+        .post(format!("{}/v1/publish", node.base))
+        .header("authorization", format!("Bearer {}", node.token))
+        .header("content-type", "application/json")
+        .body(serde_json::to_string(&request).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    for line in text.lines() {
+        if let Ok(PublishEvent::Done(outcome)) = serde_json::from_str::<PublishEvent>(line) {
+            return outcome.pack_id.to_hex();
+        }
+    }
+    panic!("publish failed: {text}");
 }

@@ -41,12 +41,18 @@ pub struct NodeArgs {
     /// first), so peers that remember this node find it again after a restart.
     #[arg(long, value_name = "MULTIADDR")]
     listen: Vec<Multiaddr>,
-    /// A peer to join through (repeatable), e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3Koo….
-    #[arg(long, value_name = "MULTIADDR")]
-    bootstrap: Vec<Multiaddr>,
+    /// A peer to join through (repeatable): an invite line (`smpl invite`) or one
+    /// address, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3Koo….
+    #[arg(long, value_name = "INVITE")]
+    bootstrap: Vec<smpl_node::net::Invite>,
     /// An iroh relay URL for peers behind NATs (none by default).
     #[arg(long, value_name = "URL")]
     relay: Option<String>,
+    /// Relay connections for peers behind NATs (circuit relay v2, with the limits
+    /// of `[relay_server]` in config.toml) and tell peers whether they are
+    /// reachable (AutoNAT). For a node with a public address.
+    #[arg(long)]
+    relay_server: bool,
     /// How orders for your paid packs are decided: manual (`smpl sales approve`),
     /// auto, or hook:CMD (CMD gets the order as JSON on stdin and prints
     /// `approve` or `reject REASON`). Free packs are always issued at once.
@@ -55,6 +61,10 @@ pub struct NodeArgs {
     /// Seconds a payment hook may take before the order is rejected.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     hook_timeout: u64,
+    /// Payment hooks run at once at most (one is kept for buyers you sold to
+    /// before); more orders are answered "busy" and sent again by the buyer.
+    #[arg(long, default_value_t = smpl_node::trade::MAX_HOOKS, value_name = "N")]
+    max_hooks: usize,
     /// Seconds between garbage collections of the blob store (blobs no pack,
     /// preview or download holds any more: superseded and retracted content).
     #[arg(long, default_value_t = 300, value_name = "SECS")]
@@ -261,13 +271,15 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
         home: home.clone(),
         api: args.api,
         listen: args.listen,
-        bootstrap: args.bootstrap,
+        bootstrap: args.bootstrap.into_iter().flat_map(|invite| invite.addrs).collect(),
         mdns: !args.no_mdns,
         relay: args.relay,
+        relay_server: args.relay_server,
         gc_interval: Some(std::time::Duration::from_secs(args.gc_interval.max(1))),
         trade: TradeConfig {
             policy: args.seller_policy,
             hook_timeout: std::time::Duration::from_secs(args.hook_timeout.max(1)),
+            max_hooks: args.max_hooks.max(1),
         },
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -7,6 +7,7 @@
 mod client;
 mod commands;
 mod demo;
+mod invite;
 mod output;
 mod trade;
 mod ui;
@@ -103,6 +104,9 @@ enum Command {
     },
     /// The peers this node is connected to.
     Peers,
+    /// Print one line a friend can start from (`smpl connect LINE` or `smpl node
+    /// --bootstrap LINE`): this node's id with its direct and relayed addresses.
+    Invite,
     /// Connect to a peer by its address (as `smpl id` prints it); the node
     /// remembers it and dials it again after restarts.
     Connect {
@@ -155,6 +159,15 @@ enum IndexCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The log goes to stderr: a running node says what it does (its own events at
+    // info, everyone's warnings and errors); other commands only warn. RUST_LOG
+    // (or SMPL_LOG) changes it, e.g. RUST_LOG=smpl_node=debug.
+    let runs_node = matches!(cli.command, Command::Node(_) | Command::Demo(_));
+    let default = if runs_node { "warn,smpl_node=info,smpl=info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("SMPL_LOG"))
+        .unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let out = output::Printer::new(cli.global.json);
     let home = smpl_node::Home::new(cli.global.home.clone().unwrap_or_else(smpl_node::Home::default_root));
     let result = match cli.command {
@@ -175,6 +188,7 @@ fn main() -> ExitCode {
         Command::Check => commands::check(&home, &out),
         Command::Fetch { pack_id, out: dir } => commands::fetch(&home, &out, &pack_id, dir),
         Command::Peers => commands::peers(&home, &out),
+        Command::Invite => invite::invite(&home, &out),
         Command::Connect { addr } => commands::connect(&home, &out, &addr),
         Command::Audition { pack_id, sample, output } => {
             commands::audition(&home, &out, &pack_id, &sample, output)

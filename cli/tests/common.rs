@@ -71,8 +71,17 @@ impl TestNode {
         TestNode::start_wrapped(home, extra, &[])
     }
 
+    /// Starts a node whose log (stderr) goes to the file `log`.
+    pub fn start_logged(home: &Path, extra: &[&str], log: &Path) -> TestNode {
+        TestNode::start_full(home, extra, &[], Stdio::from(std::fs::File::create(log).unwrap()))
+    }
+
     /// Starts a node under a wrapper command (e.g. `strace -f -o LOG`).
     pub fn start_wrapped(home: &Path, extra: &[&str], wrapper: &[&str]) -> TestNode {
+        TestNode::start_full(home, extra, wrapper, Stdio::null())
+    }
+
+    fn start_full(home: &Path, extra: &[&str], wrapper: &[&str], stderr: Stdio) -> TestNode {
         std::fs::create_dir_all(home).unwrap();
         let _ = std::fs::remove_file(home.join("node.json"));
         let mut command = match wrapper.split_first() {
@@ -89,8 +98,10 @@ impl TestNode {
             .args(["node", "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
             .args(extra)
             .env_remove("SMPL_HOME")
+            .env_remove("RUST_LOG")
+            .env_remove("SMPL_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("starting smpl node");
         let node = TestNode { home: home.to_path_buf(), child };

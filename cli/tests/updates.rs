@@ -63,7 +63,8 @@ fn a_buyer_gets_updates_without_paying_again_but_not_a_paid_upgrade() {
     json_ok(&a_home, &["init", "--name", "Ada", "--library", root.join("a-library").to_str().unwrap()]);
     json_ok(&b_home, &["init", "--name", "Bo", "--library", library.to_str().unwrap()]);
     let b = TestNode::start(&b_home);
-    let a = TestNode::start_with(&a_home, &["--bootstrap", &b.p2p_addr()]);
+    let a_log = root.join("seller.log");
+    let a = TestNode::start_logged(&a_home, &["--bootstrap", &b.p2p_addr()], &a_log);
 
     let kit = root.join("Kit");
     write_sound(&kit.join("Kick.wav"), 0.6, 55.0, true);
@@ -103,6 +104,11 @@ fn a_buyer_gets_updates_without_paying_again_but_not_a_paid_upgrade() {
     let sales = json_ok(&a_home, &["sales", "--pending"]);
     assert_eq!(sales.len(), 1, "{sales:?}");
     assert_eq!(sales[0]["buyer_name"], "Bo");
+    // The seller's node says so in its log, one line per order, with the buyer's name.
+    let log = std::fs::read_to_string(&a_log).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("new order")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("Bo (") && lines[0].contains(&order_id), "{}", lines[0]);
     json_ok(&a_home, &["sales", "approve", &order_id]);
     wait_until("the licence reaches the buyer", Duration::from_secs(30), || {
         json_ok(&b_home, &["purchases"]).iter().any(|o| o["status"] == "issued")

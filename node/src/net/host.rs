@@ -54,6 +54,18 @@ pub trait Host: Send + Sync + 'static {
     fn trade(&self, peer: NodeId, request: TradeRequest) -> TradeResponse;
 }
 
+/// How far in the future a listing's time may be (clocks differ a little); a
+/// later one would pin its pack at the top of "newest", and is refused.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 5 * 60;
+
+/// Refuses a listing dated more than [`MAX_CLOCK_SKEW_SECS`] after `now`.
+fn check_time(what: &str, at: u64, now: u64) -> Result<(), String> {
+    if at > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        return Err(format!("the {what} is dated {} s in the future", at - now));
+    }
+    Ok(())
+}
+
 /// Verifies and stores one signed listing from the network.
 pub fn ingest(store: &Store, bytes: &[u8]) -> Ingest {
     let envelope = match Envelope::open(bytes) {
@@ -62,11 +74,17 @@ pub fn ingest(store: &Store, bytes: &[u8]) -> Ingest {
     };
     let (pack, accepted) = match envelope.kind() {
         Kind::Manifest => match Manifest::from_envelope(&envelope) {
-            Ok(m) => (m.pack_id, store.accept_manifest(&m, &envelope, false)),
+            Ok(m) => match check_time("manifest", m.created_at, crate::util::now()) {
+                Ok(()) => (m.pack_id, store.accept_manifest(&m, &envelope, false)),
+                Err(reason) => return Ingest::Invalid(reason),
+            },
             Err(e) => return Ingest::Invalid(e.to_string()),
         },
         Kind::Retraction => match Retraction::from_envelope(&envelope) {
-            Ok(r) => (r.pack_id, store.accept_retraction(&r, &envelope, false)),
+            Ok(r) => match check_time("retraction", r.retracted_at, crate::util::now()) {
+                Ok(()) => (r.pack_id, store.accept_retraction(&r, &envelope, false)),
+                Err(reason) => return Ingest::Invalid(reason),
+            },
             Err(e) => return Ingest::Invalid(e.to_string()),
         },
         other => return Ingest::Invalid(format!("a {other} is not a listing")),

@@ -37,6 +37,9 @@ pub enum Bad {
     SignedMalformed,
     Replay,
     StaleRetraction,
+    /// Validly signed by the stranger, dated far in the future (it would pin its
+    /// pack at the top of "newest").
+    FutureDated,
     /// Over the largest envelope, or the largest manifest with a forged signature.
     Huge,
 }
@@ -64,6 +67,7 @@ const MIX: &[Bad] = &[
     Bad::SignedMalformed,
     Bad::Replay,
     Bad::StaleRetraction,
+    Bad::FutureDated,
 ];
 
 /// Makes bad listings, each different from every other one it made: gossipsub
@@ -289,6 +293,14 @@ impl Forger {
                     retracted_at: 1_700_000_000 + n,
                 };
                 retraction.sign(&self.author).unwrap().into_bytes()
+            }
+            Bad::FutureDated => {
+                let now =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                let mut future =
+                    manifest(&self.stranger.node_id(), &format!("future-{n}"), 1, &format!("Newest {n}"));
+                future.created_at = now + 3600 + self.rng.random_range(0..365 * 86_400);
+                future.sign(&self.stranger).unwrap().into_bytes()
             }
             Bad::Huge => {
                 // Alternately: one byte over the largest envelope, and the largest

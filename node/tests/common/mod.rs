@@ -33,6 +33,7 @@ pub fn options(home: Home, bootstrap: &[Multiaddr], trade: TradeConfig) -> NodeO
         bootstrap: bootstrap.to_vec(),
         mdns: false,
         relay: None,
+        relay_server: false,
         gc_interval: None,
         trade,
     }
@@ -72,7 +73,7 @@ async fn start_node(
 
 /// How a node sells: `policy`, and a payment hook gets 2 s to answer.
 pub fn policy(policy: SellerPolicy) -> TradeConfig {
-    TradeConfig { policy, hook_timeout: Duration::from_secs(2) }
+    TradeConfig { policy, hook_timeout: Duration::from_secs(2), ..TradeConfig::default() }
 }
 
 /// The identity of the test node `root/<name>`.

@@ -48,6 +48,8 @@ mod verify;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -132,11 +134,27 @@ pub enum TradeError {
 pub struct TradeConfig {
     pub policy: SellerPolicy,
     pub hook_timeout: Duration,
+    /// Payment hooks run at once at most; one of them is kept for buyers this
+    /// node sold to before. Orders past it are refused as busy (the buyer's node
+    /// sends them again later).
+    pub max_hooks: usize,
 }
+
+/// [`TradeConfig::max_hooks`] by default.
+pub const MAX_HOOKS: usize = 4;
 
 impl Default for TradeConfig {
     fn default() -> Self {
-        TradeConfig { policy: SellerPolicy::default(), hook_timeout: HOOK_TIMEOUT }
+        TradeConfig { policy: SellerPolicy::default(), hook_timeout: HOOK_TIMEOUT, max_hooks: MAX_HOOKS }
+    }
+}
+
+/// One running payment hook; the count goes down when it is dropped.
+struct HookSlot(Arc<AtomicUsize>);
+
+impl Drop for HookSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -165,6 +183,10 @@ pub struct Trade {
     licenses_dir: PathBuf,
     config: TradeConfig,
     gate: LicenseGate,
+    /// Payment hooks running now.
+    hooks: Arc<AtomicUsize>,
+    /// Orders refused because every hook slot was taken.
+    pub busy: Arc<AtomicU64>,
 }
 
 impl Order {
@@ -241,7 +263,16 @@ impl Trade {
     ) -> Result<Trade, TradeError> {
         let ledger = Ledger::open(&store)?;
         let gate = LicenseGate::open(&store)?;
-        let trade = Trade { identity, store, ledger, licenses_dir, config, gate };
+        let trade = Trade {
+            identity,
+            store,
+            ledger,
+            licenses_dir,
+            config,
+            gate,
+            hooks: Arc::new(AtomicUsize::new(0)),
+            busy: Arc::new(AtomicU64::new(0)),
+        };
         // Nothing is decided yet, so an order still marked as in the hook's hands
         // belongs to a hook whose answer was lost with the last run.
         for order in trade.ledger.recover_sales(HOOK_INTERRUPTED)? {
@@ -341,6 +372,7 @@ impl Trade {
         let mut order = Order::pending(&manifest, &request, &envelope, now());
         let mut license = None;
         let mut hook = None;
+        let mut hook_slot = None;
         let upgrade = self.covering_license(&manifest, &peer)?;
         match (&manifest.price, &self.config.policy) {
             _ if upgrade.is_some() => {
@@ -352,6 +384,30 @@ impl Trade {
             (None, _) | (_, SellerPolicy::Auto) => license = Some(self.sign_license(&mut order)?),
             (_, SellerPolicy::Manual) => {}
             (_, SellerPolicy::Hook(cmd)) => {
+                // A bounded number of hooks run at once; the last slot is kept for
+                // buyers this node sold to before, so a flood of orders from new
+                // keys does not hold up known customers.
+                let known =
+                    self.ledger.licenses().iter().any(|(t, _)| t.buyer == peer && t.seller == self.me());
+                let limit = if known {
+                    self.config.max_hooks
+                } else {
+                    self.config.max_hooks.saturating_sub(1).max(1)
+                };
+                let running = self.hooks.fetch_add(1, Ordering::SeqCst);
+                let slot = HookSlot(self.hooks.clone());
+                if running >= limit {
+                    let busy = self.busy.fetch_add(1, Ordering::Relaxed) + 1;
+                    if busy.is_power_of_two() {
+                        tracing::warn!(busy, "orders refused as busy: {running} payment hooks are running");
+                    }
+                    return Ok(TradeResponse::Refused(
+                        "busy: the seller's payment hook is deciding other orders; your node sends this \
+                         order again later"
+                            .into(),
+                    ));
+                }
+                hook_slot = Some(slot);
                 hook = Some(cmd.as_str());
                 order.deciding_since = Some(order.created_at);
                 order.reason = Some(HOOK_DECIDING.into());
@@ -386,6 +442,7 @@ impl Trade {
         if let Some(cmd) = hook {
             order = self.decide_by_hook(cmd, order)?;
         }
+        drop(hook_slot);
         self.response(&order)
     }
 
@@ -672,11 +729,17 @@ impl Trade {
                 next.decided_at = Some(now());
                 Some((token, envelope))
             }
-            TradeResponse::Rejected { reason, .. } | TradeResponse::Refused(reason) => {
+            TradeResponse::Rejected { reason, .. } => {
                 next.status = OrderStatus::Rejected;
                 next.reason = Some(reason);
                 next.decided_at = Some(now());
                 None
+            }
+            // The message was refused, not the order (a busy seller, say): it
+            // stays pending and is sent again later, until it expires.
+            TradeResponse::Refused(reason) => {
+                tracing::info!(order = %order.order_id, "the seller's node refused the order for now: {reason}");
+                return Ok(order);
             }
             TradeResponse::Pending { .. } if order.unreachable_since.is_some() => {
                 next.unreachable_since = None;
@@ -935,7 +998,8 @@ mod tests {
 
         /// Opens the trade side again, as a restarted node does.
         fn open(dir: &tempfile::TempDir, store: &Store, policy: SellerPolicy) -> Trade {
-            let config = TradeConfig { policy, hook_timeout: Duration::from_secs(10) };
+            let config =
+                TradeConfig { policy, hook_timeout: Duration::from_secs(10), ..TradeConfig::default() };
             let identity = Identity::from_secret_bytes(SECRET);
             Trade::open(identity, store.clone(), dir.path().join("licenses"), config).unwrap()
         }
@@ -1018,6 +1082,79 @@ mod tests {
         assert_eq!(runs(&runs_file), 1);
         assert_eq!(seller.trade.licenses(true).unwrap().len(), 1);
         assert_eq!(seller.trade.sales(false).unwrap().len(), 1, "copies and later orders are not kept");
+    }
+
+    #[test]
+    fn an_order_flood_runs_a_bounded_number_of_hooks_and_known_buyers_still_get_through() {
+        let seller = Seller::new(SellerPolicy::Manual);
+        let known = Identity::from_secret_bytes([40; 32]);
+        // The known buyer bought before (approved by hand).
+        let first = seller.order(&known, 1);
+        assert!(matches!(seller.buy(&known, &first), TradeResponse::Pending { .. }));
+        let (request, envelope) = PurchaseRequest::open(&first).unwrap();
+        seller.trade.approve(&order_id_of(&envelope)).unwrap();
+        assert_eq!(request.buyer, known.node_id());
+
+        let log = seller.dir.path().join("hooks");
+        let cmd = format!(
+            "cat >/dev/null; echo start >> '{0}'; sleep 0.3; echo end >> '{0}'; echo approve",
+            log.display()
+        );
+        let config = TradeConfig {
+            policy: SellerPolicy::Hook(cmd),
+            hook_timeout: Duration::from_secs(10),
+            max_hooks: 3,
+        };
+        let trade = Trade::open(
+            Identity::from_secret_bytes(SECRET),
+            seller.store.clone(),
+            seller.dir.path().join("licenses"),
+            config,
+        )
+        .unwrap();
+        let seller = Seller { trade, ..seller };
+        // 200 new keys at once, and the known buyer a moment later.
+        let strangers: Vec<Identity> = (0..200u32)
+            .map(|i| {
+                let mut secret = [0u8; 32];
+                secret[..4].copy_from_slice(&i.to_le_bytes());
+                secret[31] = 99;
+                Identity::from_secret_bytes(secret)
+            })
+            .collect();
+        let (answers, known_answer) = std::thread::scope(|s| {
+            let flood: Vec<_> = strangers
+                .iter()
+                .map(|buyer| {
+                    let seller = &seller;
+                    s.spawn(move || seller.buy(buyer, &seller.order(buyer, 7)))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(50));
+            // Re-sent by the buyer's node while busy; decided once a slot is free.
+            let again = seller.order(&known, 2);
+            let known_answer = loop {
+                match seller.buy(&known, &again) {
+                    TradeResponse::Refused(_) => std::thread::sleep(Duration::from_millis(20)),
+                    answer => break answer,
+                }
+            };
+            let answers: Vec<TradeResponse> = flood.into_iter().map(|h| h.join().unwrap()).collect();
+            (answers, known_answer)
+        });
+        let (mut running, mut most) = (0i32, 0i32);
+        for line in std::fs::read_to_string(&log).unwrap().lines() {
+            running += if line == "start" { 1 } else { -1 };
+            most = most.max(running);
+        }
+        let busy = answers
+            .iter()
+            .filter(|a| matches!(a, TradeResponse::Refused(r) if r.starts_with("busy")))
+            .count();
+        println!("{} orders: {busy} refused as busy, at most {most} hooks at once", answers.len());
+        assert!(most <= 3, "at most max_hooks hooks ran at once, not {most}");
+        assert!(busy > 100, "most of the flood was refused as busy: {busy}");
+        assert!(license_of(&known_answer).is_some(), "the known buyer's order was decided: {known_answer:?}");
     }
 
     #[test]

@@ -79,6 +79,11 @@ impl Client {
         self.get("/v1/check")
     }
 
+    /// `{"node_id","invite"}`.
+    pub fn invite(&self) -> Result<Value> {
+        self.get("/v1/invite")
+    }
+
     pub fn peers(&self) -> Result<Vec<PeerInfo>> {
         self.get("/v1/peers")
     }

@@ -18,6 +18,7 @@
 //! | POST | `/v1/index/rebuild` | | `{"packs"}` |
 //! | GET | `/v1/check` | | [`CheckReport`](crate::CheckReport) |
 //! | GET | `/v1/peers` | | `[]` of [`PeerInfo`](crate::net::PeerInfo) |
+//! | GET | `/v1/invite` | | `{"node_id","invite"}`: the line `smpl connect` takes |
 //! | POST | `/v1/connect` | `{"addr"}` | [`PeerInfo`](crate::net::PeerInfo) once connected |
 //! | POST | `/v1/packs/{id}/fetch` | `{"out"}` | JSON lines of [`FetchEvent`](crate::FetchEvent), the last `done` or `error` |
 //! | GET | `/v1/packs/{id}/ticket` | | `{"pack_id","ticket"}` |
@@ -102,6 +103,7 @@ pub async fn serve(
         .route("/v1/index/rebuild", post(rebuild))
         .route("/v1/check", get(check))
         .route("/v1/peers", get(peers))
+        .route("/v1/invite", get(invite))
         .route("/v1/connect", post(connect))
         .route("/v1/packs/{id}/fetch", post(fetch))
         .route("/v1/packs/{id}/ticket", get(ticket))
@@ -214,6 +216,11 @@ async fn ticket(State(state): State<AppState>, Path(id): Path<String>) -> Result
     let pack = state.node.resolve(&id)?;
     let ticket = state.node.share(&pack)?;
     Ok(Json(json!({ "pack_id": pack, "ticket": ticket })).into_response())
+}
+
+async fn invite(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let invite = state.node.invite().await?;
+    Ok(Json(json!({ "node_id": state.node.node_id(), "invite": invite.line() })).into_response())
 }
 
 async fn peers(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -66,6 +66,16 @@ pub async fn run_with_web(
     home.write_node_info(&info)?;
     let web = std::sync::Arc::new(Web::new(node.clone(), api_addr, ui_addr, token));
     on_ready(&info);
+    if let Some(network) = node.network() {
+        // Whether peers can dial this node, each time AutoNAT or a relay changes it.
+        let mut reach = network.reachability();
+        tokio::spawn(async move {
+            while reach.changed().await.is_ok() {
+                let now = reach.borrow_and_update().clone();
+                eprintln!("network: {now}");
+            }
+        });
+    }
     eprintln!("web app: {} (a one-time login link; `smpl ui` makes another)", web.login_url());
     if let Some(addr) = ui_addr {
         eprintln!("web app also on http://{addr} (the same login)");

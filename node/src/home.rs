@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use smpl_protocol::{Identity, NodeId};
 
+use crate::net::RelayLimits;
 use crate::util::fs::{WriteError, mode, write_atomic};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,12 @@ pub struct Config {
     pub name: String,
     /// Where fetched packs are written as plain files.
     pub library: PathBuf,
+    /// Peers to join through at every start: invite lines (`smpl invite`) or
+    /// multiaddrs ending in `/p2p/<peer id>`.
+    pub bootstrap: Vec<String>,
+    /// What this node grants others when it runs as a relay (`smpl node
+    /// --relay-server`).
+    pub relay_server: RelayLimits,
 }
 
 impl Default for Config {
@@ -56,7 +63,12 @@ impl Default for Config {
             .unwrap_or_else(|| PathBuf::from("."))
             .join("smpl")
             .join("library");
-        Config { name: std::env::var("USER").unwrap_or_else(|_| "producer".into()), library }
+        Config {
+            name: std::env::var("USER").unwrap_or_else(|_| "producer".into()),
+            library,
+            bootstrap: Vec::new(),
+            relay_server: RelayLimits::default(),
+        }
     }
 }
 

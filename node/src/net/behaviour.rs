@@ -1,17 +1,20 @@
 //! The libp2p behaviour and transports, built from explicit parts: TCP+noise+yamux
 //! and QUIC, identify, gossipsub with validation and peer scoring, Kademlia on
 //! `/smpl/kad/1`, optional mDNS, and the `/smpl/sync/1` and `/smpl/purchase/1`
-//! request-response protocols.
-//! No relay, no DNS transport, no port mapping.
+//! request-response protocols; for reach across NAT, ping (round-trip times), the
+//! circuit relay v2 client, DCUtR hole punching and the AutoNAT v2 client, and on a
+//! node started as a relay server the relay and AutoNAT servers.
+//! No DNS transport, no port mapping: relays are peers this node was told about.
 
 use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, identity, kad, mdns, noise, request_response,
-    tcp, yamux,
+    StreamProtocol, Swarm, SwarmBuilder, autonat, dcutr, gossipsub, identify, identity, kad, mdns, noise,
+    ping, relay, request_response, tcp, yamux,
 };
+use serde::{Deserialize, Serialize};
 use smpl_protocol::{Identity, limits};
 
 use super::wire::{SyncRequest, SyncResponse, TradeRequest, TradeResponse};
@@ -33,9 +36,61 @@ pub const TRADE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Gossipsub scores below this get the peer disconnected.
 pub const GRAYLIST_THRESHOLD: f64 = -80.0;
 
+/// What a relay server grants the NATed peers it relays for. The defaults are
+/// sized for a producer's home connection: a handful of peers, enough bytes per
+/// circuit for the control plane (listings, sync, purchases) and to reach a direct
+/// connection, not for carrying audio.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RelayLimits {
+    /// Peers that may hold a reservation (a relayed address) at once.
+    pub max_reservations: usize,
+    /// Relayed connections open at once, in total and per peer.
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    /// Bytes each relayed connection may carry, both ways together.
+    pub max_circuit_bytes: u64,
+    /// Seconds a relayed connection may last.
+    pub max_circuit_secs: u64,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_reservations: 128,
+            max_circuits: 64,
+            max_circuits_per_peer: 4,
+            max_circuit_bytes: 16 * 1024 * 1024,
+            max_circuit_secs: 10 * 60,
+        }
+    }
+}
+
+impl RelayLimits {
+    fn config(&self) -> relay::Config {
+        relay::Config {
+            max_reservations: self.max_reservations,
+            max_circuits: self.max_circuits,
+            max_circuits_per_peer: self.max_circuits_per_peer,
+            max_circuit_bytes: self.max_circuit_bytes,
+            // The relay protocol carries the duration as u32 seconds.
+            max_circuit_duration: Duration::from_secs(self.max_circuit_secs.min(u64::from(u32::MAX))),
+            ..relay::Config::default()
+        }
+    }
+}
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub relay_client: relay::client::Behaviour,
+    /// The relay server, on nodes started with one.
+    pub relay: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat: autonat::v2::client::Behaviour,
+    /// Dials back the addresses peers ask about, on relay servers.
+    pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
@@ -98,19 +153,37 @@ fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, BuildError
     Ok(behaviour)
 }
 
-pub fn build_swarm(identity: &Identity, mdns: bool) -> Result<Swarm<Behaviour>, BuildError> {
+/// Builds the swarm; `relay_server` makes this node a relay (and AutoNAT server)
+/// for others within those limits.
+pub fn build_swarm(
+    identity: &Identity,
+    mdns: bool,
+    relay_server: Option<&RelayLimits>,
+) -> Result<Swarm<Behaviour>, BuildError> {
     let key = keypair(identity)?;
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_quic()
-        .with_behaviour(|key| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| BuildError::Transport(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
             let peer_id = key.public().to_peer_id();
             let identify = identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
-                    .with_agent_version(format!("smpl/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(format!("smpl/{}", env!("CARGO_PKG_VERSION")))
+                    // A new relayed address reaches peers at once.
+                    .with_push_listen_addr_updates(true),
             );
+            let relay = relay_server.map(|limits| {
+                let mut server = relay::Behaviour::new(peer_id, limits.config());
+                // Serve whether or not AutoNAT has confirmed an external address yet:
+                // the operator asked for it.
+                server.set_status(Some(relay::Status::Enable));
+                server
+            });
+            let autonat_server = relay_server.map(|_| autonat::v2::server::Behaviour::default());
             let store_config = kad::store::MemoryStoreConfig {
                 max_provided_keys: 1_000_000,
                 max_records: 0,
@@ -143,7 +216,20 @@ pub fn build_swarm(identity: &Identity, mdns: bool) -> Result<Swarm<Behaviour>, 
                 [(TRADE_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(TRADE_TIMEOUT),
             );
-            Ok(Behaviour { identify, gossipsub: gossipsub(key)?, kad, mdns: mdns.into(), sync, trade })
+            Ok(Behaviour {
+                identify,
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
+                relay_client,
+                relay: relay.into(),
+                dcutr: dcutr::Behaviour::new(peer_id),
+                autonat: autonat::v2::client::Behaviour::default(),
+                autonat_server: autonat_server.into(),
+                gossipsub: gossipsub(key)?,
+                kad,
+                mdns: mdns.into(),
+                sync,
+                trade,
+            })
         })
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))

@@ -18,9 +18,18 @@
 //! - Kademlia on `/smpl/kad/1` finds peers and provider records (who serves a pack).
 //! - `/smpl/purchase/1` carries purchase orders and license presentations
 //!   ([`wire::TradeRequest`]); the host answers them on a blocking thread.
+//! - Reach across NAT: AutoNAT v2 asks peers that run its server to dial this
+//!   node's address candidates back, which tells it whether it is publicly
+//!   reachable ([`Reachability`]). Every node reserves a slot on up to
+//!   [`MAX_RELAYS`] relays among its peers (peers that speak the circuit relay v2
+//!   hop protocol) and listens on the relayed address; the relay client confirms
+//!   that address as external, so identify and Kademlia provider records carry it
+//!   and never a private address alone. A connection that came through a relay is
+//!   upgraded by DCUtR hole punching to a direct one when the NATs allow it.
 
 pub mod behaviour;
 mod host;
+pub mod invite;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -30,19 +39,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, kad, mdns};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, identity, kad, mdns, ping, relay};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use smpl_protocol::{NodeId, PackId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
-pub use behaviour::{BuildError, LISTINGS_TOPIC};
+pub use behaviour::{BuildError, LISTINGS_TOPIC, RelayLimits};
 pub use host::{Host, Ingest, NodeHost, ingest};
+pub use invite::{Invite, InviteError};
 use wire::{MAX_FETCH_IDS, SyncRequest, SyncResponse, TradeRequest, TradeResponse};
 
 /// How often every connected peer is reconciled with again.
@@ -50,11 +63,17 @@ const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// How long a provider lookup or a connection attempt may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Relays this node holds a reservation on at most (each gives it one relayed
+/// address).
+pub const MAX_RELAYS: usize = 2;
+
 #[derive(Clone, Debug)]
 pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     pub bootstrap: Vec<Multiaddr>,
     pub mdns: bool,
+    /// Relay (and AutoNAT server) for other peers within these limits.
+    pub relay_server: Option<RelayLimits>,
 }
 
 /// A connected peer, as `smpl peers` shows it.
@@ -62,6 +81,71 @@ pub struct NetConfig {
 pub struct PeerInfo {
     pub node_id: NodeId,
     pub addrs: Vec<String>,
+    /// `direct` when at least one connection to the peer is direct, else `relayed`.
+    #[serde(default)]
+    pub path: String,
+    /// The relay the connection goes through, when it is relayed.
+    #[serde(default)]
+    pub relay: Option<NodeId>,
+    /// Round-trip time of the last libp2p ping, in milliseconds.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// This node's own reachability as AutoNAT found it (`public`, `private`,
+    /// `unknown`): whether this peer can dial us back directly.
+    #[serde(default)]
+    pub nat: String,
+}
+
+/// Whether this node can be dialled from outside, as AutoNAT found it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reachability {
+    /// `public`: a peer dialled one of our addresses back; `private`: every
+    /// address tested failed; `unknown`: nothing tested yet.
+    pub nat: String,
+    /// Addresses AutoNAT confirmed.
+    pub public: Vec<String>,
+    /// Our relayed addresses (`…/p2p-circuit`).
+    pub relayed: Vec<String>,
+}
+
+impl std::fmt::Display for Reachability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.nat.as_str() {
+            "public" => write!(f, "publicly reachable at {}", self.public.join(" "))?,
+            "private" => write!(f, "not publicly reachable (behind NAT or a firewall)")?,
+            _ => write!(f, "reachability not known yet")?,
+        }
+        if !self.relayed.is_empty() {
+            write!(f, "; relayed at {}", self.relayed.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+/// Whether `addr` goes through a relay.
+fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// The relay a relayed address goes through: the peer id before `/p2p-circuit`.
+fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut last = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(peer) => last = Some(peer),
+            Protocol::P2pCircuit => return last,
+            _ => {}
+        }
+    }
+    None
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,15 +161,29 @@ pub enum NetError {
 }
 
 enum Command {
-    Publish { envelope: Vec<u8> },
+    Publish {
+        envelope: Vec<u8>,
+    },
     Provide(PackId),
-    FindProviders { pack: PackId, reply: oneshot::Sender<Vec<NodeId>> },
-    Connect { node: NodeId, reply: oneshot::Sender<bool> },
+    FindProviders {
+        pack: PackId,
+        reply: oneshot::Sender<Vec<NodeId>>,
+    },
+    Connect {
+        node: NodeId,
+        reply: oneshot::Sender<bool>,
+    },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Dial(Multiaddr),
     SyncAll(oneshot::Sender<()>),
-    Trade { node: NodeId, request: TradeRequest, reply: oneshot::Sender<Result<TradeResponse, String>> },
+    Trade {
+        node: NodeId,
+        request: TradeRequest,
+        reply: oneshot::Sender<Result<TradeResponse, String>>,
+    },
+    /// Listen addresses and external ones (confirmed by AutoNAT or a relay).
+    Invite(oneshot::Sender<Vec<Multiaddr>>),
 }
 
 /// Results of blocking work, back to the loop.
@@ -124,6 +222,18 @@ pub struct SyncStats {
     pub gossip_invalid: AtomicU64,
     /// Peers disconnected and banned for sending invalid listings.
     pub banned: AtomicU64,
+    /// Relay reservations accepted for this node, and refused or failed.
+    pub reservations: AtomicU64,
+    pub reservations_failed: AtomicU64,
+    /// Relayed connections upgraded to direct ones by hole punching, and attempts
+    /// that failed.
+    pub hole_punched: AtomicU64,
+    pub hole_punch_failed: AtomicU64,
+    /// As a relay server: reservations and circuits granted, and refused (over
+    /// the limits, or to a peer without a reservation).
+    pub relay_reservations: AtomicU64,
+    pub relay_circuits: AtomicU64,
+    pub relay_refused: AtomicU64,
 }
 
 /// The handle to the swarm actor.
@@ -132,6 +242,7 @@ pub struct Network {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
     stats: Arc<SyncStats>,
+    reachability: watch::Receiver<Reachability>,
 }
 
 pub fn peer_id_of(node: &NodeId) -> Option<PeerId> {
@@ -166,7 +277,7 @@ impl Network {
         host: Arc<dyn Host>,
         cancel: CancellationToken,
     ) -> Result<(Network, tokio::task::JoinHandle<()>), NetError> {
-        let mut swarm = behaviour::build_swarm(identity, config.mdns)?;
+        let mut swarm = behaviour::build_swarm(identity, config.mdns, config.relay_server.as_ref())?;
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -175,14 +286,18 @@ impl Network {
         let peer_id = *swarm.local_peer_id();
         let (tx, rx) = mpsc::channel(256);
         let stats = Arc::new(SyncStats::default());
-        let mut actor = Actor::new(swarm, host, rx, stats.clone());
+        let unknown = Reachability { nat: "unknown".into(), ..Default::default() };
+        let (reach_tx, reachability) = watch::channel(unknown);
+        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx);
+        actor.relay_server = config.relay_server.is_some();
+        actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
         let mut dial: Vec<Multiaddr> = config.bootstrap.clone();
         dial.extend(actor.host.remembered_peers());
         for addr in dial {
             actor.dial(addr);
         }
         let join = tokio::spawn(async move { actor.run(cancel).await });
-        Ok((Network { tx, peer_id, stats }, join))
+        Ok((Network { tx, peer_id, stats, reachability }, join))
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -191,6 +306,18 @@ impl Network {
 
     pub fn stats(&self) -> &SyncStats {
         &self.stats
+    }
+
+    /// Whether this node is publicly reachable, updated as AutoNAT and relays
+    /// report.
+    pub fn reachability(&self) -> watch::Receiver<Reachability> {
+        self.reachability.clone()
+    }
+
+    /// The addresses an invite carries: external ones (confirmed by AutoNAT, or
+    /// relayed) and listen addresses that can be dialled, each with `/p2p/<us>`.
+    pub async fn invite_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(Command::Invite).await
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
@@ -261,6 +388,21 @@ struct Actor {
     provider_queries: HashMap<kad::QueryId, (HashSet<NodeId>, oneshot::Sender<Vec<NodeId>>)>,
     connect_waiters: HashMap<PeerId, Vec<oneshot::Sender<bool>>>,
     trades: HashMap<OutboundRequestId, oneshot::Sender<Result<TradeResponse, String>>>,
+    /// Whether this node relays for others (then it holds no reservations itself).
+    relay_server: bool,
+    /// Whether every listen address is loopback (tests).
+    loopback_only: bool,
+    /// Connected peers that offer the relay hop protocol.
+    hop_peers: HashSet<PeerId>,
+    /// Peers that offer the relay hop protocol, with the address we reach them at.
+    relays: HashMap<PeerId, Multiaddr>,
+    /// Our listeners on relays (`…/p2p/<relay>/p2p-circuit`).
+    relay_listeners: HashMap<ListenerId, PeerId>,
+    /// Last ping round-trip per peer.
+    rtt: HashMap<PeerId, Duration>,
+    /// AutoNAT results per tested address: reachable or not.
+    tested: HashMap<Multiaddr, bool>,
+    reachability: watch::Sender<Reachability>,
     stats: Arc<SyncStats>,
 }
 
@@ -270,6 +412,7 @@ impl Actor {
         host: Arc<dyn Host>,
         commands: mpsc::Receiver<Command>,
         stats: Arc<SyncStats>,
+        reachability: watch::Sender<Reachability>,
     ) -> Actor {
         let (done_tx, done_rx) = mpsc::channel(1024);
         Actor {
@@ -286,6 +429,14 @@ impl Actor {
             provider_queries: HashMap::new(),
             connect_waiters: HashMap::new(),
             trades: HashMap::new(),
+            relay_server: false,
+            loopback_only: false,
+            hop_peers: HashSet::new(),
+            relays: HashMap::new(),
+            relay_listeners: HashMap::new(),
+            rtt: HashMap::new(),
+            tested: HashMap::new(),
+            reachability,
             stats,
         }
     }
@@ -299,6 +450,11 @@ impl Actor {
     /// Dials the remembered peers this node is not connected to.
     fn redial(&mut self) {
         let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
+        // Relays whose reservation was lost are asked again while connected.
+        self.hop_peers.retain(|p| connected.contains(p));
+        for relay in self.hop_peers.clone() {
+            self.use_relay(relay);
+        }
         for addr in self.host.remembered_peers() {
             let peer = addr.iter().find_map(|p| match p {
                 libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
@@ -406,7 +562,7 @@ impl Actor {
                 }
                 self.connect_waiters.entry(peer).or_default().push(reply);
                 if !self.swarm.is_connected(&peer)
-                    && let Err(e) = self.swarm.dial(peer)
+                    && let Err(e) = self.swarm.dial(self.dial_opts(peer))
                 {
                     tracing::debug!("dialing {node}: {e}");
                     for waiter in self.connect_waiters.remove(&peer).unwrap_or_default() {
@@ -425,18 +581,23 @@ impl Actor {
                 for peer in self.swarm.connected_peers() {
                     peers.entry(*peer).or_default();
                 }
-                let infos = peers
-                    .into_keys()
-                    .filter_map(|peer| {
-                        let node_id = node_id_of(&peer)?;
-                        let addrs = self.peer_addrs(&peer);
-                        Some(PeerInfo { node_id, addrs })
-                    })
-                    .collect();
+                let infos = peers.into_keys().filter_map(|peer| self.peer_info(peer)).collect();
                 let _ = reply.send(infos);
             }
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::Invite(reply) => {
+                let us = *self.swarm.local_peer_id();
+                let mut addrs: Vec<Multiaddr> = Vec::new();
+                let listeners = self.swarm.listeners().filter(|a| dialable(a) && !is_relayed(a));
+                for addr in self.swarm.external_addresses().chain(listeners) {
+                    let addr = addr.clone().with_p2p(us).unwrap_or_else(|a| a);
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
+                let _ = reply.send(addrs);
             }
             Command::Dial(addr) => self.dial(addr),
             Command::Trade { node, request, reply } => match peer_id_of(&node) {
@@ -455,6 +616,167 @@ impl Actor {
                 }
                 let _ = reply.send(());
             }
+        }
+    }
+
+    fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
+        let node_id = node_id_of(&peer)?;
+        let remote = self.addrs.get(&peer).map(Vec::as_slice).unwrap_or_default();
+        let direct = remote.is_empty() || remote.iter().any(|a| !is_relayed(a));
+        let relay = if direct { None } else { remote.iter().find_map(relay_of) };
+        Some(PeerInfo {
+            node_id,
+            addrs: self.peer_addrs(&peer),
+            path: if direct { "direct" } else { "relayed" }.into(),
+            relay: relay.as_ref().and_then(node_id_of),
+            rtt_ms: self.rtt.get(&peer).map(|d| d.as_secs_f64() * 1000.0),
+            nat: self.reachability.borrow().nat.clone(),
+        })
+    }
+
+    /// How to dial `peer`: the addresses Kademlia and identify know, and the peer
+    /// through each of our relays (a NATed peer holding a reservation there
+    /// answers, and DCUtR may then make the connection direct).
+    fn dial_opts(&self, peer: PeerId) -> DialOpts {
+        let through_relays: Vec<Multiaddr> = self
+            .relays
+            .iter()
+            .filter(|(relay, _)| **relay != peer)
+            .filter_map(|(relay, addr)| {
+                let addr = addr.clone().with_p2p(*relay).ok()?;
+                Some(addr.with(Protocol::P2pCircuit).with(Protocol::P2p(peer)))
+            })
+            .collect();
+        DialOpts::peer_id(peer).addresses(through_relays).extend_addresses_through_behaviour().build()
+    }
+
+    /// Reserves a slot on `relay` (which speaks the hop protocol) and listens on
+    /// the relayed address, unless this node relays itself or has enough relays.
+    fn use_relay(&mut self, relay: PeerId) {
+        if self.relay_server || self.relays.contains_key(&relay) || self.relays.len() >= MAX_RELAYS {
+            return;
+        }
+        // The address we reach the relay at directly: the one we dialled.
+        let Some(addr) = self
+            .addrs
+            .get(&relay)
+            .and_then(|addrs| addrs.iter().find(|a| !is_relayed(a) && dialable(a)))
+            .cloned()
+        else {
+            return;
+        };
+        let addr = addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect::<Multiaddr>();
+        let circuit = addr.clone().with(Protocol::P2p(relay)).with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit.clone()) {
+            Ok(id) => {
+                tracing::info!("asking {relay} for a relayed address: {circuit}");
+                self.relays.insert(relay, addr);
+                self.relay_listeners.insert(id, relay);
+            }
+            Err(e) => {
+                self.stats.reservations_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("cannot listen through relay {relay}: {e}");
+            }
+        }
+    }
+
+    /// Recomputes what AutoNAT and the relays told us and publishes it.
+    fn update_reachability(&mut self) {
+        let public: Vec<String> =
+            self.tested.iter().filter(|(_, ok)| **ok).map(|(a, _)| a.to_string()).collect();
+        let nat = if !public.is_empty() {
+            "public"
+        } else if self.tested.is_empty() {
+            "unknown"
+        } else {
+            "private"
+        };
+        let relayed =
+            self.swarm.external_addresses().filter(|a| is_relayed(a)).map(|a| a.to_string()).collect();
+        let next = Reachability { nat: nat.into(), public, relayed };
+        self.reachability.send_if_modified(|now| {
+            if *now == next {
+                return false;
+            }
+            tracing::info!("reachability: {next}");
+            *now = next;
+            true
+        });
+    }
+
+    fn on_nat_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
+                self.rtt.insert(peer, rtt);
+            }
+            BehaviourEvent::Autonat(autonat::v2::client::Event { tested_addr, server, result, .. }) => {
+                match &result {
+                    Ok(()) => tracing::info!("{server} reached us at {tested_addr}"),
+                    Err(e) => tracing::info!("{server} could not reach us at {tested_addr}: {e}"),
+                }
+                // Only addresses of our own say whether we are reachable; a relayed
+                // candidate (or a bare `/p2p/<us>`) says nothing about the NAT.
+                let ip = tested_addr.iter().any(|p| matches!(p, Protocol::Ip4(_) | Protocol::Ip6(_)));
+                if ip && !is_relayed(&tested_addr) {
+                    self.tested.insert(tested_addr, result.is_ok());
+                    self.update_reachability();
+                }
+            }
+            BehaviourEvent::RelayClient(event) => {
+                match event {
+                    relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. } => {
+                        if !renewal {
+                            self.stats.reservations.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!("relay {relay_peer_id} accepted our reservation");
+                        }
+                    }
+                    relay::client::Event::OutboundCircuitEstablished { relay_peer_id, .. } => {
+                        tracing::debug!("relayed connection out through {relay_peer_id}");
+                    }
+                    relay::client::Event::InboundCircuitEstablished { src_peer_id, .. } => {
+                        tracing::debug!("relayed connection in from {src_peer_id}");
+                    }
+                }
+                self.update_reachability();
+            }
+            BehaviourEvent::Dcutr(dcutr::Event { remote_peer_id, result }) => match result {
+                Ok(_) => {
+                    self.stats.hole_punched.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("direct connection to {remote_peer_id} by hole punching");
+                }
+                Err(e) => {
+                    self.stats.hole_punch_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("hole punching to {remote_peer_id} failed: {e}");
+                }
+            },
+            BehaviourEvent::Relay(event) => self.on_relay_server_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_relay_server_event(&mut self, event: relay::Event) {
+        let stats = &self.stats;
+        match event {
+            relay::Event::ReservationReqAccepted { src_peer_id, renewed: false } => {
+                stats.relay_reservations.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("relaying for {src_peer_id}");
+            }
+            relay::Event::CircuitReqAccepted { src_peer_id, dst_peer_id } => {
+                stats.relay_circuits.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("relaying a connection from {src_peer_id} to {dst_peer_id}");
+            }
+            relay::Event::ReservationReqDenied { src_peer_id, status } => {
+                stats.relay_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("refused to relay for {src_peer_id}: {status:?}");
+            }
+            relay::Event::CircuitReqDenied { src_peer_id, dst_peer_id, status } => {
+                stats.relay_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("refused to relay from {src_peer_id} to {dst_peer_id}: {status:?}");
+            }
+            relay::Event::CircuitClosed { src_peer_id, dst_peer_id, error } => {
+                tracing::debug!("relayed connection {src_peer_id} → {dst_peer_id} closed: {error:?}");
+            }
+            _ => {}
         }
     }
 
@@ -540,7 +862,30 @@ impl Actor {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => tracing::info!("listening on {address}"),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!("listening on {address}");
+                // A relay server was declared public by its operator: its listen
+                // addresses are what it hands out in reservations. Loopback ones
+                // only when it listens on nothing else (tests).
+                if self.relay_server && (!is_loopback(&address) || self.loopback_only) {
+                    self.swarm.add_external_address(address);
+                }
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!("confirmed external address {address}");
+                self.update_reachability();
+            }
+            SwarmEvent::ExternalAddrExpired { .. } => self.update_reachability(),
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+                if let Some(relay) = self.relay_listeners.remove(&listener_id) {
+                    // Another relay, or this one again once identify sees it, may
+                    // take its place.
+                    self.relays.remove(&relay);
+                    self.stats.reservations_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("relayed address through {relay} closed: {reason:?}");
+                    self.update_reachability();
+                }
+            }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
                 if self.banned.contains(&peer_id) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
@@ -565,6 +910,7 @@ impl Actor {
                     self.greeted.remove(&peer_id);
                     self.reconciling.remove(&peer_id);
                     self.addrs.remove(&peer_id);
+                    self.rtt.remove(&peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), .. }
@@ -602,6 +948,10 @@ impl Actor {
                 });
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                    self.hop_peers.insert(peer_id);
+                    self.use_relay(peer_id);
+                }
                 for addr in info.listen_addrs {
                     if dialable(&addr) {
                         self.host.remember_peer(&addr.clone().with_p2p(peer_id).unwrap_or(addr.clone()));
@@ -643,6 +993,11 @@ impl Actor {
                 }
             },
             BehaviourEvent::Trade(event) => self.on_trade_event(event),
+            event @ (BehaviourEvent::Ping(_)
+            | BehaviourEvent::Autonat(_)
+            | BehaviourEvent::RelayClient(_)
+            | BehaviourEvent::Dcutr(_)
+            | BehaviourEvent::Relay(_)) => self.on_nat_event(event),
             BehaviourEvent::Sync(request_response::Event::OutboundFailure {
                 request_id,
                 peer,

@@ -55,6 +55,8 @@ pub struct NodeOptions {
     pub mdns: bool,
     /// An iroh relay URL; none by default.
     pub relay: Option<String>,
+    /// Relay libp2p connections for NATed peers (limits from `config.toml`).
+    pub relay_server: bool,
     /// How this node sells (seller policy, payment hook timeout).
     pub trade: TradeConfig,
     /// How often the blob store deletes what no pack, preview or download holds;
@@ -216,7 +218,19 @@ impl Node {
             true => default_listen(&node.store)?,
             false => options.listen.clone(),
         };
-        let config = NetConfig { listen, bootstrap: options.bootstrap.clone(), mdns: options.mdns };
+        let mut bootstrap = options.bootstrap.clone();
+        for line in &node.config.bootstrap {
+            match line.parse::<crate::net::Invite>() {
+                Ok(invite) => bootstrap.extend(invite.addrs),
+                Err(e) => tracing::warn!("skipping bootstrap entry {line:?} of config.toml: {e}"),
+            }
+        }
+        let config = NetConfig {
+            listen,
+            bootstrap,
+            mdns: options.mdns,
+            relay_server: options.relay_server.then(|| node.config.relay_server.clone()),
+        };
         let (network, task) = Network::start(&node.identity, config, host, node.cancel.child_token()).await?;
         // Announce everything we can serve.
         for pack in held {
@@ -263,6 +277,13 @@ impl Node {
             .collect()
     }
 
+    /// The invite line a friend can start from: this node's direct and relayed
+    /// addresses (see [`crate::net::Invite`]).
+    pub async fn invite(&self) -> Result<crate::net::Invite, NodeError> {
+        let network = &self.net()?.0;
+        Ok(crate::net::Invite { peer: network.peer_id(), addrs: network.invite_addrs().await? })
+    }
+
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         Ok(self.net()?.0.peers().await?)
     }
@@ -272,20 +293,20 @@ impl Node {
     pub async fn connect_to(&self, addr: &str) -> Result<PeerInfo, NodeError> {
         let network = &self.net()?.0;
         let bad = |why: &str| NodeError::BadAddress { addr: addr.to_string(), why: why.to_string() };
-        let parsed: Multiaddr =
-            addr.trim().parse().map_err(|e: libp2p::multiaddr::Error| bad(&e.to_string()))?;
-        let Some(peer) = parsed.iter().find_map(|p| match p {
-            libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
-            _ => None,
-        }) else {
-            return Err(bad("it does not end in /p2p/<peer id> (`smpl id` prints a node's full address)"));
-        };
+        // One address, or an invite line of several (`smpl invite`).
+        let invite: crate::net::Invite =
+            addr.parse().map_err(|e: crate::net::InviteError| bad(&e.to_string()))?;
+        let peer = invite.peer;
         let node = crate::net::node_id_of(&peer).ok_or_else(|| bad("its peer id is not an ed25519 key"))?;
-        network.dial(parsed.clone()).await?;
+        for addr in &invite.addrs {
+            network.dial(addr.clone()).await?;
+        }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             if let Some(info) = network.peers().await?.into_iter().find(|p| p.node_id == node) {
-                self.store.remember_peer(&parsed.to_string())?;
+                for addr in &invite.addrs {
+                    self.store.remember_peer(&addr.to_string())?;
+                }
                 return Ok(info);
             }
             if tokio::time::Instant::now() >= deadline {

@@ -105,6 +105,7 @@ pub async fn run(dir: &Path, nodes: usize, listings: usize, seed: u64) -> Result
             bootstrap,
             mdns: false,
             relay: None,
+            relay_server: false,
             gc_interval: None,
             trade: Default::default(),
         };

@@ -50,6 +50,7 @@ fn options(home: Home, bootstrap: Vec<Multiaddr>) -> NodeOptions {
         bootstrap,
         mdns: false,
         relay: None,
+        relay_server: false,
         gc_interval: None,
         trade: Default::default(),
     }

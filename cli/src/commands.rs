@@ -849,9 +849,18 @@ pub fn peers(home: &Home, out: &Printer) -> Result<ExitCode> {
             out.object(p);
         }
     } else {
-        let rows: Vec<Vec<String>> =
-            peers.iter().map(|p| vec![p.node_id.to_string(), p.addrs.join(" ")]).collect();
-        out.table(&["NODE", "ADDRESSES"], &rows);
+        let rows: Vec<Vec<String>> = peers
+            .iter()
+            .map(|p| {
+                let path = match &p.relay {
+                    Some(relay) => format!("{} via {}", p.path, &relay.to_hex()[..12]),
+                    None => p.path.clone(),
+                };
+                let rtt = p.rtt_ms.map_or("-".into(), |ms| format!("{ms:.1} ms"));
+                vec![p.node_id.to_string(), path, rtt, p.nat.clone(), p.addrs.join(" ")]
+            })
+            .collect();
+        out.table(&["NODE", "PATH", "RTT", "OUR NAT", "ADDRESSES"], &rows);
     }
     Ok(if peers.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -32,7 +32,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use smpl_index::{Index, IndexOp, IndexOptions};
 use smpl_node::web::{RowInfo, SearchParams, results_fragment};
-use smpl_protocol::{PackId, SampleKind};
+use smpl_protocol::{Identity, Manifest, PackId, SampleKind, Signed};
 
 use corpus::{BenchQuery, Corpus};
 
@@ -88,6 +88,8 @@ struct Figures {
     html: Vec<Duration>,
     bytes: usize,
     rows: usize,
+    /// Distinct packs on the pages.
+    packs: usize,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -154,11 +156,13 @@ fn main() -> Result<()> {
             figures.html.push(total - searched);
             figures.bytes += html.len();
             figures.rows += results.hits.len();
+            figures.packs +=
+                results.hits.iter().map(|h| h.pack_id).collect::<std::collections::HashSet<_>>().len();
             black_box(html);
         }
         eprintln!("round {} done", round + 1);
     }
-    let Figures { mut bare, mut fragment, mut html, bytes, rows } = figures;
+    let Figures { mut bare, mut fragment, mut html, bytes, rows, packs } = figures;
     bare.sort();
     fragment.sort();
     html.sort();
@@ -172,6 +176,29 @@ fn main() -> Result<()> {
     ] {
         println!("| {name} | {} | {} | {} |", ms(percentile(d, 0.5)), ms(percentile(d, 0.99)), ms(d[n - 1]));
     }
+    // What a page costs for each of its packs whose waveforms the node has not
+    // cached yet: reading the signed manifest (verify, then decode).
+    let identity = Identity::from_secret_bytes([7; 32]);
+    let mut opens = Vec::new();
+    for i in 0..corpus.packs().min(200) {
+        let mut manifest = corpus.pack(i);
+        manifest.author = identity.node_id();
+        manifest.pack_id = PackId::derive(&manifest.author, &manifest.slug);
+        let envelope = manifest.sign(&identity).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let bytes = envelope.as_bytes().to_vec();
+        let t = Instant::now();
+        black_box(Manifest::open(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?);
+        opens.push(t.elapsed());
+    }
+    opens.sort();
+    println!(
+        "| a pack not yet in the waveform cache: its manifest verified and decoded ({} samples) | {} | {} | {} |",
+        args.per_pack,
+        ms(percentile(&opens, 0.5)),
+        ms(percentile(&opens, 0.99)),
+        ms(opens[opens.len() - 1])
+    );
+    println!("\npages show {:.1} packs on average", packs as f64 / n as f64);
     println!(
         "\nfragment: {:.1} rows and {:.1} KB on average; RSS {}; 1-minute load {} before, {} after",
         rows as f64 / n as f64,

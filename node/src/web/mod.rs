@@ -74,6 +74,57 @@ pub struct Web {
     base: String,
     /// Analysed folders waiting to be signed: draft id → request.
     drafts: Mutex<HashMap<String, PublishRequest>>,
+    /// Waveforms of recently shown packs.
+    waves: Mutex<WaveCache>,
+}
+
+/// The waveforms of one version of a pack: reading them means reading and
+/// verifying the whole signed manifest, too slow to do for every row of every
+/// keystroke's results.
+pub(crate) struct PackWaves {
+    pub seq: u64,
+    pub author: smpl_protocol::NodeId,
+    /// Sample name → waveform points.
+    pub waves: HashMap<String, Vec<u8>>,
+}
+
+impl PackWaves {
+    pub fn of(manifest: &smpl_protocol::Manifest) -> PackWaves {
+        PackWaves {
+            seq: manifest.seq,
+            author: manifest.author,
+            waves: manifest.samples.iter().map(|s| (s.name.clone(), s.waveform.clone())).collect(),
+        }
+    }
+}
+
+/// Packs whose waveforms are kept (at most 1,000 samples of 128 points each, so
+/// a few tens of MB at worst).
+const WAVE_CACHE_PACKS: usize = 256;
+
+/// [`PackWaves`] of the packs shown last, by pack id; an entry of an older
+/// version than the store holds is not used.
+#[derive(Default)]
+pub(crate) struct WaveCache {
+    packs: HashMap<smpl_protocol::PackId, Arc<PackWaves>>,
+    order: std::collections::VecDeque<smpl_protocol::PackId>,
+}
+
+impl WaveCache {
+    pub fn get(&self, pack: &smpl_protocol::PackId, seq: u64) -> Option<Arc<PackWaves>> {
+        self.packs.get(pack).filter(|e| e.seq == seq).cloned()
+    }
+
+    pub fn put(&mut self, pack: smpl_protocol::PackId, entry: Arc<PackWaves>) {
+        if self.packs.insert(pack, entry).is_none() {
+            self.order.push_back(pack);
+        }
+        while self.order.len() > WAVE_CACHE_PACKS {
+            if let Some(old) = self.order.pop_front() {
+                self.packs.remove(&old);
+            }
+        }
+    }
 }
 
 impl Web {
@@ -87,6 +138,7 @@ impl Web {
             hub: events::Hub::default(),
             base: format!("http://{host}"),
             drafts: Mutex::new(HashMap::new()),
+            waves: Mutex::new(WaveCache::default()),
         }
     }
 

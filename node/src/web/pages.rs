@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use smpl_index::SearchQuery;
-use smpl_protocol::{Manifest, PackId};
+use smpl_protocol::PackId;
 
 use super::html::{self, esc, url};
 use super::search::{self, Looked, SearchParams};
@@ -85,37 +85,52 @@ async fn licensed(web: &Web) -> Result<HashSet<PackId>, WebError> {
     Ok(web.node.licenses(false).await?.into_iter().map(|l| l.pack_id).collect())
 }
 
-/// Runs a search and looks up the waveforms and licences of its rows.
+/// Runs a search and looks up the waveforms and licences of its rows (waveforms
+/// from the packs' manifests, kept in [`super::WaveCache`] by pack and version).
 async fn run_search(
-    web: &Web,
+    web: &Arc<Web>,
     params: &SearchParams,
 ) -> Result<(smpl_index::SearchResults, Looked), WebError> {
     let query: SearchQuery = params.query().map_err(|e| WebError(StatusCode::BAD_REQUEST, e))?;
     let results = web.node.search(query).await?;
     let mut licensed = licensed(web).await?;
-    let mut waves = HashMap::new();
     let me = web.node.node_id();
+    let wanted: Vec<(PackId, String)> =
+        results.hits.iter().filter_map(|h| h.sample.clone().map(|s| (h.pack_id, s))).collect();
     let packs: HashSet<PackId> = results.hits.iter().map(|h| h.pack_id).collect();
-    let store = web.node.store().clone();
-    let manifests: Vec<Manifest> = tokio::task::spawn_blocking(move || {
-        packs.iter().filter_map(|p| store.manifest(p).ok().flatten().map(|(m, _)| m)).collect()
+    let cache = web.clone();
+    let (waves, own) = tokio::task::spawn_blocking(move || {
+        let store = cache.node.store();
+        let mut own = Vec::new();
+        let mut found: HashMap<PackId, Arc<super::PackWaves>> = HashMap::new();
+        for pack in packs {
+            let Ok(Some(seq)) = store.latest_seq(&pack) else { continue };
+            let cached = cache.waves.lock().unwrap_or_else(|e| e.into_inner()).get(&pack, seq);
+            let entry = match cached {
+                Some(entry) => entry,
+                None => {
+                    let Ok(Some((manifest, _))) = store.manifest(&pack) else { continue };
+                    let entry = Arc::new(super::PackWaves::of(&manifest));
+                    cache.waves.lock().unwrap_or_else(|e| e.into_inner()).put(pack, entry.clone());
+                    entry
+                }
+            };
+            if entry.author == me {
+                own.push(pack);
+            }
+            found.insert(pack, entry);
+        }
+        let mut waves = HashMap::new();
+        for (pack, sample) in wanted {
+            if let Some(points) = found.get(&pack).and_then(|e| e.waves.get(&sample)) {
+                waves.insert((pack, sample), points.clone());
+            }
+        }
+        (waves, own)
     })
     .await
     .map_err(|e| WebError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    for manifest in manifests {
-        if manifest.author == me {
-            licensed.insert(manifest.pack_id);
-        }
-        for sample in manifest.samples {
-            if results
-                .hits
-                .iter()
-                .any(|h| h.pack_id == manifest.pack_id && h.sample.as_ref() == Some(&sample.name))
-            {
-                waves.insert((manifest.pack_id, sample.name), sample.waveform);
-            }
-        }
-    }
+    licensed.extend(own);
     Ok((results, Looked { waves, licensed }))
 }
 

@@ -153,6 +153,19 @@ async fn find(c: &Client, css: &str) -> Element {
     c.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
+/// Clicks the element `css` selects, finding it again if the page replaced it
+/// meanwhile (live updates swap panels in).
+async fn click(c: &Client, css: &str) {
+    for _ in 0..5 {
+        match find(c, css).await.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => continue,
+            Err(e) => panic!("clicking {css}: {e}"),
+        }
+    }
+    panic!("{css} kept going stale");
+}
+
 /// Saves a screenshot at desktop width and at 390 px when `SMPL_SCREENSHOTS` names a folder.
 async fn screenshots(c: &Client, name: &str) {
     let Some(dir) = std::env::var_os("SMPL_SCREENSHOTS").map(PathBuf::from) else { return };
@@ -244,15 +257,15 @@ async fn two_producers_trade_through_their_browsers() {
         .await;
 
     // Narrow by a facet: the genre, then the tag.
-    find(&b, "section.facet[data-facet=\"genre\"] a[href*=\"genre=techno\"]").await.click().await.unwrap();
+    click(&b, "section.facet[data-facet=\"genre\"] a[href*=\"genre=techno\"]").await;
     until(&b, "the genre facet in the URL", "return location.search.includes('genre=techno')", WAIT).await;
-    find(&b, "section.facet[data-facet=\"tag\"] a[href*=\"tag=\"]").await.click().await.unwrap();
+    click(&b, "section.facet[data-facet=\"tag\"] a[href*=\"tag=\"]").await;
     until(&b, "the tag facet in the URL", "return location.search.includes('tag=')", WAIT).await;
     until(&b, "results after facets", "return document.querySelectorAll('tr.hit').length === 3", WAIT).await;
     screenshots(&b, "search").await;
 
     // Audition: a click plays, time advances; the down arrow plays the next one.
-    find(&b, "tr.hit button.play").await.click().await.unwrap();
+    click(&b, "tr.hit button.play").await;
     let first = until(&b, "the first preview playing", PLAYING, WAIT).await;
     b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
     let second = until(
@@ -271,7 +284,7 @@ async fn two_producers_trade_through_their_browsers() {
     b.execute("window.sameDocument = true; return true;", vec![]).await.unwrap();
     find(&b, "form.buy input[name=\"payment_ref\"]").await.send_keys("INV-42").await.unwrap();
     let bought = Instant::now();
-    find(&b, "form.buy button").await.click().await.unwrap();
+    click(&b, "form.buy button").await;
     until(&b, "the order pending", "return !!document.querySelector('#licence .state.pending')", WAIT).await;
     println!("order pending after {:?}", bought.elapsed());
 
@@ -282,7 +295,7 @@ async fn two_producers_trade_through_their_browsers() {
     let row = find(&a, "#orders tr[data-order]").await.text().await.unwrap();
     assert!(row.contains("INV-42"), "{row}");
     screenshots(&a, "sales").await;
-    find(&a, "button.approve").await.click().await.unwrap();
+    click(&a, "button.approve").await;
     until(&a, "the order issued", "return !!document.querySelector('#orders .status.issued')", WAIT).await;
 
     // Bob's open page shows the licence without a reload.
@@ -296,7 +309,7 @@ async fn two_producers_trade_through_their_browsers() {
     assert_eq!(b.execute("return window.sameDocument === true", vec![]).await.unwrap(), json!(true));
 
     // Download with progress; the files are Alice's, byte for byte.
-    find(&b, "button.fetch").await.click().await.unwrap();
+    click(&b, "button.fetch").await;
     until(&b, "the download done", "return !!document.querySelector('#licence .fetched.done')", WAIT).await;
     let progress = b
         .execute("const p = document.querySelector('#licence progress'); return [p.value, p.max];", vec![])
@@ -309,7 +322,7 @@ async fn two_producers_trade_through_their_browsers() {
     screenshots(&b, "pack").await;
 
     // Bob saves the certificate.
-    find(&b, "a.certificate").await.click().await.unwrap();
+    click(&b, "a.certificate").await;
     let started = Instant::now();
     let saved = loop {
         let found = std::fs::read_dir(&bob_downloads)
@@ -340,12 +353,12 @@ async fn two_producers_trade_through_their_browsers() {
     find(&a, "input[name=\"genre\"]").await.send_keys("techno").await.unwrap();
     find(&a, "input[name=\"tags\"]").await.send_keys("night, perc").await.unwrap();
     find(&a, "input[name=\"price\"]").await.send_keys("2.50").await.unwrap();
-    find(&a, "form#publish button[type=\"submit\"]").await.click().await.unwrap();
+    click(&a, "form#publish button[type=\"submit\"]").await;
     let skipped = find(&a, "#analysis tr.skipped").await.text().await.unwrap();
     assert!(skipped.contains("notes.txt") && skipped.contains("not an audio file"), "{skipped}");
     assert_eq!(a.find_all(Locator::Css("#analysis tr.ok")).await.unwrap().len(), 3);
     screenshots(&a, "publish").await;
-    find(&a, "#sign").await.click().await.unwrap();
+    click(&a, "#sign").await;
     find(&a, "#analysis .published a").await;
 
     // Keyboard only, on Bob's side: / focuses the search, the arrows audition,

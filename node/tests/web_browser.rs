@@ -340,6 +340,19 @@ async fn two_producers_trade_through_their_browsers() {
     let certificate = std::fs::read_to_string(&saved).unwrap();
     assert!(certificate.contains("Dusty Line Drums"), "{certificate}");
 
+    // The library: the pack's folder with its files to drag into a DAW, and the licence.
+    b.goto(&format!("{}/library", bob.base)).await.unwrap();
+    until(&b, "the library's files", "return document.querySelectorAll('.folder a.drag').length === 3", WAIT)
+        .await;
+    let library = find(&b, "main").await.text().await.unwrap();
+    assert!(library.contains("Dusty Line Drums") && library.contains("certificate"), "{library}");
+    // The network page: this node, and Alice among its peers.
+    b.goto(&format!("{}/network", bob.base)).await.unwrap();
+    let network = find(&b, "main").await.text().await.unwrap();
+    for id in [bob.info.node_id.to_string(), alice.info.node_id.to_string()] {
+        assert!(network.contains(&id), "{id} not on the network page: {network}");
+    }
+
     // Alice publishes a folder with a text file in it: analysed first, the text
     // file shown as skipped, then signed.
     let night = dir.path().join("night");
@@ -393,8 +406,17 @@ async fn two_producers_trade_through_their_browsers() {
     )
     .await;
     println!("keyboard order pending after {:?}", bought.elapsed());
-    let slow = b.execute("return performance.getEntriesByType('resource').filter(e => e.duration > 300).map(e => [e.name, Math.round(e.startTime), Math.round(e.duration)])", vec![]).await.unwrap();
-    println!("slow requests on the pack page: {slow}");
+
+    // Alice retracts her newest pack (listed first) from her packs page.
+    a.goto(&format!("{}/mine", alice.base)).await.unwrap();
+    until(&a, "both packs listed", "return document.querySelectorAll('button.retract').length === 2", WAIT)
+        .await;
+    click(&a, "tr:has(a[href^=\"/packs/\"]) button.retract").await;
+    a.accept_alert().await.unwrap();
+    until(&a, "one pack left", "return document.querySelectorAll('button.retract').length === 1", WAIT).await;
+    a.goto(&format!("{}/mine", alice.base)).await.unwrap();
+    let mine = find(&a, "main").await.text().await.unwrap();
+    assert!(mine.contains("Dusty Line Drums") && !mine.contains("Night Shift"), "{mine}");
 
     b.close().await.unwrap();
     a.close().await.unwrap();

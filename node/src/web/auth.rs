@@ -119,7 +119,8 @@ impl Guard {
         let mut hosts = Vec::new();
         for addr in std::iter::once(api).chain(ui) {
             let port = addr.port();
-            if addr.ip().is_loopback() {
+            // An API on all interfaces is reached on loopback by the CLI and the login link.
+            if addr.ip().is_loopback() || addr.ip().is_unspecified() {
                 hosts.push(format!("127.0.0.1:{port}"));
                 hosts.push(format!("localhost:{port}"));
                 hosts.push(format!("[::1]:{port}"));

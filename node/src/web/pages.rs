@@ -658,12 +658,41 @@ pub async fn network(
     let node = &web.node;
     let mut body = String::from("<h1>Network</h1><dl class=\"facts\">");
     let _ = write!(body, "<dt>Node id</dt><dd><code class=\"id\">{}</code></dd>", node.node_id());
+    match node.invite().await {
+        Ok(invite) => {
+            let _ = write!(
+                body,
+                "<dt>Invite line to give a friend</dt><dd><code class=\"invite\">{}</code> \
+                 (<code>smpl connect</code> takes it)</dd>",
+                esc(&invite.line())
+            );
+        }
+        Err(e) => {
+            let _ = write!(body, "<dt>Invite line</dt><dd>{}</dd>", esc(&e.to_string()));
+        }
+    }
     let listen = node.listen_addrs().await;
-    body.push_str("<dt>Addresses to give a friend</dt><dd><ul class=\"addrs\">");
+    body.push_str("<dt>Listen addresses</dt><dd><ul class=\"addrs\">");
     for a in &listen {
         let _ = write!(body, "<li><code>{}</code></li>", esc(a));
     }
     body.push_str("</ul></dd>");
+    if let Some(network) = node.network() {
+        let reach = network.reachability().borrow().to_string();
+        let _ = write!(body, "<dt>Reachability</dt><dd>{}</dd>", esc(&reach));
+        let stats = network.stats();
+        let n = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = write!(
+            body,
+            "<dt>Sync</dt><dd id=\"sync\">{} reconciliation rounds, {} listings fetched by sync; gossip: {} new, \
+             {} already known, {} invalid</dd>",
+            n(&stats.rounds),
+            n(&stats.fetched),
+            n(&stats.gossip_new),
+            n(&stats.gossip_stale),
+            n(&stats.gossip_invalid)
+        );
+    }
     let store = node.store().clone();
     let listings = tokio::task::spawn_blocking(move || store.pack_seqs().map(|p| p.len())).await;
     let listings = match listings {

@@ -339,6 +339,16 @@ async fn two_producers_trade_through_their_browsers() {
     };
     let certificate = std::fs::read_to_string(&saved).unwrap();
     assert!(certificate.contains("Dusty Line Drums"), "{certificate}");
+    let viewed = b
+        .execute(
+            "return fetch(document.querySelector('a.view-certificate').href) \
+               .then(async r => [r.headers.get('content-disposition'), await r.text()]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(viewed[0].as_str().unwrap().starts_with("inline"), "{viewed}");
+    assert_eq!(viewed[1].as_str().unwrap(), certificate, "the certificate viewed is the one saved");
 
     // The library: the pack's folder with its files to drag into a DAW, and the licence.
     b.goto(&format!("{}/library", bob.base)).await.unwrap();

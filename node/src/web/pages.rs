@@ -263,7 +263,8 @@ async fn licence_html(web: &Web, pack: &PackId) -> String {
         let _ = write!(
             out,
             "<p class=\"state issued\">Licence <code>{}</code> issued by the seller (version {}).</p>\
-             <p><a class=\"certificate\" href=\"/ui/packs/{hex}/certificate\" download>Save the certificate</a></p>",
+             <p><a class=\"view-certificate\" href=\"/ui/packs/{hex}/certificate?view=1\" target=\"_blank\">View the certificate</a> · \
+             <a class=\"certificate\" href=\"/ui/packs/{hex}/certificate\" download>Save it</a></p>",
             licence.license_id, licence.seq
         );
         if licence.seq == manifest.seq || manifest.is_free() {
@@ -316,7 +317,18 @@ pub async fn licence_panel(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<Str
     }
 }
 
-pub async fn certificate(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<String>) -> Response {
+#[derive(Deserialize)]
+pub struct CertificateQuery {
+    #[serde(default)]
+    view: Option<String>,
+}
+
+/// The certificate of our licence for a pack, as a file to save or (`view`) to read.
+pub async fn certificate(
+    State(web): State<Arc<Web>>,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<CertificateQuery>,
+) -> Response {
     let pack = match web.node.resolve(&id) {
         Ok(pack) => pack,
         Err(e) => return WebError::from(e).into_response(),
@@ -325,7 +337,13 @@ pub async fn certificate(State(web): State<Arc<Web>>, UrlPath(id): UrlPath<Strin
         Ok((license_id, text)) => (
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"licence-{license_id}.txt\"")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "{}; filename=\"licence-{license_id}.txt\"",
+                        if query.view.is_some() { "inline" } else { "attachment" }
+                    ),
+                ),
             ],
             text,
         )

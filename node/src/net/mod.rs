@@ -590,7 +590,11 @@ impl Actor {
             Command::Invite(reply) => {
                 let us = *self.swarm.local_peer_id();
                 let mut addrs: Vec<Multiaddr> = Vec::new();
-                let listeners = self.swarm.listeners().filter(|a| dialable(a) && !is_relayed(a));
+                // Loopback addresses only for a node that listens on nothing else.
+                let listeners = self
+                    .swarm
+                    .listeners()
+                    .filter(|a| dialable(a) && !is_relayed(a) && (self.loopback_only || !is_loopback(a)));
                 for addr in self.swarm.external_addresses().chain(listeners) {
                     let addr = addr.clone().with_p2p(us).unwrap_or_else(|a| a);
                     if !addrs.contains(&addr) {

@@ -1,0 +1,329 @@
+//! The NAT lab: real `smpl` processes in network namespaces this test builds and
+//! removes itself, with home routers made of nftables.
+//!
+//! ```text
+//!                      "internet" 198.51.100.0/24 (a bridge in namespace ix)
+//!        ┌───────────────────┬─────────────────────┬───────────────────┐
+//!   P 198.51.100.10     router RA .11           router RB .12
+//!   bootstrap, relay        │ 10.0.1.0/24           │ 10.0.2.0/24
+//!                        A 10.0.1.2             B 10.0.2.2
+//! ```
+//!
+//! The routers are home routers: endpoint-independent mapping (one public port
+//! per inside socket, whatever the destination: a dynamic nftables map from the
+//! public UDP port to the inside address and port, filled as packets leave and
+//! used to translate packets coming back, as iroh's patchbay lab does it, since
+//! Linux `masquerade` alone does not keep the mapping endpoint-independent) and
+//! address-and-port-dependent filtering (only replies to flows the inside
+//! opened come in). Addresses exist only inside the namespaces; the routers count
+//! and drop anything addressed outside the lab.
+//!
+//! Needs root, `ip` (iproute2) and `nft` (nftables), which `scripts/setup.sh`
+//! installs; without them the test says why and does nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, make_mixed_pack};
+use serde_json::Value;
+
+const P_IP: &str = "198.51.100.10";
+const LISTEN: [&str; 4] = ["--listen", "/ip4/0.0.0.0/udp/4747/quic-v1", "--listen", "/ip4/0.0.0.0/tcp/4747"];
+
+/// The namespaces and node processes of one lab; dropping it kills the nodes and
+/// deletes the namespaces, also when the test fails half-way.
+struct Lab {
+    prefix: String,
+    nodes: Vec<Child>,
+    dir: PathBuf,
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("running {args:?}: {e}"))
+}
+
+fn must(args: &[&str]) {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A home router's rules: `wan` faces the internet with address `public`.
+fn home_router_rules(public: &str) -> String {
+    format!(
+        r#"
+table ip nat {{
+    # Endpoint-independent mapping: the public UDP port of each inside socket,
+    # the same for every destination.
+    map mapped {{
+        type inet_service : ipv4_addr . inet_service
+        flags dynamic,timeout
+        timeout 300s
+        size 65536
+    }}
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        iif "wan" meta l4proto udp dnat ip to udp dport map @mapped
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oif "wan" meta l4proto udp update @mapped {{ udp sport timeout 300s : ip saddr . udp sport }}
+        oif "wan" snat ip to {public}
+    }}
+}}
+table ip filter {{
+    counter outside {{}}
+    counter unsolicited {{}}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        # Nothing leaves the lab.
+        oif "wan" ip daddr != 198.51.100.0/24 counter name outside drop
+        # Address-and-port-dependent filtering: only replies come in.
+        iif "wan" ct state established,related accept
+        iif "wan" counter name unsolicited drop
+    }}
+}}
+"#
+    )
+}
+
+impl Lab {
+    /// Builds the namespaces, links, addresses and routers; `None` when this
+    /// machine cannot (not root, or a tool missing), with the reason printed.
+    fn build(dir: &Path) -> Option<Lab> {
+        let uid = run(&["id", "-u"]);
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            eprintln!("nat_lab: skipped: network namespaces need root");
+            return None;
+        }
+        for tool in ["ip", "nft"] {
+            if Command::new(tool).arg("-V").output().is_err() {
+                eprintln!("nat_lab: skipped: `{tool}` is not installed (scripts/setup.sh installs it)");
+                return None;
+            }
+        }
+        let lab =
+            Lab { prefix: format!("smpl{}", std::process::id()), nodes: Vec::new(), dir: dir.to_path_buf() };
+        for n in ["ix", "p", "ra", "rb", "a", "b"] {
+            must(&["ip", "netns", "add", &lab.ns(n)]);
+            must(&["ip", "-n", &lab.ns(n), "link", "set", "lo", "up"]);
+        }
+        let (ix, p, ra, rb, a, b) =
+            (lab.ns("ix"), lab.ns("p"), lab.ns("ra"), lab.ns("rb"), lab.ns("a"), lab.ns("b"));
+        must(&["ip", "-n", &ix, "link", "add", "br0", "type", "bridge"]);
+        must(&["ip", "-n", &ix, "link", "set", "br0", "up"]);
+        for (port, ns, name) in [("ixp", &p, "eth0"), ("ixra", &ra, "wan"), ("ixrb", &rb, "wan")] {
+            must(&["ip", "-n", &ix, "link", "add", port, "type", "veth", "peer", "name", name, "netns", ns]);
+            must(&["ip", "-n", &ix, "link", "set", port, "master", "br0"]);
+            must(&["ip", "-n", &ix, "link", "set", port, "up"]);
+            must(&["ip", "-n", ns, "link", "set", name, "up"]);
+        }
+        must(&["ip", "-n", &p, "addr", "add", &format!("{P_IP}/24"), "dev", "eth0"]);
+        for (router, home, public, net) in
+            [(&ra, &a, "198.51.100.11", "10.0.1"), (&rb, &b, "198.51.100.12", "10.0.2")]
+        {
+            must(&["ip", "-n", router, "addr", "add", &format!("{public}/24"), "dev", "wan"]);
+            must(&[
+                "ip", "-n", router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns",
+                home,
+            ]);
+            must(&["ip", "-n", router, "addr", "add", &format!("{net}.1/24"), "dev", "lan"]);
+            must(&["ip", "-n", router, "link", "set", "lan", "up"]);
+            must(&["ip", "-n", home, "addr", "add", &format!("{net}.2/24"), "dev", "eth0"]);
+            must(&["ip", "-n", home, "link", "set", "eth0", "up"]);
+            must(&["ip", "-n", home, "route", "add", "default", "via", &format!("{net}.1")]);
+            must(&["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+            let rules = dir.join(format!("{router}.nft"));
+            std::fs::write(&rules, home_router_rules(public)).unwrap();
+            must(&["ip", "netns", "exec", router, "nft", "-f", rules.to_str().unwrap()]);
+        }
+        Some(lab)
+    }
+
+    fn ns(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    fn home(&self, node: &str) -> PathBuf {
+        self.dir.join(node)
+    }
+
+    /// `smpl --home <node> --json ARGS…` inside the node's namespace.
+    fn smpl(&self, node: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
+        let home = self.home(node);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), BIN, "--home"])
+            .arg(&home)
+            .arg("--json")
+            .args(args)
+            .env_remove("SMPL_HOME")
+            .output()
+            .expect("running smpl");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let lines = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (out.status.success(), lines, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Starts `smpl node` in the node's namespace, its log in `<node>.log`.
+    fn start(&mut self, node: &str, extra: &[&str]) {
+        let home = self.home(node);
+        std::fs::create_dir_all(&home).unwrap();
+        let log = std::fs::File::create(self.dir.join(format!("{node}.log"))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), BIN, "--home"])
+            .arg(&home)
+            .args(["node", "--no-mdns", "--api", "127.0.0.1:0"])
+            .args(LISTEN)
+            .args(extra)
+            .env_remove("SMPL_HOME")
+            .env("RUST_LOG", "warn,smpl_node=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting smpl node");
+        self.nodes.push(child);
+        self.wait(&format!("{node} to answer"), Duration::from_secs(60), || self.smpl(node, &["id"]).0);
+    }
+
+    fn log(&self, node: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{node}.log"))).unwrap_or_default()
+    }
+
+    fn wait(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < timeout, "waited {timeout:?} for {what}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn logs(&self) -> String {
+        ["p", "a", "b"].iter().map(|n| format!("--- {n}.log\n{}", self.log(n))).collect()
+    }
+
+    /// Packets a router counted under `counter`.
+    fn counted(&self, router: &str, counter: &str) -> u64 {
+        let out = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns(router),
+            "nft",
+            "list",
+            "counter",
+            "ip",
+            "filter",
+            counter,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no counter {counter} on {router}: {text}"))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for n in ["a", "b", "ra", "rb", "p", "ix"] {
+            let ns = self.ns(n);
+            // Whatever still runs in the namespace goes with it.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
+}
+
+fn peer<'a>(peers: &'a [Value], node_id: &str) -> Option<&'a Value> {
+    peers.iter().find(|p| p["node_id"] == node_id)
+}
+
+/// Two homes behind home routers trade through a public node: B finds A's paid
+/// pack by search and buys it, and the libp2p connection between them, first
+/// relayed through P, becomes direct by hole punching (DCUtR).
+#[test]
+fn home_to_home_through_a_public_relay_becomes_direct() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut lab) = Lab::build(dir.path()) else { return };
+
+    lab.start("p", &["--relay-server"]);
+    let (_, invite, _) = lab.smpl("p", &["invite"]);
+    let p_invite = invite[0]["invite"].as_str().expect("P has an invite").to_string();
+    assert!(p_invite.contains(&format!("/ip4/{P_IP}/")), "P's invite names its public address: {p_invite}");
+
+    lab.start("a", &["--bootstrap", &p_invite, "--seller-policy", "auto"]);
+    lab.start("b", &["--bootstrap", &p_invite]);
+
+    // A learns from AutoNAT that it is not reachable, and gets a relayed address
+    // through P, which its invite carries.
+    lab.wait("A's relayed address", Duration::from_secs(30), || {
+        let (_, invite, _) = lab.smpl("a", &["invite"]);
+        invite.first().and_then(|i| i["invite"].as_str()).is_some_and(|l| l.contains("/p2p-circuit/"))
+    });
+    lab.wait("A's AutoNAT verdict", Duration::from_secs(30), || {
+        lab.log("a").contains("not publicly reachable")
+    });
+    let (_, a_id, _) = lab.smpl("a", &["id"]);
+    let a_node = a_id[0]["node_id"].as_str().unwrap().to_string();
+
+    let pack = dir.path().join("pack");
+    make_mixed_pack(&pack);
+    let (ok, out, err) = lab.smpl(
+        "a",
+        &["publish", pack.to_str().unwrap(), "--title", "Lab Drums", "--price", "4.99", "--currency", "USD"],
+    );
+    assert!(ok, "publish: {err}");
+    let pack_id = out.last().unwrap()["pack_id"].as_str().unwrap().to_string();
+
+    // B finds it by search (the listing reached B through P).
+    lab.wait("B to find A's pack", Duration::from_secs(30), || {
+        let (_, hits, _) = lab.smpl("b", &["search", "--packs", "Lab Drums"]);
+        hits.iter().any(|h| h["pack_id"] == pack_id.as_str())
+    });
+
+    // B buys: the order reaches A over libp2p, relayed through P at first.
+    let (ok, out, err) = lab.smpl("b", &["buy", &pack_id, "--wait", "30"]);
+    assert!(ok, "buy: {err}\n{}", lab.logs());
+    assert_eq!(out[0]["status"], "issued", "{out:?}");
+    let punched = Instant::now();
+
+    // The connection between A and B becomes direct by hole punching.
+    lab.wait("a direct connection between A and B", Duration::from_secs(30), || {
+        let (_, peers, _) = lab.smpl("b", &["peers"]);
+        peer(&peers, &a_node).is_some_and(|p| p["path"] == "direct")
+    });
+    assert!(lab.log("b").contains("by hole punching") || lab.log("a").contains("by hole punching"));
+    let (_, peers, _) = lab.smpl("b", &["peers"]);
+    let a = peer(&peers, &a_node).unwrap();
+    assert_eq!(a["nat"], "private", "B knows it is behind NAT: {a}");
+    assert!(a["rtt_ms"].as_f64().is_some(), "a round-trip time: {a}");
+    let direct: Vec<&str> = a["addrs"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(
+        direct.iter().any(|addr| addr.starts_with("/ip4/198.51.100.11/") && !addr.contains("p2p-circuit")),
+        "B reaches A at A's router's public address: {direct:?}"
+    );
+    eprintln!("nat_lab: direct {:.1} s after the purchase", punched.elapsed().as_secs_f64());
+
+    // The routers turned away unsolicited packets, and nothing was addressed
+    // outside the lab.
+    assert_eq!(lab.counted("ra", "outside"), 0, "A's side addressed something outside the lab");
+    assert_eq!(lab.counted("rb", "outside"), 0, "B's side addressed something outside the lab");
+    eprintln!(
+        "nat_lab: unsolicited packets dropped: RA {}, RB {}; whole test {:.1} s",
+        lab.counted("ra", "unsolicited"),
+        lab.counted("rb", "unsolicited"),
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -276,6 +276,7 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
         relay: args.relay,
         relay_server: args.relay_server,
         gc_interval: Some(std::time::Duration::from_secs(args.gc_interval.max(1))),
+        budget: Default::default(),
         trade: TradeConfig {
             policy: args.seller_policy,
             hook_timeout: std::time::Duration::from_secs(args.hook_timeout.max(1)),

@@ -37,6 +37,7 @@
 
 mod api;
 mod blobs;
+pub mod budget;
 mod daemon;
 pub mod home;
 mod indexer;

@@ -8,6 +8,9 @@
 //! - `peers/v1`: multiaddr of a peer met before → nothing
 //! - `index-queue/v1`: queue id (u64, big-endian) → pack id. The indexer reads the
 //!   pack's current state when it drains an entry, so entries are idempotent.
+//! - `evicted/v1`: pack id → seq of a listing dropped to stay within the listing
+//!   budget (`budget.rs`): that version and older ones are not stored again, and
+//!   reconciliation counts them as held, so peers do not send them again.
 //!
 //! Accepting a manifest or retraction and enqueueing it for the indexer is one sled
 //! transaction, flushed before the caller is told it succeeded.
@@ -17,7 +20,7 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 use smpl_protocol::sync::Item;
-use smpl_protocol::{Envelope, Manifest, PackId, ProtocolError, Retraction, Signed};
+use smpl_protocol::{Envelope, Manifest, NodeId, PackId, ProtocolError, Retraction, Signed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +67,7 @@ pub struct Store {
     settings: Tree,
     peers: Tree,
     queue: Tree,
+    evicted: Tree,
 }
 
 fn seq_of(value: &[u8]) -> u64 {
@@ -88,6 +92,7 @@ impl Store {
             settings: db.open_tree("settings/v1")?,
             peers: db.open_tree("peers/v1")?,
             queue: db.open_tree("index-queue/v1")?,
+            evicted: db.open_tree("evicted/v1")?,
             db,
         })
     }
@@ -114,13 +119,17 @@ impl Store {
     ) -> Result<Accepted, StoreError> {
         let key = manifest.pack_id.0;
         let value = record(manifest.seq, envelope);
-        let outcome = (&self.manifests, &self.retractions, &self.queue).transaction(|(m, r, q)| {
+        let trees = (&self.manifests, &self.retractions, &self.queue, &self.evicted);
+        let outcome = trees.transaction(|(m, r, q, e)| {
             if r.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq) {
                 return Ok(Accepted::Retracted);
             }
-            if m.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq) {
+            if m.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq)
+                || e.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq)
+            {
                 return Ok(Accepted::Stale);
             }
+            e.remove(&key)?;
             m.insert(&key, value.as_slice())?;
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
@@ -158,6 +167,35 @@ impl Store {
             self.flush()?;
         }
         Ok(outcome)
+    }
+
+    /// Drops the stored listing of `pack` to stay within the listing budget: it
+    /// leaves the store (and, through the index queue, the index), and this version
+    /// or older is not stored again. Returns the bytes it took, `None` if there was
+    /// no listing.
+    pub fn evict(&self, pack: &PackId) -> Result<Option<usize>, StoreError> {
+        let key = pack.0;
+        let removed = (&self.manifests, &self.queue, &self.evicted).transaction(|(m, q, e)| {
+            let Some(old) = m.remove(&key)? else { return Ok(None) };
+            e.insert(&key, &seq_of(&old).to_be_bytes())?;
+            q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(Some(old.len().saturating_sub(8)))
+        })?;
+        Ok(removed)
+    }
+
+    /// Every stored listing's author and envelope length, read from the stored
+    /// envelopes' headers (verified when they were stored).
+    pub fn listing_sizes(&self) -> Result<Vec<(PackId, NodeId, usize)>, StoreError> {
+        self.manifests
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                let author = author_of(&v)
+                    .ok_or_else(|| StoreError::Unreadable("a stored listing's header".into()))?;
+                Ok((pack_id_of(&k), author, v.len().saturating_sub(8)))
+            })
+            .collect()
     }
 
     /// The current manifest of a pack and its original envelope.
@@ -228,6 +266,11 @@ impl Store {
         for item in self.retractions.iter() {
             let (k, v) = item?;
             items.push(Item { id: pack_id_of(&k), version: seq_of(&v).saturating_mul(2).saturating_add(1) });
+        }
+        // Evicted listings count as held, so peers do not send them again.
+        for item in self.evicted.iter() {
+            let (k, v) = item?;
+            items.push(Item { id: pack_id_of(&k), version: seq_of(&v).saturating_mul(2) });
         }
         items.sort_by(|a, b| a.id.cmp(&b.id).then(b.version.cmp(&a.version)));
         items.dedup_by(|later, first| later.id == first.id);
@@ -308,6 +351,12 @@ impl Store {
     pub fn queue_len(&self) -> usize {
         self.queue.len()
     }
+}
+
+/// The signer (author) of a stored record's envelope: bytes 6..38 of the envelope,
+/// after the record's 8-byte seq (see the envelope layout in `smpl_protocol`).
+fn author_of(value: &[u8]) -> Option<NodeId> {
+    Some(NodeId(value.get(8 + 6..8 + 38)?.try_into().ok()?))
 }
 
 fn pack_id_of(key: &[u8]) -> PackId {

@@ -18,6 +18,7 @@ use smpl_protocol::{BlobHash, Envelope, Kind, Manifest, NodeId, PackId, Retracti
 
 use super::wire::{TradeRequest, TradeResponse};
 use crate::blobs::Blobs;
+use crate::budget::Budget;
 use crate::indexer::IndexerHandle;
 use crate::store::{Accepted, Store};
 use crate::trade::Trade;
@@ -66,23 +67,45 @@ fn check_time(what: &str, at: u64, now: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Verifies and stores one signed listing from the network.
-pub fn ingest(store: &Store, bytes: &[u8]) -> Ingest {
+/// Verifies and stores one signed listing from the network, within the listing
+/// budget: a listing whose author is over its budget is dropped like a stale one
+/// (not forwarded, the sender not penalised: it may only be passing it on), and
+/// storing one may evict others.
+pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
     let envelope = match Envelope::open(bytes) {
         Ok(envelope) => envelope,
         Err(e) => return Ingest::Invalid(e.to_string()),
     };
     let (pack, accepted) = match envelope.kind() {
         Kind::Manifest => match Manifest::from_envelope(&envelope) {
-            Ok(m) => match check_time("manifest", m.created_at, crate::util::now()) {
-                Ok(()) => (m.pack_id, store.accept_manifest(&m, &envelope, false)),
-                Err(reason) => return Ingest::Invalid(reason),
-            },
+            Ok(m) => {
+                if let Err(reason) = check_time("manifest", m.created_at, crate::util::now()) {
+                    return Ingest::Invalid(reason);
+                }
+                if let Err(reason) = budget.admit(&m, bytes.len()) {
+                    tracing::debug!(pack = %m.pack_id, "listing not stored: {reason}");
+                    return Ingest::Old;
+                }
+                let accepted = store.accept_manifest(&m, &envelope, false);
+                if matches!(accepted, Ok(Accepted::New)) {
+                    budget.stored(&m, bytes.len());
+                    if let Err(e) = budget.evict() {
+                        tracing::error!("evicting listings over the budget failed: {e}");
+                    }
+                }
+                (m.pack_id, accepted)
+            }
             Err(e) => return Ingest::Invalid(e.to_string()),
         },
         Kind::Retraction => match Retraction::from_envelope(&envelope) {
             Ok(r) => match check_time("retraction", r.retracted_at, crate::util::now()) {
-                Ok(()) => (r.pack_id, store.accept_retraction(&r, &envelope, false)),
+                Ok(()) => {
+                    let accepted = store.accept_retraction(&r, &envelope, false);
+                    if matches!(accepted, Ok(Accepted::New)) {
+                        budget.removed(&r.author, &r.pack_id);
+                    }
+                    (r.pack_id, accepted)
+                }
                 Err(reason) => return Ingest::Invalid(reason),
             },
             Err(e) => return Ingest::Invalid(e.to_string()),
@@ -103,6 +126,7 @@ pub fn ingest(store: &Store, bytes: &[u8]) -> Ingest {
 /// is given by the node's facade.
 pub struct NodeHost {
     pub store: Store,
+    pub budget: Arc<Budget>,
     pub blobs: Blobs,
     pub indexer: IndexerHandle,
     pub transfer: Arc<Transfer>,
@@ -145,7 +169,7 @@ impl NodeHost {
 
 impl Host for NodeHost {
     fn ingest(&self, envelope: &[u8]) -> Ingest {
-        let result = ingest(&self.store, envelope);
+        let result = ingest(&self.store, &self.budget, envelope);
         if matches!(result, Ingest::New(_)) {
             self.indexer.wake();
         }

@@ -96,6 +96,7 @@ impl Node {
                 other => break other?,
             }
         };
+        self.budget.keep(*pack, manifest.author);
         if serving::servable(self.trade.gate(), &self.blobs, &manifest).await? {
             network.provide(*pack).await?;
         } else {

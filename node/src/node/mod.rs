@@ -36,6 +36,7 @@ pub use recommend::Recommendation;
 pub use trade::BuyOutcome;
 
 use crate::blobs::Blobs;
+use crate::budget::{Budget, BudgetConfig};
 use crate::home::{Config, Home};
 use crate::indexer::IndexerHandle;
 use crate::net::{NetConfig, Network, NodeHost, PeerInfo};
@@ -62,6 +63,8 @@ pub struct NodeOptions {
     /// How often the blob store deletes what no pack, preview or download holds;
     /// `None` never does.
     pub gc_interval: Option<std::time::Duration>,
+    /// How much of other producers' listings the node keeps.
+    pub budget: BudgetConfig,
 }
 
 /// The port a node listens on (TCP and QUIC) unless told otherwise, while free.
@@ -120,6 +123,8 @@ pub struct Node {
     store: Store,
     blobs: Blobs,
     trade: Trade,
+    /// How much of others' listings this node keeps (see [`crate::budget`]).
+    budget: Arc<Budget>,
     index: Arc<Index>,
     indexer: IndexerHandle,
     indexer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -169,7 +174,15 @@ impl Node {
                 );
             }
         }
+        let budget = {
+            let (store, me) = (store.clone(), identity.node_id());
+            Arc::new(
+                tokio::task::spawn_blocking(move || Budget::open(&store, me, BudgetConfig::default()))
+                    .await??,
+            )
+        };
         Ok(Node {
+            budget,
             trade,
             identity,
             home,
@@ -197,6 +210,18 @@ impl Node {
                 .await?,
         );
         let held = serving::provided(node.trade.gate(), &node.blobs, &node.store).await?;
+        node.budget = {
+            let (store, me, config) = (node.store.clone(), node.identity.node_id(), options.budget);
+            Arc::new(tokio::task::spawn_blocking(move || Budget::open(&store, me, config)).await??)
+        };
+        for (pack, _) in node.blobs.tagged_packs().await? {
+            if let Some((manifest, _)) = node.store.manifest(&pack)? {
+                node.budget.keep(pack, manifest.author);
+            }
+        }
+        for license in node.trade.licenses(false)? {
+            node.budget.keep(license.pack_id, license.seller);
+        }
         if let Some(interval) = options.gc_interval {
             let task = tokio::spawn(serving::prune(
                 node.trade.gate().clone(),
@@ -207,6 +232,7 @@ impl Node {
             node.tasks.lock().unwrap_or_else(PoisonError::into_inner).push(task);
         }
         let host = Arc::new(NodeHost {
+            budget: node.budget.clone(),
             store: node.store.clone(),
             blobs: node.blobs.clone(),
             proving: Default::default(),
@@ -318,6 +344,11 @@ impl Node {
 
     pub fn node_id(&self) -> NodeId {
         self.identity.node_id()
+    }
+
+    /// What the listing budget refused and evicted since the node started.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// What the paid-content gate decided since the node started.

@@ -35,6 +35,7 @@ pub fn options(home: Home, bootstrap: &[Multiaddr], trade: TradeConfig) -> NodeO
         relay: None,
         relay_server: false,
         gc_interval: None,
+        budget: Default::default(),
         trade,
     }
 }

@@ -56,6 +56,7 @@ pub async fn start(
         relay: None,
         relay_server: false,
         gc_interval: None,
+        budget: Default::default(),
         trade: TradeConfig { policy, hook_timeout: Duration::from_secs(2), ..TradeConfig::default() },
     };
     let (stop, stopped) = oneshot::channel::<()>();

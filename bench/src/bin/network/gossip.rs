@@ -107,6 +107,7 @@ pub async fn run(dir: &Path, nodes: usize, listings: usize, seed: u64) -> Result
             relay: None,
             relay_server: false,
             gc_interval: None,
+            budget: Default::default(),
             trade: Default::default(),
         };
         let node = Node::start(&options).await.with_context(|| format!("starting node {i}"))?;

@@ -52,6 +52,7 @@ fn options(home: Home, bootstrap: Vec<Multiaddr>) -> NodeOptions {
         relay: None,
         relay_server: false,
         gc_interval: None,
+        budget: Default::default(),
         trade: Default::default(),
     }
 }

@@ -1,0 +1,226 @@
+//! The listing budget: how much of other producers' listings a node keeps.
+//!
+//! Keys cost nothing, so anyone can sign listings as thousands of authors. Every
+//! listing from the network passes [`Budget::admit`] before it is stored: one
+//! author may have at most [`BudgetConfig::packs_per_author`] listings and
+//! [`BudgetConfig::bytes_per_author`] bytes of them here. When the listings stored
+//! pass [`BudgetConfig::max_bytes`] or [`BudgetConfig::max_listings`] in all,
+//! [`Budget::evict`] drops listings until they fit again, in this order:
+//!
+//! 1. never the node's own packs, packs it holds (fetched, bought) and packs of
+//!    authors it has dealt with (whose packs it fetched or bought);
+//! 2. of the rest, first the listings of the author who takes the most bytes, the
+//!    largest of them first: a flood of keys or of large listings pays for itself,
+//!    while an author with a few packs keeps them.
+//!
+//! An evicted listing leaves the store and the index, and that version is not
+//! stored again: reconciliation counts it as held, so it is not fetched again
+//! from the same peer (`Store::evict`). Listings refused or evicted are counted
+//! ([`BudgetStats`]) and logged.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use smpl_protocol::{Manifest, NodeId, PackId};
+
+use crate::store::{Store, StoreError};
+
+/// Limits on the listings of others a node keeps; the defaults suit a laptop.
+#[derive(Clone, Copy, Debug)]
+pub struct BudgetConfig {
+    /// Bytes of signed listings kept in all.
+    pub max_bytes: u64,
+    /// Listings kept in all.
+    pub max_listings: usize,
+    pub packs_per_author: usize,
+    pub bytes_per_author: u64,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            max_bytes: 1024 * 1024 * 1024,
+            max_listings: 200_000,
+            packs_per_author: 1_000,
+            bytes_per_author: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the budget refused and dropped since the node started.
+#[derive(Debug, Default)]
+pub struct BudgetStats {
+    /// Listings refused because their author was over its budget.
+    pub refused: AtomicU64,
+    /// Listings evicted to keep the total within the budget.
+    pub evicted: AtomicU64,
+}
+
+/// One author's listings here and their sizes.
+#[derive(Default)]
+struct AuthorUse {
+    packs: HashMap<PackId, usize>,
+    bytes: u64,
+}
+
+#[derive(Default)]
+struct Usage {
+    authors: HashMap<NodeId, AuthorUse>,
+    bytes: u64,
+    listings: usize,
+    /// Packs held here and authors dealt with: never evicted.
+    kept_packs: HashSet<PackId>,
+    kept_authors: HashSet<NodeId>,
+}
+
+impl Usage {
+    fn add(&mut self, author: NodeId, pack: PackId, len: usize) {
+        let entry = self.authors.entry(author).or_default();
+        let old = entry.packs.insert(pack, len).map_or(0, |old| old as u64);
+        entry.bytes = entry.bytes - old + len as u64;
+        self.bytes = self.bytes - old + len as u64;
+        if old == 0 {
+            self.listings += 1;
+        }
+    }
+
+    fn remove(&mut self, author: &NodeId, pack: &PackId) {
+        if let Some(entry) = self.authors.get_mut(author)
+            && let Some(len) = entry.packs.remove(pack)
+        {
+            entry.bytes -= len as u64;
+            self.bytes -= len as u64;
+            self.listings -= 1;
+            if entry.packs.is_empty() {
+                self.authors.remove(author);
+            }
+        }
+    }
+}
+
+/// The node's listing budget; see the module docs.
+pub struct Budget {
+    store: Store,
+    me: NodeId,
+    config: BudgetConfig,
+    usage: Mutex<Usage>,
+    pub stats: BudgetStats,
+}
+
+impl Budget {
+    /// Counts what the store holds.
+    pub fn open(store: &Store, me: NodeId, config: BudgetConfig) -> Result<Budget, StoreError> {
+        let mut usage = Usage::default();
+        for (pack, author, len) in store.listing_sizes()? {
+            usage.add(author, pack, len);
+        }
+        Ok(Budget {
+            store: store.clone(),
+            me,
+            config,
+            usage: Mutex::new(usage),
+            stats: BudgetStats::default(),
+        })
+    }
+
+    fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Never evicts `pack` (held here) nor the listings of its `author` (dealt with).
+    pub fn keep(&self, pack: PackId, author: NodeId) {
+        let mut usage = self.usage();
+        usage.kept_packs.insert(pack);
+        usage.kept_authors.insert(author);
+    }
+
+    fn protected(&self, usage: &Usage, author: &NodeId, pack: &PackId) -> bool {
+        *author == self.me || usage.kept_authors.contains(author) || usage.kept_packs.contains(pack)
+    }
+
+    /// Whether a listing of `len` bytes from the network may be stored: `Err`
+    /// with the reason when its author is over its budget (an update of a pack
+    /// already here is judged by its new size).
+    pub fn admit(&self, manifest: &Manifest, len: usize) -> Result<(), String> {
+        let usage = self.usage();
+        if self.protected(&usage, &manifest.author, &manifest.pack_id) {
+            return Ok(());
+        }
+        let entry = usage.authors.get(&manifest.author);
+        let current = entry.and_then(|e| e.packs.get(&manifest.pack_id)).map_or(0, |n| *n as u64);
+        let others = entry.map_or(0, |e| e.packs.len() - usize::from(current > 0));
+        let bytes = entry.map_or(0, |e| e.bytes - current);
+        let reason = if others >= self.config.packs_per_author {
+            format!("its author has {others} listings here, the most one author may have")
+        } else if bytes + len as u64 > self.config.bytes_per_author {
+            format!("its author's listings would take over {} bytes here", self.config.bytes_per_author)
+        } else {
+            return Ok(());
+        };
+        drop(usage);
+        let refused = self.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if refused.is_power_of_two() {
+            tracing::warn!(refused, author = %manifest.author, "listings refused over the per-author budget");
+        }
+        Err(reason)
+    }
+
+    /// Counts a listing just stored.
+    pub fn stored(&self, manifest: &Manifest, len: usize) {
+        self.usage().add(manifest.author, manifest.pack_id, len);
+    }
+
+    /// Counts a listing that left the store (retracted).
+    pub fn removed(&self, author: &NodeId, pack: &PackId) {
+        self.usage().remove(author, pack);
+    }
+
+    /// Drops listings, in the module's order, until the store is within the
+    /// totals again. Returns the packs evicted.
+    pub fn evict(&self) -> Result<Vec<PackId>, StoreError> {
+        let mut evicted = Vec::new();
+        loop {
+            let victim = {
+                let usage = self.usage();
+                if usage.bytes <= self.config.max_bytes && usage.listings <= self.config.max_listings {
+                    break;
+                }
+                usage
+                    .authors
+                    .iter()
+                    .filter(|(author, _)| **author != self.me && !usage.kept_authors.contains(author))
+                    .max_by_key(|(_, entry)| entry.bytes)
+                    .and_then(|(author, entry)| {
+                        entry
+                            .packs
+                            .iter()
+                            .filter(|(pack, _)| !usage.kept_packs.contains(pack))
+                            .max_by_key(|(_, n)| **n)
+                            .map(|(pack, _)| (*author, *pack))
+                    })
+            };
+            let Some((author, pack)) = victim else {
+                tracing::warn!(
+                    "over the listing budget, but everything left is kept (own, held or dealt with)"
+                );
+                break;
+            };
+            self.store.evict(&pack)?;
+            self.usage().remove(&author, &pack);
+            evicted.push(pack);
+        }
+        if !evicted.is_empty() {
+            let total =
+                self.stats.evicted.fetch_add(evicted.len() as u64, Ordering::Relaxed) + evicted.len() as u64;
+            tracing::info!(now = evicted.len(), total, "listings evicted to stay within the listing budget");
+        }
+        Ok(evicted)
+    }
+
+    /// Listings and bytes stored now.
+    pub fn totals(&self) -> (usize, u64) {
+        let usage = self.usage();
+        (usage.listings, usage.bytes)
+    }
+}

@@ -1,0 +1,151 @@
+//! The listing budget under a flood of valid listings from fresh keys: a peer that
+//! holds thousands of signed listings by hundreds of throwaway authors syncs them
+//! to a node with a small budget. The node keeps within it, keeps the packs of the
+//! author it bought from, keeps its own, refuses authors over their share, does not
+//! fetch evicted listings again, and still takes an honest new listing. Real nodes
+//! on 127.0.0.1, mDNS off.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+use smpl_node::Home;
+use smpl_node::budget::BudgetConfig;
+use smpl_node::{Node, TradeConfig};
+use smpl_protocol::{Identity, Signed};
+use smpl_testkit::manifest as kit;
+
+const FLOOD_AUTHORS: u32 = 200;
+const PACKS_EACH: u32 = 10;
+
+async fn settle(node: &Node, what: &str, mut done: impl FnMut(&Node) -> bool) {
+    let start = Instant::now();
+    while !done(node) {
+        let stats = node.network().unwrap().stats();
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: not within 60 s ({:?} kept, {} refused, {} evicted, {} fetched)",
+            node.budget().totals(),
+            node.budget().stats.refused.load(Ordering::Relaxed),
+            node.budget().stats.evicted.load(Ordering::Relaxed),
+            stats.fetched.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_valid_listings_stays_within_the_budget_and_keeps_what_matters() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // The flooder: 2,000 valid listings by 200 fresh keys, ready to sync.
+    let flooder = start(root, "flooder", &[]).await;
+    for a in 0..FLOOD_AUTHORS {
+        let mut secret = [7u8; 32];
+        secret[..4].copy_from_slice(&a.to_le_bytes());
+        let author = Identity::from_secret_bytes(secret);
+        for p in 0..PACKS_EACH {
+            let manifest =
+                kit::manifest(author.node_id(), &format!("spam-{p}"), 1, vec![kit::sample("x.wav")]);
+            let envelope = manifest.sign(&author).unwrap();
+            flooder.store().accept_manifest(&manifest, &envelope, false).unwrap();
+        }
+    }
+    // A friend whose free pack the victim fetches, and the victim's own pack.
+    let friend = start(root, "friend", &[]).await;
+    let friend_dir = root.join("friend-pack");
+    make_pack(&friend_dir);
+    let friend_pack = publish(&friend, &friend_dir, "Friend Drums").await;
+
+    let home = Home::new(root.join("victim"));
+    home.init().unwrap();
+    let mut options = options(home, &[addr(&friend).await], TradeConfig::default());
+    options.budget = BudgetConfig {
+        max_listings: 300,
+        max_bytes: u64::MAX,
+        packs_per_author: 50,
+        bytes_per_author: u64::MAX,
+    };
+    let victim = Node::start(&options).await.unwrap();
+    let own_dir = root.join("own-pack");
+    make_pack_with(&own_dir, [(0.45, 48.0), (0.35, 70.0), (0.25, 240.0)]);
+    let own = publish(&victim, &own_dir, "Own Drums").await;
+    wait_for(&victim, "friend drums", friend_pack, false, Duration::from_secs(20)).await;
+    fetch(&victim, friend_pack, &root.join("library")).await;
+
+    // The flood arrives over sync.
+    victim.network().unwrap().dial(addr(&flooder).await).await.unwrap();
+    let offered = (FLOOD_AUTHORS * PACKS_EACH) as u64;
+    settle(&victim, "the flood arrived", |node| {
+        node.network().unwrap().stats().fetched.load(Ordering::Relaxed) >= offered
+    })
+    .await;
+    // The last listings fetched may still be on their way through verification:
+    // wait until nothing changes for two seconds.
+    let mut last = None;
+    settle(&victim, "the store settled", |node| {
+        let now = (node.budget().totals(), node.store().pack_seqs().unwrap().len());
+        let quiet = last == Some(now);
+        last = Some(now);
+        if !quiet {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        quiet
+    })
+    .await;
+    let (listings, _) = victim.budget().totals();
+    let refused = victim.budget().stats.refused.load(Ordering::Relaxed);
+    let evicted = victim.budget().stats.evicted.load(Ordering::Relaxed);
+    println!(
+        "flood: {listings} listings kept ({} in the store), {refused} refused over an author's share, {evicted} evicted",
+        victim.store().pack_seqs().unwrap().len()
+    );
+    assert!(listings <= 300, "{listings} listings kept, over the budget of 300");
+    assert!(evicted > 0, "the total budget evicted some");
+    assert!(victim.store().manifest(&own).unwrap().is_some(), "its own pack stays");
+    assert!(victim.store().manifest(&friend_pack).unwrap().is_some(), "the fetched pack stays");
+    victim.flush_index().await;
+    assert!(!victim.search(query("friend drums")).await.unwrap().hits.is_empty());
+
+    // Evicted listings are not fetched again at the next reconciliation.
+    let fetched = victim.network().unwrap().stats().fetched.load(Ordering::Relaxed);
+    victim.network().unwrap().sync_all().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = victim.network().unwrap().stats().fetched.load(Ordering::Relaxed) - fetched;
+    assert!(again < 50, "{again} listings fetched again after a full reconciliation");
+
+    // An honest new listing from the friend still arrives at once.
+    let second = root.join("friend-second");
+    make_pack_with(&second, [(0.4, 52.0), (0.3, 90.0), (0.2, 300.0)]);
+    let new_pack = publish(&friend, &second, "Friend Percussion").await;
+    let took = wait_for(&victim, "friend percussion", new_pack, false, Duration::from_secs(10)).await;
+    println!("an honest listing from a known author arrived in {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_author_past_its_share_is_refused_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let flooder = start(root, "flooder", &[]).await;
+    let greedy = Identity::from_secret_bytes([9; 32]);
+    for p in 0..20 {
+        let manifest = kit::manifest(greedy.node_id(), &format!("greedy-{p}"), 1, vec![kit::sample("x.wav")]);
+        let envelope = manifest.sign(&greedy).unwrap();
+        flooder.store().accept_manifest(&manifest, &envelope, false).unwrap();
+    }
+    let home = Home::new(root.join("victim"));
+    home.init().unwrap();
+    let mut options = options(home, &[addr(&flooder).await], TradeConfig::default());
+    options.budget = BudgetConfig { packs_per_author: 5, ..BudgetConfig::default() };
+    let victim = Node::start(&options).await.unwrap();
+    settle(&victim, "the greedy author's listings were offered", |node| {
+        node.network().unwrap().stats().fetched.load(Ordering::Relaxed) >= 20
+    })
+    .await;
+    let refused = victim.budget().stats.refused.load(Ordering::Relaxed);
+    assert_eq!(victim.budget().totals().0, 5, "five listings of the one author are kept");
+    assert_eq!(refused, 15, "the other fifteen were refused");
+}

@@ -35,7 +35,7 @@ pub mod wire;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -199,7 +199,8 @@ enum Done {
 enum Pending {
     Hello,
     Reconcile,
-    Fetch,
+    /// The ids asked for.
+    Fetch(Vec<PackId>),
 }
 
 /// Counters of the sync protocol and of listings from the network, for tests and
@@ -220,6 +221,13 @@ pub struct SyncStats {
     pub gossip_new: AtomicU64,
     pub gossip_stale: AtomicU64,
     pub gossip_invalid: AtomicU64,
+    /// Gossip listings dropped unchecked because [`MAX_VALIDATING`] were being
+    /// checked already (not forwarded; the sender is not penalised, and sync
+    /// brings any honest one later).
+    pub gossip_dropped: AtomicU64,
+    /// Envelopes a `Fetch` answer of ours left out to stay within the answer's
+    /// byte budget (the requester asks again for them).
+    pub answer_deferred: AtomicU64,
     /// Peers disconnected and banned for sending invalid listings.
     pub banned: AtomicU64,
     /// Relay reservations accepted for this node, and refused or failed.
@@ -253,6 +261,31 @@ pub fn peer_id_of(node: &NodeId) -> Option<PeerId> {
 pub fn node_id_of(peer: &PeerId) -> Option<NodeId> {
     let key = identity::PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()?;
     Some(NodeId(key.try_into_ed25519().ok()?.to_bytes()))
+}
+
+/// Gossip listings checked at once (each on a blocking thread); more are dropped.
+pub const MAX_VALIDATING: usize = 64;
+
+/// The bytes of envelopes one `Fetch` answer carries at most: the requester's
+/// read limit less room for the encoding.
+const ANSWER_BUDGET: usize = smpl_protocol::wire::MAX_SYNC_RESPONSE_BYTES as usize - 64 * 1024;
+
+const MAX_ENVELOPE_BYTES: usize = smpl_protocol::limits::MAX_ENVELOPE_BYTES;
+
+/// The pack a listing envelope (manifest or retraction) is about, to tell where a
+/// `Fetch` answer stopped; the envelope is ingested (and checked) separately.
+fn listing_id(bytes: &[u8]) -> Option<PackId> {
+    use smpl_protocol::Signed as _;
+    let envelope = smpl_protocol::Envelope::open(bytes).ok()?;
+    match envelope.kind() {
+        smpl_protocol::Kind::Manifest => {
+            smpl_protocol::Manifest::from_envelope(&envelope).ok().map(|m| m.pack_id)
+        }
+        smpl_protocol::Kind::Retraction => {
+            smpl_protocol::Retraction::from_envelope(&envelope).ok().map(|r| r.pack_id)
+        }
+        _ => None,
+    }
 }
 
 /// The first pause before remembered peers are dialled again; it doubles up to
@@ -404,6 +437,8 @@ struct Actor {
     tested: HashMap<Multiaddr, bool>,
     reachability: watch::Sender<Reachability>,
     stats: Arc<SyncStats>,
+    /// Gossip listings being checked on blocking threads now.
+    validating: Arc<AtomicUsize>,
 }
 
 impl Actor {
@@ -438,6 +473,7 @@ impl Actor {
             tested: HashMap::new(),
             reachability,
             stats,
+            validating: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -826,7 +862,7 @@ impl Actor {
                             .behaviour_mut()
                             .sync
                             .send_request(&peer, SyncRequest::Fetch(chunk.to_vec()));
-                        self.pending.insert(id, (peer, Pending::Fetch));
+                        self.pending.insert(id, (peer, Pending::Fetch(chunk.to_vec())));
                     }
                 }
                 match next {
@@ -936,10 +972,32 @@ impl Actor {
                 message_id,
                 message,
             }) => {
+                // A bounded number are checked at once: past it, a listing is
+                // dropped unchecked (ignored, so its sender loses no score), which
+                // keeps a flood from queueing unbounded work.
+                if self.validating.load(Ordering::Relaxed) >= MAX_VALIDATING {
+                    let dropped = self.stats.gossip_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    if dropped.is_power_of_two() {
+                        tracing::warn!(
+                            dropped,
+                            "gossip listings dropped unchecked: too many being checked at once"
+                        );
+                    }
+                    let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Ignore,
+                    );
+                    return;
+                }
                 let data = message.data;
                 let stats = self.stats.clone();
+                let validating = self.validating.clone();
+                validating.fetch_add(1, Ordering::Relaxed);
                 self.blocking(move |host| {
-                    let (acceptance, counter) = match host.ingest(&data) {
+                    let ingested = host.ingest(&data);
+                    validating.fetch_sub(1, Ordering::Relaxed);
+                    let (acceptance, counter) = match ingested {
                         Ingest::New(_) => (MessageAcceptance::Accept, &stats.gossip_new),
                         Ingest::Old => (MessageAcceptance::Ignore, &stats.gossip_stale),
                         Ingest::Invalid(reason) => {
@@ -1050,8 +1108,25 @@ impl Actor {
             }
             SyncRequest::Fetch(ids) => {
                 let ids: Vec<PackId> = ids.into_iter().take(MAX_FETCH_IDS).collect();
+                let stats = self.stats.clone();
                 self.blocking(move |host| {
-                    let envelopes = host.envelopes(&ids).into_iter().map(ByteBuf::from).collect();
+                    // Envelopes in the order asked, as many as fit the byte budget;
+                    // the requester asks again for the rest.
+                    let mut envelopes = Vec::new();
+                    let mut bytes = 0;
+                    let held = host.envelopes(&ids);
+                    let count = held.len();
+                    for envelope in held {
+                        if bytes + envelope.len() > ANSWER_BUDGET {
+                            break;
+                        }
+                        bytes += envelope.len();
+                        envelopes.push(ByteBuf::from(envelope));
+                    }
+                    let deferred = count - envelopes.len();
+                    if deferred > 0 {
+                        stats.answer_deferred.fetch_add(deferred as u64, Ordering::Relaxed);
+                    }
                     Some(Done::Respond { channel, response: SyncResponse::Envelopes(envelopes) })
                 })
             }
@@ -1118,8 +1193,21 @@ impl Actor {
             (Pending::Reconcile, _) => {
                 self.reconciling.remove(&peer);
             }
-            (Pending::Fetch, SyncResponse::Envelopes(envelopes)) => {
+            (Pending::Fetch(asked), SyncResponse::Envelopes(envelopes)) => {
                 self.stats.fetched.fetch_add(envelopes.len() as u64, Ordering::Relaxed);
+                // An answer stops at its byte budget: when it came near it, ask at
+                // once for the ids after the last one it carried.
+                let bytes: usize = envelopes.iter().map(|e| e.len()).sum();
+                let last = envelopes.last().and_then(|e| listing_id(e));
+                let at = last.and_then(|last| asked.iter().position(|id| *id == last));
+                if let Some(at) =
+                    at.filter(|at| at + 1 < asked.len() && bytes + MAX_ENVELOPE_BYTES > ANSWER_BUDGET)
+                {
+                    let rest = asked[at + 1..].to_vec();
+                    let id =
+                        self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest::Fetch(rest.clone()));
+                    self.pending.insert(id, (peer, Pending::Fetch(rest)));
+                }
                 let stats = self.stats.clone();
                 self.blocking(move |host| {
                     let mut invalid = false;

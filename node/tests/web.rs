@@ -332,3 +332,98 @@ async fn previews_come_as_ogg_vorbis_or_as_wav_decoded_from_it() {
     assert!(rate >= 8_000 && data > 1_000 && data + 44 == bytes.len(), "rate {rate}, {data} data bytes");
     alice.stop().await;
 }
+
+/// Reads server-sent events from `response` until one named `name` arrives.
+async fn next_event(response: &mut reqwest::Response, name: &str, limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut seen = String::new();
+    while !seen.contains(&format!("event: {name}\n")) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {name} event within {limit:?}; got {seen:?}"))
+            .unwrap()
+            .expect("the event stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejection_reaches_the_buyer_s_open_page_by_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let bob = start(dir.path(), "bob", SellerPolicy::Manual, &[alice.addr()], WebOptions::default()).await;
+    let folder = dir.path().join("drums");
+    smpl_testkit::pack::make_pack(&folder);
+    let pack = publish_by_api(&alice, &folder, "Rejected Drums", 900).await;
+    let client = WebNode::client();
+    let started = std::time::Instant::now();
+    while client
+        .get(format!("{}/v1/packs/{pack}", bob.base))
+        .header("authorization", format!("Bearer {}", bob.token))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != StatusCode::OK
+    {
+        assert!(started.elapsed().as_secs() < 60, "the listing never reached Bob");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (bob_cookie, bob_csrf) = bob.login().await;
+    let mut events =
+        client.get(format!("{}/ui/events", bob.base)).header("cookie", &bob_cookie).send().await.unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let bought = client
+        .post(format!("{}/ui/packs/{pack}/buy", bob.base))
+        .header("cookie", &bob_cookie)
+        .header("origin", &bob.base)
+        .header("x-smpl-csrf", &bob_csrf)
+        .header("content-type", "application/json")
+        .body(r#"{"payment_ref":"IOU"}"#)
+        .send()
+        .await
+        .unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&bought.bytes().await.unwrap()).unwrap();
+    assert_eq!(outcome["status"], "pending", "{outcome}");
+    let order = outcome["order_id"].as_str().unwrap().to_string();
+    next_event(&mut events, "purchases", std::time::Duration::from_secs(10)).await;
+
+    let (alice_cookie, alice_csrf) = alice.login().await;
+    let sales =
+        client.get(format!("{}/sales", alice.base)).header("cookie", &alice_cookie).send().await.unwrap();
+    assert!(sales.text().await.unwrap().contains(&order), "the order is on Alice's sales page");
+    let rejected = client
+        .post(format!("{}/ui/sales/{order}/reject", alice.base))
+        .header("cookie", &alice_cookie)
+        .header("origin", &alice.base)
+        .header("x-smpl-csrf", &alice_csrf)
+        .header("content-type", "application/json")
+        .body(r#"{"reason":"no payment seen"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), StatusCode::OK);
+
+    // Bob's node collects the decision; his open page hears of it and its panel says why.
+    let started = std::time::Instant::now();
+    loop {
+        next_event(&mut events, "purchases", std::time::Duration::from_secs(60)).await;
+        let panel = client
+            .get(format!("{}/ui/packs/{pack}/licence", bob.base))
+            .header("cookie", &bob_cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if panel.contains("rejected") {
+            assert!(panel.contains("no payment seen"), "{panel}");
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "the rejection never reached Bob's page: {panel}");
+    }
+    drop(events);
+    bob.stop().await;
+    alice.stop().await;
+}

@@ -292,6 +292,19 @@ async fn show_in_folder_and_library_files_stay_inside_the_library() {
             .unwrap();
         assert_eq!(file.status(), StatusCode::FORBIDDEN, "file {path}");
     }
+    // A file inside is served whole, for dragging into a DAW.
+    let inside_file = alice.library.join("Bob (12345678)/Pack/kick.wav");
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&inside_file, &bytes).unwrap();
+    let served = client
+        .get(format!("{}/ui/library/file?path={}", alice.base, encode(&inside_file.display().to_string())))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.headers()["content-type"], "audio/wav");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
     // A folder inside is accepted (whether a file manager exists here or not).
     let inside = alice.library.join("Bob (12345678)/Pack");
     let show = client

@@ -430,21 +430,38 @@ pub async fn library_file(State(web): State<Arc<Web>>, Query(query): Query<FileQ
         Ok(real) => real,
         Err(e) => return e.into_response(),
     };
-    match tokio::fs::read(&real).await {
-        Ok(bytes) => {
-            let kind = match real.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref()
-            {
-                Some("wav" | "wave") => "audio/wav",
-                Some("flac") => "audio/flac",
-                Some("ogg" | "oga") => "audio/ogg",
-                Some("mp3") => "audio/mpeg",
-                Some("aif" | "aiff" | "aifc") => "audio/aiff",
-                _ => "application/octet-stream",
-            };
-            ([(header::CONTENT_TYPE, kind)], bytes).into_response()
+    let file = match tokio::fs::File::open(&real).await {
+        Ok(file) => file,
+        Err(e) => return WebError(StatusCode::NOT_FOUND, format!("{}: {e}", real.display())).into_response(),
+    };
+    let length = file.metadata().await.map(|m| m.len()).ok();
+    let kind = match real.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("wav" | "wave") => "audio/wav",
+        Some("flac") => "audio/flac",
+        Some("ogg" | "oga") => "audio/ogg",
+        Some("mp3") => "audio/mpeg",
+        Some("aif" | "aiff" | "aifc") => "audio/aiff",
+        _ => "application/octet-stream",
+    };
+    // Streamed in 64 KiB pieces: a library file can be large.
+    let chunks = futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
         }
-        Err(e) => WebError(StatusCode::NOT_FOUND, format!("{}: {e}", real.display())).into_response(),
+    });
+    let mut response =
+        ([(header::CONTENT_TYPE, kind)], axum::body::Body::from_stream(chunks)).into_response();
+    if let Some(length) = length {
+        response.headers_mut().insert(header::CONTENT_LENGTH, length.into());
     }
+    response
 }
 
 /// Pack folders in the library: `<author (id)>/<pack>`, with their files.

@@ -440,3 +440,23 @@ async fn a_rejection_reaches_the_buyer_s_open_page_by_events() {
     bob.stop().await;
     alice.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_stops_cleanly_while_a_page_listens_and_opens_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let (cookie, _) = alice.login().await;
+    let events = WebNode::client()
+        .get(format!("{}/ui/events", alice.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    alice.stop().await;
+    assert!(!dir.path().join("alice/node.json").exists(), "node.json is removed at shutdown");
+    // The store was closed: the same home opens again at once.
+    let again = node(&dir).await;
+    again.stop().await;
+    drop(events);
+}

@@ -147,7 +147,10 @@ impl WebNode {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+            let finished = tokio::time::timeout(Duration::from_secs(20), task).await;
+            let result =
+                finished.expect("the node did not stop within 20 s").expect("the node's task panicked");
+            result.expect("the node stopped with an error");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! node started as a relay server the relay and AutoNAT servers.
 //! No DNS transport, no port mapping: relays are peers this node was told about.
 
+use super::providers::{MAX_REMOTE_KEYS, ProviderStore};
 use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
@@ -92,7 +93,7 @@ pub struct Behaviour {
     /// Dials back the addresses peers ask about, on relay servers.
     pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: kad::Behaviour<ProviderStore>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub trade: request_response::cbor::Behaviour<TradeRequest, TradeResponse>,
@@ -184,15 +185,14 @@ pub fn build_swarm(
                 server
             });
             let autonat_server = relay_server.map(|_| autonat::v2::server::Behaviour::default());
-            let store_config = kad::store::MemoryStoreConfig {
-                max_provided_keys: 1_000_000,
-                max_records: 0,
-                ..Default::default()
-            };
+            // Remote provider records have their own, smaller room and expire
+            // after a day unless re-announced (their announcers do so every 12 h).
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            kad_config.set_provider_record_ttl(Some(Duration::from_secs(24 * 60 * 60)));
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
-                kad::store::MemoryStore::with_config(peer_id, store_config),
-                kad::Config::new(KAD_PROTOCOL),
+                ProviderStore::new(peer_id, MAX_REMOTE_KEYS),
+                kad_config,
             );
             kad.set_mode(Some(kad::Mode::Server));
             let mdns = if mdns {

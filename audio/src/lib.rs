@@ -26,7 +26,12 @@
 //! - `tempo` and `key` detect BPM (onset autocorrelation with a loop-length prior) and
 //!   key (pitch-class profile against Krumhansl–Kessler profiles), each with a
 //!   confidence ([`TempoEstimate`], [`KeyEstimate`]), and say nothing when unsure; both
-//!   share the FFT framing in `spectrum`.
+//!   share the FFT framing in `spectrum`;
+//! - `tonality`, fed by the key detector, is the harmonicity test (is there a steady
+//!   pitch at all?) and the pitch tracker that gives a one-shot its root note
+//!   ([`Tonality`], [`RootNote`]). [`is_tonal`] decides: drums and percussion get
+//!   neither key nor note; a tonal loop gets a key, a tonal one-shot (or a loop that
+//!   holds one pitch) a root note, a one-shot chord a key.
 //!
 //! Decisions worth knowing:
 //! - `frames` counts decoded frames after encoder delay and padding are trimmed (gapless
@@ -39,7 +44,8 @@
 //! - Loudness uses the `ebur128` crate with exact gating, which keeps one number per 100 ms
 //!   block (80 bytes per second of audio), not the samples.
 //! - An MP3 without a LAME header keeps its encoder delay and padding, as in every decoder.
-//! - A one-shot's detected key is only worth publishing from [`ONE_SHOT_KEY_CONFIDENCE`] up.
+//! - A one-shot chord's detected key is only worth publishing from
+//!   [`ONE_SHOT_KEY_CONFIDENCE`] up.
 
 mod decode;
 mod descriptor;
@@ -74,6 +80,16 @@ pub use tonality::Tonality;
 pub const MIN_TONALITY: f32 = 0.35;
 /// The least time, seconds, a pitch must hold still for a sample to be tonal.
 pub const MIN_STEADY_SECONDS: f32 = 0.1;
+/// Steady pitched time, seconds, that makes a sample tonal however much of its power
+/// drums take (a drum loop's stray pitched moments add up to less).
+pub const MIN_STEADY_SECONDS_IN_MIX: f32 = 0.7;
+/// The least time, seconds, a one-shot's pitch must hold still for it to be tonal.
+pub const MIN_ONE_SHOT_STEADY_SECONDS: f32 = 0.3;
+/// The most a one-shot's pitch may fall, semitones, over its steadiest stretch.
+pub const MAX_ONE_SHOT_GLIDE: f32 = 0.15;
+/// The least tonality of a loop held on one pitch for it to get a root note rather
+/// than a key: a sustained note, not music that dwells on its tonic.
+pub const HELD_NOTE_TONALITY: f32 = 0.8;
 /// A tonal one-shot with a second, unrelated pitch in at least this share of its
 /// steady frames is a chord: it gets a key, when the key detector is sure, rather
 /// than a root note.
@@ -144,24 +160,40 @@ impl RootNote {
     }
 }
 
-/// Whether a sample is tonal: its steady harmonic frames carry at least
-/// [`MIN_TONALITY`] of its power for at least [`MIN_STEADY_SECONDS`].
-pub fn is_tonal(t: &Tonality) -> bool {
-    t.tonality >= MIN_TONALITY && t.steady_seconds >= MIN_STEADY_SECONDS
+/// Whether a sample of `kind` is tonal: its steady harmonic frames carry at least
+/// [`MIN_TONALITY`] of its power for at least [`MIN_STEADY_SECONDS`]. A loop mixed with
+/// drums, as music is, is also tonal when they last [`MIN_STEADY_SECONDS_IN_MIX`] in
+/// all. A one-shot needs its pitch to hold for [`MIN_ONE_SHOT_STEADY_SECONDS`] and not
+/// to fall by more than [`MAX_ONE_SHOT_GLIDE`] semitones, as the pitch of a tom, a
+/// snare or a kick does while it decays.
+pub fn is_tonal(kind: SampleKind, t: &Tonality) -> bool {
+    let harmonic = t.tonality >= MIN_TONALITY && t.steady_seconds >= MIN_STEADY_SECONDS;
+    match kind {
+        SampleKind::Loop => harmonic || t.steady_seconds >= MIN_STEADY_SECONDS_IN_MIX,
+        SampleKind::OneShot => {
+            harmonic && t.steady_seconds >= MIN_ONE_SHOT_STEADY_SECONDS && t.glide <= MAX_ONE_SHOT_GLIDE
+        }
+    }
 }
 
-/// Key and root note as published: none for material that is not tonal; a loop gets a
-/// key; a one-shot gets a root note, or a key when it holds a chord and the key
+/// Key and root note as published: none for material that is not tonal; one pitch
+/// held throughout gets a root note, whatever its kind; otherwise a loop gets a key,
+/// and a one-shot a root note, or a key when it holds a chord and the key
 /// detector is sure ([`ONE_SHOT_KEY_CONFIDENCE`]).
 fn key_and_note(
     kind: SampleKind,
     key: Option<KeyEstimate>,
     tonality: &Tonality,
 ) -> (Option<KeyEstimate>, Option<RootNote>) {
-    if !is_tonal(tonality) {
+    if !is_tonal(kind, tonality) {
         return (None, None);
     }
     let note = tonality.pitch.map(|(midi, sure)| RootNote::from_midi(midi, sure));
+    // One pitch held throughout (a sustained note cut to loop, a drone) has no mode either.
+    let held = tonality.single_note && tonality.polyphony < CHORD_POLYPHONY;
+    if held && (kind == SampleKind::OneShot || tonality.tonality >= HELD_NOTE_TONALITY) {
+        return (None, note);
+    }
     match kind {
         SampleKind::Loop => (key, None),
         SampleKind::OneShot => {
@@ -244,15 +276,29 @@ pub fn is_audio_candidate(path: &Path) -> bool {
 /// Decodes `path` once, streaming, and measures it. See the module docs for the decisions on
 /// truncated and corrupt input.
 pub fn analyze_file(path: &Path) -> Result<Analysis, AudioError> {
+    // A decoder that panics on a malformed file (symphonia's WAV reader does on
+    // some channel masks) costs that file, not the thread that analyses it.
+    match std::panic::catch_unwind(|| analyze(path)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(AudioError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("the decoder failed on it ({what})"),
+            })
+        }
+    }
+}
+
+fn analyze(path: &Path) -> Result<Analysis, AudioError> {
     let decoded = decode::decode_file(path)?;
     let m = decoded.measurements;
     let kind = kind::classify(path, m.frames, decoded.sample_rate, &m.envelope);
-    let tonality = decoded.tonality.unwrap_or(Tonality {
-        tonality: 0.0,
-        steady_seconds: 0.0,
-        polyphony: 0.0,
-        pitch: None,
-    });
+    let tonality = decoded.tonality.unwrap_or_default();
     let (key, note) = key_and_note(kind, decoded.key, &tonality);
     Ok(Analysis {
         format: decoded.format,

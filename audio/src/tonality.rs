@@ -18,10 +18,14 @@
 //!
 //! [`TonalityTracker::finish`] weighs every sounding frame by its power and reports
 //! the share of power that sits in harmonic frames whose main fundamental holds still
-//! (within [`STEADY_CENTS`] of a neighbouring frame's): the sample's *tonality*. A
-//! one-shot's root note is the power-weighted most common semitone of those steady
-//! fundamentals; its octave is given only when the fundamental partial itself is
-//! present in most of them (otherwise the pitch class is sure and the octave not).
+//! (within [`STEADY_CENTS`] of a neighbouring frame's): the sample's *tonality*, with
+//! how long those steady frames last, how far the pitch falls over the longest run of
+//! them (a tom's or a kick's pitch drops as it decays, a note's holds), whether a
+//! second, unrelated fundamental sounds with the first (a chord), and whether one pitch
+//! class holds nearly all of them (one note). A root note is the power-weighted most
+//! common semitone of the steady fundamentals; its octave is given only when the
+//! fundamental partial itself is present in most of them (otherwise the pitch class is
+//! sure and the octave not). `crate::is_tonal` turns these into the verdict.
 
 use super::spectrum::Spectrum;
 
@@ -37,10 +41,17 @@ pub const MAX_FREQ: f32 = 4_000.0;
 pub const MAX_HARMONIC: usize = 16;
 /// How far (cents) a peak may be from an exact harmonic to count as one.
 pub const HARMONIC_CENTS: f32 = 35.0;
+/// How far, in multiples of the fundamental, a peak may be from an exact harmonic.
+pub const HARMONIC_SLACK: f32 = 0.04;
 /// How far (cents) a frame's fundamental may be from a neighbour's to be steady.
 pub const STEADY_CENTS: f32 = 40.0;
 /// A frame is harmonic when its fundamentals explain at least this share of its power.
 pub const HARMONIC_FRAME: f32 = 0.5;
+/// Of its first eight harmonics, how many a fundamental needs present: a drum's
+/// partials (a tom's membrane modes, a kick's sine) rarely line up three times.
+pub const MIN_LOW_HARMONICS: u32 = 3;
+/// The share of steady weight one pitch class needs for a sample to be one note.
+pub const SINGLE_NOTE_SHARE: f32 = 0.85;
 /// Frames quieter than this (dB below the loudest frame) are not counted.
 const SOUNDING_DB: f32 = 40.0;
 /// Peaks weaker than this share of the frame's strongest peak are ignored.
@@ -51,7 +62,7 @@ const MAX_PEAKS: usize = 24;
 const MAX_VOICES: usize = 3;
 
 /// What the tracker found in one sample.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Tonality {
     /// Share of the sounding power in steady harmonic frames, `0..=1`.
     pub tonality: f32,
@@ -63,6 +74,18 @@ pub struct Tonality {
     /// The most common steady fundamental, as a MIDI note number (60 = C4), with
     /// whether the fundamental partial itself was there (the octave is sure).
     pub pitch: Option<(u8, bool)>,
+    /// Whether one pitch class holds at least [`SINGLE_NOTE_SHARE`] of the steady
+    /// frames' weight: one note, held or repeated, rather than a line or chords.
+    pub single_note: bool,
+    /// How far, semitones, the pitch falls over the longest run of steady frames (a
+    /// drum's pitch drops as it decays; a note's holds).
+    pub glide: f32,
+    /// Seconds from the loudest frame until the power is 30 dB lower (the whole rest
+    /// of the sample when it never is).
+    pub decay_seconds: f32,
+    /// Share of the sounding frames that are steady: near 1 for a short note that is
+    /// all pitch, lower for a hit whose pitch sits under noise.
+    pub steady_share: f32,
 }
 
 /// One analysed frame.
@@ -163,6 +186,13 @@ impl TonalityTracker {
 
     /// The tonality of everything pushed so far.
     pub fn finish(mut self) -> Tonality {
+        // The last part, hop by hop, zero-padded: a short one-shot (a few hundred
+        // milliseconds) still gets several frames.
+        while self.pending.len() > self.hop && self.frames.len() < self.max_frames {
+            let len = self.pending.len().min(self.spectrum.frame_len());
+            self.analyse(len);
+            self.pending.drain(..self.hop);
+        }
         if self.frames.is_empty() && !self.pending.is_empty() {
             let len = self.pending.len();
             self.analyse(len);
@@ -201,8 +231,8 @@ fn explain(peaks: &mut Vec<(f32, f32)>, total: f32) -> Frame {
 
 /// The fundamental whose harmonics collect the most power among `peaks`: candidates
 /// are every strong peak and its second and third subharmonics (deeper ones would
-/// explain whole chords as one note); a candidate needs two
-/// harmonics present; of two candidates within 10 % of each other's power the higher
+/// explain whole chords as one note); a candidate needs [`MIN_LOW_HARMONICS`] of its
+/// first eight harmonics present (two when fewer than three fit below [`MAX_FREQ`]); of two candidates within 10 % of each other's power the higher
 /// wins (a subharmonic explains everything its multiple does).
 fn best_fundamental(peaks: &[(f32, f32)]) -> Option<(f32, f32, bool)> {
     let mut best: Option<(f32, f32, bool)> = None;
@@ -225,7 +255,10 @@ fn best_fundamental(peaks: &[(f32, f32)]) -> Option<(f32, f32, bool)> {
                     weight += pp;
                 }
             }
-            if present.count_ones() < 2 {
+            // Bits 1..=8: the first eight harmonics.
+            // A high note has fewer harmonics in the analysed band: it needs those it has.
+            let in_band = ((MAX_FREQ / f0) as u32).clamp(1, MIN_LOW_HARMONICS);
+            if (present & 0x1fe).count_ones() < in_band.max(2) {
                 continue;
             }
             let refined = if weight > 0.0 { weighted / weight } else { f0 };
@@ -250,30 +283,45 @@ fn best_fundamental(peaks: &[(f32, f32)]) -> Option<(f32, f32, bool)> {
     best
 }
 
-/// Which harmonic of `f0` the frequency `f` is, when within `cents` of one.
+/// Which harmonic of `f0` the frequency `f` is, when within `cents` of one and within
+/// [`HARMONIC_SLACK`] of it in multiples of `f0` (so high harmonics, whose cents span
+/// wide stretches of spectrum, do not collect every stray partial).
 fn harmonic_number(f: f32, f0: f32, cents: f32) -> Option<usize> {
     let ratio = f / f0;
     let h = ratio.round();
-    if h < 1.0 {
+    if h < 1.0 || (ratio - h).abs() > HARMONIC_SLACK {
         return None;
     }
     let off = 1200.0 * (ratio / h).log2();
     (off.abs() <= cents).then_some(h as usize)
 }
 
-fn summarise(frames: &[Frame], hop_seconds: f32) -> Tonality {
-    let loudest = frames.iter().map(|f| f.power).fold(0.0, f32::max);
-    let none = Tonality { tonality: 0.0, steady_seconds: 0.0, polyphony: 0.0, pitch: None };
-    if loudest <= 1e-12 {
-        return none;
-    }
-    let floor = loudest * 10f32.powf(-SOUNDING_DB / 10.0);
+/// Whether frame `i` is harmonic, sounding (power at least `floor`) and holds its
+/// pitch within [`STEADY_CENTS`] of a harmonic neighbour's.
+fn is_steady(frames: &[Frame], i: usize, floor: f32) -> bool {
     let harmonic = |f: &Frame| f.power >= floor && f.harmonicity >= HARMONIC_FRAME && f.pitch.is_some();
     let close = |a: Option<f32>, b: Option<f32>| match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() * 100.0 <= STEADY_CENTS,
         _ => false,
     };
+    let f = &frames[i];
+    if !harmonic(f) {
+        return false;
+    }
+    let prev = i.checked_sub(1).map(|j| &frames[j]).filter(|p| harmonic(p));
+    let next = frames.get(i + 1).filter(|n| harmonic(n));
+    prev.is_some_and(|p| close(p.pitch, f.pitch)) || next.is_some_and(|n| close(n.pitch, f.pitch))
+}
+
+fn summarise(frames: &[Frame], hop_seconds: f32) -> Tonality {
+    let loudest = frames.iter().map(|f| f.power).fold(0.0, f32::max);
+    let none = Tonality::default();
+    if loudest <= 1e-12 {
+        return none;
+    }
+    let floor = loudest * 10f32.powf(-SOUNDING_DB / 10.0);
     let (mut sounding, mut steady_power, mut steady, mut chords) = (0.0f64, 0.0f64, 0usize, 0usize);
+    let mut sounding_frames = 0usize;
     // Power-weighted histogram of steady pitches, in semitones (MIDI 0..128), and the
     // power of those whose fundamental partial was present.
     let mut notes = [0.0f64; 128];
@@ -283,12 +331,8 @@ fn summarise(frames: &[Frame], hop_seconds: f32) -> Tonality {
             continue;
         }
         sounding += f64::from(f.power);
-        if !harmonic(f) {
-            continue;
-        }
-        let prev = i.checked_sub(1).map(|j| &frames[j]).filter(|p| harmonic(p));
-        let next = frames.get(i + 1).filter(|n| harmonic(n));
-        if !(prev.is_some_and(|p| close(p.pitch, f.pitch)) || next.is_some_and(|n| close(n.pitch, f.pitch))) {
+        sounding_frames += 1;
+        if !is_steady(frames, i, floor) {
             continue;
         }
         steady += 1;
@@ -312,11 +356,47 @@ fn summarise(frames: &[Frame], hop_seconds: f32) -> Tonality {
         .max_by(|a, b| a.1.total_cmp(b.1))
         .filter(|(_, w)| **w > 0.0)
         .map(|(note, &w)| (note as u8, with_fundamental[note] >= 0.5 * w));
+    // The longest run of consecutive steady frames: its pitch drift.
+    let mut glide = 0.0f32;
+    let mut run: Option<(usize, f32, f32)> = None; // (length, first pitch, last pitch)
+    let mut longest = 0usize;
+    for (i, f) in frames.iter().enumerate() {
+        let steady_here = is_steady(frames, i, floor);
+        match (&mut run, steady_here, f.pitch) {
+            (Some((len, _, last)), true, Some(p)) if (p - *last).abs() * 100.0 <= STEADY_CENTS => {
+                *len += 1;
+                *last = p;
+            }
+            (_, true, Some(p)) => run = Some((1, p, p)),
+            _ => run = None,
+        }
+        if let Some((len, first, last)) = run
+            && len > longest
+        {
+            longest = len;
+            glide = first - last;
+        }
+    }
+    let peak_at =
+        frames.iter().enumerate().max_by(|a, b| a.1.power.total_cmp(&b.1.power)).map_or(0, |(i, _)| i);
+    let quiet = loudest * 1e-3;
+    let decay_frames =
+        frames[peak_at..].iter().position(|f| f.power < quiet).unwrap_or(frames.len() - peak_at);
+    let mut classes = [0.0f64; 12];
+    for (note, w) in notes.iter().enumerate() {
+        classes[note % 12] += w;
+    }
+    let total: f64 = classes.iter().sum();
+    let top = classes.iter().copied().fold(0.0, f64::max);
     Tonality {
         tonality: (steady_power / sounding) as f32,
         steady_seconds: steady as f32 * hop_seconds,
         polyphony: chords as f32 / steady as f32,
         pitch,
+        single_note: total > 0.0 && top >= f64::from(SINGLE_NOTE_SHARE) * total,
+        glide,
+        decay_seconds: decay_frames as f32 * hop_seconds,
+        steady_share: steady as f32 / sounding_frames.max(1) as f32,
     }
 }
 
@@ -412,5 +492,54 @@ mod tests {
         assert_eq!(run(&kick).pitch, None, "{:?}", run(&kick));
         assert!(run(&kick).tonality < 0.1);
         assert_eq!(run(&vec![0.0; 20_000]).pitch, None);
+    }
+}
+
+#[cfg(test)]
+mod verdicts {
+    use super::tests_support::*;
+    use crate::{SampleKind, is_tonal};
+
+    #[test]
+    fn a_tom_whose_pitch_falls_is_not_tonal_and_a_held_note_is() {
+        // Five harmonics at 110 Hz, decaying; the tom's pitch falls a semitone.
+        let tom = tone(110.0, -1.0, 0.8, 4.0);
+        let t = run(&tom);
+        assert!(t.glide > 0.15, "{t:?}");
+        assert!(!is_tonal(SampleKind::OneShot, &t), "{t:?}");
+        let note = tone(110.0, 0.0, 0.8, 4.0);
+        let t = run(&note);
+        assert!(is_tonal(SampleKind::OneShot, &t), "{t:?}");
+        assert_eq!(t.pitch, Some((45, true)));
+        assert!(t.single_note);
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+
+    pub const RATE: f32 = 11_025.0;
+
+    pub fn run(samples: &[f32]) -> Tonality {
+        let mut t = TonalityTracker::new(RATE, 60.0);
+        for &s in samples {
+            t.push(s);
+        }
+        t.finish()
+    }
+
+    /// Five harmonics starting at `f` Hz whose pitch moves by `bend` semitones over
+    /// `seconds`, decaying at `decay` per second.
+    pub fn tone(f: f32, bend: f32, seconds: f32, decay: f32) -> Vec<f32> {
+        let mut phase = 0.0f32;
+        (0..(seconds * RATE) as usize)
+            .map(|i| {
+                let t = i as f32 / RATE;
+                let freq = f * 2f32.powf(bend * t / seconds / 12.0);
+                phase += 2.0 * std::f32::consts::PI * freq / RATE;
+                (1..=5).map(|h| (phase * h as f32).sin() / h as f32).sum::<f32>() * 0.2 * (-t * decay).exp()
+            })
+            .collect()
     }
 }

@@ -320,9 +320,23 @@ impl Fields {
         };
         Ok(Fields {
             title,
-            genre: request.genre.as_deref().map(smpl_protocol::normalize_genre).or_else(|| previous.map(|m| m.genre.clone())).unwrap_or_default(),
-            tags: request.tags.as_deref().map(normalize_tags).or_else(|| previous.map(|m| m.tags.clone())).unwrap_or_default(),
-            description: request.description.clone().or_else(|| previous.map(|m| m.description.clone())).unwrap_or_default(),
+            genre: request
+                .genre
+                .as_deref()
+                .map(smpl_protocol::normalize_genre)
+                .or_else(|| previous.map(|m| m.genre.clone()))
+                .unwrap_or_default(),
+            tags: request
+                .tags
+                .as_deref()
+                .map(normalize_tags)
+                .or_else(|| previous.map(|m| m.tags.clone()))
+                .unwrap_or_default(),
+            description: request
+                .description
+                .clone()
+                .or_else(|| previous.map(|m| m.description.clone()))
+                .unwrap_or_default(),
             price,
             license: request
                 .license
@@ -337,10 +351,18 @@ impl Fields {
     fn needs_confirmation(&self, previous: &Manifest) -> Vec<String> {
         let mut changes = Vec::new();
         if self.price != previous.price {
-            changes.push(format!("the price from {} to {}", price_text(&previous.price), price_text(&self.price)));
+            changes.push(format!(
+                "the price from {} to {}",
+                price_text(&previous.price),
+                price_text(&self.price)
+            ));
         }
         if self.license != previous.license {
-            changes.push(format!("the licence from {} to {}", terms_text(&previous.license), terms_text(&self.license)));
+            changes.push(format!(
+                "the licence from {} to {}",
+                terms_text(&previous.license),
+                terms_text(&self.license)
+            ));
         }
         changes
     }
@@ -371,7 +393,9 @@ fn changes(previous: &Manifest, next: &Manifest) -> Vec<String> {
     field("description", previous.description.clone(), next.description.clone());
     field("price", price_text(&previous.price), price_text(&next.price));
     field("licence", terms_text(&previous.license), terms_text(&next.license));
-    let payment = |m: &Manifest| m.payment.as_ref().map_or(String::new(), |p| format!("{} {}", p.text, p.url.as_deref().unwrap_or("")));
+    let payment = |m: &Manifest| {
+        m.payment.as_ref().map_or(String::new(), |p| format!("{} {}", p.text, p.url.as_deref().unwrap_or("")))
+    };
     field("payment", payment(previous), payment(next));
     let old: std::collections::HashMap<&str, BlobHash> =
         previous.samples.iter().map(|s| (s.name.as_str(), s.hash)).collect();
@@ -652,12 +676,16 @@ fn whole_bars(bpm: f32, frames: u64, rate: u32) -> bool {
 /// - Key: the file name's, else the pack's stated key for tonal material only (loops
 ///   and one-shots the harmonicity test finds pitched; never drums), else the detected
 ///   key, which analysis gives tonal loops and chords only.
-/// - Root note, tonal one-shots only: a note with its octave in the file name, else
-///   the detected one.
-fn tempo_and_key(name: &str, a: &Analysis, request: &PublishRequest) -> (Option<Tempo>, Option<Key>, Option<Note>) {
+/// - Root note, for tonal one-shots and loops that hold one pitch (analysis decides):
+///   for a one-shot, a note with its octave in the file name, else the detected one.
+fn tempo_and_key(
+    name: &str,
+    a: &Analysis,
+    request: &PublishRequest,
+) -> (Option<Tempo>, Option<Key>, Option<Note>) {
     let (named_tempo, named_key) = stated_from_name(name);
     let is_loop = a.kind == SampleKind::Loop;
-    let tonal = smpl_audio::is_tonal(&a.tonality);
+    let tonal = smpl_audio::is_tonal(a.kind, &a.tonality);
     let detected_tempo = a.tempo.filter(|_| is_loop).map(|t| Tempo {
         bpm: (t.bpm * 100.0).round() / 100.0,
         source: Source::Detected,
@@ -674,7 +702,9 @@ fn tempo_and_key(name: &str, a: &Analysis, request: &PublishRequest) -> (Option<
             match detected_tempo {
                 None => true,
                 Some(t) => {
-                    t.confidence < CONFIDENT_TEMPO || agrees(&t) || whole_bars(stated, a.frames, a.sample_rate)
+                    t.confidence < CONFIDENT_TEMPO
+                        || agrees(&t)
+                        || whole_bars(stated, a.frames, a.sample_rate)
                 }
             }
         })
@@ -689,15 +719,10 @@ fn tempo_and_key(name: &str, a: &Analysis, request: &PublishRequest) -> (Option<
     });
     let key = named_key.or(stated_key).or(detected_key);
 
-    let note = if is_loop {
-        None
-    } else {
-        note_from_name(name).or(a.note.map(|n| Note {
-            pitch_class: n.pitch_class,
-            octave: n.octave,
-            source: Source::Detected,
-        }))
-    };
+    // Analysis gives a root note to tonal one-shots and to loops that hold one pitch.
+    let detected_note =
+        a.note.map(|n| Note { pitch_class: n.pitch_class, octave: n.octave, source: Source::Detected });
+    let note = if is_loop { detected_note } else { note_from_name(name).or(detected_note) };
     (tempo, key, note)
 }
 
@@ -769,12 +794,17 @@ mod tests {
         }
     }
 
-    const TONAL: Tonality = Tonality { tonality: 0.9, steady_seconds: 1.0, polyphony: 0.0, pitch: Some((50, true)) };
-    const DRUM: Tonality = Tonality { tonality: 0.02, steady_seconds: 0.0, polyphony: 0.0, pitch: None };
+    fn tonal() -> Tonality {
+        Tonality { tonality: 0.9, steady_seconds: 1.0, pitch: Some((50, true)), ..Tonality::default() }
+    }
+
+    fn drum() -> Tonality {
+        Tonality { tonality: 0.02, ..Tonality::default() }
+    }
 
     /// What analysis gives: a key for tonal loops, a root note for tonal one-shots.
     fn analysis(kind: SampleKind, tonality: Tonality, bpm: f32, seconds: f32) -> Analysis {
-        let tonal = smpl_audio::is_tonal(&tonality);
+        let tonal = smpl_audio::is_tonal(kind, &tonality);
         let looped = kind == SampleKind::Loop;
         Analysis {
             format: smpl_protocol::AudioFormat::Wav,
@@ -799,7 +829,10 @@ mod tests {
         PublishRequest { bpm, key: key.map(|k| Key::parse(k).unwrap()), ..PublishRequest::default() }
     }
 
-    fn shown(facts: (Option<Tempo>, Option<Key>, Option<Note>)) -> (Option<(f32, Source)>, Option<(String, Source)>, Option<String>) {
+    /// Tempo and source, key name and source, note name.
+    type Shown = (Option<(f32, Source)>, Option<(String, Source)>, Option<String>);
+
+    fn shown(facts: (Option<Tempo>, Option<Key>, Option<Note>)) -> Shown {
         let (t, k, n) = facts;
         (t.map(|t| (t.bpm, t.source)), k.map(|k| (k.name(), k.source)), n.map(|n| n.full_name()))
     }
@@ -807,7 +840,7 @@ mod tests {
     #[test]
     fn file_names_win_then_statements_then_detection() {
         // 100 BPM detected, 4.8 s: eight beats, two bars.
-        let looped = analysis(SampleKind::Loop, TONAL, 100.004, 4.8);
+        let looped = analysis(SampleKind::Loop, tonal(), 100.004, 4.8);
         let (t, k, n) = tempo_and_key("Groove.wav", &looped, &request(None, None));
         let t = t.unwrap();
         assert_eq!((t.bpm, t.source, t.confidence), (100.0, Source::Detected, 0.7));
@@ -828,12 +861,12 @@ mod tests {
     #[test]
     fn a_stated_tempo_does_not_relabel_a_loop_that_plays_another() {
         // A 137 BPM break, 16 beats long, in a pack stated as 124 BPM: it keeps 137.
-        let brk = analysis(SampleKind::Loop, DRUM, 137.0, 16.0 * 60.0 / 137.0);
+        let brk = analysis(SampleKind::Loop, drum(), 137.0, 16.0 * 60.0 / 137.0);
         let (t, k, n) = tempo_and_key("Break 03.wav", &brk, &request(Some(124.0), Some("Am")));
         assert_eq!(t.map(|t| (t.bpm, t.source)), Some((137.0, Source::Detected)));
         assert_eq!((k, n), (None, None), "a stated key never goes on drums");
         // Unless the loop lasts whole bars at the stated tempo (the detection is off).
-        let fits = analysis(SampleKind::Loop, DRUM, 137.0, 16.0 * 60.0 / 124.0);
+        let fits = analysis(SampleKind::Loop, drum(), 137.0, 16.0 * 60.0 / 124.0);
         let (t, _, _) = tempo_and_key("Break 04.wav", &fits, &request(Some(124.0), None));
         assert_eq!(t.map(|t| (t.bpm, t.source)), Some((124.0, Source::Stated)));
         // A loop with no confident tempo takes the stated one.
@@ -846,14 +879,17 @@ mod tests {
     #[test]
     fn one_shots_get_root_notes_and_drums_get_nothing() {
         let plain = request(None, None);
-        let stab = analysis(SampleKind::OneShot, TONAL, 100.0, 1.0);
+        let stab = analysis(SampleKind::OneShot, tonal(), 100.0, 1.0);
         let facts = tempo_and_key("Stab.wav", &stab, &plain);
         assert_eq!(shown(facts), (None, None, Some("D3".into())));
         // A stated key goes on tonal one-shots (beside their note), never on drums.
         let facts = tempo_and_key("Stab.wav", &stab, &request(Some(120.0), Some("Am")));
         assert_eq!(shown(facts), (None, Some(("Am".into(), Source::Stated)), Some("D3".into())));
-        let kick = analysis(SampleKind::OneShot, DRUM, 100.0, 0.5);
-        assert_eq!(shown(tempo_and_key("Kick.wav", &kick, &request(Some(120.0), Some("Am")))), (None, None, None));
+        let kick = analysis(SampleKind::OneShot, drum(), 100.0, 0.5);
+        assert_eq!(
+            shown(tempo_and_key("Kick.wav", &kick, &request(Some(120.0), Some("Am")))),
+            (None, None, None)
+        );
         // A note in the name wins.
         let facts = tempo_and_key("Stab_C4.wav", &stab, &plain);
         assert_eq!(facts.2.map(|n| (n.full_name(), n.source)), Some(("C4".into(), Source::Name)));

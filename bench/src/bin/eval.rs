@@ -1,17 +1,17 @@
 //! `eval`: the node's own analysis (`smpl_audio::analyze_file`, exactly what
-//! publishing runs: decoding, loudness, preview, descriptor, tempo and key in one
-//! pass) over a labelled set of real recordings, against labels that come from
-//! elsewhere (see `bench/eval/build-labelled-set.sh`), plus the speed of the whole
-//! analysis in real time per core.
+//! publishing runs: decoding, loudness, preview, descriptor, tempo, key and root note
+//! in one pass) over the labelled set of real recordings, against labels that come
+//! from elsewhere (`scripts/labelled-set.sh` builds the set and its labels), plus the
+//! speed of the whole analysis in real time per core.
 //!
-//! Usage: `eval LABELS.tsv [--verbose]`, or `eval --speed DIR` to time the analysis
-//! alone over every audio file under DIR (no labels needed; e.g. the Hydrogen kits
-//! of one-shots, where the per-file costs weigh most; it also counts the drum hits,
-//! by file name, that publishing would give a detected key). Each line: `path <TAB> bpm <TAB> key <TAB>
-//! source`, paths relative to the TSV's folder; `bpm` or `key` may be empty; the
-//! source field may carry `kind:NAME` (loop, tonal-loop, chord, oneshot, music).
-//! One-shots' keys are reported apart (a single note has no mode). Files are
-//! analysed one at a time on one thread.
+//! Usage: `eval LABELS.tsv --data DIR [--half tune|held-out] [--verbose] [--features
+//! OUT.tsv]` (the last writes what the harmonicity test measured in every file), or
+//! `eval --speed DIR` to time the analysis alone over every audio file under DIR.
+//! Each labels line: `path kind source half bpm key note class labelled_by`, tab
+//! separated, the path relative to DIR. Kinds: `drum-loop`, `tonal-loop`,
+//! `music-loop` (cut from a recording at its beats), `chord`, `note` (a pitched
+//! one-shot), `drum` (a drum or percussion hit). Figures are printed for each half
+//! and each source. Files are analysed one at a time on one thread.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,30 +19,60 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use smpl_audio::{ONE_SHOT_KEY_CONFIDENCE, analyze_file};
+use smpl_audio::{Analysis, analyze_file};
 use smpl_protocol::{Key, Mode};
 
 struct Label {
     path: PathBuf,
+    kind: String,
+    source: String,
+    half: String,
     bpm: Option<f32>,
     key: Option<(u8, bool)>,
-    kind: String,
+    /// Pitch class and, when the label states it, the octave.
+    note: Option<(u8, Option<i8>)>,
+    class: String,
 }
 
+/// Counts for one group of files (a half, a source, a drum class).
 #[derive(Default, Clone, Copy)]
 struct Tally {
-    total: usize,
-    reported: usize,
-    exact: usize,
-    loose: usize,
+    tempo_labels: usize,
+    tempo_reported: usize,
+    tempo_ok: usize,
+    tempo_wrong_octave: usize,
+    key_labels: usize,
+    key_exact: usize,
+    key_reported: usize,
+    note_labels: usize,
+    note_ok: usize,
+    note_reported: usize,
+    octave_labels: usize,
+    octave_ok: usize,
+    drums: usize,
+    drums_keyed: usize,
+    seconds: f64,
+    took: Duration,
 }
 
-impl Tally {
-    fn add(&mut self, reported: bool, exact: bool, loose: bool) {
-        self.total += 1;
-        self.reported += usize::from(reported);
-        self.exact += usize::from(exact);
-        self.loose += usize::from(loose);
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, o: Tally) {
+        self.tempo_labels += o.tempo_labels;
+        self.tempo_reported += o.tempo_reported;
+        self.tempo_ok += o.tempo_ok;
+        self.tempo_wrong_octave += o.tempo_wrong_octave;
+        self.key_labels += o.key_labels;
+        self.key_exact += o.key_exact;
+        self.key_reported += o.key_reported;
+        self.note_labels += o.note_labels;
+        self.note_ok += o.note_ok;
+        self.note_reported += o.note_reported;
+        self.octave_labels += o.octave_labels;
+        self.octave_ok += o.octave_ok;
+        self.drums += o.drums;
+        self.drums_keyed += o.drums_keyed;
+        self.seconds += o.seconds;
+        self.took += o.took;
     }
 }
 
@@ -54,59 +84,190 @@ fn within(got: f32, truth: f32) -> bool {
     (got / truth - 1.0).abs() <= 0.02
 }
 
-/// A fifth away in the same mode, or the relative major/minor.
-fn related(tonic: u8, minor: bool, truth_tonic: u8, truth_minor: bool) -> bool {
-    let up = (tonic + 12 - truth_tonic) % 12;
-    if minor == truth_minor {
-        return up == 7 || up == 5;
+fn parse_note(s: &str) -> Result<(u8, Option<i8>)> {
+    let digits = s.trim_start_matches(|c: char| !(c.is_ascii_digit() || c == '-'));
+    let name = &s[..s.len() - digits.len()];
+    let key = Key::parse(name).with_context(|| format!("note {s:?}"))?;
+    if key.mode != Mode::Major {
+        bail!("note {s:?} has a mode");
     }
-    if minor { up == 9 } else { up == 3 }
+    let octave = if digits.is_empty() {
+        None
+    } else {
+        Some(digits.parse::<i8>().with_context(|| format!("note {s:?}"))?)
+    };
+    Ok((key.tonic, octave))
 }
 
-fn read_labels(tsv: &Path) -> Result<Vec<Label>> {
+fn read_labels(tsv: &Path, data: &Path) -> Result<Vec<Label>> {
     let text = std::fs::read_to_string(tsv).with_context(|| format!("reading {}", tsv.display()))?;
-    let base = tsv.parent().unwrap_or(Path::new("."));
     let mut labels = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
+        let line_no = index + 1;
         let fields: Vec<&str> = line.split('\t').collect();
-        let [path, bpm, key, rest @ ..] = fields.as_slice() else {
-            bail!("labels line {}: expected path, bpm, key and source", index + 1);
+        let [path, kind, source, half, bpm, key, note, class, ..] = fields.as_slice() else {
+            bail!("labels line {line_no}: expected path, kind, source, half, bpm, key, note, class");
         };
         let bpm = match bpm.trim() {
             "" => None,
-            b => Some(b.parse::<f32>().with_context(|| format!("line {}: bpm {b:?}", index + 1))?),
+            b => Some(b.parse::<f32>().with_context(|| format!("line {line_no}: bpm {b:?}"))?),
         };
         let key = match key.trim() {
             "" => None,
             k => {
-                let parsed = Key::parse(k).with_context(|| format!("line {}: key {k:?}", index + 1))?;
+                let parsed = Key::parse(k).with_context(|| format!("line {line_no}: key {k:?}"))?;
                 Some((parsed.tonic, parsed.mode == Mode::Minor))
             }
         };
-        let kind = rest
-            .first()
-            .and_then(|source| source.split(';').find_map(|item| item.strip_prefix("kind:")))
-            .unwrap_or("other")
-            .to_string();
-        labels.push(Label { path: base.join(path), bpm, key, kind });
+        let note = match note.trim() {
+            "" => None,
+            n => Some(parse_note(n).with_context(|| format!("line {line_no}"))?),
+        };
+        labels.push(Label {
+            path: data.join(path),
+            kind: kind.to_string(),
+            source: source.to_string(),
+            half: half.to_string(),
+            bpm,
+            key,
+            note,
+            class: class.to_string(),
+        });
     }
     Ok(labels)
 }
 
-fn name(tonic: u8, minor: bool) -> String {
+fn key_name(tonic: u8, minor: bool) -> String {
     Key { tonic, mode: if minor { Mode::Minor } else { Mode::Major }, source: smpl_protocol::Source::Stated }
         .name()
 }
 
-fn run(tsv: &Path, verbose: bool) -> Result<()> {
-    let labels = read_labels(tsv)?;
-    let (mut tempo, mut key, mut key_oneshot) = (Tally::default(), Tally::default(), Tally::default());
-    let mut by_kind: BTreeMap<String, (Tally, Tally)> = BTreeMap::new();
-    let (mut seconds, mut took, mut failures) = (0.0f64, Duration::ZERO, 0);
-    for label in &labels {
+/// What the node would publish as the sample's key or root note, for display.
+fn shown(a: &Analysis) -> String {
+    match (a.key, a.note) {
+        (Some(k), _) => key_name(k.tonic, k.minor),
+        (None, Some(n)) => {
+            let name = key_name(n.pitch_class, false);
+            n.octave.map_or(name.clone(), |o| format!("{name}{o}"))
+        }
+        (None, None) => "-".into(),
+    }
+}
+
+/// Scores one analysed file against its label.
+fn score(label: &Label, a: &Analysis, verbose: bool) -> Tally {
+    let mut t = Tally::default();
+    let file = label.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Some(truth) = label.bpm {
+        let got = a.tempo.map(|t| t.bpm);
+        let ok = got.is_some_and(|b| within(b, truth));
+        let octave = got
+            .is_some_and(|b| [0.5, 2.0, 1.0 / 3.0, 3.0, 2.0 / 3.0, 1.5].iter().any(|m| within(b, truth * m)));
+        t.tempo_labels = 1;
+        t.tempo_reported = usize::from(got.is_some());
+        t.tempo_ok = usize::from(ok);
+        t.tempo_wrong_octave = usize::from(octave && !ok);
+        if verbose {
+            let got = got.map_or("-".into(), |b| format!("{b:.2}"));
+            let conf = a.tempo.map_or(0.0, |t| t.confidence);
+            println!(
+                "tempo {:<5} {:<10} {file:<44} label {truth:>7.2} got {got:>7} conf {conf:.2}",
+                if ok { "ok" } else { "MISS" },
+                label.source
+            );
+        }
+    }
+    if let Some((tonic, minor)) = label.key {
+        // A loop must name tonic and mode; a chord given a root note instead of a key
+        // counts when the note is the key's tonic.
+        let exact = a.key.is_some_and(|k| k.tonic == tonic && k.minor == minor)
+            || (label.kind == "chord" && a.key.is_none() && a.note.is_some_and(|n| n.pitch_class == tonic));
+        t.key_labels = 1;
+        t.key_exact = usize::from(exact);
+        t.key_reported = usize::from(a.key.is_some() || a.note.is_some());
+        if verbose {
+            println!(
+                "key   {:<5} {:<10} {file:<44} label {:>4} got {:>4} (tonality {:.2})",
+                if exact { "ok" } else { "MISS" },
+                label.source,
+                key_name(tonic, minor),
+                shown(a),
+                a.tonality.tonality
+            );
+        }
+    }
+    if let Some((pc, octave)) = label.note {
+        let ok = a.note.is_some_and(|n| n.pitch_class == pc);
+        t.note_labels = 1;
+        t.note_ok = usize::from(ok);
+        t.note_reported = usize::from(a.note.is_some());
+        if let Some(o) = octave {
+            t.octave_labels = 1;
+            t.octave_ok = usize::from(ok && a.note.is_some_and(|n| n.octave == Some(o)));
+        }
+        if verbose {
+            let truth = key_name(pc, false) + &octave.map_or(String::new(), |o| o.to_string());
+            println!(
+                "note  {:<5} {:<10} {file:<44} label {truth:>4} got {:>4} (tonality {:.2}, steady {:.2} s)",
+                if ok { "ok" } else { "MISS" },
+                label.source,
+                shown(a),
+                a.tonality.tonality,
+                a.tonality.steady_seconds
+            );
+        }
+    }
+    if label.kind == "drum" || label.kind == "drum-loop" {
+        let keyed = a.key.is_some() || a.note.is_some();
+        t.drums = 1;
+        t.drums_keyed = usize::from(keyed);
+        if verbose && keyed {
+            println!(
+                "drum  KEYED {:<10} {file:<44} class {} got {} (tonality {:.2})",
+                label.source,
+                label.class,
+                shown(a),
+                a.tonality.tonality
+            );
+        }
+    }
+    t
+}
+
+fn print_table(title: &str, rows: &BTreeMap<String, Tally>) {
+    println!("\n{title}\n");
+    println!(
+        "| group | tempo ±2 % | wrong octave | no tempo | key exact (loops, chords) | root note | octave (info) | drums keyed | real time |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (name, t) in rows {
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.0}× |",
+            pct(t.tempo_ok, t.tempo_labels),
+            pct(t.tempo_wrong_octave, t.tempo_labels),
+            pct(t.tempo_labels - t.tempo_reported, t.tempo_labels),
+            pct(t.key_exact, t.key_labels),
+            pct(t.note_ok, t.note_labels),
+            pct(t.octave_ok, t.octave_labels),
+            pct(t.drums_keyed, t.drums),
+            t.seconds / t.took.as_secs_f64().max(1e-9),
+        );
+    }
+}
+
+fn run(tsv: &Path, data: &Path, half: Option<&str>, verbose: bool, features: Option<&Path>) -> Result<()> {
+    let labels = read_labels(tsv, data)?;
+    let mut dump = String::from(
+        "path\tkind\tsource\thalf\tclass\tanalysed_kind\ttonality\tsteady\tpolyphony\tsingle_note\tglide\tdecay\tshare\tpitch\tkey_confidence\n",
+    );
+    let mut by_half: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_source: BTreeMap<String, BTreeMap<String, Tally>> = BTreeMap::new();
+    let mut by_class: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut failures = 0;
+    for label in labels.iter().filter(|l| half.is_none_or(|h| l.half == h)) {
         let started = Instant::now();
         let analysis = match analyze_file(&label.path) {
             Ok(a) => a,
@@ -116,71 +277,51 @@ fn run(tsv: &Path, verbose: bool) -> Result<()> {
                 continue;
             }
         };
-        took += started.elapsed();
-        seconds += analysis.frames as f64 / f64::from(analysis.sample_rate.max(1));
-        let file = label.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if let Some(truth) = label.bpm {
-            let got = analysis.tempo.map(|t| t.bpm);
-            let exact = got.is_some_and(|b| within(b, truth));
-            let octave = got.is_some_and(|b| [0.5, 1.0, 2.0].iter().any(|m| within(b, truth * m)));
-            tempo.add(got.is_some(), exact, octave);
-            by_kind.entry(label.kind.clone()).or_default().0.add(got.is_some(), exact, octave);
-            if verbose {
-                let got = got.map_or("-".into(), |b| format!("{b:.2}"));
-                println!(
-                    "tempo {:<5} {file:<44} label {truth:>7.2} got {got:>7}",
-                    if exact { "ok" } else { "MISS" }
-                );
-            }
+        let took = started.elapsed();
+        if features.is_some() {
+            let tn = &analysis.tonality;
+            dump.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.3}\t{:.3}\t{}\t{:.2}\t{:.2}\t{:.2}\t{}\t{}\n",
+                label.path.display(),
+                label.kind,
+                label.source,
+                label.half,
+                label.class,
+                analysis.kind.name(),
+                tn.tonality,
+                tn.steady_seconds,
+                tn.polyphony,
+                tn.single_note,
+                tn.glide,
+                tn.decay_seconds,
+                tn.steady_share,
+                tn.pitch.map_or(String::new(), |(m, sure)| format!("{m}{}", if sure { "" } else { "?" })),
+                analysis.key.map_or(String::new(), |k| format!("{:.2}", k.confidence)),
+            ));
         }
-        if let Some((tonic, minor)) = label.key {
-            let got = analysis.key;
-            let exact = got.is_some_and(|k| k.tonic == tonic && k.minor == minor);
-            let near = exact || got.is_some_and(|k| related(k.tonic, k.minor, tonic, minor));
-            let tally = if label.kind == "oneshot" { &mut key_oneshot } else { &mut key };
-            tally.add(got.is_some(), exact, near);
-            by_kind.entry(label.kind.clone()).or_default().1.add(got.is_some(), exact, near);
-            if verbose {
-                let got = got.map_or("-".into(), |k| name(k.tonic, k.minor));
-                println!(
-                    "key   {:<5} {file:<44} label {:>4} got {got:>4}",
-                    if exact { "ok" } else { "MISS" },
-                    name(tonic, minor)
-                );
-            }
+        let mut t = score(label, &analysis, verbose);
+        t.took = took;
+        t.seconds = analysis.frames as f64 / f64::from(analysis.sample_rate.max(1));
+        *by_half.entry(label.half.clone()).or_default() += t;
+        *by_half.entry("all".into()).or_default() += t;
+        *by_source.entry(label.half.clone()).or_default().entry(label.source.clone()).or_default() += t;
+        if label.kind == "drum" || label.kind == "drum-loop" {
+            let class = if label.kind == "drum-loop" { "drum loop".to_string() } else { label.class.clone() };
+            *by_class.entry(format!("{} {class}", label.half)).or_default() += t;
         }
     }
-    println!("\nlabelled files: {} ({failures} could not be analysed)\n", labels.len());
-    println!("| measure | value |\n| --- | --- |");
-    println!("| tempo labels | {} |", tempo.total);
-    println!("| tempo reported | {} |", pct(tempo.reported, tempo.total));
-    println!("| **tempo within ±2 %** | **{}** |", pct(tempo.exact, tempo.total));
-    println!("| tempo within ±2 % allowing ×2 and ×½ (info) | {} |", pct(tempo.loose, tempo.total));
-    println!("| key labels (loops, chords, music) | {} |", key.total);
-    println!("| key reported | {} |", pct(key.reported, key.total));
-    println!("| **key exact (tonic and mode)** | **{}** |", pct(key.exact, key.total));
-    println!("| key exact, a fifth or relative (info) | {} |", pct(key.loose, key.total));
-    println!(
-        "| one-shot key exact (info, {} labels) | {} |",
-        key_oneshot.total,
-        pct(key_oneshot.exact, key_oneshot.total)
-    );
-    println!(
-        "| whole analysis (decode, loudness, preview, descriptor, tempo, key), one thread | {:.0}× real time ({seconds:.0} s of audio in {:.1} s) |",
-        seconds / took.as_secs_f64().max(1e-9),
-        took.as_secs_f64()
-    );
-    println!(
-        "\n| kind | tempo labels | tempo ±2 % | key labels | key exact |\n| --- | --- | --- | --- | --- |"
-    );
-    for (kind, (t, k)) in &by_kind {
-        println!(
-            "| {kind} | {} | {} | {} | {} |",
-            t.total,
-            pct(t.exact, t.total),
-            k.total,
-            pct(k.exact, k.total)
-        );
+    if let Some(path) = features {
+        std::fs::write(path, dump).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("labelled files: {} ({failures} could not be analysed)", labels.len());
+    print_table("By half", &by_half);
+    for (h, rows) in &by_source {
+        print_table(&format!("By source, {h} half"), rows);
+    }
+    println!("\nDrums and percussion given a key or a root note, by class\n");
+    println!("| half and class | keyed |\n| --- | --- |");
+    for (class, t) in &by_class {
+        println!("| {class} | {} |", pct(t.drums_keyed, t.drums));
     }
     Ok(())
 }
@@ -202,8 +343,6 @@ fn speed(dir: &Path) -> Result<()> {
     files.sort();
     let (mut seconds, mut took, mut analysed, mut failed) = (0.0f64, Duration::ZERO, 0, 0);
     let mut slowest = (0.0f64, PathBuf::new());
-    // Drum hits by the word in their file name: (files, published with a detected key).
-    let mut drum_keys: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for path in &files {
         let started = Instant::now();
         match analyze_file(path) {
@@ -217,14 +356,6 @@ fn speed(dir: &Path) -> Result<()> {
                 if per > slowest.0 {
                     slowest = (per, path.clone());
                 }
-                let name = path.file_name().unwrap_or_default().to_string_lossy().to_lowercase();
-                if let Some(drum) = DRUMS.iter().find(|d| name.contains(*d)) {
-                    let looped = a.kind == smpl_protocol::SampleKind::Loop;
-                    let published = a.key.is_some_and(|k| looped || k.confidence >= ONE_SHOT_KEY_CONFIDENCE);
-                    let tally = drum_keys.entry(drum).or_default();
-                    tally.0 += 1;
-                    tally.1 += usize::from(published);
-                }
             }
             Err(_) => failed += 1,
         }
@@ -237,37 +368,34 @@ fn speed(dir: &Path) -> Result<()> {
         1.0 / slowest.0.max(1e-9),
         slowest.1.display()
     );
-    if !drum_keys.is_empty() {
-        let (files, keyed) = drum_keys.values().fold((0, 0), |(f, k), (df, dk)| (f + df, k + dk));
-        let each: Vec<String> = drum_keys.iter().map(|(d, (f, k))| format!("{d} {k}/{f}")).collect();
-        println!("drum hits published with a detected key: {keyed}/{files} ({})", each.join(", "));
-    }
     Ok(())
 }
 
-/// Words in file names that make a file a drum hit, for the count of keys on drums.
-const DRUMS: [&str; 10] =
-    ["hat", "clap", "crash", "ride", "splash", "china", "cymbal", "snare", "kick", "tom"];
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(dir) = args.iter().position(|a| a == "--speed").and_then(|i| args.get(i + 1)) {
-        return match speed(Path::new(dir)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("eval: {e:#}");
-                ExitCode::FAILURE
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    let result = if let Some(dir) = value("--speed") {
+        speed(Path::new(dir))
+    } else {
+        let flag_values: Vec<&String> =
+            ["--data", "--half", "--features"].iter().filter_map(|f| value(f)).collect();
+        let tsv = args.iter().find(|a| !a.starts_with("--") && !flag_values.contains(a));
+        match (tsv, value("--data")) {
+            (Some(tsv), Some(data)) => {
+                let half = value("--half").map(String::as_str);
+                let verbose = args.iter().any(|a| a == "--verbose");
+                run(Path::new(tsv), Path::new(data), half, verbose, value("--features").map(Path::new))
             }
-        };
-    }
-    let verbose = args.iter().any(|a| a == "--verbose");
-    let Some(tsv) = args.iter().find(|a| !a.starts_with("--")) else {
-        eprintln!(
-            "usage: eval LABELS.tsv [--verbose]   (make the set with bench/eval/build-labelled-set.sh DIR)"
-        );
-        return ExitCode::from(2);
+            _ => {
+                eprintln!(
+                    "usage: eval LABELS.tsv --data DIR [--half tune|held-out] [--verbose] [--features OUT]   \
+                     (scripts/labelled-set.sh DIR builds the set)\n       eval --speed DIR"
+                );
+                return ExitCode::from(2);
+            }
+        }
     };
-    match run(Path::new(tsv), verbose) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("eval: {e:#}");

@@ -50,6 +50,17 @@ fn must(args: &[&str]) {
     assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// P counts the bytes it receives from the two home routers.
+const P_RULES: &str = r#"
+table ip lab {
+    counter from_homes {}
+    chain input {
+        type filter hook input priority filter; policy accept;
+        ip saddr { 198.51.100.11, 198.51.100.12 } counter name from_homes
+    }
+}
+"#;
+
 /// A home router's rules: `wan` faces the internet with address `public`.
 fn home_router_rules(public: &str) -> String {
     format!(
@@ -78,8 +89,8 @@ table ip filter {{
     counter unsolicited {{}}
     chain forward {{
         type filter hook forward priority filter; policy accept;
-        # Nothing leaves the lab.
-        oif "wan" ip daddr != 198.51.100.0/24 counter name outside drop
+        # Nothing leaves the lab (whose homes are 10.0.0.0/8).
+        oif "wan" ip daddr != {{ 198.51.100.0/24, 10.0.0.0/8 }} counter name outside drop
         # Address-and-port-dependent filtering: only replies come in.
         iif "wan" ct state established,related accept
         iif "wan" counter name unsolicited drop
@@ -121,6 +132,10 @@ impl Lab {
             must(&["ip", "-n", ns, "link", "set", name, "up"]);
         }
         must(&["ip", "-n", &p, "addr", "add", &format!("{P_IP}/24"), "dev", "eth0"]);
+        // What P receives from the homes: control traffic and what it relays.
+        let counting = dir.join("p.nft");
+        std::fs::write(&counting, P_RULES).unwrap();
+        must(&["ip", "netns", "exec", &p, "nft", "-f", counting.to_str().unwrap()]);
         for (router, home, public, net) in
             [(&ra, &a, "198.51.100.11", "10.0.1"), (&rb, &b, "198.51.100.12", "10.0.2")]
         {
@@ -205,24 +220,19 @@ impl Lab {
 
     /// Packets a router counted under `counter`.
     fn counted(&self, router: &str, counter: &str) -> u64 {
-        let out = run(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.ns(router),
-            "nft",
-            "list",
-            "counter",
-            "ip",
-            "filter",
-            counter,
-        ]);
+        self.counter(router, "filter", counter, "packets")
+    }
+
+    /// `what` (`packets` or `bytes`) of an nftables counter in namespace `node`.
+    fn counter(&self, node: &str, table: &str, counter: &str, what: &str) -> u64 {
+        let ns = self.ns(node);
+        let out = run(&["ip", "netns", "exec", &ns, "nft", "list", "counter", "ip", table, counter]);
         let text = String::from_utf8_lossy(&out.stdout);
         text.split_whitespace()
-            .skip_while(|w| *w != "packets")
+            .skip_while(|w| *w != what)
             .nth(1)
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no counter {counter} on {router}: {text}"))
+            .unwrap_or_else(|| panic!("no counter {counter} on {node}: {text}"))
     }
 }
 
@@ -251,7 +261,8 @@ fn peer<'a>(peers: &'a [Value], node_id: &str) -> Option<&'a Value> {
 
 /// Two homes behind home routers trade through a public node: B finds A's paid
 /// pack by search and buys it, and the libp2p connection between them, first
-/// relayed through P, becomes direct by hole punching (DCUtR).
+/// relayed through P, becomes direct by hole punching (DCUtR); B fetches the pack
+/// directly from A over iroh, P seeing under 5 % of its bytes.
 #[test]
 fn home_to_home_through_a_public_relay_becomes_direct() {
     let started = Instant::now();
@@ -315,6 +326,23 @@ fn home_to_home_through_a_public_relay_becomes_direct() {
         "B reaches A at A's router's public address: {direct:?}"
     );
     eprintln!("nat_lab: direct {:.1} s after the purchase", punched.elapsed().as_secs_f64());
+
+    // B fetches the pack from A over iroh: both punched toward each other's
+    // public address when they met through the relay, so the transfer is direct
+    // and P carries (next to) none of it.
+    let before = lab.counter("p", "lab", "from_homes", "bytes");
+    let out_dir = dir.path().join("library");
+    let fetch_started = Instant::now();
+    let (ok, out, err) = lab.smpl("b", &["fetch", &pack_id, "--out", out_dir.to_str().unwrap()]);
+    assert!(ok, "fetch: {err}\n{}", lab.logs());
+    let fetched = out.iter().rev().find_map(|o| o["bytes"].as_u64()).expect("fetch reports its bytes");
+    let relayed = lab.counter("p", "lab", "from_homes", "bytes") - before;
+    eprintln!(
+        "nat_lab: fetched {fetched} bytes in {:.1} s; P received {relayed} bytes from the homes meanwhile ({:.1} %)",
+        fetch_started.elapsed().as_secs_f64(),
+        relayed as f64 * 100.0 / fetched as f64
+    );
+    assert!(relayed * 20 < fetched, "P relayed {relayed} of {fetched} bytes");
 
     // The routers turned away unsolicited packets, and nothing was addressed
     // outside the lab.

@@ -48,6 +48,10 @@ pub trait Host: Send + Sync + 'static {
     fn iroh_addrs(&self) -> Vec<SocketAddr>;
     /// A peer told us its iroh addresses.
     fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>);
+    /// We met `node` through a relay: send to its iroh addresses now, so that the
+    /// NAT in front of us lets its packets in when it connects (the data plane's
+    /// hole punching, coordinated over libp2p).
+    fn punch(&self, _node: NodeId) {}
     /// Addresses of peers met before, to rejoin after a restart.
     fn remembered_peers(&self) -> Vec<Multiaddr>;
     fn remember_peer(&self, addr: &Multiaddr);
@@ -196,6 +200,10 @@ impl Host for NodeHost {
 
     fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>) {
         self.transfer.add_peer(node, addrs);
+    }
+
+    fn punch(&self, node: NodeId) {
+        self.transfer.punch(node);
     }
 
     fn remembered_peers(&self) -> Vec<Multiaddr> {

@@ -63,6 +63,9 @@ const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// How long a provider lookup or a connection attempt may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How soon the data plane is punched toward the same peer again.
+const PUNCH_AGAIN: Duration = Duration::from_secs(30);
+
 /// Relays this node holds a reservation on at most (each gives it one relayed
 /// address).
 pub const MAX_RELAYS: usize = 2;
@@ -133,6 +136,21 @@ fn is_loopback(addr: &Multiaddr) -> bool {
 /// Whether `addr` goes through a relay.
 fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// The address of a connection's other end; for a connection that came in
+/// through a relay, the relayed address (`…/p2p/<relay>/p2p-circuit/p2p/<peer>`),
+/// where the transport reports only `/p2p/<peer>`.
+fn remote_of(peer: PeerId, endpoint: &libp2p::core::ConnectedPoint) -> Multiaddr {
+    let remote = endpoint.get_remote_address();
+    match endpoint {
+        libp2p::core::ConnectedPoint::Listener { local_addr, .. }
+            if is_relayed(local_addr) && !is_relayed(remote) =>
+        {
+            local_addr.clone().with(Protocol::P2p(peer))
+        }
+        _ => remote.clone(),
+    }
 }
 
 /// The relay a relayed address goes through: the peer id before `/p2p-circuit`.
@@ -435,6 +453,10 @@ struct Actor {
     rtt: HashMap<PeerId, Duration>,
     /// AutoNAT results per tested address: reachable or not.
     tested: HashMap<Multiaddr, bool>,
+    /// When we last punched the data plane toward a peer.
+    punched: HashMap<PeerId, std::time::Instant>,
+    /// Our IPv4 addresses as peers saw them (identify), newest last.
+    observed: Vec<std::net::IpAddr>,
     reachability: watch::Sender<Reachability>,
     stats: Arc<SyncStats>,
     /// Gossip listings being checked on blocking threads now.
@@ -471,6 +493,8 @@ impl Actor {
             relay_listeners: HashMap::new(),
             rtt: HashMap::new(),
             tested: HashMap::new(),
+            observed: Vec::new(),
+            punched: HashMap::new(),
             reachability,
             stats,
             validating: Arc::new(AtomicUsize::new(0)),
@@ -659,6 +683,36 @@ impl Actor {
         }
     }
 
+    /// Has the data plane send to `peer`'s iroh addresses now (see
+    /// [`Host::punch`]), at most once per [`PUNCH_AGAIN`].
+    fn punch(&mut self, peer: PeerId, why: &str) {
+        let Some(node) = node_id_of(&peer) else { return };
+        if self.punched.get(&peer).is_some_and(|at| at.elapsed() < PUNCH_AGAIN) {
+            return;
+        }
+        tracing::info!("punching the data plane toward {peer} ({why})");
+        self.punched.insert(peer, std::time::Instant::now());
+        self.host.punch(node);
+    }
+
+    /// Our iroh addresses for a Hello: the endpoint's own, and the same ports at
+    /// the public addresses peers saw us at (a home router that maps endpoint-
+    /// independently usually keeps the port), so a peer behind another NAT can
+    /// reach us once we punched toward it.
+    fn iroh_addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs = self.host.iroh_addrs();
+        let ports: Vec<u16> = addrs.iter().filter(|a| a.is_ipv4()).map(|a| a.port()).collect();
+        for ip in &self.observed {
+            for port in &ports {
+                let addr = SocketAddr::new(*ip, *port);
+                if !addrs.contains(&addr) {
+                    addrs.push(addr);
+                }
+            }
+        }
+        addrs
+    }
+
     fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
         let node_id = node_id_of(&peer)?;
         let remote = self.addrs.get(&peer).map(Vec::as_slice).unwrap_or_default();
@@ -712,12 +766,33 @@ impl Actor {
                 tracing::info!("asking {relay} for a relayed address: {circuit}");
                 self.relays.insert(relay, addr);
                 self.relay_listeners.insert(id, relay);
+                if self.greeted.contains(&relay) {
+                    self.punch(relay, "a relay");
+                }
             }
             Err(e) => {
                 self.stats.reservations_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("cannot listen through relay {relay}: {e}");
             }
         }
+    }
+
+    /// Remembers the IPv4 address a peer saw us at, when it is not one of ours.
+    fn observed_at(&mut self, addr: &Multiaddr) {
+        const KEEP: usize = 4;
+        let Some(ip) = addr.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(std::net::IpAddr::V4(ip)),
+            _ => None,
+        }) else {
+            return;
+        };
+        if self.observed.contains(&ip) || self.host.iroh_addrs().iter().any(|a| a.ip() == ip) {
+            return;
+        }
+        if self.observed.len() >= KEEP {
+            self.observed.remove(0);
+        }
+        self.observed.push(ip);
     }
 
     /// Recomputes what AutoNAT and the relays told us and publishes it.
@@ -931,20 +1006,21 @@ impl Actor {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
-                let remote = endpoint.get_remote_address().clone();
+                let remote = remote_of(peer_id, &endpoint);
                 if endpoint.is_dialer() {
                     self.host.remember_peer(&remote);
                 }
                 self.addrs.entry(peer_id).or_default().push(remote);
                 if num_established.get() == 1 {
-                    let hello = SyncRequest::Hello { iroh: self.host.iroh_addrs() };
+                    let hello = SyncRequest::Hello { iroh: self.iroh_addrs() };
                     let id = self.swarm.behaviour_mut().sync.send_request(&peer_id, hello);
                     self.pending.insert(id, (peer_id, Pending::Hello));
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, .. } => {
                 if let Some(addrs) = self.addrs.get_mut(&peer_id) {
-                    addrs.retain(|a| a != endpoint.get_remote_address());
+                    let remote = remote_of(peer_id, &endpoint);
+                    addrs.retain(|a| *a != remote);
                 }
                 if num_established == 0 {
                     self.greeted.remove(&peer_id);
@@ -1010,6 +1086,7 @@ impl Actor {
                 });
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.observed_at(&info.observed_addr);
                 if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
                     self.hop_peers.insert(peer_id);
                     self.use_relay(peer_id);
@@ -1087,7 +1164,7 @@ impl Actor {
         match request {
             SyncRequest::Hello { iroh } => {
                 self.greet(peer, iroh);
-                let reply = SyncResponse::Hello { iroh: self.host.iroh_addrs() };
+                let reply = SyncResponse::Hello { iroh: self.iroh_addrs() };
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, reply);
             }
             SyncRequest::Reconcile(message) => {
@@ -1164,6 +1241,20 @@ impl Actor {
     fn greet(&mut self, peer: PeerId, iroh: Vec<SocketAddr>) {
         if let Some(node) = node_id_of(&peer) {
             self.host.learned_iroh(node, iroh.into_iter().take(16).collect());
+            // Met through a relay only: both of us are probably behind NATs, and
+            // both send to the other's iroh addresses now, as DCUtR does for libp2p.
+            let relayed_only =
+                self.addrs.get(&peer).is_some_and(|a| !a.is_empty() && a.iter().all(is_relayed));
+            if relayed_only {
+                self.punch(peer, "met through a relay");
+            }
+        }
+        // A relay is reached directly: talking to it from the data plane's socket
+        // too gives that socket its mapping in our NAT before any punch crosses a
+        // peer's (a NAT that has no mapping for a port when a peer's packet comes
+        // keeps that packet's flow, and then maps our answer to another port).
+        if self.relays.contains_key(&peer) {
+            self.punch(peer, "a relay");
         }
         if self.greeted.insert(peer) {
             self.start_reconcile(peer);

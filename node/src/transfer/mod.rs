@@ -56,6 +56,8 @@ use provider::{GateCell, Provider};
 
 /// How long [`Transfer::start`] waits for the endpoint to report its addresses.
 const ADDR_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a punch tries to connect, and keeps the connection if it does.
+const PUNCH_FOR: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -233,6 +235,36 @@ impl Transfer {
             self.lookup
                 .set_endpoint_info(EndpointAddr::from_parts(id, addrs.into_iter().map(TransportAddr::Ip)));
         }
+    }
+
+    /// Sends to `node`'s known addresses from this endpoint now (a connection
+    /// attempt, kept a little while if it succeeds), so that a NAT in front of this
+    /// node lets `node`'s packets in when it connects back: hole punching for the
+    /// data plane, coordinated over libp2p, where both sides call it when they meet
+    /// through a relay.
+    pub fn punch(&self, node: NodeId) {
+        let Some(id) = endpoint_id(&node) else { return };
+        let endpoint = self.router.endpoint().clone();
+        let cancel = self.cancel.child_token();
+        tokio::spawn(async move {
+            let attempt = tokio::time::timeout(PUNCH_FOR, endpoint.connect(id, iroh_blobs::ALPN));
+            let connection = tokio::select! {
+                _ = cancel.cancelled() => return,
+                connected = attempt => connected,
+            };
+            match connection {
+                Ok(Ok(connection)) => {
+                    tracing::info!(%node, "direct data-plane path open");
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = tokio::time::sleep(PUNCH_FOR) => {}
+                    }
+                    connection.close(0u32.into(), b"punched");
+                }
+                Ok(Err(e)) => tracing::debug!(%node, "punching toward {node}: {e}"),
+                Err(_) => tracing::debug!(%node, "punching toward {node}: no answer within {PUNCH_FOR:?}"),
+            }
+        });
     }
 
     /// Replaces the gate consulted on every request this node serves (see

@@ -25,7 +25,7 @@ pub type Evil = Swarm<Behaviour>;
 
 pub fn evil_swarm(seed: u64) -> Evil {
     let mut rng = StdRng::seed_from_u64(seed);
-    build_swarm(&Identity::from_secret_bytes(rng.random()), false).unwrap()
+    build_swarm(&Identity::from_secret_bytes(rng.random()), false, None).unwrap()
 }
 
 /// Answers the victim's sync requests without offering anything.

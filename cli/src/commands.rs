@@ -722,7 +722,7 @@ pub fn show(home: &Home, out: &Printer, pack_id: &str) -> Result<ExitCode> {
                 format!("{:.1} dBFS", s.peak_dbfs),
                 s.loudness_lufs.map(|l| format!("{l:.1} LUFS")).unwrap_or_default(),
                 s.tempo.map(|t| format!("{:.0} bpm", t.bpm)).unwrap_or_default(),
-                s.key.map(|k| k.name()).unwrap_or_default(),
+                s.key.map(|k| k.name()).or(s.note.map(|n| n.full_name())).unwrap_or_default(),
             ]
         })
         .collect();

@@ -25,6 +25,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{BIN, make_mixed_pack};
@@ -32,6 +33,9 @@ use serde_json::Value;
 
 const P_IP: &str = "198.51.100.10";
 const LISTEN: [&str; 4] = ["--listen", "/ip4/0.0.0.0/udp/4747/quic-v1", "--listen", "/ip4/0.0.0.0/tcp/4747"];
+
+/// Labs built by this process, for unique namespace names.
+static LABS: AtomicUsize = AtomicUsize::new(0);
 
 /// The namespaces and node processes of one lab; dropping it kills the nodes and
 /// deletes the namespaces, also when the test fails half-way.
@@ -61,8 +65,53 @@ table ip lab {
 }
 "#;
 
-/// A home router's rules: `wan` faces the internet with address `public`.
-fn home_router_rules(public: &str) -> String {
+/// How the two home routers translate.
+#[derive(Clone, Copy, Debug)]
+enum Nat {
+    /// Endpoint-independent mapping, address-and-port-dependent filtering.
+    Home,
+    /// A new random public port for every flow (`masquerade random`), and the
+    /// same filtering: no hole punching gets through.
+    Symmetric,
+}
+
+/// A router's rules: `wan` faces the internet with address `public`.
+fn router_rules(nat: Nat, public: &str) -> String {
+    let translation = match nat {
+        Nat::Home => home_translation(public),
+        Nat::Symmetric => r#"
+table ip nat {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+    }
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oif "wan" masquerade random
+    }
+}
+"#
+        .to_string(),
+    };
+    translation + FILTER
+}
+
+/// Address-and-port-dependent filtering, and the counters of the lab's edges.
+const FILTER: &str = r#"
+table ip filter {
+    counter outside {}
+    counter unsolicited {}
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        # Nothing leaves the lab (whose homes are 10.0.0.0/8).
+        oif "wan" ip daddr != { 198.51.100.0/24, 10.0.0.0/8 } counter name outside drop
+        # Only replies to flows the inside opened come in.
+        iif "wan" ct state established,related accept
+        iif "wan" counter name unsolicited drop
+    }
+}
+"#;
+
+fn home_translation(public: &str) -> String {
     format!(
         r#"
 table ip nat {{
@@ -84,18 +133,6 @@ table ip nat {{
         oif "wan" snat ip to {public}
     }}
 }}
-table ip filter {{
-    counter outside {{}}
-    counter unsolicited {{}}
-    chain forward {{
-        type filter hook forward priority filter; policy accept;
-        # Nothing leaves the lab (whose homes are 10.0.0.0/8).
-        oif "wan" ip daddr != {{ 198.51.100.0/24, 10.0.0.0/8 }} counter name outside drop
-        # Address-and-port-dependent filtering: only replies come in.
-        iif "wan" ct state established,related accept
-        iif "wan" counter name unsolicited drop
-    }}
-}}
 "#
     )
 }
@@ -103,7 +140,7 @@ table ip filter {{
 impl Lab {
     /// Builds the namespaces, links, addresses and routers; `None` when this
     /// machine cannot (not root, or a tool missing), with the reason printed.
-    fn build(dir: &Path) -> Option<Lab> {
+    fn build(dir: &Path, nat: Nat) -> Option<Lab> {
         let uid = run(&["id", "-u"]);
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
             eprintln!("nat_lab: skipped: network namespaces need root");
@@ -115,8 +152,11 @@ impl Lab {
                 return None;
             }
         }
-        let lab =
-            Lab { prefix: format!("smpl{}", std::process::id()), nodes: Vec::new(), dir: dir.to_path_buf() };
+        let lab = Lab {
+            prefix: format!("smpl{}{}", std::process::id(), LABS.fetch_add(1, Ordering::Relaxed)),
+            nodes: Vec::new(),
+            dir: dir.to_path_buf(),
+        };
         for n in ["ix", "p", "ra", "rb", "a", "b"] {
             must(&["ip", "netns", "add", &lab.ns(n)]);
             must(&["ip", "-n", &lab.ns(n), "link", "set", "lo", "up"]);
@@ -151,7 +191,7 @@ impl Lab {
             must(&["ip", "-n", home, "route", "add", "default", "via", &format!("{net}.1")]);
             must(&["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
             let rules = dir.join(format!("{router}.nft"));
-            std::fs::write(&rules, home_router_rules(public)).unwrap();
+            std::fs::write(&rules, router_rules(nat, public)).unwrap();
             must(&["ip", "netns", "exec", router, "nft", "-f", rules.to_str().unwrap()]);
         }
         Some(lab)
@@ -263,11 +303,23 @@ fn peer<'a>(peers: &'a [Value], node_id: &str) -> Option<&'a Value> {
 /// pack by search and buys it, and the libp2p connection between them, first
 /// relayed through P, becomes direct by hole punching (DCUtR); B fetches the pack
 /// directly from A over iroh, P seeing under 5 % of its bytes.
-#[test]
-fn home_to_home_through_a_public_relay_becomes_direct() {
-    let started = Instant::now();
+/// A lab where B has found and bought A's paid pack.
+struct Bought {
+    // The lab goes first, so the nodes stop before their homes are removed.
+    lab: Lab,
+    dir: tempfile::TempDir,
+    pack_id: String,
+    a_node: String,
+    p_node: String,
+    /// When the order was issued.
+    at: Instant,
+}
+
+/// P starts as bootstrap and relay, A and B behind routers of kind `nat` join
+/// through P's invite; A publishes a paid pack, B finds it by search and buys it.
+fn meet_and_buy(nat: Nat) -> Option<Bought> {
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut lab) = Lab::build(dir.path()) else { return };
+    let mut lab = Lab::build(dir.path(), nat)?;
 
     lab.start("p", &["--relay-server"]);
     let (_, invite, _) = lab.smpl("p", &["invite"]);
@@ -308,7 +360,15 @@ fn home_to_home_through_a_public_relay_becomes_direct() {
     let (ok, out, err) = lab.smpl("b", &["buy", &pack_id, "--wait", "30"]);
     assert!(ok, "buy: {err}\n{}", lab.logs());
     assert_eq!(out[0]["status"], "issued", "{out:?}");
-    let punched = Instant::now();
+    let (_, p_id, _) = lab.smpl("p", &["id"]);
+    let p_node = p_id[0]["node_id"].as_str().unwrap().to_string();
+    Some(Bought { lab, dir, pack_id, a_node, p_node, at: Instant::now() })
+}
+
+#[test]
+fn home_to_home_through_a_public_relay_becomes_direct() {
+    let started = Instant::now();
+    let Some(Bought { lab, dir, pack_id, a_node, at: punched, .. }) = meet_and_buy(Nat::Home) else { return };
 
     // The connection between A and B becomes direct by hole punching.
     lab.wait("a direct connection between A and B", Duration::from_secs(30), || {
@@ -354,4 +414,30 @@ fn home_to_home_through_a_public_relay_becomes_direct() {
         lab.counted("rb", "unsolicited"),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Behind symmetric NATs hole punching cannot work: B still finds and buys A's
+/// pack through P's relay, and `smpl peers` says the connection is relayed. The
+/// audio does not flow, since the data plane has no relay of its own yet: the
+/// fetch fails with a clear message and writes nothing into the library.
+#[test]
+fn symmetric_to_symmetric_trades_through_the_relay() {
+    let Some(Bought { lab, dir, pack_id, a_node, p_node, .. }) = meet_and_buy(Nat::Symmetric) else { return };
+    // DCUtR tries and fails; the connection stays relayed through P.
+    lab.wait("a failed hole punch", Duration::from_secs(30), || {
+        lab.log("b").contains("hole punching to") || lab.log("a").contains("hole punching to")
+    });
+    let (_, peers, _) = lab.smpl("b", &["peers"]);
+    let a = peer(&peers, &a_node).expect("B is connected to A");
+    assert_eq!(a["path"], "relayed", "{a}");
+    assert_eq!(a["relay"], p_node.as_str(), "{a}");
+
+    let out_dir = dir.path().join("library");
+    let (ok, _, err) = lab.smpl("b", &["fetch", &pack_id, "--out", out_dir.to_str().unwrap()]);
+    assert!(!ok, "the data plane has no relay, so the fetch cannot succeed");
+    assert!(err.contains("unreachable"), "a clear message: {err}");
+    let written = std::fs::read_dir(&out_dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(written, 0, "nothing half-written lands in the library");
+    assert_eq!(lab.counted("ra", "outside"), 0);
+    assert_eq!(lab.counted("rb", "outside"), 0);
 }

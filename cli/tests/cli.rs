@@ -138,10 +138,10 @@ fn publish_search_show_retract() {
     assert_eq!(samples(&before), samples(&after));
     assert_eq!(after.len(), 4);
 
-    // Republishing makes version 2 and leaves no stale documents.
+    // An update makes version 2 and leaves no stale documents.
     std::fs::remove_file(pack.join("Kicks/Punchy_Kick_02.wav")).unwrap();
     let (code, out, _) =
-        smpl_json(&home, &["publish", pack.to_str().unwrap(), "--title", "Test Drums", "--free"]);
+        smpl_json(&home, &["publish", pack.to_str().unwrap(), "--update", &pack_id, "--free", "--yes"]);
     assert_eq!(code, 0);
     assert_eq!(out[0]["seq"], 2);
     let (_, hits, _) = smpl_json(&home, &["search", "kick"]);

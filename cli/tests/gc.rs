@@ -84,7 +84,7 @@ fn updated_and_retracted_content_is_collected_and_live_content_stays_served() {
     // A changes one file and drops another, then retracts the paid pack.
     write_sound(&free_dir.join("Kick.wav"), 0.5, 70.0, true);
     std::fs::remove_file(free_dir.join("Hat.wav")).unwrap();
-    assert_eq!(publish(&a_home, &free_dir, "Collect Free", &["--free"]), free);
+    assert_eq!(publish(&a_home, &free_dir, "Collect Free", &["--update", &free]), free);
     json_ok(&a_home, &["retract", &paid]);
     let v2 = sample_hashes(&a_home, &free);
     let gone: Vec<&String> =
@@ -158,7 +158,7 @@ fn kill_9_during_collections_and_downloads_loses_nothing_live() {
     // an update that leaves garbage each time.
     for attempt in 0..4 {
         write_sound(&pack_dir.join("Take_00.wav"), 6.0, 500.0 + attempt as f32 * 40.0, true);
-        publish(&a_home, &pack_dir, "Kill Collect", &["--free"]);
+        publish(&a_home, &pack_dir, "Kill Collect", &["--update", &pack]);
         std::thread::sleep(Duration::from_millis(900 + jitter.below(1500)));
         a.kill9();
         a = TestNode::start_with(&a_home, &["--gc-interval", "1"]);

@@ -41,7 +41,8 @@ static LABS: AtomicUsize = AtomicUsize::new(0);
 /// deletes the namespaces, also when the test fails half-way.
 struct Lab {
     prefix: String,
-    nodes: Vec<Child>,
+    /// Each node's name and process.
+    nodes: Vec<(String, Child)>,
     dir: PathBuf,
 }
 
@@ -238,8 +239,18 @@ impl Lab {
             .stderr(log)
             .spawn()
             .expect("starting smpl node");
-        self.nodes.push(child);
+        self.nodes.push((node.to_string(), child));
         self.wait(&format!("{node} to answer"), Duration::from_secs(60), || self.smpl(node, &["id"]).0);
+    }
+
+    /// Kills a node outright (SIGKILL).
+    fn kill(&mut self, node: &str) {
+        for (name, child) in &mut self.nodes {
+            if name == node {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 
     fn log(&self, node: &str) -> String {
@@ -278,7 +289,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for child in &mut self.nodes {
+        for (_, child) in &mut self.nodes {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -313,6 +324,8 @@ struct Bought {
     p_node: String,
     /// When the order was issued.
     at: Instant,
+    /// When B was started.
+    b_started: Instant,
 }
 
 /// P starts as bootstrap and relay, A and B behind routers of kind `nat` join
@@ -327,6 +340,7 @@ fn meet_and_buy(nat: Nat) -> Option<Bought> {
     assert!(p_invite.contains(&format!("/ip4/{P_IP}/")), "P's invite names its public address: {p_invite}");
 
     lab.start("a", &["--bootstrap", &p_invite, "--seller-policy", "auto"]);
+    let b_started = Instant::now();
     lab.start("b", &["--bootstrap", &p_invite]);
 
     // A learns from AutoNAT that it is not reachable, and gets a relayed address
@@ -362,13 +376,16 @@ fn meet_and_buy(nat: Nat) -> Option<Bought> {
     assert_eq!(out[0]["status"], "issued", "{out:?}");
     let (_, p_id, _) = lab.smpl("p", &["id"]);
     let p_node = p_id[0]["node_id"].as_str().unwrap().to_string();
-    Some(Bought { lab, dir, pack_id, a_node, p_node, at: Instant::now() })
+    Some(Bought { lab, dir, pack_id, a_node, p_node, at: Instant::now(), b_started })
 }
 
 #[test]
 fn home_to_home_through_a_public_relay_becomes_direct() {
     let started = Instant::now();
-    let Some(Bought { lab, dir, pack_id, a_node, at: punched, .. }) = meet_and_buy(Nat::Home) else { return };
+    let Some(Bought { lab, dir, pack_id, a_node, at: punched, b_started, .. }) = meet_and_buy(Nat::Home)
+    else {
+        return;
+    };
 
     // The connection between A and B becomes direct by hole punching.
     lab.wait("a direct connection between A and B", Duration::from_secs(30), || {
@@ -385,7 +402,11 @@ fn home_to_home_through_a_public_relay_becomes_direct() {
         direct.iter().any(|addr| addr.starts_with("/ip4/198.51.100.11/") && !addr.contains("p2p-circuit")),
         "B reaches A at A's router's public address: {direct:?}"
     );
-    eprintln!("nat_lab: direct {:.1} s after the purchase", punched.elapsed().as_secs_f64());
+    eprintln!(
+        "nat_lab: direct {:.1} s after the purchase, {:.1} s after B started",
+        punched.elapsed().as_secs_f64(),
+        b_started.elapsed().as_secs_f64()
+    );
 
     // B fetches the pack from A over iroh: both punched toward each other's
     // public address when they met through the relay, so the transfer is direct
@@ -440,4 +461,23 @@ fn symmetric_to_symmetric_trades_through_the_relay() {
     assert_eq!(written, 0, "nothing half-written lands in the library");
     assert_eq!(lab.counted("ra", "outside"), 0);
     assert_eq!(lab.counted("rb", "outside"), 0);
+}
+
+/// Once A and B are connected directly, losing the relay costs them nothing: P is
+/// killed, and B still fetches the pack from A over the direct path.
+#[test]
+fn the_direct_path_outlives_the_relay() {
+    let Some(Bought { mut lab, dir, pack_id, a_node, .. }) = meet_and_buy(Nat::Home) else { return };
+    lab.wait("a direct connection between A and B", Duration::from_secs(30), || {
+        let (_, peers, _) = lab.smpl("b", &["peers"]);
+        peer(&peers, &a_node).is_some_and(|p| p["path"] == "direct")
+    });
+    lab.kill("p");
+    let out_dir = dir.path().join("library");
+    let (ok, out, err) = lab.smpl("b", &["fetch", &pack_id, "--out", out_dir.to_str().unwrap()]);
+    assert!(ok, "fetch without the relay: {err}\n{}", lab.logs());
+    let files = out.iter().rev().find_map(|o| o["files"].as_u64()).expect("fetch reports its files");
+    assert!(files > 0, "{out:?}");
+    let (_, peers, _) = lab.smpl("b", &["peers"]);
+    assert_eq!(peer(&peers, &a_node).map(|p| p["path"].clone()), Some("direct".into()), "{peers:?}");
 }

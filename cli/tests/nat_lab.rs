@@ -349,6 +349,8 @@ fn meet_and_buy(nat: Nat) -> Option<Bought> {
         let (_, invite, _) = lab.smpl("a", &["invite"]);
         invite.first().and_then(|i| i["invite"].as_str()).is_some_and(|l| l.contains("/p2p-circuit/"))
     });
+    let p_public = format!("network: publicly reachable at /ip4/{P_IP}/");
+    assert!(lab.log("p").contains(&p_public), "smpl node says P is public\n{}", lab.logs());
     lab.wait("A's AutoNAT verdict", Duration::from_secs(30), || {
         lab.log("a").contains("not publicly reachable")
     });

@@ -30,6 +30,7 @@
 pub mod behaviour;
 mod host;
 pub mod invite;
+mod providers;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -797,8 +798,18 @@ impl Actor {
 
     /// Recomputes what AutoNAT and the relays told us and publishes it.
     fn update_reachability(&mut self) {
-        let public: Vec<String> =
+        let mut public: Vec<String> =
             self.tested.iter().filter(|(_, ok)| **ok).map(|(a, _)| a.to_string()).collect();
+        // A relay server's operator declared it public: its addresses count as
+        // confirmed even with no AutoNAT server among its peers to test them.
+        if self.relay_server {
+            for addr in self.swarm.external_addresses().filter(|a| !is_relayed(a)) {
+                let addr = addr.to_string();
+                if !public.contains(&addr) {
+                    public.push(addr);
+                }
+            }
+        }
         let nat = if !public.is_empty() {
             "public"
         } else if self.tested.is_empty() {
@@ -984,6 +995,7 @@ impl Actor {
                 // only when it listens on nothing else (tests).
                 if self.relay_server && (!is_loopback(&address) || self.loopback_only) {
                     self.swarm.add_external_address(address);
+                    self.update_reachability();
                 }
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {

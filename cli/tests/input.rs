@@ -38,11 +38,13 @@ fn tempo_filters_and_prices_are_read_the_ways_producers_write_them() {
     let stdout = String::from_utf8_lossy(&text.stdout);
     assert!(stdout.lines().any(|l| l == "1 match"), "{stdout}");
 
-    // A pack search lists packs with their author, without sample columns.
+    // A pack search lists packs with their author, sample count and size, without
+    // the columns of a sample.
     let text = smpl(&home, &["search", "--packs"]);
     let stdout = String::from_utf8_lossy(&text.stdout);
     let header = stdout.lines().next().unwrap_or_default();
-    assert!(header.contains("AUTHOR") && !header.contains("SAMPLE"), "{stdout}");
+    assert!(header.contains("AUTHOR") && header.contains("SAMPLES") && header.contains("SIZE"), "{stdout}");
+    assert!(!header.contains("KIND") && !header.contains("BPM"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "1 pack"), "{stdout}");
 
     let (code, _, stderr) = smpl_json(&home, &["search", "--bpm", "fast"]);

@@ -106,7 +106,7 @@ pub fn check_files(path: &Path, files: &[CertifiedFile]) -> Result<FilesFound, L
     let mut found = HashSet::new();
     let mut extra = Vec::new();
     for relative in &here {
-        let full = path.join(relative);
+        let full = if relative.as_os_str().is_empty() { path.to_path_buf() } else { path.join(relative) };
         let (hash, size) =
             hash_file(&full).map_err(|e| problem(format!("cannot read {}: {e}", full.display())))?;
         match by_hash.get(&(hash, size)) {

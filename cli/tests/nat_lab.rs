@@ -19,7 +19,9 @@
 //! and drop anything addressed outside the lab.
 //!
 //! Needs root, `ip` (iproute2) and `nft` (nftables), which `scripts/setup.sh`
-//! installs; without them the test says why and does nothing.
+//! installs; without them the test says why and does nothing. `SMPL_LAB_MB=100`
+//! adds a 100 MB file to the pack for a transfer worth timing; the test prints
+//! its figures on stderr (`-- --nocapture`).
 
 mod common;
 
@@ -359,6 +361,11 @@ fn meet_and_buy(nat: Nat) -> Option<Bought> {
 
     let pack = dir.path().join("pack");
     make_mixed_pack(&pack);
+    // SMPL_LAB_MB=N adds a long tone of about N MB, to measure a larger transfer.
+    if let Some(mb) = std::env::var("SMPL_LAB_MB").ok().and_then(|v| v.parse::<f32>().ok()) {
+        // 16-bit mono at 44.1 kHz: 88,200 bytes a second.
+        common::write_sound(&pack.join("Long_Tone.wav"), mb * 1_000_000.0 / 88_200.0, 110.0, false);
+    }
     let (ok, out, err) = lab.smpl(
         "a",
         &["publish", pack.to_str().unwrap(), "--title", "Lab Drums", "--price", "4.99", "--currency", "USD"],
@@ -405,7 +412,7 @@ fn home_to_home_through_a_public_relay_becomes_direct() {
         "B reaches A at A's router's public address: {direct:?}"
     );
     eprintln!(
-        "nat_lab: direct {:.1} s after the purchase, {:.1} s after B started",
+        "nat_lab: direct {:.1} s after the purchase, {:.1} s after B started (A published meanwhile)",
         punched.elapsed().as_secs_f64(),
         b_started.elapsed().as_secs_f64()
     );
@@ -418,7 +425,9 @@ fn home_to_home_through_a_public_relay_becomes_direct() {
     let fetch_started = Instant::now();
     let (ok, out, err) = lab.smpl("b", &["fetch", &pack_id, "--out", out_dir.to_str().unwrap()]);
     assert!(ok, "fetch: {err}\n{}", lab.logs());
-    let fetched = out.iter().rev().find_map(|o| o["bytes"].as_u64()).expect("fetch reports its bytes");
+    let fetched =
+        out.iter().rev().find_map(|o| o["downloaded"].as_u64()).expect("fetch reports the bytes downloaded");
+    assert!(fetched > 0, "{out:?}");
     let relayed = lab.counter("p", "lab", "from_homes", "bytes") - before;
     eprintln!(
         "nat_lab: fetched {fetched} bytes in {:.1} s; P received {relayed} bytes from the homes meanwhile ({:.1} %)",

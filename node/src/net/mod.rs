@@ -662,6 +662,8 @@ impl Actor {
                         addrs.push(addr);
                     }
                 }
+                // Direct addresses first, then relayed ones.
+                addrs.sort_by_key(is_relayed);
                 let _ = reply.send(addrs);
             }
             Command::Dial(addr) => self.dial(addr),

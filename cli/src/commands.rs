@@ -61,6 +61,14 @@ pub struct NodeArgs {
     /// Seconds a payment hook may take before the order is rejected.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     hook_timeout: u64,
+    /// Megabytes of other producers' listings kept at most (past it, the listings
+    /// of the author who takes most go first; never yours, nor those you hold or
+    /// whose authors you dealt with).
+    #[arg(long, default_value_t = 1024, value_name = "MB")]
+    listings_mb: u64,
+    /// Other producers' listings kept at most.
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    max_listings: usize,
     /// Payment hooks run at once at most (one is kept for buyers you sold to
     /// before); more orders are answered "busy" and sent again by the buyer.
     #[arg(long, default_value_t = smpl_node::trade::MAX_HOOKS, value_name = "N")]
@@ -276,7 +284,11 @@ pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Resu
         relay: args.relay,
         relay_server: args.relay_server,
         gc_interval: Some(std::time::Duration::from_secs(args.gc_interval.max(1))),
-        budget: Default::default(),
+        budget: smpl_node::budget::BudgetConfig {
+            max_bytes: args.listings_mb.saturating_mul(1024 * 1024),
+            max_listings: args.max_listings,
+            ..Default::default()
+        },
         trade: TradeConfig {
             policy: args.seller_policy,
             hook_timeout: std::time::Duration::from_secs(args.hook_timeout.max(1)),

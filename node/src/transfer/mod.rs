@@ -301,6 +301,17 @@ impl Transfer {
         export::export(&self.blobs, manifest, library, &self.blobs.staging_dir()).await
     }
 
+    /// A blobs connection to `provider`, or why there is none (within the
+    /// download's connect timeout).
+    async fn connect_blobs(&self, provider: EndpointId) -> Result<iroh::endpoint::Connection, String> {
+        let connect = self.router.endpoint().connect(provider, iroh_blobs::ALPN);
+        match tokio::time::timeout(download::CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(e)) => Err(format!("{}: {e}", node_id(&provider))),
+            Err(_) => Err(format!("{}: no connection", node_id(&provider))),
+        }
+    }
+
     /// Restores a stored blob whose bytes were damaged (see [`TransferError::Damaged`]):
     /// fetches it whole from the first of `providers` that serves it, verified as
     /// it streams in, into memory, and writes it over the store's damaged file in
@@ -309,15 +320,10 @@ impl Transfer {
     pub async fn restore_blob(&self, hash: BlobHash, providers: &[NodeId]) -> Result<(), TransferError> {
         let mut reasons = Vec::new();
         for provider in providers.iter().filter_map(endpoint_id) {
-            let connect = self.router.endpoint().connect(provider, iroh_blobs::ALPN);
-            let connection = match tokio::time::timeout(download::CONNECT_TIMEOUT, connect).await {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(e)) => {
-                    reasons.push(format!("{}: {e}", node_id(&provider)));
-                    continue;
-                }
-                Err(_) => {
-                    reasons.push(format!("{}: no connection", node_id(&provider)));
+            let connection = match self.connect_blobs(provider).await {
+                Ok(connection) => connection,
+                Err(reason) => {
+                    reasons.push(reason);
                     continue;
                 }
             };
@@ -367,15 +373,10 @@ impl Transfer {
         let store = self.blobs.store();
         let mut reasons = Vec::new();
         for provider in providers.iter().filter_map(endpoint_id) {
-            let connect = self.router.endpoint().connect(provider, iroh_blobs::ALPN);
-            let connection = match tokio::time::timeout(download::CONNECT_TIMEOUT, connect).await {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(e)) => {
-                    reasons.push(format!("{}: {e}", node_id(&provider)));
-                    continue;
-                }
-                Err(_) => {
-                    reasons.push(format!("{}: no connection", node_id(&provider)));
+            let connection = match self.connect_blobs(provider).await {
+                Ok(connection) => connection,
+                Err(reason) => {
+                    reasons.push(reason);
                     continue;
                 }
             };

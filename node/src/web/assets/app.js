@@ -110,8 +110,15 @@ function initRows(root = document) {
     row.tabIndex = -1;
     drawWave(row);
   }
+  // The first row's preview is fetched ahead; on a fresh page only once it has
+  // loaded (a loading audio element holds back the page's load event).
   const first = $('tr.hit', root);
-  if (first) clipFor(first);
+  if (!first) return;
+  if (document.readyState === 'complete') {
+    clipFor(first);
+  } else {
+    window.addEventListener('load', () => clipFor(first), { once: true });
+  }
 }
 
 document.addEventListener('click', (e) => {
@@ -182,13 +189,24 @@ function queryString() {
 async function refreshResults() {
   const qs = queryString();
   const seq = ++searchSeq;
-  history.replaceState(null, '', qs ? `/?${qs}` : '/');
   const res = await fetch(`/ui/results?${qs}`, { credentials: 'same-origin' });
   const html = await res.text();
   if (seq !== searchSeq) return;
+  // The row in hand stays in hand when the new results hold it too.
+  const had = player.row && { pack: player.row.dataset.pack, sample: player.row.dataset.sample };
+  const focused = document.activeElement === player.row;
   const results = $('#results');
   results.innerHTML = html;
+  history.replaceState(null, '', qs ? `/?${qs}` : '/');
   initRows(results);
+  if (had) {
+    const again = rows().find((r) => r.dataset.pack === had.pack && r.dataset.sample === had.sample);
+    player.row = again || null;
+    if (again) {
+      again.classList.add('selected');
+      if (focused) again.focus({ preventScroll: true });
+    }
+  }
 }
 
 if (form) {

@@ -40,6 +40,49 @@ pub(super) fn classify(path: &Path, frames: u64, sample_rate: u32, envelope: &En
     }
 }
 
+/// Words that make a file name a drum or percussion hit's (compared whole, lower case).
+const DRUM_WORDS: &[&str] = &[
+    "kick",
+    "bd",
+    "bassdrum",
+    "snare",
+    "sd",
+    "sn",
+    "rim",
+    "rimshot",
+    "tom",
+    "toms",
+    "hat",
+    "hats",
+    "hihat",
+    "hh",
+    "cymbal",
+    "crash",
+    "ride",
+    "splash",
+    "china",
+    "clap",
+    "claps",
+    "shaker",
+    "tambourine",
+    "cowbell",
+    "conga",
+    "bongo",
+    "perc",
+    "percussion",
+    "drum",
+    "drums",
+];
+
+/// Whether the file's own name says it is a drum or percussion sound (`Kick_01.wav`,
+/// `Tom1-Soft.wav`, `hihat closed.flac`): producers name their hits, and a name is
+/// surer than any pitch test. Folder names do not count (a `Drums` folder may hold an
+/// 808 bass).
+pub(super) fn names_a_drum(path: &Path) -> bool {
+    let Some(stem) = path.file_stem().and_then(|n| n.to_str()) else { return false };
+    stem.to_lowercase().split(|c: char| !c.is_ascii_alphabetic()).any(|word| DRUM_WORDS.contains(&word))
+}
+
 /// What a name says about the kind, if anything.
 fn kind_from_name(name: &str) -> Option<SampleKind> {
     let name = name.to_lowercase();
@@ -65,6 +108,24 @@ mod tests {
         assert_eq!(kind_from_name("one_shots"), Some(SampleKind::OneShot));
         assert_eq!(kind_from_name("Oneshot"), Some(SampleKind::OneShot));
         assert_eq!(kind_from_name("kick 01"), None);
+    }
+
+    #[test]
+    fn drum_names() {
+        for name in [
+            "Kick_01.wav",
+            "Tom1-Soft.wav",
+            "HiHat Closed.flac",
+            "bd_808.flac",
+            "Crash-2.wav",
+            "perc_bell.flac",
+        ] {
+            assert!(names_a_drum(Path::new(name)), "{name}");
+        }
+        for name in ["Tomorrow Pad.wav", "Bass_C2.wav", "Drums/808 Bass.wav", "Rider Lead.wav", "Hattie.wav"]
+        {
+            assert!(!names_a_drum(Path::new(name)), "{name}");
+        }
     }
 
     #[test]

@@ -44,6 +44,9 @@
 //! - Loudness uses the `ebur128` crate with exact gating, which keeps one number per 100 ms
 //!   block (80 bytes per second of audio), not the samples.
 //! - An MP3 without a LAME header keeps its encoder delay and padding, as in every decoder.
+//! - A file whose own name says it is a drum or percussion hit (`Kick_01`, `Tom1-Soft`,
+//!   `hihat`) gets neither key nor root note, whatever the pitch test says: tuned toms
+//!   and ride bells do have a pitch, but a key filter should not return them.
 //! - A one-shot chord's detected key is only worth publishing from
 //!   [`ONE_SHOT_KEY_CONFIDENCE`] up.
 
@@ -85,6 +88,10 @@ pub const MIN_STEADY_SECONDS: f32 = 0.1;
 pub const MIN_STEADY_SECONDS_IN_MIX: f32 = 0.7;
 /// The least time, seconds, a one-shot's pitch must hold still for it to be tonal.
 pub const MIN_ONE_SHOT_STEADY_SECONDS: f32 = 0.3;
+/// A one-shot shorter than that is tonal when at least this share of its sounding
+/// frames hold a steady pitch (a short pluck is pitch throughout; a snare's tone sits
+/// under noise).
+pub const SHORT_NOTE_STEADY_SHARE: f32 = 0.6;
 /// The most a one-shot's pitch may fall, semitones, over its steadiest stretch.
 pub const MAX_ONE_SHOT_GLIDE: f32 = 0.15;
 /// The least tonality of a loop held on one pitch for it to get a root note rather
@@ -171,12 +178,15 @@ pub fn is_tonal(kind: SampleKind, t: &Tonality) -> bool {
     match kind {
         SampleKind::Loop => harmonic || t.steady_seconds >= MIN_STEADY_SECONDS_IN_MIX,
         SampleKind::OneShot => {
-            harmonic && t.steady_seconds >= MIN_ONE_SHOT_STEADY_SECONDS && t.glide <= MAX_ONE_SHOT_GLIDE
+            let held =
+                t.steady_seconds >= MIN_ONE_SHOT_STEADY_SECONDS || t.steady_share >= SHORT_NOTE_STEADY_SHARE;
+            harmonic && held && t.glide <= MAX_ONE_SHOT_GLIDE
         }
     }
 }
 
-/// Key and root note as published: none for material that is not tonal; one pitch
+/// Key and root note as published: none for material that is not tonal (nor, in
+/// `analyze_file`, for a file whose name says it is a drum); one pitch
 /// held throughout gets a root note, whatever its kind; otherwise a loop gets a key,
 /// and a one-shot a root note, or a key when it holds a chord and the key
 /// detector is sure ([`ONE_SHOT_KEY_CONFIDENCE`]).
@@ -299,7 +309,8 @@ fn analyze(path: &Path) -> Result<Analysis, AudioError> {
     let m = decoded.measurements;
     let kind = kind::classify(path, m.frames, decoded.sample_rate, &m.envelope);
     let tonality = decoded.tonality.unwrap_or_default();
-    let (key, note) = key_and_note(kind, decoded.key, &tonality);
+    let (key, note) =
+        if kind::names_a_drum(path) { (None, None) } else { key_and_note(kind, decoded.key, &tonality) };
     Ok(Analysis {
         format: decoded.format,
         frames: m.frames,

@@ -25,7 +25,10 @@ fn samples_named_kick_come_before_those_whose_pack_description_says_kick() {
         write_sound(&kicks.join(format!("Kick_{i:02}.wav")), 0.5, freq, true);
     }
     let description = "punchy kicks and deep bass loops";
-    json_ok(&home, &["publish", mixed.to_str().unwrap(), "--title", "Mixed Bag", "--description", description]);
+    json_ok(
+        &home,
+        &["publish", mixed.to_str().unwrap(), "--title", "Mixed Bag", "--description", description],
+    );
     json_ok(&home, &["publish", kicks.to_str().unwrap(), "--title", "Kick Drums"]);
 
     let hits = json_ok(&home, &["search", "kick", "--limit", "50"]);

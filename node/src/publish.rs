@@ -478,6 +478,9 @@ pub async fn publish(
             }
         }
         None => {
+            if store.retraction(&pack_id)?.is_some() {
+                return Err(PublishError::Retracted(pack_id));
+            }
             if store.latest_seq(&pack_id)?.is_some() {
                 return Err(PublishError::TitleTaken { title: fields.title.clone(), pack: pack_id });
             }

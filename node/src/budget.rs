@@ -103,7 +103,7 @@ impl Usage {
 pub struct Budget {
     store: Store,
     me: NodeId,
-    config: BudgetConfig,
+    pub(crate) config: BudgetConfig,
     usage: Mutex<Usage>,
     pub stats: BudgetStats,
 }

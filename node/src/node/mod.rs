@@ -210,10 +210,10 @@ impl Node {
                 .await?,
         );
         let held = serving::provided(node.trade.gate(), &node.blobs, &node.store).await?;
-        node.budget = {
-            let (store, me, config) = (node.store.clone(), node.identity.node_id(), options.budget);
-            Arc::new(tokio::task::spawn_blocking(move || Budget::open(&store, me, config)).await??)
-        };
+        // Nothing else holds the budget yet: it takes the options' limits without
+        // counting the store a second time.
+        Arc::get_mut(&mut node.budget).expect("the budget is not shared before the network starts").config =
+            options.budget;
         for (pack, _) in node.blobs.tagged_packs().await? {
             if let Some((manifest, _)) = node.store.manifest(&pack)? {
                 node.budget.keep(pack, manifest.author);

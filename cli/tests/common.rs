@@ -14,11 +14,15 @@ pub use smpl_testkit::{
     rng::Xorshift,
 };
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_smpl");
+/// The `smpl` binary under test: this build's, or the one `SMPL_TEST_BIN` names, to
+/// run these tests against another build (an older commit's, to see a test fail there).
+pub static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("SMPL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_smpl").to_string())
+});
 
 /// Runs `smpl --home HOME ARGS…` and returns its output.
 pub fn smpl(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(&*BIN)
         .arg("--home")
         .arg(home)
         .args(args)
@@ -29,7 +33,7 @@ pub fn smpl(home: &Path, args: &[&str]) -> Output {
 
 /// Starts `smpl --home HOME --json ARGS…` in the background, stdout piped.
 pub fn smpl_spawn(home: &Path, args: &[&str]) -> Child {
-    Command::new(BIN)
+    Command::new(&*BIN)
         .arg("--home")
         .arg(home)
         .arg("--json")
@@ -87,10 +91,10 @@ impl TestNode {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
-                c.args(args).arg(BIN);
+                c.args(args).arg(&*BIN);
                 c
             }
-            None => Command::new(BIN),
+            None => Command::new(&*BIN),
         };
         let child = command
             .arg("--home")

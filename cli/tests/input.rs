@@ -74,7 +74,7 @@ fn a_node_started_without_init_says_how_to_name_the_producer_and_init_sets_the_l
 
     // A node on a fresh home creates the identity and says how to set a name.
     let fresh = dir.path().join("fresh");
-    let mut node = std::process::Command::new(BIN)
+    let mut node = std::process::Command::new(&*BIN)
         .arg("--home")
         .arg(&fresh)
         .args(["node", "--api", "127.0.0.1:0", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])

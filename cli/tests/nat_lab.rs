@@ -212,7 +212,7 @@ impl Lab {
     fn smpl(&self, node: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
         let home = self.home(node);
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns(node), BIN, "--home"])
+            .args(["netns", "exec", &self.ns(node), BIN.as_str(), "--home"])
             .arg(&home)
             .arg("--json")
             .args(args)
@@ -230,7 +230,7 @@ impl Lab {
         std::fs::create_dir_all(&home).unwrap();
         let log = std::fs::File::create(self.dir.join(format!("{node}.log"))).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(node), BIN, "--home"])
+            .args(["netns", "exec", &self.ns(node), BIN.as_str(), "--home"])
             .arg(&home)
             .args(["node", "--no-mdns", "--api", "127.0.0.1:0"])
             .args(LISTEN)

@@ -141,6 +141,24 @@ fn a_buyer_gets_updates_without_paying_again_but_not_a_paid_upgrade() {
     let verified =
         json_ok(&b_home, &["license", "verify", cert.to_str().unwrap(), "--files", folder.to_str().unwrap()]);
     assert_eq!(verified[0]["valid"], true, "{verified:?}");
+    // The folder as a DAW leaves it, a single file, and a project that copied a subset.
+    let project = root.join("Project");
+    std::fs::create_dir_all(project.join("Samples")).unwrap();
+    std::fs::copy(folder.join("Kick.wav"), project.join("Samples/Kick.wav")).unwrap();
+    std::fs::write(project.join("Samples/Kick.wav.asd"), b"ableton analysis").unwrap();
+    std::fs::write(project.join(".DS_Store"), b"finder").unwrap();
+    for target in [project.clone(), project.join("Samples/Kick.wav"), folder.join("Snare.wav")] {
+        let (code, verified, stderr) = smpl_json(
+            &b_home,
+            &["license", "verify", cert.to_str().unwrap(), "--files", target.to_str().unwrap()],
+        );
+        assert_eq!(
+            (code, &verified[0]["valid"]),
+            (0, &serde_json::json!(true)),
+            "{target:?}: {verified:?} {stderr}"
+        );
+        assert_eq!(verified[0]["files_found"].as_array().map(Vec::len), Some(1), "{verified:?}");
+    }
 
     // Version 3 is a paid upgrade: fetching it asks for a purchase first.
     write_sound(&kit.join("Snare.wav"), 0.5, 210.0, true);

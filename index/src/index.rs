@@ -40,7 +40,8 @@ pub enum IndexOp {
 pub struct IndexOptions {
     /// Indexing threads (each writes its own segments).
     pub writer_threads: usize,
-    /// Total indexing memory before a segment is flushed, at least 15 MB per thread.
+    /// Total indexing memory before a segment is flushed, 15 MB per thread at least
+    /// (a smaller heap runs fewer threads).
     pub writer_heap_bytes: usize,
 }
 
@@ -349,7 +350,8 @@ fn new_writer(
     options: &IndexOptions,
     path: &Path,
 ) -> Result<IndexWriter, IndexError> {
-    let threads = options.writer_threads.max(1);
+    // Each thread needs MIN_HEAP_PER_THREAD of the heap: a small heap gets fewer threads.
+    let threads = options.writer_threads.min(options.writer_heap_bytes / MIN_HEAP_PER_THREAD).max(1);
     let heap = options.writer_heap_bytes.max(threads * MIN_HEAP_PER_THREAD);
     index.writer_with_num_threads(threads, heap).map_err(|source| match source {
         TantivyError::LockFailure(..) => IndexError::Locked { path: path.to_path_buf(), source },

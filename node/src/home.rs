@@ -54,6 +54,26 @@ pub struct Config {
     /// What this node grants others when it runs as a relay (`smpl node
     /// --relay-server`).
     pub relay_server: RelayLimits,
+    /// Memory the store and the index may keep, beside a DAW.
+    pub memory: MemoryConfig,
+}
+
+/// Memory for caches, in megabytes: laptop defaults that hold a million known
+/// samples in about 150 MB (figures in docs/BENCHMARKS.md, "Scale").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryConfig {
+    /// The store's page cache (sled): listings recently read or written.
+    pub store_cache_mb: u64,
+    /// The index writer's buffer: documents held before they are written to a
+    /// segment (at least 15 MB).
+    pub index_writer_mb: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig { store_cache_mb: 16, index_writer_mb: 16 }
+    }
 }
 
 impl Default for Config {
@@ -68,6 +88,7 @@ impl Default for Config {
             library,
             bootstrap: Vec::new(),
             relay_server: RelayLimits::default(),
+            memory: MemoryConfig::default(),
         }
     }
 }

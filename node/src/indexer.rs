@@ -12,6 +12,10 @@ use crate::store::Store;
 
 /// Most queue entries folded into one tantivy commit.
 const BATCH: usize = 2048;
+/// Most samples (index documents) held in memory for one commit: a burst of large
+/// packs is committed in steps instead of decoded all at once (about 6 MB of
+/// documents and manifests per 10,000 samples).
+const BATCH_SAMPLES: usize = 10_000;
 
 enum Command {
     /// New entries are in the queue.
@@ -99,9 +103,15 @@ fn rebuild(store: &Store, index: &Index) {
 /// Indexes queued packs in batches until the queue is empty or an error stops it
 /// (the entries then stay queued for the next wake or restart).
 fn drain(store: &Store, index: &Index) {
+    let mut batches = 0;
     loop {
         let entries = match store.queue_peek(BATCH) {
-            Ok(entries) if entries.is_empty() => return,
+            Ok(entries) if entries.is_empty() => {
+                if batches > 1 {
+                    release_free_memory();
+                }
+                return;
+            }
             Ok(entries) => entries,
             Err(e) => {
                 tracing::error!("reading the index queue failed: {e}");
@@ -110,13 +120,23 @@ fn drain(store: &Store, index: &Index) {
         };
         let mut ops = Vec::with_capacity(entries.len());
         let mut seen = std::collections::HashSet::new();
-        // The newest entry per pack decides; the op reads the pack's current state.
-        for (_, pack) in entries.iter().rev() {
+        let mut samples = 0;
+        // The entries taken, in queue order, up to BATCH_SAMPLES samples; an op reads
+        // the pack's current state, so a pack queued twice needs one op.
+        let mut taken = 0;
+        for (_, pack) in &entries {
+            if samples >= BATCH_SAMPLES {
+                break;
+            }
+            taken += 1;
             if !seen.insert(*pack) {
                 continue;
             }
             match store.manifest(pack) {
-                Ok(Some((manifest, _))) => ops.push(IndexOp::Upsert(manifest)),
+                Ok(Some((manifest, _))) => {
+                    samples += manifest.samples.len();
+                    ops.push(IndexOp::Upsert(manifest));
+                }
                 Ok(None) => ops.push(IndexOp::Remove(*pack)),
                 Err(e) => {
                     tracing::warn!("dropping unreadable pack {pack} from the index: {e}");
@@ -124,6 +144,8 @@ fn drain(store: &Store, index: &Index) {
                 }
             }
         }
+        let entries = &entries[..taken];
+        batches += 1;
         if let Err(e) = index.apply(&ops) {
             tracing::error!("index commit failed, will retry: {e}");
             return;
@@ -133,5 +155,16 @@ fn drain(store: &Store, index: &Index) {
             tracing::error!("removing drained queue entries failed: {e}");
             return;
         }
+    }
+}
+
+/// Gives the memory freed after a burst of ingest back to the system: glibc keeps
+/// freed heap in its arenas otherwise, and the node's resident size would stay at
+/// its peak (figures in docs/BENCHMARKS.md, "Scale").
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -52,7 +52,7 @@ pub mod web;
 
 pub use blobs::{BlobError, Blobs};
 pub use daemon::{run, run_with_web};
-pub use home::{Config, Home, HomeError, NodeInfo};
+pub use home::{Config, Home, HomeError, MemoryConfig, NodeInfo};
 pub use libp2p::Multiaddr;
 pub use node::{
     BuyOutcome, CheckReport, ErrorKind, FetchEvent, FetchOutcome, Node, NodeError, NodeOptions, PackView,

@@ -84,8 +84,16 @@ fn record(seq: u64, envelope: &Envelope) -> Vec<u8> {
 }
 
 impl Store {
+    /// Opens the store with the default page cache
+    /// ([`MemoryConfig`](crate::home::MemoryConfig)'s).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        Store::open_with_cache(dir, crate::home::MemoryConfig::default().store_cache_mb << 20)
+    }
+
+    /// Opens the store with a page cache of `cache_bytes` (sled's default, 1 GiB,
+    /// would hold most of a large catalogue in memory).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?;
         Ok(Store {
             manifests: db.open_tree("manifests/v1")?,
             retractions: db.open_tree("retractions/v1")?,

@@ -149,8 +149,10 @@ impl Node {
         let (identity, _) = home.init()?;
         let config = home.config()?;
         let db_dir = home.db_dir();
-        let store =
-            tokio::task::spawn_blocking(move || Store::open(&db_dir)).await?.map_err(|e| match e {
+        let cache = config.memory.store_cache_mb << 20;
+        let store = tokio::task::spawn_blocking(move || Store::open_with_cache(&db_dir, cache))
+            .await?
+            .map_err(|e| match e {
                 StoreError::Sled(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
                     NodeError::Locked { home: home.root().display().to_string(), reason: io.to_string() }
                 }
@@ -158,7 +160,12 @@ impl Node {
             })?;
         let blobs = Blobs::open_with_gc(&home.blobs_dir(), gc_interval).await?;
         let index_dir = home.index_dir();
-        let index = tokio::task::spawn_blocking(move || Index::open(&index_dir)).await??;
+        let index_options = smpl_index::IndexOptions {
+            writer_heap_bytes: (config.memory.index_writer_mb as usize) << 20,
+            ..smpl_index::IndexOptions::default()
+        };
+        let index =
+            tokio::task::spawn_blocking(move || Index::open_with(&index_dir, index_options)).await??;
         let index = Arc::new(index);
         let (indexer, join) = IndexerHandle::spawn(store.clone(), index.clone());
         let trade = {

@@ -1,0 +1,396 @@
+//! Scale: what a real node costs when it knows a large catalogue.
+//!
+//! For each size in `--packs` (packs of `--per-pack` samples from `--authors` keys):
+//!
+//! 1. **Seeder** (built once under `--dir`, then reused): a home whose store holds the
+//!    catalogue, signed listings as authors publish them: the search benchmark's
+//!    corpus, each sample with a 128-point waveform and a preview hash, signed by its
+//!    author's own key and stored with the node's `Store::accept_manifest`.
+//! 2. **Sync**: the seeder runs as `smpl node` (127.0.0.1, mDNS off) and a fresh
+//!    `smpl node` joins it with `--bootstrap`. Its RSS is read from `/proc` every 50 ms
+//!    until its local API's pack search counts every pack: the time to sync and index
+//!    the catalogue, the peak RSS (and peak anonymous RSS) meanwhile, and the RSS right
+//!    after.
+//! 3. **Disk**: both nodes stop; the fresh node's sled database and index on disk,
+//!    against the bytes of the signed envelopes.
+//! 4. **Restart**: the fresh node starts alone; the time from its start to the first
+//!    answered search through the API; then the query set (30 one- and two-word
+//!    queries, as a producer types them) through the API, rounds after one to warm up;
+//!    then its RSS at rest.
+//! 5. **Baseline**: the same queries on the node's index opened in this process,
+//!    the cost of the index alone.
+//!
+//! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin scale` then
+//! `./target/release/scale --packs 1000,10000` (see docs/BENCHMARKS.md, "Scale").
+
+#[allow(dead_code)]
+#[path = "../corpus.rs"]
+mod corpus;
+#[allow(dead_code)]
+#[path = "../mem.rs"]
+mod mem;
+#[allow(dead_code)]
+#[path = "../rng.rs"]
+mod rng;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use smpl_index::{Index, SearchQuery};
+use smpl_node::{Home, Store};
+use smpl_protocol::{BlobHash, Identity, Signed};
+
+use corpus::Corpus;
+
+#[derive(Parser)]
+#[command(about = "What a real node costs at 100,000 and 1,000,000 samples known")]
+struct Args {
+    /// Catalogue sizes in packs, comma-separated; one column each.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    packs: Vec<usize>,
+    #[arg(long, default_value_t = 100)]
+    per_pack: usize,
+    /// Keys that sign the packs (pack i is signed by key i mod N).
+    #[arg(long, default_value_t = 1000)]
+    authors: usize,
+    /// Where seeders are kept between runs, and fresh nodes made.
+    #[arg(long, default_value = "/tmp/smpl-scale")]
+    dir: PathBuf,
+    /// The `smpl` binary (default: beside this one).
+    #[arg(long)]
+    smpl: Option<PathBuf>,
+    /// API query rounds over the query set after the warm-up round.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Longest wait for the fresh node to hold every pack.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+}
+
+/// The figures of one catalogue size.
+#[derive(Default)]
+struct Column {
+    samples: usize,
+    envelope_bytes: u64,
+    sync_secs: f64,
+    peak_rss: u64,
+    peak_anon: u64,
+    after_rss: (u64, u64),
+    sled_bytes: u64,
+    index_bytes: u64,
+    first_search_secs: f64,
+    idle_rss: (u64, u64),
+    api_ms: Vec<f64>,
+    index_ms: Vec<f64>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let smpl = match &args.smpl {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("smpl"),
+    };
+    anyhow::ensure!(smpl.exists(), "{} not found: build it (cargo build --release -p smpl)", smpl.display());
+    let queries = query_set(&args);
+    let mut columns = Vec::new();
+    for &packs in &args.packs {
+        eprintln!("== {packs} packs of {} samples", args.per_pack);
+        columns.push(measure(&args, &smpl, packs, &queries)?);
+    }
+    print_table(&args, &columns);
+    Ok(())
+}
+
+/// 30 one- and two-word queries from the corpus's vocabulary (the words of the
+/// search benchmark's queries, without their filters).
+fn query_set(args: &Args) -> Vec<String> {
+    Corpus::new(1, 1, args.seed).queries(30).into_iter().map(|q| q.words.join(" ")).collect()
+}
+
+fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result<Column> {
+    let seeder = args.dir.join(format!("seeder-{packs}x{}-{}", args.per_pack, args.authors));
+    let envelope_bytes = ensure_seeder(args, &seeder, packs)?;
+    let fresh = args.dir.join(format!("fresh-{packs}"));
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh)?;
+    }
+    let mut column = Column { samples: packs * args.per_pack, envelope_bytes, ..Column::default() };
+
+    // Sync.
+    let seeding = NodeProcess::start(smpl, &seeder, &[])?;
+    let addr = seeding.p2p_addr()?;
+    let started = Instant::now();
+    let node = NodeProcess::start(smpl, &fresh, &["--bootstrap", &addr])?;
+    let api = Api::new(&fresh)?;
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let mut last_poll = Instant::now() - Duration::from_secs(1);
+    loop {
+        let (rss, anon) = node.rss()?;
+        column.peak_rss = column.peak_rss.max(rss);
+        column.peak_anon = column.peak_anon.max(anon);
+        if last_poll.elapsed() >= Duration::from_millis(500) {
+            last_poll = Instant::now();
+            let held = api.pack_count()?;
+            if held >= packs {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the fresh node holds {held} of {packs} packs after {} s", args.timeout_secs);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    column.sync_secs = started.elapsed().as_secs_f64();
+    column.after_rss = node.rss()?;
+    node.stop()?;
+    seeding.stop()?;
+
+    // Disk.
+    let home = Home::new(&fresh);
+    column.sled_bytes = mem::disk_usage(&home.db_dir());
+    column.index_bytes = mem::disk_usage(&home.index_dir());
+
+    // Restart, first search, the query set through the API, RSS at rest.
+    let started = Instant::now();
+    let node = NodeProcess::start(smpl, &fresh, &[])?;
+    let api = Api::new(&fresh)?;
+    while api.search(&queries[0]).is_err() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    column.first_search_secs = started.elapsed().as_secs_f64();
+    for round in 0..=args.rounds {
+        for q in queries {
+            let t = Instant::now();
+            api.search(q)?;
+            if round > 0 {
+                column.api_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    column.idle_rss = node.rss()?;
+    node.stop()?;
+
+    // Baseline: the index alone, in this process.
+    let index = Index::open(&home.index_dir())?;
+    for round in 0..=args.rounds {
+        for q in queries {
+            let t = Instant::now();
+            index.search(&text_query(q))?;
+            if round > 0 {
+                column.index_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    Ok(column)
+}
+
+/// A text search as `smpl search WORDS` sends it.
+fn text_query(text: &str) -> SearchQuery {
+    SearchQuery { text: Some(text.to_string()), ..SearchQuery::default() }
+}
+
+/// Builds the seeder's store once (a marker file says it is complete) and returns
+/// the bytes of its envelopes.
+fn ensure_seeder(args: &Args, dir: &Path, packs: usize) -> Result<u64> {
+    let marker = dir.join("complete");
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        return Ok(text.trim().parse()?);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    let home = Home::new(dir);
+    home.init()?;
+    let store = Store::open(&home.db_dir())?;
+    let corpus = Corpus::new(packs * args.per_pack, args.per_pack, args.seed);
+    let keys: Vec<Identity> = (0..args.authors)
+        .map(|a| {
+            let mut r = rng::Rng::for_item(args.seed, 100, a as u64);
+            let mut secret = [0u8; 32];
+            for chunk in secret.chunks_mut(8) {
+                chunk.copy_from_slice(&r.next_u64().to_le_bytes());
+            }
+            Identity::from_secret_bytes(secret)
+        })
+        .collect();
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    for i in 0..packs {
+        let key = &keys[i % keys.len()];
+        let mut m = corpus.pack(i);
+        m.author = key.node_id();
+        m.pack_id = smpl_protocol::PackId::derive(&m.author, &m.slug);
+        let mut r = rng::Rng::for_item(args.seed, 101, i as u64);
+        for s in &mut m.samples {
+            s.waveform = (0..128).map(|_| r.below(256) as u8).collect();
+            s.hash = BlobHash(blake3::hash(&r.next_u64().to_le_bytes()).into());
+            s.preview = Some(BlobHash(blake3::hash(&r.next_u64().to_le_bytes()).into()));
+        }
+        m.content = smpl_protocol::collection::content_hash(m.samples.iter().map(|s| (&s.name, s.hash)));
+        let envelope = m.sign(key)?;
+        bytes += envelope.as_bytes().len() as u64;
+        store.accept_manifest(&m, &envelope, false)?;
+        if i % 1000 == 999 {
+            eprintln!("  seeder: {} packs signed and stored", i + 1);
+        }
+    }
+    store.flush()?;
+    drop(store);
+    eprintln!("  seeder: {packs} packs, {bytes} envelope bytes, {:.0} s", started.elapsed().as_secs_f64());
+    std::fs::write(&marker, bytes.to_string())?;
+    Ok(bytes)
+}
+
+/// A `smpl node` process on 127.0.0.1 with mDNS off.
+struct NodeProcess {
+    child: Child,
+    home: PathBuf,
+}
+
+impl NodeProcess {
+    fn start(smpl: &Path, home: &Path, extra: &[&str]) -> Result<NodeProcess> {
+        let mut child = Command::new(smpl)
+            .arg("--home")
+            .arg(home)
+            .args([
+                "node",
+                "--no-mdns",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--listen",
+                "/ip4/127.0.0.1/udp/0/quic-v1",
+            ])
+            .args(extra)
+            .env_remove("SMPL_HOME")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::options().create(true).append(true).open(home.with_extension("log"))?)
+            .spawn()
+            .with_context(|| format!("starting {}", smpl.display()))?;
+        // The node writes its node.json (pid, API address) once it serves.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Home::new(home).node_info().ok().map(|info| info.pid) != Some(child.id()) {
+            if child.try_wait()?.is_some() || Instant::now() > deadline {
+                bail!("the node in {} did not start", home.display());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(NodeProcess { child, home: home.to_path_buf() })
+    }
+
+    fn p2p_addr(&self) -> Result<String> {
+        let info = Home::new(&self.home).node_info()?;
+        info.listen.into_iter().find(|a| a.contains("/tcp/")).context("the seeder has no TCP address")
+    }
+
+    /// Resident set and its anonymous part, bytes.
+    fn rss(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        Ok((field("VmRSS:"), field("RssAnon:")))
+    }
+
+    /// Stops the node as Ctrl-C does, and waits for it.
+    fn stop(mut self) -> Result<()> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                self.child.kill()?;
+                bail!("the node in {} did not stop within 30 s", self.home.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+/// The node's local HTTP API, as the CLI calls it.
+struct Api {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    fn new(home: &Path) -> Result<Api> {
+        let home = Home::new(home);
+        Ok(Api {
+            base: home.node_info()?.api,
+            token: home.api_token()?,
+            agent: ureq::Agent::new_with_defaults(),
+        })
+    }
+
+    fn post(&self, query: &SearchQuery) -> Result<serde_json::Value> {
+        let mut answer = self
+            .agent
+            .post(format!("{}/v1/search", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(query)?;
+        Ok(answer.body_mut().read_json()?)
+    }
+
+    fn search(&self, text: &str) -> Result<serde_json::Value> {
+        self.post(&text_query(text))
+    }
+
+    /// Packs the node's index holds.
+    fn pack_count(&self) -> Result<usize> {
+        let answer = self.post(&SearchQuery { packs: true, limit: 1, ..SearchQuery::default() })?;
+        Ok(answer["total"].as_u64().unwrap_or(0) as usize)
+    }
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+fn print_table(args: &Args, columns: &[Column]) {
+    let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
+    let header: Vec<String> = columns.iter().map(|c| format!("{} samples", c.samples)).collect();
+    println!(
+        "\n{} packs of {} samples from {} keys; load {:.1}\n",
+        args.packs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" / "),
+        args.per_pack,
+        args.authors,
+        mem::load_average().unwrap_or(f64::NAN)
+    );
+    println!("| figure | {} |", header.join(" | "));
+    println!("| --- |{}", " ---: |".repeat(columns.len()));
+    let row = |name: &str, f: &dyn Fn(&Column) -> String| {
+        println!("| {name} | {} |", columns.iter().map(f).collect::<Vec<_>>().join(" | "));
+    };
+    row("sync from one peer, all indexed", &|c| format!("{:.1} s", c.sync_secs));
+    row("peak RSS while syncing (anon)", &|c| format!("{} ({})", mb(c.peak_rss), mb(c.peak_anon)));
+    row("RSS right after (anon)", &|c| format!("{} ({})", mb(c.after_rss.0), mb(c.after_rss.1)));
+    row("RSS at rest after a restart (anon)", &|c| format!("{} ({})", mb(c.idle_rss.0), mb(c.idle_rss.1)));
+    row("envelopes", &|c| mb(c.envelope_bytes));
+    row("sled on disk", &|c| mb(c.sled_bytes));
+    row("index on disk", &|c| mb(c.index_bytes));
+    row("stored / envelopes", &|c| {
+        format!("{:.2}×", (c.sled_bytes + c.index_bytes) as f64 / c.envelope_bytes.max(1) as f64)
+    });
+    row("search through the API p50 / p99", &|c| {
+        format!("{:.2} / {:.2} ms", percentile(&c.api_ms, 0.5), percentile(&c.api_ms, 0.99))
+    });
+    row("baseline: the index alone p50 / p99", &|c| {
+        format!("{:.2} / {:.2} ms", percentile(&c.index_ms, 0.5), percentile(&c.index_ms, 0.99))
+    });
+    row("restart to first answered search", &|c| format!("{:.2} s", c.first_search_secs));
+}

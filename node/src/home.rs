@@ -58,12 +58,13 @@ pub struct Config {
     pub memory: MemoryConfig,
 }
 
-/// Memory for caches, in megabytes: laptop defaults that hold a million known
-/// samples in about 150 MB (figures in docs/BENCHMARKS.md, "Scale").
+/// Memory for caches, in megabytes, with laptop defaults (what a node costs as its
+/// catalogue grows: docs/BENCHMARKS.md, "Scale").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MemoryConfig {
-    /// The store's page cache (sled): listings recently read or written.
+    /// The store's page cache (sled): listings recently read. Pages written in
+    /// this run are kept beyond it.
     pub store_cache_mb: u64,
     /// The index writer's buffer: documents held before they are written to a
     /// segment (at least 15 MB).

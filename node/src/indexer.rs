@@ -13,8 +13,8 @@ use crate::store::Store;
 /// Most queue entries folded into one tantivy commit.
 const BATCH: usize = 2048;
 /// Most samples (index documents) held in memory for one commit: a burst of large
-/// packs is committed in steps instead of decoded all at once (about 6 MB of
-/// documents and manifests per 10,000 samples).
+/// packs is committed in steps instead of decoded all at once (about 10 MB of
+/// documents per 10,000 samples).
 const BATCH_SAMPLES: usize = 10_000;
 
 enum Command {

@@ -63,6 +63,9 @@ pub enum Accepted {
 pub struct Store {
     db: sled::Db,
     manifests: Tree,
+    /// Per stored manifest: its seq, author and envelope length (48 bytes), so that
+    /// counting listings at start and reconciling read no envelopes.
+    listings: Tree,
     retractions: Tree,
     settings: Tree,
     peers: Tree,
@@ -74,6 +77,20 @@ fn seq_of(value: &[u8]) -> u64 {
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&value[..8]);
     u64::from_be_bytes(seq)
+}
+
+/// A `listings` value: seq, author, envelope length.
+fn summary(seq: u64, author: &NodeId, len: usize) -> [u8; 48] {
+    let mut value = [0u8; 48];
+    value[..8].copy_from_slice(&seq.to_be_bytes());
+    value[8..40].copy_from_slice(&author.0);
+    value[40..].copy_from_slice(&(len as u64).to_be_bytes());
+    value
+}
+
+/// The `listings` value of a stored manifest record.
+fn summary_of_record(value: &[u8]) -> Option<[u8; 48]> {
+    Some(summary(seq_of(value.get(..8)?), &author_of(value)?, value.len() - 8))
 }
 
 fn record(seq: u64, envelope: &Envelope) -> Vec<u8> {
@@ -94,15 +111,34 @@ impl Store {
     /// would hold most of a large catalogue in memory).
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?;
-        Ok(Store {
+        let store = Store {
             manifests: db.open_tree("manifests/v1")?,
+            listings: db.open_tree("listings/v1")?,
             retractions: db.open_tree("retractions/v1")?,
             settings: db.open_tree("settings/v1")?,
             peers: db.open_tree("peers/v1")?,
             queue: db.open_tree("index-queue/v1")?,
             evicted: db.open_tree("evicted/v1")?,
             db,
-        })
+        };
+        if store.listings.is_empty() && !store.manifests.is_empty() {
+            store.summarise_listings()?;
+        }
+        Ok(store)
+    }
+
+    /// Writes the `listings` tree from the stored manifests, once, for a store
+    /// written before it existed.
+    fn summarise_listings(&self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for item in self.manifests.iter() {
+            let (k, v) = item?;
+            let value = summary_of_record(&v)
+                .ok_or_else(|| StoreError::Unreadable("a stored listing's header".into()))?;
+            batch.insert(k, &value[..]);
+        }
+        self.listings.apply_batch(batch)?;
+        self.flush()
     }
 
     /// The database, for the other storage modules that share it (`ledger`).
@@ -127,8 +163,9 @@ impl Store {
     ) -> Result<Accepted, StoreError> {
         let key = manifest.pack_id.0;
         let value = record(manifest.seq, envelope);
-        let trees = (&self.manifests, &self.retractions, &self.queue, &self.evicted);
-        let outcome = trees.transaction(|(m, r, q, e)| {
+        let listed = summary(manifest.seq, &manifest.author, envelope.as_bytes().len());
+        let trees = (&self.manifests, &self.retractions, &self.queue, &self.evicted, &self.listings);
+        let outcome = trees.transaction(|(m, r, q, e, l)| {
             if r.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq) {
                 return Ok(Accepted::Retracted);
             }
@@ -139,6 +176,7 @@ impl Store {
             }
             e.remove(&key)?;
             m.insert(&key, value.as_slice())?;
+            l.insert(&key, &listed[..])?;
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
         })?;
@@ -157,7 +195,8 @@ impl Store {
     ) -> Result<Accepted, StoreError> {
         let key = retraction.pack_id.0;
         let value = record(retraction.seq, envelope);
-        let outcome = (&self.manifests, &self.retractions, &self.queue).transaction(|(m, r, q)| {
+        let trees = (&self.manifests, &self.retractions, &self.queue, &self.listings);
+        let outcome = trees.transaction(|(m, r, q, l)| {
             // A retraction older than what we hold (either kind) removes nothing: a replay.
             if r.get(key)?.is_some_and(|old| seq_of(&old) >= retraction.seq)
                 || m.get(key)?.is_some_and(|old| seq_of(&old) > retraction.seq)
@@ -167,6 +206,7 @@ impl Store {
             r.insert(&key, value.as_slice())?;
             if m.get(key)?.is_some_and(|old| seq_of(&old) <= retraction.seq) {
                 m.remove(&key)?;
+                l.remove(&key)?;
             }
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
@@ -183,8 +223,10 @@ impl Store {
     /// no listing.
     pub fn evict(&self, pack: &PackId) -> Result<Option<usize>, StoreError> {
         let key = pack.0;
-        let removed = (&self.manifests, &self.queue, &self.evicted).transaction(|(m, q, e)| {
+        let trees = (&self.manifests, &self.queue, &self.evicted, &self.listings);
+        let removed = trees.transaction(|(m, q, e, l)| {
             let Some(old) = m.remove(&key)? else { return Ok(None) };
+            l.remove(&key)?;
             e.insert(&key, &seq_of(&old).to_be_bytes())?;
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Some(old.len().saturating_sub(8)))
@@ -192,16 +234,16 @@ impl Store {
         Ok(removed)
     }
 
-    /// Every stored listing's author and envelope length, read from the stored
-    /// envelopes' headers (verified when they were stored).
+    /// Every stored listing's author and envelope length.
     pub fn listing_sizes(&self) -> Result<Vec<(PackId, NodeId, usize)>, StoreError> {
-        self.manifests
+        self.listings
             .iter()
             .map(|item| {
                 let (k, v) = item?;
-                let author = author_of(&v)
-                    .ok_or_else(|| StoreError::Unreadable("a stored listing's header".into()))?;
-                Ok((pack_id_of(&k), author, v.len().saturating_sub(8)))
+                let bad = || StoreError::Unreadable("a listing summary".into());
+                let author = NodeId(v.get(8..40).and_then(|a| a.try_into().ok()).ok_or_else(bad)?);
+                let len = u64::from_be_bytes(v.get(40..48).and_then(|l| l.try_into().ok()).ok_or_else(bad)?);
+                Ok((pack_id_of(&k), author, len as usize))
             })
             .collect()
     }
@@ -246,7 +288,7 @@ impl Store {
 
     /// Every stored pack id with its seq, in id order.
     pub fn pack_seqs(&self) -> Result<Vec<(PackId, u64)>, StoreError> {
-        self.manifests
+        self.listings
             .iter()
             .map(|item| {
                 let (k, v) = item?;
@@ -267,7 +309,7 @@ impl Store {
     /// `2·seq + 1` for a retraction (so a retraction wins at the same seq).
     pub fn sync_items(&self) -> Result<Vec<Item>, StoreError> {
         let mut items: Vec<Item> = Vec::with_capacity(self.manifests.len() + self.retractions.len());
-        for item in self.manifests.iter() {
+        for item in self.listings.iter() {
             let (k, v) = item?;
             items.push(Item { id: pack_id_of(&k), version: seq_of(&v).saturating_mul(2) });
         }
@@ -380,4 +422,49 @@ fn decode(pack: &PackId, value: &[u8]) -> Result<(Manifest, Envelope), StoreErro
         return Err(corrupt(ProtocolError::Malformed("stored record shorter than its seq")));
     }
     Manifest::open(&value[8..]).map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use smpl_protocol::{Retraction, Signed};
+    use smpl_testkit::manifest::{identity, manifest, sample};
+
+    use super::*;
+
+    #[test]
+    fn listing_summaries_follow_the_manifests_and_are_written_for_an_older_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = identity(1);
+        let signed = |slug: &str, seq| {
+            let m = manifest(me.node_id(), slug, seq, vec![sample("Kick.wav")]);
+            let envelope = m.sign(&me).unwrap();
+            (m, envelope)
+        };
+        let store = Store::open(dir.path()).unwrap();
+        let mut sizes = Vec::new();
+        for slug in ["a", "b", "c"] {
+            let (m, envelope) = signed(slug, 1);
+            store.accept_manifest(&m, &envelope, false).unwrap();
+            sizes.push((m.pack_id, me.node_id(), envelope.as_bytes().len()));
+        }
+        sizes.sort();
+        assert_eq!(store.listing_sizes().unwrap(), sizes);
+
+        // An evicted and a retracted listing leave the summaries with the manifests.
+        let (a, b) = (sizes[0].0, sizes[1].0);
+        store.evict(&a).unwrap();
+        let slug = store.manifest(&b).unwrap().unwrap().0.slug;
+        let retraction =
+            Retraction { pack_id: b, author: me.node_id(), slug, seq: 1, retracted_at: 1_700_000_000 };
+        store.accept_retraction(&retraction, &retraction.sign(&me).unwrap(), false).unwrap();
+        assert_eq!(store.listing_sizes().unwrap(), sizes[2..]);
+        assert_eq!(store.pack_seqs().unwrap(), [(sizes[2].0, 1)]);
+
+        // A store written before the summaries existed gets them when it is opened.
+        store.listings.clear().unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.listing_sizes().unwrap(), sizes[2..]);
+    }
 }

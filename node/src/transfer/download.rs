@@ -79,6 +79,17 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a request is retried at a provider that answered "busy".
 const MAX_BUSY_RETRIES: u32 = 20;
 const BUSY_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a provider whose connection was lost under a request gets a fresh
+/// connection before it is dropped (a restarted peer's old connection can be
+/// closed under the first request of its new one).
+const MAX_LOST_RETRIES: u32 = 1;
+
+/// Retries spent at one step of a download.
+#[derive(Default)]
+struct Retries {
+    busy: u32,
+    lost: u32,
+}
 /// Progress is reported at most once per this many bytes.
 const PROGRESS_STEP: u64 = 64 * 1024;
 
@@ -139,6 +150,8 @@ impl std::fmt::Display for DropReason {
 enum Failure {
     /// Over the provider's request limit: try again later.
     Busy,
+    /// The connection went away under the request: try once more on a new one.
+    Lost(String),
     Drop(DropReason),
     /// Our own store failed: the download stops, whoever the provider.
     Local(TransferError),
@@ -167,7 +180,24 @@ fn classify(error: &GetError) -> Failure {
     {
         return Failure::Drop(DropReason::Corrupt(source.to_string()));
     }
+    if connection_lost(error) {
+        return Failure::Lost(error.to_string());
+    }
     Failure::Drop(DropReason::Failed(error.to_string()))
+}
+
+/// Whether the request failed because its connection was lost.
+fn connection_lost(error: &GetError) -> bool {
+    let io = error.remote_read().or_else(|| error.remote_write());
+    io.and_then(|e| e.get_ref()).is_some_and(|e| {
+        matches!(
+            e.downcast_ref::<iroh::endpoint::ReadError>(),
+            Some(iroh::endpoint::ReadError::ConnectionLost(_))
+        ) || matches!(
+            e.downcast_ref::<iroh::endpoint::WriteError>(),
+            Some(iroh::endpoint::WriteError::ConnectionLost(_))
+        )
+    })
 }
 
 fn local(action: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> Failure {
@@ -350,7 +380,7 @@ impl Session {
     /// turn starting with the `first`-th.
     async fn fetch(&self, request: GetRequest, first: usize, what: &str) -> Result<(), TransferError> {
         let mut turn = first;
-        let mut busy = 0;
+        let mut retries = Retries::default();
         loop {
             let local = self
                 .store
@@ -375,7 +405,7 @@ impl Session {
                         self.drop_provider(provider, DropReason::Failed(format!("does not have {what}")));
                     }
                 }
-                Err(failure) => self.failed(provider, failure, &mut busy, what).await?,
+                Err(failure) => self.failed(provider, failure, &mut retries, what).await?,
             }
         }
     }
@@ -390,7 +420,7 @@ impl Session {
             .iter()
             .fold(GetRequest::builder(), |b, index| b.child(*index, ChunkRanges::last_chunk()))
             .build(self.root);
-        let (mut turn, mut busy) = (0, 0);
+        let (mut turn, mut retries) = (0, Retries::default());
         loop {
             let Some((provider, connection)) = self.connect_next(&mut turn, "the file sizes").await? else {
                 continue;
@@ -398,7 +428,7 @@ impl Session {
             match self.probe(connection, request.clone()).await {
                 Ok(sizes) if sizes.len() == indices.len() => return Ok(sizes),
                 Ok(_) => self.drop_provider(provider, DropReason::Failed("does not have all files".into())),
-                Err(failure) => self.failed(provider, failure, &mut busy, "the file sizes").await?,
+                Err(failure) => self.failed(provider, failure, &mut retries, "the file sizes").await?,
             }
         }
     }
@@ -442,20 +472,29 @@ impl Session {
         self.seq.get()?.get(usize::try_from(index).ok()?)
     }
 
-    /// Handles a failed attempt: waits after "busy", drops the provider otherwise;
-    /// a local failure ends the download.
+    /// Handles a failed attempt: waits after "busy", connects again after a lost
+    /// connection, drops the provider otherwise; a local failure ends the download.
     async fn failed(
         &self,
         provider: EndpointId,
         failure: Failure,
-        busy: &mut u32,
+        retries: &mut Retries,
         what: &str,
     ) -> Result<(), TransferError> {
         match failure {
-            Failure::Busy if *busy < MAX_BUSY_RETRIES => {
-                *busy += 1;
+            Failure::Busy if retries.busy < MAX_BUSY_RETRIES => {
+                retries.busy += 1;
                 tracing::debug!(provider = %node_id(&provider), what, "provider busy; retrying later");
-                tokio::time::sleep(BUSY_BACKOFF * *busy).await;
+                tokio::time::sleep(BUSY_BACKOFF * retries.busy).await;
+            }
+            Failure::Lost(reason) if retries.lost < MAX_LOST_RETRIES => {
+                retries.lost += 1;
+                tracing::debug!(provider = %node_id(&provider), what, "{reason}; connecting again");
+                self.forget_connection(provider);
+            }
+            Failure::Lost(reason) => {
+                self.forget_connection(provider);
+                self.drop_provider(provider, DropReason::Failed(reason));
             }
             Failure::Busy => self.drop_provider(provider, DropReason::Failed("stayed busy".into())),
             Failure::Drop(reason) => {

@@ -1069,8 +1069,14 @@ mod tests {
         assert_eq!(runs(&runs_file), 1, "{answers:?}");
         let issued: Vec<LicenseId> = answers.iter().filter_map(license_of).collect();
         assert_eq!(issued.len(), 1, "only the claimer waits for the hook: {answers:?}");
+        // A copy that arrives while the hook slots are taken may be answered "busy"
+        // (the buyer's node sends it again); nothing else.
+        let busy = |a: &TradeResponse| matches!(a, TradeResponse::Refused(r) if r.starts_with("busy"));
         assert!(
-            answers.iter().all(|a| license_of(a).is_some() || matches!(a, TradeResponse::Pending { .. }))
+            answers
+                .iter()
+                .all(|a| license_of(a).is_some() || matches!(a, TradeResponse::Pending { .. }) || busy(a)),
+            "{answers:?}"
         );
         assert_eq!(seller.trade.licenses(true).unwrap().len(), 1);
 

@@ -451,12 +451,49 @@ fn read_cover(path: &Path) -> Result<Vec<u8>, PublishError> {
 /// start with a dot).
 pub const COVER_NAME: &str = ".cover";
 
-/// Publishes `request`: a new pack, or a new version of `previous` (one of this
-/// node's packs, which the caller resolved from `request.update`).
-/// `before_store` sees the signed manifest before it is stored, i.e. before any
-/// peer can learn of it (the node records the provenance of its blobs there).
-#[allow(clippy::too_many_arguments)]
-pub async fn publish(
+/// A folder analysed and imported but not signed: [`prepare`] makes one and
+/// [`finish`] signs and stores it. Dropping it publishes nothing; its temp tags
+/// are what keep the imported blobs, so they are collected after it.
+pub struct Draft {
+    /// The manifest to sign (`seq`, `created_at` and `licenses_from` are set by
+    /// [`finish`]).
+    pub manifest: Manifest,
+    pub skipped: Vec<Skipped>,
+    /// What differs from the current version (empty for a new pack).
+    pub changes: Vec<String>,
+    /// The current version, for an update.
+    pub previous: Option<Manifest>,
+    previews: Vec<(String, BlobHash)>,
+    tags: Vec<iroh_blobs::api::TempTag>,
+    paid_upgrade: bool,
+}
+
+impl Draft {
+    /// An update that changes nothing: [`finish`] makes no version of it.
+    pub fn unchanged(&self) -> bool {
+        let Some(previous) = &self.previous else { return false };
+        let same = Manifest {
+            seq: previous.seq,
+            created_at: previous.created_at,
+            licenses_from: self.licenses_from(previous.seq + 1),
+            ..self.manifest.clone()
+        };
+        same == *previous || (self.changes.is_empty() && same.samples == previous.samples)
+    }
+
+    fn licenses_from(&self, seq: u64) -> Option<u64> {
+        if self.paid_upgrade && self.manifest.price.is_some() {
+            Some(seq)
+        } else {
+            self.previous.as_ref().and_then(|m| m.licenses_from)
+        }
+    }
+}
+
+/// Step one of a publish (a new pack, or a new version of `previous`, one of
+/// this node's packs that the caller resolved from `request.update`): checks the fields, analyses every file of the folder
+/// and imports it into the blob store. Nothing is signed or announced.
+pub async fn prepare(
     identity: &Identity,
     author_name: &str,
     store: &Store,
@@ -464,8 +501,7 @@ pub async fn publish(
     request: PublishRequest,
     previous: Option<Manifest>,
     progress: mpsc::Sender<PublishEvent>,
-    before_store: &(dyn Fn(&Manifest) -> Result<(), StoreError> + Send + Sync),
-) -> Result<PublishOutcome, PublishError> {
+) -> Result<Draft, PublishError> {
     let fields = Fields::of(&request, previous.as_ref())?;
     let author = identity.node_id();
     let slug = previous.as_ref().map_or_else(|| slugify(&fields.title), |m| m.slug.clone());
@@ -508,7 +544,7 @@ pub async fn publish(
 
     // Analyse and import every file, a few at a time; the temp tags keep the
     // imported blobs alive until the collection holds them.
-    let results: Vec<_> = stream::iter(found)
+    let mut results = stream::iter(found)
         .map(|file| async move {
             let path = file.path.clone();
             let analysis = tokio::task::spawn_blocking(move || smpl_audio::analyze_file(&path));
@@ -516,14 +552,12 @@ pub async fn publish(
             let (analysis, import) = tokio::join!(analysis, import);
             (file, analysis, import)
         })
-        .buffer_unordered(concurrency())
-        .collect()
-        .await;
+        .buffer_unordered(concurrency());
 
     let mut entries = Vec::new();
     let mut tags = Vec::new();
     let mut previews = Vec::new();
-    for (file, analysis, import) in results {
+    while let Some((file, analysis, import)) = results.next().await {
         let outcome = match (analysis, import) {
             (Ok(Ok(a)), Ok(tag)) => Ok((a, tag)),
             (Ok(Err(e)), _) => Err(e.to_string()),
@@ -572,6 +606,7 @@ pub async fn publish(
         return Err(PublishError::NoAudio { dir, details });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
+    skipped.sort_by(|a, b| a.name.cmp(&b.name));
     let cover_hash = match cover {
         Some((bytes, _)) => {
             let tag = blobs.add_bytes(bytes).await?;
@@ -583,54 +618,78 @@ pub async fn publish(
         None => previous.as_ref().and_then(|m| m.cover),
     };
     let content = smpl_protocol::collection::content_hash(entries.iter().map(|e| (e.name.as_str(), e.hash)));
-
-    let seq = store.latest_seq(&pack_id)?.map_or(1, |s| s + 1);
-    let licenses_from = if request.paid_upgrade && fields.price.is_some() {
-        Some(seq)
-    } else {
-        previous.as_ref().and_then(|m| m.licenses_from)
+    let mut draft = Draft {
+        manifest: Manifest {
+            pack_id,
+            author,
+            author_name: author_name.to_string(),
+            slug,
+            seq: 0,
+            title: fields.title,
+            description: fields.description,
+            genre: fields.genre,
+            tags: fields.tags,
+            price: fields.price,
+            license: fields.license,
+            created_at: 0,
+            content,
+            cover: cover_hash,
+            samples: entries,
+            licenses_from: None,
+            payment: fields.payment,
+        },
+        skipped,
+        changes: Vec::new(),
+        previous,
+        previews,
+        tags,
+        paid_upgrade: request.paid_upgrade,
     };
-    let mut manifest = Manifest {
-        pack_id,
-        author,
-        author_name: author_name.to_string(),
-        slug,
-        seq,
-        title: fields.title,
-        description: fields.description,
-        genre: fields.genre,
-        tags: fields.tags,
-        price: fields.price,
-        license: fields.license,
-        created_at: now(),
-        content,
-        cover: cover_hash,
-        samples: entries,
-        licenses_from,
-        payment: fields.payment,
-    };
-    let mut changed = Vec::new();
-    if let Some(previous) = &previous {
-        changed = changes(previous, &manifest);
-        let same = Manifest { seq: previous.seq, created_at: previous.created_at, ..manifest.clone() };
-        if same == *previous || (changed.is_empty() && same.samples == previous.samples) {
-            return Ok(PublishOutcome {
-                pack_id,
-                seq: previous.seq,
-                samples: previous.samples.len(),
-                skipped,
-                unchanged: true,
-                changes: Vec::new(),
-            });
-        }
+    if let Some(previous) = &draft.previous {
+        let next =
+            Manifest { licenses_from: draft.licenses_from(previous.seq + 1), ..draft.manifest.clone() };
+        draft.changes = changes(previous, &next);
     }
+    Ok(draft)
+}
+
+/// Step two: stores the draft's collection, signs the manifest and stores it.
+/// `before_store` sees the signed manifest before it is stored, i.e. before any
+/// peer can learn of it (the node records the provenance of its blobs there).
+/// An unchanged update stores nothing.
+pub async fn finish(
+    identity: &Identity,
+    store: &Store,
+    blobs: &Blobs,
+    draft: Draft,
+    before_store: &(dyn Fn(&Manifest) -> Result<(), StoreError> + Send + Sync),
+) -> Result<PublishOutcome, PublishError> {
+    let pack_id = draft.manifest.pack_id;
+    if let Some(previous) = draft.previous.as_ref().filter(|_| draft.unchanged()) {
+        return Ok(PublishOutcome {
+            pack_id,
+            seq: previous.seq,
+            samples: previous.samples.len(),
+            skipped: draft.skipped,
+            unchanged: true,
+            changes: Vec::new(),
+        });
+    }
+    let seq = store.latest_seq(&pack_id)?.map_or(1, |s| s + 1);
+    if draft.previous.is_none() && seq > 1 {
+        let title = draft.manifest.title.clone();
+        return Err(PublishError::TitleTaken { title, pack: pack_id });
+    }
+    let mut manifest =
+        Manifest { seq, created_at: now(), licenses_from: draft.licenses_from(seq), ..draft.manifest };
     let files = manifest.samples.iter().map(|e| (e.name.clone(), e.hash)).collect();
-    blobs.store_previews(&pack_id, previews).await?;
+    blobs.store_previews(&pack_id, draft.previews).await?;
     let stored = blobs.store_pack(&pack_id, files).await?;
     if stored != manifest.content {
+        let content = manifest.content;
         return Err(PublishError::Invalid(format!("the collection hashes to {stored}, expected {content}")));
     }
-    drop(tags);
+    drop(draft.tags);
     manifest.content = stored;
 
     let envelope = manifest.sign(identity).map_err(|e| PublishError::Invalid(e.to_string()))?;
@@ -642,7 +701,14 @@ pub async fn publish(
     if accepted == Accepted::Retracted {
         return Err(PublishError::Retracted(pack_id));
     }
-    Ok(PublishOutcome { pack_id, seq, samples, skipped, unchanged: false, changes: changed })
+    Ok(PublishOutcome {
+        pack_id,
+        seq,
+        samples,
+        skipped: draft.skipped,
+        unchanged: false,
+        changes: draft.changes,
+    })
 }
 
 pub fn normalize_tags(tags: &[String]) -> Vec<String> {

@@ -460,3 +460,143 @@ async fn the_node_stops_cleanly_while_a_page_listens_and_opens_again() {
     again.stop().await;
     drop(events);
 }
+
+/// Posts `body` to one of the web app's actions as the logged-in browser would.
+async fn act(
+    node: &WebNode,
+    session: &(String, String),
+    path: &str,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    WebNode::client()
+        .post(format!("{}{path}", node.base))
+        .header("cookie", &session.0)
+        .header("x-smpl-csrf", &session.1)
+        .header("origin", &node.base)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+trait JsonValue {
+    async fn json_value(self) -> serde_json::Value;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> serde_json::Value {
+        let bytes = self.bytes().await.unwrap();
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
+    }
+}
+
+async fn page(node: &WebNode, session: &(String, String), path: &str) -> String {
+    let response = WebNode::client()
+        .get(format!("{}{path}", node.base))
+        .header("cookie", &session.0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_imports_before_signing_and_a_new_version_shows_its_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let session = alice.login().await;
+    let folder = dir.path().join("two-step");
+    smpl_testkit::pack::make_pack(&folder);
+    std::fs::write(folder.join("notes.txt"), "mixed at home").unwrap();
+    let form = |dir: &std::path::Path, title: &str, price: &str, update: &str| {
+        serde_json::json!({ "dir": dir.to_str().unwrap(), "title": title, "genre": "techno", "price": price,
+                            "currency": "USD", "license": "royalty-free", "update": update })
+    };
+
+    // Step one analyses and imports; nothing is listed yet.
+    let analysed =
+        act(&alice, &session, "/ui/publish/analyse", form(&folder, "Two Step Drums", "4.99", "")).await;
+    assert_eq!(analysed.status(), StatusCode::OK);
+    let analysed: serde_json::Value = analysed.json_value().await;
+    assert_eq!(analysed["files"], 3, "{analysed}");
+    let table = analysed["html"].as_str().unwrap();
+    assert!(table.contains("Line_Snare.wav") && table.contains("one-shot"), "{table}");
+    assert!(table.contains("notes.txt") && table.contains("skipped"), "{table}");
+    assert!(!page(&alice, &session, "/mine").await.contains("Two Step Drums"), "listed before signing");
+
+    // The files were imported at step one: signing does not read the folder again.
+    let moved = dir.path().join("moved-away");
+    std::fs::rename(&folder, &moved).unwrap();
+    let signed =
+        act(&alice, &session, "/ui/publish/sign", serde_json::json!({ "draft": analysed["draft"] })).await;
+    let signed_status = signed.status();
+    let outcome: serde_json::Value = signed.json_value().await;
+    assert_eq!(signed_status, StatusCode::OK, "{outcome}");
+    assert_eq!((outcome["seq"].as_u64(), outcome["samples"].as_u64()), (Some(1), Some(3)), "{outcome}");
+    let pack = outcome["pack_id"].as_str().unwrap().to_string();
+    let mine = page(&alice, &session, "/mine").await;
+    assert!(mine.contains("Two Step Drums") && mine.contains(&format!("/publish?update={pack}")), "{mine}");
+    let again =
+        act(&alice, &session, "/ui/publish/sign", serde_json::json!({ "draft": analysed["draft"] })).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "a draft is signed once");
+
+    // A cancelled draft publishes nothing and cannot be signed afterwards.
+    let other = dir.path().join("other");
+    smpl_testkit::pack::make_pack_with(&other, [(0.5, 70.0), (0.4, 80.0), (0.3, 300.0)]);
+    let draft: serde_json::Value =
+        act(&alice, &session, "/ui/publish/analyse", form(&other, "Cancelled Drums", "", ""))
+            .await
+            .json_value()
+            .await;
+    let cancelled =
+        act(&alice, &session, "/ui/publish/cancel", serde_json::json!({ "draft": draft["draft"] })).await;
+    assert_eq!(cancelled.json_value().await["cancelled"], true);
+    let late =
+        act(&alice, &session, "/ui/publish/sign", serde_json::json!({ "draft": draft["draft"] })).await;
+    assert_eq!(late.status(), StatusCode::NOT_FOUND);
+    assert!(!page(&alice, &session, "/mine").await.contains("Cancelled Drums"));
+
+    // A new version: the form comes filled in; the analysis lists what changes.
+    let filled = page(&alice, &session, &format!("/publish?update={pack}")).await;
+    assert!(filled.contains("New version of") && filled.contains("value=\"Two Step Drums\""), "{filled}");
+    assert!(filled.contains("value=\"4.99\"") && filled.contains(&format!("value=\"{pack}\"")), "{filled}");
+    smpl_testkit::pack::write_drum(&moved.join("Extra_Rim.wav"), 0.2, 400.0);
+    let update: serde_json::Value =
+        act(&alice, &session, "/ui/publish/analyse", form(&moved, "Two Step Drums", "6", &pack))
+            .await
+            .json_value()
+            .await;
+    let changes = update["html"].as_str().unwrap();
+    assert!(changes.contains("Changes from version 1"), "{changes}");
+    assert!(changes.contains("4.99 USD") && changes.contains("6.00 USD"), "{changes}");
+    assert!(changes.contains("files: 1 added, 0 changed, 0 removed"), "{changes}");
+    let second: serde_json::Value =
+        act(&alice, &session, "/ui/publish/sign", serde_json::json!({ "draft": update["draft"] }))
+            .await
+            .json_value()
+            .await;
+    assert_eq!(
+        (second["pack_id"].as_str(), second["seq"].as_u64()),
+        (Some(pack.as_str()), Some(2)),
+        "{second}"
+    );
+
+    // The same folder and fields again: nothing to sign.
+    let same: serde_json::Value =
+        act(&alice, &session, "/ui/publish/analyse", form(&moved, "Two Step Drums", "6", &pack))
+            .await
+            .json_value()
+            .await;
+    assert!(same["draft"].is_null(), "{same}");
+    assert!(same["html"].as_str().unwrap().contains("Nothing changed from version 2"), "{same}");
+    // A folder with nothing to publish is answered with why.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("readme.txt"), "no audio").unwrap();
+    let refused = act(&alice, &session, "/ui/publish/analyse", form(&empty, "Empty", "", "")).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("readme.txt"));
+    alice.stop().await;
+}

@@ -221,6 +221,10 @@ async fn two_producers_trade_through_their_browsers() {
     let b = browser(&driver, &bob_downloads).await;
     let a = browser(&driver, &alice_downloads).await;
 
+    // A browser that has drawn a page before (a producer's browser is running):
+    // the first load below then measures the node's page, not the browser's own
+    // start-up (its renderer and font set-up). Nothing of the node is cached.
+    b.goto("data:text/html,<p>a producer's browser</p>").await.unwrap();
     // Bob logs in: the token URL redirects to the search page, without the token.
     b.goto(&bob.login_url().await).await.unwrap();
     let url = b.current_url().await.unwrap();

@@ -118,6 +118,16 @@ impl Node {
         request: PublishRequest,
         progress: mpsc::Sender<PublishEvent>,
     ) -> Result<PublishOutcome, PublishError> {
+        let draft = self.prepare_publish(request, progress).await?;
+        self.finish_publish(draft).await
+    }
+
+    /// Analyses and imports a folder to publish, without signing anything.
+    pub async fn prepare_publish(
+        &self,
+        request: PublishRequest,
+        progress: mpsc::Sender<PublishEvent>,
+    ) -> Result<publish::Draft, PublishError> {
         let previous = match &request.update {
             Some(text) => {
                 let pack = self.resolve(text).map_err(|e| PublishError::Update(e.to_string()))?;
@@ -132,9 +142,7 @@ impl Node {
             }
             None => None,
         };
-        let gate = self.trade.gate().clone();
-        let register = move |manifest: &Manifest| serving::record_publish(&gate, manifest);
-        let outcome = publish::publish(
+        publish::prepare(
             &self.identity,
             &self.config.name,
             &self.store,
@@ -142,9 +150,15 @@ impl Node {
             request,
             previous,
             progress,
-            &register,
         )
-        .await?;
+        .await
+    }
+
+    /// Signs, stores and announces a prepared publish.
+    pub async fn finish_publish(&self, draft: publish::Draft) -> Result<PublishOutcome, PublishError> {
+        let gate = self.trade.gate().clone();
+        let register = move |manifest: &Manifest| serving::record_publish(&gate, manifest);
+        let outcome = publish::finish(&self.identity, &self.store, &self.blobs, draft, &register).await?;
         if outcome.unchanged {
             return Ok(outcome);
         }

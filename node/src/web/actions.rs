@@ -12,10 +12,9 @@ use axum::Json;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
-use smpl_protocol::{Key, LicenseTerms, Price};
+use smpl_protocol::{Key, LicenseTerms, Price, Source};
 use tokio::sync::mpsc;
 
 use super::html::{self, esc};
@@ -226,6 +225,9 @@ fn scan(dir: &Path) -> Result<Scanned, String> {
 #[serde(default)]
 pub struct PublishForm {
     dir: String,
+    /// A pack of this node's to publish a new version of (its id); empty for a
+    /// new pack.
+    update: String,
     title: String,
     genre: String,
     tags: String,
@@ -284,8 +286,13 @@ impl PublishForm {
             "" => "royalty-free".to_string(),
             text => text.to_string(),
         };
+        let update = Some(self.update.trim().to_string()).filter(|u| !u.is_empty());
         Ok(PublishRequest {
             dir,
+            // The form shows an update's changes of price and terms before it
+            // is signed: signing it is the confirmation.
+            confirm: update.is_some(),
+            update,
             title: Some(title),
             genre: Some(self.genre.trim().to_string()),
             tags: Some(
@@ -302,91 +309,84 @@ impl PublishForm {
     }
 }
 
-/// Step one of publishing: analyses every file of the folder (nothing is stored
-/// or signed) and answers the result per file, and a draft to sign.
+/// Step one of publishing: analyses every file of the folder and imports it
+/// into the blob store (nothing is signed or announced), and answers the result
+/// per file, what an update changes, and a draft to sign.
 pub async fn analyse(
     State(web): State<Arc<Web>>,
     Json(form): Json<PublishForm>,
 ) -> Result<Response, WebError> {
     let request = form.request()?;
-    let dir = request.dir.clone();
-    let Scanned { audio, other } = tokio::task::spawn_blocking(move || scan(&dir))
-        .await
-        .map_err(|e| WebError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(bad)?;
-    let total = audio.len();
+    let (tx, mut rx) = mpsc::channel::<PublishEvent>(64);
     let hub = web.hub.clone();
-    let mut done = 0;
-    let mut results = Vec::with_capacity(total);
-    let mut stream = futures::stream::iter(audio)
-        .map(|(path, name)| async move {
-            let analysed = tokio::task::spawn_blocking(move || smpl_audio::analyze_file(&path)).await;
-            (name, analysed)
-        })
-        .buffer_unordered(crate::publish::concurrency());
-    while let Some((name, analysed)) = stream.next().await {
-        done += 1;
-        hub.send("publish", &json!({ "stage": "analyse", "done": done, "total": total, "file": name }));
-        results.push((name, analysed));
+    tokio::spawn(async move {
+        let (mut done, mut total) = (0usize, 0usize);
+        while let Some(event) = rx.recv().await {
+            let file = match event {
+                PublishEvent::Started { files, .. } => {
+                    total = files;
+                    continue;
+                }
+                PublishEvent::File { name, .. } => name,
+                _ => continue,
+            };
+            done += 1;
+            hub.send("publish", &json!({ "stage": "analyse", "done": done, "total": total, "file": file }));
+        }
+    });
+    let draft = web.node.prepare_publish(request, tx).await.map_err(|e| bad(e.to_string()))?;
+    let m = &draft.manifest;
+    let mut table = String::new();
+    if let Some(previous) = &draft.previous {
+        if draft.unchanged() {
+            let text = format!("Nothing changed from version {}: there is nothing to publish.", previous.seq);
+            return Ok(Json(json!({ "draft": null, "html": html::message("note", &text), "files": 0 }))
+                .into_response());
+        }
+        let _ = write!(table, "<p>Changes from version {}:</p><ul class=\"changes\">", previous.seq);
+        for change in &draft.changes {
+            let _ = write!(table, "<li>{}</li>", esc(change));
+        }
+        table.push_str("</ul>");
     }
-    results.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut table = String::from(
+    table.push_str(
         "<table class=\"list analysis\"><thead><tr><th>File</th><th>Kind</th><th>Length</th><th>Loudness</th>\
          <th>Tempo</th><th>Key</th></tr></thead><tbody>",
     );
-    let mut good = 0;
-    let mut skipped = other;
-    for (name, analysed) in results {
-        match analysed {
-            Ok(Ok(a)) => {
-                good += 1;
-                let (stated_bpm, stated_key) = crate::publish::stated_from_name(&name);
-                let tempo = stated_bpm
-                    .map(|t| format!("{:.0} (named)", t.bpm))
-                    .or(request
-                        .bpm
-                        .filter(|_| a.kind == smpl_protocol::SampleKind::Loop)
-                        .map(|b| format!("{b:.0} (stated)")))
-                    .or(a.tempo.as_ref().map(|t| format!("{:.0}", t.bpm)))
-                    .unwrap_or_default();
-                let key = stated_key
-                    .map(|k| format!("{k} (named)"))
-                    .or(request.key.as_ref().map(|k| format!("{k} (stated)")))
-                    .or(a.key.as_ref().map(|k| {
-                        const NAMES: [&str; 12] =
-                            ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
-                        format!("{}{}", NAMES[usize::from(k.tonic % 12)], if k.minor { "m" } else { "" })
-                    }))
-                    .unwrap_or_default();
-                let _ = write!(
-                    table,
-                    "<tr class=\"ok\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(&name),
-                    a.kind.name(),
-                    html::duration(a.duration_ms()),
-                    a.loudness_lufs.map(|l| format!("{l:.1} LUFS")).unwrap_or_default(),
-                    esc(&tempo),
-                    esc(&key)
-                );
-            }
-            Ok(Err(e)) => skipped.push((name, e.to_string())),
-            Err(e) => skipped.push((name, format!("analysis crashed: {e}"))),
-        }
+    let source = |s: Source| match s {
+        Source::Stated => " (stated)",
+        Source::Name => " (named)",
+        Source::Detected => "",
+    };
+    for s in &m.samples {
+        let tempo = s.tempo.as_ref().map(|t| format!("{:.0}{}", t.bpm, source(t.source))).unwrap_or_default();
+        let key = match (&s.key, &s.note) {
+            (Some(k), _) => format!("{k}{}", source(k.source)),
+            (None, Some(n)) => format!("{n}{}", source(n.source)),
+            (None, None) => String::new(),
+        };
+        let _ = write!(
+            table,
+            "<tr class=\"ok\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.name),
+            s.kind.name(),
+            html::duration(s.frames * 1000 / u64::from(s.sample_rate.max(1))),
+            s.loudness_lufs.map(|l| format!("{l:.1} LUFS")).unwrap_or_default(),
+            esc(&tempo),
+            esc(&key)
+        );
     }
-    for (name, reason) in &skipped {
+    for skipped in &draft.skipped {
         let _ = write!(
             table,
             "<tr class=\"skipped\"><td>{}</td><td colspan=\"5\">skipped: {}</td></tr>",
-            esc(name),
-            esc(reason)
+            esc(&skipped.name),
+            esc(&skipped.reason)
         );
     }
     table.push_str("</tbody></table>");
-    if good == 0 {
-        return Ok(Json(json!({ "draft": null, "html": table, "files": 0, "skipped": skipped.len() }))
-            .into_response());
-    }
-    let draft = crate::util::random::<12>().iter().fold(String::new(), |mut s, b| {
+    let (files, skipped) = (m.samples.len(), draft.skipped.len());
+    let id = crate::util::random::<12>().iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
     });
@@ -395,10 +395,9 @@ pub async fn analyse(
         if drafts.len() >= MAX_DRAFTS {
             drafts.clear();
         }
-        drafts.insert(draft.clone(), request);
+        drafts.insert(id.clone(), draft);
     }
-    Ok(Json(json!({ "draft": draft, "html": table, "files": good, "skipped": skipped.len() }))
-        .into_response())
+    Ok(Json(json!({ "draft": id, "html": table, "files": files, "skipped": skipped })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -406,27 +405,13 @@ pub struct DraftBody {
     draft: String,
 }
 
-/// Step two: imports, signs and announces the analysed folder.
+/// Step two: signs and announces the analysed and imported folder.
 pub async fn sign(State(web): State<Arc<Web>>, Json(body): Json<DraftBody>) -> Result<Response, WebError> {
-    let request =
+    let draft =
         web.drafts.lock().unwrap_or_else(|e| e.into_inner()).remove(&body.draft).ok_or_else(|| {
             WebError(StatusCode::NOT_FOUND, "no such draft: analyse the folder again".into())
         })?;
-    let (tx, mut rx) = mpsc::channel::<PublishEvent>(64);
-    let hub = web.hub.clone();
-    tokio::spawn(async move {
-        let (mut done, mut total) = (0usize, 0usize);
-        while let Some(event) = rx.recv().await {
-            match event {
-                PublishEvent::Started { files, .. } => total = files,
-                PublishEvent::File { .. } => done += 1,
-                _ => continue,
-            }
-            hub.send("publish", &json!({ "stage": "import", "done": done, "total": total }));
-        }
-    });
-    let outcome =
-        web.node.publish(request, tx).await.map_err(|e| WebError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let outcome = web.node.finish_publish(draft).await.map_err(|e| bad(e.to_string()))?;
     web.hub.send("listings", &json!({ "pack_id": outcome.pack_id }));
     Ok(Json(outcome).into_response())
 }

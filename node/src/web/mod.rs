@@ -55,7 +55,6 @@ pub use auth::{CSRF_HEADER, Credential, Guard, LOGIN_TOKEN_TTL, Refusal};
 pub use search::{Looked, RowInfo, SearchParams, results_fragment};
 
 use crate::node::{Node, NodeError};
-use crate::publish::PublishRequest;
 
 /// How the web app is reached besides the API's loopback address.
 #[derive(Clone, Debug, Default)]
@@ -73,7 +72,7 @@ pub struct Web {
     /// The loopback base URL, `http://127.0.0.1:<port>`.
     base: String,
     /// Analysed folders waiting to be signed: draft id → request.
-    drafts: Mutex<HashMap<String, PublishRequest>>,
+    drafts: Mutex<HashMap<String, crate::publish::Draft>>,
     /// Waveforms of recently shown packs.
     waves: Mutex<WaveCache>,
 }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use smpl_index::SearchQuery;
-use smpl_protocol::PackId;
+use smpl_protocol::{LicenseTerms, Manifest, PackId};
 
 use super::html::{self, esc, url};
 use super::search::{self, Looked, SearchParams};
@@ -575,24 +575,76 @@ pub async fn library(State(web): State<Arc<Web>>, Extension(credential): Extensi
     Html(html::page("Library", "/library", csrf(&credential), &body)).into_response()
 }
 
-pub async fn publish(Extension(credential): Extension<Credential>) -> Response {
-    let body = "<h1>Publish a pack</h1><div class=\"publish-page\">\
-        <form id=\"publish\" class=\"publish\">\
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PublishQuery {
+    /// One of this node's packs, to publish a new version of.
+    update: String,
+}
+
+/// The publish form: empty for a new pack; for `?update=PACK`, filled with the
+/// pack's current fields.
+pub async fn publish(
+    State(web): State<Arc<Web>>,
+    Extension(credential): Extension<Credential>,
+    Query(query): Query<PublishQuery>,
+) -> Response {
+    let current = match query.update.trim() {
+        "" => None,
+        text => match web.node.resolve(text).and_then(|pack| web.node.show(&pack)) {
+            Ok(view) if view.manifest.author == web.node.node_id() => Some(view.manifest),
+            Ok(_) => return not_found(csrf(&credential), "one of your packs"),
+            Err(e) => {
+                let body = html::message("error", &e.to_string());
+                return Html(html::page("Publish", "/publish", csrf(&credential), &body)).into_response();
+            }
+        },
+    };
+    let field = |f: fn(&Manifest) -> String| current.as_ref().map(f).unwrap_or_default();
+    let mut body = match &current {
+        Some(m) => format!(
+            "<h1>New version of <a href=\"/packs/{}\">{}</a></h1><p>Version {} is listed now. Buyers of it get \
+             this version free, unless it is a paid upgrade (<code>smpl publish --paid-upgrade</code>).</p>",
+            m.pack_id.to_hex(),
+            esc(&m.title),
+            m.seq
+        ),
+        None => "<h1>Publish a pack</h1>".to_string(),
+    };
+    let _ = write!(
+        body,
+        "<div class=\"publish-page\"><form id=\"publish\" class=\"publish\">\
+        <input type=\"hidden\" name=\"update\" value=\"{update}\">\
         <label>Folder on this machine <input name=\"dir\" required autocomplete=\"off\" placeholder=\"/home/me/packs/dusty-drums\"></label>\
         <p id=\"dir-check\" class=\"check\" aria-live=\"polite\"></p>\
-        <label>Title <input name=\"title\" required></label>\
-        <label>Genre <input name=\"genre\"></label>\
-        <label>Tags <input name=\"tags\" placeholder=\"dusty, vinyl, drums\"></label>\
-        <label>Description <textarea name=\"description\" rows=\"3\"></textarea></label>\
-        <div class=\"row\"><label>Price <input name=\"price\" size=\"6\" placeholder=\"free\"></label>\
-        <label>Currency <input name=\"currency\" size=\"4\" value=\"USD\"></label>\
-        <label>Licence <input name=\"license\" value=\"royalty-free\"></label></div>\
+        <label>Title <input name=\"title\" required value=\"{title}\"></label>\
+        <label>Genre <input name=\"genre\" value=\"{genre}\"></label>\
+        <label>Tags <input name=\"tags\" placeholder=\"dusty, vinyl, drums\" value=\"{tags}\"></label>\
+        <label>Description <textarea name=\"description\" rows=\"3\">{description}</textarea></label>\
+        <div class=\"row\"><label>Price <input name=\"price\" size=\"6\" placeholder=\"free\" value=\"{price}\"></label>\
+        <label>Currency <input name=\"currency\" size=\"4\" value=\"{currency}\"></label>\
+        <label>Licence <input name=\"license\" value=\"{license}\"></label></div>\
         <div class=\"row\"><label>Stated BPM <input name=\"bpm\" size=\"5\"></label>\
         <label>Stated key <input name=\"key\" size=\"5\" placeholder=\"Am\"></label></div>\
         <button type=\"submit\">Analyse</button></form>\
         <div><progress id=\"publish-progress\" hidden max=\"1\" value=\"0\"></progress>\
-        <section id=\"analysis\" aria-live=\"polite\"></section></div></div>";
-    Html(html::page("Publish", "/publish", csrf(&credential), body)).into_response()
+        <section id=\"analysis\" aria-live=\"polite\"></section></div></div>",
+        update = field(|m| m.pack_id.to_hex()),
+        title = esc(&field(|m| m.title.clone())),
+        genre = esc(&field(|m| m.genre.clone())),
+        tags = esc(&field(|m| m.tags.join(", "))),
+        description = esc(&field(|m| m.description.clone())),
+        price = field(|m| m.price.as_ref().map(|p| format!("{:.2}", p.amount())).unwrap_or_default()),
+        currency = esc(&current
+            .as_ref()
+            .and_then(|m| m.price.as_ref())
+            .map_or("USD".into(), |p| p.currency.clone())),
+        license = esc(&current.as_ref().map_or("royalty-free".into(), |m| match &m.license {
+            LicenseTerms::Named(name) => name.clone(),
+            LicenseTerms::Custom(text) => text.clone(),
+        })),
+    );
+    Html(html::page("Publish", "/publish", csrf(&credential), &body)).into_response()
 }
 
 pub async fn sales(State(web): State<Arc<Web>>, Extension(credential): Extension<Credential>) -> Response {
@@ -668,7 +720,8 @@ pub async fn mine(State(web): State<Arc<Web>>, Extension(credential): Extension<
                 let _ = write!(
                     body,
                     "<tr><td><a href=\"/packs/{id}\">{}</a></td><td>{}</td><td>{}</td>\
-                     <td><button class=\"retract\" type=\"button\" data-pack=\"{id}\">Retract</button></td></tr>",
+                     <td><a class=\"button\" href=\"/publish?update={id}\">New version</a> \
+                     <button class=\"retract\" type=\"button\" data-pack=\"{id}\">Retract</button></td></tr>",
                     esc(&h.pack_title),
                     esc(&h.genre),
                     esc(&html::price(&h.price)),

@@ -413,8 +413,6 @@ if (publishForm) {
           await post('/ui/publish/cancel', { draft: r.draft });
           actions.textContent = 'Cancelled: nothing was published.';
         });
-      } else {
-        analysis.insertAdjacentText('beforeend', ' Nothing in this folder can be published.');
       }
     } catch (err) {
       analysis.textContent = err.message;

@@ -46,10 +46,10 @@ mod policy;
 pub(crate) mod serving;
 mod verify;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -158,6 +158,29 @@ impl Drop for HookSlot {
     }
 }
 
+/// A buyer's order for one pack version in a hook's hands; let go when dropped.
+struct Deciding {
+    set: Arc<Mutex<HashSet<(NodeId, PackId, u64)>>>,
+    key: (NodeId, PackId, u64),
+}
+
+impl Deciding {
+    /// `None` when an order of that buyer for that version is being decided already.
+    fn enter(
+        set: &Arc<Mutex<HashSet<(NodeId, PackId, u64)>>>,
+        key: (NodeId, PackId, u64),
+    ) -> Option<Deciding> {
+        let fresh = set.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        fresh.then(|| Deciding { set: set.clone(), key })
+    }
+}
+
+impl Drop for Deciding {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+    }
+}
+
 /// A license as `smpl licenses` lists it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LicenseView {
@@ -185,6 +208,10 @@ pub struct Trade {
     gate: LicenseGate,
     /// Payment hooks running now.
     hooks: Arc<AtomicUsize>,
+    /// The buyer and pack version of each order a payment hook is deciding now:
+    /// a copy of that order, or another order of that buyer for that version, is
+    /// answered "pending" without taking a hook slot.
+    deciding: Arc<Mutex<HashSet<(NodeId, PackId, u64)>>>,
     /// Orders refused because every hook slot was taken.
     pub busy: Arc<AtomicU64>,
 }
@@ -271,6 +298,7 @@ impl Trade {
             config,
             gate,
             hooks: Arc::new(AtomicUsize::new(0)),
+            deciding: Arc::default(),
             busy: Arc::new(AtomicU64::new(0)),
         };
         // Nothing is decided yet, so an order still marked as in the hook's hands
@@ -373,6 +401,7 @@ impl Trade {
         let mut license = None;
         let mut hook = None;
         let mut hook_slot = None;
+        let mut deciding = None;
         let upgrade = self.covering_license(&manifest, &peer)?;
         match (&manifest.price, &self.config.policy) {
             _ if upgrade.is_some() => {
@@ -387,6 +416,11 @@ impl Trade {
                 // A bounded number of hooks run at once; the last slot is kept for
                 // buyers this node sold to before, so a flood of orders from new
                 // keys does not hold up known customers.
+                let key = (peer, manifest.pack_id, manifest.seq);
+                let Some(entered) = Deciding::enter(&self.deciding, key) else {
+                    return Ok(TradeResponse::Pending { order: order_id });
+                };
+                deciding = Some(entered);
                 let known =
                     self.ledger.licenses().iter().any(|(t, _)| t.buyer == peer && t.seller == self.me());
                 let limit = if known {
@@ -442,7 +476,7 @@ impl Trade {
         if let Some(cmd) = hook {
             order = self.decide_by_hook(cmd, order)?;
         }
-        drop(hook_slot);
+        drop((hook_slot, deciding));
         self.response(&order)
     }
 
@@ -1069,13 +1103,10 @@ mod tests {
         assert_eq!(runs(&runs_file), 1, "{answers:?}");
         let issued: Vec<LicenseId> = answers.iter().filter_map(license_of).collect();
         assert_eq!(issued.len(), 1, "only the claimer waits for the hook: {answers:?}");
-        // A copy that arrives while the hook slots are taken may be answered "busy"
-        // (the buyer's node sends it again); nothing else.
-        let busy = |a: &TradeResponse| matches!(a, TradeResponse::Refused(r) if r.starts_with("busy"));
+        // The copies and the second order wait for the first one's decision:
+        // none of them takes a hook slot, so none is answered "busy".
         assert!(
-            answers
-                .iter()
-                .all(|a| license_of(a).is_some() || matches!(a, TradeResponse::Pending { .. }) || busy(a)),
+            answers.iter().all(|a| license_of(a).is_some() || matches!(a, TradeResponse::Pending { .. })),
             "{answers:?}"
         );
         assert_eq!(seller.trade.licenses(true).unwrap().len(), 1);

@@ -1,20 +1,24 @@
-//! The web app in a real browser: Debian's `chromium`, headless, driven through
-//! `chromedriver` (WebDriver) by fantoccini; both installed by `scripts/setup.sh`,
-//! nothing downloaded at run time. Two real nodes on 127.0.0.1: Alice sells with
-//! the manual policy, Bob buys.
+//! The web app in real browsers, headless, each driven through its WebDriver server
+//! by fantoccini: Debian's `chromium` through `chromedriver`, and Debian's
+//! `firefox-esr` through `geckodriver` (built from crates.io); `scripts/setup.sh`
+//! installs them, nothing is downloaded at run time. Two real nodes on 127.0.0.1:
+//! Alice sells with the manual policy, Bob buys.
 //!
-//! Bob's browser searches, narrows by a facet, auditions (the audio element's time
-//! advances), moves with the arrow keys and hears the next sample, buys; Alice's
-//! browser approves; Bob's page shows the licence without a reload, downloads with
-//! progress (the files are byte-identical to Alice's) and saves the certificate.
-//! Alice's browser publishes a folder holding a text file (shown as skipped) and
-//! Bob finds the new pack; then Bob searches, auditions and buys with the keyboard
-//! only.
+//! In Chromium, Bob's browser searches, narrows by a facet, auditions (the audio
+//! element's time advances), moves with the arrow keys and hears the next sample,
+//! buys; Alice's browser approves; Bob's page shows the licence without a reload,
+//! downloads with progress (the files are byte-identical to Alice's) and saves the
+//! certificate. Alice's browser publishes a folder holding a text file (shown as
+//! skipped) and Bob finds the new pack; then Bob searches, auditions and buys with
+//! the keyboard only. In Firefox, Bob does the keyboard path again, up to the
+//! licence arriving and the download.
 //!
-//! Chromium is started with everything that phones home turned off, and every host
-//! name resolves to nothing, so it talks to 127.0.0.1 only. With `SMPL_SCREENSHOTS=DIR`
-//! the test writes its screenshots (desktop and 390 px phone) there; the committed ones
-//! in `docs/screenshots/` come from `SMPL_SCREENSHOTS=docs/screenshots`.
+//! Each browser is started with everything that phones home turned off, and host
+//! names lead nowhere (Chromium resolves none; Firefox resolves every one to
+//! 127.0.0.1 and sends the rest to a dead proxy), so they talk to 127.0.0.1 only.
+//! With `SMPL_SCREENSHOTS=DIR` the Chromium test writes its screenshots (desktop and
+//! 390 px phone) there; the committed ones in `docs/screenshots/` come from
+//! `SMPL_SCREENSHOTS=docs/screenshots`.
 
 mod web_support;
 
@@ -32,10 +36,21 @@ use web_support::{WebNode, free_port, publish_by_api, start};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// chromedriver on a free loopback port, killed on drop.
+/// The browsers the web app is tested in, each through its own WebDriver server.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    /// Debian's `chromium` through `chromedriver`.
+    Chromium,
+    /// Debian's `firefox-esr` through `geckodriver` (built from crates.io by
+    /// `scripts/setup.sh`).
+    Firefox,
+}
+
+/// A WebDriver server on a free loopback port, killed on drop.
 struct Driver {
     child: Child,
     url: String,
+    engine: Engine,
 }
 
 impl Drop for Driver {
@@ -45,32 +60,53 @@ impl Drop for Driver {
     }
 }
 
-fn driver() -> Driver {
-    let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect(
-            "chromedriver is missing: run scripts/setup.sh (Debian packages chromium and chromium-driver)",
-        );
+/// The first of `paths` that exists, else the first program of that name on `PATH`.
+fn installed(paths: &[&str], hint: &str) -> PathBuf {
+    let name = Path::new(paths[0]).file_name().unwrap();
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    paths.iter().map(PathBuf::from).chain(on_path).find(|p| p.exists()).unwrap_or_else(|| panic!("{hint}"))
+}
+
+fn driver(engine: Engine) -> Driver {
     let port = free_port([127, 0, 0, 1]).port();
-    let child = Command::new(binary)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting chromedriver");
+    let mut command = match engine {
+        Engine::Chromium => {
+            let binary = installed(
+                &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+                "chromedriver is missing: run scripts/setup.sh (Debian packages chromium and chromium-driver)",
+            );
+            let mut command = Command::new(binary);
+            command.arg(format!("--port={port}")).arg("--allowed-ips=127.0.0.1");
+            command
+        }
+        Engine::Firefox => {
+            let cargo_bin =
+                std::env::var("HOME").map(|h| format!("{h}/.cargo/bin/geckodriver")).unwrap_or_default();
+            let binary = installed(
+                &["/usr/local/bin/geckodriver", &cargo_bin],
+                "geckodriver is missing: run scripts/setup.sh (firefox-esr from Debian, geckodriver from crates.io)",
+            );
+            let mut command = Command::new(binary);
+            command.arg("--host=127.0.0.1").arg(format!("--port={port}")).arg("--log=error");
+            command
+        }
+    };
+    let child =
+        command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting the WebDriver server");
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "chromedriver did not start");
+        assert!(started.elapsed() < Duration::from_secs(10), "{engine:?}'s WebDriver server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Driver { child, url }
+    Driver { child, url, engine }
 }
 
-/// A headless Chromium that reaches nothing but 127.0.0.1.
-async fn browser(driver: &Driver, downloads: &Path) -> Client {
+/// Chromium's switches: nothing that phones home, and every host name resolves
+/// to nothing, so only IP literals (127.0.0.1) are reachable.
+fn chromium(downloads: &Path) -> Value {
     let args = [
         "--headless=new",
         "--no-sandbox",
@@ -92,29 +128,87 @@ async fn browser(driver: &Driver, downloads: &Path) -> Client {
         "--safebrowsing-disable-auto-update",
         "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,\
          AutofillServerCommunication,CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
-        // Host names resolve to nothing: only IP literals (127.0.0.1) are reachable.
         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
         "--autoplay-policy=no-user-gesture-required",
     ];
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
+    json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": args,
             "prefs": {
                 "download.default_directory": downloads,
                 "download.prompt_for_download": false,
             },
-        }),
-    );
+        },
+    })
+}
+
+/// Firefox's preferences: every connection that is not to 127.0.0.1 goes to a
+/// SOCKS proxy on 127.0.0.1 port 9, where nothing listens, with no direct retry
+/// when it fails; every host name resolves to 127.0.0.1 without a lookup; remote
+/// settings point at that dead port too; background services off besides.
+fn firefox(downloads: &Path) -> Value {
+    json!({
+        "browserName": "firefox",
+        "moz:firefoxOptions": {
+            "binary": "/usr/bin/firefox-esr",
+            "args": ["-headless", "-width=1200", "-height=850"],
+            "env": { "MOZ_CRASHREPORTER_DISABLE": "1" },
+            "prefs": {
+                "network.proxy.type": 1,
+                "network.proxy.socks": "127.0.0.1",
+                "network.proxy.socks_port": 9,
+                "network.proxy.socks_version": 5,
+                "network.proxy.socks_remote_dns": true,
+                "network.proxy.no_proxies_on": "127.0.0.1",
+                "network.proxy.failover_direct": false,
+                "network.dns.forceResolve": "127.0.0.1",
+                "services.settings.server": "http://127.0.0.1:9/v1",
+                "network.trr.mode": 5,
+                "network.dns.disablePrefetch": true,
+                "network.prefetch-next": false,
+                "network.http.speculative-parallel-limit": 0,
+                "network.captive-portal-service.enabled": false,
+                "network.connectivity-service.enabled": false,
+                "browser.safebrowsing.malware.enabled": false,
+                "browser.safebrowsing.phishing.enabled": false,
+                "browser.safebrowsing.downloads.enabled": false,
+                "browser.safebrowsing.downloads.remote.enabled": false,
+                "datareporting.policy.dataSubmissionEnabled": false,
+                "datareporting.healthreport.uploadEnabled": false,
+                "toolkit.telemetry.enabled": false,
+                "app.update.auto": false,
+                "app.normandy.enabled": false,
+                "extensions.update.enabled": false,
+                "dom.push.connection.enabled": false,
+                "media.autoplay.default": 0,
+                // No sound card here: Firefox's own stand-in audio output, whose
+                // clock runs as a real one does.
+                "media.cubeb.force_mock_context": true,
+                "media.autoplay.blocking_policy": 0,
+                "browser.download.dir": downloads,
+                "browser.download.folderList": 2,
+                "browser.download.useDownloadDir": true,
+                "browser.helperApps.neverAsk.saveToDisk": "text/plain",
+            },
+        },
+    })
+}
+
+/// A headless browser of the driver's engine that reaches nothing but 127.0.0.1.
+async fn browser(driver: &Driver, downloads: &Path) -> Client {
+    let caps = match driver.engine {
+        Engine::Chromium => chromium(downloads),
+        Engine::Firefox => firefox(downloads),
+    };
+    let Value::Object(caps) = caps else { unreachable!() };
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let client =
         tokio::time::timeout(WAIT, ClientBuilder::new(connector).capabilities(caps).connect(&driver.url))
             .await
-            .expect("starting chromium timed out")
-            .expect("starting chromium");
+            .unwrap_or_else(|_| panic!("starting {:?} timed out", driver.engine))
+            .unwrap_or_else(|e| panic!("starting {:?}: {e}", driver.engine));
     client
         .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
             Some(Duration::from_secs(10)),
@@ -143,7 +237,8 @@ async fn until(c: &Client, what: &str, script: &str, limit: Duration) -> Value {
         }
         if started.elapsed() > limit {
             let source = c.source().await.unwrap_or_default();
-            panic!("{what}: not within {limit:?}; page:\n{}", &source[..source.len().min(4000)]);
+            let start: String = source.chars().take(4000).collect();
+            panic!("{what}: not within {limit:?}; page:\n{start}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -215,7 +310,7 @@ async fn two_producers_trade_through_their_browsers() {
     let pack = publish_by_api(&alice, &drums, "Dusty Line Drums", 499).await;
     wait_listed(&bob, "Dusty Line Drums").await;
 
-    let driver = driver();
+    let driver = driver(Engine::Chromium);
     let (bob_downloads, alice_downloads) =
         (dir.path().join("bob-downloads"), dir.path().join("alice-downloads"));
     let b = browser(&driver, &bob_downloads).await;
@@ -438,4 +533,92 @@ async fn two_producers_trade_through_their_browsers() {
     bob.stop().await;
     alice.stop().await;
     println!("browser test took {:?}", test_started.elapsed());
+}
+
+/// Asks `node`'s API (as the CLI does) and returns the JSON answer.
+async fn api(node: &WebNode, method: reqwest::Method, path: &str) -> Value {
+    let response = WebNode::client()
+        .request(method, format!("{}{path}", node.base))
+        .header("authorization", format!("Bearer {}", node.token))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// The same exchange in Firefox, from the keyboard: search, audition (Ogg Vorbis,
+/// which Firefox plays), the next sample, the pack, a purchase; the licence
+/// arrives without a reload and the download's files are the seller's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn firefox_searches_auditions_buys_and_downloads_from_the_keyboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = start(dir.path(), "alice", SellerPolicy::Manual, &[], WebOptions::default()).await;
+    let bob = start(dir.path(), "bob", SellerPolicy::Manual, &[alice.addr()], WebOptions::default()).await;
+    let drums = dir.path().join("drums");
+    smpl_testkit::pack::make_pack(&drums);
+    publish_by_api(&alice, &drums, "Dusty Line Drums", 499).await;
+    wait_listed(&bob, "Dusty Line Drums").await;
+
+    let driver = driver(Engine::Firefox);
+    let b = browser(&driver, &dir.path().join("bob-downloads")).await;
+    b.goto(&bob.login_url().await).await.unwrap();
+    let url = b.current_url().await.unwrap();
+    assert!(url.path() == "/" && url.query().is_none(), "{url}");
+    let vorbis =
+        b.execute("return new Audio().canPlayType('audio/ogg; codecs=vorbis')", vec![]).await.unwrap();
+    assert_eq!(vorbis, json!("probably"), "Firefox plays the Ogg Vorbis previews as they are");
+
+    find(&b, "#q").await;
+    b.active_element().await.unwrap().send_keys("/").await.unwrap();
+    until(&b, "the search box focused", "return document.activeElement.id === 'q'", WAIT).await;
+    b.active_element().await.unwrap().send_keys("line").await.unwrap();
+    until(&b, "three results", "return document.querySelectorAll('tr.hit').length === 3", WAIT).await;
+    b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
+    let first = until(&b, "a preview playing from the keyboard", PLAYING, WAIT).await;
+    b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
+    let second = until(
+        &b,
+        "the next preview playing",
+        &format!("const r = (function() {{ {PLAYING} }})(); return r && r[0] !== {} ? r : null;", first[0]),
+        WAIT,
+    )
+    .await;
+    assert_ne!(first[0], second[0]);
+    let starts = b.execute("return window.smplPlayer.timings", vec![]).await.unwrap();
+    println!("Firefox audition start times (ms, the second one fetched ahead): {starts}");
+
+    b.active_element().await.unwrap().send_keys(&Key::Enter.to_string()).await.unwrap();
+    until(&b, "the pack page", "return location.pathname.startsWith('/packs/')", WAIT).await;
+    until(&b, "the payment field focused", "return document.activeElement.name === 'payment_ref'", WAIT)
+        .await;
+    b.execute("window.sameDocument = true; return true;", vec![]).await.unwrap();
+    b.active_element().await.unwrap().send_keys(&format!("FOX-7{}", Key::Enter)).await.unwrap();
+    until(&b, "the order pending", "return !!document.querySelector('#licence .state.pending')", WAIT).await;
+
+    // Alice approves (through her API, as `smpl sales approve` does).
+    let sales = api(&alice, reqwest::Method::GET, "/v1/sales").await;
+    let order = sales.as_array().unwrap().iter().find(|o| o["payment_ref"] == "FOX-7").expect("the order");
+    let id = order["order_id"].as_str().unwrap();
+    api(&alice, reqwest::Method::POST, &format!("/v1/sales/{id}/approve")).await;
+    until(
+        &b,
+        "the licence on Bob's page",
+        "return !!document.querySelector('#licence .state.issued')",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(b.execute("return window.sameDocument === true", vec![]).await.unwrap(), json!(true));
+
+    click(&b, "button.fetch").await;
+    until(&b, "the download done", "return !!document.querySelector('#licence .fetched.done')", WAIT).await;
+    let folder = find(&b, "#licence .fetched button.show").await.attr("data-path").await.unwrap().unwrap();
+    smpl_testkit::pack::assert_same_files(&drums, Path::new(&folder));
+
+    b.close().await.unwrap();
+    drop(driver);
+    bob.stop().await;
+    alice.stop().await;
 }

@@ -158,18 +158,21 @@ impl Drop for HookSlot {
     }
 }
 
+/// A buyer and a pack version.
+type BuyerVersion = (NodeId, PackId, u64);
+
+/// The buyer and version of each order a payment hook is deciding now.
+type DecidingSet = Arc<Mutex<HashSet<BuyerVersion>>>;
+
 /// A buyer's order for one pack version in a hook's hands; let go when dropped.
 struct Deciding {
-    set: Arc<Mutex<HashSet<(NodeId, PackId, u64)>>>,
-    key: (NodeId, PackId, u64),
+    set: DecidingSet,
+    key: BuyerVersion,
 }
 
 impl Deciding {
     /// `None` when an order of that buyer for that version is being decided already.
-    fn enter(
-        set: &Arc<Mutex<HashSet<(NodeId, PackId, u64)>>>,
-        key: (NodeId, PackId, u64),
-    ) -> Option<Deciding> {
+    fn enter(set: &DecidingSet, key: BuyerVersion) -> Option<Deciding> {
         let fresh = set.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
         fresh.then(|| Deciding { set: set.clone(), key })
     }
@@ -211,7 +214,7 @@ pub struct Trade {
     /// The buyer and pack version of each order a payment hook is deciding now:
     /// a copy of that order, or another order of that buyer for that version, is
     /// answered "pending" without taking a hook slot.
-    deciding: Arc<Mutex<HashSet<(NodeId, PackId, u64)>>>,
+    deciding: DecidingSet,
     /// Orders refused because every hook slot was taken.
     pub busy: Arc<AtomicU64>,
 }

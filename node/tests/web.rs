@@ -600,3 +600,35 @@ async fn publishing_imports_before_signing_and_a_new_version_shows_its_changes()
     assert!(refused.text().await.unwrap().contains("readme.txt"));
     alice.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_network_page_connects_to_a_friend_from_their_invite_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = node(&dir).await;
+    let bob = start(dir.path(), "bob", SellerPolicy::Manual, &[], WebOptions::default()).await;
+    let session = bob.login().await;
+    let alice_id = alice.info.node_id.to_string();
+    assert!(!page(&bob, &session, "/network").await.contains(&format!("<code>{alice_id}</code>")));
+
+    let refused = act(&bob, &session, "/ui/connect", serde_json::json!({ "addr": "not an address" })).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let error = refused.json_value().await;
+    assert!(!error["error"].as_str().unwrap_or_default().is_empty(), "{error}");
+
+    let invite = WebNode::client()
+        .get(format!("{}/v1/invite", alice.base))
+        .header("authorization", format!("Bearer {}", alice.token))
+        .send()
+        .await
+        .unwrap()
+        .json_value()
+        .await;
+    let line = invite["invite"].as_str().unwrap_or_else(|| panic!("{invite}"));
+    let connected = act(&bob, &session, "/ui/connect", serde_json::json!({ "addr": line })).await;
+    assert_eq!(connected.status(), StatusCode::OK);
+    assert_eq!(connected.json_value().await["node_id"], alice_id.as_str());
+    let network = page(&bob, &session, "/network").await;
+    assert!(network.contains(&format!("<code>{alice_id}</code> direct")), "{network}");
+    bob.stop().await;
+    alice.stop().await;
+}

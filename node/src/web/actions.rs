@@ -1,6 +1,7 @@
 //! What the web app changes, each a POST answered with JSON (`{"error"}` and the
 //! error's status when it fails): buy, download, retract, approve, reject,
-//! publish in two steps (analyse, then sign or cancel), show a library folder.
+//! publish in two steps (analyse, then sign or cancel), show a library folder,
+//! connect to a peer.
 //! Long work reports progress as server-sent events.
 
 use std::fmt::Write;
@@ -143,6 +144,20 @@ pub async fn show_in_folder(State(web): State<Arc<Web>>, Json(body): Json<ShowBo
 pub struct CheckQuery {
     #[serde(default)]
     dir: String,
+}
+
+#[derive(Deserialize)]
+pub struct ConnectBody {
+    addr: String,
+}
+
+/// Connects to a peer from its invite line or address, as `smpl connect` does.
+pub async fn connect(
+    State(web): State<Arc<Web>>,
+    Json(body): Json<ConnectBody>,
+) -> Result<Response, WebError> {
+    let peer = web.node.connect_to(body.addr.trim()).await.map_err(|e| bad(e.to_string()))?;
+    Ok(Json(peer).into_response())
 }
 
 /// Whether a folder can be published: as the producer types its path.

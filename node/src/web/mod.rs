@@ -32,6 +32,7 @@
 //! | POST | `/ui/packs/{id}/buy`, `/ui/packs/{id}/fetch`, `/ui/packs/{id}/retract` | buy, download, retract |
 //! | POST | `/ui/sales/{id}/approve`, `/ui/sales/{id}/reject` | decide an order |
 //! | POST | `/ui/publish/analyse`, `/ui/publish/sign`, `/ui/publish/cancel` | publish in two steps |
+//! | POST | `/ui/connect` | connect to a peer (`{"addr"}`: an invite line or an address) |
 //! | POST | `/ui/show-in-folder` | open the file manager at a library folder |
 
 mod actions;
@@ -187,6 +188,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/ui/publish/analyse", post(actions::analyse))
         .route("/ui/publish/sign", post(actions::sign))
         .route("/ui/publish/cancel", post(actions::cancel))
+        .route("/ui/connect", post(actions::connect))
         .route("/ui/show-in-folder", post(actions::show_in_folder))
         .route("/static/app.js", get(pages::script))
         .route("/static/app.css", get(pages::style))

@@ -791,18 +791,32 @@ pub async fn network(
     let _ = write!(body, "<dt>Waiting to be indexed</dt><dd>{}</dd>", node.store().queue_len());
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let _ = write!(body, "<dt>This page</dt><dd><code>http://{}</code></dd></dl>", esc(host));
-    body.push_str("<h2>Peers</h2>");
+    body.push_str(
+        "<h2>Peers</h2><form id=\"connect\" class=\"connect row\"><label>Connect to a friend \
+         <input name=\"addr\" required autocomplete=\"off\" size=\"40\" \
+         placeholder=\"the invite line they gave you, or an address\"></label>\
+         <button type=\"submit\">Connect</button></form><section id=\"peers\">",
+    );
     match node.peers().await {
         Ok(peers) if !peers.is_empty() => {
             body.push_str("<ul class=\"peers\">");
             for p in peers {
-                let _ = write!(body, "<li><code>{}</code> {}</li>", p.node_id, esc(&p.addrs.join(", ")));
+                let rtt = p.rtt_ms.map(|ms| format!(", {ms:.0} ms")).unwrap_or_default();
+                let _ = write!(
+                    body,
+                    "<li><code>{}</code> {}{} {}</li>",
+                    p.node_id,
+                    esc(&p.path),
+                    esc(&rtt),
+                    esc(&p.addrs.join(", "))
+                );
             }
             body.push_str("</ul>");
         }
         Ok(_) => body.push_str("<p class=\"empty\">No peers connected.</p>"),
         Err(e) => body.push_str(&html::message("error", &e.to_string())),
     }
+    body.push_str("</section>");
     body.push_str("<h2>Refused requests</h2><ul class=\"refusals\">");
     for (reason, n) in web.guard.refusals.snapshot() {
         let _ = write!(body, "<li>{reason}: {n}</li>");

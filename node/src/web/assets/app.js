@@ -355,6 +355,28 @@ async function refreshSection(url, selector) {
   if (fresh) target.innerHTML = fresh.innerHTML;
 }
 
+// ---- connect to a friend -----------------------------------------------------------
+
+const connectForm = $('#connect');
+if (connectForm) {
+  connectForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const button = $('button', connectForm);
+    button.disabled = true;
+    say('connecting…');
+    try {
+      const peer = await post('/ui/connect', { addr: connectForm.elements.addr.value });
+      say(`connected to ${peer.node_id.slice(0, 8)}`);
+      connectForm.reset();
+      await refreshSection('/network', '#peers');
+    } catch (err) {
+      say(err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
 // ---- publish -------------------------------------------------------------------
 
 const publishForm = $('#publish');

@@ -84,6 +84,14 @@ impl Client {
         self.get("/v1/invite")
     }
 
+    pub fn status(&self) -> Result<smpl_node::Status> {
+        self.get("/v1/status")
+    }
+
+    pub fn refused_sales(&self) -> Result<Vec<smpl_node::trade::RefusedOrder>> {
+        self.get("/v1/sales/refused")
+    }
+
     pub fn peers(&self) -> Result<Vec<PeerInfo>> {
         self.get("/v1/peers")
     }

@@ -855,6 +855,25 @@ pub fn fetch(home: &Home, out: &Printer, pack_id: &str, dir: Option<PathBuf>) ->
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn status(home: &Home, out: &Printer) -> Result<ExitCode> {
+    let status = Client::connect(home)?.status()?;
+    if out.json() {
+        out.object(&status);
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.line(format!("node {}", status.node_id));
+    out.line(format!("{} listings held, {} waiting to be indexed", status.listings, status.index_queue));
+    out.line("dropped or refused since the node started:");
+    let rows: Vec<Vec<String>> = serde_json::to_value(&status.dropped)?
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(what, n)| vec![what.replace('_', " "), n.to_string()])
+        .collect();
+    out.table(&["WHAT", "COUNT"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn peers(home: &Home, out: &Printer) -> Result<ExitCode> {
     let peers = Client::connect(home)?.peers()?;
     if out.json() {

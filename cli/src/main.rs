@@ -104,6 +104,8 @@ enum Command {
     },
     /// The peers this node is connected to.
     Peers,
+    /// Listings held, and what the node dropped or refused since it started.
+    Status,
     /// Print one line a friend can start from (`smpl connect LINE` or `smpl node
     /// --bootstrap LINE`): this node's id with its direct and relayed addresses.
     Invite,
@@ -188,6 +190,7 @@ fn main() -> ExitCode {
         Command::Check => commands::check(&home, &out),
         Command::Fetch { pack_id, out: dir } => commands::fetch(&home, &out, &pack_id, dir),
         Command::Peers => commands::peers(&home, &out),
+        Command::Status => commands::status(&home, &out),
         Command::Invite => invite::invite(&home, &out),
         Command::Connect { addr } => commands::connect(&home, &out, &addr),
         Command::Audition { pack_id, sample, output } => {

@@ -36,6 +36,10 @@ pub struct SalesArgs {
     /// Only orders waiting for a decision.
     #[arg(long)]
     pending: bool,
+    /// The orders rejected before they were kept (not for this node, underpaid,
+    /// too many pending), newest first.
+    #[arg(long, conflicts_with = "pending")]
+    refused: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,6 +145,27 @@ pub fn buy(home: &Home, out: &Printer, args: BuyArgs) -> Result<ExitCode> {
 
 pub fn sales(home: &Home, out: &Printer, args: SalesArgs) -> Result<ExitCode> {
     let client = Client::connect(home)?;
+    if args.refused && args.action.is_none() {
+        let refused = client.refused_sales()?;
+        if out.json() {
+            for r in &refused {
+                out.object(r);
+            }
+        } else {
+            let rows: Vec<Vec<String>> = refused
+                .iter()
+                .map(|r| {
+                    let buyer = match &r.buyer_name {
+                        Some(name) => format!("{name} ({})", &r.buyer.to_hex()[..8]),
+                        None => r.buyer.to_hex()[..8].to_string(),
+                    };
+                    vec![r.order_id.clone(), r.pack_id.to_hex(), buyer, utc_time(r.at), r.reason.clone()]
+                })
+                .collect();
+            out.table(&["ORDER", "PACK", "BUYER", "REFUSED", "REASON"], &rows);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let orders: Vec<Order> = match args.action {
         None => client.sales(args.pending)?,
         Some(SalesAction::Approve { order_id }) => vec![client.approve(&order_id)?],

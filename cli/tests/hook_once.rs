@@ -129,6 +129,13 @@ fn the_hook_runs_once_however_often_and_however_many_orders_reach_the_seller() {
     let sales = json_ok(&market.a_home, &["sales"]);
     assert_eq!(sales.len(), 1, "only the order that was decided is kept: {sales:?}");
     assert_eq!(sales[0]["status"], "issued");
+    // The copies waited for the decision without taking a hook slot: none was
+    // told "busy", and none was refused.
+    let status = &json_ok(&market.a_home, &["status"])[0];
+    assert_eq!(status["listings"], 1, "{status}");
+    assert_eq!(status["dropped"]["orders_busy"], 0, "{status}");
+    assert_eq!(status["dropped"]["orders_refused"], 0, "{status}");
+    assert!(json_ok(&market.a_home, &["sales", "--refused"]).is_empty());
 }
 
 #[test]

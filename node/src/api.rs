@@ -18,6 +18,8 @@
 //! | POST | `/v1/index/rebuild` | | `{"packs"}` |
 //! | GET | `/v1/check` | | [`CheckReport`](crate::CheckReport) |
 //! | GET | `/v1/peers` | | `[]` of [`PeerInfo`](crate::net::PeerInfo) |
+//! | GET | `/v1/status` | | [`Status`](crate::Status): listings held, and what was dropped or refused |
+//! | GET | `/v1/sales/refused` | | `[]` of [`RefusedOrder`](crate::trade::RefusedOrder), newest first |
 //! | GET | `/v1/invite` | | `{"node_id","invite"}`: the line `smpl connect` takes |
 //! | POST | `/v1/connect` | `{"addr"}` | [`PeerInfo`](crate::net::PeerInfo) once connected |
 //! | POST | `/v1/packs/{id}/fetch` | `{"out"}` | JSON lines of [`FetchEvent`](crate::FetchEvent), the last `done` or `error` |
@@ -103,6 +105,8 @@ pub async fn serve(
         .route("/v1/index/rebuild", post(rebuild))
         .route("/v1/check", get(check))
         .route("/v1/peers", get(peers))
+        .route("/v1/status", get(status))
+        .route("/v1/sales/refused", get(refused_sales))
         .route("/v1/invite", get(invite))
         .route("/v1/connect", post(connect))
         .route("/v1/packs/{id}/fetch", post(fetch))
@@ -221,6 +225,14 @@ async fn ticket(State(state): State<AppState>, Path(id): Path<String>) -> Result
 async fn invite(State(state): State<AppState>) -> Result<Response, ApiError> {
     let invite = state.node.invite().await?;
     Ok(Json(json!({ "node_id": state.node.node_id(), "invite": invite.line() })).into_response())
+}
+
+async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.status().await?).into_response())
+}
+
+async fn refused_sales(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.node.refused_orders().await?).into_response())
 }
 
 async fn peers(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -55,8 +55,8 @@ pub use daemon::{run, run_with_web};
 pub use home::{Config, Home, HomeError, MemoryConfig, NodeInfo};
 pub use libp2p::Multiaddr;
 pub use node::{
-    BuyOutcome, CheckReport, ErrorKind, FetchEvent, FetchOutcome, Node, NodeError, NodeOptions, PackView,
-    Preview, Recommendation,
+    BuyOutcome, CheckReport, Dropped, ErrorKind, FetchEvent, FetchOutcome, Node, NodeError, NodeOptions,
+    PackView, Preview, Recommendation, Status,
 };
 pub use publish::{PublishEvent, PublishOutcome, PublishRequest, Skipped};
 pub use smpl_index as index;

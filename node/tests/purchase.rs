@@ -153,6 +153,12 @@ async fn paid_packs_reach_license_holders_only_also_from_other_buyers() {
         matches!(&answer, TradeResponse::Rejected { reason, .. } if reason.contains("costs 4.99 USD")),
         "{answer:?}"
     );
+    // The seller keeps no sale of it, but logs it, and counts it.
+    assert!(a.sales(false).await.unwrap().is_empty());
+    let refused = a.refused_orders().await.unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].buyer == c.node_id() && refused[0].reason.contains("costs 4.99 USD"), "{refused:?}");
+    assert_eq!(a.status().await.unwrap().dropped.orders_refused, 1);
     let huge = TradeRequest::Present(ByteBuf::from(vec![0u8; 200 * 1024]));
     assert!(network.trade(a_id, huge).await.is_err(), "an oversized message is not answered");
 

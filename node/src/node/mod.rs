@@ -11,6 +11,7 @@
 //! - `trade`: buying, the seller's sales, licenses and certificates, and the task
 //!   that sends pending purchases again;
 //! - `audition`: preview clips; `recommend`: recommendations from the library;
+//! - `status`: what the node holds, and what it dropped or refused;
 //! - `error`: [`NodeError`] and what each means for the caller ([`ErrorKind`]).
 
 mod audition;
@@ -18,6 +19,7 @@ mod catalog;
 mod error;
 mod fetch;
 mod recommend;
+mod status;
 mod trade;
 
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ pub use catalog::{CheckReport, PackView};
 pub use error::{ErrorKind, NodeError};
 pub use fetch::{FetchEvent, FetchOutcome};
 pub use recommend::Recommendation;
+pub use status::{Dropped, Status};
 pub use trade::BuyOutcome;
 
 use crate::blobs::Blobs;

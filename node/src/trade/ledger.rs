@@ -8,7 +8,10 @@
 //! - `licenses/v1`: license id → the token's original envelope bytes;
 //! - `sale-slots/v1`: buyer (32 bytes) ‖ pack id (16) ‖ seq (8, big-endian) → the
 //!   sale that may license this buyer for this version of the pack, and its license
-//!   once issued ([`Slot`] as JSON).
+//!   once issued ([`Slot`] as JSON);
+//! - `refused-orders/v1`: time (microseconds, big-endian) ‖ order id → a
+//!   [`RefusedOrder`] as JSON: orders rejected before they were kept (not for
+//!   this node, underpaid, too many pending), the newest [`MAX_REFUSED`] only.
 //!
 //! One sale per slot, decided once: a new sale is stored ([`Ledger::claim`]) in one
 //! transaction that checks its order id and its slot, so a re-sent or concurrent
@@ -23,14 +26,19 @@
 //! license answered "issued" must survive `kill -9` right after the answer.
 //! Issuing writes the order, its slot and the token in one transaction.
 //!
+//! The pending sales of each buyer are counted in memory (read when the ledger
+//! opens, kept by every write), so an order is checked against its buyer's open
+//! orders without reading the others.
+//!
 //! Licenses are read from memory: they are verified once when the ledger opens (and
 //! were when stored) and kept decoded, by id and by pack, so listing them or
 //! looking one up costs no signature checks. Writes to the cache and to sled happen
 //! under one lock, so a license is never stored but unseen. Open one ledger per
 //! database (the node's [`Trade`](super::Trade) holds it).
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -208,6 +216,22 @@ impl Held {
     }
 }
 
+/// Refused orders kept (the oldest go first).
+pub const MAX_REFUSED: usize = 1_000;
+
+/// An order refused before it was kept, for the seller to look at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusedOrder {
+    pub order_id: String,
+    pub buyer: NodeId,
+    #[serde(default)]
+    pub buyer_name: Option<String>,
+    pub pack_id: PackId,
+    pub reason: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
 #[derive(Clone)]
 pub struct Ledger {
     db: sled::Db,
@@ -219,6 +243,11 @@ pub struct Ledger {
     /// licence keeps its pack's title and file list after a retraction.
     licensed_manifests: sled::Tree,
     held: Arc<RwLock<Held>>,
+    /// Buyer → the ids of its pending sales.
+    pending: Arc<Mutex<HashMap<NodeId, HashSet<String>>>>,
+    refused: sled::Tree,
+    /// Entries in `refused` (counted at open, kept by [`Ledger::refuse`]).
+    refused_len: Arc<AtomicUsize>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -316,15 +345,68 @@ impl Ledger {
             })?;
             held.insert(token, envelope);
         }
-        Ok(Ledger {
+        let refused = db.open_tree("refused-orders/v1")?;
+        let ledger = Ledger {
             sales: db.open_tree("sales/v1")?,
             purchases: db.open_tree("purchases/v1")?,
             slots: db.open_tree("sale-slots/v1")?,
             licensed_manifests: db.open_tree("licensed-manifests/v1")?,
             licenses,
             held: Arc::new(RwLock::new(held)),
+            pending: Arc::default(),
+            refused_len: Arc::new(AtomicUsize::new(refused.len())),
+            refused,
             db,
-        })
+        };
+        for order in ledger.orders(Side::Sales)? {
+            ledger.track(&order);
+        }
+        Ok(ledger)
+    }
+
+    /// Keeps the pending index in step with a sale as stored.
+    fn track(&self, order: &Order) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if order.status == OrderStatus::Pending {
+            pending.entry(order.buyer).or_default().insert(order.order_id.clone());
+        } else if let Some(ids) = pending.get_mut(&order.buyer) {
+            ids.remove(&order.order_id);
+            if ids.is_empty() {
+                pending.remove(&order.buyer);
+            }
+        }
+    }
+
+    /// How many sales of `buyer` wait for a decision.
+    pub fn pending_sales_of(&self, buyer: &NodeId) -> usize {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).get(buyer).map_or(0, HashSet::len)
+    }
+
+    /// Logs an order refused before it was kept; the oldest go past [`MAX_REFUSED`].
+    /// Not flushed: a refusal lost in a crash costs nothing.
+    pub fn refuse(&self, refused: &RefusedOrder) -> Result<(), StoreError> {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut key = micros.to_be_bytes().to_vec();
+        key.extend_from_slice(refused.order_id.as_bytes());
+        let value = serde_json::to_vec(refused).map_err(|e| corrupt("refused order", e))?;
+        if self.refused.insert(key, value)?.is_none()
+            && self.refused_len.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSED
+            && self.refused.pop_min()?.is_some()
+        {
+            self.refused_len.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The refused orders kept, oldest first.
+    pub fn refused(&self) -> Result<Vec<RefusedOrder>, StoreError> {
+        self.refused
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("refused order", e)))
+            .collect()
     }
 
     fn tree(&self, side: Side) -> &sled::Tree {
@@ -400,6 +482,7 @@ impl Ledger {
         )?;
         if claim == Claim::New {
             self.stored(held, write)?;
+            self.track(order);
         }
         Ok(claim)
     }
@@ -456,6 +539,9 @@ impl Ledger {
         )?;
         if update == Update::Done {
             self.stored(held, write)?;
+            if sales {
+                self.track(next);
+            }
         }
         Ok(update)
     }
@@ -630,6 +716,38 @@ mod tests {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         })
+    }
+
+    #[test]
+    fn the_refused_log_keeps_the_newest_and_pending_counts_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let ledger = Ledger::open(&store).unwrap();
+        for n in 0..MAX_REFUSED + 5 {
+            let refused = RefusedOrder {
+                order_id: format!("{n:06}"),
+                buyer: NodeId([1; 32]),
+                buyer_name: None,
+                pack_id: PackId([2; 16]),
+                reason: "underpaid".into(),
+                at: 0,
+            };
+            ledger.refuse(&refused).unwrap();
+        }
+        let kept = ledger.refused().unwrap();
+        assert_eq!(kept.len(), MAX_REFUSED);
+        assert_eq!(kept.first().unwrap().order_id, "000005", "the oldest went");
+
+        let pending = order("p1", 3);
+        assert_eq!(ledger.claim(&pending, None).unwrap(), Claim::New);
+        assert_eq!(ledger.pending_sales_of(&pending.buyer), 1);
+        drop(ledger);
+        let ledger = Ledger::open(&store).unwrap();
+        assert_eq!(ledger.pending_sales_of(&pending.buyer), 1, "counted again at open");
+        assert_eq!(ledger.refused().unwrap().len(), MAX_REFUSED);
+        let (issued, license) = issued(&pending, 9);
+        assert_eq!(ledger.update(Side::Sales, &issued, Some(&license), |_| true).unwrap(), Update::Done);
+        assert_eq!(ledger.pending_sales_of(&pending.buyer), 0);
     }
 
     #[test]

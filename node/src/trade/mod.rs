@@ -50,7 +50,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -62,7 +62,7 @@ use smpl_protocol::{
 };
 
 pub use gate::{GateStats, LicenseGate, Origin, Source};
-pub use ledger::{Order, OrderStatus};
+pub use ledger::{MAX_REFUSED, Order, OrderStatus, RefusedOrder};
 pub use policy::{Decision, HOOK_TIMEOUT, SellerPolicy};
 pub(crate) use serving::ServingError;
 pub use verify::{Expect, LicenseError, check_files, check_token, content_of};
@@ -75,6 +75,41 @@ use ledger::{Claim, Ledger, Side, Update};
 
 /// Pending orders one buyer may have with this seller at once.
 const MAX_PENDING_PER_BUYER: usize = 32;
+
+/// New orders one peer may send in a burst; after it, one per [`ORDER_REFILL`].
+/// Copies of known orders (a buyer's node re-sending) are not counted.
+const ORDER_BURST: f64 = 20.0;
+const ORDER_REFILL: Duration = Duration::from_secs(3);
+/// Peers whose order rate is tracked at once; past it, the one idle longest is
+/// forgotten.
+const RATE_PEERS: usize = 4_096;
+
+/// A token bucket of new orders per peer.
+#[derive(Default)]
+struct OrderRate {
+    buckets: HashMap<NodeId, (f64, Instant)>,
+}
+
+impl OrderRate {
+    /// Takes one order from `peer`'s bucket; false when it is empty.
+    fn take(&mut self, peer: NodeId, now: Instant) -> bool {
+        if self.buckets.len() >= RATE_PEERS
+            && !self.buckets.contains_key(&peer)
+            && let Some(idle) = self.buckets.iter().min_by_key(|(_, (_, at))| *at).map(|(id, _)| *id)
+        {
+            self.buckets.remove(&idle);
+        }
+        let (tokens, at) = self.buckets.entry(peer).or_insert((ORDER_BURST, now));
+        let refilled = now.saturating_duration_since(*at).as_secs_f64() / ORDER_REFILL.as_secs_f64();
+        *tokens = (*tokens + refilled).min(ORDER_BURST);
+        *at = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+}
 
 const DAY: u64 = 24 * 60 * 60;
 
@@ -217,6 +252,11 @@ pub struct Trade {
     deciding: DecidingSet,
     /// Orders refused because every hook slot was taken.
     pub busy: Arc<AtomicU64>,
+    rate: Arc<Mutex<OrderRate>>,
+    /// New orders refused because their peer sent too many.
+    pub rate_limited: Arc<AtomicU64>,
+    /// Orders rejected before they were kept (also in [`Trade::refused_orders`]).
+    pub refused: Arc<AtomicU64>,
 }
 
 impl Order {
@@ -303,6 +343,9 @@ impl Trade {
             hooks: Arc::new(AtomicUsize::new(0)),
             deciding: Arc::default(),
             busy: Arc::new(AtomicU64::new(0)),
+            rate: Arc::default(),
+            rate_limited: Arc::new(AtomicU64::new(0)),
+            refused: Arc::new(AtomicU64::new(0)),
         };
         // Nothing is decided yet, so an order still marked as in the hook's hands
         // belongs to a hook whose answer was lost with the last run.
@@ -388,17 +431,25 @@ impl Trade {
         if let Some(order) = self.ledger.order(Side::Sales, &order_id)? {
             return self.response(&order);
         }
+        if !self.rate.lock().unwrap_or_else(|e| e.into_inner()).take(peer, Instant::now()) {
+            let limited = self.rate_limited.fetch_add(1, Ordering::Relaxed) + 1;
+            if limited.is_power_of_two() {
+                tracing::warn!(limited, %peer, "new orders refused: this peer sends more than the order rate");
+            }
+            return Ok(TradeResponse::Refused(
+                "busy: this node sent more new orders than the seller takes at once; your node sends this \
+                 order again later"
+                    .into(),
+            ));
+        }
         let manifest = match self.check_order(&request)? {
             Ok(manifest) => manifest,
-            // Orders that cannot be for us are answered but not kept.
-            Err(reason) => return Ok(TradeResponse::Rejected { order: order_id, reason }),
+            // Orders that cannot be for us are answered and logged, not kept.
+            Err(reason) => return self.refuse(order_id, &request, reason),
         };
-        let sales = self.ledger.orders(Side::Sales)?;
-        if sales.iter().filter(|o| o.buyer == peer && o.status == OrderStatus::Pending).count()
-            >= MAX_PENDING_PER_BUYER
-        {
+        if self.ledger.pending_sales_of(&peer) >= MAX_PENDING_PER_BUYER {
             let reason = "too many pending orders from this buyer; wait for the seller".to_string();
-            return Ok(TradeResponse::Rejected { order: order_id, reason });
+            return self.refuse(order_id, &request, reason);
         }
         let mut order = Order::pending(&manifest, &request, &envelope, now());
         let mut license = None;
@@ -481,6 +532,35 @@ impl Trade {
         }
         drop((hook_slot, deciding));
         self.response(&order)
+    }
+
+    /// Rejects an order without keeping it, and logs it (bounded) for the seller.
+    fn refuse(
+        &self,
+        order_id: String,
+        request: &PurchaseRequest,
+        reason: String,
+    ) -> Result<TradeResponse, TradeError> {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if refused.is_power_of_two() {
+            tracing::warn!(refused, buyer = %request.buyer, %reason, "orders rejected before they were kept");
+        }
+        self.ledger.refuse(&RefusedOrder {
+            order_id: order_id.clone(),
+            buyer: request.buyer,
+            buyer_name: request.buyer_name.clone(),
+            pack_id: request.pack_id,
+            reason: reason.clone(),
+            at: now(),
+        })?;
+        Ok(TradeResponse::Rejected { order: order_id, reason })
+    }
+
+    /// The orders rejected before they were kept, newest first (at most [`MAX_REFUSED`]).
+    pub fn refused_orders(&self) -> Result<Vec<RefusedOrder>, TradeError> {
+        let mut refused = self.ledger.refused()?;
+        refused.reverse();
+        Ok(refused)
     }
 
     /// Checks that `request` is for one of our packs at its current version and
@@ -1067,6 +1147,62 @@ mod tests {
             let cmd = format!("cat >/dev/null; echo run >> '{}'; sleep {secs}; echo approve", runs.display());
             (SellerPolicy::Hook(cmd), runs)
         }
+    }
+
+    #[test]
+    fn a_peer_past_the_order_rate_is_told_to_wait_and_its_known_orders_are_still_answered() {
+        let seller = Seller::new(SellerPolicy::Manual);
+        let buyer = Identity::from_secret_bytes([21; 32]);
+        let first = seller.order(&buyer, 0);
+        assert!(matches!(seller.buy(&buyer, &first), TradeResponse::Pending { .. }));
+        // More new orders than the burst: the rest of the burst is answered, then "busy".
+        let answers: Vec<TradeResponse> =
+            (1..=ORDER_BURST as u64 + 5).map(|n| seller.buy(&buyer, &seller.order(&buyer, n))).collect();
+        let busy = |a: &TradeResponse| matches!(a, TradeResponse::Refused(r) if r.starts_with("busy"));
+        assert_eq!(answers.iter().filter(|a| busy(a)).count(), 6, "{answers:?}");
+        assert!(answers[..ORDER_BURST as usize - 1].iter().all(|a| !busy(a)), "{answers:?}");
+        assert_eq!(seller.trade.rate_limited.load(Ordering::Relaxed), 6);
+        // A copy of the known order is answered from the ledger, not counted.
+        assert!(matches!(seller.buy(&buyer, &first), TradeResponse::Pending { .. }));
+        // Another peer is not held back.
+        let other = Identity::from_secret_bytes([22; 32]);
+        assert!(matches!(seller.buy(&other, &seller.order(&other, 1)), TradeResponse::Pending { .. }));
+        // The bucket refills: one order per ORDER_REFILL.
+        let mut rate = OrderRate::default();
+        let (peer, start) = (buyer.node_id(), Instant::now());
+        assert!((0..ORDER_BURST as usize).all(|_| rate.take(peer, start)));
+        assert!(!rate.take(peer, start));
+        assert!(rate.take(peer, start + ORDER_REFILL));
+        assert!(!rate.take(peer, start + ORDER_REFILL));
+    }
+
+    #[test]
+    fn orders_rejected_before_they_are_kept_are_logged_newest_first_and_survive_a_restart() {
+        let seller = Seller::new(SellerPolicy::Manual);
+        let buyer = Identity::from_secret_bytes([23; 32]);
+        let underpaid = PurchaseRequest {
+            buyer_name: Some("Bo".into()),
+            pack_id: seller.manifest.pack_id,
+            seq: seller.manifest.seq,
+            buyer: buyer.node_id(),
+            seller: seller.manifest.author,
+            price: Some(Price { amount_minor: 1, currency: "USD".into() }),
+            payment_ref: None,
+            nonce: 1,
+            created_at: now(),
+        };
+        let old_version = PurchaseRequest { seq: 7, nonce: 2, ..underpaid.clone() };
+        for request in [&underpaid, &old_version] {
+            let bytes = request.sign(&buyer).unwrap().into_bytes();
+            assert!(matches!(seller.buy(&buyer, &bytes), TradeResponse::Rejected { .. }));
+        }
+        assert!(seller.trade.sales(false).unwrap().is_empty(), "rejected orders are not kept as sales");
+        let reopened = Seller::open(&seller.dir, &seller.store, SellerPolicy::Manual);
+        let refused = reopened.refused_orders().unwrap();
+        assert_eq!(refused.len(), 2);
+        assert!(refused[0].reason.contains("version 7"), "{refused:?}");
+        assert!(refused[1].reason.contains("costs 5.00 USD"), "{refused:?}");
+        assert_eq!((refused[1].buyer, refused[1].buyer_name.as_deref()), (buyer.node_id(), Some("Bo")));
     }
 
     fn runs(file: &Path) -> usize {

@@ -817,7 +817,13 @@ pub async fn network(
         Err(e) => body.push_str(&html::message("error", &e.to_string())),
     }
     body.push_str("</section>");
-    body.push_str("<h2>Refused requests</h2><ul class=\"refusals\">");
+    body.push_str("<h2>Dropped or refused since the node started</h2><ul class=\"dropped\">");
+    if let Ok(serde_json::Value::Object(counts)) = serde_json::to_value(node.dropped()) {
+        for (what, n) in counts {
+            let _ = write!(body, "<li>{}: {n}</li>", what.replace('_', " "));
+        }
+    }
+    body.push_str("</ul><h2>Refused requests to this page</h2><ul class=\"refusals\">");
     for (reason, n) in web.guard.refusals.snapshot() {
         let _ = write!(body, "<li>{reason}: {n}</li>");
     }

@@ -279,8 +279,8 @@ pub fn publish(corpus: &Path, home: &Path) -> Result<Report> {
         };
         let idle_rss_kb = rss_kb().0;
         let started = Instant::now();
-        let outcome =
-            publish::publish(&identity, "bench", &store, &blobs, request, None, tx, &|_| Ok(())).await?;
+        let draft = publish::prepare(&identity, "bench", &store, &blobs, request, None, tx).await?;
+        let outcome = publish::finish(&identity, &store, &blobs, draft, &|_| Ok(())).await?;
         let secs = started.elapsed().as_secs_f64();
         let _ = drain.await;
         if outcome.samples != files.len() {

@@ -1,0 +1,85 @@
+//! What the node dropped or refused since it started, in one place: every input
+//! it does not take is counted somewhere, and `smpl status`, `/v1/status` and the
+//! web app's network page show the counts from here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Node, NodeError};
+
+/// The counts, each since the node started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// Gossip listings that failed their checks (their senders lose score).
+    pub gossip_invalid: u64,
+    /// Gossip listings dropped unchecked while the validation queue was full.
+    pub gossip_unchecked: u64,
+    /// Listings in sync answers refused as invalid.
+    pub sync_invalid: u64,
+    /// Peers banned for invalid listings.
+    pub peers_banned: u64,
+    /// Listings refused because their author was over its budget, and listings
+    /// evicted to keep the total within the budget.
+    pub listings_refused: u64,
+    pub listings_evicted: u64,
+    /// Blob reads refused by the paid-content gate.
+    pub blob_reads_refused: u64,
+    /// Orders told to come back later: every payment hook slot taken, or their
+    /// peer over the order rate.
+    pub orders_busy: u64,
+    pub orders_rate_limited: u64,
+    /// Orders rejected before they were kept (`smpl sales --refused` lists them).
+    pub orders_refused: u64,
+}
+
+/// The node's state at a glance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub node_id: String,
+    /// Listings (pack versions) stored, and how many wait to be indexed.
+    pub listings: usize,
+    pub index_queue: usize,
+    pub dropped: Dropped,
+}
+
+impl Node {
+    /// What was dropped or refused since the node started.
+    pub fn dropped(&self) -> Dropped {
+        let n = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let mut dropped = Dropped {
+            listings_refused: n(&self.budget.stats.refused),
+            listings_evicted: n(&self.budget.stats.evicted),
+            blob_reads_refused: n(&self.gate_stats().refused),
+            orders_busy: n(&self.trade.busy),
+            orders_rate_limited: n(&self.trade.rate_limited),
+            orders_refused: n(&self.trade.refused),
+            ..Dropped::default()
+        };
+        if let Some(network) = self.network() {
+            let stats = network.stats();
+            dropped.gossip_invalid = n(&stats.gossip_invalid);
+            dropped.gossip_unchecked = n(&stats.gossip_dropped);
+            dropped.sync_invalid = n(&stats.fetched_invalid);
+            dropped.peers_banned = n(&stats.banned);
+        }
+        dropped
+    }
+
+    pub async fn status(&self) -> Result<Status, NodeError> {
+        let store = self.store.clone();
+        let listings = tokio::task::spawn_blocking(move || store.pack_seqs().map(|p| p.len())).await??;
+        Ok(Status {
+            node_id: self.node_id().to_string(),
+            listings,
+            index_queue: self.store.queue_len(),
+            dropped: self.dropped(),
+        })
+    }
+
+    /// The orders rejected before they were kept, newest first.
+    pub async fn refused_orders(&self) -> Result<Vec<crate::trade::RefusedOrder>, NodeError> {
+        let trade = self.trade.clone();
+        Ok(tokio::task::spawn_blocking(move || trade.refused_orders()).await??)
+    }
+}

@@ -3,7 +3,11 @@
 //! Keys cost nothing, so anyone can sign listings as thousands of authors. Every
 //! listing from the network passes [`Budget::admit`] before it is stored: one
 //! author may have at most [`BudgetConfig::packs_per_author`] listings and
-//! [`BudgetConfig::bytes_per_author`] bytes of them here. When the listings stored
+//! [`BudgetConfig::bytes_per_author`] bytes of them here, and replace listings it
+//! has here with new versions at most [`BudgetConfig::updates_per_author_day`]
+//! times in 24 hours (counted since the node started). A listing refused is
+//! recorded as declined (`Store::decline`), so sync does not fetch that version
+//! again and again. When the listings stored
 //! pass [`BudgetConfig::max_bytes`] or [`BudgetConfig::max_listings`] in all,
 //! [`Budget::evict`] drops listings until they fit again, in this order:
 //!
@@ -18,9 +22,10 @@
 //! from the same peer (`Store::evict`). Listings refused or evicted are counted
 //! ([`BudgetStats`]) and logged.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use smpl_protocol::{Manifest, NodeId, PackId};
 
@@ -35,6 +40,8 @@ pub struct BudgetConfig {
     pub max_listings: usize,
     pub packs_per_author: usize,
     pub bytes_per_author: u64,
+    /// New versions of listings already here, per author in any 24 hours.
+    pub updates_per_author_day: usize,
 }
 
 impl Default for BudgetConfig {
@@ -44,6 +51,7 @@ impl Default for BudgetConfig {
             max_listings: 200_000,
             packs_per_author: 1_000,
             bytes_per_author: 64 * 1024 * 1024,
+            updates_per_author_day: 50,
         }
     }
 }
@@ -57,11 +65,16 @@ pub struct BudgetStats {
     pub evicted: AtomicU64,
 }
 
+/// The window [`BudgetConfig::updates_per_author_day`] counts in.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// One author's listings here and their sizes.
 #[derive(Default)]
 struct AuthorUse {
     packs: HashMap<PackId, usize>,
     bytes: u64,
+    /// When each of its updates in the last [`DAY`] was stored, oldest first.
+    updates: VecDeque<Instant>,
 }
 
 #[derive(Default)]
@@ -75,9 +88,12 @@ struct Usage {
 }
 
 impl Usage {
-    fn add(&mut self, author: NodeId, pack: PackId, len: usize) {
+    fn add(&mut self, author: NodeId, pack: PackId, len: usize, at: Option<Instant>) {
         let entry = self.authors.entry(author).or_default();
         let old = entry.packs.insert(pack, len).map_or(0, |old| old as u64);
+        if let Some(at) = at.filter(|_| old > 0) {
+            entry.updates.push_back(at);
+        }
         entry.bytes = entry.bytes - old + len as u64;
         self.bytes = self.bytes - old + len as u64;
         if old == 0 {
@@ -113,7 +129,7 @@ impl Budget {
     pub fn open(store: &Store, me: NodeId, config: BudgetConfig) -> Result<Budget, StoreError> {
         let mut usage = Usage::default();
         for (pack, author, len) in store.listing_sizes()? {
-            usage.add(author, pack, len);
+            usage.add(author, pack, len, None);
         }
         Ok(Budget {
             store: store.clone(),
@@ -147,18 +163,33 @@ impl Budget {
         if self.protected(&usage, &manifest.author, &manifest.pack_id) {
             return Ok(());
         }
-        let entry = usage.authors.get(&manifest.author);
-        let current = entry.and_then(|e| e.packs.get(&manifest.pack_id)).map_or(0, |n| *n as u64);
-        let others = entry.map_or(0, |e| e.packs.len() - usize::from(current > 0));
-        let bytes = entry.map_or(0, |e| e.bytes - current);
+        let mut usage = usage;
+        let entry = usage.authors.get_mut(&manifest.author);
+        let current = entry.as_ref().and_then(|e| e.packs.get(&manifest.pack_id)).map_or(0, |n| *n as u64);
+        let others = entry.as_ref().map_or(0, |e| e.packs.len() - usize::from(current > 0));
+        let bytes = entry.as_ref().map_or(0, |e| e.bytes - current);
+        let updates = match entry {
+            Some(e) if current > 0 => {
+                while e.updates.front().is_some_and(|at| at.elapsed() >= DAY) {
+                    e.updates.pop_front();
+                }
+                e.updates.len()
+            }
+            _ => 0,
+        };
         let reason = if others >= self.config.packs_per_author {
             format!("its author has {others} listings here, the most one author may have")
         } else if bytes + len as u64 > self.config.bytes_per_author {
             format!("its author's listings would take over {} bytes here", self.config.bytes_per_author)
+        } else if updates >= self.config.updates_per_author_day {
+            format!("its author updated {updates} listings here in 24 hours, the most one author may")
         } else {
             return Ok(());
         };
         drop(usage);
+        if let Err(e) = self.store.decline(&manifest.pack_id, manifest.seq) {
+            tracing::error!("recording a declined listing failed: {e}");
+        }
         let refused = self.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
         if refused.is_power_of_two() {
             tracing::warn!(refused, author = %manifest.author, "listings refused over the per-author budget");
@@ -168,7 +199,7 @@ impl Budget {
 
     /// Counts a listing just stored.
     pub fn stored(&self, manifest: &Manifest, len: usize) {
-        self.usage().add(manifest.author, manifest.pack_id, len);
+        self.usage().add(manifest.author, manifest.pack_id, len, Some(Instant::now()));
     }
 
     /// Counts a listing that left the store (retracted).

@@ -9,8 +9,9 @@
 //! - `index-queue/v1`: queue id (u64, big-endian) → pack id. The indexer reads the
 //!   pack's current state when it drains an entry, so entries are idempotent.
 //! - `evicted/v1`: pack id → seq of a listing dropped to stay within the listing
-//!   budget (`budget.rs`): that version and older ones are not stored again, and
-//!   reconciliation counts them as held, so peers do not send them again.
+//!   budget, or declined by it (`budget.rs`): that version and older ones are not
+//!   stored again, and reconciliation counts them as held, so peers do not send
+//!   them again.
 //!
 //! Accepting a manifest or retraction and enqueueing it for the indexer is one sled
 //! transaction, flushed before the caller is told it succeeded.
@@ -232,6 +233,16 @@ impl Store {
             Ok::<_, ConflictableTransactionError<StoreError>>(Some(old.len().saturating_sub(8)))
         })?;
         Ok(removed)
+    }
+
+    /// Records that version `seq` of `pack` was declined (its author over its
+    /// budget): it, and older versions, are not stored or fetched again.
+    pub fn decline(&self, pack: &PackId, seq: u64) -> Result<(), StoreError> {
+        self.evicted.fetch_and_update(pack.0, |old| match old {
+            Some(old) if seq_of(old) >= seq => Some(old.to_vec()),
+            _ => Some(seq.to_be_bytes().to_vec()),
+        })?;
+        Ok(())
     }
 
     /// Every stored listing's author and envelope length.

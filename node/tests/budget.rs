@@ -67,6 +67,7 @@ async fn a_flood_of_valid_listings_stays_within_the_budget_and_keeps_what_matter
         max_bytes: u64::MAX,
         packs_per_author: 50,
         bytes_per_author: u64::MAX,
+        ..BudgetConfig::default()
     };
     let victim = Node::start(&options).await.unwrap();
     let own_dir = root.join("own-pack");
@@ -148,4 +149,48 @@ async fn an_author_past_its_share_is_refused_and_the_rest_kept() {
     let refused = victim.budget().stats.refused.load(Ordering::Relaxed);
     assert_eq!(victim.budget().totals().0, 5, "five listings of the one author are kept");
     assert_eq!(refused, 15, "the other fifteen were refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_author_updating_too_often_is_declined_and_not_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let flooder = start(root, "flooder", &[]).await;
+    let churner = Identity::from_secret_bytes([10; 32]);
+    let version = |seq: u64| {
+        for p in 0..10 {
+            let manifest =
+                kit::manifest(churner.node_id(), &format!("churn-{p}"), seq, vec![kit::sample("x.wav")]);
+            let envelope = manifest.sign(&churner).unwrap();
+            flooder.store().accept_manifest(&manifest, &envelope, false).unwrap();
+        }
+    };
+    version(1);
+    let home = Home::new(root.join("victim"));
+    home.init().unwrap();
+    let mut options = options(home, &[addr(&flooder).await], TradeConfig::default());
+    options.budget = BudgetConfig { updates_per_author_day: 4, ..BudgetConfig::default() };
+    let victim = Node::start(&options).await.unwrap();
+    settle(&victim, "the first versions arrived", |node| node.budget().totals().0 == 10).await;
+
+    // Ten updates at once: four are taken, six declined.
+    version(2);
+    victim.network().unwrap().sync_all().await.unwrap();
+    settle(&victim, "the updates were offered", |node| {
+        node.budget().stats.refused.load(Ordering::Relaxed) >= 6
+    })
+    .await;
+    let seqs = victim.store().pack_seqs().unwrap();
+    let updated = seqs.iter().filter(|(_, seq)| *seq == 2).count();
+    assert_eq!((seqs.len(), updated), (10, 4), "every pack kept, four of them updated: {seqs:?}");
+    assert_eq!(victim.budget().stats.refused.load(Ordering::Relaxed), 6);
+    assert_eq!(victim.status().await.unwrap().dropped.listings_refused, 6);
+
+    // The declined versions count as held: a full reconciliation fetches nothing.
+    let stats = || victim.network().unwrap().stats().fetched.load(Ordering::Relaxed);
+    let fetched = stats();
+    victim.network().unwrap().sync_all().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stats() - fetched, 0, "declined versions were fetched again");
+    assert_eq!(victim.budget().stats.refused.load(Ordering::Relaxed), 6);
 }

@@ -37,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
@@ -53,6 +53,7 @@ use smpl_protocol::{NodeId, PackId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::util::rate::Rate;
 use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
 pub use behaviour::{BuildError, LISTINGS_TOPIC, RelayLimits};
 pub use host::{Host, Ingest, NodeHost, ingest};
@@ -244,6 +245,10 @@ pub struct SyncStats {
     /// checked already (not forwarded; the sender is not penalised, and sync
     /// brings any honest one later).
     pub gossip_dropped: AtomicU64,
+    /// Gossip listings dropped unchecked because their peer sent more than its
+    /// rate, and sync requests refused for the same reason.
+    pub gossip_rate_limited: AtomicU64,
+    pub sync_rate_limited: AtomicU64,
     /// Envelopes a `Fetch` answer of ours left out to stay within the answer's
     /// byte budget (the requester asks again for them).
     pub answer_deferred: AtomicU64,
@@ -284,6 +289,16 @@ pub fn node_id_of(peer: &PeerId) -> Option<NodeId> {
 
 /// Gossip listings checked at once (each on a blocking thread); more are dropped.
 pub const MAX_VALIDATING: usize = 64;
+
+/// Gossip listings taken from one peer: a burst, then one per refill (250 a
+/// second); past it they are dropped unchecked, and sync brings honest ones later.
+const GOSSIP_BURST: u32 = 1_000;
+const GOSSIP_REFILL: Duration = Duration::from_millis(4);
+
+/// Sync requests answered for one peer: a burst, then one per refill (20 a
+/// second); past it they are refused, and the peer asks again at its next round.
+const SYNC_BURST: u32 = 200;
+const SYNC_REFILL: Duration = Duration::from_millis(50);
 
 /// The bytes of envelopes one `Fetch` answer carries at most: the requester's
 /// read limit less room for the encoding.
@@ -462,6 +477,8 @@ struct Actor {
     stats: Arc<SyncStats>,
     /// Gossip listings being checked on blocking threads now.
     validating: Arc<AtomicUsize>,
+    gossip_rate: Rate<PeerId>,
+    sync_rate: Rate<PeerId>,
 }
 
 impl Actor {
@@ -499,6 +516,8 @@ impl Actor {
             reachability,
             stats,
             validating: Arc::new(AtomicUsize::new(0)),
+            gossip_rate: Rate::new(GOSSIP_BURST, GOSSIP_REFILL),
+            sync_rate: Rate::new(SYNC_BURST, SYNC_REFILL),
         }
     }
 
@@ -1062,16 +1081,21 @@ impl Actor {
                 message_id,
                 message,
             }) => {
-                // A bounded number are checked at once: past it, a listing is
-                // dropped unchecked (ignored, so its sender loses no score), which
-                // keeps a flood from queueing unbounded work.
-                if self.validating.load(Ordering::Relaxed) >= MAX_VALIDATING {
-                    let dropped = self.stats.gossip_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                // A bounded number are checked at once, and one peer's share is
+                // bounded too: past either, a listing is dropped unchecked (ignored,
+                // so its sender loses no score), which keeps a flood from queueing
+                // unbounded work or crowding out other peers.
+                let (counter, why) = if self.validating.load(Ordering::Relaxed) >= MAX_VALIDATING {
+                    (Some(&self.stats.gossip_dropped), "too many being checked at once")
+                } else if !self.gossip_rate.take(propagation_source, Instant::now()) {
+                    (Some(&self.stats.gossip_rate_limited), "their peer sent more than its rate")
+                } else {
+                    (None, "")
+                };
+                if let Some(counter) = counter {
+                    let dropped = counter.fetch_add(1, Ordering::Relaxed) + 1;
                     if dropped.is_power_of_two() {
-                        tracing::warn!(
-                            dropped,
-                            "gossip listings dropped unchecked: too many being checked at once"
-                        );
+                        tracing::warn!(dropped, "gossip listings dropped unchecked: {why}");
                     }
                     let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                         &message_id,
@@ -1173,6 +1197,15 @@ impl Actor {
                 .behaviour_mut()
                 .sync
                 .send_response(channel, SyncResponse::Refused("banned".into()));
+            return;
+        }
+        if !matches!(request, SyncRequest::Hello { .. }) && !self.sync_rate.take(peer, Instant::now()) {
+            let limited = self.stats.sync_rate_limited.fetch_add(1, Ordering::Relaxed) + 1;
+            if limited.is_power_of_two() {
+                tracing::warn!(limited, %peer, "sync requests refused: this peer asks more than its rate");
+            }
+            let refused = SyncResponse::Refused("busy: too many sync requests; ask again later".into());
+            let _ = self.swarm.behaviour_mut().sync.send_response(channel, refused);
             return;
         }
         match request {

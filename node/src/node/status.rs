@@ -13,8 +13,12 @@ use super::{Node, NodeError};
 pub struct Dropped {
     /// Gossip listings that failed their checks (their senders lose score).
     pub gossip_invalid: u64,
-    /// Gossip listings dropped unchecked while the validation queue was full.
+    /// Gossip listings dropped unchecked while the validation queue was full,
+    /// and because their peer sent more than its rate.
     pub gossip_unchecked: u64,
+    pub gossip_rate_limited: u64,
+    /// Sync requests refused because their peer asked more than its rate.
+    pub sync_rate_limited: u64,
     /// Listings in sync answers refused as invalid.
     pub sync_invalid: u64,
     /// Peers banned for invalid listings.
@@ -60,6 +64,8 @@ impl Node {
             let stats = network.stats();
             dropped.gossip_invalid = n(&stats.gossip_invalid);
             dropped.gossip_unchecked = n(&stats.gossip_dropped);
+            dropped.gossip_rate_limited = n(&stats.gossip_rate_limited);
+            dropped.sync_rate_limited = n(&stats.sync_rate_limited);
             dropped.sync_invalid = n(&stats.fetched_invalid);
             dropped.peers_banned = n(&stats.banned);
         }

@@ -70,6 +70,7 @@ pub use verify::{Expect, LicenseError, check_files, check_token, content_of};
 use crate::store::{Store, StoreError};
 use crate::util::fs::{mode, write_atomic};
 use crate::util::prefix::{self, Match};
+use crate::util::rate::Rate;
 use crate::util::{now, random};
 use ledger::{Claim, Ledger, Side, Update};
 
@@ -78,38 +79,8 @@ const MAX_PENDING_PER_BUYER: usize = 32;
 
 /// New orders one peer may send in a burst; after it, one per [`ORDER_REFILL`].
 /// Copies of known orders (a buyer's node re-sending) are not counted.
-const ORDER_BURST: f64 = 20.0;
+const ORDER_BURST: u32 = 20;
 const ORDER_REFILL: Duration = Duration::from_secs(3);
-/// Peers whose order rate is tracked at once; past it, the one idle longest is
-/// forgotten.
-const RATE_PEERS: usize = 4_096;
-
-/// A token bucket of new orders per peer.
-#[derive(Default)]
-struct OrderRate {
-    buckets: HashMap<NodeId, (f64, Instant)>,
-}
-
-impl OrderRate {
-    /// Takes one order from `peer`'s bucket; false when it is empty.
-    fn take(&mut self, peer: NodeId, now: Instant) -> bool {
-        if self.buckets.len() >= RATE_PEERS
-            && !self.buckets.contains_key(&peer)
-            && let Some(idle) = self.buckets.iter().min_by_key(|(_, (_, at))| *at).map(|(id, _)| *id)
-        {
-            self.buckets.remove(&idle);
-        }
-        let (tokens, at) = self.buckets.entry(peer).or_insert((ORDER_BURST, now));
-        let refilled = now.saturating_duration_since(*at).as_secs_f64() / ORDER_REFILL.as_secs_f64();
-        *tokens = (*tokens + refilled).min(ORDER_BURST);
-        *at = now;
-        if *tokens < 1.0 {
-            return false;
-        }
-        *tokens -= 1.0;
-        true
-    }
-}
 
 const DAY: u64 = 24 * 60 * 60;
 
@@ -252,7 +223,7 @@ pub struct Trade {
     deciding: DecidingSet,
     /// Orders refused because every hook slot was taken.
     pub busy: Arc<AtomicU64>,
-    rate: Arc<Mutex<OrderRate>>,
+    rate: Arc<Mutex<Rate<NodeId>>>,
     /// New orders refused because their peer sent too many.
     pub rate_limited: Arc<AtomicU64>,
     /// Orders rejected before they were kept (also in [`Trade::refused_orders`]).
@@ -343,7 +314,7 @@ impl Trade {
             hooks: Arc::new(AtomicUsize::new(0)),
             deciding: Arc::default(),
             busy: Arc::new(AtomicU64::new(0)),
-            rate: Arc::default(),
+            rate: Arc::new(Mutex::new(Rate::new(ORDER_BURST, ORDER_REFILL))),
             rate_limited: Arc::new(AtomicU64::new(0)),
             refused: Arc::new(AtomicU64::new(0)),
         };
@@ -1157,7 +1128,7 @@ mod tests {
         assert!(matches!(seller.buy(&buyer, &first), TradeResponse::Pending { .. }));
         // More new orders than the burst: the rest of the burst is answered, then "busy".
         let answers: Vec<TradeResponse> =
-            (1..=ORDER_BURST as u64 + 5).map(|n| seller.buy(&buyer, &seller.order(&buyer, n))).collect();
+            (1..=u64::from(ORDER_BURST) + 5).map(|n| seller.buy(&buyer, &seller.order(&buyer, n))).collect();
         let busy = |a: &TradeResponse| matches!(a, TradeResponse::Refused(r) if r.starts_with("busy"));
         assert_eq!(answers.iter().filter(|a| busy(a)).count(), 6, "{answers:?}");
         assert!(answers[..ORDER_BURST as usize - 1].iter().all(|a| !busy(a)), "{answers:?}");
@@ -1167,13 +1138,6 @@ mod tests {
         // Another peer is not held back.
         let other = Identity::from_secret_bytes([22; 32]);
         assert!(matches!(seller.buy(&other, &seller.order(&other, 1)), TradeResponse::Pending { .. }));
-        // The bucket refills: one order per ORDER_REFILL.
-        let mut rate = OrderRate::default();
-        let (peer, start) = (buyer.node_id(), Instant::now());
-        assert!((0..ORDER_BURST as usize).all(|_| rate.take(peer, start)));
-        assert!(!rate.take(peer, start));
-        assert!(rate.take(peer, start + ORDER_REFILL));
-        assert!(!rate.take(peer, start + ORDER_REFILL));
     }
 
     #[test]

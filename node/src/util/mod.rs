@@ -3,6 +3,7 @@
 
 pub mod fs;
 pub mod prefix;
+pub mod rate;
 
 /// The current time in unix seconds (0 on a clock set before 1970).
 pub fn now() -> u64 {

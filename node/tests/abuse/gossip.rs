@@ -258,3 +258,91 @@ fn median(values: &mut [u64]) -> u64 {
     values.sort_unstable();
     values.get(values.len() / 2).copied().unwrap_or(0)
 }
+
+/// Valid listings one peer pushes as fast as gossipsub sends them.
+const VALID_FLOOD: u64 = 6_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_peer_s_flood_of_valid_listings_is_held_to_its_rate_and_others_get_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Victim::start(dir.path()).await;
+    let stats = victim.stats();
+    // Signed beforehand by 60 fresh keys, so the flood goes out at wire speed.
+    let envelopes: Vec<Vec<u8>> = (0..VALID_FLOOD)
+        .map(|n| {
+            let mut secret = [0x5e; 32];
+            secret[..8].copy_from_slice(&(n / 100).to_le_bytes());
+            let author = smpl_protocol::Identity::from_secret_bytes(secret);
+            let listing = manifest(&author.node_id(), &format!("valid-{n}"), 1, "Valid Spam");
+            listing.sign(&author).unwrap().into_bytes()
+        })
+        .collect();
+    let mut flooder = evil_swarm(11);
+    join_gossip(&mut flooder, &victim.addr, victim.peer).await;
+    let topic = IdentTopic::new(LISTINGS_TOPIC);
+    let start = Instant::now();
+    let mut envelopes = envelopes.into_iter().peekable();
+    while envelopes.peek().is_some() {
+        while let Some(bytes) = envelopes.peek() {
+            match flooder.behaviour_mut().gossipsub.publish(topic.clone(), bytes.clone()) {
+                Ok(_) => {
+                    envelopes.next();
+                }
+                Err(PublishError::AllQueuesFull(_)) => break,
+                Err(e) => panic!("gossipsub refused to publish: {e}"),
+            }
+        }
+        if let Ok(event) = timeout(Duration::from_millis(1), flooder.select_next_some()).await {
+            answer_quietly(&mut flooder, event);
+        }
+        assert!(start.elapsed() < FLOOD_LIMIT, "the flood did not go out in time");
+    }
+    let sent_in = start.elapsed();
+    // Every listing is either checked (new) or dropped unchecked.
+    let seen = || {
+        load(&stats.gossip_new)
+            + load(&stats.gossip_stale)
+            + load(&stats.gossip_dropped)
+            + load(&stats.gossip_rate_limited)
+    };
+    timeout(STEP, async {
+        while seen() < VALID_FLOOD {
+            if let Ok(event) = timeout(Duration::from_millis(10), flooder.select_next_some()).await {
+                answer_quietly(&mut flooder, event);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {VALID_FLOOD} listings reached the victim", seen()));
+    let (new, limited) = (load(&stats.gossip_new), load(&stats.gossip_rate_limited));
+    println!(
+        "valid flood from one peer, sent in {sent_in:?}: {new} checked and stored, {limited} over the peer's \
+         rate, {} over the validation queue",
+        load(&stats.gossip_dropped)
+    );
+    assert!(limited > 0, "the peer's rate never held it back ({new} stored)");
+    // At most the burst plus the refill over the time it took (with a second's slack).
+    let allowed = 1_000 + 250 * (start.elapsed().as_secs() + 1);
+    assert!(new <= allowed, "{new} stored from one peer, over {allowed}");
+    assert_eq!(load(&stats.gossip_invalid), 0, "valid listings cost no score");
+    assert_eq!(victim.node.status().await.unwrap().dropped.gossip_rate_limited, limited);
+
+    // Another peer has its own share: its listing is taken at once.
+    let mut honest = evil_swarm(12);
+    join_gossip(&mut honest, &victim.addr, victim.peer).await;
+    let good = manifest(&victim.author.node_id(), "fresh-loops", 1, "Fresh Loops");
+    let envelope = good.sign(&victim.author).unwrap().into_bytes();
+    honest.behaviour_mut().gossipsub.publish(topic, envelope).unwrap();
+    timeout(STEP, async {
+        while victim.node.store().manifest(&good.pack_id).unwrap().is_none() {
+            tokio::select! {
+                event = honest.select_next_some() => answer_quietly(&mut honest, event),
+                event = flooder.select_next_some() => answer_quietly(&mut flooder, event),
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+    })
+    .await
+    .expect("an honest peer's listing did not get through after the flood");
+    victim.shutdown().await;
+}

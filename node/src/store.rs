@@ -16,6 +16,7 @@
 //! Accepting a manifest or retraction and enqueueing it for the indexer is one sled
 //! transaction, flushed before the caller is told it succeeded.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -91,14 +92,42 @@ fn summary(seq: u64, author: &NodeId, len: usize) -> [u8; 48] {
 
 /// The `listings` value of a stored manifest record.
 fn summary_of_record(value: &[u8]) -> Option<[u8; 48]> {
-    Some(summary(seq_of(value.get(..8)?), &author_of(value)?, value.len() - 8))
+    let envelope = envelope_of(value).ok()?;
+    Some(summary(seq_of(value.get(..8)?), &author_of(&envelope)?, envelope.len()))
 }
 
+/// The first bytes of a zstd frame; an envelope starts with `SMPL`, so a record
+/// says which of the two it holds.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// zstd's level for stored envelopes: about a third of their size (JSON with hex
+/// fields) at a fraction of a millisecond per pack.
+const ZSTD_LEVEL: i32 = 3;
+
+/// A `manifests` or `retractions` value: seq, then the envelope, compressed with
+/// zstd when that makes it smaller (records written before compression are
+/// plain, and read as they are).
 fn record(seq: u64, envelope: &Envelope) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + envelope.as_bytes().len());
+    let raw = envelope.as_bytes();
+    let mut value = Vec::with_capacity(8 + raw.len() / 2);
     value.extend_from_slice(&seq.to_be_bytes());
-    value.extend_from_slice(envelope.as_bytes());
+    match zstd::bulk::compress(raw, ZSTD_LEVEL) {
+        Ok(packed) if packed.len() < raw.len() => value.extend_from_slice(&packed),
+        _ => value.extend_from_slice(raw),
+    }
     value
+}
+
+/// The envelope bytes of a record.
+fn envelope_of(value: &[u8]) -> Result<Cow<'_, [u8]>, ProtocolError> {
+    let body = value.get(8..).ok_or(ProtocolError::Malformed("stored record shorter than its seq"))?;
+    if !body.starts_with(&ZSTD_MAGIC) {
+        return Ok(Cow::Borrowed(body));
+    }
+    let limit = smpl_protocol::limits::MAX_ENVELOPE_BYTES + 4096;
+    zstd::bulk::decompress(body, limit)
+        .map(Cow::Owned)
+        .map_err(|_| ProtocolError::Malformed("stored record does not decompress"))
 }
 
 impl Store {
@@ -274,7 +303,7 @@ impl Store {
         if value.len() < 8 {
             return Err(corrupt(ProtocolError::Malformed("stored record shorter than its seq")));
         }
-        Ok(Some(Retraction::open(&value[8..]).map_err(corrupt)?.0))
+        Ok(Some(Retraction::open(&envelope_of(&value).map_err(corrupt)?).map_err(corrupt)?.0))
     }
 
     /// Every retracted pack id.
@@ -349,7 +378,9 @@ impl Store {
                 (m, r) => m.or(r),
             };
             if let Some(value) = newest.filter(|v| v.len() > 8) {
-                out.push(value[8..].to_vec());
+                let envelope =
+                    envelope_of(&value).map_err(|source| StoreError::Corrupt { pack: *id, source })?;
+                out.push(envelope.into_owned());
             }
         }
         Ok(out)
@@ -416,8 +447,9 @@ impl Store {
 
 /// The signer (author) of a stored record's envelope: bytes 6..38 of the envelope,
 /// after the record's 8-byte seq (see the envelope layout in `smpl_protocol`).
-fn author_of(value: &[u8]) -> Option<NodeId> {
-    Some(NodeId(value.get(8 + 6..8 + 38)?.try_into().ok()?))
+/// The signer named in an envelope's header.
+fn author_of(envelope: &[u8]) -> Option<NodeId> {
+    Some(NodeId(envelope.get(6..38)?.try_into().ok()?))
 }
 
 fn pack_id_of(key: &[u8]) -> PackId {
@@ -429,10 +461,7 @@ fn pack_id_of(key: &[u8]) -> PackId {
 
 fn decode(pack: &PackId, value: &[u8]) -> Result<(Manifest, Envelope), StoreError> {
     let corrupt = |source| StoreError::Corrupt { pack: *pack, source };
-    if value.len() < 8 {
-        return Err(corrupt(ProtocolError::Malformed("stored record shorter than its seq")));
-    }
-    Manifest::open(&value[8..]).map_err(corrupt)
+    Manifest::open(&envelope_of(value).map_err(corrupt)?).map_err(corrupt)
 }
 
 #[cfg(test)]
@@ -477,5 +506,54 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.listing_sizes().unwrap(), sizes[2..]);
+    }
+
+    #[test]
+    fn envelopes_are_stored_compressed_and_plain_records_of_an_older_store_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = identity(1);
+        let store = Store::open(dir.path()).unwrap();
+        let samples = (0..100).map(|n| sample(&format!("Loops/Dusty_Loop_{n:03}.wav"))).collect();
+        let big = manifest(me.node_id(), "dusty", 1, samples);
+        let big_envelope = big.sign(&me).unwrap();
+        store.accept_manifest(&big, &big_envelope, false).unwrap();
+        let stored = store.manifests.get(big.pack_id.0).unwrap().unwrap();
+        assert!(stored[8..].starts_with(&ZSTD_MAGIC));
+        assert!(
+            stored.len() < big_envelope.as_bytes().len() / 2,
+            "{} of {}",
+            stored.len(),
+            big_envelope.as_bytes().len()
+        );
+        assert_eq!(store.manifest(&big.pack_id).unwrap().unwrap().0, big);
+        assert_eq!(store.envelopes(&[big.pack_id]).unwrap(), [big_envelope.as_bytes().to_vec()]);
+
+        // A record as stores wrote them before compression: seq, then the envelope.
+        let old = manifest(me.node_id(), "plain", 1, vec![sample("Kick.wav")]);
+        let old_envelope = old.sign(&me).unwrap();
+        let mut plain = 1u64.to_be_bytes().to_vec();
+        plain.extend_from_slice(old_envelope.as_bytes());
+        store.manifests.insert(old.pack_id.0, plain).unwrap();
+        assert_eq!(store.manifest(&old.pack_id).unwrap().unwrap().0, old);
+        assert_eq!(store.envelopes(&[old.pack_id]).unwrap(), [old_envelope.as_bytes().to_vec()]);
+
+        // Summaries written from both kinds count the envelopes' own lengths.
+        store.listings.clear().unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let mut sizes = vec![
+            (big.pack_id, me.node_id(), big_envelope.as_bytes().len()),
+            (old.pack_id, me.node_id(), old_envelope.as_bytes().len()),
+        ];
+        sizes.sort();
+        assert_eq!(store.listing_sizes().unwrap(), sizes);
+
+        // A record that says it is compressed but is not is an error, not a panic.
+        let mut broken = 1u64.to_be_bytes().to_vec();
+        broken.extend_from_slice(&ZSTD_MAGIC);
+        broken.extend_from_slice(&[0xff; 40]);
+        store.manifests.insert(old.pack_id.0, broken).unwrap();
+        assert!(matches!(store.manifest(&old.pack_id), Err(StoreError::Corrupt { .. })));
     }
 }

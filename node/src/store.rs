@@ -2,8 +2,10 @@
 //! queue. Everything sled-specific stays in this module.
 //!
 //! Trees (names carry a version):
-//! - `manifests/v1`: pack id → seq (8 bytes, big-endian) ++ original envelope bytes
-//! - `retractions/v1`: pack id → seq ++ original retraction envelope bytes
+//! - `manifests/v1`: pack id → seq (8 bytes, big-endian) ++ the original envelope
+//!   bytes, compressed with zstd when that is smaller (a record starts its
+//!   envelope part with zstd's magic or with the envelope's own `SMPL`)
+//! - `retractions/v1`: pack id → seq ++ the retraction envelope, the same way
 //! - `settings/v1`: name → value
 //! - `peers/v1`: multiaddr of a peer met before → nothing
 //! - `index-queue/v1`: queue id (u64, big-endian) → pack id. The indexer reads the

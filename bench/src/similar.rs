@@ -46,8 +46,10 @@ pub fn run(args: SimilarArgs) -> Result<()> {
     let started = Instant::now();
     let mut floats: Vec<[f32; DESCRIPTOR_DIMS]> = Vec::with_capacity(corpus.docs);
     {
-        let index =
-            Index::open_with(dir.path(), IndexOptions { writer_threads: 2, writer_heap_bytes: 256 << 20 })?;
+        let index = Index::open_with(
+            dir.path(),
+            IndexOptions { writer_threads: 2, writer_heap_bytes: 256 << 20, preload: true },
+        )?;
         let mut batch = Vec::new();
         for i in 0..corpus.packs() {
             let pack = corpus.pack(i);

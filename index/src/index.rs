@@ -43,13 +43,17 @@ pub struct IndexOptions {
     /// Total indexing memory before a segment is flushed, 15 MB per thread at least
     /// (a smaller heap runs fewer threads).
     pub writer_heap_bytes: usize,
+    /// Read every page of the index in when it is opened: no query waits for a
+    /// page, and the whole index is in the process's memory. Without it, pages are
+    /// read as queries first touch them, and only those count in memory.
+    pub preload: bool,
 }
 
 impl Default for IndexOptions {
     /// Two threads (one on a single-core machine) sharing 64 MiB.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        IndexOptions { writer_threads: cores.clamp(1, 2), writer_heap_bytes: 64 << 20 }
+        IndexOptions { writer_threads: cores.clamp(1, 2), writer_heap_bytes: 64 << 20, preload: true }
     }
 }
 
@@ -100,7 +104,7 @@ impl Index {
         let version = std::fs::read_to_string(dir.join(VERSION_FILE)).ok();
         let current = version.as_deref().map(str::trim) == Some(&SCHEMA_VERSION.to_string());
         let opened = if existing && current {
-            match directory(dir).and_then(tantivy::Index::open) {
+            match directory(dir, options.preload).and_then(tantivy::Index::open) {
                 Ok(index) if index.schema() == schema => Some(index),
                 Ok(_) => None,
                 Err(e @ TantivyError::LockFailure(..)) => {
@@ -117,7 +121,7 @@ impl Index {
                 if existing || version.is_some() {
                     wipe(dir).map_err(io)?;
                 }
-                let index = directory(dir)
+                let index = directory(dir, options.preload)
                     .and_then(|d| tantivy::Index::create(d, schema, IndexSettings::default()))
                     .map_err(|source| IndexError::Open { path: dir.to_path_buf(), source })?;
                 write_version(dir).map_err(io)?;
@@ -359,16 +363,17 @@ fn new_writer(
     })
 }
 
-/// The index files in `dir`, memory-mapped with their page tables filled at once
-/// (`MADV_POPULATE_READ` on Linux; older kernels ignore it). Mapped lazily, every
-/// page a query touches for the first time in the process costs a page fault,
-/// which on a freshly opened index costs more than the query itself (figures in
-/// `docs/BENCHMARKS.md`, "Search index").
-fn directory(dir: &Path) -> tantivy::Result<MmapDirectory> {
+/// The index files in `dir`, memory-mapped; with `preload`, with their page tables
+/// filled at once (`MADV_POPULATE_READ` on Linux; older kernels ignore it). Mapped
+/// lazily, every page a query touches for the first time in the process costs a
+/// page fault, which on a freshly opened index costs more than the query itself
+/// (figures in `docs/BENCHMARKS.md`, "Search index").
+fn directory(dir: &Path, preload: bool) -> tantivy::Result<MmapDirectory> {
     #[cfg(target_os = "linux")]
-    let advice = Advice::PopulateRead;
+    let ahead = Advice::PopulateRead;
     #[cfg(not(target_os = "linux"))]
-    let advice = Advice::WillNeed;
+    let ahead = Advice::WillNeed;
+    let advice = if preload { ahead } else { Advice::Normal };
     MmapDirectory::open_with_madvice(dir, advice).map_err(TantivyError::from)
 }
 

@@ -322,6 +322,7 @@ proptest! {
         let index = Index::open_in_ram_with(IndexOptions {
             writer_threads: if two_threads { 2 } else { 1 },
             writer_heap_bytes: 30_000_000,
+            preload: true,
         }).unwrap();
         let mut model = BTreeMap::new();
         let mut seq = 0;

@@ -13,8 +13,12 @@ use smpl_protocol::{Manifest, PackId, SampleEntry};
 use smpl_testkit::manifest::{SampleExt, manifest, node};
 
 fn index(manifests: &[Manifest]) -> Index {
-    let index =
-        Index::open_in_ram_with(IndexOptions { writer_threads: 1, writer_heap_bytes: 15_000_000 }).unwrap();
+    let index = Index::open_in_ram_with(IndexOptions {
+        writer_threads: 1,
+        writer_heap_bytes: 15_000_000,
+        preload: true,
+    })
+    .unwrap();
     let ops: Vec<IndexOp> = manifests.iter().cloned().map(IndexOp::Upsert).collect();
     index.apply(&ops).unwrap();
     index

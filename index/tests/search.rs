@@ -5,7 +5,7 @@ use smpl_protocol::{Manifest, SampleKind};
 use smpl_testkit::manifest::{SampleExt, manifest, node, sample, usd};
 
 fn small() -> IndexOptions {
-    IndexOptions { writer_threads: 1, writer_heap_bytes: 15_000_000 }
+    IndexOptions { writer_threads: 1, writer_heap_bytes: 15_000_000, preload: true }
 }
 
 fn ram() -> Index {

@@ -106,7 +106,7 @@ fn main() -> Result<()> {
     let corpus = Corpus::new(args.docs, args.per_pack, args.seed);
     let temp = tempfile::tempdir()?;
     let path = args.index.clone().unwrap_or_else(|| temp.path().join("smpl"));
-    let options = IndexOptions { writer_threads: 2, writer_heap_bytes: 256 << 20 };
+    let options = IndexOptions { writer_threads: 2, writer_heap_bytes: 256 << 20, preload: true };
     {
         let index = Index::open_with(&path, options.clone()).context("opening the index")?;
         if index.num_samples() == args.docs as u64 {

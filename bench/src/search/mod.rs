@@ -110,6 +110,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         let options = IndexOptions {
             writer_threads: args.writer_threads,
             writer_heap_bytes: args.writer_heap_mb << 20,
+            preload: true,
         };
         let path = args.index.clone().unwrap_or_else(|| base.path().join("smpl"));
         Some(measure_smpl(&corpus, &queries, &args, options, path, check)?)

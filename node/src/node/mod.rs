@@ -165,6 +165,7 @@ impl Node {
         let index_dir = home.index_dir();
         let index_options = smpl_index::IndexOptions {
             writer_heap_bytes: (config.memory.index_writer_mb as usize) << 20,
+            preload: config.memory.index_preload,
             ..smpl_index::IndexOptions::default()
         };
         let index =

@@ -22,7 +22,7 @@
 //! from the same peer (`Store::evict`). Listings refused or evicted are counted
 //! ([`BudgetStats`]) and logged.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -85,32 +85,58 @@ struct Usage {
     /// Packs held here and authors dealt with: never evicted.
     kept_packs: HashSet<PackId>,
     kept_authors: HashSet<NodeId>,
+    /// The authors eviction may choose from (not dealt with), by the bytes of
+    /// their listings here: the largest last, found without a scan.
+    by_bytes: BTreeSet<(u64, NodeId)>,
 }
 
 impl Usage {
     fn add(&mut self, author: NodeId, pack: PackId, len: usize, at: Option<Instant>) {
         let entry = self.authors.entry(author).or_default();
+        let before = entry.bytes;
         let old = entry.packs.insert(pack, len).map_or(0, |old| old as u64);
         if let Some(at) = at.filter(|_| old > 0) {
             entry.updates.push_back(at);
         }
         entry.bytes = entry.bytes - old + len as u64;
+        let after = entry.bytes;
         self.bytes = self.bytes - old + len as u64;
         if old == 0 {
             self.listings += 1;
         }
+        self.rank(author, before, Some(after));
     }
 
     fn remove(&mut self, author: &NodeId, pack: &PackId) {
         if let Some(entry) = self.authors.get_mut(author)
             && let Some(len) = entry.packs.remove(pack)
         {
+            let before = entry.bytes;
             entry.bytes -= len as u64;
+            let after = (!entry.packs.is_empty()).then_some(entry.bytes);
             self.bytes -= len as u64;
             self.listings -= 1;
-            if entry.packs.is_empty() {
+            if after.is_none() {
                 self.authors.remove(author);
             }
+            self.rank(*author, before, after);
+        }
+    }
+
+    fn keep(&mut self, pack: PackId, author: NodeId) {
+        self.kept_packs.insert(pack);
+        self.kept_authors.insert(author);
+        if let Some(bytes) = self.authors.get(&author).map(|e| e.bytes) {
+            self.by_bytes.remove(&(bytes, author));
+        }
+    }
+
+    /// Moves `author` in [`Usage::by_bytes`] from `before` to `after` bytes
+    /// (`None`: out of it).
+    fn rank(&mut self, author: NodeId, before: u64, after: Option<u64>) {
+        self.by_bytes.remove(&(before, author));
+        if let Some(after) = after.filter(|_| !self.kept_authors.contains(&author)) {
+            self.by_bytes.insert((after, author));
         }
     }
 }
@@ -146,9 +172,7 @@ impl Budget {
 
     /// Never evicts `pack` (held here) nor the listings of its `author` (dealt with).
     pub fn keep(&self, pack: PackId, author: NodeId) {
-        let mut usage = self.usage();
-        usage.kept_packs.insert(pack);
-        usage.kept_authors.insert(author);
+        self.usage().keep(pack, author);
     }
 
     fn protected(&self, usage: &Usage, author: &NodeId, pack: &PackId) -> bool {
@@ -217,19 +241,18 @@ impl Budget {
                 if usage.bytes <= self.config.max_bytes && usage.listings <= self.config.max_listings {
                     break;
                 }
-                usage
-                    .authors
-                    .iter()
-                    .filter(|(author, _)| **author != self.me && !usage.kept_authors.contains(author))
-                    .max_by_key(|(_, entry)| entry.bytes)
-                    .and_then(|(author, entry)| {
-                        entry
+                usage.by_bytes.iter().rev().filter(|(_, author)| *author != self.me).find_map(
+                    |(_, author)| {
+                        usage
+                            .authors
+                            .get(author)?
                             .packs
                             .iter()
                             .filter(|(pack, _)| !usage.kept_packs.contains(pack))
                             .max_by_key(|(_, n)| **n)
                             .map(|(pack, _)| (*author, *pack))
-                    })
+                    },
+                )
             };
             let Some((author, pack)) = victim else {
                 tracing::warn!(
@@ -253,5 +276,46 @@ impl Budget {
     pub fn totals(&self) -> (usize, u64) {
         let usage = self.usage();
         (usage.listings, usage.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `by_bytes` must hold: every author not dealt with, by its bytes.
+    fn expected(usage: &Usage) -> BTreeSet<(u64, NodeId)> {
+        usage
+            .authors
+            .iter()
+            .filter(|(author, _)| !usage.kept_authors.contains(*author))
+            .map(|(author, entry)| (entry.bytes, *author))
+            .collect()
+    }
+
+    #[test]
+    fn authors_stay_ranked_by_bytes_through_adds_updates_removals_and_keeps() {
+        let mut usage = Usage::default();
+        let (a, b, c) = (NodeId([1; 32]), NodeId([2; 32]), NodeId([3; 32]));
+        let pack = |n: u8| PackId([n; 16]);
+        usage.add(a, pack(1), 100, None);
+        usage.add(a, pack(2), 50, None);
+        usage.add(b, pack(3), 120, None);
+        usage.add(c, pack(4), 10, None);
+        assert_eq!(usage.by_bytes, expected(&usage));
+        assert_eq!(usage.by_bytes.last(), Some(&(150, a)));
+        // An update replaces a pack's size; a removal takes it away.
+        usage.add(b, pack(3), 400, Some(Instant::now()));
+        assert_eq!(usage.by_bytes.last(), Some(&(400, b)));
+        usage.remove(&b, &pack(3));
+        assert_eq!(usage.by_bytes, expected(&usage));
+        assert!(!usage.authors.contains_key(&b));
+        // An author dealt with leaves the ranking, and does not come back with more.
+        usage.keep(pack(1), a);
+        assert_eq!(usage.by_bytes, expected(&usage));
+        usage.add(a, pack(5), 1_000, None);
+        assert_eq!(usage.by_bytes, expected(&usage));
+        assert_eq!(usage.by_bytes.last(), Some(&(10, c)));
+        assert_eq!((usage.listings, usage.bytes), (4, 1_160));
     }
 }

@@ -183,11 +183,10 @@ impl Budget {
     /// with the reason when its author is over its budget (an update of a pack
     /// already here is judged by its new size).
     pub fn admit(&self, manifest: &Manifest, len: usize) -> Result<(), String> {
-        let usage = self.usage();
+        let mut usage = self.usage();
         if self.protected(&usage, &manifest.author, &manifest.pack_id) {
             return Ok(());
         }
-        let mut usage = usage;
         let entry = usage.authors.get_mut(&manifest.author);
         let current = entry.as_ref().and_then(|e| e.packs.get(&manifest.pack_id)).map_or(0, |n| *n as u64);
         let others = entry.as_ref().map_or(0, |e| e.packs.len() - usize::from(current > 0));

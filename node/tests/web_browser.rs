@@ -299,6 +299,18 @@ const PLAYING: &str = "const p = window.smplPlayer; \
     return p && p.current && !p.current.paused && p.current.currentTime > 0.05 \
       ? [p.row.dataset.sample, p.current.currentTime] : null;";
 
+/// Presses the down arrow while `first` plays, waits until the next sample plays,
+/// and prints the audition start times (`label` names the browser).
+async fn down_plays_the_next(c: &Client, first: &Value, label: &str) {
+    c.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
+    let next =
+        format!("const r = (function() {{ {PLAYING} }})(); return r && r[0] !== {} ? r : null;", first[0]);
+    let second = until(c, "the next preview playing", &next, WAIT).await;
+    assert_ne!(first[0], second[0]);
+    let starts = c.execute("return window.smplPlayer.timings", vec![]).await.unwrap();
+    println!("{label}audition start times (ms, the second one fetched ahead): {starts}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_producers_trade_through_their_browsers() {
     let test_started = Instant::now();
@@ -366,17 +378,7 @@ async fn two_producers_trade_through_their_browsers() {
     // Audition: a click plays, time advances; the down arrow plays the next one.
     click(&b, "tr.hit button.play").await;
     let first = until(&b, "the first preview playing", PLAYING, WAIT).await;
-    b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
-    let second = until(
-        &b,
-        "the next preview playing",
-        &format!("const r = (function() {{ {PLAYING} }})(); return r && r[0] !== {} ? r : null;", first[0]),
-        WAIT,
-    )
-    .await;
-    assert_ne!(first[0], second[0]);
-    let starts = b.execute("return window.smplPlayer.timings", vec![]).await.unwrap();
-    println!("audition start times (ms, the second one fetched ahead): {starts}");
+    down_plays_the_next(&b, &first, "").await;
 
     // The pack page; Bob buys with a payment reference.
     b.goto(&format!("{}/packs/{pack}", bob.base)).await.unwrap();
@@ -578,17 +580,7 @@ async fn firefox_searches_auditions_buys_and_downloads_from_the_keyboard() {
     until(&b, "three results", "return document.querySelectorAll('tr.hit').length === 3", WAIT).await;
     b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
     let first = until(&b, "a preview playing from the keyboard", PLAYING, WAIT).await;
-    b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
-    let second = until(
-        &b,
-        "the next preview playing",
-        &format!("const r = (function() {{ {PLAYING} }})(); return r && r[0] !== {} ? r : null;", first[0]),
-        WAIT,
-    )
-    .await;
-    assert_ne!(first[0], second[0]);
-    let starts = b.execute("return window.smplPlayer.timings", vec![]).await.unwrap();
-    println!("Firefox audition start times (ms, the second one fetched ahead): {starts}");
+    down_plays_the_next(&b, &first, "Firefox ").await;
 
     b.active_element().await.unwrap().send_keys(&Key::Enter.to_string()).await.unwrap();
     until(&b, "the pack page", "return location.pathname.startsWith('/packs/')", WAIT).await;

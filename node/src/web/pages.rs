@@ -781,14 +781,13 @@ pub async fn network(
             n(&stats.gossip_invalid)
         );
     }
-    let store = node.store().clone();
-    let listings = tokio::task::spawn_blocking(move || store.pack_seqs().map(|p| p.len())).await;
-    let listings = match listings {
-        Ok(Ok(n)) => n.to_string(),
-        _ => "?".into(),
+    let status = node.status().await;
+    let (listings, queue) = match &status {
+        Ok(s) => (s.listings.to_string(), s.index_queue.to_string()),
+        Err(_) => ("?".into(), "?".into()),
     };
     let _ = write!(body, "<dt>Listings known</dt><dd id=\"listings\">{listings}</dd>");
-    let _ = write!(body, "<dt>Waiting to be indexed</dt><dd>{}</dd>", node.store().queue_len());
+    let _ = write!(body, "<dt>Waiting to be indexed</dt><dd>{queue}</dd>");
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let _ = write!(body, "<dt>This page</dt><dd><code>http://{}</code></dd></dl>", esc(host));
     body.push_str(
@@ -818,7 +817,8 @@ pub async fn network(
     }
     body.push_str("</section>");
     body.push_str("<h2>Dropped or refused since the node started</h2><ul class=\"dropped\">");
-    if let Ok(serde_json::Value::Object(counts)) = serde_json::to_value(node.dropped()) {
+    let dropped = status.map(|s| s.dropped).unwrap_or_else(|_| node.dropped());
+    if let Ok(serde_json::Value::Object(counts)) = serde_json::to_value(dropped) {
         for (what, n) in counts {
             let _ = write!(body, "<li>{}: {n}</li>", what.replace('_', " "));
         }

@@ -8,15 +8,17 @@
 //!   node's store;
 //! - caps connections in total and per peer, and concurrent requests per peer
 //!   ([`Limits`]); over a cap the request is answered with "rate limited", which a
-//!   well-behaved client retries later;
+//!   well-behaved client retries later. A peer at its own connection cap gets its
+//!   new connection and loses its oldest one instead: a peer restarted after a
+//!   crash would otherwise wait for its dead connections to time out;
 //! - asks the [`ServeGate`] about every hash a get, get-many or observe request
 //!   would read: the root and, for a hash-sequence request, each requested child.
 //!
 //! The handler does not shut the store down when the router stops (the stock
 //! `BlobsProtocol` does): the store belongs to the node and outlives the endpoint.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -127,9 +129,13 @@ impl Default for Limits {
 
 #[derive(Debug, Default, PartialEq, Eq)]
 struct PeerLoad {
-    connections: usize,
+    /// Its open connections, oldest first.
+    connections: VecDeque<u64>,
     requests: usize,
 }
+
+/// The connections being served, by id, so that the policy can close one.
+type Open = Arc<Mutex<HashMap<u64, Connection>>>;
 
 /// Who is connected and how much each peer is asking for.
 #[derive(Debug)]
@@ -144,19 +150,30 @@ impl Load {
         Load { limits, connections: HashMap::new(), peers: HashMap::new() }
     }
 
-    fn connect(&mut self, connection: u64, peer: EndpointId) -> EventResult {
-        let open = self.peers.get(&peer).map_or(0, |load| load.connections);
-        if self.connections.len() >= self.limits.connections || open >= self.limits.connections_per_peer {
+    /// Admits `connection` from `peer`. A peer at its own cap is admitted in place of
+    /// its oldest connection, whose id is returned to be closed.
+    fn connect(&mut self, connection: u64, peer: EndpointId) -> Result<Option<u64>, AbortReason> {
+        let open = self.peers.get(&peer).map_or(0, |load| load.connections.len());
+        let replaced = if open >= self.limits.connections_per_peer {
+            let load = self.peers.get_mut(&peer).expect("a peer at its cap has an entry");
+            let oldest = load.connections.pop_front();
+            if let Some(oldest) = oldest {
+                self.connections.remove(&oldest);
+            }
+            oldest
+        } else if self.connections.len() >= self.limits.connections {
             return Err(AbortReason::RateLimited);
-        }
-        self.peers.entry(peer).or_default().connections += 1;
+        } else {
+            None
+        };
+        self.peers.entry(peer).or_default().connections.push_back(connection);
         self.connections.insert(connection, peer);
-        Ok(())
+        Ok(replaced)
     }
 
     fn closed(&mut self, connection: u64) {
         if let Some(peer) = self.connections.remove(&connection) {
-            self.update(peer, |load| load.connections = load.connections.saturating_sub(1));
+            self.update(peer, |load| load.connections.retain(|&id| id != connection));
         }
     }
 
@@ -192,28 +209,37 @@ impl Load {
 pub(super) struct Provider {
     store: Store,
     events: EventSender,
+    open: Open,
 }
 
 impl Provider {
-    pub(super) fn new(store: Store, events: EventSender) -> Provider {
-        Provider { store, events }
+    pub(super) fn new(store: Store, (events, open): (EventSender, Open)) -> Provider {
+        Provider { store, events, open }
     }
 }
 
 impl ProtocolHandler for Provider {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let id = connection.stable_id() as u64;
+        lock(&self.open).insert(id, connection.clone());
         iroh_blobs::provider::handle_connection(connection, self.store.clone(), self.events.clone()).await;
+        lock(&self.open).remove(&id);
         Ok(())
     }
 }
 
-/// Starts the policy actor; the returned sender goes to the [`Provider`].
+fn lock(open: &Open) -> std::sync::MutexGuard<'_, HashMap<u64, Connection>> {
+    open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Starts the policy actor; the returned sender and table of open connections go
+/// to the [`Provider`].
 pub(super) fn spawn_policy(
     store: Store,
     gate: GateCell,
     limits: Limits,
     cancel: CancellationToken,
-) -> (EventSender, tokio::task::JoinHandle<()>) {
+) -> ((EventSender, Open), tokio::task::JoinHandle<()>) {
     let mask = EventMask {
         connected: ConnectMode::Intercept,
         get: RequestMode::Intercept,
@@ -223,8 +249,9 @@ pub(super) fn spawn_policy(
         throttle: ThrottleMode::None,
     };
     let (events, rx) = EventSender::channel(EVENT_QUEUE, mask);
-    let task = tokio::spawn(run_policy(rx, store, gate, limits, cancel));
-    (events, task)
+    let open = Open::default();
+    let task = tokio::spawn(run_policy(rx, store, gate, limits, open.clone(), cancel));
+    ((events, open), task)
 }
 
 /// What a request would read, for the gate.
@@ -239,6 +266,7 @@ async fn run_policy(
     store: Store,
     gate: GateCell,
     limits: Limits,
+    open: Open,
     cancel: CancellationToken,
 ) {
     let mut load = Load::new(limits);
@@ -263,10 +291,20 @@ async fn run_policy(
                     Some(peer) => load.connect(msg.inner.connection_id, peer),
                     None => Err(AbortReason::Permission),
                 };
-                if verdict.is_err() {
-                    tracing::debug!(peer = ?msg.inner.endpoint_id, ?verdict, "refusing a blobs connection");
+                match verdict {
+                    Err(reason) => {
+                        tracing::debug!(peer = ?msg.inner.endpoint_id, ?reason, "refusing a blobs connection")
+                    }
+                    Ok(Some(oldest)) => {
+                        tracing::debug!(peer = ?msg.inner.endpoint_id, "a new blobs connection replaces the oldest");
+                        if let Some(connection) = lock(&open).remove(&oldest) {
+                            connection
+                                .close(iroh_blobs::protocol::ERR_LIMIT, b"replaced by a newer connection");
+                        }
+                    }
+                    Ok(None) => {}
                 }
-                msg.tx.send(verdict).await.ok();
+                msg.tx.send(verdict.map(|_| ())).await.ok();
                 continue;
             }
             ProviderMessage::ConnectionClosed(msg) => {
@@ -382,29 +420,36 @@ mod tests {
     fn connection_and_request_caps() {
         let mut load = Load::new(Limits { connections: 3, connections_per_peer: 2, requests_per_peer: 2 });
         let (a, b) = (peer(1), peer(2));
-        assert_eq!(load.connect(1, a), Ok(()));
-        assert_eq!(load.connect(2, a), Ok(()));
-        assert_eq!(load.connect(3, a), Err(AbortReason::RateLimited), "third connection of one peer");
-        assert_eq!(load.connect(4, b), Ok(()));
+        assert_eq!(load.connect(1, a), Ok(None));
+        assert_eq!(load.connect(2, a), Ok(None));
+        assert_eq!(load.connect(4, b), Ok(None));
         assert_eq!(load.connect(5, peer(3)), Err(AbortReason::RateLimited), "over the total");
+        // A peer at its cap replaces its oldest connection, even at the total cap.
+        assert_eq!(load.connect(3, a), Ok(Some(1)), "third connection of one peer");
+        assert_eq!(load.start_request(1), Err(AbortReason::Permission), "the replaced connection");
+        load.closed(1);
+        assert_eq!(load.peers[&a].connections, [2, 3]);
+        assert_eq!(load.connect(1, a), Ok(Some(2)));
+        load.closed(3);
+        assert_eq!(load.connect(3, a), Ok(None));
 
         // Requests count per peer, over all its connections.
         assert_eq!(load.start_request(1), Ok(a));
-        assert_eq!(load.start_request(2), Ok(a));
+        assert_eq!(load.start_request(3), Ok(a));
         assert_eq!(load.start_request(1), Err(AbortReason::RateLimited));
         assert_eq!(load.start_request(4), Ok(b), "another peer is not affected");
         assert_eq!(load.start_request(99), Err(AbortReason::Permission), "unknown connection");
         load.end_request(a);
-        assert_eq!(load.start_request(2), Ok(a));
+        assert_eq!(load.start_request(3), Ok(a));
 
         // A peer's entry goes away once it has neither connections nor requests.
         load.closed(1);
-        load.closed(2);
+        load.closed(3);
         assert!(load.peers.contains_key(&a), "requests still running");
         load.end_request(a);
         load.end_request(a);
         assert!(!load.peers.contains_key(&a));
-        assert_eq!(load.connect(6, a), Ok(()));
+        assert_eq!(load.connect(6, a), Ok(None));
         load.closed(6);
         load.closed(6);
         assert!(!load.peers.contains_key(&a));

@@ -608,6 +608,29 @@ async fn busy_providers_are_retried_not_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_at_its_connection_cap_replaces_its_oldest_connection() {
+    // What a buyer killed mid-download leaves at the seller: connections that count
+    // against its cap until they time out. Its restarted self must still be served.
+    let a = TestNode::start(1).await;
+    let b = TestNode::start(2).await;
+    let (content, _) = Pack::new(&[50_000, 60_000]).store(&a).await;
+    b.meet(&a);
+    let endpoint = b.transfer().router.endpoint();
+    let mut held = Vec::new();
+    for _ in 0..Limits::default().connections_per_peer {
+        held.push(timed("connect", endpoint.connect(to_endpoint(a.id()), iroh_blobs::ALPN)).await.unwrap());
+    }
+    // A admits each connection as it accepts it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = timed("download", b.transfer().download(content, &[a.id()], None)).await.unwrap();
+    assert!(done.dropped.is_empty(), "{done:?}");
+    let reason = timed("the oldest connection closed", held[0].closed()).await;
+    assert!(reason.to_string().contains("replaced"), "{reason}");
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_links_the_stored_files_and_survives_their_removal() {
     let a = TestNode::start(1).await;
     let b = TestNode::start(2).await;

@@ -5,7 +5,7 @@
 //! author may have at most [`BudgetConfig::packs_per_author`] listings and
 //! [`BudgetConfig::bytes_per_author`] bytes of them here, and replace listings it
 //! has here with new versions at most [`BudgetConfig::updates_per_author_day`]
-//! times in 24 hours (counted since the node started). A listing refused is
+//! times in 24 hours (kept in the store, so a restart does not reset the count). A listing refused is
 //! recorded as declined (`Store::decline`), so sync does not fetch that version
 //! again and again. When the listings stored
 //! pass [`BudgetConfig::max_bytes`] or [`BudgetConfig::max_listings`] in all,
@@ -25,7 +25,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use smpl_protocol::{Manifest, NodeId, PackId};
 
@@ -65,16 +65,21 @@ pub struct BudgetStats {
     pub evicted: AtomicU64,
 }
 
-/// The window [`BudgetConfig::updates_per_author_day`] counts in.
-const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+/// The window [`BudgetConfig::updates_per_author_day`] counts in, seconds.
+const DAY: u64 = 24 * 60 * 60;
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
 
 /// One author's listings here and their sizes.
 #[derive(Default)]
 struct AuthorUse {
     packs: HashMap<PackId, usize>,
     bytes: u64,
-    /// When each of its updates in the last [`DAY`] was stored, oldest first.
-    updates: VecDeque<Instant>,
+    /// When each of its updates in the last [`DAY`] was stored (unix seconds),
+    /// oldest first.
+    updates: VecDeque<u64>,
 }
 
 #[derive(Default)]
@@ -91,13 +96,19 @@ struct Usage {
 }
 
 impl Usage {
-    fn add(&mut self, author: NodeId, pack: PackId, len: usize, at: Option<Instant>) {
+    /// Counts a listing of `author`; an update (a pack already counted) stored
+    /// `at` joins the author's updates, which are returned then.
+    fn add(&mut self, author: NodeId, pack: PackId, len: usize, at: Option<u64>) -> Option<Vec<u64>> {
         let entry = self.authors.entry(author).or_default();
         let before = entry.bytes;
         let old = entry.packs.insert(pack, len).map_or(0, |old| old as u64);
-        if let Some(at) = at.filter(|_| old > 0) {
+        let updates = at.filter(|_| old > 0).map(|at| {
             entry.updates.push_back(at);
-        }
+            while entry.updates.front().is_some_and(|first| at.saturating_sub(*first) >= DAY) {
+                entry.updates.pop_front();
+            }
+            entry.updates.iter().copied().collect()
+        });
         entry.bytes = entry.bytes - old + len as u64;
         let after = entry.bytes;
         self.bytes = self.bytes - old + len as u64;
@@ -105,6 +116,7 @@ impl Usage {
             self.listings += 1;
         }
         self.rank(author, before, Some(after));
+        updates
     }
 
     fn remove(&mut self, author: &NodeId, pack: &PackId) {
@@ -157,6 +169,12 @@ impl Budget {
         for (pack, author, len) in store.listing_sizes()? {
             usage.add(author, pack, len, None);
         }
+        for (author, times) in store.updates()? {
+            match usage.authors.get_mut(&author) {
+                Some(entry) => entry.updates = times.into(),
+                None => store.record_updates(&author, &[])?,
+            }
+        }
         Ok(Budget {
             store: store.clone(),
             me,
@@ -193,7 +211,8 @@ impl Budget {
         let bytes = entry.as_ref().map_or(0, |e| e.bytes - current);
         let updates = match entry {
             Some(e) if current > 0 => {
-                while e.updates.front().is_some_and(|at| at.elapsed() >= DAY) {
+                let now = unix_now();
+                while e.updates.front().is_some_and(|at| now.saturating_sub(*at) >= DAY) {
                     e.updates.pop_front();
                 }
                 e.updates.len()
@@ -222,7 +241,12 @@ impl Budget {
 
     /// Counts a listing just stored.
     pub fn stored(&self, manifest: &Manifest, len: usize) {
-        self.usage().add(manifest.author, manifest.pack_id, len, Some(Instant::now()));
+        let updates = self.usage().add(manifest.author, manifest.pack_id, len, Some(unix_now()));
+        if let Some(times) = updates
+            && let Err(e) = self.store.record_updates(&manifest.author, &times)
+        {
+            tracing::error!("recording an author's updates failed: {e}");
+        }
     }
 
     /// Counts a listing that left the store (retracted).
@@ -304,7 +328,7 @@ mod tests {
         assert_eq!(usage.by_bytes, expected(&usage));
         assert_eq!(usage.by_bytes.last(), Some(&(150, a)));
         // An update replaces a pack's size; a removal takes it away.
-        usage.add(b, pack(3), 400, Some(Instant::now()));
+        assert_eq!(usage.add(b, pack(3), 400, Some(1_000)), Some(vec![1_000]));
         assert_eq!(usage.by_bytes.last(), Some(&(400, b)));
         usage.remove(&b, &pack(3));
         assert_eq!(usage.by_bytes, expected(&usage));

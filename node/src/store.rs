@@ -14,6 +14,9 @@
 //!   budget, or declined by it (`budget.rs`): that version and older ones are not
 //!   stored again, and reconciliation counts them as held, so peers do not send
 //!   them again.
+//! - `updates/v1`: author → when (unix seconds, u64 big-endian each) it replaced
+//!   listings stored here with new versions in the last day, so the budget's
+//!   per-author update count survives a restart.
 //!
 //! Accepting a manifest or retraction and enqueueing it for the indexer is one sled
 //! transaction, flushed before the caller is told it succeeded.
@@ -75,6 +78,7 @@ pub struct Store {
     peers: Tree,
     queue: Tree,
     evicted: Tree,
+    updates: Tree,
 }
 
 fn seq_of(value: &[u8]) -> u64 {
@@ -151,6 +155,7 @@ impl Store {
             peers: db.open_tree("peers/v1")?,
             queue: db.open_tree("index-queue/v1")?,
             evicted: db.open_tree("evicted/v1")?,
+            updates: db.open_tree("updates/v1")?,
             db,
         };
         if store.listings.is_empty() && !store.manifests.is_empty() {
@@ -274,6 +279,34 @@ impl Store {
             _ => Some(seq.to_be_bytes().to_vec()),
         })?;
         Ok(())
+    }
+
+    /// Records when `author` replaced listings here in the last day (unix
+    /// seconds); an empty list forgets it.
+    pub fn record_updates(&self, author: &NodeId, times: &[u64]) -> Result<(), StoreError> {
+        if times.is_empty() {
+            self.updates.remove(author.0)?;
+        } else {
+            let value: Vec<u8> = times.iter().flat_map(|t| t.to_be_bytes()).collect();
+            self.updates.insert(author.0, value)?;
+        }
+        Ok(())
+    }
+
+    /// What [`Store::record_updates`] recorded, per author.
+    pub fn updates(&self) -> Result<Vec<(NodeId, Vec<u64>)>, StoreError> {
+        self.updates
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                let author = NodeId(
+                    k.as_ref().try_into().map_err(|_| StoreError::Unreadable("an update record".into()))?,
+                );
+                let times =
+                    v.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
+                Ok((author, times))
+            })
+            .collect()
     }
 
     /// Every stored listing's author and envelope length.

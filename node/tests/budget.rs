@@ -193,4 +193,16 @@ async fn an_author_updating_too_often_is_declined_and_not_fetched_again() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(stats() - fetched, 0, "declined versions were fetched again");
     assert_eq!(victim.budget().stats.refused.load(Ordering::Relaxed), 6);
+
+    // A restart does not give the author a new day: its four updates are remembered.
+    victim.shutdown().await;
+    let victim = Node::start(&options).await.unwrap();
+    version(3);
+    victim.network().unwrap().sync_all().await.unwrap();
+    settle(&victim, "the third versions were offered", |node| {
+        node.budget().stats.refused.load(Ordering::Relaxed) >= 10
+    })
+    .await;
+    let seqs = victim.store().pack_seqs().unwrap();
+    assert!(seqs.iter().all(|(_, seq)| *seq < 3), "an update was taken after the restart: {seqs:?}");
 }

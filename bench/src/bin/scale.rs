@@ -30,20 +30,22 @@ mod corpus;
 #[path = "../mem.rs"]
 mod mem;
 #[allow(dead_code)]
+#[path = "../nodes.rs"]
+mod nodes;
+#[allow(dead_code)]
 #[path = "../rng.rs"]
 mod rng;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
-use smpl_index::{Index, SearchQuery};
-use smpl_node::{Home, Store};
-use smpl_protocol::{BlobHash, Identity, Signed};
+use smpl_index::Index;
+use smpl_node::Home;
 
 use corpus::Corpus;
+use nodes::{Api, NodeProcess, ensure_seeder, percentile, text_query};
 
 #[derive(Parser)]
 #[command(about = "What a real node costs at 100,000 and 1,000,000 samples known")]
@@ -114,7 +116,7 @@ fn query_set(args: &Args) -> Vec<String> {
 
 fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result<Column> {
     let seeder = args.dir.join(format!("seeder-{packs}x{}-{}", args.per_pack, args.authors));
-    let envelope_bytes = ensure_seeder(args, &seeder, packs)?;
+    let envelope_bytes = ensure_seeder(&seeder, packs, args.per_pack, args.authors, args.seed)?;
     let fresh = args.dir.join(format!("fresh-{packs}"));
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh)?;
@@ -188,177 +190,6 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
         }
     }
     Ok(column)
-}
-
-/// A text search as `smpl search WORDS` sends it.
-fn text_query(text: &str) -> SearchQuery {
-    SearchQuery { text: Some(text.to_string()), ..SearchQuery::default() }
-}
-
-/// Builds the seeder's store once (a marker file says it is complete) and returns
-/// the bytes of its envelopes.
-fn ensure_seeder(args: &Args, dir: &Path, packs: usize) -> Result<u64> {
-    let marker = dir.join("complete");
-    if let Ok(text) = std::fs::read_to_string(&marker) {
-        return Ok(text.trim().parse()?);
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    let home = Home::new(dir);
-    home.init()?;
-    let store = Store::open(&home.db_dir())?;
-    let corpus = Corpus::new(packs * args.per_pack, args.per_pack, args.seed);
-    let keys: Vec<Identity> = (0..args.authors)
-        .map(|a| {
-            let mut r = rng::Rng::for_item(args.seed, 100, a as u64);
-            let mut secret = [0u8; 32];
-            for chunk in secret.chunks_mut(8) {
-                chunk.copy_from_slice(&r.next_u64().to_le_bytes());
-            }
-            Identity::from_secret_bytes(secret)
-        })
-        .collect();
-    let started = Instant::now();
-    let mut bytes = 0u64;
-    for i in 0..packs {
-        let key = &keys[i % keys.len()];
-        let mut m = corpus.pack(i);
-        m.author = key.node_id();
-        m.pack_id = smpl_protocol::PackId::derive(&m.author, &m.slug);
-        let mut r = rng::Rng::for_item(args.seed, 101, i as u64);
-        for s in &mut m.samples {
-            s.waveform = (0..128).map(|_| r.below(256) as u8).collect();
-            s.hash = BlobHash(blake3::hash(&r.next_u64().to_le_bytes()).into());
-            s.preview = Some(BlobHash(blake3::hash(&r.next_u64().to_le_bytes()).into()));
-        }
-        m.content = smpl_protocol::collection::content_hash(m.samples.iter().map(|s| (&s.name, s.hash)));
-        let envelope = m.sign(key)?;
-        bytes += envelope.as_bytes().len() as u64;
-        store.accept_manifest(&m, &envelope, false)?;
-        if i % 1000 == 999 {
-            eprintln!("  seeder: {} packs signed and stored", i + 1);
-        }
-    }
-    store.flush()?;
-    drop(store);
-    eprintln!("  seeder: {packs} packs, {bytes} envelope bytes, {:.0} s", started.elapsed().as_secs_f64());
-    std::fs::write(&marker, bytes.to_string())?;
-    Ok(bytes)
-}
-
-/// A `smpl node` process on 127.0.0.1 with mDNS off.
-struct NodeProcess {
-    child: Child,
-    home: PathBuf,
-}
-
-impl NodeProcess {
-    fn start(smpl: &Path, home: &Path, extra: &[&str]) -> Result<NodeProcess> {
-        let mut child = Command::new(smpl)
-            .arg("--home")
-            .arg(home)
-            .args([
-                "node",
-                "--no-mdns",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--listen",
-                "/ip4/127.0.0.1/udp/0/quic-v1",
-            ])
-            .args(extra)
-            .env_remove("SMPL_HOME")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::options().create(true).append(true).open(home.with_extension("log"))?)
-            .spawn()
-            .with_context(|| format!("starting {}", smpl.display()))?;
-        // The node writes its node.json (pid, API address) once it serves.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Home::new(home).node_info().ok().map(|info| info.pid) != Some(child.id()) {
-            if child.try_wait()?.is_some() || Instant::now() > deadline {
-                bail!("the node in {} did not start", home.display());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(NodeProcess { child, home: home.to_path_buf() })
-    }
-
-    fn p2p_addr(&self) -> Result<String> {
-        let info = Home::new(&self.home).node_info()?;
-        info.listen.into_iter().find(|a| a.contains("/tcp/")).context("the seeder has no TCP address")
-    }
-
-    /// Resident set and its anonymous part, bytes.
-    fn rss(&self) -> Result<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0)
-                * 1024
-        };
-        Ok((field("VmRSS:"), field("RssAnon:")))
-    }
-
-    /// Stops the node as Ctrl-C does, and waits for it.
-    fn stop(mut self) -> Result<()> {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                self.child.kill()?;
-                bail!("the node in {} did not stop within 30 s", self.home.display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-}
-
-/// The node's local HTTP API, as the CLI calls it.
-struct Api {
-    base: String,
-    token: String,
-    agent: ureq::Agent,
-}
-
-impl Api {
-    fn new(home: &Path) -> Result<Api> {
-        let home = Home::new(home);
-        Ok(Api {
-            base: home.node_info()?.api,
-            token: home.api_token()?,
-            agent: ureq::Agent::new_with_defaults(),
-        })
-    }
-
-    fn post(&self, query: &SearchQuery) -> Result<serde_json::Value> {
-        let mut answer = self
-            .agent
-            .post(format!("{}/v1/search", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .send_json(query)?;
-        Ok(answer.body_mut().read_json()?)
-    }
-
-    fn search(&self, text: &str) -> Result<serde_json::Value> {
-        self.post(&text_query(text))
-    }
-
-    /// Packs the node's index holds.
-    fn pack_count(&self) -> Result<usize> {
-        let answer = self.post(&SearchQuery { packs: true, limit: 1, ..SearchQuery::default() })?;
-        Ok(answer["total"].as_u64().unwrap_or(0) as usize)
-    }
-}
-
-fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
 }
 
 fn print_table(args: &Args, columns: &[Column]) {

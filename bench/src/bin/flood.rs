@@ -1,0 +1,259 @@
+//! Flood: a node under a listing flood keeps what its producer cares about.
+//!
+//! 1. **Seeder** (built once under `--dir`, like the scale benchmark's): a home whose
+//!    store holds `--listings` valid signed listings from `--authors` fresh keys.
+//! 2. **The producer's node** T runs with a listing budget (`--listings-mb`,
+//!    `--max-listings`) and meets an honest author H (a second node), whose free
+//!    pack T fetches: H becomes an author T has dealt with.
+//! 3. **Idle**: the query set through T's API.
+//! 4. **Flood**: T connects to the seeder, which offers every listing by sync. While
+//!    T takes them in, its RSS is sampled every 50 ms and the query set runs through
+//!    its API round after round; a few seconds in, H publishes a new pack, and the
+//!    time until T's API shows it is taken. The flood is over when T's listings,
+//!    evictions and refusals have not moved for 10 s.
+//! 5. **After**: T's listings against the budget, its disk, the same query set at
+//!    rest (the index as full as the budget lets it be), and whether H's packs are
+//!    all still there and searchable.
+//!
+//! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin flood` then
+//! `./target/release/flood` (see docs/BENCHMARKS.md, "Listing flood").
+
+#[allow(dead_code)]
+#[path = "../corpus.rs"]
+mod corpus;
+#[allow(dead_code)]
+#[path = "../mem.rs"]
+mod mem;
+#[allow(dead_code)]
+#[path = "../nodes.rs"]
+mod nodes;
+#[allow(dead_code)]
+#[path = "../rng.rs"]
+mod rng;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use smpl_node::Home;
+
+use corpus::Corpus;
+use nodes::{Api, NodeProcess, ensure_seeder, percentile, smpl_json};
+
+#[derive(Parser)]
+#[command(about = "A node under a flood of valid listings from fresh keys")]
+struct Args {
+    /// Listings the flood offers.
+    #[arg(long, default_value_t = 100_000)]
+    listings: usize,
+    /// Fresh keys that sign them (listing i by key i mod N).
+    #[arg(long, default_value_t = 10_000)]
+    authors: usize,
+    /// Samples per flooded listing.
+    #[arg(long, default_value_t = 4)]
+    per_pack: usize,
+    /// The producer's node's budget: megabytes of listings of others.
+    #[arg(long, default_value_t = 32)]
+    listings_mb: u64,
+    /// The producer's node's budget: listings of others.
+    #[arg(long, default_value_t = 20_000)]
+    max_listings: usize,
+    /// Where the seeder is kept between runs, and the other homes made.
+    #[arg(long, default_value = "/tmp/smpl-flood")]
+    dir: PathBuf,
+    /// The `smpl` binary (default: beside this one).
+    #[arg(long)]
+    smpl: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Longest the flood may take.
+    #[arg(long, default_value_t = 900)]
+    timeout_secs: u64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let smpl = match &args.smpl {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("smpl"),
+    };
+    anyhow::ensure!(smpl.exists(), "{} not found: build it (cargo build --release -p smpl)", smpl.display());
+    let queries: Vec<String> =
+        Corpus::new(1, 1, args.seed).queries(30).into_iter().map(|q| q.words.join(" ")).collect();
+
+    let seeder = args.dir.join(format!("seeder-{}x{}-{}", args.listings, args.per_pack, args.authors));
+    let envelope_bytes = ensure_seeder(&seeder, args.listings, args.per_pack, args.authors, args.seed)?;
+    let (t_home, h_home) = (args.dir.join("producer"), args.dir.join("honest"));
+    for home in [&t_home, &h_home] {
+        if home.exists() {
+            std::fs::remove_dir_all(home)?;
+        }
+        let _ = std::fs::remove_file(home.with_extension("log"));
+    }
+
+    // The honest author and the producer who fetched from it.
+    let honest = NodeProcess::start(&smpl, &h_home, &[])?;
+    let budget = [
+        "--listings-mb".to_string(),
+        args.listings_mb.to_string(),
+        "--max-listings".into(),
+        args.max_listings.to_string(),
+        "--bootstrap".into(),
+        honest.p2p_addr()?,
+    ];
+    let budget: Vec<&str> = budget.iter().map(String::as_str).collect();
+    let producer = NodeProcess::start(&smpl, &t_home, &budget)?;
+    let api = Api::new(&t_home)?;
+    let first = publish(&smpl, &h_home, &args.dir, "Honest Keys", 0)?;
+    wait_for(&api, &first, Duration::from_secs(30))?;
+    smpl_json(&smpl, &t_home, &["fetch", &first, "--out", args.dir.join("library").to_str().unwrap()])?;
+
+    let idle = query_round(&api, &queries, 5)?;
+
+    // The flood.
+    let seeding = NodeProcess::start(&smpl, &seeder, &[])?;
+    let started = Instant::now();
+    smpl_json(&smpl, &t_home, &["connect", &seeding.p2p_addr()?])?;
+    let (mut peak_rss, mut peak_anon) = (0u64, 0u64);
+    let mut during = Vec::new();
+    let mut second: Option<(String, Instant)> = None;
+    let mut arrival = None;
+    let mut last = (0u64, 0u64, 0u64);
+    let mut moved = Instant::now();
+    let mut last_status = Instant::now();
+    loop {
+        let (rss, anon) = producer.rss()?;
+        peak_rss = peak_rss.max(rss);
+        peak_anon = peak_anon.max(anon);
+        for q in &queries[..3] {
+            let t = Instant::now();
+            api.search(q)?;
+            during.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        if second.is_none() && started.elapsed() > Duration::from_secs(5) {
+            second = Some((publish(&smpl, &h_home, &args.dir, "Honest Keys II", 1)?, Instant::now()));
+        }
+        if let (Some((pack, published)), None) = (&second, arrival)
+            && api.has_pack(pack)
+        {
+            arrival = Some(published.elapsed());
+        }
+        if last_status.elapsed() >= Duration::from_millis(500) {
+            last_status = Instant::now();
+            let status = api.get("/v1/status")?;
+            let now = (
+                status["listings"].as_u64().unwrap_or(0),
+                status["dropped"]["listings_evicted"].as_u64().unwrap_or(0),
+                status["dropped"]["listings_refused"].as_u64().unwrap_or(0),
+            );
+            if now != last {
+                last = now;
+                moved = Instant::now();
+            } else if moved.elapsed() > Duration::from_secs(10) && arrival.is_some() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(args.timeout_secs) {
+                bail!("the flood still moves after {} s: {now:?}", args.timeout_secs);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let flood_secs = (moved - started).as_secs_f64();
+    let status = api.get("/v1/status")?;
+    let after = query_round(&api, &queries, 5)?;
+    let (second, _) = second.expect("published during the flood");
+    let kept = [&first, &second].iter().all(|pack| api.has_pack(pack));
+    let found = api.search("Honest Keys")?["hits"].as_array().map_or(0, Vec::len);
+    let rest_rss = producer.rss()?;
+    producer.stop()?;
+    seeding.stop()?;
+    honest.stop()?;
+    let home = Home::new(&t_home);
+    let (sled, index) = (mem::disk_usage(&home.db_dir()), mem::disk_usage(&home.index_dir()));
+
+    let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
+    let ms = |v: &[f64]| format!("{:.2} / {:.2} ms", percentile(v, 0.5), percentile(v, 0.99));
+    println!(
+        "\n{} listings of {} samples from {} keys ({} of envelopes); budget {} MB, {} listings; load {:.1}\n",
+        args.listings,
+        args.per_pack,
+        args.authors,
+        mb(envelope_bytes),
+        args.listings_mb,
+        args.max_listings,
+        mem::load_average().unwrap_or(f64::NAN)
+    );
+    println!("| figure | value |");
+    println!("| --- | ---: |");
+    println!("| flood taken in (last listing stored, evicted or refused) | {flood_secs:.0} s |");
+    println!(
+        "| listings kept / evicted / refused | {} / {} / {} |",
+        status["listings"], status["dropped"]["listings_evicted"], status["dropped"]["listings_refused"]
+    );
+    println!("| peak RSS during the flood (anon) | {} ({}) |", mb(peak_rss), mb(peak_anon));
+    println!("| RSS after the flood (anon) | {} ({}) |", mb(rest_rss.0), mb(rest_rss.1));
+    println!("| sled + index on disk | {} + {} |", mb(sled), mb(index));
+    println!("| search p50 / p99, idle before the flood | {} |", ms(&idle));
+    println!("| search p50 / p99, during the flood | {} |", ms(&during));
+    println!("| search p50 / p99, at rest after it | {} |", ms(&after));
+    println!(
+        "| honest listing published during the flood, shown after | {:.2} s |",
+        arrival.map_or(f64::NAN, |d| d.as_secs_f64())
+    );
+    println!("| the honest author's packs all kept / found by search | {kept} / {found} hits |");
+    Ok(())
+}
+
+/// The query set through the API, `rounds` times after one to warm up.
+fn query_round(api: &Api, queries: &[String], rounds: usize) -> Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for round in 0..=rounds {
+        for q in queries {
+            let t = Instant::now();
+            api.search(q)?;
+            if round > 0 {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    Ok(times)
+}
+
+/// Publishes a free pack of two generated tones as `home`; its pack id.
+fn publish(smpl: &Path, home: &Path, dir: &Path, title: &str, variant: u32) -> Result<String> {
+    let folder = dir.join(format!("honest-pack-{variant}"));
+    std::fs::create_dir_all(&folder)?;
+    for (i, freq) in [220.0f32, 330.0].into_iter().enumerate() {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut wav = hound::WavWriter::create(folder.join(format!("Tone_{i}.wav")), spec)?;
+        let freq = freq * (1.0 + variant as f32 / 10.0);
+        for n in 0..44_100 {
+            let v = (n as f32 * freq * std::f32::consts::TAU / 44_100.0).sin() * 0.5;
+            wav.write_sample((v * i16::MAX as f32) as i16)?;
+        }
+        wav.finalize()?;
+    }
+    let answer = smpl_json(
+        smpl,
+        home,
+        &["publish", folder.to_str().unwrap(), "--title", title, "--genre", "House", "--free"],
+    )?;
+    answer["pack_id"].as_str().map(str::to_string).ok_or_else(|| anyhow::anyhow!("publish answered {answer}"))
+}
+
+fn wait_for(api: &Api, pack: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !api.has_pack(pack) {
+        if Instant::now() > deadline {
+            bail!("pack {pack} did not arrive within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}

@@ -159,6 +159,9 @@ pub struct Budget {
     me: NodeId,
     pub(crate) config: BudgetConfig,
     usage: Mutex<Usage>,
+    /// Held by the one [`Budget::evict`] running: two at once would pick the same
+    /// victims.
+    evicting: Mutex<()>,
     pub stats: BudgetStats,
 }
 
@@ -180,6 +183,7 @@ impl Budget {
             me,
             config,
             usage: Mutex::new(usage),
+            evicting: Mutex::new(()),
             stats: BudgetStats::default(),
         })
     }
@@ -257,6 +261,7 @@ impl Budget {
     /// Drops listings, in the module's order, until the store is within the
     /// totals again. Returns the packs evicted.
     pub fn evict(&self) -> Result<Vec<PackId>, StoreError> {
+        let _one_at_a_time = self.evicting.lock().unwrap_or_else(PoisonError::into_inner);
         let mut evicted = Vec::new();
         loop {
             let victim = {
@@ -283,14 +288,19 @@ impl Budget {
                 );
                 break;
             };
-            self.store.evict(&pack)?;
+            let stored = self.store.evict(&pack)?;
             self.usage().remove(&author, &pack);
-            evicted.push(pack);
+            if stored.is_some() {
+                evicted.push(pack);
+            }
         }
         if !evicted.is_empty() {
-            let total =
-                self.stats.evicted.fetch_add(evicted.len() as u64, Ordering::Relaxed) + evicted.len() as u64;
-            tracing::info!(now = evicted.len(), total, "listings evicted to stay within the listing budget");
+            let n = evicted.len() as u64;
+            let total = self.stats.evicted.fetch_add(n, Ordering::Relaxed) + n;
+            // Logged as the total passes each power of two: a flood does not flood the log.
+            if (total - n + 1..=total).any(u64::is_power_of_two) {
+                tracing::info!(total, "listings evicted to stay within the listing budget");
+            }
         }
         Ok(evicted)
     }

@@ -33,7 +33,7 @@ pub mod invite;
 mod providers;
 pub mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -208,11 +208,29 @@ enum Command {
 
 /// Results of blocking work, back to the loop.
 enum Done {
-    Validated { id: gossipsub::MessageId, source: PeerId, acceptance: MessageAcceptance },
-    Respond { channel: ResponseChannel<SyncResponse>, response: SyncResponse },
-    TradeRespond { channel: ResponseChannel<TradeResponse>, response: TradeResponse },
-    Reconciled { peer: PeerId, next: Option<Vec<u8>>, need: Vec<PackId> },
-    FetchedInvalid(PeerId),
+    Validated {
+        id: gossipsub::MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    },
+    Respond {
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+    TradeRespond {
+        channel: ResponseChannel<TradeResponse>,
+        response: TradeResponse,
+    },
+    Reconciled {
+        peer: PeerId,
+        next: Option<Vec<u8>>,
+        need: Vec<PackId>,
+    },
+    /// A fetch answer from `peer` was taken in; it held an invalid listing.
+    Fetched {
+        peer: PeerId,
+        invalid: bool,
+    },
     ConnectTimeout(PeerId),
 }
 
@@ -289,6 +307,17 @@ pub fn node_id_of(peer: &PeerId) -> Option<NodeId> {
 
 /// Gossip listings checked at once (each on a blocking thread); more are dropped.
 pub const MAX_VALIDATING: usize = 64;
+/// Fetches from one peer being asked or taken in at once: what one peer's listings
+/// may hold of the node's memory and cores while it syncs, so that a flood of
+/// listings by sync leaves room for gossip and searches.
+const MAX_FETCHES_IN_FLIGHT: usize = 2;
+
+/// The fetches of one peer's listings that reconciliation found missing.
+#[derive(Default)]
+struct Fetches {
+    waiting: VecDeque<Vec<PackId>>,
+    in_flight: usize,
+}
 
 /// Gossip listings taken from one peer: a burst, then one per refill (250 a
 /// second); past it they are dropped unchecked, and sync brings honest ones later.
@@ -450,6 +479,8 @@ struct Actor {
     banned: HashSet<PeerId>,
     /// Reconciliation in progress with these peers (one at a time per peer).
     reconciling: HashSet<PeerId>,
+    /// Per peer, the listings to fetch from it, asked [`MAX_FETCHES_IN_FLIGHT`] at a time.
+    fetches: HashMap<PeerId, Fetches>,
     /// Remote addresses of current connections.
     addrs: HashMap<PeerId, Vec<Multiaddr>>,
     provider_queries: HashMap<kad::QueryId, (HashSet<NodeId>, oneshot::Sender<Vec<NodeId>>)>,
@@ -500,6 +531,7 @@ impl Actor {
             greeted: HashSet::new(),
             banned: HashSet::new(),
             reconciling: HashSet::new(),
+            fetches: HashMap::new(),
             addrs: HashMap::new(),
             provider_queries: HashMap::new(),
             connect_waiters: HashMap::new(),
@@ -952,8 +984,11 @@ impl Actor {
                     self.ban(source, "it sent too many invalid listings");
                 }
             }
-            Done::FetchedInvalid(peer) => {
-                self.ban(peer, "it answered a fetch with invalid listings");
+            Done::Fetched { peer, invalid } => {
+                self.fetch_done(peer);
+                if invalid {
+                    self.ban(peer, "it answered a fetch with invalid listings");
+                }
             }
             Done::Respond { channel, response } => {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
@@ -963,14 +998,9 @@ impl Actor {
             }
             Done::Reconciled { peer, next, need } => {
                 if !need.is_empty() {
-                    for chunk in need.chunks(MAX_FETCH_IDS) {
-                        let id = self
-                            .swarm
-                            .behaviour_mut()
-                            .sync
-                            .send_request(&peer, SyncRequest::Fetch(chunk.to_vec()));
-                        self.pending.insert(id, (peer, Pending::Fetch(chunk.to_vec())));
-                    }
+                    let fetches = self.fetches.entry(peer).or_default();
+                    fetches.waiting.extend(need.chunks(MAX_FETCH_IDS).map(<[PackId]>::to_vec));
+                    self.send_fetches(peer);
                 }
                 match next {
                     Some(message) => {
@@ -995,9 +1025,33 @@ impl Actor {
         self.stats.reconcile_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// Starts reconciling our listings with `peer` unless a round is under way.
+    /// Asks `peer` for the next waiting fetches while fewer than
+    /// [`MAX_FETCHES_IN_FLIGHT`] are.
+    fn send_fetches(&mut self, peer: PeerId) {
+        let Some(fetches) = self.fetches.get_mut(&peer) else { return };
+        while fetches.in_flight < MAX_FETCHES_IN_FLIGHT {
+            let Some(ids) = fetches.waiting.pop_front() else { break };
+            fetches.in_flight += 1;
+            let id = self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest::Fetch(ids.clone()));
+            self.pending.insert(id, (peer, Pending::Fetch(ids)));
+        }
+        if fetches.in_flight == 0 {
+            self.fetches.remove(&peer);
+        }
+    }
+
+    /// A fetch from `peer` ended (taken in, failed or refused): the next one goes.
+    fn fetch_done(&mut self, peer: PeerId) {
+        if let Some(fetches) = self.fetches.get_mut(&peer) {
+            fetches.in_flight = fetches.in_flight.saturating_sub(1);
+        }
+        self.send_fetches(peer);
+    }
+
+    /// Starts reconciling our listings with `peer` unless a round is under way or
+    /// the last one's fetches are still going (they would be found missing again).
     fn start_reconcile(&mut self, peer: PeerId) {
-        if !self.reconciling.insert(peer) {
+        if self.fetches.contains_key(&peer) || !self.reconciling.insert(peer) {
             return;
         }
         self.blocking(move |host| {
@@ -1058,6 +1112,7 @@ impl Actor {
                 if num_established == 0 {
                     self.greeted.remove(&peer_id);
                     self.reconciling.remove(&peer_id);
+                    self.fetches.remove(&peer_id);
                     self.addrs.remove(&peer_id);
                     self.rtt.remove(&peer_id);
                 }
@@ -1182,8 +1237,12 @@ impl Actor {
                 ..
             }) => {
                 tracing::debug!("sync request to {peer} failed: {error}");
-                if let Some((peer, Pending::Reconcile)) = self.pending.remove(&request_id) {
-                    self.reconciling.remove(&peer);
+                match self.pending.remove(&request_id) {
+                    Some((peer, Pending::Reconcile)) => {
+                        self.reconciling.remove(&peer);
+                    }
+                    Some((peer, Pending::Fetch(_))) => self.fetch_done(peer),
+                    _ => {}
                 }
             }
             _ => {}
@@ -1341,10 +1400,8 @@ impl Actor {
                 if let Some(at) =
                     at.filter(|at| at + 1 < asked.len() && bytes + MAX_ENVELOPE_BYTES > ANSWER_BUDGET)
                 {
-                    let rest = asked[at + 1..].to_vec();
-                    let id =
-                        self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest::Fetch(rest.clone()));
-                    self.pending.insert(id, (peer, Pending::Fetch(rest)));
+                    // Next in line, asked when a fetch in flight ends.
+                    self.fetches.entry(peer).or_default().waiting.push_front(asked[at + 1..].to_vec());
                 }
                 let stats = self.stats.clone();
                 self.blocking(move |host| {
@@ -1365,8 +1422,12 @@ impl Actor {
                     // An honest peer serves only listings it verified itself, so one
                     // invalid listing in an answer is enough to ban it; unpunished, a
                     // peer could claim newer listings and feed garbage at every resync.
-                    invalid.then_some(Done::FetchedInvalid(peer))
+                    Some(Done::Fetched { peer, invalid })
                 })
+            }
+            (Pending::Fetch(_), other) => {
+                tracing::debug!("unexpected answer to a fetch from {peer}: {other:?}");
+                self.fetch_done(peer);
             }
             (_, other) => tracing::debug!("unexpected sync answer from {peer}: {other:?}"),
         }

@@ -162,10 +162,31 @@ impl Node {
         if outcome.unchanged {
             return Ok(outcome);
         }
-        self.indexer.wake();
-        self.indexer.flush().await;
+        // Announced first, then indexed here on its own: under a flood of listings the
+        // index queue can hold minutes of work, and neither the network nor the
+        // producer's own search should wait for it.
         self.announce(&outcome.pack_id, true).await;
+        self.index_now(outcome.pack_id).await;
+        self.indexer.wake();
         Ok(outcome)
+    }
+
+    /// Puts the stored state of `pack` into the index now, out of the queue's
+    /// order (its queue entry stays, and indexes the same state again later).
+    async fn index_now(&self, pack: PackId) {
+        let (store, index) = (self.store.clone(), self.index.clone());
+        let done = tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
+            if let Some((manifest, _)) = store.manifest(&pack)? {
+                index.apply(&[smpl_index::IndexOp::Upsert(manifest)])?;
+            }
+            Ok(())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(%pack, "indexing a published pack failed (it stays queued): {e}"),
+            Err(e) => tracing::warn!(%pack, "indexing a published pack failed (it stays queued): {e}"),
+        }
     }
 
     pub async fn search(&self, query: SearchQuery) -> Result<SearchResults, NodeError> {

@@ -5,9 +5,9 @@
 //! author may have at most [`BudgetConfig::packs_per_author`] listings and
 //! [`BudgetConfig::bytes_per_author`] bytes of them here, and replace listings it
 //! has here with new versions at most [`BudgetConfig::updates_per_author_day`]
-//! times in 24 hours (kept in the store, so a restart does not reset the count). A listing refused is
-//! recorded as declined (`Store::decline`), so sync does not fetch that version
-//! again and again. When the listings stored
+//! times in 24 hours (the times are kept in the store: a restart does not reset
+//! the count). A listing refused is recorded as declined (`Store::decline`), so
+//! sync does not fetch that version again and again. When the listings stored
 //! pass [`BudgetConfig::max_bytes`] or [`BudgetConfig::max_listings`] in all,
 //! [`Budget::evict`] drops listings until they fit again, in this order:
 //!

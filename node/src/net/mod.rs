@@ -206,31 +206,14 @@ enum Command {
     Invite(oneshot::Sender<Vec<Multiaddr>>),
 }
 
-/// Results of blocking work, back to the loop.
+/// Results of blocking work, back to the loop (`Fetched`: a fetch answer was taken
+/// in, and whether it held an invalid listing).
 enum Done {
-    Validated {
-        id: gossipsub::MessageId,
-        source: PeerId,
-        acceptance: MessageAcceptance,
-    },
-    Respond {
-        channel: ResponseChannel<SyncResponse>,
-        response: SyncResponse,
-    },
-    TradeRespond {
-        channel: ResponseChannel<TradeResponse>,
-        response: TradeResponse,
-    },
-    Reconciled {
-        peer: PeerId,
-        next: Option<Vec<u8>>,
-        need: Vec<PackId>,
-    },
-    /// A fetch answer from `peer` was taken in; it held an invalid listing.
-    Fetched {
-        peer: PeerId,
-        invalid: bool,
-    },
+    Validated { id: gossipsub::MessageId, source: PeerId, acceptance: MessageAcceptance },
+    Respond { channel: ResponseChannel<SyncResponse>, response: SyncResponse },
+    TradeRespond { channel: ResponseChannel<TradeResponse>, response: TradeResponse },
+    Reconciled { peer: PeerId, next: Option<Vec<u8>>, need: Vec<PackId> },
+    Fetched { peer: PeerId, invalid: bool },
     ConnectTimeout(PeerId),
 }
 
@@ -984,12 +967,11 @@ impl Actor {
                     self.ban(source, "it sent too many invalid listings");
                 }
             }
-            Done::Fetched { peer, invalid } => {
-                self.fetch_done(peer);
-                if invalid {
-                    self.ban(peer, "it answered a fetch with invalid listings");
-                }
+            Done::Fetched { peer, invalid: true } => {
+                self.fetches.remove(&peer);
+                self.ban(peer, "it answered a fetch with invalid listings");
             }
+            Done::Fetched { peer, invalid: false } => self.fetch_done(peer),
             Done::Respond { channel, response } => {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
             }

@@ -175,17 +175,17 @@ impl Node {
     /// order (its queue entry stays, and indexes the same state again later).
     async fn index_now(&self, pack: PackId) {
         let (store, index) = (self.store.clone(), self.index.clone());
-        let done = tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
+        let indexed = tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
             if let Some((manifest, _)) = store.manifest(&pack)? {
                 index.apply(&[smpl_index::IndexOp::Upsert(manifest)])?;
             }
             Ok(())
         })
-        .await;
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(%pack, "indexing a published pack failed (it stays queued): {e}"),
-            Err(e) => tracing::warn!(%pack, "indexing a published pack failed (it stays queued): {e}"),
+        .await
+        .map_err(NodeError::from)
+        .and_then(|indexed| indexed);
+        if let Err(e) = indexed {
+            tracing::warn!(%pack, "indexing a published pack failed (it stays queued): {e}");
         }
     }
 

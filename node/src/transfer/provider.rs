@@ -153,18 +153,16 @@ impl Load {
     /// Admits `connection` from `peer`. A peer at its own cap is admitted in place of
     /// its oldest connection, whose id is returned to be closed.
     fn connect(&mut self, connection: u64, peer: EndpointId) -> Result<Option<u64>, AbortReason> {
-        let open = self.peers.get(&peer).map_or(0, |load| load.connections.len());
-        let replaced = if open >= self.limits.connections_per_peer {
-            let load = self.peers.get_mut(&peer).expect("a peer at its cap has an entry");
-            let oldest = load.connections.pop_front();
-            if let Some(oldest) = oldest {
-                self.connections.remove(&oldest);
+        let replaced = match self.peers.get_mut(&peer) {
+            Some(load) if load.connections.len() >= self.limits.connections_per_peer => {
+                let oldest = load.connections.pop_front();
+                if let Some(oldest) = oldest {
+                    self.connections.remove(&oldest);
+                }
+                oldest
             }
-            oldest
-        } else if self.connections.len() >= self.limits.connections {
-            return Err(AbortReason::RateLimited);
-        } else {
-            None
+            _ if self.connections.len() >= self.limits.connections => return Err(AbortReason::RateLimited),
+            _ => None,
         };
         self.peers.entry(peer).or_default().connections.push_back(connection);
         self.connections.insert(connection, peer);

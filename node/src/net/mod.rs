@@ -293,7 +293,7 @@ pub const MAX_VALIDATING: usize = 64;
 /// Fetches from one peer being asked or taken in at once: what one peer's listings
 /// may hold of the node's memory and cores while it syncs, so that a flood of
 /// listings by sync leaves room for gossip and searches.
-const MAX_FETCHES_IN_FLIGHT: usize = 2;
+const MAX_FETCHES_IN_FLIGHT: usize = 4;
 
 /// The fetches of one peer's listings that reconciliation found missing.
 #[derive(Default)]

@@ -13,6 +13,28 @@ use smpl_protocol::{BlobHash, Identity, Signed};
 use crate::corpus::Corpus;
 use crate::rng;
 
+/// 30 one- and two-word queries from the corpus's vocabulary (the words of the
+/// search benchmark's queries, without their filters), as a producer types them.
+pub fn query_set(seed: u64) -> Vec<String> {
+    Corpus::new(1, 1, seed).queries(30).into_iter().map(|q| q.words.join(" ")).collect()
+}
+
+/// The query set through the API, `rounds` times after one to warm up; each
+/// search's time in ms.
+pub fn api_rounds(api: &Api, queries: &[String], rounds: usize) -> Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for round in 0..=rounds {
+        for q in queries {
+            let t = Instant::now();
+            api.search(q)?;
+            if round > 0 {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    Ok(times)
+}
+
 /// A text search as `smpl search WORDS` sends it.
 pub fn text_query(text: &str) -> SearchQuery {
     SearchQuery { text: Some(text.to_string()), ..SearchQuery::default() }

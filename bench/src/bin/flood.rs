@@ -39,8 +39,7 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use smpl_node::Home;
 
-use corpus::Corpus;
-use nodes::{Api, NodeProcess, ensure_seeder, percentile, smpl_json};
+use nodes::{Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, smpl_json};
 
 #[derive(Parser)]
 #[command(about = "A node under a flood of valid listings from fresh keys")]
@@ -80,8 +79,7 @@ fn main() -> Result<()> {
         None => std::env::current_exe()?.with_file_name("smpl"),
     };
     anyhow::ensure!(smpl.exists(), "{} not found: build it (cargo build --release -p smpl)", smpl.display());
-    let queries: Vec<String> =
-        Corpus::new(1, 1, args.seed).queries(30).into_iter().map(|q| q.words.join(" ")).collect();
+    let queries = query_set(args.seed);
 
     let seeder = args.dir.join(format!("seeder-{}x{}-{}", args.listings, args.per_pack, args.authors));
     let envelope_bytes = ensure_seeder(&seeder, args.listings, args.per_pack, args.authors, args.seed)?;
@@ -110,7 +108,7 @@ fn main() -> Result<()> {
     wait_for(&api, &first, Duration::from_secs(30))?;
     smpl_json(&smpl, &t_home, &["fetch", &first, "--out", args.dir.join("library").to_str().unwrap()])?;
 
-    let idle = query_round(&api, &queries, 5)?;
+    let idle = api_rounds(&api, &queries, 5)?;
 
     // The flood.
     let seeding = NodeProcess::start(&smpl, &seeder, &[])?;
@@ -168,7 +166,7 @@ fn main() -> Result<()> {
     }
     let flood_secs = (moved - started).as_secs_f64();
     let status = api.get("/v1/status")?;
-    let after = query_round(&api, &queries, 5)?;
+    let after = api_rounds(&api, &queries, 5)?;
     let (second, _) = second.expect("published during the flood");
     let kept = [&first, &second].iter().all(|pack| api.has_pack(pack));
     let found = api.search("Honest Keys")?["hits"].as_array().map_or(0, Vec::len);
@@ -212,21 +210,6 @@ fn main() -> Result<()> {
     println!("| the honest author's packs all kept / found by search | {kept} / {found} hits |");
     println!("\nwhat the producer's node dropped: {}", status["dropped"]);
     Ok(())
-}
-
-/// The query set through the API, `rounds` times after one to warm up.
-fn query_round(api: &Api, queries: &[String], rounds: usize) -> Result<Vec<f64>> {
-    let mut times = Vec::new();
-    for round in 0..=rounds {
-        for q in queries {
-            let t = Instant::now();
-            api.search(q)?;
-            if round > 0 {
-                times.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-    }
-    Ok(times)
 }
 
 /// Publishes a free pack of two generated tones as `home`; its pack id.

@@ -44,8 +44,7 @@ use clap::Parser;
 use smpl_index::Index;
 use smpl_node::Home;
 
-use corpus::Corpus;
-use nodes::{Api, NodeProcess, ensure_seeder, percentile, text_query};
+use nodes::{Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, text_query};
 
 #[derive(Parser)]
 #[command(about = "What a real node costs at 100,000 and 1,000,000 samples known")]
@@ -98,7 +97,7 @@ fn main() -> Result<()> {
         None => std::env::current_exe()?.with_file_name("smpl"),
     };
     anyhow::ensure!(smpl.exists(), "{} not found: build it (cargo build --release -p smpl)", smpl.display());
-    let queries = query_set(&args);
+    let queries = query_set(args.seed);
     let mut columns = Vec::new();
     for &packs in &args.packs {
         eprintln!("== {packs} packs of {} samples", args.per_pack);
@@ -106,12 +105,6 @@ fn main() -> Result<()> {
     }
     print_table(&args, &columns);
     Ok(())
-}
-
-/// 30 one- and two-word queries from the corpus's vocabulary (the words of the
-/// search benchmark's queries, without their filters).
-fn query_set(args: &Args) -> Vec<String> {
-    Corpus::new(1, 1, args.seed).queries(30).into_iter().map(|q| q.words.join(" ")).collect()
 }
 
 fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result<Column> {
@@ -165,15 +158,7 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
         std::thread::sleep(Duration::from_millis(5));
     }
     column.first_search_secs = started.elapsed().as_secs_f64();
-    for round in 0..=args.rounds {
-        for q in queries {
-            let t = Instant::now();
-            api.search(q)?;
-            if round > 0 {
-                column.api_ms.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-    }
+    column.api_ms = api_rounds(&api, queries, args.rounds)?;
     std::thread::sleep(Duration::from_secs(10));
     column.idle_rss = node.rss()?;
     node.stop()?;

@@ -25,7 +25,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use smpl_protocol::{Manifest, NodeId, PackId};
 
@@ -67,10 +66,6 @@ pub struct BudgetStats {
 
 /// The window [`BudgetConfig::updates_per_author_day`] counts in, seconds.
 const DAY: u64 = 24 * 60 * 60;
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 /// One author's listings here and their sizes.
 #[derive(Default)]
@@ -215,7 +210,7 @@ impl Budget {
         let bytes = entry.as_ref().map_or(0, |e| e.bytes - current);
         let updates = match entry {
             Some(e) if current > 0 => {
-                let now = unix_now();
+                let now = crate::util::now();
                 while e.updates.front().is_some_and(|at| now.saturating_sub(*at) >= DAY) {
                     e.updates.pop_front();
                 }
@@ -245,7 +240,7 @@ impl Budget {
 
     /// Counts a listing just stored.
     pub fn stored(&self, manifest: &Manifest, len: usize) {
-        let updates = self.usage().add(manifest.author, manifest.pack_id, len, Some(unix_now()));
+        let updates = self.usage().add(manifest.author, manifest.pack_id, len, Some(crate::util::now()));
         if let Some(times) = updates
             && let Err(e) = self.store.record_updates(&manifest.author, &times)
         {

@@ -863,6 +863,11 @@ pub fn status(home: &Home, out: &Printer) -> Result<ExitCode> {
     }
     out.line(format!("node {}", status.node_id));
     out.line(format!("{} listings held, {} waiting to be indexed", status.listings, status.index_queue));
+    let relay = status.relay_bytes;
+    out.line(format!(
+        "through iroh relays: {} bytes sent, {} received; {} forwarded for others",
+        relay.sent, relay.received, relay.forwarded
+    ));
     out.line("dropped or refused since the node started:");
     let rows: Vec<Vec<String>> = serde_json::to_value(&status.dropped)?
         .as_object()

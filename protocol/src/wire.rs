@@ -107,12 +107,40 @@ pub const MAX_TRADE_MESSAGE_BYTES: u64 = 64 * 1024;
 /// [`SyncResponse::Envelopes`].
 pub const MAX_FETCH_IDS: usize = 512;
 
+/// An iroh relay a node runs for its peers: HTTPS on TCP `port` of the address
+/// the receiver reaches the node at, with a self-signed certificate whose BLAKE3
+/// hash is `cert` (the receiver trusts exactly that certificate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayOffer {
+    pub port: u16,
+    #[serde(with = "serde_bytes")]
+    pub cert: [u8; 32],
+}
+
+/// The iroh relay a node is homed at: its URL and certificate hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayHome {
+    pub url: String,
+    #[serde(with = "serde_bytes")]
+    pub cert: [u8; 32],
+}
+
 /// A request of `/smpl/sync/1`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRequest {
     /// The requester's iroh data-plane addresses (its iroh endpoint id is its node
-    /// key, so only socket addresses travel). Answered by [`SyncResponse::Hello`].
-    Hello { iroh: Vec<SocketAddr> },
+    /// key, so only socket addresses travel), and its relays. Answered by
+    /// [`SyncResponse::Hello`]; sent again when its home relay changes.
+    Hello {
+        iroh: Vec<SocketAddr>,
+        /// The iroh relay the requester runs for its peers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        relay: Option<RelayOffer>,
+        /// The relay the requester's endpoint is homed at: where it is reached
+        /// when no direct path works.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        home: Option<RelayHome>,
+    },
     /// One round of range-based set reconciliation over the `(pack id, version)`
     /// items of both nodes: a message encoded as [`sync`] specifies.
     Reconcile(ByteBuf),
@@ -123,8 +151,15 @@ pub enum SyncRequest {
 /// A response of `/smpl/sync/1`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncResponse {
-    /// The responder's iroh data-plane addresses.
-    Hello { iroh: Vec<SocketAddr> },
+    /// The responder's iroh data-plane addresses and relays, as in
+    /// [`SyncRequest::Hello`].
+    Hello {
+        iroh: Vec<SocketAddr>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        relay: Option<RelayOffer>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        home: Option<RelayHome>,
+    },
     /// The next reconciliation message, or `None` when the responder has nothing
     /// more to say.
     Reconcile(Option<ByteBuf>),

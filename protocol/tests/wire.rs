@@ -138,9 +138,22 @@ fn byte_list(list: &[ByteBuf]) -> Vec<u8> {
     array(list.iter().map(|b| bytes(b)).collect())
 }
 
+/// A `Hello`: the relay fields are left out when there are none, so a node that
+/// runs and uses no relay sends what nodes without relay fields send.
+fn spec_hello(iroh: &[SocketAddr], relay: &Option<RelayOffer>, home: &Option<RelayHome>) -> Vec<u8> {
+    let mut fields = vec![("iroh", addrs(iroh))];
+    if let Some(relay) = relay {
+        fields.push(("relay", map(vec![("port", uint(relay.port.into())), ("cert", bytes(&relay.cert))])));
+    }
+    if let Some(home) = home {
+        fields.push(("home", map(vec![("url", text(&home.url)), ("cert", bytes(&home.cert))])));
+    }
+    struct_variant("Hello", fields)
+}
+
 fn spec_sync_request(r: &SyncRequest) -> Vec<u8> {
     match r {
-        SyncRequest::Hello { iroh } => struct_variant("Hello", vec![("iroh", addrs(iroh))]),
+        SyncRequest::Hello { iroh, relay, home } => spec_hello(iroh, relay, home),
         SyncRequest::Reconcile(message) => newtype_variant("Reconcile", bytes(message)),
         SyncRequest::Fetch(ids) => {
             newtype_variant("Fetch", array(ids.iter().map(|id| text(&id.to_hex())).collect()))
@@ -150,7 +163,7 @@ fn spec_sync_request(r: &SyncRequest) -> Vec<u8> {
 
 fn spec_sync_response(r: &SyncResponse) -> Vec<u8> {
     match r {
-        SyncResponse::Hello { iroh } => struct_variant("Hello", vec![("iroh", addrs(iroh))]),
+        SyncResponse::Hello { iroh, relay, home } => spec_hello(iroh, relay, home),
         SyncResponse::Reconcile(Some(message)) => newtype_variant("Reconcile", bytes(message)),
         SyncResponse::Reconcile(None) => newtype_variant("Reconcile", vec![NULL]),
         SyncResponse::Envelopes(list) => newtype_variant("Envelopes", byte_list(list)),
@@ -258,7 +271,11 @@ const ORDER: &str = "5d1e0f3a9b7c2468";
 
 fn sync_requests() -> Vec<SyncRequest> {
     vec![
-        SyncRequest::Hello { iroh: vec![v4([192, 168, 1, 20], 4433), v6(DOC_V6, 4433)] },
+        SyncRequest::Hello {
+            iroh: vec![v4([192, 168, 1, 20], 4433), v6(DOC_V6, 4433)],
+            relay: None,
+            home: None,
+        },
         // Version 1, no ranges: "nothing more from me".
         SyncRequest::Reconcile(ByteBuf::from(vec![sync::SYNC_VERSION, 0])),
         SyncRequest::Fetch(vec![pack_id(), PackId([0xee; 16])]),
@@ -267,7 +284,11 @@ fn sync_requests() -> Vec<SyncRequest> {
 
 fn sync_responses() -> Vec<SyncResponse> {
     vec![
-        SyncResponse::Hello { iroh: vec![v4([10, 0, 0, 7], 11204)] },
+        SyncResponse::Hello {
+            iroh: vec![v4([10, 0, 0, 7], 11204)],
+            relay: Some(RelayOffer { port: 4748, cert: [0xc3; 32] }),
+            home: Some(RelayHome { url: "https://198.51.100.10:4748/".into(), cert: [0x5a; 32] }),
+        },
         SyncResponse::Reconcile(Some(ByteBuf::from(item_list()))),
         SyncResponse::Reconcile(None),
         SyncResponse::Envelopes(vec![envelope(1, 24), envelope(2, 3)]),
@@ -362,7 +383,7 @@ fn bytes_spelled_out() {
     .concat();
     assert_eq!(encode(&prove), expected);
     assert_eq!(
-        encode(&SyncRequest::Hello { iroh: vec![v4([127, 0, 0, 1], 80)] }),
+        encode(&SyncRequest::Hello { iroh: vec![v4([127, 0, 0, 1], 80)], relay: None, home: None }),
         [
             &[0xa1, 0x65][..],
             b"Hello",
@@ -414,9 +435,9 @@ fn unknown_variants_and_wrong_types_are_refused() {
 #[test]
 fn ipv6_flow_info_and_scope_id_are_not_sent() {
     let scoped = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(DOC_V6), 4433, 7, 3));
-    let hello = SyncRequest::Hello { iroh: vec![scoped] };
+    let hello = SyncRequest::Hello { iroh: vec![scoped], relay: None, home: None };
     assert_eq!(encode(&hello), spec_sync_request(&hello));
-    let unscoped = SyncRequest::Hello { iroh: vec![v6(DOC_V6, 4433)] };
+    let unscoped = SyncRequest::Hello { iroh: vec![v6(DOC_V6, 4433)], relay: None, home: None };
     assert_eq!(encode(&hello), encode(&unscoped));
     assert_eq!(decode::<SyncRequest>(&encode(&hello)).expect("decode"), unscoped);
 }
@@ -471,9 +492,21 @@ fn byte_buf(max: usize) -> impl Strategy<Value = ByteBuf> {
     prop::collection::vec(any::<u8>(), 0..max).prop_map(ByteBuf::from)
 }
 
+fn relay_offer() -> impl Strategy<Value = RelayOffer> {
+    (any::<u16>(), any::<[u8; 32]>()).prop_map(|(port, cert)| RelayOffer { port, cert })
+}
+
+fn relay_home() -> impl Strategy<Value = RelayHome> {
+    ("https://[a-z0-9.]{1,30}:[0-9]{1,5}/", any::<[u8; 32]>()).prop_map(|(url, cert)| RelayHome { url, cert })
+}
+
 fn any_sync_request() -> impl Strategy<Value = SyncRequest> {
     prop_oneof![
-        socket_addrs().prop_map(|iroh| SyncRequest::Hello { iroh }),
+        (socket_addrs(), prop::option::of(relay_offer())).prop_map(|(iroh, relay)| SyncRequest::Hello {
+            iroh,
+            relay,
+            home: None
+        }),
         byte_buf(300).prop_map(SyncRequest::Reconcile),
         prop::collection::vec(any::<[u8; 16]>().prop_map(PackId), 0..40).prop_map(SyncRequest::Fetch),
     ]
@@ -481,7 +514,11 @@ fn any_sync_request() -> impl Strategy<Value = SyncRequest> {
 
 fn any_sync_response() -> impl Strategy<Value = SyncResponse> {
     prop_oneof![
-        socket_addrs().prop_map(|iroh| SyncResponse::Hello { iroh }),
+        (socket_addrs(), prop::option::of(relay_home())).prop_map(|(iroh, home)| SyncResponse::Hello {
+            iroh,
+            relay: None,
+            home
+        }),
         prop::option::of(byte_buf(300)).prop_map(SyncResponse::Reconcile),
         prop::collection::vec(byte_buf(300), 0..8).prop_map(SyncResponse::Envelopes),
         "\\PC{0,40}".prop_map(SyncResponse::Refused),

@@ -53,6 +53,9 @@ pub struct RelayLimits {
     pub max_circuit_bytes: u64,
     /// Seconds a relayed connection may last.
     pub max_circuit_secs: u64,
+    /// Bytes a second each peer may send through the data plane's (iroh) relay:
+    /// audio between peers that cannot connect directly.
+    pub data_bytes_per_second: u32,
 }
 
 impl Default for RelayLimits {
@@ -63,6 +66,7 @@ impl Default for RelayLimits {
             max_circuits_per_peer: 4,
             max_circuit_bytes: 16 * 1024 * 1024,
             max_circuit_secs: 10 * 60,
+            data_bytes_per_second: 2 * 1024 * 1024,
         }
     }
 }

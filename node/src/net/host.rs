@@ -16,7 +16,7 @@ use serde_bytes::ByteBuf;
 use smpl_protocol::sync::Item;
 use smpl_protocol::{BlobHash, Envelope, Kind, Manifest, NodeId, PackId, Retraction, Signed};
 
-use super::wire::{TradeRequest, TradeResponse};
+use super::wire::{RelayHome, RelayOffer, TradeRequest, TradeResponse};
 use crate::blobs::Blobs;
 use crate::budget::Budget;
 use crate::indexer::IndexerHandle;
@@ -46,8 +46,14 @@ pub trait Host: Send + Sync + 'static {
     fn envelopes(&self, ids: &[PackId]) -> Vec<Vec<u8>>;
     /// Our iroh data-plane addresses.
     fn iroh_addrs(&self) -> Vec<SocketAddr>;
-    /// A peer told us its iroh addresses.
-    fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>);
+    /// The iroh relay we run for peers, and the relay our endpoint is homed at.
+    fn iroh_relays(&self) -> (Option<RelayOffer>, Option<RelayHome>) {
+        (None, None)
+    }
+    /// A peer told us its iroh addresses, and the relay it is homed at.
+    fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>, home: Option<RelayHome>);
+    /// A peer runs an iroh relay at `url`: a relay our endpoint may use.
+    fn learned_relay(&self, _url: String, _cert: [u8; 32]) {}
     /// We met `node` through a relay: send to its iroh addresses now, so that the
     /// NAT in front of us lets its packets in when it connects (the data plane's
     /// hole punching, coordinated over libp2p).
@@ -198,8 +204,26 @@ impl Host for NodeHost {
         self.transfer.local_addrs()
     }
 
-    fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>) {
-        self.transfer.add_peer(node, addrs);
+    fn iroh_relays(&self) -> (Option<RelayOffer>, Option<RelayHome>) {
+        let offer = self.transfer.own_relay().map(|(port, cert)| RelayOffer { port, cert });
+        let home = self.transfer.home_relay().map(|(url, cert)| RelayHome { url, cert });
+        (offer, home)
+    }
+
+    fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>, home: Option<RelayHome>) {
+        if let Some(home) = &home {
+            self.transfer.pin_relay(&home.url, home.cert);
+        }
+        self.transfer.add_peer(node, addrs, home.as_ref().map(|h| h.url.as_str()));
+    }
+
+    fn learned_relay(&self, url: String, cert: [u8; 32]) {
+        let transfer = self.transfer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = transfer.use_relay(&url, cert).await {
+                tracing::warn!("cannot use the iroh relay a peer offered: {e}");
+            }
+        });
     }
 
     fn punch(&self, node: NodeId) {

@@ -58,7 +58,7 @@ use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
 pub use behaviour::{BuildError, LISTINGS_TOPIC, RelayLimits};
 pub use host::{Host, Ingest, NodeHost, ingest};
 pub use invite::{Invite, InviteError};
-use wire::{MAX_FETCH_IDS, SyncRequest, SyncResponse, TradeRequest, TradeResponse};
+use wire::{MAX_FETCH_IDS, RelayHome, RelayOffer, SyncRequest, SyncResponse, TradeRequest, TradeResponse};
 
 /// How often every connected peer is reconciled with again.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
@@ -132,6 +132,15 @@ fn is_loopback(addr: &Multiaddr) -> bool {
         Protocol::Ip4(ip) => ip.is_loopback(),
         Protocol::Ip6(ip) => ip.is_loopback(),
         _ => false,
+    })
+}
+
+/// The IP address at the start of `addr`.
+fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
     })
 }
 
@@ -487,6 +496,8 @@ struct Actor {
     punched: HashMap<PeerId, std::time::Instant>,
     /// Our IPv4 addresses as peers saw them (identify), newest last.
     observed: Vec<std::net::IpAddr>,
+    /// The home relay our last Hellos named.
+    told_home: Option<RelayHome>,
     reachability: watch::Sender<Reachability>,
     stats: Arc<SyncStats>,
     /// Gossip listings being checked on blocking threads now.
@@ -527,6 +538,7 @@ impl Actor {
             rtt: HashMap::new(),
             tested: HashMap::new(),
             observed: Vec::new(),
+            told_home: None,
             punched: HashMap::new(),
             reachability,
             stats,
@@ -589,7 +601,10 @@ impl Actor {
                         self.start_reconcile(peer);
                     }
                 }
-                _ = scores.tick() => self.drop_bad_peers(),
+                _ = scores.tick() => {
+                    self.drop_bad_peers();
+                    self.tell_home_relay();
+                }
             }
         }
     }
@@ -1081,9 +1096,7 @@ impl Actor {
                 }
                 self.addrs.entry(peer_id).or_default().push(remote);
                 if num_established.get() == 1 {
-                    let hello = SyncRequest::Hello { iroh: self.iroh_addrs() };
-                    let id = self.swarm.behaviour_mut().sync.send_request(&peer_id, hello);
-                    self.pending.insert(id, (peer_id, Pending::Hello));
+                    self.send_hello(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, .. } => {
@@ -1250,9 +1263,10 @@ impl Actor {
             return;
         }
         match request {
-            SyncRequest::Hello { iroh } => {
-                self.greet(peer, iroh);
-                let reply = SyncResponse::Hello { iroh: self.iroh_addrs() };
+            SyncRequest::Hello { iroh, relay, home } => {
+                self.greet(peer, iroh, relay, home);
+                let (relay, home) = self.host.iroh_relays();
+                let reply = SyncResponse::Hello { iroh: self.iroh_addrs(), relay, home };
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, reply);
             }
             SyncRequest::Reconcile(message) => {
@@ -1326,9 +1340,48 @@ impl Actor {
         }
     }
 
-    fn greet(&mut self, peer: PeerId, iroh: Vec<SocketAddr>) {
+    /// Tells `peer` our data-plane addresses and relays.
+    fn send_hello(&mut self, peer: PeerId) {
+        let (relay, home) = self.host.iroh_relays();
+        let hello = SyncRequest::Hello { iroh: self.iroh_addrs(), relay, home };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, hello);
+        self.pending.insert(id, (peer, Pending::Hello));
+    }
+
+    /// Greets every peer again when our endpoint's home relay changed, so that
+    /// they reach us through the new one.
+    fn tell_home_relay(&mut self) {
+        let (_, home) = self.host.iroh_relays();
+        if home == self.told_home {
+            return;
+        }
+        if let Some(home) = &home {
+            tracing::info!("the data plane is reachable through the iroh relay {}", home.url);
+        }
+        self.told_home = home;
+        let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
+        for peer in peers {
+            self.send_hello(peer);
+        }
+    }
+
+    fn greet(
+        &mut self,
+        peer: PeerId,
+        iroh: Vec<SocketAddr>,
+        relay: Option<RelayOffer>,
+        home: Option<RelayHome>,
+    ) {
+        // A peer's own relay is at the address we reach that peer at directly.
+        if let Some(relay) = relay {
+            let direct = self.addrs.get(&peer).into_iter().flatten().filter(|a| !is_relayed(a));
+            if let Some(ip) = direct.filter_map(ip_of).next() {
+                let url = crate::transfer::relay_url(SocketAddr::new(ip, relay.port));
+                self.host.learned_relay(url, relay.cert);
+            }
+        }
         if let Some(node) = node_id_of(&peer) {
-            self.host.learned_iroh(node, iroh.into_iter().take(16).collect());
+            self.host.learned_iroh(node, iroh.into_iter().take(16).collect(), home);
             // Met through a relay only: both of us are probably behind NATs, and
             // both send to the other's iroh addresses now, as DCUtR does for libp2p.
             let relayed_only =
@@ -1355,7 +1408,9 @@ impl Actor {
     fn on_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: SyncResponse) {
         let Some((_, pending)) = self.pending.remove(&request_id) else { return };
         match (pending, response) {
-            (Pending::Hello, SyncResponse::Hello { iroh }) => self.greet(peer, iroh),
+            (Pending::Hello, SyncResponse::Hello { iroh, relay, home }) => {
+                self.greet(peer, iroh, relay, home)
+            }
             (Pending::Reconcile, SyncResponse::Reconcile(Some(message))) => {
                 self.count(message.len());
                 self.blocking(move |host| {

@@ -220,6 +220,9 @@ impl Node {
             Transfer::start(&node.identity, &node.blobs, options.iroh_bind(), options.relay.clone(), gate)
                 .await?,
         );
+        if options.relay_server {
+            transfer.serve_relay(node.config.relay_server.data_bytes_per_second).await?;
+        }
         let held = serving::provided(node.trade.gate(), &node.blobs, &node.store).await?;
         // Nothing else holds the budget yet: it takes the options' limits without
         // counting the store a second time.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::{Node, NodeError};
+use crate::transfer::RelayBytes;
 
 /// The counts, each since the node started.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,10 @@ pub struct Status {
     pub listings: usize,
     pub index_queue: usize,
     pub dropped: Dropped,
+    /// Data-plane bytes through iroh relays: sent and received by this node,
+    /// and forwarded for others by the relay it runs (`--relay-server`).
+    #[serde(default)]
+    pub relay_bytes: RelayBytes,
 }
 
 impl Node {
@@ -80,6 +85,7 @@ impl Node {
             listings,
             index_queue: self.store.queue_len(),
             dropped: self.dropped(),
+            relay_bytes: self.transfer().map(|t| t.relay_bytes()).unwrap_or_default(),
         })
     }
 

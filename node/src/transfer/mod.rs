@@ -25,6 +25,7 @@
 mod download;
 mod export;
 mod provider;
+mod relay;
 #[cfg(test)]
 mod tests;
 
@@ -37,8 +38,8 @@ use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::{PortmapperConfig, presets};
 use iroh::protocol::Router;
 use iroh::{
-    Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayMode, RelayUrl, SecretKey, TransportAddr,
-    Watcher,
+    Endpoint, EndpointAddr, EndpointId, NetReportConfig, RelayConfig, RelayMap, RelayMode, RelayUrl,
+    SecretKey, TransportAddr, Watcher,
 };
 use iroh_blobs::BlobFormat;
 use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt};
@@ -50,9 +51,11 @@ use tokio_util::sync::CancellationToken;
 pub use download::{DownloadProgress, Downloaded, DropReason, DroppedProvider};
 pub use export::{Exported, edited_library_files};
 pub use provider::{AllowAll, Limits, ServeGate};
+pub use relay::{CertHash, MAX_PINS, RelayServer, relay_url};
 
 use crate::blobs::{Blobs, to_iroh};
 use provider::{GateCell, Provider};
+use relay::Pins;
 
 /// How long [`Transfer::start`] waits for the endpoint to report its addresses.
 const ADDR_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,6 +114,10 @@ impl TransferError {
 pub struct Transfer {
     router: Router,
     lookup: MemoryLookup,
+    /// The relay certificates learned from peers.
+    pins: Pins,
+    /// The iroh relay this node runs for its peers, once started.
+    relay_server: std::sync::OnceLock<RelayServer>,
     blobs: Blobs,
     gate: GateCell,
     cancel: CancellationToken,
@@ -134,6 +141,21 @@ fn rewrite_in_place(path: &std::path::Path, bytes: &[u8]) -> Result<(), Transfer
     });
     let _ = std::fs::set_permissions(path, before);
     written.map_err(io("rewrite"))
+}
+
+/// Bytes through iroh relays (see [`Transfer::relay_bytes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RelayBytes {
+    pub sent: u64,
+    pub received: u64,
+    pub forwarded: u64,
+}
+
+fn parse_relay(url: &str) -> Result<RelayUrl, TransferError> {
+    url.parse().map_err(|e: iroh::RelayUrlParseError| TransferError::InvalidRelay {
+        url: url.into(),
+        reason: e.to_string(),
+    })
 }
 
 fn endpoint_id(node: &NodeId) -> Option<EndpointId> {
@@ -167,15 +189,16 @@ impl Transfer {
         gate: Arc<dyn ServeGate>,
         limits: Limits,
     ) -> Result<Transfer, TransferError> {
+        // Relays learned from peers join the map later (`use_relay`).
         let relay_mode = match relay {
-            None => RelayMode::Disabled,
-            Some(url) => {
-                let parsed: RelayUrl = url.parse().map_err(|e: iroh::RelayUrlParseError| {
-                    TransferError::InvalidRelay { url, reason: e.to_string() }
-                })?;
-                RelayMode::custom([parsed])
-            }
+            None => RelayMode::Custom(RelayMap::empty()),
+            Some(url) => RelayMode::custom([parse_relay(&url)?]),
         };
+        // A home relay is chosen by latency, measured with an HTTPS request to each
+        // relay in the map (the relays are peers' nodes, not a third party's).
+        let mut net_report = NetReportConfig::minimal();
+        net_report.https_probes = true;
+        let pins = Pins::default();
         let bind_err = |reason: String| TransferError::Bind { addr: bind, reason };
         let lookup = MemoryLookup::new();
         // `presets::Minimal` is `Builder::empty()` plus the crypto provider (ring): no
@@ -184,8 +207,9 @@ impl Transfer {
         let endpoint = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::from_bytes(&identity.secret_bytes()))
             .relay_mode(relay_mode)
+            .ca_tls_config(pins.tls_config())
             .portmapper_config(PortmapperConfig::Disabled)
-            .net_report_config(NetReportConfig::minimal())
+            .net_report_config(net_report)
             .clear_address_lookup()
             .address_lookup(lookup.clone())
             .clear_ip_transports()
@@ -208,7 +232,16 @@ impl Transfer {
             .accept(iroh_blobs::ALPN, Provider::new(blobs.store().as_ref().clone(), events))
             .spawn();
         tracing::info!(node = %identity.node_id(), addrs = ?router.endpoint().addr(), "iroh endpoint ready");
-        Ok(Transfer { router, lookup, blobs: blobs.clone(), gate, cancel, policy })
+        Ok(Transfer {
+            router,
+            lookup,
+            pins,
+            relay_server: std::sync::OnceLock::new(),
+            blobs: blobs.clone(),
+            gate,
+            cancel,
+            policy,
+        })
     }
 
     /// This node's id (the iroh endpoint id, equal to the libp2p peer key).
@@ -222,18 +255,82 @@ impl Transfer {
         self.router.endpoint().addr().ip_addrs().copied().collect()
     }
 
-    /// Records where `node`'s iroh endpoint listens, as learned over libp2p. Replaces
-    /// what was known for that node before; an empty list forgets it.
-    pub fn add_peer(&self, node: NodeId, addrs: Vec<SocketAddr>) {
+    /// Records where `node`'s iroh endpoint listens, and the relay it is reached
+    /// through (one whose certificate is pinned), as learned over libp2p. Replaces
+    /// what was known for that node before; no address and no relay forgets it.
+    pub fn add_peer(&self, node: NodeId, addrs: Vec<SocketAddr>, relay: Option<&str>) {
         let Some(id) = endpoint_id(&node) else {
             tracing::warn!(%node, "ignoring addresses for a node id that is not a valid ed25519 key");
             return;
         };
-        if addrs.is_empty() {
+        let relay = relay.and_then(|url| url.parse::<RelayUrl>().ok());
+        if addrs.is_empty() && relay.is_none() {
             self.lookup.remove_endpoint_info(id);
         } else {
-            self.lookup
-                .set_endpoint_info(EndpointAddr::from_parts(id, addrs.into_iter().map(TransportAddr::Ip)));
+            let transports = addrs.into_iter().map(TransportAddr::Ip).chain(relay.map(TransportAddr::Relay));
+            self.lookup.set_endpoint_info(EndpointAddr::from_parts(id, transports));
+        }
+    }
+
+    /// Starts the iroh relay this node runs for its peers, on a free TCP port of
+    /// the endpoint's address; each client may send `bytes_per_second` through it.
+    pub async fn serve_relay(&self, bytes_per_second: u32) -> Result<(), TransferError> {
+        if self.relay_server.get().is_some() {
+            return Ok(());
+        }
+        let ip = self.router.endpoint().bound_sockets().first().map(SocketAddr::ip);
+        let bind = SocketAddr::new(ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()), 0);
+        let server = RelayServer::start(bind, bytes_per_second).await?;
+        if let Err(server) = self.relay_server.set(server) {
+            server.shutdown().await;
+        }
+        Ok(())
+    }
+
+    /// The relay this node runs: its TCP port and certificate hash.
+    pub fn own_relay(&self) -> Option<(u16, CertHash)> {
+        self.relay_server.get().map(|server| (server.port(), server.cert()))
+    }
+
+    /// Trusts the relay at `url` with the certificate `cert` (as a peer told us)
+    /// and adds it to the relays this endpoint may choose its home relay from, up
+    /// to [`MAX_PINS`].
+    pub async fn use_relay(&self, url: &str, cert: CertHash) -> Result<(), TransferError> {
+        let parsed = parse_relay(url)?;
+        if self.pins.insert(url, cert) {
+            tracing::info!(%url, "using the iroh relay a peer runs");
+            self.router
+                .endpoint()
+                .insert_relay(parsed.clone(), Arc::new(RelayConfig::new(parsed, None)))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Trusts the relay at `url` with the certificate `cert`, to reach a peer
+    /// homed there, without choosing it as our own home relay.
+    pub fn pin_relay(&self, url: &str, cert: CertHash) {
+        self.pins.insert(url, cert);
+    }
+
+    /// The relay this endpoint is homed at, with its pinned certificate: where
+    /// peers reach it through when no direct path works.
+    pub fn home_relay(&self) -> Option<(String, CertHash)> {
+        let addr = self.router.endpoint().addr();
+        addr.relay_urls().find_map(|url| {
+            let url = url.to_string();
+            self.pins.get(&url).map(|cert| (url, cert))
+        })
+    }
+
+    /// Bytes through relays: sent and received by this endpoint, and forwarded
+    /// for others by the relay this node runs.
+    pub fn relay_bytes(&self) -> RelayBytes {
+        let socket = &self.router.endpoint().metrics().socket;
+        RelayBytes {
+            sent: socket.send_relay.get(),
+            received: socket.recv_data_relay.get(),
+            forwarded: self.relay_server.get().map_or(0, RelayServer::forwarded),
         }
     }
 
@@ -411,6 +508,9 @@ impl Transfer {
     pub async fn shutdown(self) {
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!("iroh router did not shut down cleanly: {e}");
+        }
+        if let Some(server) = self.relay_server.into_inner() {
+            server.shutdown().await;
         }
         self.cancel.cancel();
         let _ = self.policy.await;

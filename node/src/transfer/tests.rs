@@ -77,7 +77,7 @@ impl TestNode {
 
     /// Tells this node where `other` listens (what libp2p does in the node).
     fn meet(&self, other: &TestNode) {
-        self.transfer().add_peer(other.id(), other.transfer().local_addrs());
+        self.transfer().add_peer(other.id(), other.transfer().local_addrs(), None);
     }
 
     async fn stop(&mut self) {
@@ -368,7 +368,7 @@ async fn a_lying_provider_is_caught_and_dropped() {
     };
     let (content, entries) = pack.store(&liar_node).await;
     assert_eq!(pack.store(&c).await.0, content);
-    b.transfer().add_peer(liar_id, liar_addrs);
+    b.transfer().add_peer(liar_id, liar_addrs, None);
     b.meet(&c);
 
     let done = timed("download", b.transfer().download(content, &[liar_id, c.id()], None)).await.unwrap();
@@ -383,7 +383,7 @@ async fn a_lying_provider_is_caught_and_dropped() {
 
     // Alone, the liar cannot deliver: the download fails and says why.
     let d = TestNode::start(5).await;
-    d.transfer().add_peer(liar_id, liar.endpoint().addr().ip_addrs().copied().collect());
+    d.transfer().add_peer(liar_id, liar.endpoint().addr().ip_addrs().copied().collect(), None);
     let err = timed("download", d.transfer().download(content, &[liar_id], None)).await.unwrap_err();
     assert!(err.to_string().contains("corrupt"), "{err}");
 
@@ -670,4 +670,67 @@ async fn export_links_the_stored_files_and_survives_their_removal() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     a.close().await;
     b.close().await;
+}
+
+/// Waits until `node`'s endpoint is homed at a relay, or `within` passes.
+async fn home_relay(node: &TestNode, within: Duration) -> Option<(String, CertHash)> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(home) = node.transfer().home_relay() {
+            return Some(home);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// A node's iroh relay carries a download between two nodes that know no
+/// direct address of each other: the provider is homed at the relay, whose
+/// certificate it pinned by hash, and the fetcher knows only that relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_relay_carries_a_download_between_nodes_without_addresses() {
+    let relay = TestNode::start(9).await;
+    timed("relay start", relay.transfer().serve_relay(64 * 1024 * 1024)).await.unwrap();
+    let (port, cert) = relay.transfer().own_relay().expect("the relay runs");
+    let url = relay_url(SocketAddr::from(([127, 0, 0, 1], port)));
+
+    let a = TestNode::start(1).await;
+    let b = TestNode::start(2).await;
+    a.transfer().use_relay(&url, cert).await.unwrap();
+    let home = home_relay(&a, Duration::from_secs(30)).await.expect("A is homed at the relay");
+    assert_eq!(home, (url.clone(), cert));
+
+    let pack = Pack::new(&[400_000, 20_000]);
+    let (content, _) = pack.store(&a).await;
+    // B knows A only by its relay.
+    b.transfer().pin_relay(&url, cert);
+    b.transfer().add_peer(a.id(), Vec::new(), Some(&url));
+    let done = timed("download", b.transfer().download(content, &[a.id()], None)).await.unwrap();
+    assert!(done.fetched >= pack.bytes(), "{done:?}");
+    let forwarded = relay.transfer().relay_bytes().forwarded;
+    assert!(forwarded > 0, "the relay forwarded nothing");
+    let a_bytes = a.transfer().relay_bytes();
+    assert!(a_bytes.sent > 0 && a_bytes.received > 0, "A counted no relay bytes: {a_bytes:?}");
+    a.close().await;
+    b.close().await;
+    relay.close().await;
+}
+
+/// A relay whose certificate is not the one a peer vouched for is not used: the
+/// endpoint never gets a home relay from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_with_another_certificate_is_refused() {
+    let relay = TestNode::start(9).await;
+    timed("relay start", relay.transfer().serve_relay(1024 * 1024)).await.unwrap();
+    let (port, cert) = relay.transfer().own_relay().unwrap();
+    let url = relay_url(SocketAddr::from(([127, 0, 0, 1], port)));
+
+    let a = TestNode::start(1).await;
+    let mut other = cert;
+    other[0] ^= 1;
+    a.transfer().use_relay(&url, other).await.unwrap();
+    assert_eq!(home_relay(&a, Duration::from_secs(8)).await, None, "a relay with an unpinned certificate");
+    assert_eq!(relay.transfer().relay_bytes().forwarded, 0);
+    a.close().await;
+    relay.close().await;
 }

@@ -788,6 +788,14 @@ pub async fn network(
     };
     let _ = write!(body, "<dt>Listings known</dt><dd id=\"listings\">{listings}</dd>");
     let _ = write!(body, "<dt>Waiting to be indexed</dt><dd>{queue}</dd>");
+    if let Ok(s) = &status {
+        let r = s.relay_bytes;
+        let _ = write!(
+            body,
+            "<dt>Through relays</dt><dd id=\"relay-bytes\">{} bytes sent, {} received; {} forwarded for others</dd>",
+            r.sent, r.received, r.forwarded
+        );
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let _ = write!(body, "<dt>This page</dt><dd><code>http://{}</code></dd></dl>", esc(host));
     body.push_str(

@@ -36,7 +36,7 @@ pub fn answer_quietly(swarm: &mut Evil, event: SwarmEvent<BehaviourEvent>) {
     })) = event
     {
         let response = match request {
-            SyncRequest::Hello { .. } => SyncResponse::Hello { iroh: vec![] },
+            SyncRequest::Hello { .. } => SyncResponse::Hello { iroh: vec![], relay: None, home: None },
             SyncRequest::Reconcile(_) => SyncResponse::Reconcile(None),
             SyncRequest::Fetch(_) => SyncResponse::Envelopes(vec![]),
         };

@@ -84,7 +84,9 @@ async fn sync_attacker(
                     ..
                 })) => {
                     let response = match request {
-                        SyncRequest::Hello { .. } => SyncResponse::Hello { iroh: vec![] },
+                        SyncRequest::Hello { .. } => {
+                            SyncResponse::Hello { iroh: vec![], relay: None, home: None }
+                        }
                         SyncRequest::Reconcile(_) if !claimed => {
                             claimed = true;
                             SyncResponse::Reconcile(Some(ByteBuf::from(claim_newer(

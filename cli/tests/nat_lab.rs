@@ -34,6 +34,8 @@ use common::{BIN, make_mixed_pack};
 use serde_json::Value;
 
 const P_IP: &str = "198.51.100.10";
+/// A second public node, not declared a relay.
+const Q_IP: &str = "198.51.100.13";
 const LISTEN: [&str; 4] = ["--listen", "/ip4/0.0.0.0/udp/4747/quic-v1", "--listen", "/ip4/0.0.0.0/tcp/4747"];
 
 /// Labs built by this process, for unique namespace names.
@@ -160,7 +162,7 @@ impl Lab {
             nodes: Vec::new(),
             dir: dir.to_path_buf(),
         };
-        for n in ["ix", "p", "ra", "rb", "a", "b"] {
+        for n in ["ix", "p", "q", "ra", "rb", "a", "b"] {
             must(&["ip", "netns", "add", &lab.ns(n)]);
             must(&["ip", "-n", &lab.ns(n), "link", "set", "lo", "up"]);
         }
@@ -168,13 +170,17 @@ impl Lab {
             (lab.ns("ix"), lab.ns("p"), lab.ns("ra"), lab.ns("rb"), lab.ns("a"), lab.ns("b"));
         must(&["ip", "-n", &ix, "link", "add", "br0", "type", "bridge"]);
         must(&["ip", "-n", &ix, "link", "set", "br0", "up"]);
-        for (port, ns, name) in [("ixp", &p, "eth0"), ("ixra", &ra, "wan"), ("ixrb", &rb, "wan")] {
+        let q = lab.ns("q");
+        for (port, ns, name) in
+            [("ixp", &p, "eth0"), ("ixq", &q, "eth0"), ("ixra", &ra, "wan"), ("ixrb", &rb, "wan")]
+        {
             must(&["ip", "-n", &ix, "link", "add", port, "type", "veth", "peer", "name", name, "netns", ns]);
             must(&["ip", "-n", &ix, "link", "set", port, "master", "br0"]);
             must(&["ip", "-n", &ix, "link", "set", port, "up"]);
             must(&["ip", "-n", ns, "link", "set", name, "up"]);
         }
         must(&["ip", "-n", &p, "addr", "add", &format!("{P_IP}/24"), "dev", "eth0"]);
+        must(&["ip", "-n", &q, "addr", "add", &format!("{Q_IP}/24"), "dev", "eth0"]);
         // What P receives from the homes: control traffic and what it relays.
         let counting = dir.join("p.nft");
         std::fs::write(&counting, P_RULES).unwrap();
@@ -268,7 +274,7 @@ impl Lab {
     }
 
     fn logs(&self) -> String {
-        ["p", "a", "b"].iter().map(|n| format!("--- {n}.log\n{}", self.log(n))).collect()
+        ["p", "q", "a", "b"].iter().map(|n| format!("--- {n}.log\n{}", self.log(n))).collect()
     }
 
     /// Packets a router counted under `counter`.
@@ -295,7 +301,7 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for n in ["a", "b", "ra", "rb", "p", "ix"] {
+        for n in ["a", "b", "ra", "rb", "p", "q", "ix"] {
             let ns = self.ns(n);
             // Whatever still runs in the namespace goes with it.
             if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).output() {
@@ -362,8 +368,8 @@ fn meet_and_buy(nat: Nat, mb: Option<f32>) -> Option<Bought> {
 
     let pack = dir.path().join("pack");
     make_mixed_pack(&pack);
-    // SMPL_LAB_MB=N adds a long tone of about N MB, to measure a larger transfer.
-    if let Some(mb) = mb.or_else(|| std::env::var("SMPL_LAB_MB").ok().and_then(|v| v.parse::<f32>().ok())) {
+    // SMPL_LAB_MB=N makes it a tone of about N MB, to measure a larger transfer.
+    if let Some(mb) = std::env::var("SMPL_LAB_MB").ok().and_then(|v| v.parse::<f32>().ok()).or(mb) {
         // 16-bit mono at 44.1 kHz: 88,200 bytes a second.
         common::write_sound(&pack.join("Long_Tone.wav"), mb * 1_000_000.0 / 88_200.0, 110.0, false);
     }
@@ -540,4 +546,43 @@ fn the_direct_path_outlives_the_relay() {
     assert!(files > 0, "{out:?}");
     let (_, peers, _) = lab.smpl("b", &["peers"]);
     assert_eq!(peer(&peers, &a_node).map(|p| p["path"].clone()), Some("direct".into()), "{peers:?}");
+}
+
+/// A public node that was not declared a relay becomes one once AutoNAT confirms
+/// it public: Q joins through P (whose AutoNAT server dials Q back), and A, behind
+/// a home router and told only of Q, gets its relayed address through Q and its
+/// data plane homed at the iroh relay Q then runs.
+#[test]
+fn a_node_autonat_finds_public_relays_for_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut lab) = Lab::build(dir.path(), Nat::Home) else { return };
+    lab.start("p", &["--relay-server"]);
+    let (_, invite, _) = lab.smpl("p", &["invite"]);
+    let p_invite = invite[0]["invite"].as_str().unwrap().to_string();
+    lab.start("q", &["--bootstrap", &p_invite]);
+    lab.wait("Q to relay for others", Duration::from_secs(60), || {
+        lab.log("q").contains("relaying for peers behind NAT")
+    });
+    assert!(lab.log("q").contains(&format!("network: publicly reachable at /ip4/{Q_IP}/")), "{}", lab.logs());
+    let (_, invite, _) = lab.smpl("q", &["invite"]);
+    let q_invite = invite[0]["invite"].as_str().unwrap().to_string();
+    let q_peer = q_invite.split(',').next().and_then(|a| a.rsplit("/p2p/").next()).unwrap().to_string();
+
+    lab.start("a", &["--bootstrap", &q_invite]);
+    lab.wait("A's relayed address through Q", Duration::from_secs(60), || {
+        let (_, invite, _) = lab.smpl("a", &["invite"]);
+        invite
+            .first()
+            .and_then(|i| i["invite"].as_str())
+            .is_some_and(|l| l.contains(&format!("/ip4/{Q_IP}/")) && l.contains("/p2p-circuit/"))
+    });
+    let (_, invite, _) = lab.smpl("a", &["invite"]);
+    assert!(
+        invite[0]["invite"].as_str().unwrap().contains(&format!("/p2p/{q_peer}/p2p-circuit")),
+        "{invite:?}"
+    );
+    lab.wait("A's data plane homed at Q's iroh relay", Duration::from_secs(60), || {
+        lab.log("a").contains(&format!("reachable through the iroh relay https://{Q_IP}:"))
+    });
+    assert_eq!(lab.counted("ra", "outside"), 0);
 }

@@ -56,6 +56,9 @@ pub struct RelayLimits {
     /// Bytes a second each peer may send through the data plane's (iroh) relay:
     /// audio between peers that cannot connect directly.
     pub data_bytes_per_second: u32,
+    /// Relay for others also without `--relay-server`, while AutoNAT confirms
+    /// this node publicly reachable.
+    pub when_public: bool,
 }
 
 impl Default for RelayLimits {
@@ -67,6 +70,7 @@ impl Default for RelayLimits {
             max_circuit_bytes: 16 * 1024 * 1024,
             max_circuit_secs: 10 * 60,
             data_bytes_per_second: 2 * 1024 * 1024,
+            when_public: true,
         }
     }
 }
@@ -158,12 +162,15 @@ fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, BuildError
     Ok(behaviour)
 }
 
-/// Builds the swarm; `relay_server` makes this node a relay (and AutoNAT server)
-/// for others within those limits.
+/// Builds the swarm. With `declared`, this node is a relay (and AutoNAT server)
+/// for others within `relay`'s limits from the start; otherwise, if
+/// `relay.when_public`, its relay waits for [`Behaviour::relay`]'s status to be
+/// set once AutoNAT confirms it public.
 pub fn build_swarm(
     identity: &Identity,
     mdns: bool,
-    relay_server: Option<&RelayLimits>,
+    relay: &RelayLimits,
+    declared: bool,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     let key = keypair(identity)?;
     let swarm = SwarmBuilder::with_existing_identity(key)
@@ -181,14 +188,17 @@ pub fn build_swarm(
                     // A new relayed address reaches peers at once.
                     .with_push_listen_addr_updates(true),
             );
-            let relay = relay_server.map(|limits| {
-                let mut server = relay::Behaviour::new(peer_id, limits.config());
-                // Serve whether or not AutoNAT has confirmed an external address yet:
-                // the operator asked for it.
-                server.set_status(Some(relay::Status::Enable));
+            let relay = (declared || relay.when_public).then(|| {
+                let mut server = relay::Behaviour::new(peer_id, relay.config());
+                // A declared relay serves whether or not AutoNAT has confirmed an
+                // external address yet: the operator asked for it. Otherwise the
+                // network actor enables it while AutoNAT confirms a direct address
+                // (libp2p's own rule would count relayed addresses too).
+                let status = if declared { relay::Status::Enable } else { relay::Status::Disable };
+                server.set_status(Some(status));
                 server
             });
-            let autonat_server = relay_server.map(|_| autonat::v2::server::Behaviour::default());
+            let autonat_server = declared.then(autonat::v2::server::Behaviour::default);
             // Remote provider records have their own, smaller room and expire
             // after a day unless re-announced (their announcers do so every 12 h).
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);

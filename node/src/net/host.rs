@@ -54,6 +54,8 @@ pub trait Host: Send + Sync + 'static {
     fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>, home: Option<RelayHome>);
     /// A peer runs an iroh relay at `url`: a relay our endpoint may use.
     fn learned_relay(&self, _url: String, _cert: [u8; 32]) {}
+    /// This node is publicly reachable: start the data plane's relay for others.
+    fn serve_relay(&self) {}
     /// We met `node` through a relay: send to its iroh addresses now, so that the
     /// NAT in front of us lets its packets in when it connects (the data plane's
     /// hole punching, coordinated over libp2p).
@@ -140,6 +142,8 @@ pub struct NodeHost {
     pub blobs: Blobs,
     pub indexer: IndexerHandle,
     pub transfer: Arc<Transfer>,
+    /// Bytes a second each peer may send through our iroh relay.
+    pub relay_rate: u32,
     pub trade: Trade,
     /// Possession proofs being computed; each reads a whole blob.
     pub proving: AtomicUsize,
@@ -215,6 +219,15 @@ impl Host for NodeHost {
             self.transfer.pin_relay(&home.url, home.cert);
         }
         self.transfer.add_peer(node, addrs, home.as_ref().map(|h| h.url.as_str()));
+    }
+
+    fn serve_relay(&self) {
+        let (transfer, rate) = (self.transfer.clone(), self.relay_rate);
+        tokio::spawn(async move {
+            if let Err(e) = transfer.serve_relay(rate).await {
+                tracing::warn!("cannot start the iroh relay for peers: {e}");
+            }
+        });
     }
 
     fn learned_relay(&self, url: String, cert: [u8; 32]) {

@@ -77,8 +77,12 @@ pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     pub bootstrap: Vec<Multiaddr>,
     pub mdns: bool,
-    /// Relay (and AutoNAT server) for other peers within these limits.
-    pub relay_server: Option<RelayLimits>,
+    /// The limits of this node's relay for others.
+    pub relay: RelayLimits,
+    /// Relay (and serve AutoNAT) for others from the start (`--relay-server`);
+    /// otherwise only while AutoNAT confirms this node public, if
+    /// `relay.when_public`.
+    pub relay_server: bool,
 }
 
 /// A connected peer, as `smpl peers` shows it.
@@ -365,7 +369,7 @@ impl Network {
         host: Arc<dyn Host>,
         cancel: CancellationToken,
     ) -> Result<(Network, tokio::task::JoinHandle<()>), NetError> {
-        let mut swarm = behaviour::build_swarm(identity, config.mdns, config.relay_server.as_ref())?;
+        let mut swarm = behaviour::build_swarm(identity, config.mdns, &config.relay, config.relay_server)?;
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -377,7 +381,7 @@ impl Network {
         let unknown = Reachability { nat: "unknown".into(), ..Default::default() };
         let (reach_tx, reachability) = watch::channel(unknown);
         let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx);
-        actor.relay_server = config.relay_server.is_some();
+        actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
         let mut dial: Vec<Multiaddr> = config.bootstrap.clone();
         dial.extend(actor.host.remembered_peers());
@@ -478,8 +482,11 @@ struct Actor {
     provider_queries: HashMap<kad::QueryId, (HashSet<NodeId>, oneshot::Sender<Vec<NodeId>>)>,
     connect_waiters: HashMap<PeerId, Vec<oneshot::Sender<bool>>>,
     trades: HashMap<OutboundRequestId, oneshot::Sender<Result<TradeResponse, String>>>,
-    /// Whether this node relays for others (then it holds no reservations itself).
+    /// Whether this node was declared a relay for others (then it holds no
+    /// reservations itself).
     relay_server: bool,
+    /// Whether this node relays for others now, declared or found public.
+    relaying: bool,
     /// Whether every listen address is loopback (tests).
     loopback_only: bool,
     /// Connected peers that offer the relay hop protocol.
@@ -496,8 +503,8 @@ struct Actor {
     punched: HashMap<PeerId, std::time::Instant>,
     /// Our IPv4 addresses as peers saw them (identify), newest last.
     observed: Vec<std::net::IpAddr>,
-    /// The home relay our last Hellos named.
-    told_home: Option<RelayHome>,
+    /// The relays our last Hellos named.
+    told_relays: (Option<RelayOffer>, Option<RelayHome>),
     reachability: watch::Sender<Reachability>,
     stats: Arc<SyncStats>,
     /// Gossip listings being checked on blocking threads now.
@@ -531,6 +538,7 @@ impl Actor {
             connect_waiters: HashMap::new(),
             trades: HashMap::new(),
             relay_server: false,
+            relaying: false,
             loopback_only: false,
             hop_peers: HashSet::new(),
             relays: HashMap::new(),
@@ -538,7 +546,7 @@ impl Actor {
             rtt: HashMap::new(),
             tested: HashMap::new(),
             observed: Vec::new(),
-            told_home: None,
+            told_relays: (None, None),
             punched: HashMap::new(),
             reachability,
             stats,
@@ -603,7 +611,7 @@ impl Actor {
                 }
                 _ = scores.tick() => {
                     self.drop_bad_peers();
-                    self.tell_home_relay();
+                    self.tell_relays();
                 }
             }
         }
@@ -829,6 +837,24 @@ impl Actor {
         }
     }
 
+    /// Relays for others while this node is public (AutoNAT confirmed a direct
+    /// address), unless it was declared a relay or asked not to: the libp2p
+    /// relay, and the data plane's iroh relay, which keeps running once started.
+    fn relay_when_public(&mut self, public: bool) {
+        let Some(relay) = self.swarm.behaviour_mut().relay.as_mut() else { return };
+        if self.relay_server || self.relaying == public {
+            return;
+        }
+        self.relaying = public;
+        relay.set_status(Some(if public { relay::Status::Enable } else { relay::Status::Disable }));
+        if public {
+            tracing::info!("publicly reachable: relaying for peers behind NAT");
+            self.host.serve_relay();
+        } else {
+            tracing::info!("no longer publicly reachable: not relaying for others");
+        }
+    }
+
     /// Remembers the IPv4 address a peer saw us at, when it is not one of ours.
     fn observed_at(&mut self, addr: &Multiaddr) {
         const KEEP: usize = 4;
@@ -868,6 +894,7 @@ impl Actor {
         } else {
             "private"
         };
+        self.relay_when_public(nat == "public");
         let relayed =
             self.swarm.external_addresses().filter(|a| is_relayed(a)).map(|a| a.to_string()).collect();
         let next = Reachability { nat: nat.into(), public, relayed };
@@ -1348,17 +1375,17 @@ impl Actor {
         self.pending.insert(id, (peer, Pending::Hello));
     }
 
-    /// Greets every peer again when our endpoint's home relay changed, so that
-    /// they reach us through the new one.
-    fn tell_home_relay(&mut self) {
-        let (_, home) = self.host.iroh_relays();
-        if home == self.told_home {
+    /// Greets every peer again when the relays our Hello names changed (our
+    /// endpoint's home relay, or the relay we run), so that they use the new ones.
+    fn tell_relays(&mut self) {
+        let relays = self.host.iroh_relays();
+        if relays == self.told_relays {
             return;
         }
-        if let Some(home) = &home {
+        if let Some(home) = &relays.1 {
             tracing::info!("the data plane is reachable through the iroh relay {}", home.url);
         }
-        self.told_home = home;
+        self.told_relays = relays;
         let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
         for peer in peers {
             self.send_hello(peer);

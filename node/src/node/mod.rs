@@ -252,6 +252,7 @@ impl Node {
             proving: Default::default(),
             indexer: node.indexer.clone(),
             transfer: transfer.clone(),
+            relay_rate: node.config.relay_server.data_bytes_per_second,
             trade: node.trade.clone(),
         });
         let listen = match options.listen.is_empty() {
@@ -269,7 +270,8 @@ impl Node {
             listen,
             bootstrap,
             mdns: options.mdns,
-            relay_server: options.relay_server.then(|| node.config.relay_server.clone()),
+            relay: node.config.relay_server.clone(),
+            relay_server: options.relay_server,
         };
         let (network, task) = Network::start(&node.identity, config, host, node.cancel.child_token()).await?;
         // Announce everything we can serve.

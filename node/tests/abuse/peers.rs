@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use smpl_node::Multiaddr;
 use smpl_node::index::SearchQuery;
+use smpl_node::net::RelayLimits;
 use smpl_node::net::behaviour::{Behaviour, BehaviourEvent, LISTINGS_TOPIC, build_swarm};
 use smpl_node::net::wire::{SyncRequest, SyncResponse};
 use smpl_protocol::Identity;
@@ -25,7 +26,8 @@ pub type Evil = Swarm<Behaviour>;
 
 pub fn evil_swarm(seed: u64) -> Evil {
     let mut rng = StdRng::seed_from_u64(seed);
-    build_swarm(&Identity::from_secret_bytes(rng.random()), false, None).unwrap()
+    let no_relay = RelayLimits { when_public: false, ..RelayLimits::default() };
+    build_swarm(&Identity::from_secret_bytes(rng.random()), false, &no_relay, false).unwrap()
 }
 
 /// Answers the victim's sync requests without offering anything.

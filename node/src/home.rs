@@ -52,7 +52,7 @@ pub struct Config {
     /// multiaddrs ending in `/p2p/<peer id>`.
     pub bootstrap: Vec<String>,
     /// What this node grants others when it runs as a relay (`smpl node
-    /// --relay-server`).
+    /// --relay-server`, or once AutoNAT finds it public).
     pub relay_server: RelayLimits,
     /// Memory the store and the index may keep, beside a DAW.
     pub memory: MemoryConfig,

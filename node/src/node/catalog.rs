@@ -172,20 +172,23 @@ impl Node {
     }
 
     /// Puts the stored state of `pack` into the index now, out of the queue's
-    /// order (its queue entry stays, and indexes the same state again later).
+    /// order (its queue entry stays, and indexes the same state again later): its
+    /// manifest, or nothing once it is retracted.
     async fn index_now(&self, pack: PackId) {
         let (store, index) = (self.store.clone(), self.index.clone());
         let indexed = tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
-            if let Some((manifest, _)) = store.manifest(&pack)? {
-                index.apply(&[smpl_index::IndexOp::Upsert(manifest)])?;
-            }
+            let op = match store.manifest(&pack)? {
+                Some((manifest, _)) => smpl_index::IndexOp::Upsert(manifest),
+                None => smpl_index::IndexOp::Remove(pack),
+            };
+            index.apply(&[op])?;
             Ok(())
         })
         .await
         .map_err(NodeError::from)
         .and_then(|indexed| indexed);
         if let Err(e) = indexed {
-            tracing::warn!(%pack, "indexing a published pack failed (it stays queued): {e}");
+            tracing::warn!(%pack, "indexing one of our packs failed (it stays queued): {e}");
         }
     }
 
@@ -220,9 +223,11 @@ impl Node {
         if accepted == Accepted::New {
             self.blobs.untag_pack(pack).await?;
         }
-        self.indexer.wake();
-        self.indexer.flush().await;
+        // As for a publish: announced first, then taken out of the index on its
+        // own, not behind whatever the index queue holds.
         self.announce(pack, false).await;
+        self.index_now(*pack).await;
+        self.indexer.wake();
         Ok(())
     }
 

@@ -23,6 +23,8 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
@@ -79,6 +81,17 @@ pub struct Store {
     queue: Tree,
     evicted: Tree,
     updates: Tree,
+    /// The reconciliation items, kept between reconciliations until a listing
+    /// changes.
+    items: Arc<ItemCache>,
+}
+
+/// [`Store::sync_items`]'s last answer, valid while `changes` has not moved.
+#[derive(Default)]
+struct ItemCache {
+    /// Bumped after every write to the trees the items come from.
+    changes: AtomicU64,
+    built: Mutex<Option<(u64, Arc<Vec<Item>>)>>,
 }
 
 fn seq_of(value: &[u8]) -> u64 {
@@ -156,6 +169,7 @@ impl Store {
             queue: db.open_tree("index-queue/v1")?,
             evicted: db.open_tree("evicted/v1")?,
             updates: db.open_tree("updates/v1")?,
+            items: Arc::default(),
             db,
         };
         if store.listings.is_empty() && !store.manifests.is_empty() {
@@ -217,8 +231,11 @@ impl Store {
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
         })?;
-        if outcome == Accepted::New && durable {
-            self.flush()?;
+        if outcome == Accepted::New {
+            self.listings_changed();
+            if durable {
+                self.flush()?;
+            }
         }
         Ok(outcome)
     }
@@ -248,8 +265,11 @@ impl Store {
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
         })?;
-        if outcome == Accepted::New && durable {
-            self.flush()?;
+        if outcome == Accepted::New {
+            self.listings_changed();
+            if durable {
+                self.flush()?;
+            }
         }
         Ok(outcome)
     }
@@ -268,6 +288,9 @@ impl Store {
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(Some(old.len().saturating_sub(8)))
         })?;
+        if removed.is_some() {
+            self.listings_changed();
+        }
         Ok(removed)
     }
 
@@ -278,6 +301,7 @@ impl Store {
             Some(old) if seq_of(old) >= seq => Some(old.to_vec()),
             _ => Some(seq.to_be_bytes().to_vec()),
         })?;
+        self.listings_changed();
         Ok(())
     }
 
@@ -381,8 +405,31 @@ impl Store {
     }
 
     /// Every listing as a reconciliation item: version `2·seq` for a manifest,
-    /// `2·seq + 1` for a retraction (so a retraction wins at the same seq).
-    pub fn sync_items(&self) -> Result<Vec<Item>, StoreError> {
+    /// `2·seq + 1` for a retraction (so a retraction wins at the same seq). Read
+    /// from the trees once and shared until a listing changes.
+    pub fn sync_items(&self) -> Result<Arc<Vec<Item>>, StoreError> {
+        let cache = &self.items;
+        let changes = cache.changes.load(Ordering::Acquire);
+        if let Some((at, items)) = &*cache.built.lock().unwrap_or_else(PoisonError::into_inner)
+            && *at == changes
+        {
+            return Ok(items.clone());
+        }
+        let items = Arc::new(self.read_sync_items()?);
+        // Kept only if nothing changed while it was read.
+        if cache.changes.load(Ordering::Acquire) == changes {
+            *cache.built.lock().unwrap_or_else(PoisonError::into_inner) = Some((changes, items.clone()));
+        }
+        Ok(items)
+    }
+
+    /// Marks the cached items stale; called after every write to the trees they
+    /// come from.
+    fn listings_changed(&self) {
+        self.items.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn read_sync_items(&self) -> Result<Vec<Item>, StoreError> {
         let mut items: Vec<Item> = Vec::with_capacity(self.manifests.len() + self.retractions.len());
         for item in self.listings.iter() {
             let (k, v) = item?;
@@ -541,6 +588,51 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.listing_sizes().unwrap(), sizes[2..]);
+    }
+
+    /// The cached reconciliation items follow every write: a new version, an
+    /// eviction, a decline and a retraction each show in the next call, and a
+    /// call with no write between shares the previous answer.
+    #[test]
+    fn sync_items_are_shared_until_a_listing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = identity(1);
+        let store = Store::open(dir.path()).unwrap();
+        let version = |slug: &str, seq: u64| {
+            let m = manifest(me.node_id(), slug, seq, vec![sample("Kick.wav")]);
+            let envelope = m.sign(&me).unwrap();
+            store.accept_manifest(&m, &envelope, false).unwrap();
+            m.pack_id
+        };
+        let items = |store: &Store| -> Vec<(PackId, u64)> {
+            store.sync_items().unwrap().iter().map(|i| (i.id, i.version)).collect()
+        };
+        let a = version("a", 1);
+        let first = store.sync_items().unwrap();
+        assert!(Arc::ptr_eq(&first, &store.sync_items().unwrap()), "read again with nothing changed");
+        assert_eq!(items(&store), [(a, 2)]);
+
+        version("a", 2);
+        let b = version("b", 1);
+        let mut expected = vec![(a, 4), (b, 2)];
+        expected.sort();
+        assert_eq!(items(&store), expected);
+
+        store.evict(&b).unwrap();
+        assert_eq!(items(&store), expected, "an evicted listing still counts as held");
+        let c = PackId([0xcc; 16]);
+        store.decline(&c, 7).unwrap();
+        expected.push((c, 14));
+        expected.sort();
+        assert_eq!(items(&store), expected);
+
+        let retraction =
+            Retraction { pack_id: a, author: me.node_id(), slug: "a".into(), seq: 2, retracted_at: 1 };
+        store.accept_retraction(&retraction, &retraction.sign(&me).unwrap(), false).unwrap();
+        expected.retain(|(id, _)| *id != a);
+        expected.push((a, 5));
+        expected.sort();
+        assert_eq!(items(&store), expected);
     }
 
     #[test]

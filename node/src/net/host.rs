@@ -41,7 +41,7 @@ pub trait Host: Send + Sync + 'static {
     /// Verifies and stores one signed listing (manifest or retraction).
     fn ingest(&self, envelope: &[u8]) -> Ingest;
     /// Every listing this node holds, as reconciliation items sorted by id.
-    fn sync_items(&self) -> Vec<Item>;
+    fn sync_items(&self) -> Arc<Vec<Item>>;
     /// The stored envelopes (manifest or retraction) of `ids`.
     fn envelopes(&self, ids: &[PackId]) -> Vec<Vec<u8>>;
     /// Our iroh data-plane addresses.
@@ -190,10 +190,10 @@ impl Host for NodeHost {
         result
     }
 
-    fn sync_items(&self) -> Vec<Item> {
+    fn sync_items(&self) -> Arc<Vec<Item>> {
         self.store.sync_items().unwrap_or_else(|e| {
             tracing::error!("listing items for sync failed: {e}");
-            Vec::new()
+            Arc::default()
         })
     }
 

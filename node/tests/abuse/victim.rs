@@ -66,7 +66,7 @@ impl Victim {
         Snapshot {
             stored: store.pack_seqs().unwrap(),
             indexed: self.node.index().packs().unwrap(),
-            items: store.sync_items().unwrap(),
+            items: store.sync_items().unwrap().to_vec(),
             envelope: store.envelopes(&[self.pack]).unwrap(),
         }
     }

@@ -22,7 +22,9 @@
 //! installs; without them the test says why and does nothing. `SMPL_LAB_MB=100`
 //! makes the pack's long file 100 MB, for a transfer worth timing, and
 //! `SMPL_LAB_RELAY_RATE=N` sets the bytes a second each peer may send through
-//! P's iroh relay; the tests print their figures on stderr (`-- --nocapture`).
+//! P's iroh relay, and `SMPL_LAB_DELAY_MS=N` delays what each home router sends
+//! to the internet by N ms; the tests print their figures on stderr
+//! (`-- --nocapture`).
 
 mod common;
 
@@ -143,6 +145,85 @@ table ip nat {{
     )
 }
 
+/// A tap device opened in namespace `ns`, named `name`.
+fn open_tap(ns: &str, name: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    // Only this thread enters the namespace, and only while it opens the device.
+    let own = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+    let lab = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+    assert_eq!(unsafe { libc::setns(lab.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "entering {ns}");
+    let tap = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").unwrap();
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let mut req =
+        IfReq { name: [0; 16], flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short, _pad: [0; 22] };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    let made = unsafe { libc::ioctl(tap.as_raw_fd(), TUNSETIFF, &mut req) };
+    assert_eq!(unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "leaving {ns}");
+    assert_eq!(made, 0, "making tap {name}: {}", std::io::Error::last_os_error());
+    tap
+}
+
+/// The lab's internet as a switch: one tap device per port, made in namespace
+/// `ix` and moved into the port's namespace under the port's name. Every frame
+/// read from a port is written, after that port's delay, to the port its
+/// destination MAC was last seen on, or to all others when it was not seen yet
+/// (or is a broadcast). Its threads end when the devices go with their
+/// namespaces.
+fn delay_hub(ix: &str, ports: &[(String, &str, Duration)]) {
+    use std::collections::HashMap;
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let mut taps = Vec::new();
+    for (i, (ns, name, _)) in ports.iter().enumerate() {
+        let tap_name = format!("hub{i}");
+        taps.push(Arc::new(Mutex::new(open_tap(ix, &tap_name))));
+        must(&["ip", "-n", ix, "link", "set", &tap_name, "netns", ns]);
+        must(&["ip", "-n", ns, "link", "set", &tap_name, "name", name]);
+        must(&["ip", "-n", ns, "link", "set", name, "up"]);
+    }
+    let seen: Arc<Mutex<HashMap<[u8; 6], usize>>> = Arc::default();
+    for (i, (_, _, delay)) in ports.iter().enumerate() {
+        let reader = taps[i].lock().unwrap().try_clone().unwrap();
+        let (taps, seen, delay) = (taps.clone(), seen.clone(), *delay);
+        let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+        std::thread::spawn(move || {
+            let mut reader = reader;
+            let mut frame = vec![0u8; 65536];
+            while let Ok(n) = reader.read(&mut frame) {
+                if tx.send((Instant::now() + delay, frame[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            while let Ok((due, frame)) = rx.recv() {
+                if frame.len() < 14 {
+                    continue;
+                }
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let (dst, src): ([u8; 6], [u8; 6]) =
+                    (frame[..6].try_into().unwrap(), frame[6..12].try_into().unwrap());
+                let to = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.insert(src, i);
+                    seen.get(&dst).copied()
+                };
+                for (j, tap) in taps.iter().enumerate() {
+                    if j != i && to.is_none_or(|to| to == j) {
+                        let _ = tap.lock().unwrap().write(&frame);
+                    }
+                }
+            }
+        });
+    }
+}
+
 impl Lab {
     /// Builds the namespaces, links, addresses and routers; `None` when this
     /// machine cannot (not root, or a tool missing), with the reason printed.
@@ -169,16 +250,32 @@ impl Lab {
         }
         let (ix, p, ra, rb, a, b) =
             (lab.ns("ix"), lab.ns("p"), lab.ns("ra"), lab.ns("rb"), lab.ns("a"), lab.ns("b"));
-        must(&["ip", "-n", &ix, "link", "add", "br0", "type", "bridge"]);
-        must(&["ip", "-n", &ix, "link", "set", "br0", "up"]);
         let q = lab.ns("q");
-        for (port, ns, name) in
-            [("ixp", &p, "eth0"), ("ixq", &q, "eth0"), ("ixra", &ra, "wan"), ("ixrb", &rb, "wan")]
-        {
-            must(&["ip", "-n", &ix, "link", "add", port, "type", "veth", "peer", "name", name, "netns", ns]);
-            must(&["ip", "-n", &ix, "link", "set", port, "master", "br0"]);
-            must(&["ip", "-n", &ix, "link", "set", port, "up"]);
-            must(&["ip", "-n", ns, "link", "set", name, "up"]);
+        let ports = [(&p, "eth0"), (&q, "eth0"), (&ra, "wan"), (&rb, "wan")];
+        // SMPL_LAB_DELAY_MS=N: the internet is a hub in this process that holds
+        // every frame a router sends for N ms (what `netem delay` on each router's
+        // wan would do, which this machine's kernel lacks); otherwise a bridge.
+        match std::env::var("SMPL_LAB_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+            Some(ms) => {
+                let delays = [0, 0, ms, ms].map(Duration::from_millis);
+                let ports: Vec<(String, &str, Duration)> =
+                    ports.iter().zip(delays).map(|((ns, name), d)| ((*ns).clone(), *name, d)).collect();
+                delay_hub(&ix, &ports);
+            }
+            None => {
+                must(&["ip", "-n", &ix, "link", "add", "br0", "type", "bridge"]);
+                must(&["ip", "-n", &ix, "link", "set", "br0", "up"]);
+                for (i, (ns, name)) in ports.iter().enumerate() {
+                    let port = format!("ix{i}");
+                    must(&[
+                        "ip", "-n", &ix, "link", "add", &port, "type", "veth", "peer", "name", name, "netns",
+                        ns,
+                    ]);
+                    must(&["ip", "-n", &ix, "link", "set", &port, "master", "br0"]);
+                    must(&["ip", "-n", &ix, "link", "set", &port, "up"]);
+                    must(&["ip", "-n", ns, "link", "set", name, "up"]);
+                }
+            }
         }
         must(&["ip", "-n", &p, "addr", "add", &format!("{P_IP}/24"), "dev", "eth0"]);
         must(&["ip", "-n", &q, "addr", "add", &format!("{Q_IP}/24"), "dev", "eth0"]);
@@ -447,6 +544,8 @@ fn home_to_home_through_a_public_relay_becomes_direct() {
         out.iter().rev().find_map(|o| o["downloaded"].as_u64()).expect("fetch reports the bytes downloaded");
     assert!(fetched > 0, "{out:?}");
     let relayed = lab.counter("p", "lab", "from_homes", "bytes") - before;
+    let (_, p_status, _) = lab.smpl("p", &["status"]);
+    eprintln!("nat_lab: P's relay bytes: {}", p_status[0]["relay_bytes"]);
     eprintln!(
         "nat_lab: fetched {fetched} bytes in {:.1} s; P received {relayed} bytes from the homes meanwhile ({:.1} %)",
         fetch_started.elapsed().as_secs_f64(),

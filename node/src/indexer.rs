@@ -66,7 +66,9 @@ impl IndexerHandle {
 }
 
 fn run(store: Store, index: Arc<Index>, mut rx: mpsc::Receiver<Command>) {
-    lower_priority();
+    // Indexing a flood of listings can take the cores for minutes, and the queue
+    // only has to catch up: searches and the network go first.
+    crate::util::background::lower_priority();
     if index.needs_rebuild() {
         rebuild(&store, &index);
     }
@@ -158,23 +160,6 @@ fn drain(store: &Store, index: &Index) {
         }
     }
 }
-
-/// Lets searches and the network go first: indexing a flood of listings can take
-/// the cores for minutes, and the queue only has to catch up.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority on this thread's own id (Linux gives each thread its own
-    // nice value); raising one's nice value needs no privilege.
-    unsafe {
-        let tid = libc::gettid();
-        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, INDEXER_NICE) != 0 {
-            tracing::debug!("the indexer keeps its priority: {}", std::io::Error::last_os_error());
-        }
-    }
-}
-
-/// The indexer thread's nice value (0 is the default, 19 the lowest priority).
-const INDEXER_NICE: libc::c_int = 10;
 
 /// Gives the memory freed after a burst of ingest back to the system: glibc keeps
 /// freed heap in its arenas otherwise, and the node's resident size would stay at

@@ -53,6 +53,7 @@ use smpl_protocol::{NodeId, PackId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::util::background;
 use crate::util::rate::Rate;
 use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
 pub use behaviour::{BuildError, LISTINGS_TOPIC, RelayLimits};
@@ -191,6 +192,8 @@ pub enum NetError {
     Stopped,
     #[error("node {node} did not answer: {reason}")]
     NoAnswer { node: NodeId, reason: String },
+    #[error("cannot start the threads that take listings in: {0}")]
+    Threads(#[from] std::io::Error),
 }
 
 enum Command {
@@ -380,7 +383,11 @@ impl Network {
         let stats = Arc::new(SyncStats::default());
         let unknown = Reachability { nat: "unknown".into(), ..Default::default() };
         let (reach_tx, reachability) = watch::channel(unknown);
-        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx);
+        // As many as the machine has cores, at most 4: sync takes listings in
+        // faster than one core checks their signatures.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+        let ingest = background::Pool::new("smpl-ingest", cores)?;
+        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, ingest);
         actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
         let mut dial: Vec<Multiaddr> = config.bootstrap.clone();
@@ -509,6 +516,8 @@ struct Actor {
     stats: Arc<SyncStats>,
     /// Gossip listings being checked on blocking threads now.
     validating: Arc<AtomicUsize>,
+    /// Where listings fetched by sync are taken in.
+    ingest: background::Pool,
     gossip_rate: Rate<PeerId>,
     sync_rate: Rate<PeerId>,
 }
@@ -520,6 +529,7 @@ impl Actor {
         commands: mpsc::Receiver<Command>,
         stats: Arc<SyncStats>,
         reachability: watch::Sender<Reachability>,
+        ingest: background::Pool,
     ) -> Actor {
         let (done_tx, done_rx) = mpsc::channel(1024);
         Actor {
@@ -551,6 +561,7 @@ impl Actor {
             reachability,
             stats,
             validating: Arc::new(AtomicUsize::new(0)),
+            ingest,
             gossip_rate: Rate::new(GOSSIP_BURST, GOSSIP_REFILL),
             sync_rate: Rate::new(SYNC_BURST, SYNC_REFILL),
         }
@@ -647,6 +658,18 @@ impl Actor {
         tokio::spawn(async move {
             if let Ok(Some(result)) = tokio::task::spawn_blocking(move || work(host.as_ref())).await {
                 let _ = done.send(result).await;
+            }
+        });
+    }
+
+    /// [`Actor::blocking`] on the ingest threads, which run at a lower priority:
+    /// listings fetched by sync wait while the node answers searches.
+    fn in_background(&self, work: impl FnOnce(&dyn Host) -> Option<Done> + Send + 'static) {
+        let host = self.host.clone();
+        let done = self.done_tx.clone();
+        self.ingest.spawn(move || {
+            if let Some(result) = work(host.as_ref()) {
+                let _ = done.blocking_send(result);
             }
         });
     }
@@ -1468,7 +1491,7 @@ impl Actor {
                     self.fetches.entry(peer).or_default().waiting.push_front(asked[at + 1..].to_vec());
                 }
                 let stats = self.stats.clone();
-                self.blocking(move |host| {
+                self.in_background(move |host| {
                     let mut invalid = false;
                     for envelope in envelopes.into_iter().take(MAX_FETCH_IDS) {
                         match host.ingest(&envelope) {

@@ -175,7 +175,7 @@ impl NodeError {
             },
             NodeError::Net(e) => match e {
                 NetError::Stopped | NetError::NoAnswer { .. } => Unavailable,
-                NetError::Build(_) | NetError::Listen { .. } => Internal,
+                NetError::Build(_) | NetError::Listen { .. } | NetError::Threads(_) => Internal,
             },
             NodeError::Transfer(e) => transfer_kind(e),
             NodeError::Trade(e) => trade_kind(e),

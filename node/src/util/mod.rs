@@ -1,6 +1,8 @@
 //! Small helpers, one per idiom, that the rest of the node shares: the clock,
-//! random bytes, atomic file writes ([`fs`]) and id-prefix lookup ([`prefix`]).
+//! random bytes, atomic file writes ([`fs`]), id-prefix lookup ([`prefix`]),
+//! per-peer rates ([`rate`]) and low-priority threads ([`background`]).
 
+pub mod background;
 pub mod fs;
 pub mod prefix;
 pub mod rate;

@@ -1,0 +1,78 @@
+//! Work that may wait: threads at a lower priority, so that searches and the
+//! network go first while a flood of listings is taken in or indexed.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The nice value of background threads (0 is the default, 19 the lowest
+/// priority).
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's priority to [`BACKGROUND_NICE`], for good: an
+/// unprivileged thread cannot raise it again.
+pub fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id (Linux gives each thread its own
+    // nice value); raising one's nice value needs no privilege.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE) != 0 {
+            tracing::debug!("a background thread keeps its priority: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of background threads taking jobs in the order they are given.
+/// The threads end when the pool is dropped and its queue is empty.
+#[derive(Debug)]
+pub struct Pool {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Pool {
+    pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
+                lower_priority();
+                loop {
+                    let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok(job) = job else { break };
+                    // A panicking job is a bug; it is logged, and the thread goes on.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        tracing::error!("a background job panicked");
+                    }
+                }
+            })?;
+        }
+        Ok(Pool { tx })
+    }
+
+    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        // The threads end only with the pool, so the queue is open while `self` is.
+        let _ = self.tx.send(Box::new(job));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_run_at_the_lower_priority_and_a_panic_does_not_stop_the_pool() {
+        let pool = Pool::new("test", 1).unwrap();
+        let (tx, rx) = mpsc::channel();
+        pool.spawn(|| panic!("a bug"));
+        pool.spawn(move || {
+            // SAFETY: getpriority of this thread.
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+            tx.send(nice).unwrap();
+        });
+        let nice = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the second job ran");
+        assert!(nice >= BACKGROUND_NICE, "nice {nice}");
+    }
+}

@@ -482,6 +482,9 @@ struct Actor {
     banned: HashSet<PeerId>,
     /// Reconciliation in progress with these peers (one at a time per peer).
     reconciling: HashSet<PeerId>,
+    /// Peers to reconcile with again as soon as the round under way and its
+    /// fetches are over (asked while they were going).
+    again: HashSet<PeerId>,
     /// Per peer, the listings to fetch from it, asked [`MAX_FETCHES_IN_FLIGHT`] at a time.
     fetches: HashMap<PeerId, Fetches>,
     /// Remote addresses of current connections.
@@ -542,6 +545,7 @@ impl Actor {
             greeted: HashSet::new(),
             banned: HashSet::new(),
             reconciling: HashSet::new(),
+            again: HashSet::new(),
             fetches: HashMap::new(),
             addrs: HashMap::new(),
             provider_queries: HashMap::new(),
@@ -1061,6 +1065,7 @@ impl Actor {
                     }
                     None => {
                         self.reconciling.remove(&peer);
+                        self.round_over(peer);
                     }
                 }
             }
@@ -1084,6 +1089,16 @@ impl Actor {
         }
         if fetches.in_flight == 0 {
             self.fetches.remove(&peer);
+            self.round_over(peer);
+        }
+    }
+
+    /// Starts the round asked for while the last one was going, once that one
+    /// and its fetches are over.
+    fn round_over(&mut self, peer: PeerId) {
+        if !self.reconciling.contains(&peer) && !self.fetches.contains_key(&peer) && self.again.remove(&peer)
+        {
+            self.start_reconcile(peer);
         }
     }
 
@@ -1099,6 +1114,7 @@ impl Actor {
     /// the last one's fetches are still going (they would be found missing again).
     fn start_reconcile(&mut self, peer: PeerId) {
         if self.fetches.contains_key(&peer) || !self.reconciling.insert(peer) {
+            self.again.insert(peer);
             return;
         }
         self.blocking(move |host| {
@@ -1157,6 +1173,7 @@ impl Actor {
                 if num_established == 0 {
                     self.greeted.remove(&peer_id);
                     self.reconciling.remove(&peer_id);
+                    self.again.remove(&peer_id);
                     self.fetches.remove(&peer_id);
                     self.addrs.remove(&peer_id);
                     self.rtt.remove(&peer_id);
@@ -1285,6 +1302,7 @@ impl Actor {
                 match self.pending.remove(&request_id) {
                     Some((peer, Pending::Reconcile)) => {
                         self.reconciling.remove(&peer);
+                        self.round_over(peer);
                     }
                     Some((peer, Pending::Fetch(_))) => self.fetch_done(peer),
                     _ => {}
@@ -1476,6 +1494,7 @@ impl Actor {
             }
             (Pending::Reconcile, _) => {
                 self.reconciling.remove(&peer);
+                self.round_over(peer);
             }
             (Pending::Fetch(asked), SyncResponse::Envelopes(envelopes)) => {
                 self.stats.fetched.fetch_add(envelopes.len() as u64, Ordering::Relaxed);

@@ -6,10 +6,16 @@
 //! node's [`Blobs`] store.
 //!
 //! - **Addresses come only from the control plane.** The endpoint is built from
-//!   explicit parts: no relay unless one is configured, no DNS or pkarr address
-//!   lookup, no port mapping, no net-report probes. The only address lookup is an
-//!   in-memory table that [`Transfer::add_peer`] fills with what libp2p learned, and
-//!   [`Transfer::local_addrs`] is what libp2p tells other peers.
+//!   explicit parts: no DNS or pkarr address lookup, no port mapping, no
+//!   captive-portal check. The only address lookup is an in-memory table that
+//!   [`Transfer::add_peer`] fills with what libp2p learned (addresses and the
+//!   peer's home relay), and [`Transfer::local_addrs`] is what libp2p tells other
+//!   peers.
+//! - **Relays** (`relay`): only those peers run and told us of over libp2p, with
+//!   their certificates pinned ([`Transfer::use_relay`]), or one given as
+//!   `--relay URL`. The endpoint measures them with an HTTPS request each and
+//!   homes at the fastest; with none, it sends no probe at all.
+//!   [`Transfer::serve_relay`] runs one for peers.
 //! - **Serving** (`provider`): read-only. Pushes are refused, connections and
 //!   concurrent requests are limited per peer, and every get request passes a
 //!   [`ServeGate`] given at start (the node's is the paid-content gate).

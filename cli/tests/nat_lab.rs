@@ -340,7 +340,8 @@ impl Lab {
             .args(LISTEN)
             .args(extra)
             .env_remove("SMPL_HOME")
-            .env("RUST_LOG", "warn,smpl_node=info")
+            // Provider records stored, to check what NATed nodes announce.
+            .env("RUST_LOG", "warn,smpl_node=info,smpl_node::net::providers=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -470,6 +471,10 @@ fn meet_and_buy(nat: Nat, mb: Option<f32>) -> Option<Bought> {
     });
     let (_, a_id, _) = lab.smpl("a", &["id"]);
     let a_node = a_id[0]["node_id"].as_str().unwrap().to_string();
+    let (_, invite, _) = lab.smpl("a", &["invite"]);
+    let a_peer =
+        invite[0]["invite"].as_str().unwrap().split(',').next().unwrap().rsplit("/p2p/").next().unwrap();
+    let a_peer = a_peer.to_string();
 
     let pack = dir.path().join("pack");
     make_mixed_pack(&pack);
@@ -497,6 +502,22 @@ fn meet_and_buy(nat: Nat, mb: Option<f32>) -> Option<Bought> {
     assert_eq!(out[0]["status"], "issued", "{out:?}");
     let (_, p_id, _) = lab.smpl("p", &["id"]);
     let p_node = p_id[0]["node_id"].as_str().unwrap().to_string();
+
+    // P stored A's provider record for the pack, and it does not carry A's
+    // private addresses alone: what A announces is its public or relayed address.
+    let from_a = |log: String| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("storing a provider record") && l.contains(a_peer.as_str()))
+            .map(str::to_string)
+            .collect()
+    };
+    lab.wait("P to store A's provider record", Duration::from_secs(30), || !from_a(lab.log("p")).is_empty());
+    for line in from_a(lab.log("p")) {
+        // The log's fields are coloured: the addresses follow the field name.
+        let addrs = line.split("addrs").nth(1).unwrap_or_default();
+        let private_only = addrs.contains("/ip4/10.") && !addrs.contains("/ip4/198.51.100.");
+        assert!(!private_only, "A announced its private addresses only: {line}");
+    }
     Some(Bought { lab, dir, pack_id, a_node, p_node, at: Instant::now(), b_started })
 }
 

@@ -64,6 +64,7 @@ impl RecordStore for ProviderStore {
         if record.provider == self.local {
             return self.own.add_provider(record);
         }
+        tracing::debug!(provider = %record.provider, addrs = ?record.addresses, "storing a provider record");
         match self.remote.add_provider(record) {
             Err(Error::MaxProvidedKeys) => {
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;

@@ -294,6 +294,23 @@ async fn wait_listed(node: &WebNode, title: &str) {
     }
 }
 
+/// Types `keys` into the focused element. The page may replace that element
+/// (a results list re-rendered by a server event) between finding it and typing:
+/// then the newly focused one is found and typed into.
+async fn press(c: &Client, keys: &str) {
+    for _ in 0..5 {
+        match c.active_element().await.unwrap().send_keys(keys).await {
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            sent => return sent.unwrap(),
+        }
+    }
+    panic!("the focused element kept going stale while typing {keys:?}");
+}
+
 /// How far the playing preview has got, and which sample it is.
 const PLAYING: &str = "const p = window.smplPlayer; \
     return p && p.current && !p.current.paused && p.current.currentTime > 0.05 \
@@ -302,7 +319,7 @@ const PLAYING: &str = "const p = window.smplPlayer; \
 /// Presses the down arrow while `first` plays, waits until the next sample plays,
 /// and prints the audition start times (`label` names the browser).
 async fn down_plays_the_next(c: &Client, first: &Value, label: &str) {
-    c.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
+    press(c, &Key::Down.to_string()).await;
     let next =
         format!("const r = (function() {{ {PLAYING} }})(); return r && r[0] !== {} ? r : null;", first[0]);
     let second = until(c, "the next preview playing", &next, WAIT).await;
@@ -490,9 +507,9 @@ async fn two_producers_trade_through_their_browsers() {
     wait_listed(&bob, "Night Shift Percussion").await;
     b.goto(&format!("{}/", bob.base)).await.unwrap();
     find(&b, "#q").await;
-    b.active_element().await.unwrap().send_keys("/").await.unwrap();
+    press(&b, "/").await;
     until(&b, "the search box focused", "return document.activeElement.id === 'q'", WAIT).await;
-    b.active_element().await.unwrap().send_keys("night shift").await.unwrap();
+    press(&b, "night shift").await;
     until(&b, "the words in the URL", "return location.search === '?q=night+shift'", WAIT).await;
     until(
         &b,
@@ -501,14 +518,14 @@ async fn two_producers_trade_through_their_browsers() {
         WAIT,
     )
     .await;
-    b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
+    press(&b, &Key::Down.to_string()).await;
     until(&b, "a preview playing from the keyboard", PLAYING, WAIT).await;
-    b.active_element().await.unwrap().send_keys(&Key::Enter.to_string()).await.unwrap();
+    press(&b, &Key::Enter.to_string()).await;
     until(&b, "the pack page", "return location.pathname.startsWith('/packs/')", WAIT).await;
     until(&b, "the payment field focused", "return document.activeElement.name === 'payment_ref'", WAIT)
         .await;
     let bought = Instant::now();
-    b.active_element().await.unwrap().send_keys(&format!("KEYS-1{}", Key::Enter)).await.unwrap();
+    press(&b, &format!("KEYS-1{}", Key::Enter)).await;
     until(
         &b,
         "the keyboard order pending",
@@ -574,20 +591,20 @@ async fn firefox_searches_auditions_buys_and_downloads_from_the_keyboard() {
     assert_eq!(vorbis, json!("probably"), "Firefox plays the Ogg Vorbis previews as they are");
 
     find(&b, "#q").await;
-    b.active_element().await.unwrap().send_keys("/").await.unwrap();
+    press(&b, "/").await;
     until(&b, "the search box focused", "return document.activeElement.id === 'q'", WAIT).await;
-    b.active_element().await.unwrap().send_keys("line").await.unwrap();
+    press(&b, "line").await;
     until(&b, "three results", "return document.querySelectorAll('tr.hit').length === 3", WAIT).await;
-    b.active_element().await.unwrap().send_keys(&Key::Down.to_string()).await.unwrap();
+    press(&b, &Key::Down.to_string()).await;
     let first = until(&b, "a preview playing from the keyboard", PLAYING, WAIT).await;
     down_plays_the_next(&b, &first, "Firefox ").await;
 
-    b.active_element().await.unwrap().send_keys(&Key::Enter.to_string()).await.unwrap();
+    press(&b, &Key::Enter.to_string()).await;
     until(&b, "the pack page", "return location.pathname.startsWith('/packs/')", WAIT).await;
     until(&b, "the payment field focused", "return document.activeElement.name === 'payment_ref'", WAIT)
         .await;
     b.execute("window.sameDocument = true; return true;", vec![]).await.unwrap();
-    b.active_element().await.unwrap().send_keys(&format!("FOX-7{}", Key::Enter)).await.unwrap();
+    press(&b, &format!("FOX-7{}", Key::Enter)).await;
     until(&b, "the order pending", "return !!document.querySelector('#licence .state.pending')", WAIT).await;
 
     // Alice approves (through her API, as `smpl sales approve` does).

@@ -263,6 +263,7 @@ pub fn init(home: &Home, out: &Printer, name: Option<String>, library: Option<Pa
 }
 
 pub fn node(home: &Home, out: &Printer, args: NodeArgs, with_demo: bool) -> Result<ExitCode> {
+    smpl_node::bound_allocator();
     if let Ok(info) = home.node_info() {
         bail!("a node is already running for {} (pid {}, API {})", home.root().display(), info.pid, info.api);
     }

@@ -224,6 +224,8 @@ impl Budget {
             format!("its author's listings would take over {} bytes here", self.config.bytes_per_author)
         } else if updates >= self.config.updates_per_author_day {
             format!("its author updated {updates} listings here in 24 hours, the most one author may")
+        } else if self.first_evicted(&usage, manifest, len, current) {
+            "the listing budget is full, and this listing would be the first evicted".to_string()
         } else {
             return Ok(());
         };
@@ -233,9 +235,35 @@ impl Budget {
         }
         let refused = self.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
         if refused.is_power_of_two() {
-            tracing::warn!(refused, author = %manifest.author, "listings refused over the per-author budget");
+            tracing::warn!(refused, author = %manifest.author, "listings refused by the listing budget");
         }
         Err(reason)
+    }
+
+    /// Whether storing `manifest` (`len` bytes, replacing `current`) would pass
+    /// the totals and make it the listing [`Budget::evict`] drops first: its
+    /// author would take the most bytes of the authors eviction chooses from, and
+    /// it would be that author's largest listing. Such a listing is declined
+    /// instead of written and evicted at once, which under a flood of keys is
+    /// nearly every listing offered.
+    fn first_evicted(&self, usage: &Usage, manifest: &Manifest, len: usize, current: u64) -> bool {
+        let new = current == 0;
+        let over = usage.bytes - current + len as u64 > self.config.max_bytes
+            || usage.listings + usize::from(new) > self.config.max_listings;
+        if !over {
+            return false;
+        }
+        let entry = usage.authors.get(&manifest.author);
+        let bytes = entry.map_or(0, |e| e.bytes) - current + len as u64;
+        let largest_other = usage.by_bytes.iter().rev().find(|(_, author)| *author != manifest.author);
+        let largest_own = entry
+            .into_iter()
+            .flat_map(|e| &e.packs)
+            .filter(|(pack, _)| **pack != manifest.pack_id && !usage.kept_packs.contains(pack))
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0);
+        largest_other.is_none_or(|(other, _)| bytes >= *other) && len >= largest_own
     }
 
     /// Counts a listing just stored.
@@ -285,7 +313,7 @@ impl Budget {
             };
             let stored = self.store.evict(&pack)?;
             self.usage().remove(&author, &pack);
-            if stored.is_some() {
+            if stored {
                 evicted.push(pack);
             }
         }
@@ -345,5 +373,41 @@ mod tests {
         assert_eq!(usage.by_bytes, expected(&usage));
         assert_eq!(usage.by_bytes.last(), Some(&(10, c)));
         assert_eq!((usage.listings, usage.bytes), (4, 1_160));
+    }
+
+    /// With the totals full, a listing that eviction would drop first is declined
+    /// before it is written; one from an author with less here is stored, and
+    /// eviction takes from the author with the most.
+    #[test]
+    fn a_full_budget_declines_the_listing_it_would_evict_first() {
+        use smpl_protocol::Signed;
+        use smpl_testkit::manifest::{identity, manifest, sample};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = BudgetConfig { max_listings: 3, ..BudgetConfig::default() };
+        let budget = Budget::open(&store, NodeId([9; 32]), config).unwrap();
+        let (a, b, c) = (identity(1), identity(2), identity(3));
+        let offer = |who: &smpl_protocol::Identity, slug: &str| {
+            let m = manifest(who.node_id(), slug, 1, vec![sample("Kick.wav")]);
+            let envelope = m.sign(who).unwrap();
+            let len = envelope.as_bytes().len();
+            budget.admit(&m, len)?;
+            store.accept_manifest(&m, &envelope, false).unwrap();
+            budget.stored(&m, len);
+            budget.evict().unwrap();
+            Ok::<_, String>(m.pack_id)
+        };
+        offer(&a, "a1").unwrap();
+        offer(&a, "a2").unwrap();
+        offer(&b, "b1").unwrap();
+        let refused = offer(&b, "b2").unwrap_err();
+        assert!(refused.contains("first evicted"), "{refused}");
+        assert_eq!(budget.stats.refused.load(Ordering::Relaxed), 1);
+        let c1 = offer(&c, "c1").unwrap();
+        assert_eq!(budget.stats.evicted.load(Ordering::Relaxed), 1);
+        let authors: Vec<NodeId> =
+            store.listing_sizes().unwrap().into_iter().map(|(_, who, _)| who).collect();
+        assert_eq!(authors.iter().filter(|who| **who == a.node_id()).count(), 1, "{authors:?}");
+        assert!(store.manifest(&c1).unwrap().is_some());
     }
 }

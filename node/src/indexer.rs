@@ -111,7 +111,7 @@ fn drain(store: &Store, index: &Index) {
         let entries = match store.queue_peek(BATCH) {
             Ok(entries) if entries.is_empty() => {
                 if batches > 1 {
-                    release_free_memory();
+                    crate::util::memory::release_free_memory();
                 }
                 return;
             }
@@ -158,16 +158,5 @@ fn drain(store: &Store, index: &Index) {
             tracing::error!("removing drained queue entries failed: {e}");
             return;
         }
-    }
-}
-
-/// Gives the memory freed after a burst of ingest back to the system: glibc keeps
-/// freed heap in its arenas otherwise, and the node's resident size would stay at
-/// its peak (figures in docs/BENCHMARKS.md, "Scale").
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's arenas.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -64,3 +64,4 @@ pub use smpl_index::{SearchQuery, SearchResults};
 pub use store::{Accepted, Store, StoreError};
 pub use trade::{LicenseView, Order, OrderStatus, SellerPolicy, TradeConfig};
 pub use transfer::{DownloadProgress, Downloaded, Exported, ServeGate, Transfer, TransferError};
+pub use util::memory::bound_allocator;

@@ -1,11 +1,16 @@
 //! Metadata storage in sled: manifests, retractions, settings and the durable index
-//! queue. Everything sled-specific stays in this module.
+//! queue. Everything sled-specific stays in this module; the manifests' envelopes
+//! are files beside it ([`files`]).
 //!
 //! Trees (names carry a version):
-//! - `manifests/v1`: pack id → seq (8 bytes, big-endian) ++ the original envelope
-//!   bytes, compressed with zstd when that is smaller (a record starts its
-//!   envelope part with zstd's magic or with the envelope's own `SMPL`)
-//! - `retractions/v1`: pack id → seq ++ the retraction envelope, the same way
+//! - `manifests/v1`: pack id → seq (8 bytes, big-endian): the current version,
+//!   whose envelope is the file `envelopes/<..>/<pack id>-<seq>`. A store written
+//!   before the files kept the envelope in the value, after the seq, and such
+//!   records are still read.
+//! - `retractions/v1`: pack id → seq ++ the retraction envelope (small, kept here)
+//!
+//! A stored envelope is the original envelope bytes, compressed with zstd when
+//! that is smaller (it starts with zstd's magic or with the envelope's own `SMPL`).
 //! - `settings/v1`: name → value
 //! - `peers/v1`: multiaddr of a peer met before → nothing
 //! - `index-queue/v1`: queue id (u64, big-endian) → pack id. The indexer reads the
@@ -19,9 +24,14 @@
 //!   per-author update count survives a restart.
 //!
 //! Accepting a manifest or retraction and enqueueing it for the indexer is one sled
-//! transaction, flushed before the caller is told it succeeded.
+//! transaction, flushed before the caller is told it succeeded when it is the
+//! node's own; a manifest's file is written (and for the node's own, synced)
+//! before that transaction, and the file of the version it replaces removed after.
+
+mod files;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,6 +53,8 @@ pub enum StoreError {
     },
     #[error("stored record is unreadable: {0}")]
     Unreadable(String),
+    #[error("listing file: {0}")]
+    File(#[from] std::io::Error),
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -84,6 +96,8 @@ pub struct Store {
     /// The reconciliation items, kept between reconciliations until a listing
     /// changes.
     items: Arc<ItemCache>,
+    /// The manifests' envelopes.
+    files: Arc<files::EnvelopeFiles>,
 }
 
 /// [`Store::sync_items`]'s last answer, valid while `changes` has not moved.
@@ -109,10 +123,14 @@ fn summary(seq: u64, author: &NodeId, len: usize) -> [u8; 48] {
     value
 }
 
-/// The `listings` value of a stored manifest record.
-fn summary_of_record(value: &[u8]) -> Option<[u8; 48]> {
-    let envelope = envelope_of(value).ok()?;
-    Some(summary(seq_of(value.get(..8)?), &author_of(&envelope)?, envelope.len()))
+/// The `listings` value of a stored envelope.
+fn summary_of_envelope(seq: u64, envelope: &[u8]) -> Option<[u8; 48]> {
+    Some(summary(seq, &author_of(envelope)?, envelope.len()))
+}
+
+/// A `manifests` value of exactly a seq: its envelope is in a file.
+fn in_file(value: &[u8]) -> bool {
+    value.len() == 8
 }
 
 /// The first bytes of a zstd frame; an envelope starts with `SMPL`, so a record
@@ -123,23 +141,30 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// fields) at a fraction of a millisecond per pack.
 const ZSTD_LEVEL: i32 = 3;
 
-/// A `manifests` or `retractions` value: seq, then the envelope, compressed with
-/// zstd when that makes it smaller (records written before compression are
-/// plain, and read as they are).
-fn record(seq: u64, envelope: &Envelope) -> Vec<u8> {
+/// An envelope as stored: compressed with zstd when that makes it smaller
+/// (envelopes written before compression are plain, and read as they are).
+fn encode(envelope: &Envelope) -> Vec<u8> {
     let raw = envelope.as_bytes();
-    let mut value = Vec::with_capacity(8 + raw.len() / 2);
-    value.extend_from_slice(&seq.to_be_bytes());
     match zstd::bulk::compress(raw, ZSTD_LEVEL) {
-        Ok(packed) if packed.len() < raw.len() => value.extend_from_slice(&packed),
-        _ => value.extend_from_slice(raw),
+        Ok(packed) if packed.len() < raw.len() => packed,
+        _ => raw.to_vec(),
     }
+}
+
+/// A `retractions` value: seq, then the stored envelope.
+fn record(seq: u64, envelope: &Envelope) -> Vec<u8> {
+    let mut value = seq.to_be_bytes().to_vec();
+    value.extend_from_slice(&encode(envelope));
     value
 }
 
-/// The envelope bytes of a record.
+/// The envelope bytes of a record that holds its envelope.
 fn envelope_of(value: &[u8]) -> Result<Cow<'_, [u8]>, ProtocolError> {
-    let body = value.get(8..).ok_or(ProtocolError::Malformed("stored record shorter than its seq"))?;
+    decode_envelope(value.get(8..).ok_or(ProtocolError::Malformed("stored record shorter than its seq"))?)
+}
+
+/// The envelope bytes of a stored envelope.
+fn decode_envelope(body: &[u8]) -> Result<Cow<'_, [u8]>, ProtocolError> {
     if !body.starts_with(&ZSTD_MAGIC) {
         return Ok(Cow::Borrowed(body));
     }
@@ -160,6 +185,7 @@ impl Store {
     /// would hold most of a large catalogue in memory).
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?;
+        let files = files::EnvelopeFiles::open(&dir.join("envelopes"))?;
         let store = Store {
             manifests: db.open_tree("manifests/v1")?,
             listings: db.open_tree("listings/v1")?,
@@ -170,12 +196,52 @@ impl Store {
             evicted: db.open_tree("evicted/v1")?,
             updates: db.open_tree("updates/v1")?,
             items: Arc::default(),
+            files: Arc::new(files),
             db,
         };
+        store.match_files()?;
         if store.listings.is_empty() && !store.manifests.is_empty() {
             store.summarise_listings()?;
         }
         Ok(store)
+    }
+
+    /// Brings the envelope files and `manifests` together after a crash: removes
+    /// files no record names (and temporary ones), and forgets listings whose file
+    /// is missing or empty, queueing them so the index drops them too; sync fetches
+    /// them again.
+    fn match_files(&self) -> Result<(), StoreError> {
+        let mut named = HashSet::new();
+        for found in self.files.list()? {
+            let current = match found.version {
+                Some((pack, seq)) => {
+                    self.manifests.get(pack.0)?.is_some_and(|v| in_file(&v) && seq_of(&v) == seq)
+                }
+                None => false,
+            };
+            if current && found.len > 0 {
+                named.extend(found.version.map(|(pack, _)| pack));
+            } else if let Err(e) = std::fs::remove_file(&found.path) {
+                tracing::warn!(path = %found.path.display(), "could not remove a stray listing file: {e}");
+            }
+        }
+        let mut lost = Vec::new();
+        for item in self.manifests.iter() {
+            let (k, v) = item?;
+            if in_file(&v) && !named.contains(&pack_id_of(&k)) {
+                lost.push(pack_id_of(&k));
+            }
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(listings = lost.len(), "listing files lost in a crash; they will be fetched again");
+        for pack in &lost {
+            self.manifests.remove(pack.0)?;
+            self.listings.remove(pack.0)?;
+            self.queue.insert(self.db.generate_id()?.to_be_bytes(), &pack.0)?;
+        }
+        self.flush()
     }
 
     /// Writes the `listings` tree from the stored manifests, once, for a store
@@ -184,12 +250,40 @@ impl Store {
         let mut batch = sled::Batch::default();
         for item in self.manifests.iter() {
             let (k, v) = item?;
-            let value = summary_of_record(&v)
+            let envelope = self.stored_envelope(&pack_id_of(&k), &v)?;
+            let value = summary_of_envelope(seq_of(&v), &envelope)
                 .ok_or_else(|| StoreError::Unreadable("a stored listing's header".into()))?;
             batch.insert(k, &value[..]);
         }
         self.listings.apply_batch(batch)?;
         self.flush()
+    }
+
+    /// The envelope of a `manifests` record, from its file or from the record.
+    fn stored_envelope(&self, pack: &PackId, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let corrupt = |source| StoreError::Corrupt { pack: *pack, source };
+        if !in_file(value) {
+            return Ok(envelope_of(value).map_err(corrupt)?.into_owned());
+        }
+        let body = self.files.read(pack, seq_of(value))?;
+        Ok(decode_envelope(&body).map_err(corrupt)?.into_owned())
+    }
+
+    /// The current `manifests` record of `pack` and its envelope. A newer version
+    /// stored between reading the record and its file removes the file: the
+    /// record is read again then.
+    fn current_envelope(&self, pack: &PackId) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut tries = 0;
+        loop {
+            let Some(value) = self.manifests.get(pack.0)? else { return Ok(None) };
+            match self.stored_envelope(pack, &value) {
+                Ok(envelope) => return Ok(Some((seq_of(&value), envelope))),
+                Err(StoreError::File(e)) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The database, for the other storage modules that share it (`ledger`).
@@ -212,30 +306,50 @@ impl Store {
         envelope: &Envelope,
         durable: bool,
     ) -> Result<Accepted, StoreError> {
-        let key = manifest.pack_id.0;
-        let value = record(manifest.seq, envelope);
-        let listed = summary(manifest.seq, &manifest.author, envelope.as_bytes().len());
+        let (pack, seq) = (&manifest.pack_id, manifest.seq);
+        let key = pack.0;
+        let newer = |tree: &Tree| -> Result<bool, StoreError> {
+            Ok(tree.get(key)?.is_some_and(|old| seq_of(&old) >= seq))
+        };
+        // Most offers are of versions already here: they write no file.
+        if newer(&self.retractions)? {
+            return Ok(Accepted::Retracted);
+        }
+        if newer(&self.manifests)? || newer(&self.evicted)? {
+            return Ok(Accepted::Stale);
+        }
+        self.files.write(pack, seq, &encode(envelope), durable)?;
+        let listed = summary(seq, &manifest.author, envelope.as_bytes().len());
         let trees = (&self.manifests, &self.retractions, &self.queue, &self.evicted, &self.listings);
-        let outcome = trees.transaction(|(m, r, q, e, l)| {
-            if r.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq) {
-                return Ok(Accepted::Retracted);
+        let (outcome, replaced) = trees.transaction(|(m, r, q, e, l)| {
+            if r.get(key)?.is_some_and(|old| seq_of(&old) >= seq) {
+                return Ok((Accepted::Retracted, None));
             }
-            if m.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq)
-                || e.get(key)?.is_some_and(|old| seq_of(&old) >= manifest.seq)
+            let old = m.get(key)?;
+            if old.as_ref().is_some_and(|old| seq_of(old) >= seq)
+                || e.get(key)?.is_some_and(|old| seq_of(&old) >= seq)
             {
-                return Ok(Accepted::Stale);
+                return Ok((Accepted::Stale, None));
             }
             e.remove(&key)?;
-            m.insert(&key, value.as_slice())?;
+            m.insert(&key, &seq.to_be_bytes())?;
             l.insert(&key, &listed[..])?;
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
+            let replaced = old.filter(|old| in_file(old)).map(|old| seq_of(&old));
+            Ok::<_, ConflictableTransactionError<StoreError>>((Accepted::New, replaced))
         })?;
         if outcome == Accepted::New {
             self.listings_changed();
             if durable {
                 self.flush()?;
             }
+            if let Some(old) = replaced {
+                self.files.remove(pack, old);
+            }
+        } else if !self.manifests.get(key)?.is_some_and(|v| in_file(&v) && seq_of(&v) == seq) {
+            // Lost to a newer version or a retraction stored meanwhile; the same
+            // version stored by another offer keeps the file.
+            self.files.remove(pack, seq);
         }
         Ok(outcome)
     }
@@ -250,25 +364,30 @@ impl Store {
         let key = retraction.pack_id.0;
         let value = record(retraction.seq, envelope);
         let trees = (&self.manifests, &self.retractions, &self.queue, &self.listings);
-        let outcome = trees.transaction(|(m, r, q, l)| {
+        let (outcome, removed) = trees.transaction(|(m, r, q, l)| {
             // A retraction older than what we hold (either kind) removes nothing: a replay.
+            let old = m.get(key)?;
             if r.get(key)?.is_some_and(|old| seq_of(&old) >= retraction.seq)
-                || m.get(key)?.is_some_and(|old| seq_of(&old) > retraction.seq)
+                || old.as_ref().is_some_and(|old| seq_of(old) > retraction.seq)
             {
-                return Ok(Accepted::Stale);
+                return Ok((Accepted::Stale, None));
             }
             r.insert(&key, value.as_slice())?;
-            if m.get(key)?.is_some_and(|old| seq_of(&old) <= retraction.seq) {
+            if old.is_some() {
                 m.remove(&key)?;
                 l.remove(&key)?;
             }
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(Accepted::New)
+            let removed = old.filter(|old| in_file(old)).map(|old| seq_of(&old));
+            Ok::<_, ConflictableTransactionError<StoreError>>((Accepted::New, removed))
         })?;
         if outcome == Accepted::New {
             self.listings_changed();
             if durable {
                 self.flush()?;
+            }
+            if let Some(old) = removed {
+                self.files.remove(&retraction.pack_id, old);
             }
         }
         Ok(outcome)
@@ -276,9 +395,8 @@ impl Store {
 
     /// Drops the stored listing of `pack` to stay within the listing budget: it
     /// leaves the store (and, through the index queue, the index), and this version
-    /// or older is not stored again. Returns the bytes it took, `None` if there was
-    /// no listing.
-    pub fn evict(&self, pack: &PackId) -> Result<Option<usize>, StoreError> {
+    /// or older is not stored again. Returns whether there was a listing.
+    pub fn evict(&self, pack: &PackId) -> Result<bool, StoreError> {
         let key = pack.0;
         let trees = (&self.manifests, &self.queue, &self.evicted, &self.listings);
         let removed = trees.transaction(|(m, q, e, l)| {
@@ -286,12 +404,14 @@ impl Store {
             l.remove(&key)?;
             e.insert(&key, &seq_of(&old).to_be_bytes())?;
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(Some(old.len().saturating_sub(8)))
+            Ok::<_, ConflictableTransactionError<StoreError>>(Some(old))
         })?;
-        if removed.is_some() {
-            self.listings_changed();
+        let Some(old) = removed else { return Ok(false) };
+        self.listings_changed();
+        if in_file(&old) {
+            self.files.remove(pack, seq_of(&old));
         }
-        Ok(removed)
+        Ok(true)
     }
 
     /// Records that version `seq` of `pack` was declined (its author over its
@@ -349,9 +469,9 @@ impl Store {
 
     /// The current manifest of a pack and its original envelope.
     pub fn manifest(&self, pack: &PackId) -> Result<Option<(Manifest, Envelope)>, StoreError> {
-        match self.manifests.get(pack.0)? {
+        match self.current_envelope(pack)? {
             None => Ok(None),
-            Some(value) => decode(pack, &value).map(Some),
+            Some((_, envelope)) => decode(pack, &envelope).map(Some),
         }
     }
 
@@ -398,9 +518,16 @@ impl Store {
 
     /// Every stored manifest (decoding each; for rebuilds and listings).
     pub fn manifests(&self) -> impl Iterator<Item = Result<Manifest, StoreError>> + '_ {
-        self.manifests.iter().map(|item| {
-            let (k, v) = item?;
-            decode(&pack_id_of(&k), &v).map(|(m, _)| m)
+        self.manifests.iter().keys().filter_map(|key| {
+            let pack = match key {
+                Ok(key) => pack_id_of(&key),
+                Err(e) => return Some(Err(e.into())),
+            };
+            // A listing removed since the iterator passed its key is skipped.
+            match self.manifest(&pack) {
+                Ok(found) => found.map(|(m, _)| Ok(m)),
+                Err(e) => Some(Err(e)),
+            }
         })
     }
 
@@ -453,16 +580,18 @@ impl Store {
     pub fn envelopes(&self, ids: &[PackId]) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let m = self.manifests.get(id.0)?;
+            let m = self.current_envelope(id)?;
             let r = self.retractions.get(id.0)?;
-            let newest = match (m, r) {
-                (Some(m), Some(r)) => Some(if seq_of(&r) >= seq_of(&m) { r } else { m }),
-                (m, r) => m.or(r),
+            let retraction = match (&m, r) {
+                (Some((seq, _)), Some(r)) if seq_of(&r) < *seq => None,
+                (_, r) => r,
             };
-            if let Some(value) = newest.filter(|v| v.len() > 8) {
+            if let Some(value) = retraction {
                 let envelope =
                     envelope_of(&value).map_err(|source| StoreError::Corrupt { pack: *id, source })?;
                 out.push(envelope.into_owned());
+            } else if let Some((_, envelope)) = m {
+                out.push(envelope);
             }
         }
         Ok(out)
@@ -541,9 +670,8 @@ fn pack_id_of(key: &[u8]) -> PackId {
     PackId(id)
 }
 
-fn decode(pack: &PackId, value: &[u8]) -> Result<(Manifest, Envelope), StoreError> {
-    let corrupt = |source| StoreError::Corrupt { pack: *pack, source };
-    Manifest::open(&envelope_of(value).map_err(corrupt)?).map_err(corrupt)
+fn decode(pack: &PackId, envelope: &[u8]) -> Result<(Manifest, Envelope), StoreError> {
+    Manifest::open(envelope).map_err(|source| StoreError::Corrupt { pack: *pack, source })
 }
 
 #[cfg(test)]
@@ -644,8 +772,9 @@ mod tests {
         let big = manifest(me.node_id(), "dusty", 1, samples);
         let big_envelope = big.sign(&me).unwrap();
         store.accept_manifest(&big, &big_envelope, false).unwrap();
-        let stored = store.manifests.get(big.pack_id.0).unwrap().unwrap();
-        assert!(stored[8..].starts_with(&ZSTD_MAGIC));
+        assert_eq!(store.manifests.get(big.pack_id.0).unwrap().unwrap(), 1u64.to_be_bytes());
+        let stored = store.files.read(&big.pack_id, 1).unwrap();
+        assert!(stored.starts_with(&ZSTD_MAGIC));
         assert!(
             stored.len() < big_envelope.as_bytes().len() / 2,
             "{} of {}",
@@ -676,11 +805,72 @@ mod tests {
         sizes.sort();
         assert_eq!(store.listing_sizes().unwrap(), sizes);
 
-        // A record that says it is compressed but is not is an error, not a panic.
+        // A file that says it is compressed but is not is an error, not a panic.
+        std::fs::write(listing_file(dir.path(), &big.pack_id, 1), [&ZSTD_MAGIC[..], &[0xff; 40]].concat())
+            .unwrap();
+        assert!(matches!(store.manifest(&big.pack_id), Err(StoreError::Corrupt { .. })));
+        // So is such a record.
         let mut broken = 1u64.to_be_bytes().to_vec();
         broken.extend_from_slice(&ZSTD_MAGIC);
         broken.extend_from_slice(&[0xff; 40]);
         store.manifests.insert(old.pack_id.0, broken).unwrap();
         assert!(matches!(store.manifest(&old.pack_id), Err(StoreError::Corrupt { .. })));
+    }
+
+    fn listing_file(db: &Path, pack: &PackId, seq: u64) -> std::path::PathBuf {
+        db.join("envelopes").join(format!("{:02x}", pack.0[0])).join(format!("{pack}-{seq}"))
+    }
+
+    /// Each listing version is one file: a new version, a retraction and an
+    /// eviction remove the file of the version they replace, an offer of a
+    /// version already here writes none, and opening after a crash removes files
+    /// no record names and forgets (and queues for the index) listings whose file
+    /// was lost.
+    #[test]
+    fn listing_files_follow_the_records_and_a_crash_is_mended_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = identity(1);
+        let store = Store::open(dir.path()).unwrap();
+        let offer = |slug: &str, seq| {
+            let m = manifest(me.node_id(), slug, seq, vec![sample("Kick.wav")]);
+            let envelope = m.sign(&me).unwrap();
+            (store.accept_manifest(&m, &envelope, seq == 1).unwrap(), m.pack_id)
+        };
+        let (_, a) = offer("a", 1);
+        assert!(listing_file(dir.path(), &a, 1).exists());
+        offer("a", 2);
+        assert!(!listing_file(dir.path(), &a, 1).exists(), "the replaced version's file stays");
+        assert!(listing_file(dir.path(), &a, 2).exists());
+        assert_eq!(offer("a", 1).0, Accepted::Stale);
+        assert!(!listing_file(dir.path(), &a, 1).exists(), "a stale offer wrote a file");
+        assert_eq!(store.manifest(&a).unwrap().unwrap().0.seq, 2);
+
+        let (_, b) = offer("b", 1);
+        assert!(store.evict(&b).unwrap());
+        assert!(!listing_file(dir.path(), &b, 1).exists());
+        let (_, c) = offer("c", 1);
+        let retraction =
+            Retraction { pack_id: c, author: me.node_id(), slug: "c".into(), seq: 1, retracted_at: 1 };
+        store.accept_retraction(&retraction, &retraction.sign(&me).unwrap(), false).unwrap();
+        assert!(!listing_file(dir.path(), &c, 1).exists());
+        assert_eq!(store.envelopes(&[c]).unwrap().len(), 1, "the retraction is served");
+
+        // A crash: one listing's file never reached the disk, another is empty, and
+        // a file of a version the store never recorded was left behind.
+        let (_, d) = offer("d", 1);
+        let (_, e) = offer("e", 1);
+        std::fs::remove_file(listing_file(dir.path(), &d, 1)).unwrap();
+        std::fs::write(listing_file(dir.path(), &e, 1), b"").unwrap();
+        std::fs::write(listing_file(dir.path(), &a, 9), b"stray").unwrap();
+        store.flush().unwrap();
+        let queued = store.queue_len();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.manifest(&d).unwrap().is_none() && store.manifest(&e).unwrap().is_none());
+        assert_eq!(store.queue_len(), queued + 2, "the index is told to drop them");
+        assert!(!listing_file(dir.path(), &a, 9).exists());
+        assert_eq!(store.manifest(&a).unwrap().unwrap().0.seq, 2);
+        let held: Vec<PackId> = store.pack_seqs().unwrap().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(held, [a]);
     }
 }

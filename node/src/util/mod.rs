@@ -1,9 +1,11 @@
 //! Small helpers, one per idiom, that the rest of the node shares: the clock,
 //! random bytes, atomic file writes ([`fs`]), id-prefix lookup ([`prefix`]),
-//! per-peer rates ([`rate`]) and low-priority threads ([`background`]).
+//! per-peer rates ([`rate`]), low-priority threads ([`background`]) and the
+//! allocator's set-up ([`memory`]).
 
 pub mod background;
 pub mod fs;
+pub mod memory;
 pub mod prefix;
 pub mod rate;
 

@@ -117,6 +117,8 @@ pub enum NodeError {
     Sign(#[from] smpl_protocol::ProtocolError),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("could not run a background thread: {0}")]
+    Thread(#[source] std::io::Error),
 
     // A part of the node failed; its error tells which kind.
     #[error(transparent)]
@@ -158,7 +160,11 @@ impl NodeError {
             | NodeError::NoProviders(_)
             | NodeError::Unreachable(_)
             | NodeError::CannotRestore { .. } => Unavailable,
-            NodeError::Sign(_) | NodeError::Task(_) | NodeError::Store(_) | NodeError::Blob(_) => Internal,
+            NodeError::Sign(_)
+            | NodeError::Task(_)
+            | NodeError::Thread(_)
+            | NodeError::Store(_)
+            | NodeError::Blob(_) => Internal,
             NodeError::Home(e) => match e {
                 HomeError::NotRunning { .. } => Unavailable,
                 HomeError::Io { .. } | HomeError::BadIdentity { .. } | HomeError::BadConfig { .. } => {

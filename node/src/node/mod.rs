@@ -168,8 +168,13 @@ impl Node {
             preload: config.memory.index_preload,
             ..smpl_index::IndexOptions::default()
         };
-        let index =
-            tokio::task::spawn_blocking(move || Index::open_with(&index_dir, index_options)).await??;
+        // Opened on a thread at the lower priority: the writer's indexing and merge
+        // threads, started here, inherit it, so searches go first during a flood.
+        let index = crate::util::background::run_lowered("index-open", move || {
+            Index::open_with(&index_dir, index_options)
+        })
+        .await
+        .map_err(NodeError::Thread)??;
         let index = Arc::new(index);
         let (indexer, join) = IndexerHandle::spawn(store.clone(), index.clone());
         let trade = {

@@ -22,6 +22,21 @@ pub fn lower_priority() {
     }
 }
 
+/// Runs `work` on a thread of its own at the lower priority and returns its
+/// result. Threads it starts inherit the priority: the index is opened this way,
+/// so that tantivy's indexing and merge threads yield to searches.
+pub async fn run_lowered<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name(name.to_string()).spawn(move || {
+        lower_priority();
+        let _ = tx.send(work());
+    })?;
+    rx.await.map_err(|_| std::io::Error::other(format!("the {name} thread panicked")))
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of background threads taking jobs in the order they are given.
@@ -74,5 +89,23 @@ mod tests {
         });
         let nice = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the second job ran");
         assert!(nice >= BACKGROUND_NICE, "nice {nice}");
+    }
+
+    fn nice() -> libc::c_int {
+        // SAFETY: getpriority of the calling thread.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[tokio::test]
+    async fn threads_started_by_lowered_work_inherit_its_priority() {
+        let before = nice();
+        let (own, started) = run_lowered("test", || {
+            let started = std::thread::spawn(nice).join().unwrap();
+            (nice(), started)
+        })
+        .await
+        .unwrap();
+        assert!(own >= BACKGROUND_NICE && started >= BACKGROUND_NICE, "{own} {started}");
+        assert_eq!(nice(), before, "the caller keeps its priority");
     }
 }

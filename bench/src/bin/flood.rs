@@ -175,7 +175,7 @@ fn main() -> Result<()> {
     seeding.stop()?;
     honest.stop()?;
     let home = Home::new(&t_home);
-    let (sled, index) = (mem::disk_usage(&home.db_dir()), mem::disk_usage(&home.index_dir()));
+    let (store, index) = (mem::allocated_disk(&home.db_dir()), mem::allocated_disk(&home.index_dir()));
 
     let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
     let ms = |v: &[f64]| format!("{:.2} / {:.2} ms", percentile(v, 0.5), percentile(v, 0.99));
@@ -199,7 +199,7 @@ fn main() -> Result<()> {
     );
     println!("| peak RSS during the flood (anon) | {} ({}) |", mb(peak_rss), mb(peak_anon));
     println!("| RSS after the flood (anon) | {} ({}) |", mb(rest_rss.0), mb(rest_rss.1));
-    println!("| sled + index on disk | {} + {} |", mb(sled), mb(index));
+    println!("| store (sled and envelope files) + index on disk | {} + {} |", mb(store), mb(index));
     println!("| search p50 / p99, idle before the flood | {} |", ms(&idle));
     println!("| search p50 / p99, during the flood | {} |", ms(&during));
     println!("| search p50 / p99, at rest after it | {} |", ms(&after));

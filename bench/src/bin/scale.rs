@@ -11,7 +11,8 @@
 //!    until its local API's pack search counts every pack: the time to sync and index
 //!    the catalogue, the peak RSS (and peak anonymous RSS) meanwhile, and the RSS right
 //!    after.
-//! 3. **Disk**: both nodes stop; the fresh node's sled database and index on disk,
+//! 3. **Disk**: both nodes stop; the fresh node's store (sled and the envelope
+//!    files) and index on disk (blocks allocated),
 //!    against the bytes of the signed envelopes.
 //! 4. **Restart**: the fresh node starts alone; the time from its start to the first
 //!    answered search through the API; then the query set (30 one- and two-word
@@ -82,7 +83,7 @@ struct Column {
     peak_rss: u64,
     peak_anon: u64,
     after_rss: (u64, u64),
-    sled_bytes: u64,
+    store_bytes: u64,
     index_bytes: u64,
     first_search_secs: f64,
     idle_rss: (u64, u64),
@@ -147,8 +148,8 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
 
     // Disk.
     let home = Home::new(&fresh);
-    column.sled_bytes = mem::disk_usage(&home.db_dir());
-    column.index_bytes = mem::disk_usage(&home.index_dir());
+    column.store_bytes = mem::allocated_disk(&home.db_dir());
+    column.index_bytes = mem::allocated_disk(&home.index_dir());
 
     // Restart, first search, the query set through the API, RSS at rest.
     let started = Instant::now();
@@ -197,10 +198,10 @@ fn print_table(args: &Args, columns: &[Column]) {
     row("RSS right after (anon)", &|c| format!("{} ({})", mb(c.after_rss.0), mb(c.after_rss.1)));
     row("RSS at rest after a restart (anon)", &|c| format!("{} ({})", mb(c.idle_rss.0), mb(c.idle_rss.1)));
     row("envelopes", &|c| mb(c.envelope_bytes));
-    row("sled on disk", &|c| mb(c.sled_bytes));
+    row("store on disk (sled and envelope files)", &|c| mb(c.store_bytes));
     row("index on disk", &|c| mb(c.index_bytes));
     row("stored / envelopes", &|c| {
-        format!("{:.2}×", (c.sled_bytes + c.index_bytes) as f64 / c.envelope_bytes.max(1) as f64)
+        format!("{:.2}×", (c.store_bytes + c.index_bytes) as f64 / c.envelope_bytes.max(1) as f64)
     });
     row("search through the API p50 / p99", &|c| {
         format!("{:.2} / {:.2} ms", percentile(&c.api_ms, 0.5), percentile(&c.api_ms, 0.99))

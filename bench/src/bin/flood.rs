@@ -175,7 +175,7 @@ fn main() -> Result<()> {
     seeding.stop()?;
     honest.stop()?;
     let home = Home::new(&t_home);
-    let (store, index) = (mem::allocated_disk(&home.db_dir()), mem::allocated_disk(&home.index_dir()));
+    let (store, index) = (nodes::allocated_disk(&home.db_dir()), nodes::allocated_disk(&home.index_dir()));
 
     let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
     let ms = |v: &[f64]| format!("{:.2} / {:.2} ms", percentile(v, 0.5), percentile(v, 0.99));

@@ -148,8 +148,8 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
 
     // Disk.
     let home = Home::new(&fresh);
-    column.store_bytes = mem::allocated_disk(&home.db_dir());
-    column.index_bytes = mem::allocated_disk(&home.index_dir());
+    column.store_bytes = nodes::allocated_disk(&home.db_dir());
+    column.index_bytes = nodes::allocated_disk(&home.index_dir());
 
     // Restart, first search, the query set through the API, RSS at rest.
     let started = Instant::now();

@@ -10,7 +10,10 @@
 //!    `smpl node` joins it with `--bootstrap`. Its RSS is read from `/proc` every 50 ms
 //!    until its local API's pack search counts every pack: the time to sync and index
 //!    the catalogue, the peak RSS (and peak anonymous RSS) meanwhile, and the RSS right
-//!    after.
+//!    after. With `--via gossip`, no seeder runs: a libp2p peer in this process, with
+//!    a key of its own, joins the fresh node's listings topic and publishes the
+//!    seeder's envelopes at `--rate` a second, and answers the node's sync requests
+//!    with nothing, so that every listing comes by gossip.
 //! 3. **Disk**: both nodes stop; the fresh node's store (sled and the envelope
 //!    files) and index on disk (blocks allocated),
 //!    against the bytes of the signed envelopes.
@@ -47,6 +50,9 @@ use smpl_node::Home;
 
 use nodes::{Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, text_query};
 
+#[path = "scale/feed.rs"]
+mod feed;
+
 #[derive(Parser)]
 #[command(about = "What a real node costs at 100,000 and 1,000,000 samples known")]
 struct Args {
@@ -69,9 +75,21 @@ struct Args {
     rounds: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// How the fresh node learns the catalogue: `sync` from a seeder node, or
+    /// `gossip` published to it at `--rate` listings a second.
+    #[arg(long, default_value = "sync")]
+    via: Via,
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
     /// Longest wait for the fresh node to hold every pack.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Via {
+    Sync,
+    Gossip,
 }
 
 /// The figures of one catalogue size.
@@ -117,11 +135,23 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
     }
     let mut column = Column { samples: packs * args.per_pack, envelope_bytes, ..Column::default() };
 
-    // Sync.
-    let seeding = NodeProcess::start(smpl, &seeder, &[])?;
-    let addr = seeding.p2p_addr()?;
-    let started = Instant::now();
-    let node = NodeProcess::start(smpl, &fresh, &["--bootstrap", &addr])?;
+    // Sync, or gossip.
+    let (seeding, feeding, node, started) = match args.via {
+        Via::Sync => {
+            let seeding = NodeProcess::start(smpl, &seeder, &[])?;
+            let addr = seeding.p2p_addr()?;
+            let started = Instant::now();
+            let node = NodeProcess::start(smpl, &fresh, &["--bootstrap", &addr])?;
+            (Some(seeding), None, node, started)
+        }
+        Via::Gossip => {
+            let node = NodeProcess::start(smpl, &fresh, &[])?;
+            let target = (node.p2p_addr()?.parse()?, Home::new(&fresh).node_info()?.node_id);
+            let started = Instant::now();
+            let feeding = feed::start(&Home::new(&seeder).db_dir(), target, args.rate, args.seed)?;
+            (None, Some(feeding), node, started)
+        }
+    };
     let api = Api::new(&fresh)?;
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let mut last_poll = Instant::now() - Duration::from_secs(1);
@@ -144,7 +174,13 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
     column.sync_secs = started.elapsed().as_secs_f64();
     column.after_rss = node.rss()?;
     node.stop()?;
-    seeding.stop()?;
+    if let Some(seeding) = seeding {
+        seeding.stop()?;
+    }
+    if let Some(feeding) = feeding {
+        let sent = feeding.stop()?;
+        eprintln!("gossiped {sent} listings");
+    }
 
     // Disk.
     let home = Home::new(&fresh);
@@ -181,8 +217,12 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
 fn print_table(args: &Args, columns: &[Column]) {
     let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
     let header: Vec<String> = columns.iter().map(|c| format!("{} samples", c.samples)).collect();
+    let via = match args.via {
+        Via::Sync => "synced from one peer".to_string(),
+        Via::Gossip => format!("gossiped by one peer at {} a second", args.rate),
+    };
     println!(
-        "\n{} packs of {} samples from {} keys; load {:.1}\n",
+        "\n{} packs of {} samples from {} keys, {via}; load {:.1}\n",
         args.packs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" / "),
         args.per_pack,
         args.authors,
@@ -193,8 +233,8 @@ fn print_table(args: &Args, columns: &[Column]) {
     let row = |name: &str, f: &dyn Fn(&Column) -> String| {
         println!("| {name} | {} |", columns.iter().map(f).collect::<Vec<_>>().join(" | "));
     };
-    row("sync from one peer, all indexed", &|c| format!("{:.1} s", c.sync_secs));
-    row("peak RSS while syncing (anon)", &|c| format!("{} ({})", mb(c.peak_rss), mb(c.peak_anon)));
+    row("taken in, all indexed", &|c| format!("{:.1} s", c.sync_secs));
+    row("peak RSS while taking in (anon)", &|c| format!("{} ({})", mb(c.peak_rss), mb(c.peak_anon)));
     row("RSS right after (anon)", &|c| format!("{} ({})", mb(c.after_rss.0), mb(c.after_rss.1)));
     row("RSS at rest after a restart (anon)", &|c| format!("{} ({})", mb(c.idle_rss.0), mb(c.idle_rss.1)));
     row("envelopes", &|c| mb(c.envelope_bytes));

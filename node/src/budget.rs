@@ -192,6 +192,11 @@ impl Budget {
         self.usage().keep(pack, author);
     }
 
+    /// Whether `author` is this node or an author it has dealt with.
+    pub fn dealt_with(&self, author: &NodeId) -> bool {
+        *author == self.me || self.usage().kept_authors.contains(author)
+    }
+
     fn protected(&self, usage: &Usage, author: &NodeId, pack: &PackId) -> bool {
         *author == self.me || usage.kept_authors.contains(author) || usage.kept_packs.contains(pack)
     }

@@ -8,6 +8,8 @@ use std::thread;
 use smpl_index::{Index, IndexOp};
 use tokio::sync::{mpsc, oneshot};
 
+use smpl_protocol::PackId;
+
 use crate::store::Store;
 
 /// Most queue entries folded into one tantivy commit.
@@ -30,18 +32,41 @@ enum Command {
 #[derive(Clone)]
 pub struct IndexerHandle {
     tx: mpsc::Sender<Command>,
+    store: Store,
+    index: Arc<Index>,
 }
 
 impl IndexerHandle {
     /// Starts the indexer; it first drains whatever a previous run left queued.
     pub fn spawn(store: Store, index: Arc<Index>) -> (IndexerHandle, thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
-        let join = thread::Builder::new()
-            .name("smpl-indexer".into())
-            .spawn(move || run(store, index, rx))
-            .expect("spawning the indexer thread");
+        let join = {
+            let (store, index) = (store.clone(), index.clone());
+            thread::Builder::new()
+                .name("smpl-indexer".into())
+                .spawn(move || run(store, index, rx))
+                .expect("spawning the indexer thread")
+        };
         let _ = tx.try_send(Command::Wake);
-        (IndexerHandle { tx }, join)
+        (IndexerHandle { tx, store, index }, join)
+    }
+
+    /// Indexes the current state of `pack` now, on the calling thread, ahead of
+    /// whatever the queue holds: for the node's own packs and listings of authors
+    /// it has dealt with, which a flood of others' listings must not hold up. Its
+    /// queue entry stays, and indexing it again later changes nothing. Blocks.
+    pub fn index_now(&self, pack: &PackId) {
+        let op = match self.store.manifest(pack) {
+            Ok(Some((manifest, _))) => IndexOp::Upsert(manifest),
+            Ok(None) => IndexOp::Remove(*pack),
+            Err(e) => {
+                tracing::warn!(%pack, "reading a listing to index it failed (it stays queued): {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.index.apply(&[op]) {
+            tracing::warn!(%pack, "indexing a listing failed (it stays queued): {e}");
+        }
     }
 
     pub fn wake(&self) {

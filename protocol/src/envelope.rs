@@ -202,6 +202,13 @@ impl Envelope {
         NodeId(key)
     }
 
+    /// The signer the header of `bytes` names, read without checking anything (not
+    /// even the signature): only for deciding which listings to check first.
+    /// `None` when `bytes` are shorter than a header.
+    pub fn claimed_signer(bytes: &[u8]) -> Option<NodeId> {
+        Some(NodeId(bytes.get(6..38)?.try_into().ok()?))
+    }
+
     pub fn signature(&self) -> [u8; 64] {
         let mut sig = [0u8; 64];
         sig.copy_from_slice(&self.bytes[38..102]);

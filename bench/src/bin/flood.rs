@@ -6,7 +6,10 @@
 //!    `--max-listings`) and meets an honest author H (a second node), whose free
 //!    pack T fetches: H becomes an author T has dealt with.
 //! 3. **Idle**: the query set through T's API.
-//! 4. **Flood**: T connects to the seeder, which offers every listing by sync. While
+//! 4. **Flood**: T connects to the seeder, which offers every listing by sync, and
+//!    `--gossip-peers` peers of their own keys (`feed.rs`) publish the same listings
+//!    to T over gossip, from the other end of the list, `--gossip-rate` a second
+//!    each. While
 //!    T takes them in, its RSS is sampled every 50 ms and the query set runs through
 //!    its API round after round; a few seconds in, H publishes a new pack, and the
 //!    time from the start of `smpl publish` until T's API shows it is taken. The
@@ -23,6 +26,9 @@
 #[path = "../corpus.rs"]
 mod corpus;
 #[allow(dead_code)]
+#[path = "../feed.rs"]
+mod feed;
+#[allow(dead_code)]
 #[path = "../mem.rs"]
 mod mem;
 #[allow(dead_code)]
@@ -37,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use smpl_node::Home;
+use smpl_node::{Home, Multiaddr};
 
 use nodes::{Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, smpl_json};
 
@@ -67,6 +73,12 @@ struct Args {
     smpl: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Peers that also push the listings over gossip (0: sync alone).
+    #[arg(long, default_value_t = 4)]
+    gossip_peers: usize,
+    /// Listings each gossip peer publishes a second.
+    #[arg(long, default_value_t = 200)]
+    gossip_rate: u32,
     /// Longest the flood may take.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
@@ -110,10 +122,23 @@ fn main() -> Result<()> {
 
     let idle = api_rounds(&api, &queries, 5)?;
 
-    // The flood.
+    // The flood: the gossip peers' shares, from the end of the list (sync takes
+    // them in pack id order), dealt out in turn.
+    let mut shares = vec![Vec::new(); args.gossip_peers];
+    if args.gossip_peers > 0 {
+        for (i, envelope) in feed::load(&Home::new(&seeder).db_dir())?.into_iter().rev().enumerate() {
+            shares[i % args.gossip_peers].push(envelope);
+        }
+    }
     let seeding = NodeProcess::start(&smpl, &seeder, &[])?;
     let started = Instant::now();
     smpl_json(&smpl, &t_home, &["connect", &seeding.p2p_addr()?])?;
+    let target: (Multiaddr, _) = (producer.p2p_addr()?.parse()?, Home::new(&t_home).node_info()?.node_id);
+    let feeders = shares
+        .into_iter()
+        .enumerate()
+        .map(|(i, share)| feed::start(share, target.clone(), args.gossip_rate, args.seed + 1 + i as u64))
+        .collect::<Result<Vec<_>>>()?;
     let (mut peak_rss, mut peak_anon) = (0u64, 0u64);
     let mut during = Vec::new();
     let mut second: Option<(String, Instant)> = None;
@@ -165,6 +190,8 @@ fn main() -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let flood_secs = (moved - started).as_secs_f64();
+    // The gossip peers stop with the flood, so that the figures after it are at rest.
+    let gossiped: u64 = feeders.into_iter().map(feed::Feeding::stop).sum::<Result<u64>>()?;
     let status = api.get("/v1/status")?;
     let after = api_rounds(&api, &queries, 5)?;
     let (second, _) = second.expect("published during the flood");
@@ -196,6 +223,10 @@ fn main() -> Result<()> {
     println!(
         "| listings kept / evicted / refused | {} / {} / {} |",
         status["listings"], status["dropped"]["listings_evicted"], status["dropped"]["listings_refused"]
+    );
+    println!(
+        "| listings published over gossip by {} peers, {} a second each | {gossiped} |",
+        args.gossip_peers, args.gossip_rate
     );
     println!("| peak RSS during the flood (anon) | {} ({}) |", mb(peak_rss), mb(peak_anon));
     println!("| RSS after the flood (anon) | {} ({}) |", mb(rest_rss.0), mb(rest_rss.1));

@@ -50,7 +50,8 @@ use smpl_node::Home;
 
 use nodes::{Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, text_query};
 
-#[path = "scale/feed.rs"]
+#[allow(dead_code)]
+#[path = "../feed.rs"]
 mod feed;
 
 #[derive(Parser)]
@@ -145,10 +146,11 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
             (Some(seeding), None, node, started)
         }
         Via::Gossip => {
+            let envelopes = feed::load(&Home::new(&seeder).db_dir())?;
             let node = NodeProcess::start(smpl, &fresh, &[])?;
             let target = (node.p2p_addr()?.parse()?, Home::new(&fresh).node_info()?.node_id);
             let started = Instant::now();
-            let feeding = feed::start(&Home::new(&seeder).db_dir(), target, args.rate, args.seed)?;
+            let feeding = feed::start(envelopes, target, args.rate, args.seed)?;
             (None, Some(feeding), node, started)
         }
     };

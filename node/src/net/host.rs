@@ -40,6 +40,14 @@ pub enum Ingest {
 pub trait Host: Send + Sync + 'static {
     /// Verifies and stores one signed listing (manifest or retraction).
     fn ingest(&self, envelope: &[u8]) -> Ingest;
+    /// Whether a listing, not yet checked, claims to be by this node or an author
+    /// it has dealt with: such listings are checked (and indexed) ahead of a flood
+    /// of others. A false claim fails the signature check like any forgery.
+    fn favoured(&self, _envelope: &[u8]) -> bool {
+        false
+    }
+    /// Indexes a stored listing at once, ahead of the index queue.
+    fn index_now(&self, _pack: &PackId) {}
     /// Every listing this node holds, as reconciliation items sorted by id.
     fn sync_items(&self) -> Arc<Vec<Item>>;
     /// The stored envelopes (manifest or retraction) of `ids`.
@@ -188,6 +196,14 @@ impl Host for NodeHost {
             self.indexer.wake();
         }
         result
+    }
+
+    fn index_now(&self, pack: &PackId) {
+        self.indexer.index_now(pack);
+    }
+
+    fn favoured(&self, envelope: &[u8]) -> bool {
+        Envelope::claimed_signer(envelope).is_some_and(|author| self.budget.dealt_with(&author))
     }
 
     fn sync_items(&self) -> Arc<Vec<Item>> {

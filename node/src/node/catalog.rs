@@ -175,19 +175,8 @@ impl Node {
     /// order (its queue entry stays, and indexes the same state again later): its
     /// manifest, or nothing once it is retracted.
     async fn index_now(&self, pack: PackId) {
-        let (store, index) = (self.store.clone(), self.index.clone());
-        let indexed = tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
-            let op = match store.manifest(&pack)? {
-                Some((manifest, _)) => smpl_index::IndexOp::Upsert(manifest),
-                None => smpl_index::IndexOp::Remove(pack),
-            };
-            index.apply(&[op])?;
-            Ok(())
-        })
-        .await
-        .map_err(NodeError::from)
-        .and_then(|indexed| indexed);
-        if let Err(e) = indexed {
+        let indexer = self.indexer.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || indexer.index_now(&pack)).await {
             tracing::warn!(%pack, "indexing one of our packs failed (it stays queued): {e}");
         }
     }

@@ -353,3 +353,94 @@ async fn one_peer_s_flood_of_valid_listings_is_held_to_its_rate_and_others_get_t
     .expect("an honest peer's listing did not get through after the flood");
     victim.shutdown().await;
 }
+
+/// Listings each of [`CROWD`] peers floods with, all within a peer's burst.
+const CROWD_LISTINGS: u64 = 1_000;
+const CROWD: u64 = 6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_from_an_author_dealt_with_passes_a_full_checking_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Victim::start(dir.path()).await;
+    let stats = victim.stats();
+    // The victim has fetched a pack of this author: an author it has dealt with.
+    victim.node.budget().keep(victim.pack, victim.author.node_id());
+    let topic = IdentTopic::new(LISTINGS_TOPIC);
+
+    // Peers of their own keys flood valid listings of fresh authors at wire speed,
+    // more at once than the victim checks.
+    let stop = CancellationToken::new();
+    let mut crowd = JoinSet::new();
+    for peer in 0..CROWD {
+        let envelopes: Vec<Vec<u8>> = (0..CROWD_LISTINGS)
+            .map(|n| {
+                let mut secret = [0x6c; 32];
+                secret[..16].copy_from_slice(&((peer << 32) | (n / 10)).to_le_bytes().repeat(2));
+                let author = smpl_protocol::Identity::from_secret_bytes(secret);
+                let listing = manifest(&author.node_id(), &format!("crowd-{peer}-{n}"), 1, "Crowd Spam");
+                listing.sign(&author).unwrap().into_bytes()
+            })
+            .collect();
+        let (target, topic, stop) = ((victim.addr.clone(), victim.peer), topic.clone(), stop.clone());
+        crowd.spawn(async move {
+            let mut flooder = evil_swarm(40 + peer);
+            join_gossip(&mut flooder, &target.0, target.1).await;
+            for bytes in envelopes {
+                // A full queue to the victim takes the listing as sent all the same.
+                let _ = flooder.behaviour_mut().gossipsub.publish(topic.clone(), bytes);
+                if let Ok(event) = timeout(Duration::from_micros(100), flooder.select_next_some()).await {
+                    answer_quietly(&mut flooder, event);
+                }
+            }
+            while !stop.is_cancelled() {
+                if let Ok(event) = timeout(Duration::from_millis(10), flooder.select_next_some()).await {
+                    answer_quietly(&mut flooder, event);
+                }
+            }
+        });
+    }
+    timeout(STEP, async {
+        while load(&stats.gossip_dropped) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the crowd never filled the checking queue");
+
+    // While the queue is full, the author the victim dealt with publishes.
+    let mut honest = evil_swarm(13);
+    join_gossip(&mut honest, &victim.addr, victim.peer).await;
+    let good = manifest(&victim.author.node_id(), "through-the-crowd", 1, "Through The Crowd");
+    honest.behaviour_mut().gossipsub.publish(topic, good.sign(&victim.author).unwrap().into_bytes()).unwrap();
+    let published = Instant::now();
+    let indexed = || victim.node.index().packs().unwrap().iter().any(|(pack, _)| *pack == good.pack_id);
+    timeout(STEP, async {
+        while !indexed() {
+            tokio::select! {
+                event = honest.select_next_some() => answer_quietly(&mut honest, event),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the listing of an author the victim dealt with was lost in the flood");
+    let took = published.elapsed();
+    let dropped_then = load(&stats.gossip_dropped);
+    // The queue was still full after it: it did not wait for the flood to pass.
+    timeout(STEP, async {
+        while load(&stats.gossip_dropped) == dropped_then && !crowd.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .ok();
+    println!(
+        "crowd of {CROWD} peers: the dealt-with author's listing was indexed {took:?} after it was published; \
+         {dropped_then} crowd listings dropped unchecked by then, {} in all",
+        load(&stats.gossip_dropped)
+    );
+    assert!(load(&stats.gossip_dropped) > dropped_then, "the flood was over before the listing arrived");
+    stop.cancel();
+    while crowd.join_next().await.is_some() {}
+    victim.shutdown().await;
+}

@@ -1,8 +1,8 @@
-//! The gossip peer of `--via gossip`: a libp2p swarm in this process with a key of
-//! its own, as any stranger on the network could run, that joins the fresh node's
-//! listings topic and publishes the seeder's stored envelopes at a fixed rate.
-//! It answers the node's sync requests with nothing, so every listing the node
-//! holds came by gossip.
+//! A gossip peer for the node harnesses (`scale --via gossip`, `flood
+//! --gossip-peers`): a libp2p swarm in this process with a key of its own, as any
+//! stranger on the network could run, that joins a node's listings topic and
+//! publishes signed envelopes at a fixed rate. It answers the node's sync requests
+//! with nothing, so what it brings comes by gossip.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,24 +37,35 @@ impl Feeding {
     }
 }
 
-/// Starts publishing every listing stored in the store at `db` to the node at
-/// `target`, `rate` a second.
-pub fn start(db: &Path, target: (Multiaddr, NodeId), rate: u32, seed: u64) -> Result<Feeding> {
+/// Every listing's envelope stored in the (stopped) node store at `db`, in pack id
+/// order.
+pub fn load(db: &Path) -> Result<Vec<Vec<u8>>> {
     let store = Store::open(db).with_context(|| format!("opening the seeder's store {}", db.display()))?;
+    let ids: Vec<_> = store.pack_seqs()?.into_iter().map(|(pack, _)| pack).collect();
+    let mut envelopes = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(512) {
+        envelopes.extend(store.envelopes(chunk)?);
+    }
+    Ok(envelopes)
+}
+
+/// Starts publishing `envelopes`, in order, to the node at `target`, `rate` a
+/// second, as the peer whose key `seed` makes.
+pub fn start(envelopes: Vec<Vec<u8>>, target: (Multiaddr, NodeId), rate: u32, seed: u64) -> Result<Feeding> {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let thread = {
         let (stop, sent) = (stop.clone(), sent.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(feed(store, target, rate.max(1), seed, &stop, &sent))
+            runtime.block_on(feed(envelopes, target, rate.max(1), seed, &stop, &sent))
         })
     };
     Ok(Feeding { stop, sent, thread })
 }
 
 async fn feed(
-    store: Store,
+    envelopes: Vec<Vec<u8>>,
     (addr, node): (Multiaddr, NodeId),
     rate: u32,
     seed: u64,
@@ -81,19 +92,15 @@ async fn feed(
     if subscribed.await.is_err() {
         bail!("the node did not subscribe to the listings topic within 30 s");
     }
-    let mut pending = store.pack_seqs()?.into_iter().map(|(pack, _)| pack);
+    let mut pending = envelopes.into_iter();
     let mut next = pending.next();
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::Relaxed) {
         tokio::select! {
             _ = tick.tick() => {
-                let Some(pack) = next else { continue };
-                let Some(envelope) = store.envelopes(&[pack])?.pop() else {
-                    next = pending.next();
-                    continue;
-                };
-                match swarm.behaviour_mut().gossipsub.publish(topic.clone(), envelope) {
+                let Some(envelope) = &next else { continue };
+                match swarm.behaviour_mut().gossipsub.publish(topic.clone(), envelope.clone()) {
                     Ok(_) => {
                         sent.fetch_add(1, Ordering::Relaxed);
                         next = pending.next();

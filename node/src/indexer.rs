@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::thread;
 
 use smpl_index::{Index, IndexOp};
-use tokio::sync::{mpsc, oneshot};
-
 use smpl_protocol::PackId;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Store;
 

@@ -8,9 +8,6 @@
 //!   before the files kept the envelope in the value, after the seq, and such
 //!   records are still read.
 //! - `retractions/v1`: pack id → seq ++ the retraction envelope (small, kept here)
-//!
-//! A stored envelope is the original envelope bytes, compressed with zstd when
-//! that is smaller (it starts with zstd's magic or with the envelope's own `SMPL`).
 //! - `settings/v1`: name → value
 //! - `peers/v1`: multiaddr of a peer met before → nothing
 //! - `index-queue/v1`: queue id (u64, big-endian) → pack id. The indexer reads the
@@ -22,6 +19,9 @@
 //! - `updates/v1`: author → when (unix seconds, u64 big-endian each) it replaced
 //!   listings stored here with new versions in the last day, so the budget's
 //!   per-author update count survives a restart.
+//!
+//! A stored envelope is the original envelope bytes, compressed with zstd when
+//! that is smaller (it starts with zstd's magic or with the envelope's own `SMPL`).
 //!
 //! Accepting a manifest or retraction and enqueueing it for the indexer is one sled
 //! transaction, flushed before the caller is told it succeeded when it is the

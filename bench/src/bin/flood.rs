@@ -9,12 +9,12 @@
 //! 4. **Flood**: T connects to the seeder, which offers every listing by sync, and
 //!    `--gossip-peers` peers of their own keys (`feed.rs`) publish the same listings
 //!    to T over gossip, from the other end of the list, `--gossip-rate` a second
-//!    each. While
-//!    T takes them in, its RSS is sampled every 50 ms and the query set runs through
-//!    its API round after round; a few seconds in, H publishes a new pack, and the
-//!    time from the start of `smpl publish` until T's API shows it is taken. The
-//!    flood is over when T has stored, evicted or refused as many listings as the
-//!    seeder offers (or when nothing moved for 90 s: then the table says so).
+//!    each. While T takes them in, its RSS is sampled every 50 ms and the query set
+//!    runs through its API round after round; a few seconds in, H publishes a new
+//!    pack, and the time from the start of `smpl publish` until T's API shows it is
+//!    taken. The flood is over when T has stored, evicted or refused as many
+//!    listings as the seeder offers (or when nothing moved for 90 s: then the table
+//!    says so); the gossip peers stop then.
 //! 5. **After**: T's listings against the budget, its disk, the same query set at
 //!    rest (the index as full as the budget lets it be), and whether H's packs are
 //!    all still there and searchable.

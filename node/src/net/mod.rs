@@ -304,13 +304,8 @@ pub fn node_id_of(peer: &PeerId) -> Option<NodeId> {
     Some(NodeId(key.try_into_ed25519().ok()?.to_bytes()))
 }
 
-/// Gossip listings checked or waiting to be; more are dropped.
+/// Gossip listings checked at once (each on a blocking thread); more are dropped.
 pub const MAX_VALIDATING: usize = 64;
-
-/// Threads checking gossip listings of authors not dealt with: enough that a
-/// forger's listings are checked (and it is banned) while others flood, few
-/// enough that searches keep a share of the cores.
-const GOSSIP_CHECKERS: usize = 8;
 /// Fetches from one peer being asked or taken in at once: what one peer's listings
 /// may hold of the node's memory and cores while it syncs, so that a flood of
 /// listings by sync leaves room for gossip and searches.
@@ -391,11 +386,8 @@ impl Network {
         // As many as the machine has cores, at most 4: sync takes listings in
         // faster than one core checks their signatures.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
-        let ingest = background::Pool::new("smpl-ingest", cores, true)?;
-        // Gossip is checked at normal priority, so that a forger is found out and
-        // banned however busy the node is, but on this many threads only.
-        let checks = background::Pool::new("smpl-gossip", GOSSIP_CHECKERS, false)?;
-        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, (ingest, checks));
+        let ingest = background::Pool::new("smpl-ingest", cores)?;
+        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, ingest);
         actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
         let mut dial: Vec<Multiaddr> = config.bootstrap.clone();
@@ -525,12 +517,10 @@ struct Actor {
     told_relays: (Option<RelayOffer>, Option<RelayHome>),
     reachability: watch::Sender<Reachability>,
     stats: Arc<SyncStats>,
-    /// Gossip listings being checked now, or queued to be.
+    /// Gossip listings being checked on blocking threads now.
     validating: Arc<AtomicUsize>,
     /// Where listings fetched by sync are taken in.
     ingest: background::Pool,
-    /// Where gossip listings of authors not dealt with are checked.
-    checks: background::Pool,
     gossip_rate: Rate<PeerId>,
     sync_rate: Rate<PeerId>,
 }
@@ -542,7 +532,7 @@ impl Actor {
         commands: mpsc::Receiver<Command>,
         stats: Arc<SyncStats>,
         reachability: watch::Sender<Reachability>,
-        (ingest, checks): (background::Pool, background::Pool),
+        ingest: background::Pool,
     ) -> Actor {
         let (done_tx, done_rx) = mpsc::channel(1024);
         Actor {
@@ -576,7 +566,6 @@ impl Actor {
             stats,
             validating: Arc::new(AtomicUsize::new(0)),
             ingest,
-            checks,
             gossip_rate: Rate::new(GOSSIP_BURST, GOSSIP_REFILL),
             sync_rate: Rate::new(SYNC_BURST, SYNC_REFILL),
         }
@@ -680,17 +669,9 @@ impl Actor {
     /// [`Actor::blocking`] on the ingest threads, which run at a lower priority:
     /// listings fetched by sync wait while the node answers searches.
     fn in_background(&self, work: impl FnOnce(&dyn Host) -> Option<Done> + Send + 'static) {
-        self.on_pool(&self.ingest, work);
-    }
-
-    fn on_pool(
-        &self,
-        pool: &background::Pool,
-        work: impl FnOnce(&dyn Host) -> Option<Done> + Send + 'static,
-    ) {
         let host = self.host.clone();
         let done = self.done_tx.clone();
-        pool.spawn(move || {
+        self.ingest.spawn(move || {
             if let Some(result) = work(host.as_ref()) {
                 let _ = done.blocking_send(result);
             }
@@ -1222,8 +1203,8 @@ impl Actor {
                 // unchecked (ignored, so its sender loses no score), which keeps a
                 // flood from queueing unbounded work or crowding out other peers.
                 // Listings claiming an author this node has dealt with skip the
-                // second bound and the checking threads' queue, and are indexed at
-                // once: a flood of others' listings does not hold them up.
+                // second bound, and are indexed at once: a flood of others'
+                // listings does not hold them up.
                 let favoured = self.host.favoured(&message.data);
                 let (counter, why) = if !self.gossip_rate.take(propagation_source, Instant::now()) {
                     (Some(&self.stats.gossip_rate_limited), "their peer sent more than its rate")
@@ -1248,7 +1229,7 @@ impl Actor {
                 let stats = self.stats.clone();
                 let validating = self.validating.clone();
                 validating.fetch_add(1, Ordering::Relaxed);
-                let check = move |host: &dyn Host| {
+                self.blocking(move |host| {
                     let ingested = host.ingest(&data);
                     validating.fetch_sub(1, Ordering::Relaxed);
                     let (acceptance, counter) = match ingested {
@@ -1266,12 +1247,7 @@ impl Actor {
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     Some(Done::Validated { id: message_id, source: propagation_source, acceptance })
-                };
-                if favoured {
-                    self.blocking(check);
-                } else {
-                    self.on_pool(&self.checks, check);
-                }
+                });
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.observed_at(&info.observed_addr);

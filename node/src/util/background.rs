@@ -39,24 +39,21 @@ pub async fn run_lowered<T: Send + 'static>(
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A fixed set of threads taking jobs in the order they are given, at the lower
-/// priority when `lowered`. The threads end when the pool is dropped and its queue
-/// is empty.
+/// A fixed set of background threads taking jobs in the order they are given.
+/// The threads end when the pool is dropped and its queue is empty.
 #[derive(Debug)]
 pub struct Pool {
     tx: mpsc::Sender<Job>,
 }
 
 impl Pool {
-    pub fn new(name: &str, threads: usize, lowered: bool) -> std::io::Result<Pool> {
+    pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
-                if lowered {
-                    lower_priority();
-                }
+                lower_priority();
                 loop {
                     let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     let Ok(job) = job else { break };
@@ -82,7 +79,7 @@ mod tests {
 
     #[test]
     fn jobs_run_at_the_lower_priority_and_a_panic_does_not_stop_the_pool() {
-        let pool = Pool::new("test", 1, true).unwrap();
+        let pool = Pool::new("test", 1).unwrap();
         let (tx, rx) = mpsc::channel();
         pool.spawn(|| panic!("a bug"));
         pool.spawn(move || {

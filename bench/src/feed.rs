@@ -17,7 +17,7 @@ use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
 use smpl_node::net::RelayLimits;
 use smpl_node::net::behaviour::{Behaviour, BehaviourEvent, LISTINGS_TOPIC, build_swarm};
-use smpl_node::net::wire::{SyncRequest, SyncResponse};
+use smpl_node::net::wire::SyncResponse;
 use smpl_node::{Multiaddr, Store};
 use smpl_protocol::{Identity, NodeId};
 
@@ -123,11 +123,6 @@ fn answer_with_nothing(swarm: &mut libp2p::Swarm<Behaviour>, event: SwarmEvent<B
         ..
     })) = event
     {
-        let response = match request {
-            SyncRequest::Hello { .. } => SyncResponse::Hello { iroh: vec![], relay: None, home: None },
-            SyncRequest::Reconcile(_) => SyncResponse::Reconcile(None),
-            SyncRequest::Fetch(_) => SyncResponse::Envelopes(vec![]),
-        };
-        let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+        let _ = swarm.behaviour_mut().sync.send_response(channel, SyncResponse::nothing_for(&request));
     }
 }

@@ -239,19 +239,3 @@ pub fn smpl_json(smpl: &Path, home: &Path, args: &[&str]) -> Result<serde_json::
     let last = stdout.lines().rfind(|l| !l.trim().is_empty()).context("no output")?;
     Ok(serde_json::from_str(last)?)
 }
-
-/// Disk the files under `path` take, in the blocks allocated to them (what `du`
-/// says): a small file takes a whole block.
-pub fn allocated_disk(path: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_dir() {
-        std::fs::read_dir(path)
-            .map(|entries| entries.filter_map(Result::ok).map(|e| allocated_disk(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        meta.blocks() * 512
-    }
-}

@@ -31,6 +31,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::{BIN, make_mixed_pack};
@@ -44,6 +45,11 @@ const LISTEN: [&str; 4] = ["--listen", "/ip4/0.0.0.0/udp/4747/quic-v1", "--liste
 /// Labs built by this process, for unique namespace names.
 static LABS: AtomicUsize = AtomicUsize::new(0);
 
+/// Held by the lab running: labs run one at a time. Each runs three or four nodes
+/// whose hole punching works to timeouts; with five labs at once on a 2-core
+/// machine, iroh stayed on the relay path in some runs.
+static ONE_LAB: Mutex<()> = Mutex::new(());
+
 /// The namespaces and node processes of one lab; dropping it kills the nodes and
 /// deletes the namespaces, also when the test fails half-way.
 struct Lab {
@@ -51,6 +57,8 @@ struct Lab {
     /// Each node's name and process.
     nodes: Vec<(String, Child)>,
     dir: PathBuf,
+    /// Released after [`Lab`]'s `drop` has taken the lab down.
+    _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 fn run(args: &[&str]) -> Output {
@@ -240,6 +248,7 @@ impl Lab {
             }
         }
         let lab = Lab {
+            _one_at_a_time: ONE_LAB.lock().unwrap_or_else(PoisonError::into_inner),
             prefix: format!("smpl{}{}", std::process::id(), LABS.fetch_add(1, Ordering::Relaxed)),
             nodes: Vec::new(),
             dir: dir.to_path_buf(),

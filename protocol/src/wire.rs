@@ -171,6 +171,18 @@ pub enum SyncResponse {
     Refused(String),
 }
 
+impl SyncResponse {
+    /// The answer of a peer that offers nothing: no addresses or relays, nothing
+    /// more to reconcile, no envelopes.
+    pub fn nothing_for(request: &SyncRequest) -> SyncResponse {
+        match request {
+            SyncRequest::Hello { .. } => SyncResponse::Hello { iroh: vec![], relay: None, home: None },
+            SyncRequest::Reconcile(_) => SyncResponse::Reconcile(None),
+            SyncRequest::Fetch(_) => SyncResponse::Envelopes(vec![]),
+        }
+    }
+}
+
 /// A request of `/smpl/purchase/1`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TradeRequest {

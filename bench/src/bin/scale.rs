@@ -186,8 +186,8 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
 
     // Disk.
     let home = Home::new(&fresh);
-    column.store_bytes = nodes::allocated_disk(&home.db_dir());
-    column.index_bytes = nodes::allocated_disk(&home.index_dir());
+    column.store_bytes = mem::disk_usage(&home.db_dir(), true);
+    column.index_bytes = mem::disk_usage(&home.index_dir(), true);
 
     // Restart, first search, the query set through the API, RSS at rest.
     let started = Instant::now();

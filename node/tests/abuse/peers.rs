@@ -14,7 +14,7 @@ use smpl_node::Multiaddr;
 use smpl_node::index::SearchQuery;
 use smpl_node::net::RelayLimits;
 use smpl_node::net::behaviour::{Behaviour, BehaviourEvent, LISTINGS_TOPIC, build_swarm};
-use smpl_node::net::wire::{SyncRequest, SyncResponse};
+use smpl_node::net::wire::SyncResponse;
 use smpl_protocol::Identity;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -37,12 +37,7 @@ pub fn answer_quietly(swarm: &mut Evil, event: SwarmEvent<BehaviourEvent>) {
         ..
     })) = event
     {
-        let response = match request {
-            SyncRequest::Hello { .. } => SyncResponse::Hello { iroh: vec![], relay: None, home: None },
-            SyncRequest::Reconcile(_) => SyncResponse::Reconcile(None),
-            SyncRequest::Fetch(_) => SyncResponse::Envelopes(vec![]),
-        };
-        let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+        let _ = swarm.behaviour_mut().sync.send_response(channel, SyncResponse::nothing_for(&request));
     }
 }
 

@@ -31,7 +31,7 @@
 mod files;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -211,27 +211,25 @@ impl Store {
     /// is missing or empty, queueing them so the index drops them too; sync fetches
     /// them again.
     fn match_files(&self) -> Result<(), StoreError> {
-        let mut named = HashSet::new();
+        let mut files = HashMap::new();
         for found in self.files.list()? {
-            let current = match found.version {
-                Some((pack, seq)) => {
-                    self.manifests.get(pack.0)?.is_some_and(|v| in_file(&v) && seq_of(&v) == seq)
+            match found.version {
+                Some(version) if found.len > 0 => {
+                    files.insert(version, found.path);
                 }
-                None => false,
-            };
-            if current && found.len > 0 {
-                named.extend(found.version.map(|(pack, _)| pack));
-            } else if let Err(e) = std::fs::remove_file(&found.path) {
-                tracing::warn!(path = %found.path.display(), "could not remove a stray listing file: {e}");
+                _ => remove_stray(&found.path),
             }
         }
         let mut lost = Vec::new();
         for item in self.manifests.iter() {
             let (k, v) = item?;
-            if in_file(&v) && !named.contains(&pack_id_of(&k)) {
-                lost.push(pack_id_of(&k));
+            let pack = pack_id_of(&k);
+            if in_file(&v) && files.remove(&(pack, seq_of(&v))).is_none() {
+                lost.push(pack);
             }
         }
+        // What is left is named by no record.
+        files.values().for_each(|path| remove_stray(path));
         if lost.is_empty() {
             return Ok(());
         }
@@ -661,6 +659,13 @@ impl Store {
 /// The signer named in an envelope's header.
 fn author_of(envelope: &[u8]) -> Option<NodeId> {
     Some(NodeId(envelope.get(6..38)?.try_into().ok()?))
+}
+
+/// Removes a listing file no record names (or an empty or temporary one).
+fn remove_stray(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), "could not remove a stray listing file: {e}");
+    }
 }
 
 fn pack_id_of(key: &[u8]) -> PackId {

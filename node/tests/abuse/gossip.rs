@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::listings::{Bad, Forger, manifest};
+use crate::listings::{Bad, Forger, fresh_listings, manifest};
 use crate::peers::{Evil, answer_quietly, evil_swarm, join_gossip, probe, until_dropped};
 use crate::victim::{Victim, load};
 use crate::{FLOOD_LIMIT, GOSSIP_ATTACKERS, STEP, TARGET};
@@ -267,16 +267,8 @@ async fn one_peer_s_flood_of_valid_listings_is_held_to_its_rate_and_others_get_t
     let dir = tempfile::tempdir().unwrap();
     let victim = Victim::start(dir.path()).await;
     let stats = victim.stats();
-    // Signed beforehand by 60 fresh keys, so the flood goes out at wire speed.
-    let envelopes: Vec<Vec<u8>> = (0..VALID_FLOOD)
-        .map(|n| {
-            let mut secret = [0x5e; 32];
-            secret[..8].copy_from_slice(&(n / 100).to_le_bytes());
-            let author = smpl_protocol::Identity::from_secret_bytes(secret);
-            let listing = manifest(&author.node_id(), &format!("valid-{n}"), 1, "Valid Spam");
-            listing.sign(&author).unwrap().into_bytes()
-        })
-        .collect();
+    // From 60 fresh keys.
+    let envelopes = fresh_listings(0, VALID_FLOOD, 100, "Valid Spam");
     let mut flooder = evil_swarm(11);
     join_gossip(&mut flooder, &victim.addr, victim.peer).await;
     let topic = IdentTopic::new(LISTINGS_TOPIC);
@@ -372,15 +364,7 @@ async fn a_listing_from_an_author_dealt_with_passes_a_full_checking_queue() {
     let stop = CancellationToken::new();
     let mut crowd = JoinSet::new();
     for peer in 0..CROWD {
-        let envelopes: Vec<Vec<u8>> = (0..CROWD_LISTINGS)
-            .map(|n| {
-                let mut secret = [0x6c; 32];
-                secret[..16].copy_from_slice(&((peer << 32) | (n / 10)).to_le_bytes().repeat(2));
-                let author = smpl_protocol::Identity::from_secret_bytes(secret);
-                let listing = manifest(&author.node_id(), &format!("crowd-{peer}-{n}"), 1, "Crowd Spam");
-                listing.sign(&author).unwrap().into_bytes()
-            })
-            .collect();
+        let envelopes = fresh_listings(1 + peer, CROWD_LISTINGS, 10, "Crowd Spam");
         let (target, topic, stop) = ((victim.addr.clone(), victim.peer), topic.clone(), stop.clone());
         crowd.spawn(async move {
             let mut flooder = evil_swarm(40 + peer);

@@ -19,6 +19,21 @@ pub fn manifest(author: &NodeId, slug: &str, seq: u64, title: &str) -> Manifest 
     Manifest { title: title.into(), ..kit::manifest(*author, slug, seq, vec![kit::sample("kick.wav")]) }
 }
 
+/// `count` valid signed listings titled `title`, `per_key` by each fresh key, signed
+/// beforehand so that a flood goes out at wire speed. `group` keeps the keys and
+/// slugs of different calls apart.
+pub fn fresh_listings(group: u64, count: u64, per_key: u64, title: &str) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|n| {
+            let mut secret = [0x5e; 32];
+            secret[..16].copy_from_slice(&[group.to_le_bytes(), (n / per_key).to_le_bytes()].concat());
+            let author = Identity::from_secret_bytes(secret);
+            let listing = manifest(&author.node_id(), &format!("fresh-{group}-{n}"), 1, title);
+            listing.sign(&author).unwrap().into_bytes()
+        })
+        .collect()
+}
+
 /// The kinds of bad listing; every one but the replays is refused as invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Bad {

@@ -23,7 +23,8 @@
 //! makes the pack's long file 100 MB, for a transfer worth timing, and
 //! `SMPL_LAB_RELAY_RATE=N` sets the bytes a second each peer may send through
 //! P's iroh relay, and `SMPL_LAB_DELAY_MS=N` delays what each home router sends
-//! to the internet by N ms; the tests print their figures on stderr
+//! to the internet by N ms; `SMPL_LAB_LOG` replaces the nodes' `RUST_LOG` (their
+//! logs are printed when a test fails). The tests print their figures on stderr
 //! (`-- --nocapture`).
 
 mod common;
@@ -38,6 +39,9 @@ use common::{BIN, make_mixed_pack};
 use serde_json::Value;
 
 const P_IP: &str = "198.51.100.10";
+/// What the nodes log: provider records stored are checked.
+const LOG: &str = "warn,smpl_node=info,smpl_node::net::providers=debug";
+
 /// A second public node, not declared a relay.
 const Q_IP: &str = "198.51.100.13";
 const LISTEN: [&str; 4] = ["--listen", "/ip4/0.0.0.0/udp/4747/quic-v1", "--listen", "/ip4/0.0.0.0/tcp/4747"];
@@ -350,7 +354,7 @@ impl Lab {
             .args(extra)
             .env_remove("SMPL_HOME")
             // Provider records stored, to check what NATed nodes announce.
-            .env("RUST_LOG", "warn,smpl_node=info,smpl_node::net::providers=debug")
+            .env("RUST_LOG", std::env::var("SMPL_LAB_LOG").unwrap_or(LOG.into()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -581,7 +585,7 @@ fn home_to_home_through_a_public_relay_becomes_direct() {
         fetch_started.elapsed().as_secs_f64(),
         relayed as f64 * 100.0 / fetched as f64
     );
-    assert!(relayed * 20 < fetched, "P relayed {relayed} of {fetched} bytes");
+    assert!(relayed * 20 < fetched, "P relayed {relayed} of {fetched} bytes\n{}", lab.logs());
 
     // The routers turned away unsolicited packets, and nothing was addressed
     // outside the lab.

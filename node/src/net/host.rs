@@ -58,6 +58,9 @@ pub trait Host: Send + Sync + 'static {
     fn iroh_relays(&self) -> (Option<RelayOffer>, Option<RelayHome>) {
         (None, None)
     }
+    /// Peers saw this node at these public IP addresses: where the data plane is
+    /// probably reachable behind a home router.
+    fn public_ips(&self, _ips: &[std::net::IpAddr]) {}
     /// A peer told us its iroh addresses, and the relay it is homed at.
     fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>, home: Option<RelayHome>);
     /// A peer runs an iroh relay at `url`: a relay our endpoint may use.
@@ -222,6 +225,10 @@ impl Host for NodeHost {
 
     fn iroh_addrs(&self) -> Vec<SocketAddr> {
         self.transfer.local_addrs()
+    }
+
+    fn public_ips(&self, ips: &[std::net::IpAddr]) {
+        self.transfer.set_public_ips(ips);
     }
 
     fn iroh_relays(&self) -> (Option<RelayOffer>, Option<RelayHome>) {

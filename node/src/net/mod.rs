@@ -898,6 +898,7 @@ impl Actor {
             self.observed.remove(0);
         }
         self.observed.push(ip);
+        self.host.public_ips(&self.observed);
     }
 
     /// Recomputes what AutoNAT and the relays told us and publishes it.

@@ -76,6 +76,12 @@ const SHARD_BLOBS: usize = 64;
 /// in memory while they are being stored.
 const MEMORY_BLOB_MAX: u64 = 2 * 1024 * 1024;
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection whose only path is a relay waits for a direct path
+/// before data is asked for on it. Peers behind NATs punch toward each other when
+/// they meet, often just before a fetch; a transfer started at once would run on
+/// the relay (rate-limited, and someone else's bandwidth) while the direct path
+/// opens. A peer that cannot be reached directly costs this once per download.
+const DIRECT_GRACE: Duration = Duration::from_secs(2);
 /// How often a request is retried at a provider that answered "busy".
 const MAX_BUSY_RETRIES: u32 = 20;
 const BUSY_BACKOFF: Duration = Duration::from_millis(100);
@@ -570,6 +576,9 @@ impl Session {
                 .await
                 .map_err(|_| format!("no connection within {CONNECT_TIMEOUT:?}"))?
                 .map_err(|e| e.to_string())?;
+        if !direct_within(&connection, DIRECT_GRACE).await {
+            tracing::debug!(provider = %node_id(&provider), "no direct path within {DIRECT_GRACE:?}; using the relay");
+        }
         *slot = Some(connection.clone());
         Ok(connection)
     }
@@ -660,6 +669,25 @@ fn plan_shards(missing: &GetRequest, sizes: &[u64]) -> Vec<Shard> {
         shards.push(shard);
     }
     shards
+}
+
+/// Whether `connection` has (or gets, within `grace`) a direct path selected for
+/// its data; a connection with no relay path counts as direct.
+pub(super) async fn direct_within(connection: &Connection, grace: Duration) -> bool {
+    use futures::StreamExt;
+    let direct = |paths: &iroh::endpoint::PathList<'_>| {
+        paths.iter().any(|p| p.is_selected() && p.is_ip()) || !paths.iter().any(|p| p.is_relay())
+    };
+    let mut paths = connection.paths_stream();
+    let opened = async {
+        while let Some(list) = paths.next().await {
+            if direct(&list) {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(grace, opened).await.unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -128,6 +128,8 @@ pub struct Transfer {
     gate: GateCell,
     cancel: CancellationToken,
     policy: tokio::task::JoinHandle<()>,
+    /// The public addresses given to the endpoint (see [`Transfer::set_public_ips`]).
+    public: Arc<tokio::sync::Mutex<Vec<SocketAddr>>>,
 }
 
 /// Writes `bytes` over the file at `path` in place (its inode, so every hard
@@ -247,6 +249,7 @@ impl Transfer {
             gate,
             cancel,
             policy,
+            public: Default::default(),
         })
     }
 
@@ -259,6 +262,34 @@ impl Transfer {
     /// other peers over libp2p.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.router.endpoint().addr().ip_addrs().copied().collect()
+    }
+
+    /// Gives the endpoint the addresses it is probably reachable at from outside:
+    /// its own IPv4 port at each public IP peers saw this node at (a home router
+    /// that maps endpoint-independently keeps the port, or keeps one port for
+    /// every destination). iroh offers its addresses to the peers it connects to
+    /// as candidates and punches holes toward theirs, retrying, so two nodes behind
+    /// such routers reach each other directly; without them it knows only its
+    /// private addresses (QUIC address discovery, which would find these, is off:
+    /// it asks the default relays). Replaces the set given before.
+    pub fn set_public_ips(&self, ips: &[std::net::IpAddr]) {
+        let endpoint = self.router.endpoint().clone();
+        let ports: Vec<u16> =
+            endpoint.bound_sockets().iter().filter(|a| a.is_ipv4()).map(|a| a.port()).collect();
+        let wanted: Vec<SocketAddr> =
+            ips.iter().flat_map(|ip| ports.iter().map(|port| SocketAddr::new(*ip, *port))).collect();
+        let public = self.public.clone();
+        tokio::spawn(async move {
+            let mut public = public.lock().await;
+            for gone in public.iter().filter(|a| !wanted.contains(a)) {
+                endpoint.remove_external_addr(gone).await;
+            }
+            for new in wanted.iter().filter(|a| !public.contains(a)) {
+                tracing::debug!(addr = %new, "the data plane may be reachable at a public address");
+                endpoint.add_external_addr(*new).await;
+            }
+            *public = wanted;
+        });
     }
 
     /// Records where `node`'s iroh endpoint listens, and the relay it is reached
@@ -357,7 +388,12 @@ impl Transfer {
             };
             match connection {
                 Ok(Ok(connection)) => {
-                    tracing::info!(%node, "direct data-plane path open");
+                    let path = if download::direct_within(&connection, PUNCH_FOR).await {
+                        "direct"
+                    } else {
+                        "relayed"
+                    };
+                    tracing::info!(%node, "data-plane connection punched: {path}");
                     tokio::select! {
                         _ = cancel.cancelled() => {}
                         _ = tokio::time::sleep(PUNCH_FOR) => {}

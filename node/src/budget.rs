@@ -9,6 +9,7 @@
 //! the count). A listing refused is recorded as declined (`Store::decline`), so
 //! sync does not fetch that version again and again. When the listings stored
 //! pass [`BudgetConfig::max_bytes`] or [`BudgetConfig::max_listings`] in all,
+//! bytes counted as the disk a listing's file takes (whole blocks, see [`cost`]),
 //! [`Budget::evict`] drops listings until they fit again, in this order:
 //!
 //! 1. never the node's own packs, packs it holds (fetched, bought) and packs of
@@ -33,11 +34,12 @@ use crate::store::{Store, StoreError};
 /// Limits on the listings of others a node keeps; the defaults suit a laptop.
 #[derive(Clone, Copy, Debug)]
 pub struct BudgetConfig {
-    /// Bytes of signed listings kept in all.
+    /// Disk taken by the listings kept, in all ([`cost`]).
     pub max_bytes: u64,
     /// Listings kept in all.
     pub max_listings: usize,
     pub packs_per_author: usize,
+    /// Disk one author's listings may take ([`cost`]).
     pub bytes_per_author: u64,
     /// New versions of listings already here, per author in any 24 hours.
     pub updates_per_author_day: usize,
@@ -66,6 +68,20 @@ pub struct BudgetStats {
 
 /// The window [`BudgetConfig::updates_per_author_day`] counts in, seconds.
 const DAY: u64 = 24 * 60 * 60;
+
+/// The file system's block: the least disk a file takes.
+const BLOCK: usize = 4096;
+/// What compression may add to an envelope that does not compress.
+const FRAME: usize = 64;
+
+/// What a signed listing of `len` bytes costs the budget: the disk blocks of its
+/// file. The store compresses each envelope into a file of its own, and a file
+/// takes whole blocks, so a listing of 3 KB takes 4 KB on disk whatever it
+/// compresses to; counted by its length alone, a store at its budget took
+/// 1.4–1.5× the budget on disk.
+pub fn cost(len: usize) -> usize {
+    (len + FRAME).div_ceil(BLOCK) * BLOCK
+}
 
 /// One author's listings here and their sizes.
 #[derive(Default)]
@@ -165,7 +181,7 @@ impl Budget {
     pub fn open(store: &Store, me: NodeId, config: BudgetConfig) -> Result<Budget, StoreError> {
         let mut usage = Usage::default();
         for (pack, author, len) in store.listing_sizes()? {
-            usage.add(author, pack, len, None);
+            usage.add(author, pack, cost(len), None);
         }
         for (author, times) in store.updates()? {
             match usage.authors.get_mut(&author) {
@@ -205,6 +221,7 @@ impl Budget {
     /// with the reason when its author is over its budget (an update of a pack
     /// already here is judged by its new size).
     pub fn admit(&self, manifest: &Manifest, len: usize) -> Result<(), String> {
+        let len = cost(len);
         let mut usage = self.usage();
         if self.protected(&usage, &manifest.author, &manifest.pack_id) {
             return Ok(());
@@ -273,7 +290,8 @@ impl Budget {
 
     /// Counts a listing just stored.
     pub fn stored(&self, manifest: &Manifest, len: usize) {
-        let updates = self.usage().add(manifest.author, manifest.pack_id, len, Some(crate::util::now()));
+        let updates =
+            self.usage().add(manifest.author, manifest.pack_id, cost(len), Some(crate::util::now()));
         if let Some(times) = updates
             && let Err(e) = self.store.record_updates(&manifest.author, &times)
         {
@@ -378,6 +396,35 @@ mod tests {
         assert_eq!(usage.by_bytes, expected(&usage));
         assert_eq!(usage.by_bytes.last(), Some(&(10, c)));
         assert_eq!((usage.listings, usage.bytes), (4, 1_160));
+    }
+
+    /// A listing counts as the disk blocks its file takes, not its length: two
+    /// blocks of budget keep two small listings, however small.
+    #[test]
+    fn a_listing_costs_the_blocks_of_its_file() {
+        use smpl_protocol::Signed;
+        use smpl_testkit::manifest::{identity, manifest, sample};
+        assert_eq!((cost(1), cost(BLOCK - FRAME), cost(BLOCK - FRAME + 1)), (BLOCK, BLOCK, 2 * BLOCK));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = BudgetConfig { max_bytes: 2 * BLOCK as u64, ..BudgetConfig::default() };
+        let budget = Budget::open(&store, NodeId([9; 32]), config).unwrap();
+        for n in 1..=3 {
+            let who = identity(n);
+            let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
+            let envelope = m.sign(&who).unwrap();
+            assert!(envelope.as_bytes().len() < BLOCK / 2);
+            if budget.admit(&m, envelope.as_bytes().len()).is_ok() {
+                store.accept_manifest(&m, &envelope, false).unwrap();
+                budget.stored(&m, envelope.as_bytes().len());
+                budget.evict().unwrap();
+            }
+        }
+        assert_eq!(store.listing_sizes().unwrap().len(), 2);
+        assert_eq!(budget.totals(), (2, 2 * BLOCK as u64));
+        // A restart counts the same.
+        let reopened = Budget::open(&store, NodeId([9; 32]), config).unwrap();
+        assert_eq!(reopened.totals(), (2, 2 * BLOCK as u64));
     }
 
     /// With the totals full, a listing that eviction would drop first is declined

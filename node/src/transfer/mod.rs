@@ -128,8 +128,33 @@ pub struct Transfer {
     gate: GateCell,
     cancel: CancellationToken,
     policy: tokio::task::JoinHandle<()>,
-    /// The public addresses given to the endpoint (see [`Transfer::set_public_ips`]).
-    public: Arc<tokio::sync::Mutex<Vec<SocketAddr>>>,
+    /// The public addresses the endpoint is to have (see [`Transfer::set_public_ips`]).
+    public: tokio::sync::watch::Sender<Vec<SocketAddr>>,
+}
+
+/// Keeps the endpoint's external addresses to the latest set given to
+/// [`Transfer::set_public_ips`], one change after the other.
+async fn keep_public_addrs(
+    endpoint: iroh::Endpoint,
+    mut wanted: tokio::sync::watch::Receiver<Vec<SocketAddr>>,
+    cancel: CancellationToken,
+) {
+    let mut given: Vec<SocketAddr> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = wanted.changed() => if changed.is_err() { return },
+        }
+        let next = wanted.borrow_and_update().clone();
+        for gone in given.iter().filter(|a| !next.contains(a)) {
+            endpoint.remove_external_addr(gone).await;
+        }
+        for new in next.iter().filter(|a| !given.contains(a)) {
+            tracing::debug!(addr = %new, "the data plane may be reachable at a public address");
+            endpoint.add_external_addr(*new).await;
+        }
+        given = next;
+    }
 }
 
 /// Writes `bytes` over the file at `path` in place (its inode, so every hard
@@ -240,6 +265,8 @@ impl Transfer {
             .accept(iroh_blobs::ALPN, Provider::new(blobs.store().as_ref().clone(), events))
             .spawn();
         tracing::info!(node = %identity.node_id(), addrs = ?router.endpoint().addr(), "iroh endpoint ready");
+        let (public, wanted) = tokio::sync::watch::channel(Vec::new());
+        tokio::spawn(keep_public_addrs(router.endpoint().clone(), wanted, cancel.child_token()));
         Ok(Transfer {
             router,
             lookup,
@@ -249,7 +276,7 @@ impl Transfer {
             gate,
             cancel,
             policy,
-            public: Default::default(),
+            public,
         })
     }
 
@@ -273,23 +300,11 @@ impl Transfer {
     /// private addresses (QUIC address discovery, which would find these, is off:
     /// it asks the default relays). Replaces the set given before.
     pub fn set_public_ips(&self, ips: &[std::net::IpAddr]) {
-        let endpoint = self.router.endpoint().clone();
-        let ports: Vec<u16> =
-            endpoint.bound_sockets().iter().filter(|a| a.is_ipv4()).map(|a| a.port()).collect();
+        let sockets = self.router.endpoint().bound_sockets();
+        let ports: Vec<u16> = sockets.iter().filter(|a| a.is_ipv4()).map(|a| a.port()).collect();
         let wanted: Vec<SocketAddr> =
             ips.iter().flat_map(|ip| ports.iter().map(|port| SocketAddr::new(*ip, *port))).collect();
-        let public = self.public.clone();
-        tokio::spawn(async move {
-            let mut public = public.lock().await;
-            for gone in public.iter().filter(|a| !wanted.contains(a)) {
-                endpoint.remove_external_addr(gone).await;
-            }
-            for new in wanted.iter().filter(|a| !public.contains(a)) {
-                tracing::debug!(addr = %new, "the data plane may be reachable at a public address");
-                endpoint.add_external_addr(*new).await;
-            }
-            *public = wanted;
-        });
+        self.public.send_replace(wanted);
     }
 
     /// Records where `node`'s iroh endpoint listens, and the relay it is reached

@@ -442,20 +442,23 @@ async fn two_producers_trade_through_their_browsers() {
     // Bob saves the certificate.
     click(&b, "a.certificate").await;
     let started = Instant::now();
-    let saved = loop {
+    // Chromium makes the file under its final name, empty, when the download
+    // starts, and moves the finished download over it: wait for the bytes.
+    let certificate = loop {
         let found = std::fs::read_dir(&bob_downloads)
             .into_iter()
             .flatten()
             .flatten()
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "txt"));
-        if let Some(path) = found {
-            break path;
+        if let Some(text) =
+            found.and_then(|path| std::fs::read_to_string(path).ok()).filter(|t| !t.is_empty())
+        {
+            break text;
         }
         assert!(started.elapsed() < WAIT, "the certificate was not saved in {}", bob_downloads.display());
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let certificate = std::fs::read_to_string(&saved).unwrap();
     assert!(certificate.contains("Dusty Line Drums"), "{certificate}");
     let viewed = b
         .execute(

@@ -221,7 +221,7 @@ impl Budget {
     /// with the reason when its author is over its budget (an update of a pack
     /// already here is judged by its new size).
     pub fn admit(&self, manifest: &Manifest, len: usize) -> Result<(), String> {
-        let len = cost(len);
+        let size = cost(len);
         let mut usage = self.usage();
         if self.protected(&usage, &manifest.author, &manifest.pack_id) {
             return Ok(());
@@ -242,11 +242,11 @@ impl Budget {
         };
         let reason = if others >= self.config.packs_per_author {
             format!("its author has {others} listings here, the most one author may have")
-        } else if bytes + len as u64 > self.config.bytes_per_author {
+        } else if bytes + size as u64 > self.config.bytes_per_author {
             format!("its author's listings would take over {} bytes here", self.config.bytes_per_author)
         } else if updates >= self.config.updates_per_author_day {
             format!("its author updated {updates} listings here in 24 hours, the most one author may")
-        } else if self.first_evicted(&usage, manifest, len, current) {
+        } else if self.first_evicted(&usage, manifest, size, current) {
             "the listing budget is full, and this listing would be the first evicted".to_string()
         } else {
             return Ok(());

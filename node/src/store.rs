@@ -125,7 +125,7 @@ fn summary(seq: u64, author: &NodeId, len: usize) -> [u8; 48] {
 
 /// The `listings` value of a stored envelope.
 fn summary_of_envelope(seq: u64, envelope: &[u8]) -> Option<[u8; 48]> {
-    Some(summary(seq, &author_of(envelope)?, envelope.len()))
+    Some(summary(seq, &Envelope::claimed_signer(envelope)?, envelope.len()))
 }
 
 /// A `manifests` value of exactly a seq: its envelope is in a file.
@@ -652,13 +652,6 @@ impl Store {
     pub fn queue_len(&self) -> usize {
         self.queue.len()
     }
-}
-
-/// The signer (author) of a stored record's envelope: bytes 6..38 of the envelope,
-/// after the record's 8-byte seq (see the envelope layout in `smpl_protocol`).
-/// The signer named in an envelope's header.
-fn author_of(envelope: &[u8]) -> Option<NodeId> {
-    Some(NodeId(envelope.get(6..38)?.try_into().ok()?))
 }
 
 /// Removes a listing file no record names (or an empty or temporary one).

@@ -1,12 +1,14 @@
 //! What the search reads for every match, decoded once per segment into plain
-//! arrays ([`SegmentArrays`], about 13 bytes a sample plus 4 per sample tag), and
+//! arrays ([`SegmentArrays`], about 9 bytes a sample plus 4 per sample tag), and
 //! the kind, BPM and price filter that checks them ([`Filtered`]).
 //!
 //! Read through tantivy's columns, each value costs a dynamic call or two and, for
 //! optional and multi-valued columns, a rank lookup; for a word with many matches
 //! that is most of the query's time (figures in `docs/BENCHMARKS.md`). An array
 //! lookup is a load from memory that the previous match's lookup has usually
-//! brought into cache.
+//! brought into cache. A match's run is found among the runs' ends (4 bytes a
+//! pack, in cache), the matches coming in document order; an array of each
+//! document's run answered no faster and cost 4 MB a million samples.
 
 use std::fmt;
 use std::sync::Arc;
@@ -32,9 +34,9 @@ pub(crate) struct SegmentArrays {
     pub codes: Vec<u8>,
     /// Tempo, NaN when unknown.
     bpm: Vec<f32>,
-    /// Index into `runs`.
-    pub run: Vec<u32>,
     pub runs: Vec<Run>,
+    /// Each run's end (as `Run::end`), to find a document's run.
+    ends: Vec<u32>,
     /// Each document's `sample_tag` ordinals.
     pub sample_tags: Ords,
     /// Each run's `genre` ordinals.
@@ -116,16 +118,21 @@ impl SegmentData for SegmentArrays {
             // A pack's documents of an older version (deleted, still in the segment)
             // may come right before the current ones: they are another run.
             match arrays.runs.last_mut() {
-                Some(run) if (run.pack, run.seq) == (pack, seq) => run.end = doc + 1,
+                Some(run) if (run.pack, run.seq) == (pack, seq) => {
+                    run.end = doc + 1;
+                    if let Some(end) = arrays.ends.last_mut() {
+                        *end = doc + 1;
+                    }
+                }
                 _ => {
                     let created = created.first(doc).unwrap_or(0);
                     let price = price.first(doc).unwrap_or(0);
                     arrays.runs.push(Run { pack, seq, end: doc + 1, created, price });
+                    arrays.ends.push(doc + 1);
                     arrays.genres.push(&arrays.genre_column, doc);
                     arrays.pack_tags.push(&arrays.pack_tag_column, doc);
                 }
             }
-            arrays.run.push(arrays.runs.len() as u32 - 1);
             arrays.sample_tags.push(&arrays.sample_tag_column, doc);
         }
         Ok(arrays)
@@ -133,13 +140,25 @@ impl SegmentData for SegmentArrays {
 }
 
 impl SegmentArrays {
+    /// The run of `doc`, which is run `from` or a later one: a caller that asks
+    /// for documents in increasing order passes the previous answer.
+    #[inline]
+    pub fn run_of(&self, doc: DocId, from: u32) -> u32 {
+        let from = from as usize;
+        match self.ends.get(from) {
+            Some(&end) if doc < end => from as u32,
+            Some(_) => (from + self.ends[from..].partition_point(|&end| end <= doc)) as u32,
+            None => 0,
+        }
+    }
+
     /// Empty arrays with room for `docs` documents, and no columns.
     fn with_capacity(docs: usize) -> SegmentArrays {
         SegmentArrays {
             codes: Vec::with_capacity(docs),
             bpm: Vec::with_capacity(docs),
-            run: Vec::with_capacity(docs),
             runs: Vec::new(),
+            ends: Vec::new(),
             sample_tags: Ords::default(),
             genres: Ords::default(),
             pack_tags: Ords::default(),
@@ -183,7 +202,7 @@ impl Filter {
         {
             return false;
         }
-        self.max_price.is_none_or(|max| arrays.runs[arrays.run[doc] as usize].price <= max)
+        self.max_price.is_none_or(|max| arrays.runs[arrays.run_of(doc as DocId, 0) as usize].price <= max)
     }
 }
 
@@ -295,7 +314,7 @@ impl Passing {
                 doc = first_in_range(&arrays.bpm[..end], doc, range)?;
             }
             if let Some(max) = self.filter.max_price {
-                let run = &arrays.runs[arrays.run[doc] as usize];
+                let run = &arrays.runs[arrays.run_of(doc as DocId, 0) as usize];
                 if run.price > max {
                     doc = run.end as usize;
                     continue;
@@ -464,11 +483,11 @@ mod tests {
             let end = (start + 1 + rng.next(150) as u32).min(docs);
             let price = [0, 299, 999, 1999][rng.next(4) as usize];
             a.runs.push(Run { pack: a.runs.len() as u128, seq: 1, end, created: 0, price });
+            a.ends.push(end);
             for _ in start..end {
                 let looped = rng.next(3) == 0;
                 a.codes.push(u8::from(looped));
                 a.bpm.push(if looped { 60.0 + rng.next(120) as f32 } else { f32::NAN });
-                a.run.push(a.runs.len() as u32 - 1);
             }
         }
         a

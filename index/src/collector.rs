@@ -135,6 +135,8 @@ pub(crate) struct SegmentSearch {
     /// (run, length). Their pack-level facets (genre, pack tags) are counted once,
     /// when the run of matches ends.
     run: Option<(u32, u64)>,
+    /// The run of the last match (matches arrive in document order).
+    cursor: u32,
     heap: BinaryHeap<HeapEntry>,
     groups: FxHashMap<u128, Group>,
 }
@@ -217,6 +219,7 @@ impl Collector for SearchCollector<'_> {
             arrays,
             code_counts: [0; KIND_KEY_CODES],
             run: None,
+            cursor: 0,
             heap: BinaryHeap::new(),
             groups: FxHashMap::default(),
         })
@@ -356,7 +359,8 @@ impl SegmentCollector for SegmentSearch {
     fn collect(&mut self, doc: DocId, score: Score) {
         self.count += 1;
         let code = u64::from(self.arrays.codes[doc as usize]);
-        let run = self.arrays.run[doc as usize];
+        let run = self.arrays.run_of(doc, self.cursor);
+        self.cursor = run;
         let created = if self.newest { self.arrays.runs[run as usize].created } else { 0 };
         if self.packs {
             self.collect_pack(doc, created, score, code, run);

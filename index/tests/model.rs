@@ -319,11 +319,14 @@ proptest! {
         queries in proptest::collection::vec(query_spec(), 1..12),
         two_threads in any::<bool>(),
     ) {
-        let index = Index::open_in_ram_with(IndexOptions {
-            writer_threads: if two_threads { 2 } else { 1 },
+        let threads = if two_threads { 2 } else { 1 };
+        let mut index = Index::open_in_ram_with(IndexOptions {
+            writer_threads: threads,
             writer_heap_bytes: 30_000_000,
             preload: true,
         }).unwrap();
+        // Each batch is a segment: two threads search them in parallel.
+        index.set_search_threads(threads).unwrap();
         let mut model = BTreeMap::new();
         let mut seq = 0;
         for batch in &batches {

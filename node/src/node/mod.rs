@@ -170,11 +170,13 @@ impl Node {
         };
         // Opened on a thread at the lower priority: the writer's indexing and merge
         // threads, started here, inherit it, so searches go first during a flood.
-        let index = crate::util::background::run_lowered("index-open", move || {
+        let mut index = crate::util::background::run_lowered("index-open", move || {
             Index::open_with(&index_dir, index_options)
         })
         .await
         .map_err(NodeError::Thread)??;
+        // Started here, so the search threads keep the node's priority.
+        index.set_search_threads(config.memory.search_threads)?;
         let index = Arc::new(index);
         let (indexer, join) = IndexerHandle::spawn(store.clone(), index.clone());
         let trade = {

@@ -178,8 +178,8 @@ impl Index {
 
     /// Searches its segments on `threads` threads of their own (the calling thread
     /// alone with 1): a broad search over several large segments answers in about
-    /// half the time on two. The threads are started here and take the caller's
-    /// scheduling priority.
+    /// two thirds of the time on two. The threads are started here and take the
+    /// caller's scheduling priority.
     pub fn set_search_threads(&mut self, threads: usize) -> Result<(), IndexError> {
         self.executor = if threads > 1 {
             Executor::multi_thread(threads, "smpl-search-").map_err(IndexError::search)?

@@ -10,6 +10,7 @@
 //! pack, in cache), the matches coming in document order; an array of each
 //! document's run answered no faster and cost 4 MB a million samples.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -140,11 +141,13 @@ impl SegmentData for SegmentArrays {
 }
 
 impl SegmentArrays {
-    /// The run of `doc`, which is run `from` or a later one: a caller that asks
-    /// for documents in increasing order passes the previous answer.
+    /// The run of `doc`, searched from run `from` on: a caller that asks for
+    /// documents in increasing order passes the previous answer, and then most
+    /// answers cost one comparison. A `from` past `doc` searches from the start.
     #[inline]
     pub fn run_of(&self, doc: DocId, from: u32) -> u32 {
         let from = from as usize;
+        let from = if from > 0 && self.ends.get(from - 1).is_some_and(|&end| doc < end) { 0 } else { from };
         match self.ends.get(from) {
             Some(&end) if doc < end => from as u32,
             Some(_) => (from + self.ends[from..].partition_point(|&end| end <= doc)) as u32,
@@ -186,8 +189,14 @@ impl Filter {
 
     /// Whether `doc` passes. The BPM range comes first: it is usually the most
     /// selective, and a sample without a tempo fails it on its first comparison.
-    #[inline(always)]
     pub fn passes(&self, arrays: &SegmentArrays, doc: DocId) -> bool {
+        self.passes_near(arrays, doc, &Cell::new(0))
+    }
+
+    /// [`Filter::passes`], finding `doc`'s run from `run` (see
+    /// [`SegmentArrays::run_of`]) and leaving `doc`'s run there.
+    #[inline(always)]
+    fn passes_near(&self, arrays: &SegmentArrays, doc: DocId, run: &Cell<u32>) -> bool {
         let doc = doc as usize;
         if let Some((min, max)) = self.bpm {
             // NaN (no tempo) fails both comparisons.
@@ -202,7 +211,10 @@ impl Filter {
         {
             return false;
         }
-        self.max_price.is_none_or(|max| arrays.runs[arrays.run_of(doc as DocId, 0) as usize].price <= max)
+        self.max_price.is_none_or(|max| {
+            run.set(arrays.run_of(doc as DocId, run.get()));
+            arrays.runs[run.get() as usize].price <= max
+        })
     }
 }
 
@@ -259,7 +271,7 @@ impl FilteredWeight {
 
 impl Weight for FilteredWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let passing = Passing { arrays: self.arrays(reader)?, filter: self.filter };
+        let passing = Passing::new(self.arrays(reader)?, self.filter);
         match &self.inner {
             Some(inner) => {
                 let mut scorer = FilteredScorer { inner: inner.scorer(reader, boost)?, passing };
@@ -299,9 +311,19 @@ const PATIENCE: u32 = 4;
 struct Passing {
     arrays: Arc<SegmentArrays>,
     filter: Filter,
+    /// The run of the last document looked at (they come in increasing order).
+    run: Cell<u32>,
 }
 
 impl Passing {
+    fn new(arrays: Arc<SegmentArrays>, filter: Filter) -> Passing {
+        Passing { arrays, filter, run: Cell::new(0) }
+    }
+
+    fn passes(&self, doc: DocId) -> bool {
+        self.filter.passes_near(&self.arrays, doc, &self.run)
+    }
+
     /// The first passing document in `doc..end` (clamped to the segment). With a
     /// BPM range, a scan of the tempos finds the candidates first; with a price
     /// ceiling, a run whose price is above it is skipped whole.
@@ -314,13 +336,14 @@ impl Passing {
                 doc = first_in_range(&arrays.bpm[..end], doc, range)?;
             }
             if let Some(max) = self.filter.max_price {
-                let run = &arrays.runs[arrays.run_of(doc as DocId, 0) as usize];
+                self.run.set(arrays.run_of(doc as DocId, self.run.get()));
+                let run = &arrays.runs[self.run.get() as usize];
                 if run.price > max {
                     doc = run.end as usize;
                     continue;
                 }
             }
-            if self.filter.passes(arrays, doc as DocId) {
+            if self.passes(doc as DocId) {
                 return Some(doc as DocId);
             }
             doc += 1;
@@ -346,7 +369,7 @@ impl FilteredScorer {
         let segment_end = self.passing.arrays.codes.len();
         let mut failed = 0;
         loop {
-            if doc == TERMINATED || self.passing.filter.passes(&self.passing.arrays, doc) {
+            if doc == TERMINATED || self.passing.passes(doc) {
                 return doc;
             }
             failed += 1;
@@ -514,7 +537,7 @@ mod tests {
                 let expected: Vec<DocId> =
                     matches.iter().copied().filter(|&d| filter.passes(&arrays, d)).collect();
                 let inner = Box::new(ConstScorer::new(Listed(matches.clone(), 0), 1.0));
-                let passing = Passing { arrays: arrays.clone(), filter };
+                let passing = Passing::new(arrays.clone(), filter);
                 let mut scorer = FilteredScorer { inner, passing };
                 let mut got = vec![scorer.skip_failing(scorer.inner.doc())];
                 while *got.last().unwrap() != TERMINATED {
@@ -524,7 +547,7 @@ mod tests {
                 assert_eq!(got, expected, "round {round}, {filter:?}");
                 // Without words the filter walks the arrays itself.
                 let all: Vec<DocId> = (0..docs).filter(|&d| filter.passes(&arrays, d)).collect();
-                let passing = Passing { arrays: arrays.clone(), filter };
+                let passing = Passing::new(arrays.clone(), filter);
                 let first = passing.next_in(0, usize::MAX).unwrap_or(TERMINATED);
                 let mut walk = PassingDocs { passing, doc: first };
                 let mut got = Vec::new();
@@ -534,6 +557,21 @@ mod tests {
                 }
                 assert_eq!(got, all, "round {round}, {filter:?}, no words");
             }
+        }
+    }
+
+    #[test]
+    fn run_of_finds_the_run_from_any_hint() {
+        let mut rng = Rng(0xfeed);
+        let a = arrays(&mut rng, 5_000);
+        let mut hint = 0;
+        for _ in 0..2_000 {
+            // Documents in any order: a hint past the document must not mislead.
+            let doc = rng.next(5_000) as DocId;
+            hint = a.run_of(doc, hint);
+            let run = &a.runs[hint as usize];
+            let start = if hint == 0 { 0 } else { a.runs[hint as usize - 1].end };
+            assert!(start <= doc && doc < run.end, "doc {doc} is not in run {hint}");
         }
     }
 

@@ -618,10 +618,15 @@ async fn a_peer_at_its_connection_cap_replaces_its_oldest_connection() {
     let endpoint = b.transfer().router.endpoint();
     let mut held = Vec::new();
     for _ in 0..Limits::default().connections_per_peer {
-        held.push(timed("connect", endpoint.connect(to_endpoint(a.id()), iroh_blobs::ALPN)).await.unwrap());
+        let connection =
+            timed("connect", endpoint.connect(to_endpoint(a.id()), iroh_blobs::ALPN)).await.unwrap();
+        // A answers a request only on a connection it has admitted, so each is
+        // admitted before the next opens, oldest first.
+        timed("a request", iroh_blobs::get::request::get_unverified_size(&connection, &to_iroh(&content)))
+            .await
+            .unwrap();
+        held.push(connection);
     }
-    // A admits each connection as it accepts it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let done = timed("download", b.transfer().download(content, &[a.id()], None)).await.unwrap();
     assert!(done.dropped.is_empty(), "{done:?}");
     let reason = timed("the oldest connection closed", held[0].closed()).await;

@@ -61,9 +61,11 @@ pub struct NodeArgs {
     /// Seconds a payment hook may take before the order is rejected.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     hook_timeout: u64,
-    /// Megabytes of disk other producers' listings take at most, each in whole
-    /// 4 KB blocks (past it, the listings of the author who takes most go first;
-    /// never yours, nor those you hold or whose authors you dealt with).
+    /// Megabytes of disk other producers' listings take at most: their files (in
+    /// whole 4 KB blocks), their share of the index and their records, and in an
+    /// eighth of it the records of listings declined. Past it, the listings of the
+    /// author who takes most go first; never yours, nor those you hold or whose
+    /// authors you dealt with.
     #[arg(long, default_value_t = 1024, value_name = "MB")]
     listings_mb: u64,
     /// Other producers' listings kept at most.

@@ -8,9 +8,11 @@
 //! times in 24 hours (the times are kept in the store: a restart does not reset
 //! the count). A listing refused is recorded as declined (`Store::decline`), so
 //! sync does not fetch that version again and again. When the listings stored
-//! pass [`BudgetConfig::max_bytes`] or [`BudgetConfig::max_listings`] in all,
-//! bytes counted as the disk a listing's file takes (whole blocks, see [`cost`]),
-//! [`Budget::evict`] drops listings until they fit again, in this order:
+//! pass seven eighths of [`BudgetConfig::max_bytes`] (less 2 MB the store takes
+//! whatever it holds) or
+//! [`BudgetConfig::max_listings`] in all, bytes counted as the disk a listing
+//! takes (its file in whole blocks, its share of the index and its records, see
+//! [`cost`]), [`Budget::evict`] drops listings until they fit again, in this order:
 //!
 //! 1. never the node's own packs, packs it holds (fetched, bought) and packs of
 //!    authors it has dealt with (whose packs it fetched or bought);
@@ -22,6 +24,13 @@
 //! stored again: reconciliation counts it as held, so it is not fetched again
 //! from the same peer (`Store::evict`). Listings refused or evicted are counted
 //! ([`BudgetStats`]) and logged.
+//!
+//! The records of declined and evicted listings take the last eighth of the
+//! budget ([`BudgetConfig::max_declined`]); past it the node forgets some of them.
+//! A peer that offers a forgotten listing again is answered by the budget again,
+//! and a reconciliation with a peer whose listings have not changed since one
+//! that left nothing to fetch ends at its first answer (`net`), so forgetting
+//! does not turn into fetching the same listings round after round.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,7 +43,9 @@ use crate::store::{Store, StoreError};
 /// Limits on the listings of others a node keeps; the defaults suit a laptop.
 #[derive(Clone, Copy, Debug)]
 pub struct BudgetConfig {
-    /// Disk taken by the listings kept, in all ([`cost`]).
+    /// Disk taken by the listings of others, in all: the listings kept ([`cost`])
+    /// and, in an eighth of it, the records of listings declined
+    /// ([`BudgetConfig::max_declined`]).
     pub max_bytes: u64,
     /// Listings kept in all.
     pub max_listings: usize,
@@ -57,6 +68,21 @@ impl Default for BudgetConfig {
     }
 }
 
+impl BudgetConfig {
+    /// Declined listings remembered at most: their records fill the budget's
+    /// share for them. Past it, the node forgets some, and may fetch those again
+    /// from a peer whose listings changed since (one that did not is not asked).
+    pub fn max_declined(&self) -> usize {
+        usize::try_from(self.max_bytes / DECLINED_SHARE / DECLINED_RECORD).unwrap_or(usize::MAX)
+    }
+
+    /// Disk the listings kept may take: the budget less the declined listings'
+    /// share and the store's fixed part.
+    fn listing_bytes(&self) -> u64 {
+        (self.max_bytes - self.max_bytes / DECLINED_SHARE).saturating_sub(STORE_FIXED)
+    }
+}
+
 /// What the budget refused and dropped since the node started.
 #[derive(Debug, Default)]
 pub struct BudgetStats {
@@ -64,6 +90,8 @@ pub struct BudgetStats {
     pub refused: AtomicU64,
     /// Listings evicted to keep the total within the budget.
     pub evicted: AtomicU64,
+    /// Declined listings forgotten to keep their records within the budget.
+    pub forgotten: AtomicU64,
 }
 
 /// The window [`BudgetConfig::updates_per_author_day`] counts in, seconds.
@@ -73,14 +101,29 @@ const DAY: u64 = 24 * 60 * 60;
 const BLOCK: usize = 4096;
 /// What compression may add to an envelope that does not compress.
 const FRAME: usize = 64;
+/// The disk a listing's two sled records take (its seq, and its author and
+/// length): sled takes 110–175 bytes for a record of a 16-byte key and a value of
+/// 8–48 bytes inserted in random key order, and about 1.3× that in a store that
+/// evicts and forgets as it goes (measured under the flood benchmark).
+const LISTING_RECORDS: usize = 400;
+/// The disk one declined listing's record takes in sled (a 16-byte key, an 8-byte
+/// seq): 110 bytes measured for 100,000 of them in a fresh tree, and 1.3× that
+/// under churn, as above.
+pub const DECLINED_RECORD: u64 = 160;
+/// Disk the store takes whatever it holds: the 256 folders of the envelope files
+/// (4 KB each) and sled's own files.
+const STORE_FIXED: u64 = 2 << 20;
+/// The budget's share kept for declined listings' records: one part in this many.
+const DECLINED_SHARE: u64 = 8;
 
 /// What a signed listing of `len` bytes costs the budget: the disk blocks of its
-/// file. The store compresses each envelope into a file of its own, and a file
-/// takes whole blocks, so a listing of 3 KB takes 4 KB on disk whatever it
-/// compresses to; counted by its length alone, a store at its budget took
-/// 1.4–1.5× the budget on disk.
+/// file, its share of the index and its records. The store compresses each
+/// envelope into a file of its own, and a file takes whole blocks, so a listing of
+/// 3 KB takes 4 KB on disk whatever it compresses to. The search index takes
+/// 0.2–0.25× the envelopes' length (measured with 4 and with 100 samples a
+/// listing), counted here as a quarter.
 pub fn cost(len: usize) -> usize {
-    (len + FRAME).div_ceil(BLOCK) * BLOCK
+    (len + FRAME).div_ceil(BLOCK) * BLOCK + len / 4 + LISTING_RECORDS
 }
 
 /// One author's listings here and their sizes.
@@ -255,6 +298,7 @@ impl Budget {
         if let Err(e) = self.store.decline(&manifest.pack_id, manifest.seq) {
             tracing::error!("recording a declined listing failed: {e}");
         }
+        self.bound_declined(&manifest.pack_id);
         let refused = self.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
         if refused.is_power_of_two() {
             tracing::warn!(refused, author = %manifest.author, "listings refused by the listing budget");
@@ -270,7 +314,7 @@ impl Budget {
     /// nearly every listing offered.
     fn first_evicted(&self, usage: &Usage, manifest: &Manifest, len: usize, current: u64) -> bool {
         let new = current == 0;
-        let over = usage.bytes - current + len as u64 > self.config.max_bytes
+        let over = usage.bytes - current + len as u64 > self.config.listing_bytes()
             || usage.listings + usize::from(new) > self.config.max_listings;
         if !over {
             return false;
@@ -312,7 +356,7 @@ impl Budget {
         loop {
             let victim = {
                 let usage = self.usage();
-                if usage.bytes <= self.config.max_bytes && usage.listings <= self.config.max_listings {
+                if usage.bytes <= self.config.listing_bytes() && usage.listings <= self.config.max_listings {
                     break;
                 }
                 usage.by_bytes.iter().rev().filter(|(_, author)| *author != self.me).find_map(
@@ -340,6 +384,9 @@ impl Budget {
                 evicted.push(pack);
             }
         }
+        if let Some(last) = evicted.last() {
+            self.bound_declined(last);
+        }
         if !evicted.is_empty() {
             let n = evicted.len() as u64;
             let total = self.stats.evicted.fetch_add(n, Ordering::Relaxed) + n;
@@ -349,6 +396,23 @@ impl Budget {
             }
         }
         Ok(evicted)
+    }
+
+    /// Past [`BudgetConfig::max_declined`], forgets a sixteenth of them (so not at
+    /// every listing declined), those whose ids follow `near`.
+    fn bound_declined(&self, near: &PackId) {
+        let max = self.config.max_declined();
+        let held = self.store.declined();
+        if held <= max {
+            return;
+        }
+        match self.store.forget_declined(near, held - max + max / 16) {
+            Ok(n) => {
+                let total = self.stats.forgotten.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+                tracing::info!(total, "declined listings forgotten to keep their records within the budget");
+            }
+            Err(e) => tracing::error!("forgetting declined listings failed: {e}"),
+        }
     }
 
     /// Listings and bytes stored now.
@@ -398,33 +462,71 @@ mod tests {
         assert_eq!((usage.listings, usage.bytes), (4, 1_160));
     }
 
-    /// A listing counts as the disk blocks its file takes, not its length: two
-    /// blocks of budget keep two small listings, however small.
+    /// A listing counts as the disk blocks its file takes, its share of the index
+    /// and its records: a budget whose listings' share holds two such costs keeps
+    /// two small listings, however small.
     #[test]
-    fn a_listing_costs_the_blocks_of_its_file() {
+    fn a_listing_costs_its_file_blocks_index_share_and_records() {
         use smpl_protocol::Signed;
         use smpl_testkit::manifest::{identity, manifest, sample};
-        assert_eq!((cost(1), cost(BLOCK - FRAME), cost(BLOCK - FRAME + 1)), (BLOCK, BLOCK, 2 * BLOCK));
+        let (small, full) = (BLOCK - FRAME, BLOCK - FRAME + 1);
+        assert_eq!(cost(1), BLOCK + LISTING_RECORDS);
+        assert_eq!(cost(small), BLOCK + small / 4 + LISTING_RECORDS);
+        assert_eq!(cost(full), 2 * BLOCK + full / 4 + LISTING_RECORDS);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let config = BudgetConfig { max_bytes: 2 * BLOCK as u64, ..BudgetConfig::default() };
+        let offers: Vec<_> = (1..=3)
+            .map(|n| {
+                let who = identity(n);
+                let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
+                let envelope = m.sign(&who).unwrap();
+                assert!(envelope.as_bytes().len() < BLOCK / 2);
+                (m, envelope)
+            })
+            .collect();
+        let two = 2 * cost(offers[0].1.as_bytes().len()) as u64;
+        // Seven eighths of the budget, less the store's fixed part, for listings:
+        // just over two of them.
+        let config = BudgetConfig { max_bytes: (two + STORE_FIXED) * 8 / 7 + 8, ..BudgetConfig::default() };
+        assert!(config.listing_bytes() >= two && config.listing_bytes() < two + 64);
         let budget = Budget::open(&store, NodeId([9; 32]), config).unwrap();
-        for n in 1..=3 {
-            let who = identity(n);
-            let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
-            let envelope = m.sign(&who).unwrap();
-            assert!(envelope.as_bytes().len() < BLOCK / 2);
-            if budget.admit(&m, envelope.as_bytes().len()).is_ok() {
-                store.accept_manifest(&m, &envelope, false).unwrap();
-                budget.stored(&m, envelope.as_bytes().len());
+        for (m, envelope) in &offers {
+            if budget.admit(m, envelope.as_bytes().len()).is_ok() {
+                store.accept_manifest(m, envelope, false).unwrap();
+                budget.stored(m, envelope.as_bytes().len());
                 budget.evict().unwrap();
             }
         }
         assert_eq!(store.listing_sizes().unwrap().len(), 2);
-        assert_eq!(budget.totals(), (2, 2 * BLOCK as u64));
+        assert_eq!(budget.totals(), (2, two));
         // A restart counts the same.
         let reopened = Budget::open(&store, NodeId([9; 32]), config).unwrap();
-        assert_eq!(reopened.totals(), (2, 2 * BLOCK as u64));
+        assert_eq!(reopened.totals(), (2, two));
+    }
+
+    /// Declined listings' records stay within their share of the budget: past
+    /// it, some are forgotten, and counted. (A budget this small has no room for
+    /// listings at all: every one is declined.)
+    #[test]
+    fn declined_listings_stay_within_their_share() {
+        use smpl_protocol::Signed;
+        use smpl_testkit::manifest::{identity, manifest, sample};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config =
+            BudgetConfig { max_bytes: DECLINED_SHARE * DECLINED_RECORD * 32, ..BudgetConfig::default() };
+        assert_eq!((config.max_declined(), config.listing_bytes()), (32, 0));
+        let budget = Budget::open(&store, NodeId([9; 32]), config).unwrap();
+        for n in 1..=100u8 {
+            let who = identity(n);
+            let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
+            let envelope = m.sign(&who).unwrap();
+            assert!(budget.admit(&m, envelope.as_bytes().len()).is_err());
+            assert!(store.declined() <= 32, "{} declined records kept", store.declined());
+        }
+        let forgotten = budget.stats.forgotten.load(Ordering::Relaxed);
+        assert_eq!(forgotten as usize + store.declined(), 100, "every declined listing is kept or counted");
+        assert!(store.declined() >= 30, "{} kept", store.declined());
     }
 
     /// With the totals full, a listing that eviction would drop first is declined

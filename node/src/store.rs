@@ -33,7 +33,7 @@ mod files;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -96,6 +96,8 @@ pub struct Store {
     /// The reconciliation items, kept between reconciliations until a listing
     /// changes.
     items: Arc<ItemCache>,
+    /// Records in `evicted`, counted at open and kept since.
+    declined: Arc<AtomicUsize>,
     /// The manifests' envelopes.
     files: Arc<files::EnvelopeFiles>,
 }
@@ -196,9 +198,11 @@ impl Store {
             evicted: db.open_tree("evicted/v1")?,
             updates: db.open_tree("updates/v1")?,
             items: Arc::default(),
+            declined: Arc::default(),
             files: Arc::new(files),
             db,
         };
+        store.declined.store(store.evicted.len(), Ordering::Relaxed);
         store.match_files()?;
         if store.listings.is_empty() && !store.manifests.is_empty() {
             store.summarise_listings()?;
@@ -319,24 +323,27 @@ impl Store {
         self.files.write(pack, seq, &encode(envelope), durable)?;
         let listed = summary(seq, &manifest.author, envelope.as_bytes().len());
         let trees = (&self.manifests, &self.retractions, &self.queue, &self.evicted, &self.listings);
-        let (outcome, replaced) = trees.transaction(|(m, r, q, e, l)| {
+        let (outcome, replaced, undeclined) = trees.transaction(|(m, r, q, e, l)| {
             if r.get(key)?.is_some_and(|old| seq_of(&old) >= seq) {
-                return Ok((Accepted::Retracted, None));
+                return Ok((Accepted::Retracted, None, false));
             }
             let old = m.get(key)?;
             if old.as_ref().is_some_and(|old| seq_of(old) >= seq)
                 || e.get(key)?.is_some_and(|old| seq_of(&old) >= seq)
             {
-                return Ok((Accepted::Stale, None));
+                return Ok((Accepted::Stale, None, false));
             }
-            e.remove(&key)?;
+            let undeclined = e.remove(&key)?.is_some();
             m.insert(&key, &seq.to_be_bytes())?;
             l.insert(&key, &listed[..])?;
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             let replaced = old.filter(|old| in_file(old)).map(|old| seq_of(&old));
-            Ok::<_, ConflictableTransactionError<StoreError>>((Accepted::New, replaced))
+            Ok::<_, ConflictableTransactionError<StoreError>>((Accepted::New, replaced, undeclined))
         })?;
         if outcome == Accepted::New {
+            if undeclined {
+                self.declined.fetch_sub(1, Ordering::Relaxed);
+            }
             self.listings_changed();
             if durable {
                 self.flush()?;
@@ -400,11 +407,14 @@ impl Store {
         let removed = trees.transaction(|(m, q, e, l)| {
             let Some(old) = m.remove(&key)? else { return Ok(None) };
             l.remove(&key)?;
-            e.insert(&key, &seq_of(&old).to_be_bytes())?;
+            let new = e.insert(&key, &seq_of(&old).to_be_bytes())?.is_none();
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(Some(old))
+            Ok::<_, ConflictableTransactionError<StoreError>>(Some((old, new)))
         })?;
-        let Some(old) = removed else { return Ok(false) };
+        let Some((old, new)) = removed else { return Ok(false) };
+        if new {
+            self.declined.fetch_add(1, Ordering::Relaxed);
+        }
         self.listings_changed();
         if in_file(&old) {
             self.files.remove(pack, seq_of(&old));
@@ -415,12 +425,42 @@ impl Store {
     /// Records that version `seq` of `pack` was declined (its author over its
     /// budget): it, and older versions, are not stored or fetched again.
     pub fn decline(&self, pack: &PackId, seq: u64) -> Result<(), StoreError> {
-        self.evicted.fetch_and_update(pack.0, |old| match old {
+        let before = self.evicted.fetch_and_update(pack.0, |old| match old {
             Some(old) if seq_of(old) >= seq => Some(old.to_vec()),
             _ => Some(seq.to_be_bytes().to_vec()),
         })?;
+        if before.is_none() {
+            self.declined.fetch_add(1, Ordering::Relaxed);
+        }
         self.listings_changed();
         Ok(())
+    }
+
+    /// Listings declined or evicted that the store remembers.
+    pub fn declined(&self) -> usize {
+        self.declined.load(Ordering::Relaxed)
+    }
+
+    /// Forgets up to `n` declined listings, those whose ids follow `after` (ids are
+    /// hashes, so these are as good as a random choice): they may be stored, and
+    /// fetched, again.
+    pub fn forget_declined(&self, after: &PackId, n: usize) -> Result<usize, StoreError> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let key = after.0.as_slice();
+        let following = self
+            .evicted
+            .range::<&[u8], _>((Excluded(key), Unbounded))
+            .keys()
+            .chain(self.evicted.range(..key).keys());
+        let mut forgotten = 0;
+        for key in following.take(n) {
+            if self.evicted.remove(key?)?.is_some() {
+                forgotten += 1;
+            }
+        }
+        self.declined.fetch_sub(forgotten.min(self.declined()), Ordering::Relaxed);
+        self.listings_changed();
+        Ok(forgotten)
     }
 
     /// Records when `author` replaced listings here in the last day (unix
@@ -714,6 +754,44 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.listing_sizes().unwrap(), sizes[2..]);
+    }
+
+    /// The count of declined listings follows declines, evictions and a newer
+    /// version stored over a declined one, and survives a restart; forgetting
+    /// takes the ids after the one named, wrapping around, never that one.
+    #[test]
+    fn declined_listings_are_counted_and_forgotten_after_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = identity(1);
+        let store = Store::open(dir.path()).unwrap();
+        let ids: Vec<PackId> = (1..=8u8).map(|n| PackId([n * 16; 16])).collect();
+        for id in &ids {
+            store.decline(id, 1).unwrap();
+        }
+        store.decline(&ids[0], 2).unwrap();
+        assert_eq!(store.declined(), 8, "a newer decline of the same pack is one record");
+
+        let m = manifest(me.node_id(), "kept", 1, vec![sample("Kick.wav")]);
+        store.accept_manifest(&m, &m.sign(&me).unwrap(), false).unwrap();
+        store.evict(&m.pack_id).unwrap();
+        assert_eq!(store.declined(), 9);
+        let newer = manifest(me.node_id(), "kept", 2, vec![sample("Kick.wav")]);
+        assert_eq!(store.accept_manifest(&newer, &newer.sign(&me).unwrap(), false).unwrap(), Accepted::New);
+        assert_eq!(store.declined(), 8, "a newer version stored is no longer declined");
+
+        // After the 7th id: the 8th, then from the first.
+        assert_eq!(store.forget_declined(&ids[6], 3).unwrap(), 3);
+        assert_eq!(store.declined(), 5);
+        let left: Vec<PackId> = store.evicted.iter().keys().map(|k| pack_id_of(&k.unwrap())).collect();
+        assert_eq!(left, ids[2..7]);
+        // Asked for more than there are: all but the one named.
+        assert_eq!(store.forget_declined(&ids[4], 100).unwrap(), 4);
+        assert_eq!(store.declined(), 1);
+        assert!(store.sync_items().unwrap().iter().all(|i| i.id == ids[4] || i.id == m.pack_id));
+
+        store.flush().unwrap();
+        drop(store);
+        assert_eq!(Store::open(dir.path()).unwrap().declined(), 1);
     }
 
     /// The cached reconciliation items follow every write: a new version, an

@@ -206,3 +206,82 @@ async fn an_author_updating_too_often_is_declined_and_not_fetched_again() {
     let seqs = victim.store().pack_seqs().unwrap();
     assert!(seqs.iter().all(|(_, seq)| *seq < 3), "an update was taken after the restart: {seqs:?}");
 }
+
+/// Past the budget's share for declined listings, the node forgets some. A
+/// reconciliation with a peer whose listings did not change since a round that
+/// left nothing to fetch ends at the peer's first answer, so the forgotten ones
+/// are not fetched again round after round; once the peer's listings change, a
+/// round goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forgotten_declines_are_not_fetched_again_from_a_peer_that_did_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let flooder = start(root, "flooder", &[]).await;
+    let offer = |a: u32, p: u32| {
+        let mut secret = [8u8; 32];
+        secret[..4].copy_from_slice(&a.to_le_bytes());
+        let author = Identity::from_secret_bytes(secret);
+        let manifest = kit::manifest(author.node_id(), &format!("spam-{p}"), 1, vec![kit::sample("x.wav")]);
+        let envelope = manifest.sign(&author).unwrap();
+        flooder.store().accept_manifest(&manifest, &envelope, false).unwrap();
+    };
+    for a in 0..100 {
+        for p in 0..5 {
+            offer(a, p);
+        }
+    }
+    let home = Home::new(root.join("victim"));
+    home.init().unwrap();
+    let mut options = options(home, &[addr(&flooder).await], TradeConfig::default());
+    // Room for no listing of others, and for 100 declined.
+    options.budget = BudgetConfig { max_bytes: 8 * 160 * 100, ..BudgetConfig::default() };
+    assert_eq!(options.budget.max_declined(), 100);
+    let victim = Node::start(&options).await.unwrap();
+    let stats = || victim.network().unwrap().stats();
+    settle(&victim, "the flood arrived", |_| stats().fetched.load(Ordering::Relaxed) >= 500).await;
+    settle(&victim, "every listing was stored or declined", |node| {
+        let (kept, _) = node.budget().totals();
+        let refused = node.budget().stats.refused.load(Ordering::Relaxed);
+        let evicted = node.budget().stats.evicted.load(Ordering::Relaxed);
+        kept as u64 + refused + evicted >= 500
+    })
+    .await;
+    let forgotten = victim.budget().stats.forgotten.load(Ordering::Relaxed);
+    println!(
+        "{} kept, {} declined remembered, {forgotten} forgotten",
+        victim.budget().totals().0,
+        victim.store().declined()
+    );
+    assert!(victim.store().declined() <= 100, "{} declined records", victim.store().declined());
+    assert!(forgotten > 0);
+    assert_eq!(victim.status().await.unwrap().dropped.declined_forgotten, forgotten);
+
+    // The round that took the flood in may still be fetching what was forgotten
+    // during it; wait until a round ends at the first answer.
+    let start = Instant::now();
+    while stats().rounds_settled.load(Ordering::Relaxed) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no round ended at the first answer");
+        victim.network().unwrap().sync_all().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (fetched, settled) =
+        (stats().fetched.load(Ordering::Relaxed), stats().rounds_settled.load(Ordering::Relaxed));
+    for _ in 0..3 {
+        victim.network().unwrap().sync_all().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(stats().rounds_settled.load(Ordering::Relaxed) > settled);
+    assert_eq!(
+        stats().fetched.load(Ordering::Relaxed),
+        fetched,
+        "listings fetched again from an unchanged peer"
+    );
+
+    // The peer's listings change: the next round goes through and fetches.
+    offer(1_000, 0);
+    victim.network().unwrap().sync_all().await.unwrap();
+    settle(&victim, "the changed peer's listings were fetched", |_| {
+        stats().fetched.load(Ordering::Relaxed) > fetched
+    })
+    .await;
+}

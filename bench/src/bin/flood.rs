@@ -221,8 +221,11 @@ fn main() -> Result<()> {
     println!("| flood taken in (last listing stored, evicted or refused) | {flood_secs:.0} s |");
     println!("| listings offered / taken in | {} / {} |", args.listings, last.0 + last.1 + last.2);
     println!(
-        "| listings kept / evicted / refused | {} / {} / {} |",
-        status["listings"], status["dropped"]["listings_evicted"], status["dropped"]["listings_refused"]
+        "| listings kept / evicted / refused (declined forgotten) | {} / {} / {} ({}) |",
+        status["listings"],
+        status["dropped"]["listings_evicted"],
+        status["dropped"]["listings_refused"],
+        status["dropped"]["declined_forgotten"]
     );
     println!(
         "| listings published over gossip by {} peers, {} a second each | {gossiped} |",
@@ -230,7 +233,12 @@ fn main() -> Result<()> {
     );
     println!("| peak RSS during the flood (anon) | {} ({}) |", mb(peak_rss), mb(peak_anon));
     println!("| RSS after the flood (anon) | {} ({}) |", mb(rest_rss.0), mb(rest_rss.1));
-    println!("| store (sled and envelope files) + index on disk | {} + {} |", mb(store), mb(index));
+    println!(
+        "| store (sled and envelope files) + index on disk, and their sum / the budget | {} + {} ({:.2}×) |",
+        mb(store),
+        mb(index),
+        (store + index) as f64 / (args.listings_mb << 20) as f64
+    );
     println!("| search p50 / p99, idle before the flood | {} |", ms(&idle));
     println!("| search p50 / p99, during the flood | {} |", ms(&during));
     println!("| search p50 / p99, at rest after it | {} |", ms(&after));

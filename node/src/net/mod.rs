@@ -63,6 +63,10 @@ use wire::{MAX_FETCH_IDS, RelayHome, RelayOffer, SyncRequest, SyncResponse, Trad
 
 /// How often every connected peer is reconciled with again.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
+/// How long a reconciliation that left nothing to fetch stands for its peer: while
+/// the peer's first answer is the same, a round ends there. Past it, a round goes
+/// through again (the budget may have room for what it declined).
+const SETTLED_FOR: Duration = Duration::from_secs(60 * 60);
 /// How long a provider lookup or a connection attempt may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -266,6 +270,9 @@ pub struct SyncStats {
     /// rate, and sync requests refused for the same reason.
     pub gossip_rate_limited: AtomicU64,
     pub sync_rate_limited: AtomicU64,
+    /// Rounds this node started that ended at the peer's first answer: the same as
+    /// in the last round with it that left nothing to fetch.
+    pub rounds_settled: AtomicU64,
     /// Envelopes a `Fetch` answer of ours left out to stay within the answer's
     /// byte budget (the requester asks again for them).
     pub answer_deferred: AtomicU64,
@@ -310,6 +317,17 @@ pub const MAX_VALIDATING: usize = 64;
 /// may hold of the node's memory and cores while it syncs, so that a flood of
 /// listings by sync leaves room for gossip and searches.
 const MAX_FETCHES_IN_FLIGHT: usize = 4;
+
+/// A reconciliation round with one peer, from its start until its fetches end.
+#[derive(Default)]
+struct Round {
+    /// The hash of the peer's first answer: it depends only on the peer's set (and
+    /// on whether ours is small or equal), so an unchanged one means that the
+    /// peer's listings did not change.
+    first_answer: Option<blake3::Hash>,
+    /// A request of the round failed: what it would have fetched is not known.
+    failed: bool,
+}
 
 /// The fetches of one peer's listings that reconciliation found missing.
 #[derive(Default)]
@@ -482,6 +500,11 @@ struct Actor {
     banned: HashSet<PeerId>,
     /// Reconciliation in progress with these peers (one at a time per peer).
     reconciling: HashSet<PeerId>,
+    /// Per peer, the round under way (reconciling or fetching).
+    rounds: HashMap<PeerId, Round>,
+    /// Per peer, the first answer of its last round that ended with every fetch
+    /// done, and when: a round whose first answer is the same ends there.
+    settled: HashMap<PeerId, (blake3::Hash, Instant)>,
     /// Peers to reconcile with again as soon as the round under way and its
     /// fetches are over (asked while they were going).
     again: HashSet<PeerId>,
@@ -545,6 +568,8 @@ impl Actor {
             greeted: HashSet::new(),
             banned: HashSet::new(),
             reconciling: HashSet::new(),
+            rounds: HashMap::new(),
+            settled: HashMap::new(),
             again: HashSet::new(),
             fetches: HashMap::new(),
             addrs: HashMap::new(),
@@ -1097,9 +1122,24 @@ impl Actor {
     /// Starts the round asked for while the last one was going, once that one
     /// and its fetches are over.
     fn round_over(&mut self, peer: PeerId) {
-        if !self.reconciling.contains(&peer) && !self.fetches.contains_key(&peer) && self.again.remove(&peer)
-        {
+        if self.reconciling.contains(&peer) || self.fetches.contains_key(&peer) {
+            return;
+        }
+        if let Some(round) = self.rounds.remove(&peer) {
+            match round.first_answer.filter(|_| !round.failed) {
+                Some(answer) => self.settled.insert(peer, (answer, Instant::now())),
+                None => self.settled.remove(&peer),
+            };
+        }
+        if self.again.remove(&peer) {
             self.start_reconcile(peer);
+        }
+    }
+
+    /// Marks the round with `peer` as one whose outcome is not fully known.
+    fn round_failed(&mut self, peer: PeerId) {
+        if let Some(round) = self.rounds.get_mut(&peer) {
+            round.failed = true;
         }
     }
 
@@ -1118,6 +1158,7 @@ impl Actor {
             self.again.insert(peer);
             return;
         }
+        self.rounds.insert(peer, Round::default());
         self.blocking(move |host| {
             let items = host.sync_items();
             let first = smpl_protocol::sync::initiate(&items);
@@ -1174,6 +1215,8 @@ impl Actor {
                 if num_established == 0 {
                     self.greeted.remove(&peer_id);
                     self.reconciling.remove(&peer_id);
+                    self.rounds.remove(&peer_id);
+                    self.settled.remove(&peer_id);
                     self.again.remove(&peer_id);
                     self.fetches.remove(&peer_id);
                     self.addrs.remove(&peer_id);
@@ -1311,10 +1354,14 @@ impl Actor {
                 tracing::debug!("sync request to {peer} failed: {error}");
                 match self.pending.remove(&request_id) {
                     Some((peer, Pending::Reconcile)) => {
+                        self.round_failed(peer);
                         self.reconciling.remove(&peer);
                         self.round_over(peer);
                     }
-                    Some((peer, Pending::Fetch(_))) => self.fetch_done(peer),
+                    Some((peer, Pending::Fetch(_))) => {
+                        self.round_failed(peer);
+                        self.fetch_done(peer);
+                    }
                     _ => {}
                 }
             }
@@ -1483,6 +1530,18 @@ impl Actor {
         }
     }
 
+    /// Whether `answer` is the first of a round with `peer` and the same as the
+    /// first of its last settled round (within [`SETTLED_FOR`]); the round's first
+    /// answer is recorded either way.
+    fn unchanged_since_settled(&mut self, peer: PeerId, answer: &[u8]) -> bool {
+        let Some(round) = self.rounds.get_mut(&peer).filter(|r| r.first_answer.is_none()) else {
+            return false;
+        };
+        let hash = blake3::hash(answer);
+        round.first_answer = Some(hash);
+        self.settled.get(&peer).is_some_and(|(settled, at)| *settled == hash && at.elapsed() < SETTLED_FOR)
+    }
+
     fn on_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: SyncResponse) {
         let Some((_, pending)) = self.pending.remove(&request_id) else { return };
         match (pending, response) {
@@ -1491,6 +1550,14 @@ impl Actor {
             }
             (Pending::Reconcile, SyncResponse::Reconcile(Some(message))) => {
                 self.count(message.len());
+                if self.unchanged_since_settled(peer, &message) {
+                    self.stats.rounds_settled.fetch_add(1, Ordering::Relaxed);
+                    // Settled when it was; this round does not renew that.
+                    self.rounds.remove(&peer);
+                    self.reconciling.remove(&peer);
+                    self.round_over(peer);
+                    return;
+                }
                 self.blocking(move |host| {
                     let items = host.sync_items();
                     match smpl_protocol::sync::respond(&items, &message) {
@@ -1502,7 +1569,12 @@ impl Actor {
                     }
                 })
             }
+            (Pending::Reconcile, SyncResponse::Reconcile(None)) => {
+                self.reconciling.remove(&peer);
+                self.round_over(peer);
+            }
             (Pending::Reconcile, _) => {
+                self.round_failed(peer);
                 self.reconciling.remove(&peer);
                 self.round_over(peer);
             }
@@ -1543,6 +1615,7 @@ impl Actor {
             }
             (Pending::Fetch(_), other) => {
                 tracing::debug!("unexpected answer to a fetch from {peer}: {other:?}");
+                self.round_failed(peer);
                 self.fetch_done(peer);
             }
             (_, other) => tracing::debug!("unexpected sync answer from {peer}: {other:?}"),

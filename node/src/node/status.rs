@@ -28,6 +28,10 @@ pub struct Dropped {
     /// evicted to keep the total within the budget.
     pub listings_refused: u64,
     pub listings_evicted: u64,
+    /// Records of declined and evicted listings forgotten to keep them within
+    /// the budget's share for them: those listings may be fetched again.
+    #[serde(default)]
+    pub declined_forgotten: u64,
     /// Blob reads refused by the paid-content gate.
     pub blob_reads_refused: u64,
     /// Orders told to come back later: every payment hook slot taken, or their
@@ -59,6 +63,7 @@ impl Node {
         let mut dropped = Dropped {
             listings_refused: n(&self.budget.stats.refused),
             listings_evicted: n(&self.budget.stats.evicted),
+            declined_forgotten: n(&self.budget.stats.forgotten),
             blob_reads_refused: n(&self.gate_stats().refused),
             orders_busy: n(&self.trade.busy),
             orders_rate_limited: n(&self.trade.rate_limited),

@@ -66,7 +66,7 @@ pub struct NodeArgs {
     /// eighth of it the records of listings declined. Past it, the listings of the
     /// author who takes most go first; never yours, nor those you hold or whose
     /// authors you dealt with.
-    #[arg(long, default_value_t = 1024, value_name = "MB")]
+    #[arg(long, default_value_t = 2048, value_name = "MB")]
     listings_mb: u64,
     /// Other producers' listings kept at most.
     #[arg(long, default_value_t = 200_000, value_name = "N")]

@@ -59,7 +59,7 @@ pub struct BudgetConfig {
 impl Default for BudgetConfig {
     fn default() -> Self {
         BudgetConfig {
-            max_bytes: 1024 * 1024 * 1024,
+            max_bytes: 2 * 1024 * 1024 * 1024,
             max_listings: 200_000,
             packs_per_author: 1_000,
             bytes_per_author: 64 * 1024 * 1024,

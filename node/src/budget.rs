@@ -8,11 +8,11 @@
 //! times in 24 hours (the times are kept in the store: a restart does not reset
 //! the count). A listing refused is recorded as declined (`Store::decline`), so
 //! sync does not fetch that version again and again. When the listings stored
-//! pass seven eighths of [`BudgetConfig::max_bytes`] (less 2 MB the store takes
-//! whatever it holds) or
-//! [`BudgetConfig::max_listings`] in all, bytes counted as the disk a listing
-//! takes (its file in whole blocks, its share of the index and its records, see
-//! [`cost`]), [`Budget::evict`] drops listings until they fit again, in this order:
+//! pass seven eighths of [`BudgetConfig::max_bytes`] (less 2 MiB the store takes
+//! whatever it holds) or [`BudgetConfig::max_listings`] in all, bytes counted as
+//! the disk a listing takes (its file in whole blocks, its share of the index and
+//! its records, see [`cost`]), [`Budget::evict`] drops listings until they fit
+//! again, in this order:
 //!
 //! 1. never the node's own packs, packs it holds (fetched, bought) and packs of
 //!    authors it has dealt with (whose packs it fetched or bought);

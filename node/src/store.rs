@@ -342,7 +342,7 @@ impl Store {
         })?;
         if outcome == Accepted::New {
             if undeclined {
-                self.declined.fetch_sub(1, Ordering::Relaxed);
+                self.uncount_declined(1);
             }
             self.listings_changed();
             if durable {
@@ -458,9 +458,16 @@ impl Store {
                 forgotten += 1;
             }
         }
-        self.declined.fetch_sub(forgotten.min(self.declined()), Ordering::Relaxed);
+        self.uncount_declined(forgotten);
         self.listings_changed();
         Ok(forgotten)
+    }
+
+    /// Takes `n` from the count of declined listings, never below zero (writes
+    /// from several threads may cross).
+    fn uncount_declined(&self, n: usize) {
+        let _ =
+            self.declined.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(n)));
     }
 
     /// Records when `author` replaced listings here in the last day (unix

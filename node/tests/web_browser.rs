@@ -254,7 +254,7 @@ async fn click(c: &Client, css: &str) {
     for _ in 0..5 {
         match find(c, css).await.click().await {
             Ok(()) => return,
-            Err(e) if e.to_string().contains("stale element") => continue,
+            Err(e) if e.is_stale_element_reference() => continue,
             Err(e) => panic!("clicking {css}: {e}"),
         }
     }

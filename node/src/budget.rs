@@ -34,7 +34,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use smpl_protocol::{Manifest, NodeId, PackId};
 
@@ -213,6 +213,10 @@ pub struct Budget {
     me: NodeId,
     pub(crate) config: BudgetConfig,
     usage: Mutex<Usage>,
+    /// The authors dealt with, apart from `usage`: the swarm's own thread asks
+    /// about every gossip listing, and must not wait for a background thread
+    /// that holds `usage`.
+    dealt_with: RwLock<HashSet<NodeId>>,
     /// Held by the one [`Budget::evict`] running: two at once would pick the same
     /// victims.
     evicting: Mutex<()>,
@@ -237,6 +241,7 @@ impl Budget {
             me,
             config,
             usage: Mutex::new(usage),
+            dealt_with: RwLock::default(),
             evicting: Mutex::new(()),
             stats: BudgetStats::default(),
         })
@@ -249,11 +254,12 @@ impl Budget {
     /// Never evicts `pack` (held here) nor the listings of its `author` (dealt with).
     pub fn keep(&self, pack: PackId, author: NodeId) {
         self.usage().keep(pack, author);
+        self.dealt_with.write().unwrap_or_else(PoisonError::into_inner).insert(author);
     }
 
     /// Whether `author` is this node or an author it has dealt with.
     pub fn dealt_with(&self, author: &NodeId) -> bool {
-        *author == self.me || self.usage().kept_authors.contains(author)
+        *author == self.me || self.dealt_with.read().unwrap_or_else(PoisonError::into_inner).contains(author)
     }
 
     fn protected(&self, usage: &Usage, author: &NodeId, pack: &PackId) -> bool {

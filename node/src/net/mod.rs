@@ -227,12 +227,15 @@ enum Command {
 }
 
 /// Results of blocking work, back to the loop (`Fetched`: a fetch answer was taken
-/// in, and whether it held an invalid listing).
+/// in, and whether it held an invalid listing; `BadReconcile`: the peer's
+/// reconciliation message did not decode, so what the round would have fetched is
+/// not known).
 enum Done {
     Validated { id: gossipsub::MessageId, source: PeerId, acceptance: MessageAcceptance },
     Respond { channel: ResponseChannel<SyncResponse>, response: SyncResponse },
     TradeRespond { channel: ResponseChannel<TradeResponse>, response: TradeResponse },
     Reconciled { peer: PeerId, next: Option<Vec<u8>>, need: Vec<PackId> },
+    BadReconcile { peer: PeerId },
     Fetched { peer: PeerId, invalid: bool },
     ConnectTimeout(PeerId),
 }
@@ -311,8 +314,14 @@ pub fn node_id_of(peer: &PeerId) -> Option<NodeId> {
     Some(NodeId(key.try_into_ed25519().ok()?.to_bytes()))
 }
 
-/// Gossip listings checked at once (each on a blocking thread); more are dropped.
+/// Gossip listings being checked or waiting for it; more are dropped, except
+/// from a peer with fewer than [`PEER_CHECKS`] of them, up to twice this.
 pub const MAX_VALIDATING: usize = 64;
+/// Gossip listings from one peer that are checked however full the queue is:
+/// enough to find a forger out (three invalid listings graylist it, and some of
+/// what it sends may be genuine replays, which cost it nothing), so that a flood
+/// from other peers cannot hide one, nor crowd out an honest peer.
+const PEER_CHECKS: usize = 8;
 /// Fetches from one peer being asked or taken in at once: what one peer's listings
 /// may hold of the node's memory and cores while it syncs, so that a flood of
 /// listings by sync leaves room for gossip and searches.
@@ -405,7 +414,8 @@ impl Network {
         // faster than one core checks their signatures.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
         let ingest = background::Pool::new("smpl-ingest", cores)?;
-        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, ingest);
+        let checks = background::Pool::new("smpl-gossip", cores)?;
+        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, [ingest, checks]);
         actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
         let mut dial: Vec<Multiaddr> = config.bootstrap.clone();
@@ -540,10 +550,15 @@ struct Actor {
     told_relays: (Option<RelayOffer>, Option<RelayHome>),
     reachability: watch::Sender<Reachability>,
     stats: Arc<SyncStats>,
-    /// Gossip listings being checked on blocking threads now.
+    /// Gossip listings being checked or waiting for it, in all and by the peer
+    /// they came from.
     validating: Arc<AtomicUsize>,
+    checking: HashMap<PeerId, usize>,
     /// Where listings fetched by sync are taken in.
     ingest: background::Pool,
+    /// Where gossip listings from authors not dealt with are checked: apart from
+    /// sync's, so that neither waits for the other.
+    checks: background::Pool,
     gossip_rate: Rate<PeerId>,
     sync_rate: Rate<PeerId>,
 }
@@ -555,7 +570,7 @@ impl Actor {
         commands: mpsc::Receiver<Command>,
         stats: Arc<SyncStats>,
         reachability: watch::Sender<Reachability>,
-        ingest: background::Pool,
+        [ingest, checks]: [background::Pool; 2],
     ) -> Actor {
         let (done_tx, done_rx) = mpsc::channel(1024);
         Actor {
@@ -590,7 +605,9 @@ impl Actor {
             reachability,
             stats,
             validating: Arc::new(AtomicUsize::new(0)),
+            checking: HashMap::new(),
             ingest,
+            checks,
             gossip_rate: Rate::new(GOSSIP_BURST, GOSSIP_REFILL),
             sync_rate: Rate::new(SYNC_BURST, SYNC_REFILL),
         }
@@ -691,12 +708,16 @@ impl Actor {
         });
     }
 
-    /// [`Actor::blocking`] on the ingest threads, which run at a lower priority:
-    /// listings fetched by sync wait while the node answers searches.
-    fn in_background(&self, work: impl FnOnce(&dyn Host) -> Option<Done> + Send + 'static) {
+    /// [`Actor::blocking`] on `pool`, whose threads run at a lower priority:
+    /// listings from the network wait while the node answers searches.
+    fn in_background(
+        &self,
+        pool: &background::Pool,
+        work: impl FnOnce(&dyn Host) -> Option<Done> + Send + 'static,
+    ) {
         let host = self.host.clone();
         let done = self.done_tx.clone();
-        self.ingest.spawn(move || {
+        pool.spawn(move || {
             if let Some(result) = work(host.as_ref()) {
                 let _ = done.blocking_send(result);
             }
@@ -707,9 +728,10 @@ impl Actor {
         match cmd {
             Command::Publish { envelope } => {
                 let topic = gossipsub::IdentTopic::new(LISTINGS_TOPIC);
-                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, envelope) {
+                match self.swarm.behaviour_mut().gossipsub.publish(topic, envelope) {
+                    Ok(id) => tracing::debug!(%id, "listing published to gossip"),
                     // No peers yet is normal: sync delivers it when they come.
-                    tracing::debug!("gossip publish: {e}");
+                    Err(e) => tracing::debug!("gossip publish: {e}"),
                 }
             }
             Command::Provide(pack) => {
@@ -1049,6 +1071,12 @@ impl Actor {
                 }
             }
             Done::Validated { id, source, acceptance } => {
+                if let Some(n) = self.checking.get_mut(&source) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.checking.remove(&source);
+                    }
+                }
                 let rejected = acceptance == MessageAcceptance::Reject;
                 self.swarm
                     .behaviour_mut()
@@ -1072,6 +1100,11 @@ impl Actor {
             }
             Done::TradeRespond { channel, response } => {
                 let _ = self.swarm.behaviour_mut().trade.send_response(channel, response);
+            }
+            Done::BadReconcile { peer } => {
+                self.round_failed(peer);
+                self.reconciling.remove(&peer);
+                self.round_over(peer);
             }
             Done::Reconciled { peer, next, need } => {
                 if !need.is_empty() {
@@ -1117,6 +1150,14 @@ impl Actor {
             self.fetches.remove(&peer);
             self.round_over(peer);
         }
+    }
+
+    /// Whether a gossip listing from `peer`, by an author not dealt with, may wait
+    /// to be checked: see [`MAX_VALIDATING`] and [`PEER_CHECKS`].
+    fn room_to_check(&self, peer: &PeerId) -> bool {
+        let all = self.validating.load(Ordering::Relaxed);
+        let theirs = self.checking.get(peer).copied().unwrap_or(0);
+        all < MAX_VALIDATING || (theirs < PEER_CHECKS && all < 2 * MAX_VALIDATING)
     }
 
     /// Starts the round asked for while the last one was going, once that one
@@ -1243,16 +1284,17 @@ impl Actor {
                 message,
             }) => {
                 // One peer's share is bounded, and a bounded number of listings
-                // from others are checked at once: past either, a listing is dropped
-                // unchecked (ignored, so its sender loses no score), which keeps a
-                // flood from queueing unbounded work or crowding out other peers.
-                // Listings claiming an author this node has dealt with skip the
-                // second bound, and are indexed at once: a flood of others'
-                // listings does not hold them up.
+                // from others wait to be checked (each peer keeps a few places in
+                // the queue): past either, a listing is dropped unchecked (ignored,
+                // so its sender loses no score), which keeps a flood from queueing
+                // unbounded work or crowding out other peers. Listings claiming an
+                // author this node has dealt with skip the second bound, and are
+                // checked on a thread of their own and indexed at once: a flood of
+                // others' listings does not hold them up.
                 let favoured = self.host.favoured(&message.data);
                 let (counter, why) = if !self.gossip_rate.take(propagation_source, Instant::now()) {
                     (Some(&self.stats.gossip_rate_limited), "their peer sent more than its rate")
-                } else if !favoured && self.validating.load(Ordering::Relaxed) >= MAX_VALIDATING {
+                } else if !favoured && !self.room_to_check(&propagation_source) {
                     (Some(&self.stats.gossip_dropped), "too many being checked at once")
                 } else {
                     (None, "")
@@ -1273,13 +1315,23 @@ impl Actor {
                 let stats = self.stats.clone();
                 let validating = self.validating.clone();
                 validating.fetch_add(1, Ordering::Relaxed);
-                self.blocking(move |host| {
+                *self.checking.entry(propagation_source).or_default() += 1;
+                let received = Instant::now();
+                let work = move |host: &dyn Host| {
+                    let started = received.elapsed();
                     let ingested = host.ingest(&data);
                     validating.fetch_sub(1, Ordering::Relaxed);
                     let (acceptance, counter) = match ingested {
                         Ingest::New(pack) => {
                             if favoured {
+                                let stored = received.elapsed();
                                 host.index_now(&pack);
+                                tracing::debug!(
+                                    %pack,
+                                    "a listing by an author dealt with: checked after {started:?}, \
+                                     stored after {stored:?}, indexed after {:?}",
+                                    received.elapsed()
+                                );
                             }
                             (MessageAcceptance::Accept, &stats.gossip_new)
                         }
@@ -1291,7 +1343,14 @@ impl Actor {
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     Some(Done::Validated { id: message_id, source: propagation_source, acceptance })
-                });
+                };
+                // Listings of authors dealt with on a thread of their own at the
+                // normal priority; others on the gossip pool, after searches.
+                if favoured {
+                    self.blocking(work);
+                } else {
+                    self.in_background(&self.checks, work);
+                }
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.observed_at(&info.observed_addr);
@@ -1564,7 +1623,7 @@ impl Actor {
                         Ok((next, need)) => Some(Done::Reconciled { peer, next, need }),
                         Err(e) => {
                             tracing::debug!("bad reconciliation message from {peer}: {e}");
-                            Some(Done::Reconciled { peer, next: None, need: Vec::new() })
+                            Some(Done::BadReconcile { peer })
                         }
                     }
                 })
@@ -1592,7 +1651,7 @@ impl Actor {
                     self.fetches.entry(peer).or_default().waiting.push_front(asked[at + 1..].to_vec());
                 }
                 let stats = self.stats.clone();
-                self.in_background(move |host| {
+                self.in_background(&self.ingest, move |host| {
                     let mut invalid = false;
                     for envelope in envelopes.into_iter().take(MAX_FETCH_IDS) {
                         match host.ingest(&envelope) {

@@ -351,3 +351,46 @@ async fn bad_sync_answers_and_requests_are_refused() {
 
     victim.shutdown().await;
 }
+
+/// A peer that answers every round with the same message the victim cannot decode:
+/// no round with it ends at its first answer, since none was ever taken in whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_that_does_not_decode_never_settles_a_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Victim::start(dir.path()).await;
+    let garbage = garbage_reconcile(&mut StdRng::seed_from_u64(7), 0);
+    let mut swarm = evil_swarm(7_001);
+    swarm.dial(victim.addr.clone()).unwrap();
+    let mut rounds = 0;
+    let answered = async {
+        while rounds < 4 {
+            if let SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                message: request_response::Message::Request { request, channel, .. },
+                ..
+            })) = swarm.select_next_some().await
+            {
+                let response = match request {
+                    SyncRequest::Reconcile(_) => {
+                        rounds += 1;
+                        SyncResponse::Reconcile(Some(ByteBuf::from(garbage.clone())))
+                    }
+                    other => SyncResponse::nothing_for(&other),
+                };
+                let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+            }
+        }
+    };
+    // Rounds after the first are asked for by hand.
+    let ask = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            victim.network().sync_all().await.unwrap();
+        }
+    };
+    tokio::select! {
+        result = timeout(STEP, answered) => result.expect("the victim stopped reconciling"),
+        _ = ask => unreachable!(),
+    }
+    assert_eq!(load(&victim.stats().rounds_settled), 0, "a round settled on an answer that does not decode");
+    victim.shutdown().await;
+}

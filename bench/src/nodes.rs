@@ -103,7 +103,15 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     pub fn start(smpl: &Path, home: &Path, extra: &[&str]) -> Result<NodeProcess> {
-        let mut child = Command::new(smpl)
+        NodeProcess::start_niced(smpl, home, extra, 0)
+    }
+
+    /// [`NodeProcess::start`] at nice value `nice` (through `nice`, which execs
+    /// the node in the same process): a peer that stands in for another machine.
+    pub fn start_niced(smpl: &Path, home: &Path, extra: &[&str], nice: i32) -> Result<NodeProcess> {
+        let mut command = Command::new("nice");
+        command.arg("-n").arg(nice.to_string()).arg(smpl);
+        let mut child = command
             .arg("--home")
             .arg(home)
             .args([

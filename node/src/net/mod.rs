@@ -414,7 +414,11 @@ impl Network {
         // faster than one core checks their signatures.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
         let ingest = background::Pool::new("smpl-ingest", cores)?;
-        let checks = background::Pool::new("smpl-gossip", cores)?;
+        // Gossip is checked at the normal priority, but on no more threads than
+        // cores: at nice 10 it fell behind one honest peer gossiping 200 large
+        // listings a second, and with a thread for each listing it took the
+        // cores from searches.
+        let checks = background::Pool::start("smpl-gossip", cores, false)?;
         let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, [ingest, checks]);
         actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
@@ -708,8 +712,9 @@ impl Actor {
         });
     }
 
-    /// [`Actor::blocking`] on `pool`, whose threads run at a lower priority:
-    /// listings from the network wait while the node answers searches.
+    /// [`Actor::blocking`] on `pool`: a bounded number of threads, which for sync
+    /// run at a lower priority, so that its listings wait while the node answers
+    /// searches.
     fn in_background(
         &self,
         pool: &background::Pool,
@@ -1344,8 +1349,8 @@ impl Actor {
                     counter.fetch_add(1, Ordering::Relaxed);
                     Some(Done::Validated { id: message_id, source: propagation_source, acceptance })
                 };
-                // Listings of authors dealt with on a thread of their own at the
-                // normal priority; others on the gossip pool, after searches.
+                // Listings of authors dealt with on a thread of their own; others
+                // on the gossip pool's few threads.
                 if favoured {
                     self.blocking(work);
                 } else {

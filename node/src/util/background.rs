@@ -1,5 +1,6 @@
 //! Work that may wait: threads at a lower priority, so that searches and the
-//! network go first while a flood of listings is taken in or indexed.
+//! network go first while a flood of listings is taken in or indexed, and fixed
+//! pools of threads, which bound how many cores a kind of work takes.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,13 +48,21 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool of `threads` threads at the lower priority.
     pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
+        Pool::start(name, threads, true)
+    }
+
+    /// A pool of `threads` threads, at the lower priority if `lowered`.
+    pub fn start(name: &str, threads: usize, lowered: bool) -> std::io::Result<Pool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
-                lower_priority();
+                if lowered {
+                    lower_priority();
+                }
                 loop {
                     let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     let Ok(job) = job else { break };

@@ -36,7 +36,7 @@ pub mod wire;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -556,7 +556,7 @@ struct Actor {
     stats: Arc<SyncStats>,
     /// Gossip listings being checked or waiting for it, in all and by the peer
     /// they came from.
-    validating: Arc<AtomicUsize>,
+    validating: usize,
     checking: HashMap<PeerId, usize>,
     /// Where listings fetched by sync are taken in.
     ingest: background::Pool,
@@ -608,7 +608,7 @@ impl Actor {
             punched: HashMap::new(),
             reachability,
             stats,
-            validating: Arc::new(AtomicUsize::new(0)),
+            validating: 0,
             checking: HashMap::new(),
             ingest,
             checks,
@@ -1076,6 +1076,7 @@ impl Actor {
                 }
             }
             Done::Validated { id, source, acceptance } => {
+                self.validating -= 1;
                 if let Some(n) = self.checking.get_mut(&source) {
                     *n -= 1;
                     if *n == 0 {
@@ -1160,7 +1161,7 @@ impl Actor {
     /// Whether a gossip listing from `peer`, by an author not dealt with, may wait
     /// to be checked: see [`MAX_VALIDATING`] and [`PEER_CHECKS`].
     fn room_to_check(&self, peer: &PeerId) -> bool {
-        let all = self.validating.load(Ordering::Relaxed);
+        let all = self.validating;
         let theirs = self.checking.get(peer).copied().unwrap_or(0);
         all < MAX_VALIDATING || (theirs < PEER_CHECKS && all < 2 * MAX_VALIDATING)
     }
@@ -1318,14 +1319,12 @@ impl Actor {
                 }
                 let data = message.data;
                 let stats = self.stats.clone();
-                let validating = self.validating.clone();
-                validating.fetch_add(1, Ordering::Relaxed);
+                self.validating += 1;
                 *self.checking.entry(propagation_source).or_default() += 1;
                 let received = Instant::now();
                 let work = move |host: &dyn Host| {
                     let started = received.elapsed();
                     let ingested = host.ingest(&data);
-                    validating.fetch_sub(1, Ordering::Relaxed);
                     let (acceptance, counter) = match ingested {
                         Ingest::New(pack) => {
                             if favoured {

@@ -94,24 +94,24 @@ fn run(store: Store, index: Arc<Index>, mut rx: mpsc::Receiver<Command>) {
     // only has to catch up: searches and the network go first.
     crate::util::background::lower_priority();
     if index.needs_rebuild() {
-        rebuild(&store, &index);
+        rebuild(&store, &index, &rx);
     }
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
-            Command::Wake => drain(&store, &index),
+            Command::Wake => drain(&store, &index, &rx),
             Command::Flush(reply) => {
-                drain(&store, &index);
+                drain(&store, &index, &rx);
                 let _ = reply.send(());
             }
             Command::Rebuild(reply) => {
-                rebuild(&store, &index);
+                rebuild(&store, &index, &rx);
                 let _ = reply.send(());
             }
         }
     }
 }
 
-fn rebuild(store: &Store, index: &Index) {
+fn rebuild(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
     if let Err(e) = index.clear() {
         tracing::error!("clearing the index failed: {e}");
         return;
@@ -124,14 +124,19 @@ fn rebuild(store: &Store, index: &Index) {
         }
         Err(e) => tracing::error!("listing packs for a rebuild failed: {e}"),
     }
-    drain(store, index);
+    drain(store, index, rx);
 }
 
-/// Indexes queued packs in batches until the queue is empty or an error stops it
-/// (the entries then stay queued for the next wake or restart).
-fn drain(store: &Store, index: &Index) {
+/// Indexes queued packs in batches until the queue is empty, the node stops (every
+/// handle dropped: a queue of a large catalogue takes minutes) or an error stops
+/// it; the entries left stay queued for the next wake or start.
+fn drain(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
     let mut batches = 0;
     loop {
+        if rx.is_closed() {
+            tracing::info!("the node stops: indexing goes on at the next start");
+            return;
+        }
         let entries = match store.queue_peek(BATCH) {
             Ok(entries) if entries.is_empty() => {
                 if batches > 1 {
@@ -182,5 +187,34 @@ fn drain(store: &Store, index: &Index) {
             tracing::error!("removing drained queue entries failed: {e}");
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node that stops while a long queue is being indexed does not wait for all
+    /// of it: the indexer stops between commits, and the rest is indexed at the
+    /// next start.
+    #[test]
+    fn the_indexer_stops_between_commits_and_the_rest_waits_for_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let queued = 20 * BATCH;
+        store.enqueue((0..queued as u128).map(|n| PackId(n.to_be_bytes()))).unwrap();
+        let index = Arc::new(Index::open_in_ram().unwrap());
+
+        let (handle, join) = IndexerHandle::spawn(store.clone(), index.clone());
+        drop(handle);
+        join.join().unwrap();
+        let left = store.queue_len();
+        assert!(left > 0, "the indexer drained all {queued} queued entries before it stopped");
+
+        let (handle, join) = IndexerHandle::spawn(store.clone(), index);
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(handle.flush());
+        assert_eq!(store.queue_len(), 0, "the next start indexes what was left");
+        drop(handle);
+        join.join().unwrap();
     }
 }

@@ -21,6 +21,8 @@ use smpl_node::net::wire::SyncResponse;
 use smpl_node::{Multiaddr, Store};
 use smpl_protocol::{Identity, NodeId};
 
+use crate::nodes::Apart;
+
 /// A running feeder.
 pub struct Feeding {
     stop: Arc<AtomicBool>,
@@ -50,27 +52,20 @@ pub fn load(db: &Path) -> Result<Vec<Vec<u8>>> {
 }
 
 /// Starts publishing `envelopes`, in order, to the node at `target`, `rate` a
-/// second, as the peer whose key `seed` makes, on a thread at nice value `nice`.
+/// second, as the peer whose key `seed` makes, on a thread held `apart`.
 pub fn start(
     envelopes: Vec<Vec<u8>>,
     target: (Multiaddr, NodeId),
     rate: u32,
     seed: u64,
-    nice: i32,
+    apart: Apart,
 ) -> Result<Feeding> {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let thread = {
         let (stop, sent) = (stop.clone(), sent.clone());
         std::thread::spawn(move || {
-            if nice != 0 {
-                // SAFETY: setpriority on this thread's own id (Linux gives each
-                // thread its own nice value).
-                let tid = unsafe { libc::gettid() };
-                if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } != 0 {
-                    bail!("setting the feeder's priority: {}", std::io::Error::last_os_error());
-                }
-            }
+            apart.apply_here()?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(feed(envelopes, target, rate.max(1), seed, &stop, &sent))
         })

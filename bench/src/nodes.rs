@@ -95,6 +95,58 @@ pub fn ensure_seeder(dir: &Path, packs: usize, per_pack: usize, authors: usize, 
     Ok(bytes)
 }
 
+/// How a process or thread that stands in for another machine is kept from the
+/// producer's share of this one: a nice value, and the CPUs it may run on (any
+/// when `None`).
+#[derive(Clone, Debug, Default)]
+pub struct Apart {
+    pub nice: i32,
+    pub cpus: Option<Vec<usize>>,
+}
+
+impl Apart {
+    /// Applies this to the calling thread; the threads and processes it starts
+    /// afterwards inherit it.
+    pub fn apply_here(&self) -> Result<()> {
+        if self.nice != 0 {
+            // SAFETY: setpriority on this thread's own id (Linux gives each thread
+            // its own nice value).
+            let tid = unsafe { libc::gettid() };
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, self.nice) } != 0 {
+                bail!("setting a thread's priority: {}", std::io::Error::last_os_error());
+            }
+        }
+        if let Some(cpus) = &self.cpus {
+            pin_here(cpus)?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the calling thread, and what it starts afterwards, on `cpus`.
+pub fn pin_here(cpus: &[usize]) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it, and
+    // sched_setaffinity(0, ..) reads it for the calling thread.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    anyhow::ensure!(ok, "keeping a thread on CPUs {}: {}", cpu_list(cpus), std::io::Error::last_os_error());
+    Ok(())
+}
+
+/// CPUs the calling thread may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// A `smpl node` process on 127.0.0.1 with mDNS off.
 pub struct NodeProcess {
     child: Child,
@@ -103,14 +155,22 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     pub fn start(smpl: &Path, home: &Path, extra: &[&str]) -> Result<NodeProcess> {
-        NodeProcess::start_niced(smpl, home, extra, 0)
+        NodeProcess::start_apart(smpl, home, extra, &Apart::default())
     }
 
-    /// [`NodeProcess::start`] at nice value `nice` (through `nice`, which execs
-    /// the node in the same process): a peer that stands in for another machine.
-    pub fn start_niced(smpl: &Path, home: &Path, extra: &[&str], nice: i32) -> Result<NodeProcess> {
-        let mut command = Command::new("nice");
-        command.arg("-n").arg(nice.to_string()).arg(smpl);
+    /// [`NodeProcess::start`] held apart as `apart` says (through `taskset` and
+    /// `nice`, which exec the node in the same process): a peer that stands in for
+    /// another machine.
+    pub fn start_apart(smpl: &Path, home: &Path, extra: &[&str], apart: &Apart) -> Result<NodeProcess> {
+        let mut command = match &apart.cpus {
+            Some(cpus) => {
+                let mut taskset = Command::new("taskset");
+                taskset.arg("--cpu-list").arg(cpu_list(cpus)).arg("nice");
+                taskset
+            }
+            None => Command::new("nice"),
+        };
+        command.arg("-n").arg(apart.nice.to_string()).arg(smpl);
         let mut child = command
             .arg("--home")
             .arg(home)

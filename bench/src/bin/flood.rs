@@ -9,7 +9,10 @@
 //! 4. **Flood**: T connects to the seeder, which offers every listing by sync, and
 //!    `--gossip-peers` peers of their own keys (`feed.rs`) publish the same listings
 //!    to T over gossip, from the other end of the list, `--gossip-rate` a second
-//!    each (the seeder and the gossip peers at nice `--flood-nice`). While T takes
+//!    each (the seeder and the gossip peers at nice `--flood-nice`; with
+//!    `--split-cpus`, they and H on CPUs of their own, T and the harness's searches
+//!    on CPU 0: peers on other machines, on a machine too small to hold them apart
+//!    otherwise). While T takes
 //!    them in, its RSS is sampled every 50 ms and the query set runs through its
 //!    API round after round; a few seconds in, H publishes a new pack, and the time
 //!    from the start of `smpl publish` until T's API shows it, and until a search
@@ -46,7 +49,7 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use smpl_node::{Home, Multiaddr};
 
-use nodes::{Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, smpl_json};
+use nodes::{Apart, Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, smpl_json};
 
 #[derive(Parser)]
 #[command(about = "A node under a flood of valid listings from fresh keys")]
@@ -85,6 +88,11 @@ struct Args {
     /// producer's cores (0: they share them alike).
     #[arg(long, default_value_t = 0)]
     flood_nice: i32,
+    /// Keeps the producer's node and the harness's searches on CPU 0, and the
+    /// flood's peers and the honest author on the other CPUs: they stand in for
+    /// other machines, and the producer keeps a core of its own (at rest too).
+    #[arg(long)]
+    split_cpus: bool,
     /// Longest the flood may take.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
@@ -109,8 +117,17 @@ fn main() -> Result<()> {
         let _ = std::fs::remove_file(home.with_extension("log"));
     }
 
+    // Everything started from here on runs where this thread does, unless held
+    // apart: the producer's node and its searches.
+    let others: Option<Vec<usize>> = args.split_cpus.then(|| (1..nodes::cpus()).collect());
+    if args.split_cpus {
+        anyhow::ensure!(nodes::cpus() > 1, "--split-cpus needs at least two CPUs");
+        nodes::pin_here(&[0])?;
+    }
+    let flood_apart = Apart { nice: args.flood_nice, cpus: others.clone() };
+
     // The honest author and the producer who fetched from it.
-    let honest = NodeProcess::start(&smpl, &h_home, &[])?;
+    let honest = NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others })?;
     let budget = [
         "--listings-mb".to_string(),
         args.listings_mb.to_string(),
@@ -136,7 +153,7 @@ fn main() -> Result<()> {
             shares[i % args.gossip_peers].push(envelope);
         }
     }
-    let seeding = NodeProcess::start_niced(&smpl, &seeder, &[], args.flood_nice)?;
+    let seeding = NodeProcess::start_apart(&smpl, &seeder, &[], &flood_apart)?;
     let started = Instant::now();
     smpl_json(&smpl, &t_home, &["connect", &seeding.p2p_addr()?])?;
     let target: (Multiaddr, _) = (producer.p2p_addr()?.parse()?, Home::new(&t_home).node_info()?.node_id);
@@ -144,7 +161,13 @@ fn main() -> Result<()> {
         .into_iter()
         .enumerate()
         .map(|(i, share)| {
-            feed::start(share, target.clone(), args.gossip_rate, args.seed + 1 + i as u64, args.flood_nice)
+            feed::start(
+                share,
+                target.clone(),
+                args.gossip_rate,
+                args.seed + 1 + i as u64,
+                flood_apart.clone(),
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     let (mut peak_rss, mut peak_anon) = (0u64, 0u64);
@@ -221,7 +244,7 @@ fn main() -> Result<()> {
     let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
     let ms = |v: &[f64]| format!("{:.2} / {:.2} ms", percentile(v, 0.5), percentile(v, 0.99));
     println!(
-        "\n{} listings of {} samples from {} keys ({} of envelopes); budget {} MB, {} listings; flood's peers at nice {}; load {:.1}\n",
+        "\n{} listings of {} samples from {} keys ({} of envelopes); budget {} MB, {} listings; flood's peers at nice {}{}; load {:.1}\n",
         args.listings,
         args.per_pack,
         args.authors,
@@ -229,6 +252,7 @@ fn main() -> Result<()> {
         args.listings_mb,
         args.max_listings,
         args.flood_nice,
+        if args.split_cpus { ", on CPUs apart from the producer's" } else { "" },
         mem::load_average().unwrap_or(f64::NAN)
     );
     println!("| figure | value |");

@@ -150,7 +150,7 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
             let node = NodeProcess::start(smpl, &fresh, &[])?;
             let target = (node.p2p_addr()?.parse()?, Home::new(&fresh).node_info()?.node_id);
             let started = Instant::now();
-            let feeding = feed::start(envelopes, target, args.rate, args.seed, 0)?;
+            let feeding = feed::start(envelopes, target, args.rate, args.seed, nodes::Apart::default())?;
             (None, Some(feeding), node, started)
         }
     };

@@ -199,6 +199,26 @@ impl NodeProcess {
         Ok(NodeProcess { child, home: home.to_path_buf() })
     }
 
+    /// Waits until the node has indexed everything queued: a seeder built by
+    /// [`ensure_seeder`] indexes its whole catalogue when it first starts, work a
+    /// measurement must not share the machine with.
+    pub fn settle(&self) -> Result<()> {
+        let api = Api::new(&self.home)?;
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        loop {
+            let queued =
+                api.get("/v1/status")?["index_queue"].as_u64().context("no index_queue in the status")?;
+            if queued == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the node in {} still has {queued} listings to index", self.home.display());
+            }
+            eprintln!("  {}: {queued} listings to index before the run", self.home.display());
+            std::thread::sleep(Duration::from_secs(10));
+        }
+    }
+
     pub fn p2p_addr(&self) -> Result<String> {
         let info = Home::new(&self.home).node_info()?;
         info.listen.into_iter().find(|a| a.contains("/tcp/")).context("the seeder has no TCP address")

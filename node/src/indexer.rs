@@ -108,6 +108,11 @@ fn run(store: Store, index: Arc<Index>, mut rx: mpsc::Receiver<Command>) {
                 let _ = reply.send(());
             }
         }
+        // Every handle is gone: the node stops, and the wakes still buffered would
+        // find the channel closed too.
+        if rx.is_closed() {
+            return;
+        }
     }
 }
 
@@ -133,10 +138,6 @@ fn rebuild(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
 fn drain(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
     let mut batches = 0;
     loop {
-        if rx.is_closed() {
-            tracing::info!("the node stops: indexing goes on at the next start");
-            return;
-        }
         let entries = match store.queue_peek(BATCH) {
             Ok(entries) if entries.is_empty() => {
                 if batches > 1 {
@@ -150,6 +151,10 @@ fn drain(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
                 return;
             }
         };
+        if rx.is_closed() {
+            tracing::info!("the node stops: the listings still queued are indexed at the next start");
+            return;
+        }
         let mut ops = Vec::with_capacity(entries.len());
         let mut seen = std::collections::HashSet::new();
         let mut samples = 0;

@@ -142,8 +142,11 @@ async fn an_author_past_its_share_is_refused_and_the_rest_kept() {
     let mut options = options(home, &[addr(&flooder).await], TradeConfig::default());
     options.budget = BudgetConfig { packs_per_author: 5, ..BudgetConfig::default() };
     let victim = Node::start(&options).await.unwrap();
-    settle(&victim, "the greedy author's listings were offered", |node| {
-        node.network().unwrap().stats().fetched.load(Ordering::Relaxed) >= 20
+    // Fetched is counted as the listings arrive, before they are taken in on
+    // threads of their own: wait until each is kept or refused.
+    settle(&victim, "the greedy author's listings were offered and taken in", |node| {
+        let taken = node.budget().totals().0 as u64 + node.budget().stats.refused.load(Ordering::Relaxed);
+        node.network().unwrap().stats().fetched.load(Ordering::Relaxed) >= 20 && taken >= 20
     })
     .await;
     let refused = victim.budget().stats.refused.load(Ordering::Relaxed);
@@ -234,7 +237,7 @@ async fn forgotten_declines_are_not_fetched_again_from_a_peer_that_did_not_chang
     home.init().unwrap();
     let mut options = options(home, &[addr(&flooder).await], TradeConfig::default());
     // Room for no listing of others, and for 100 declined.
-    options.budget = BudgetConfig { max_bytes: 8 * 160 * 100, ..BudgetConfig::default() };
+    options.budget = BudgetConfig { max_bytes: 8 * 240 * 100, ..BudgetConfig::default() };
     assert_eq!(options.budget.max_declined(), 100);
     let victim = Node::start(&options).await.unwrap();
     let stats = || victim.network().unwrap().stats();

@@ -140,6 +140,7 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
     let (seeding, feeding, node, started) = match args.via {
         Via::Sync => {
             let seeding = NodeProcess::start(smpl, &seeder, &[])?;
+            seeding.settle()?;
             let addr = seeding.p2p_addr()?;
             let started = Instant::now();
             let node = NodeProcess::start(smpl, &fresh, &["--bootstrap", &addr])?;

@@ -16,6 +16,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// smpl: a peer-to-peer exchange for music sample packs.
 #[derive(Parser, Debug)]
@@ -166,10 +169,20 @@ fn main() -> ExitCode {
     // (or SMPL_LOG) changes it, e.g. RUST_LOG=smpl_node=debug.
     let runs_node = matches!(cli.command, Command::Node(_) | Command::Demo(_));
     let default = if runs_node { "warn,smpl_node=info,smpl=info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+    let chosen = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("SMPL_LOG"))
-        .unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        .ok();
+    // gossipsub warns once per message it cannot queue for a slow peer, the whole
+    // message in the line: thousands of lines under a flood. The node counts them
+    // (`gossip_unsent` in `smpl status`) and says so at powers of two instead; a
+    // chosen RUST_LOG shows gossipsub's own lines again.
+    let quiet = chosen.is_none();
+    let unqueued = tracing_subscriber::filter::filter_fn(move |event| {
+        !(quiet && event.target().starts_with("libp2p_gossipsub") && event.fields().field("rpc").is_some())
+    });
+    let filter = chosen.unwrap_or_else(|| default.into());
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    tracing_subscriber::registry().with(log.with_filter(filter.and(unqueued))).init();
     let out = output::Printer::new(cli.global.json);
     let home = smpl_node::Home::new(cli.global.home.clone().unwrap_or_else(smpl_node::Home::default_root));
     let result = match cli.command {

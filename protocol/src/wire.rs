@@ -48,7 +48,7 @@
 //!
 //! | message | at most | why |
 //! | --- | --- | --- |
-//! | a [`SyncRequest`] | [`MAX_SYNC_REQUEST_BYTES`] (1 MiB) | a `Reconcile` carries at most [`sync::MAX_MESSAGE_BYTES`] |
+//! | a [`SyncRequest`] | [`MAX_SYNC_REQUEST_BYTES`] (1 MiB) | a `Reconcile` carries at most [`sync::MAX_MESSAGE_BYTES`]; an `Announce`, one envelope that fits (larger ones travel by gossip and sync alone) |
 //! | a [`SyncResponse`] | [`MAX_SYNC_RESPONSE_BYTES`] (16 MiB) | `Envelopes` carries whole manifests in batches |
 //! | a [`TradeRequest`] or [`TradeResponse`] | [`MAX_TRADE_MESSAGE_BYTES`] (64 KiB) | each carries one purchase request or license token |
 //! | ids in a `Fetch`, envelopes in an `Envelopes` | [`MAX_FETCH_IDS`] | a responder answers only the first ones, a reader takes only the first ones |
@@ -67,12 +67,20 @@
 //! | [`SyncRequest::Hello`] | [`SyncResponse::Hello`] |
 //! | [`SyncRequest::Reconcile`] | [`SyncResponse::Reconcile`], or [`SyncResponse::Refused`] for a malformed message |
 //! | [`SyncRequest::Fetch`] | [`SyncResponse::Envelopes`] |
+//! | [`SyncRequest::Announce`] | [`SyncResponse::Received`], or [`SyncResponse::Refused`] for a listing the requester did not sign or that fails its checks |
 //!
 //! Any request may also be answered [`SyncResponse::Refused`] (a banned peer, say).
 //! After connecting, a node greets its peer with `Hello`, then reconciles its
 //! listings with it (`Reconcile` rounds, see [`sync`]), then fetches the listings it
 //! lacks (`Fetch`). Every fetched envelope is verified by the receiver like one
 //! from gossip; a peer that serves an invalid one is banned.
+//!
+//! When a node signs a listing (a new pack, an update, a retraction), it gossips it
+//! and also sends it to each peer it greeted in an `Announce`: gossip queues what a
+//! node publishes behind what it forwards, so under a flood of others' listings
+//! its own would wait. A responder takes an `Announce` only when the requester
+//! signed the listing itself, checks it like one from gossip, and gossips a new
+//! one on.
 //!
 //! # `/smpl/purchase/1`: buying, showing a licence, proving possession
 //!
@@ -103,6 +111,9 @@ pub const MAX_SYNC_REQUEST_BYTES: u64 = 1024 * 1024;
 pub const MAX_SYNC_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 /// The largest [`TradeRequest`] or [`TradeResponse`] a node reads, in bytes.
 pub const MAX_TRADE_MESSAGE_BYTES: u64 = 64 * 1024;
+/// The largest envelope a node sends in a [`SyncRequest::Announce`], in bytes:
+/// what fits a request with room for its encoding.
+pub const MAX_ANNOUNCED_BYTES: usize = MAX_SYNC_REQUEST_BYTES as usize - 64;
 /// Most ids in one [`SyncRequest::Fetch`], and most envelopes in one
 /// [`SyncResponse::Envelopes`].
 pub const MAX_FETCH_IDS: usize = 512;
@@ -146,6 +157,9 @@ pub enum SyncRequest {
     Reconcile(ByteBuf),
     /// The ids of listings the requester lacks, at most [`MAX_FETCH_IDS`].
     Fetch(Vec<PackId>),
+    /// The bytes of a signed envelope (a manifest or a retraction) the requester
+    /// just signed with its own node key.
+    Announce(ByteBuf),
 }
 
 /// A response of `/smpl/sync/1`.
@@ -167,6 +181,8 @@ pub enum SyncResponse {
     /// bytes of the newest signed envelope it holds for that pack (a manifest, or
     /// the retraction that replaced it). Ids it does not hold are left out.
     Envelopes(Vec<ByteBuf>),
+    /// The announced listing was checked and is held (taken now, or held already).
+    Received,
     /// The request was refused, and why.
     Refused(String),
 }
@@ -179,6 +195,7 @@ impl SyncResponse {
             SyncRequest::Hello { .. } => SyncResponse::Hello { iroh: vec![], relay: None, home: None },
             SyncRequest::Reconcile(_) => SyncResponse::Reconcile(None),
             SyncRequest::Fetch(_) => SyncResponse::Envelopes(vec![]),
+            SyncRequest::Announce(_) => SyncResponse::Received,
         }
     }
 }

@@ -158,6 +158,7 @@ fn spec_sync_request(r: &SyncRequest) -> Vec<u8> {
         SyncRequest::Fetch(ids) => {
             newtype_variant("Fetch", array(ids.iter().map(|id| text(&id.to_hex())).collect()))
         }
+        SyncRequest::Announce(envelope) => newtype_variant("Announce", bytes(envelope)),
     }
 }
 
@@ -167,6 +168,7 @@ fn spec_sync_response(r: &SyncResponse) -> Vec<u8> {
         SyncResponse::Reconcile(Some(message)) => newtype_variant("Reconcile", bytes(message)),
         SyncResponse::Reconcile(None) => newtype_variant("Reconcile", vec![NULL]),
         SyncResponse::Envelopes(list) => newtype_variant("Envelopes", byte_list(list)),
+        SyncResponse::Received => unit_variant("Received"),
         SyncResponse::Refused(reason) => newtype_variant("Refused", text(reason)),
     }
 }
@@ -205,6 +207,7 @@ fn sync_request_name(r: &SyncRequest) -> &'static str {
         SyncRequest::Hello { .. } => "hello",
         SyncRequest::Reconcile(_) => "reconcile",
         SyncRequest::Fetch(_) => "fetch",
+        SyncRequest::Announce(_) => "announce",
     }
 }
 
@@ -214,6 +217,7 @@ fn sync_response_name(r: &SyncResponse) -> &'static str {
         SyncResponse::Reconcile(Some(_)) => "reconcile",
         SyncResponse::Reconcile(None) => "reconcile-done",
         SyncResponse::Envelopes(_) => "envelopes",
+        SyncResponse::Received => "received",
         SyncResponse::Refused(_) => "refused",
     }
 }
@@ -279,6 +283,7 @@ fn sync_requests() -> Vec<SyncRequest> {
         // Version 1, no ranges: "nothing more from me".
         SyncRequest::Reconcile(ByteBuf::from(vec![sync::SYNC_VERSION, 0])),
         SyncRequest::Fetch(vec![pack_id(), PackId([0xee; 16])]),
+        SyncRequest::Announce(envelope(1, 24)),
     ]
 }
 
@@ -292,6 +297,7 @@ fn sync_responses() -> Vec<SyncResponse> {
         SyncResponse::Reconcile(Some(ByteBuf::from(item_list()))),
         SyncResponse::Reconcile(None),
         SyncResponse::Envelopes(vec![envelope(1, 24), envelope(2, 3)]),
+        SyncResponse::Received,
         SyncResponse::Refused("banned".into()),
     ]
 }
@@ -337,12 +343,12 @@ fn check_all<T>(
 
 #[test]
 fn sync_request_golden() {
-    check_all("sync-request", sync_requests(), 3, sync_request_name, spec_sync_request);
+    check_all("sync-request", sync_requests(), 4, sync_request_name, spec_sync_request);
 }
 
 #[test]
 fn sync_response_golden() {
-    check_all("sync-response", sync_responses(), 5, sync_response_name, spec_sync_response);
+    check_all("sync-response", sync_responses(), 6, sync_response_name, spec_sync_response);
 }
 
 #[test]
@@ -452,6 +458,8 @@ fn largest_messages_fit_their_limits() {
     fits(encode(&fetch), MAX_SYNC_REQUEST_BYTES, "largest Fetch");
     let message = ByteBuf::from(vec![0xff; sync::MAX_MESSAGE_BYTES]);
     fits(encode(&SyncRequest::Reconcile(message.clone())), MAX_SYNC_REQUEST_BYTES, "largest Reconcile");
+    let announced = ByteBuf::from(vec![0; MAX_ANNOUNCED_BYTES]);
+    fits(encode(&SyncRequest::Announce(announced)), MAX_SYNC_REQUEST_BYTES, "largest Announce");
     fits(
         encode(&SyncResponse::Reconcile(Some(message))),
         MAX_SYNC_RESPONSE_BYTES,
@@ -509,6 +517,7 @@ fn any_sync_request() -> impl Strategy<Value = SyncRequest> {
         }),
         byte_buf(300).prop_map(SyncRequest::Reconcile),
         prop::collection::vec(any::<[u8; 16]>().prop_map(PackId), 0..40).prop_map(SyncRequest::Fetch),
+        byte_buf(300).prop_map(SyncRequest::Announce),
     ]
 }
 
@@ -521,6 +530,7 @@ fn any_sync_response() -> impl Strategy<Value = SyncResponse> {
         }),
         prop::option::of(byte_buf(300)).prop_map(SyncResponse::Reconcile),
         prop::collection::vec(byte_buf(300), 0..8).prop_map(SyncResponse::Envelopes),
+        Just(SyncResponse::Received),
         "\\PC{0,40}".prop_map(SyncResponse::Refused),
     ]
 }

@@ -123,11 +123,14 @@ fn main() -> Result<()> {
 
     // Everything started from here on runs where this thread does, unless held
     // apart: the producer's node and its searches.
-    let others: Option<Vec<usize>> = args.split_cpus.then(|| (1..nodes::cpus()).collect());
-    if args.split_cpus {
-        anyhow::ensure!(nodes::cpus() > 1, "--split-cpus needs at least two CPUs");
+    let others: Option<Vec<usize>> = if args.split_cpus {
+        let cpus = nodes::cpus();
+        anyhow::ensure!(cpus > 1, "--split-cpus needs at least two CPUs");
         nodes::pin_here(&[0])?;
-    }
+        Some((1..cpus).collect())
+    } else {
+        None
+    };
     let flood_apart = Apart { nice: args.flood_nice, cpus: others.clone() };
 
     // The honest author and the producer who fetched from it.
@@ -240,6 +243,7 @@ fn main() -> Result<()> {
     let kept = [&first, &second].iter().all(|pack| api.has_pack(pack));
     let found = api.search("Honest Keys")?["hits"].as_array().map_or(0, Vec::len);
     let rest_rss = producer.rss()?;
+    let honest_status = Api::new(&h_home)?.get("/v1/status")?;
     producer.stop()?;
     seeding.stop()?;
     honest.stop()?;
@@ -293,6 +297,7 @@ fn main() -> Result<()> {
     );
     println!("| the honest author's packs all kept / found by search | {kept} / {found} hits |");
     println!("\nwhat the producer's node dropped: {}", status["dropped"]);
+    println!("what the honest author's node dropped: {}", honest_status["dropped"]);
     Ok(())
 }
 

@@ -49,7 +49,7 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, identity, kad, mdns, ping, relay};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use smpl_protocol::{NodeId, PackId};
+use smpl_protocol::{Envelope, NodeId, PackId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +59,10 @@ use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
 pub use behaviour::{BuildError, LISTINGS_TOPIC, RelayLimits};
 pub use host::{Host, Ingest, NodeHost, ingest};
 pub use invite::{Invite, InviteError};
-use wire::{MAX_FETCH_IDS, RelayHome, RelayOffer, SyncRequest, SyncResponse, TradeRequest, TradeResponse};
+use wire::{
+    MAX_ANNOUNCED_BYTES, MAX_FETCH_IDS, RelayHome, RelayOffer, SyncRequest, SyncResponse, TradeRequest,
+    TradeResponse,
+};
 
 /// How often every connected peer is reconciled with again.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
@@ -231,12 +234,38 @@ enum Command {
 /// reconciliation message did not decode, so what the round would have fetched is
 /// not known).
 enum Done {
-    Validated { id: gossipsub::MessageId, source: PeerId, acceptance: MessageAcceptance },
-    Respond { channel: ResponseChannel<SyncResponse>, response: SyncResponse },
-    TradeRespond { channel: ResponseChannel<TradeResponse>, response: TradeResponse },
-    Reconciled { peer: PeerId, next: Option<Vec<u8>>, need: Vec<PackId> },
-    BadReconcile { peer: PeerId },
-    Fetched { peer: PeerId, invalid: bool },
+    Validated {
+        id: gossipsub::MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    },
+    Respond {
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+    TradeRespond {
+        channel: ResponseChannel<TradeResponse>,
+        response: TradeResponse,
+    },
+    Reconciled {
+        peer: PeerId,
+        next: Option<Vec<u8>>,
+        need: Vec<PackId>,
+    },
+    BadReconcile {
+        peer: PeerId,
+    },
+    Fetched {
+        peer: PeerId,
+        invalid: bool,
+    },
+    /// An announced listing checked: `gossip` holds it when it was new here.
+    Announced {
+        peer: PeerId,
+        channel: ResponseChannel<SyncResponse>,
+        gossip: Option<Vec<u8>>,
+        invalid: bool,
+    },
     ConnectTimeout(PeerId),
 }
 
@@ -245,6 +274,7 @@ enum Pending {
     Reconcile,
     /// The ids asked for.
     Fetch(Vec<PackId>),
+    Announce,
 }
 
 /// Counters of the sync protocol and of listings from the network, for tests and
@@ -273,6 +303,13 @@ pub struct SyncStats {
     /// rate, and sync requests refused for the same reason.
     pub gossip_rate_limited: AtomicU64,
     pub sync_rate_limited: AtomicU64,
+    /// Listings peers announced that were new here, and announcements refused:
+    /// not signed by the peer that sent them, or failing their checks.
+    pub announced_new: AtomicU64,
+    pub announces_refused: AtomicU64,
+    /// Gossip messages (forwards, publishes, gossip about them) not sent because
+    /// the peer's send queue was full: a slow or stalled peer.
+    pub gossip_unsent: AtomicU64,
     /// Rounds this node started that ended at the peer's first answer: the same as
     /// in the last round with it that left nothing to fetch.
     pub rounds_settled: AtomicU64,
@@ -733,10 +770,21 @@ impl Actor {
         match cmd {
             Command::Publish { envelope } => {
                 let topic = gossipsub::IdentTopic::new(LISTINGS_TOPIC);
-                match self.swarm.behaviour_mut().gossipsub.publish(topic, envelope) {
+                match self.swarm.behaviour_mut().gossipsub.publish(topic, envelope.clone()) {
                     Ok(id) => tracing::debug!(%id, "listing published to gossip"),
                     // No peers yet is normal: sync delivers it when they come.
                     Err(e) => tracing::debug!("gossip publish: {e}"),
+                }
+                // Gossip sends what this node publishes behind what it forwards; under
+                // a flood of others' listings its own would wait. Its peers get it
+                // straight away too (a larger one travels by gossip and sync alone).
+                if envelope.len() <= MAX_ANNOUNCED_BYTES {
+                    let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
+                    for peer in peers {
+                        let request = SyncRequest::Announce(ByteBuf::from(envelope.clone()));
+                        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                        self.pending.insert(id, (peer, Pending::Announce));
+                    }
                 }
             }
             Command::Provide(pack) => {
@@ -1101,6 +1149,19 @@ impl Actor {
                 self.ban(peer, "it answered a fetch with invalid listings");
             }
             Done::Fetched { peer, invalid: false } => self.fetch_done(peer),
+            Done::Announced { peer, channel, invalid: true, .. } => {
+                self.refuse_announce(peer, channel, "the listing failed its checks");
+            }
+            Done::Announced { channel, gossip, .. } => {
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, SyncResponse::Received);
+                if let Some(envelope) = gossip {
+                    let topic = gossipsub::IdentTopic::new(LISTINGS_TOPIC);
+                    // A duplicate when its gossip copy came first: nothing to do then.
+                    if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, envelope) {
+                        tracing::debug!("gossiping an announced listing on: {e}");
+                    }
+                }
+            }
             Done::Respond { channel, response } => {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
             }
@@ -1356,6 +1417,19 @@ impl Actor {
                     self.in_background(&self.checks, work);
                 }
             }
+            BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer { peer_id, failed_messages }) => {
+                let failed = (failed_messages.priority + failed_messages.non_priority) as u64;
+                let before = self.stats.gossip_unsent.fetch_add(failed, Ordering::Relaxed);
+                let after = before + failed;
+                // Said when the count passes a power of two, not once per message.
+                if failed > 0 && (before == 0 || before.ilog2() != after.ilog2()) {
+                    tracing::warn!(
+                        unsent = after,
+                        %peer_id,
+                        "gossip messages not sent: the peer's send queue was full (a slow peer)"
+                    );
+                }
+            }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.observed_at(&info.observed_addr);
                 if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
@@ -1497,6 +1571,54 @@ impl Actor {
                     Some(Done::Respond { channel, response: SyncResponse::Envelopes(envelopes) })
                 })
             }
+            SyncRequest::Announce(envelope) => self.on_announce(peer, envelope.into_vec(), channel),
+        }
+    }
+
+    /// Refuses an announced listing, counted. The peer is not banned: a node
+    /// whose clock runs ahead announces listings dated in the future in good faith,
+    /// and the sync rate bounds what the refusals cost.
+    fn refuse_announce(&mut self, peer: PeerId, channel: ResponseChannel<SyncResponse>, why: &str) {
+        let refused = self.stats.announces_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if refused.is_power_of_two() {
+            tracing::warn!(refused, %peer, "announced listings refused: {why}");
+        }
+        let _ = self.swarm.behaviour_mut().sync.send_response(channel, SyncResponse::Refused(why.into()));
+    }
+
+    /// A listing `peer` signed itself, sent straight to us: checked like one from
+    /// gossip, with the same ahead-of-the-flood treatment for authors dealt with,
+    /// and gossiped on when new (its gossip copy, when it comes, is then a
+    /// duplicate: it is not lost for the peers behind us).
+    fn on_announce(&mut self, peer: PeerId, envelope: Vec<u8>, channel: ResponseChannel<SyncResponse>) {
+        let own = Envelope::claimed_signer(&envelope).and_then(|signer| peer_id_of(&signer)) == Some(peer);
+        if !own {
+            self.refuse_announce(peer, channel, "a node announces only listings it signed");
+            return;
+        }
+        let favoured = self.host.favoured(&envelope);
+        let stats = self.stats.clone();
+        let work = move |host: &dyn Host| {
+            let (gossip, invalid) = match host.ingest(&envelope) {
+                Ingest::New(pack) => {
+                    if favoured {
+                        host.index_now(&pack);
+                    }
+                    stats.announced_new.fetch_add(1, Ordering::Relaxed);
+                    (Some(envelope), false)
+                }
+                Ingest::Old => (None, false),
+                Ingest::Invalid(reason) => {
+                    tracing::debug!("invalid listing announced by {peer}: {reason}");
+                    (None, true)
+                }
+            };
+            Some(Done::Announced { peer, channel, gossip, invalid })
+        };
+        if favoured {
+            self.blocking(work);
+        } else {
+            self.in_background(&self.checks, work);
         }
     }
 
@@ -1676,6 +1798,10 @@ impl Actor {
                     Some(Done::Fetched { peer, invalid })
                 })
             }
+            (Pending::Announce, SyncResponse::Refused(reason)) => {
+                tracing::debug!("{peer} refused the listing this node announced: {reason}")
+            }
+            (Pending::Announce, _) => {}
             (Pending::Fetch(_), other) => {
                 tracing::debug!("unexpected answer to a fetch from {peer}: {other:?}");
                 self.round_failed(peer);

@@ -18,8 +18,15 @@ pub struct Dropped {
     /// and because their peer sent more than its rate.
     pub gossip_unchecked: u64,
     pub gossip_rate_limited: u64,
+    /// Gossip messages not sent because their peer's send queue was full.
+    #[serde(default)]
+    pub gossip_unsent: u64,
     /// Sync requests refused because their peer asked more than its rate.
     pub sync_rate_limited: u64,
+    /// Listings peers announced that were refused: not signed by the peer, or
+    /// failing their checks.
+    #[serde(default)]
+    pub announces_refused: u64,
     /// Listings in sync answers refused as invalid.
     pub sync_invalid: u64,
     /// Peers banned for invalid listings.
@@ -75,7 +82,9 @@ impl Node {
             dropped.gossip_invalid = n(&stats.gossip_invalid);
             dropped.gossip_unchecked = n(&stats.gossip_dropped);
             dropped.gossip_rate_limited = n(&stats.gossip_rate_limited);
+            dropped.gossip_unsent = n(&stats.gossip_unsent);
             dropped.sync_rate_limited = n(&stats.sync_rate_limited);
+            dropped.announces_refused = n(&stats.announces_refused);
             dropped.sync_invalid = n(&stats.fetched_invalid);
             dropped.peers_banned = n(&stats.banned);
         }

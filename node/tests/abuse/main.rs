@@ -22,6 +22,7 @@
 //! swarms by hand; [`gossip`] and [`sync`] hold the two floods, a test each. Node
 //! options come from the node tests' `common` module.
 
+mod announce;
 #[path = "../common/mod.rs"]
 mod common;
 mod gossip;

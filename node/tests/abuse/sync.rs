@@ -106,6 +106,7 @@ async fn sync_attacker(
                             attack.served += envelopes.len() as u64;
                             SyncResponse::Envelopes(envelopes)
                         }
+                        other => SyncResponse::nothing_for(&other),
                     };
                     let _ = swarm.behaviour_mut().sync.send_response(channel, response);
                 }

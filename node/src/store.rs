@@ -33,7 +33,7 @@ mod files;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -98,8 +98,27 @@ pub struct Store {
     items: Arc<ItemCache>,
     /// Records in `evicted`: counted after open, and kept since.
     declined: Arc<AtomicUsize>,
+    counting: Arc<CountingPass>,
     /// The manifests' envelopes.
     files: Arc<files::EnvelopeFiles>,
+}
+
+/// The pass counting the declined records after open ([`Store::count_declined`]).
+/// It holds the database open, so it is stopped and waited for when the last
+/// handle to the store goes: a store opened again at once finds the database free.
+#[derive(Default)]
+struct CountingPass {
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for CountingPass {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// [`Store::sync_items`]'s last answer, valid while `changes` has not moved.
@@ -199,6 +218,7 @@ impl Store {
             updates: db.open_tree("updates/v1")?,
             items: Arc::default(),
             declined: Arc::default(),
+            counting: Arc::default(),
             files: Arc::new(files),
             db,
         };
@@ -447,14 +467,25 @@ impl Store {
             return;
         }
         let (evicted, declined) = (self.evicted.clone(), self.declined.clone());
+        let stop = self.counting.stop.clone();
         let counting = std::thread::Builder::new().name("smpl-declined".into()).spawn(move || {
-            let held = evicted.iter().keys().take_while(Result::is_ok).count();
+            let mut held = 0;
+            for key in evicted.iter().keys() {
+                if key.is_err() {
+                    break;
+                }
+                if held % 1024 == 0 && stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                held += 1;
+            }
             declined.fetch_add(held, Ordering::Relaxed);
         });
-        if let Err(e) = counting {
-            tracing::warn!(
+        match counting {
+            Ok(thread) => *self.counting.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread),
+            Err(e) => tracing::warn!(
                 "could not count the declined listings (the budget forgets none until a restart): {e}"
-            );
+            ),
         }
     }
 
@@ -783,6 +814,33 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.listing_sizes().unwrap(), sizes[2..]);
+    }
+
+    /// Counting the declined records after open holds the database open: a store
+    /// dropped during the count stops it, so the database opens again at once.
+    #[test]
+    fn a_store_dropped_while_counting_opens_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..60_000u32 {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            store.decline(&PackId(id), 1).unwrap();
+        }
+        store.flush().unwrap();
+        drop(store);
+        for _ in 0..3 {
+            let store = Store::open(dir.path()).expect("opened again while the last count ran");
+            drop(store);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        for _ in 0..1000 {
+            if store.declined() == 60_000 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("counted {} declined records of 60000", store.declined());
     }
 
     /// The count of declined listings follows declines, evictions and a newer

@@ -80,7 +80,8 @@
 //! node publishes behind what it forwards, so under a flood of others' listings
 //! its own would wait. A responder takes an `Announce` only when the requester
 //! signed the listing itself, checks it like one from gossip, and gossips a new
-//! one on.
+//! one on. A node older than `Announce` fails to decode it and drops the stream;
+//! the listing reaches that node by gossip and sync as before.
 //!
 //! # `/smpl/purchase/1`: buying, showing a licence, proving possession
 //!

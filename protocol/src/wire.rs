@@ -182,7 +182,8 @@ pub enum SyncResponse {
     /// bytes of the newest signed envelope it holds for that pack (a manifest, or
     /// the retraction that replaced it). Ids it does not hold are left out.
     Envelopes(Vec<ByteBuf>),
-    /// The announced listing was checked and is held (taken now, or held already).
+    /// The announced listing was checked: taken now, held already, or declined by
+    /// the responder's listing budget.
     Received,
     /// The request was refused, and why.
     Refused(String),

@@ -376,7 +376,7 @@ fn descriptor(r: &mut Rng, instrument: &str) -> Descriptor {
 }
 
 /// One benchmark query: 1–2 words and at least one filter.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct BenchQuery {
     pub words: Vec<String>,
     pub genre: Option<String>,

@@ -1,5 +1,6 @@
 //! What the search reads for every match, decoded once per segment into plain
-//! arrays ([`SegmentArrays`], about 9 bytes a sample plus 4 per sample tag), and
+//! arrays ([`SegmentArrays`], about 9 bytes a sample, more for a sample with over
+//! two tags of its own), and
 //! the kind, BPM and price filter that checks them ([`Filtered`]).
 //!
 //! Read through tantivy's columns, each value costs a dynamic call or two and, for
@@ -39,7 +40,7 @@ pub(crate) struct SegmentArrays {
     /// Each run's end (as `Run::end`), to find a document's run.
     ends: Vec<u32>,
     /// Each document's `sample_tag` ordinals.
-    pub sample_tags: Ords,
+    pub sample_tags: OwnTags,
     /// Each run's `genre` ordinals.
     pub genres: Ords,
     /// Each run's `pack_tag` ordinals.
@@ -74,12 +75,15 @@ pub(crate) struct Ords {
 impl Ords {
     /// Appends the next item: the values of `column` on `doc`.
     fn push(&mut self, column: &Option<StrColumn>, doc: DocId) {
+        self.push_values(column.iter().flat_map(|c| c.term_ords(doc)).map(|ord| ord as u32));
+    }
+
+    /// Appends the next item: `values`.
+    fn push_values(&mut self, values: impl Iterator<Item = u32>) {
         if self.starts.is_empty() {
             self.starts.push(0);
         }
-        if let Some(column) = column {
-            self.ords.extend(column.term_ords(doc).map(|ord| ord as u32));
-        }
+        self.ords.extend(values);
         self.starts.push(self.ords.len() as u32);
     }
 
@@ -89,6 +93,65 @@ impl Ords {
         match (self.starts.get(i), self.starts.get(i + 1)) {
             (Some(&start), Some(&end)) => &self.ords[start as usize..end as usize],
             _ => &[],
+        }
+    }
+}
+
+/// Each document's own tags (`sample_tag` ordinals): up to two in four bytes a
+/// document, a document with more, or with an ordinal past `u16`, in a side
+/// table. A broad word reads them for a large share of a segment's documents;
+/// as an offset per document into one list of ordinals, that was two reads from
+/// memory a match, the second waiting for the first, and a third of a broad
+/// search's time (`docs/BENCHMARKS.md`).
+#[derive(Default)]
+pub(crate) struct OwnTags {
+    inline: Vec<[u16; 2]>,
+    /// The documents whose ordinals did not fit inline, in increasing order, and
+    /// their ordinals.
+    spilled_docs: Vec<DocId>,
+    spilled: Ords,
+}
+
+/// An inline slot without an ordinal.
+const NO_TAG: u16 = u16::MAX;
+/// In the first inline slot: the document's ordinals are in the side table.
+const SPILLED: u16 = u16::MAX - 1;
+
+impl OwnTags {
+    /// Appends the next document, `doc`, with its ordinals.
+    fn push(&mut self, doc: DocId, mut ords: impl Iterator<Item = u64>) {
+        let small = |ord: Option<u64>| match ord {
+            None => Some(NO_TAG),
+            Some(ord) => u16::try_from(ord).ok().filter(|&o| o < SPILLED),
+        };
+        let (first, second, third) = (ords.next(), ords.next(), ords.next());
+        match (small(first), small(second), third) {
+            (Some(a), Some(b), None) => self.inline.push([a, b]),
+            _ => {
+                self.inline.push([SPILLED, NO_TAG]);
+                self.spilled_docs.push(doc);
+                let all = [first, second, third].into_iter().flatten().chain(ords);
+                self.spilled.push_values(all.map(|ord| ord as u32));
+            }
+        }
+    }
+
+    /// Calls `f` with each of `doc`'s ordinals.
+    #[inline]
+    pub fn each(&self, doc: DocId, mut f: impl FnMut(u32)) {
+        let Some(&[a, b]) = self.inline.get(doc as usize) else {
+            return;
+        };
+        if a == SPILLED {
+            if let Ok(i) = self.spilled_docs.binary_search(&doc) {
+                self.spilled.of(i as u32).iter().for_each(|&ord| f(ord));
+            }
+            return;
+        }
+        for ord in [a, b] {
+            if ord != NO_TAG {
+                f(u32::from(ord));
+            }
         }
     }
 }
@@ -134,7 +197,8 @@ impl SegmentData for SegmentArrays {
                     arrays.pack_tags.push(&arrays.pack_tag_column, doc);
                 }
             }
-            arrays.sample_tags.push(&arrays.sample_tag_column, doc);
+            let own = arrays.sample_tag_column.iter().flat_map(|c| c.term_ords(doc));
+            arrays.sample_tags.push(doc, own);
         }
         Ok(arrays)
     }
@@ -162,7 +226,7 @@ impl SegmentArrays {
             bpm: Vec::with_capacity(docs),
             runs: Vec::new(),
             ends: Vec::new(),
-            sample_tags: Ords::default(),
+            sample_tags: OwnTags::default(),
             genres: Ords::default(),
             pack_tags: Ords::default(),
             genre_column: None,
@@ -558,6 +622,26 @@ mod tests {
                 assert_eq!(got, all, "round {round}, {filter:?}, no words");
             }
         }
+    }
+
+    #[test]
+    fn own_tags_give_back_every_ordinal_inline_or_spilled() {
+        // Up to two small ordinals fit inline; three, or one past u16, spill.
+        let docs: [&[u64]; 9] =
+            [&[], &[3], &[3, 7], &[1, 2, 3], &[], &[70_000], &[5, 65_534], &[9, 0, 4, 2], &[65_533]];
+        let mut tags = OwnTags::default();
+        for (doc, ords) in docs.iter().enumerate() {
+            tags.push(doc as DocId, ords.iter().copied());
+        }
+        assert_eq!(tags.spilled_docs, [3, 5, 6, 7]);
+        for (doc, ords) in docs.iter().enumerate() {
+            let mut got = Vec::new();
+            tags.each(doc as DocId, |ord| got.push(u64::from(ord)));
+            assert_eq!(got, *ords, "doc {doc}");
+        }
+        let mut past = Vec::new();
+        tags.each(docs.len() as DocId, |ord| past.push(ord));
+        assert!(past.is_empty());
     }
 
     #[test]

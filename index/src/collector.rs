@@ -303,7 +303,12 @@ impl SegmentSearch {
             *c += 1;
         }
         if code & HAS_SAMPLE_TAGS != 0 {
-            count_ords(self.arrays.sample_tags.of(doc), &mut self.sample_tag_counts, 1);
+            let counts = &mut self.sample_tag_counts;
+            self.arrays.sample_tags.each(doc, |ord| {
+                if let Some(c) = counts.get_mut(ord as usize) {
+                    *c += 1;
+                }
+            });
         }
         match &mut self.run {
             Some((current, len)) if *current == run => *len += 1,
@@ -340,11 +345,11 @@ impl SegmentSearch {
             }),
         };
         if code & HAS_SAMPLE_TAGS != 0 {
-            for &ord in self.arrays.sample_tags.of(doc) {
+            self.arrays.sample_tags.each(doc, |ord| {
                 if !group.sample_tags.contains(&ord) {
                     group.sample_tags.push(ord);
                 }
-            }
+            });
         }
         let kind_key = code & (HAS_SAMPLE_TAGS - 1);
         if kind_key < KIND_KEY_CODES as u64 {

@@ -53,7 +53,8 @@ fn sample_spec() -> impl Strategy<Value = SampleSpec> {
         any::<bool>(),
         proptest::option::of((0u8..3, any::<bool>())),
         0..BPMS.len(),
-        proptest::collection::vec(0..TAGS.len(), 0..2),
+        // Up to three own tags: a sample with more than two keeps them apart.
+        proptest::collection::vec(0..TAGS.len(), 0..4),
     )
         .prop_map(|(words, kind, key, bpm, tags)| SampleSpec { words, kind, key, bpm, tags })
 }

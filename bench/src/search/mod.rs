@@ -61,6 +61,10 @@ pub struct SearchArgs {
     /// Also list this many of smpl's slowest queries, with their match counts.
     #[arg(long, default_value_t = 0)]
     slowest: usize,
+    /// The queries' words alone, without their filters, as a producer types them
+    /// (the query set of `scale`).
+    #[arg(long)]
+    words_only: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +95,12 @@ struct Measured {
 
 pub fn run(args: SearchArgs) -> Result<()> {
     let corpus = Corpus::new(args.docs, args.per_pack, args.seed);
-    let queries = corpus.queries(args.queries);
+    let mut queries = corpus.queries(args.queries);
+    if args.words_only {
+        for q in &mut queries {
+            *q = BenchQuery { words: std::mem::take(&mut q.words), ..BenchQuery::default() };
+        }
+    }
     let base = match &args.dir {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,

@@ -307,11 +307,12 @@ fn print_table(
     let docs = corpus.docs;
     let cell = |m: Option<&Measured>, f: &dyn Fn(&Measured) -> String| m.map_or("–".into(), f);
     println!(
-        "\nsearch: {docs} samples ({} packs × {}), {} queries (1–2 words + filters, top {TOP}), \
+        "\nsearch: {docs} samples ({} packs × {}), {} queries (1–2 words{}, top {TOP}), \
          seed {}, smpl commit every {} packs, {} writer threads, {} MB writer heap\n",
         corpus.packs(),
         corpus.per_pack,
         args.queries,
+        if args.words_only { ", no filters" } else { " + filters" },
         args.seed,
         args.batch_packs,
         args.writer_threads,

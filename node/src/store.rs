@@ -195,6 +195,31 @@ fn decode_envelope(body: &[u8]) -> Result<Cow<'_, [u8]>, ProtocolError> {
         .map_err(|_| ProtocolError::Malformed("stored record does not decompress"))
 }
 
+/// How long opening waits for the database's lock. The last handle of a store
+/// closed in this process releases it only once sled's own threads let go of
+/// the database, a moment later; another process holding it fails the open when
+/// the wait is over.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir).cache_capacity(cache_bytes).open() {
+            Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Whether `e` says that another handle holds the database's lock (sled 0.34
+/// reports it as an `Other` I/O error with this text).
+pub(crate) fn is_locked(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
+}
+
 impl Store {
     /// Opens the store with the default page cache
     /// ([`MemoryConfig`](crate::home::MemoryConfig)'s).
@@ -205,7 +230,7 @@ impl Store {
     /// Opens the store with a page cache of `cache_bytes` (sled's default, 1 GiB,
     /// would hold most of a large catalogue in memory).
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?;
+        let db = open_db(dir, cache_bytes)?;
         let files = files::EnvelopeFiles::open(&dir.join("envelopes"))?;
         let store = Store {
             manifests: db.open_tree("manifests/v1")?,
@@ -846,6 +871,29 @@ mod tests {
     /// The count of declined listings follows declines, evictions and a newer
     /// version stored over a declined one, and survives a restart; forgetting
     /// takes the ids after the one named, wrapping around, never that one.
+    /// A store opened while another handle still holds the database waits for
+    /// it, as a restart in one process must (sled's threads keep the lock for
+    /// a moment after the last handle goes).
+    #[test]
+    fn a_store_opened_while_the_last_handle_closes_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let closing = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        let second = Store::open(dir.path());
+        closing.join().unwrap();
+        assert!(second.is_ok(), "{:?}", second.err());
+        // Held for longer than the wait, the lock fails the open with a clear error.
+        let held = second.unwrap();
+        let started = std::time::Instant::now();
+        let err = Store::open(dir.path()).err().expect("a held database does not open twice");
+        assert!(started.elapsed() >= LOCK_WAIT, "gave up after {:?}", started.elapsed());
+        assert!(matches!(&err, StoreError::Sled(e) if is_locked(e)), "{err}");
+        drop(held);
+    }
+
     #[test]
     fn declined_listings_are_counted_and_forgotten_after_an_id() {
         let dir = tempfile::tempdir().unwrap();

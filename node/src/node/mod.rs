@@ -156,8 +156,8 @@ impl Node {
         let store = tokio::task::spawn_blocking(move || Store::open_with_cache(&db_dir, cache))
             .await?
             .map_err(|e| match e {
-                StoreError::Sled(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    NodeError::Locked { home: home.root().display().to_string(), reason: io.to_string() }
+                StoreError::Sled(e) if crate::store::is_locked(&e) => {
+                    NodeError::Locked { home: home.root().display().to_string(), reason: e.to_string() }
                 }
                 other => NodeError::Store(other),
             })?;

@@ -868,9 +868,6 @@ mod tests {
         panic!("counted {} declined records of 60000", store.declined());
     }
 
-    /// The count of declined listings follows declines, evictions and a newer
-    /// version stored over a declined one, and survives a restart; forgetting
-    /// takes the ids after the one named, wrapping around, never that one.
     /// A store opened while another handle still holds the database waits for
     /// it, as a restart in one process must (sled's threads keep the lock for
     /// a moment after the last handle goes).
@@ -894,6 +891,9 @@ mod tests {
         drop(held);
     }
 
+    /// The count of declined listings follows declines, evictions and a newer
+    /// version stored over a declined one, and survives a restart; forgetting
+    /// takes the ids after the one named, wrapping around, never that one.
     #[test]
     fn declined_listings_are_counted_and_forgotten_after_an_id() {
         let dir = tempfile::tempdir().unwrap();

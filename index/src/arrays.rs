@@ -136,23 +136,15 @@ impl OwnTags {
         }
     }
 
-    /// Calls `f` with each of `doc`'s ordinals.
+    /// The ordinals of `doc`.
     #[inline]
-    pub fn each(&self, doc: DocId, mut f: impl FnMut(u32)) {
-        let Some(&[a, b]) = self.inline.get(doc as usize) else {
-            return;
+    pub fn of(&self, doc: DocId) -> impl Iterator<Item = u32> + '_ {
+        let [a, b] = self.inline.get(doc as usize).copied().unwrap_or([NO_TAG, NO_TAG]);
+        let spilled = match a {
+            SPILLED => self.spilled_docs.binary_search(&doc).map_or(&[][..], |i| self.spilled.of(i as u32)),
+            _ => &[],
         };
-        if a == SPILLED {
-            if let Ok(i) = self.spilled_docs.binary_search(&doc) {
-                self.spilled.of(i as u32).iter().for_each(|&ord| f(ord));
-            }
-            return;
-        }
-        for ord in [a, b] {
-            if ord != NO_TAG {
-                f(u32::from(ord));
-            }
-        }
+        [a, b].into_iter().filter(|&ord| ord < SPILLED).map(u32::from).chain(spilled.iter().copied())
     }
 }
 
@@ -635,13 +627,10 @@ mod tests {
         }
         assert_eq!(tags.spilled_docs, [3, 5, 6, 7]);
         for (doc, ords) in docs.iter().enumerate() {
-            let mut got = Vec::new();
-            tags.each(doc as DocId, |ord| got.push(u64::from(ord)));
+            let got: Vec<u64> = tags.of(doc as DocId).map(u64::from).collect();
             assert_eq!(got, *ords, "doc {doc}");
         }
-        let mut past = Vec::new();
-        tags.each(docs.len() as DocId, |ord| past.push(ord));
-        assert!(past.is_empty());
+        assert_eq!(tags.of(docs.len() as DocId).count(), 0);
     }
 
     #[test]

@@ -236,8 +236,8 @@ impl Collector for SearchCollector<'_> {
 }
 
 /// Adds `times` to `counts[ord]` for each of `ords`.
-fn count_ords(ords: &[u32], counts: &mut [u64], times: u64) {
-    for &ord in ords {
+fn count_ords(ords: impl IntoIterator<Item = u32>, counts: &mut [u64], times: u64) {
+    for ord in ords {
         if let Some(c) = counts.get_mut(ord as usize) {
             *c += times;
         }
@@ -292,8 +292,8 @@ impl SegmentSearch {
     /// Counts the pack-level facets of the run that just ended.
     fn flush_run(&mut self) {
         if let Some((run, len)) = self.run.take() {
-            count_ords(self.arrays.genres.of(run), &mut self.genre_counts, len);
-            count_ords(self.arrays.pack_tags.of(run), &mut self.pack_tag_counts, len);
+            count_ords(self.arrays.genres.of(run).iter().copied(), &mut self.genre_counts, len);
+            count_ords(self.arrays.pack_tags.of(run).iter().copied(), &mut self.pack_tag_counts, len);
         }
     }
 
@@ -303,12 +303,7 @@ impl SegmentSearch {
             *c += 1;
         }
         if code & HAS_SAMPLE_TAGS != 0 {
-            let counts = &mut self.sample_tag_counts;
-            self.arrays.sample_tags.each(doc, |ord| {
-                if let Some(c) = counts.get_mut(ord as usize) {
-                    *c += 1;
-                }
-            });
+            count_ords(self.arrays.sample_tags.of(doc), &mut self.sample_tag_counts, 1);
         }
         match &mut self.run {
             Some((current, len)) if *current == run => *len += 1,
@@ -345,11 +340,11 @@ impl SegmentSearch {
             }),
         };
         if code & HAS_SAMPLE_TAGS != 0 {
-            self.arrays.sample_tags.each(doc, |ord| {
+            for ord in self.arrays.sample_tags.of(doc) {
                 if !group.sample_tags.contains(&ord) {
                     group.sample_tags.push(ord);
                 }
-            });
+            }
         }
         let kind_key = code & (HAS_SAMPLE_TAGS - 1);
         if kind_key < KIND_KEY_CODES as u64 {

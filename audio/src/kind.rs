@@ -67,7 +67,24 @@ const DRUM_WORDS: &[&str] = &[
     "tambourine",
     "cowbell",
     "conga",
+    "congas",
     "bongo",
+    "bongos",
+    "agogo",
+    "djembe",
+    "tabla",
+    "tumba",
+    "cuica",
+    "quica",
+    "timbale",
+    "timbales",
+    "guiro",
+    "clave",
+    "claves",
+    "woodblock",
+    "cabasa",
+    "maracas",
+    "cajon",
     "perc",
     "percussion",
     "drum",
@@ -80,7 +97,29 @@ const DRUM_WORDS: &[&str] = &[
 /// 808 bass).
 pub(super) fn names_a_drum(path: &Path) -> bool {
     let Some(stem) = path.file_stem().and_then(|n| n.to_str()) else { return false };
-    stem.to_lowercase().split(|c: char| !c.is_ascii_alphabetic()).any(|word| DRUM_WORDS.contains(&word))
+    words(stem).iter().any(|word| DRUM_WORDS.contains(&word.as_str()))
+}
+
+/// The words of a name, lower case: runs of letters, also split where a capital
+/// follows a small letter (`SnareOffRim` is `snare`, `off`, `rim`).
+fn words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut after_small = false;
+    for c in name.chars() {
+        let letter = c.is_ascii_alphabetic();
+        if (!letter || c.is_ascii_uppercase() && after_small) && !word.is_empty() {
+            words.push(std::mem::take(&mut word).to_lowercase());
+        }
+        if letter {
+            word.push(c);
+        }
+        after_small = c.is_ascii_lowercase();
+    }
+    if !word.is_empty() {
+        words.push(word.to_lowercase());
+    }
+    words
 }
 
 /// What a name says about the kind, if anything.
@@ -119,11 +158,21 @@ mod tests {
             "bd_808.flac",
             "Crash-2.wav",
             "perc_bell.flac",
+            "SnareOffRim-1.wav",
+            "AgogoHigh-0.wav",
+            "tabla_na_s.flac",
         ] {
             assert!(names_a_drum(Path::new(name)), "{name}");
         }
-        for name in ["Tomorrow Pad.wav", "Bass_C2.wav", "Drums/808 Bass.wav", "Rider Lead.wav", "Hattie.wav"]
-        {
+        for name in [
+            "Tomorrow Pad.wav",
+            "Bass_C2.wav",
+            "Drums/808 Bass.wav",
+            "Rider Lead.wav",
+            "Hattie.wav",
+            "TomorrowPad.wav",
+            "SNAREPAD.wav",
+        ] {
             assert!(!names_a_drum(Path::new(name)), "{name}");
         }
     }

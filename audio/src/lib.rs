@@ -81,7 +81,7 @@ pub use tonality::Tonality;
 /// The least [`Tonality::tonality`] (share of the sounding power in steady harmonic
 /// frames) for a sample to have a key or a root note at all.
 pub const MIN_TONALITY: f32 = 0.35;
-/// The least time, seconds, a pitch must hold still for a sample to be tonal.
+/// The least time, seconds, a pitch must hold still for a loop to be tonal.
 pub const MIN_STEADY_SECONDS: f32 = 0.1;
 /// Steady pitched time, seconds, that makes a sample tonal however much of its power
 /// drums take (a drum loop's stray pitched moments add up to less).
@@ -168,15 +168,20 @@ impl RootNote {
 }
 
 /// Whether a sample of `kind` is tonal: its steady harmonic frames carry at least
-/// [`MIN_TONALITY`] of its power for at least [`MIN_STEADY_SECONDS`]. A loop mixed with
-/// drums, as music is, is also tonal when they last [`MIN_STEADY_SECONDS_IN_MIX`] in
-/// all. A one-shot needs its pitch to hold for [`MIN_ONE_SHOT_STEADY_SECONDS`] and not
-/// to fall by more than [`MAX_ONE_SHOT_GLIDE`] semitones, as the pitch of a tom, a
-/// snare or a kick does while it decays.
+/// [`MIN_TONALITY`] of its power. A loop needs them to last [`MIN_STEADY_SECONDS`],
+/// or, mixed with drums as music is, [`MIN_STEADY_SECONDS_IN_MIX`] in all however
+/// little of the power they carry. A one-shot needs its pitch to hold for
+/// [`MIN_ONE_SHOT_STEADY_SECONDS`] or through [`SHORT_NOTE_STEADY_SHARE`] of its sound
+/// (a note shorter than a frame, analysed in short frames, included), and not to fall
+/// by more than [`MAX_ONE_SHOT_GLIDE`] semitones, as the pitch of a tom, a snare or a
+/// kick does while it decays.
 pub fn is_tonal(kind: SampleKind, t: &Tonality) -> bool {
-    let harmonic = t.tonality >= MIN_TONALITY && t.steady_seconds >= MIN_STEADY_SECONDS;
+    let harmonic = t.tonality >= MIN_TONALITY;
     match kind {
-        SampleKind::Loop => harmonic || t.steady_seconds >= MIN_STEADY_SECONDS_IN_MIX,
+        SampleKind::Loop => {
+            harmonic && t.steady_seconds >= MIN_STEADY_SECONDS
+                || t.steady_seconds >= MIN_STEADY_SECONDS_IN_MIX
+        }
         SampleKind::OneShot => {
             let held =
                 t.steady_seconds >= MIN_ONE_SHOT_STEADY_SECONDS || t.steady_share >= SHORT_NOTE_STEADY_SHARE;

@@ -8,13 +8,17 @@
 //! Sluyter, "Measurement of pitch in speech: an implementation of Goldstein's theory
 //! of pitch perception", 1982): each peak and its subharmonics are candidates, a
 //! candidate collects the power of every peak within [`HARMONIC_CENTS`] of one of its
-//! first [`MAX_HARMONIC`] harmonics, and only candidates with at least two harmonics
-//! present count. Up to three fundamentals are taken in turn, each from the peaks the
-//! earlier ones left, so chords are explained as well as single notes. A frame's
+//! first [`MAX_HARMONIC`] harmonics, and only candidates with several of their low
+//! harmonics present count, or a lone partial from [`SINE_MIN_F0`] up that holds
+//! [`SINE_SHARE`] of the frame's power (a nearly pure tone: celesta, ocarina, a
+//! flute's top notes). Up to three fundamentals are taken in turn, each from the peaks
+//! the earlier ones left, so chords are explained as well as single notes. A frame's
 //! *harmonicity* is the share of its power (all bins, not just peaks) that the
 //! harmonic series explain: noise (snares, hats, claps) leaves it near zero,
 //! inharmonic partials (cymbals, bells of a drum kit, membranes of toms) leave most of
-//! the power unexplained, and a sine-like kick has a single partial, never two.
+//! the power unexplained, and a sine-like kick's single partial lies below
+//! [`SINE_MIN_F0`] and falls. A sample shorter than one frame is cut into frames a
+//! quarter as long, so that a short looped wave or a blip is still seen several times.
 //!
 //! [`TonalityTracker::finish`] weighs every sounding frame by its power and reports
 //! the share of power that sits in harmonic frames whose main fundamental holds still
@@ -33,8 +37,8 @@ use super::spectrum::Spectrum;
 pub const FRAME_SECONDS: f32 = 0.186;
 /// Lowest fundamental considered, Hz (E1 is 41.2 Hz).
 pub const MIN_F0: f32 = 38.0;
-/// Highest fundamental considered, Hz.
-pub const MAX_F0: f32 = 2_000.0;
+/// Highest fundamental considered, Hz (C7 is 2,093 Hz).
+pub const MAX_F0: f32 = 2_200.0;
 /// Highest partial frequency considered, Hz (below the decimation filter's edge).
 pub const MAX_FREQ: f32 = 4_000.0;
 /// Harmonics counted per fundamental.
@@ -50,6 +54,13 @@ pub const HARMONIC_FRAME: f32 = 0.5;
 /// Of its first eight harmonics, how many a fundamental needs present: a drum's
 /// partials (a tom's membrane modes, a kick's sine) rarely line up three times.
 pub const MIN_LOW_HARMONICS: u32 = 3;
+/// A candidate with fewer harmonics than that still counts when they hold at least
+/// this share of the frame's power on their own: a nearly pure tone has one partial.
+pub const SINE_SHARE: f32 = 0.8;
+/// The lowest pitch, Hz, a lone partial may give: below it a lone sine is mostly a
+/// kick's or a hand drum's body. Chosen on the labelled set's tune half with
+/// [`SINE_SHARE`] (`docs/BENCHMARKS.md`, "Tempo, key and the whole analysis").
+pub const SINE_MIN_F0: f32 = 250.0;
 /// The share of steady weight one pitch class needs for a sample to be one note.
 pub const SINGLE_NOTE_SHARE: f32 = 0.85;
 /// Frames quieter than this (dB below the loudest frame) are not counted.
@@ -60,6 +71,10 @@ const PEAK_FLOOR: f32 = 0.01;
 const MAX_PEAKS: usize = 24;
 /// Fundamentals taken per frame.
 const MAX_VOICES: usize = 3;
+/// A sample shorter than one frame is cut into frames this many times shorter, so
+/// that its pitch is still seen in several of them (a SoundFont's short looped
+/// wave, a blip).
+const SHORT_FRAME_DIVISOR: usize = 4;
 
 /// What the tracker found in one sample.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -111,12 +126,20 @@ pub struct TonalityTracker {
     max_frames: usize,
     power: Vec<f32>,
     peaks: Vec<(f32, f32)>,
+    /// Samples pushed (and looked at).
+    pushed: usize,
+    /// Whether this tracker already runs on short frames.
+    short: bool,
 }
 
 impl TonalityTracker {
     /// A tracker for mono audio at `rate` Hz, looking at most at `max_seconds`.
     pub fn new(rate: f32, max_seconds: f32) -> TonalityTracker {
         let frame_len = ((FRAME_SECONDS * rate) as usize).next_power_of_two();
+        TonalityTracker::with_frame(rate, max_seconds, frame_len, false)
+    }
+
+    fn with_frame(rate: f32, max_seconds: f32, frame_len: usize, short: bool) -> TonalityTracker {
         let spectrum = Spectrum::new(frame_len);
         let hop = frame_len / 4;
         TonalityTracker {
@@ -128,6 +151,8 @@ impl TonalityTracker {
             frames: Vec::new(),
             max_frames: (max_seconds * rate / hop as f32) as usize,
             peaks: Vec::with_capacity(4 * MAX_PEAKS),
+            pushed: 0,
+            short,
         }
     }
 
@@ -136,6 +161,7 @@ impl TonalityTracker {
             return;
         }
         self.pending.push(sample);
+        self.pushed += 1;
         let frame_len = self.spectrum.frame_len();
         if self.pending.len() >= frame_len {
             self.analyse(frame_len);
@@ -186,6 +212,21 @@ impl TonalityTracker {
 
     /// The tonality of everything pushed so far.
     pub fn finish(mut self) -> Tonality {
+        let frame_len = self.spectrum.frame_len();
+        if self.pushed < frame_len && !self.short {
+            // Shorter than one frame: every sample is still pending, well within
+            // the short tracker's limit of two frames' time.
+            let mut short = TonalityTracker::with_frame(
+                self.rate,
+                2.0 * FRAME_SECONDS,
+                frame_len / SHORT_FRAME_DIVISOR,
+                true,
+            );
+            for &sample in &self.pending {
+                short.push(sample);
+            }
+            return short.finish();
+        }
         // The last part, hop by hop, zero-padded: a short one-shot (a few hundred
         // milliseconds) still gets several frames.
         while self.pending.len() > self.hop && self.frames.len() < self.max_frames {
@@ -208,7 +249,7 @@ fn explain(peaks: &mut Vec<(f32, f32)>, total: f32) -> Frame {
     let mut main: Option<(f32, f32, bool)> = None;
     let mut chord = false;
     for voice in 0..MAX_VOICES {
-        let Some((f0, power, has_fundamental)) = best_fundamental(peaks) else { break };
+        let Some((f0, power, has_fundamental)) = best_fundamental(peaks, total) else { break };
         let cents = HARMONIC_CENTS;
         peaks.retain(|&(f, _)| harmonic_number(f, f0, cents).is_none());
         explained += power;
@@ -232,9 +273,11 @@ fn explain(peaks: &mut Vec<(f32, f32)>, total: f32) -> Frame {
 /// The fundamental whose harmonics collect the most power among `peaks`: candidates
 /// are every strong peak and its second and third subharmonics (deeper ones would
 /// explain whole chords as one note); a candidate needs [`MIN_LOW_HARMONICS`] of its
-/// first eight harmonics present (two when fewer than three fit below [`MAX_FREQ`]); of two candidates within 10 % of each other's power the higher
+/// first eight harmonics present (two when fewer than three fit below [`MAX_FREQ`]),
+/// unless, from [`SINE_MIN_F0`] up, it holds [`SINE_SHARE`] of the frame's `total`
+/// power with fewer; of two candidates within 10 % of each other's power the higher
 /// wins (a subharmonic explains everything its multiple does).
-fn best_fundamental(peaks: &[(f32, f32)]) -> Option<(f32, f32, bool)> {
+fn best_fundamental(peaks: &[(f32, f32)], total: f32) -> Option<(f32, f32, bool)> {
     let mut best: Option<(f32, f32, bool)> = None;
     for &(f, _) in peaks.iter().take(8) {
         for divisor in 1..=3 {
@@ -258,7 +301,8 @@ fn best_fundamental(peaks: &[(f32, f32)]) -> Option<(f32, f32, bool)> {
             // Bits 1..=8: the first eight harmonics.
             // A high note has fewer harmonics in the analysed band: it needs those it has.
             let in_band = ((MAX_FREQ / f0) as u32).clamp(1, MIN_LOW_HARMONICS);
-            if (present & 0x1fe).count_ones() < in_band.max(2) {
+            let sine = divisor == 1 && f0 >= SINE_MIN_F0 && power >= SINE_SHARE * total;
+            if (present & 0x1fe).count_ones() < in_band.max(2) && !sine {
                 continue;
             }
             let refined = if weight > 0.0 { weighted / weight } else { f0 };
@@ -440,6 +484,28 @@ mod tests {
             assert_eq!(t.pitch, Some((midi as u8, true)), "{midi}: {t:?}");
             assert!(t.polyphony < 0.2, "{midi}: {t:?}");
         }
+    }
+
+    #[test]
+    fn a_pure_tone_has_its_pitch_and_a_low_sine_has_none() {
+        // A celesta-like note: one partial, E5 and C7.
+        for midi in [76.0, 96.0] {
+            let t = run(&note(midi, 1.0, 2.0, 1));
+            assert!(t.tonality > 0.8, "{midi}: {t:?}");
+            assert_eq!(t.pitch, Some((midi as u8, true)), "{midi}: {t:?}");
+        }
+        // A steady sine at B1 (62 Hz) is a kick's or an 808's body, not a note.
+        let t = run(&note(35.0, 1.0, 2.0, 1));
+        assert_eq!(t.pitch, None, "{t:?}");
+    }
+
+    #[test]
+    fn a_note_shorter_than_a_frame_is_seen_in_short_frames() {
+        // A 90 ms looped wave of A#4, as a SoundFont keeps a clarinet.
+        let t = run(&note(70.0, 0.09, 0.0, 6));
+        assert_eq!(t.pitch, Some((70, true)), "{t:?}");
+        assert!(t.steady_share > 0.6 && t.tonality > 0.8, "{t:?}");
+        assert!(crate::is_tonal(crate::SampleKind::OneShot, &t), "{t:?}");
     }
 
     #[test]

@@ -52,6 +52,15 @@ const DRUM_WORDS: &[&str] = &[
     "rimshot",
     "tom",
     "toms",
+    "floortom",
+    "racktom",
+    "hightom",
+    "midtom",
+    "lowtom",
+    "kickdrum",
+    "snaredrum",
+    "sidestick",
+    "crossstick",
     "hat",
     "hats",
     "hihat",
@@ -161,6 +170,7 @@ mod tests {
             "SnareOffRim-1.wav",
             "AgogoHigh-0.wav",
             "tabla_na_s.flac",
+            "floortom_02.flac",
         ] {
             assert!(names_a_drum(Path::new(name)), "{name}");
         }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use smpl_protocol::{Manifest, PackId};
 use tantivy::directory::{Advice, MmapDirectory};
@@ -11,7 +11,7 @@ use tantivy::query::EnableScoring;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
     DocAddress, Executor, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
-    TantivyError, Term,
+    TantivyError, Term, Warmer,
 };
 
 use crate::arrays::{SearchedArrays, SegmentArrays};
@@ -75,7 +75,7 @@ pub struct Index {
     needs_rebuild: bool,
     path: PathBuf,
     vectors: VectorCache,
-    arrays: SegmentCache<SegmentArrays>,
+    arrays: Arc<SegmentCache<SegmentArrays>>,
     /// Runs a search's segments: on the calling thread, or on search threads.
     executor: Executor,
 }
@@ -156,9 +156,12 @@ impl Index {
         let analyzer = analyzer();
         index.tokenizers().register(ANALYZER, indexing_analyzer());
         let writer = new_writer(&index, &options, &path)?;
+        let arrays = Arc::new(SegmentCache::<SegmentArrays>::default());
+        let warmer: Weak<dyn Warmer> = Arc::downgrade(&arrays) as Weak<dyn Warmer>;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(vec![warmer])
             .try_into()
             .map_err(|source| IndexError::Open { path: path.clone(), source })?;
         Ok(Index {
@@ -171,7 +174,7 @@ impl Index {
             needs_rebuild,
             path,
             vectors: VectorCache::default(),
-            arrays: SegmentCache::default(),
+            arrays,
             executor: Executor::single_thread(),
         })
     }
@@ -418,4 +421,46 @@ fn write_version(dir: &Path) -> std::io::Result<()> {
     let tmp = dir.join(format!("{VERSION_FILE}.tmp"));
     std::fs::write(&tmp, format!("{SCHEMA_VERSION}\n"))?;
     std::fs::rename(&tmp, dir.join(VERSION_FILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use smpl_testkit::manifest::{manifest, node, sample};
+    use tantivy::index::SegmentId;
+
+    use super::*;
+
+    fn live(index: &Index) -> BTreeSet<SegmentId> {
+        index.reader.searcher().segment_readers().iter().map(|s| s.segment_id()).collect()
+    }
+
+    fn cached(index: &Index) -> BTreeSet<SegmentId> {
+        index.arrays.cached().into_iter().collect()
+    }
+
+    /// No search pays for decoding a segment: each one is decoded as the writer
+    /// reloads, before a search can see it, and forgotten once merged away.
+    #[test]
+    fn segments_are_decoded_before_searches_see_them_and_forgotten_when_merged() {
+        let options = IndexOptions { writer_threads: 1, writer_heap_bytes: 15_000_000, preload: true };
+        let index = Index::open_in_ram_with(options).unwrap();
+        for n in 0..12 {
+            let m = manifest(node(n), &format!("pack-{n}"), 1, vec![sample("a.wav"), sample("b.wav")]);
+            index.apply(&[IndexOp::Upsert(m)]).unwrap();
+            let live = live(&index);
+            assert!(live.is_subset(&cached(&index)), "pack {n}: {live:?} not all decoded");
+        }
+        index.wait_merges().unwrap();
+        assert!(live(&index).len() < 12, "twelve commits merged into fewer segments");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cached(&index) != live(&index) {
+            assert!(Instant::now() < deadline, "merged-away segments still cached");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let all = SearchQuery { limit: 100, ..Default::default() };
+        assert_eq!(index.search(&all).unwrap().total, 24);
+    }
 }

@@ -3,8 +3,12 @@
 # note and "no key on drums" against, from real recordings in Debian packages:
 #   loops:  lmms-common (beats, bass loops, latin), sonic-pi-samples (loop_*), and
 #           loops cut at the beat from the music of supertux-data, hedgewars-data,
-#           warmux-data and other games (frozen-bubble-data, extremetuxracer-data,
-#           xmoto-data, holotz-castle-data, alienblaster-data, pangzero);
+#           warmux-data, wesnoth-1.16-music and other games
+#           (frozen-bubble-data, extremetuxracer-data, xmoto-data, holotz-castle-data,
+#           alienblaster-data, pangzero, openclonk-data, freedroidrpg-data,
+#           starfighter-data, lincity-ng-data, powermanga-data and the eight games of
+#           Kenta Cho: a7xpg, gunroar, mu-cade, noiz2sa, parsec47, rrootage,
+#           torus-trooper, tumiki-fighters);
 #   tonal:  fluid-soundfont-gm, timgm6mb-soundfont, musescore-general-soundfont-small
 #           (samples with their authors' root keys), lmms-common and sonic-pi-samples
 #           instruments, basses and chords;
@@ -67,7 +71,9 @@ fi
 PKGS=(lmms-common sonic-pi-samples fluid-soundfont-gm timgm6mb-soundfont
     musescore-general-soundfont-small hydrogen-data hydrogen-drumkits frozen-bubble-data
     extremetuxracer-data xmoto-data holotz-castle-data alienblaster-data pangzero supertux-data
-    hedgewars-data warmux-data)
+    hedgewars-data warmux-data wesnoth-1.16-music openclonk-data freedroidrpg-data
+    starfighter-data lincity-ng-data powermanga-data a7xpg-data gunroar-data mu-cade-data noiz2sa-data
+    parsec47-data rrootage-data torus-trooper-data tumiki-fighters-data)
 for p in "${PKGS[@]}"; do
     if ! ls "$DATA/debs/${p}"_*.deb >/dev/null 2>&1; then
         (cd "$DATA/debs" && { apt-get download -q "$p" 2>/dev/null ||

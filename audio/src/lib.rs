@@ -24,7 +24,7 @@
 //! - `preview` encodes the first seconds as a small Ogg Vorbis clip, from the same planes;
 //! - `descriptor` sums up timbre, envelope and rhythm in 32 bytes for "similar sounds";
 //! - `tempo` and `key` detect BPM (onset autocorrelation with a loop-length prior) and
-//!   key (pitch-class profile against Krumhansl–Kessler profiles), each with a
+//!   key (pitch-class profile against Sha'ath's key profiles), each with a
 //!   confidence ([`TempoEstimate`], [`KeyEstimate`]), and say nothing when unsure; both
 //!   share the FFT framing in `spectrum`;
 //! - `tonality`, fed by the key detector, is the harmonicity test (is there a steady

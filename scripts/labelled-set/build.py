@@ -168,13 +168,16 @@ for f in listing(S, r"loop_.*\.flac"):
     add(f, "tonal-loop" if "drone" in f else "drum-loop", "sonic-pi")
 
 # --- loops cut from game music ----------------------------------------------------------------
-GAMES = {"supertux2": "supertux", "hedgewars": "hedgewars", "warmux": "warmux"}
+GAMES = {"supertux2": "supertux", "hedgewars": "hedgewars", "warmux": "warmux", "wesnoth": "wesnoth"}
 music = subprocess.run(
-    "find root/usr/share/games root/usr/share/perl5 -type f -size +300k \\( -iname '*.ogg' -o "
+    "find root/usr/share/games root/usr/share/perl5 root/usr/share/starfighter/music "
+    "root/usr/share/freedroidrpg/data/sound/music -type f -size +300k \\( -iname '*.ogg' -o "
     "-iname '*.wav' -o -iname '*.mp3' \\) -not -path '*/etr/sounds/*' | LC_ALL=C sort",
-    shell=True, capture_output=True, text=True).stdout.split()
+    shell=True, capture_output=True, text=True).stdout.splitlines()
 for track in music:
-    package = track.split("/")[4] if track.startswith("root/usr/share/games/") else "frozen-bubble"
+    # root/usr/share/games/<game>/..., root/usr/share/<game>/..., or frozen-bubble's perl5
+    parts = track.split("/")
+    package = parts[4] if parts[3] == "games" else "frozen-bubble" if parts[3] == "perl5" else parts[3]
     source = GAMES.get(package, "other-games")
     if duration(track) < 50:
         continue

@@ -71,6 +71,9 @@ pub struct KeyEstimate {
     pub minor: bool,
     /// How sure the detector is, `0..=1`.
     pub confidence: f32,
+    /// How well the pitch classes fit this key: their correlation with its profile,
+    /// `-1..=1`. Music fits well even where drums bury its steady pitch.
+    pub fit: f32,
 }
 
 impl KeyEstimate {
@@ -287,7 +290,7 @@ fn estimate(histogram: &[f64; BINS]) -> Option<KeyEstimate> {
     let (best, tonic, minor) = scores[0];
     let second = scores[1].0;
     let confidence = ((best - second) * 4.0 + (best - 0.5).max(0.0)).clamp(0.0, 1.0);
-    (confidence >= MIN_CONFIDENCE).then_some(KeyEstimate { tonic, minor, confidence })
+    (confidence >= MIN_CONFIDENCE).then_some(KeyEstimate { tonic, minor, confidence, fit: best })
 }
 
 /// Pearson correlation between `chroma` and `profile` rotated so its tonic sits at `tonic`.
@@ -396,7 +399,7 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(KeyEstimate { tonic: 6, minor: true, confidence: 1.0 }.name(), "F#m");
-        assert_eq!(KeyEstimate { tonic: 0, minor: false, confidence: 1.0 }.name(), "C");
+        assert_eq!(KeyEstimate { tonic: 6, minor: true, confidence: 1.0, fit: 0.9 }.name(), "F#m");
+        assert_eq!(KeyEstimate { tonic: 0, minor: false, confidence: 1.0, fit: 0.9 }.name(), "C");
     }
 }

@@ -754,7 +754,8 @@ fn tempo_and_key(
 ) -> (Option<Tempo>, Option<Key>, Option<Note>) {
     let (named_tempo, named_key) = stated_from_name(name);
     let is_loop = a.kind == SampleKind::Loop;
-    let tonal = smpl_audio::is_tonal(a.kind, &a.tonality);
+    // A loop given a key is tonal material, the harmonicity test's verdict aside.
+    let tonal = smpl_audio::is_tonal(a.kind, &a.tonality) || a.key.is_some();
     let detected_tempo = a.tempo.filter(|_| is_loop).map(|t| Tempo {
         bpm: (t.bpm * 100.0).round() / 100.0,
         source: Source::Detected,
@@ -888,7 +889,12 @@ mod tests {
             preview: None,
             descriptor: None,
             tempo: Some(TempoEstimate { bpm, confidence: 0.7 }),
-            key: (tonal && looped).then_some(KeyEstimate { tonic: 2, minor: true, confidence: 0.6 }),
+            key: (tonal && looped).then_some(KeyEstimate {
+                tonic: 2,
+                minor: true,
+                confidence: 0.6,
+                fit: 0.9,
+            }),
             note: (tonal && !looped).then_some(RootNote { pitch_class: 2, octave: Some(3) }),
             tonality,
         }

@@ -12,14 +12,15 @@
 //! have put there: the third harmonic of every note lands a fifth above it and the fifth
 //! harmonic a major third above it, which otherwise biases estimates towards the dominant and
 //! towards major. Each peak adds the square root of its magnitude, which evens out loud and
-//! quiet partials (chosen with the profiles, below). The result is correlated with the 24 rotations of
-//! Sha'ath's major and minor key profiles, which he derived from recordings of popular and
-//! electronic music for KeyFinder (Sha'ath, "Estimation of Key in Digital Music Recordings",
-//! MSc thesis, Birkbeck College, 2011), in the correlation method of Krumhansl–Schmuckler.
-//! On the labelled set's tune half they put the estimate right on 53 of 68 keys, where
-//! Krumhansl–Kessler's probe-tone profiles put it right on 44 (`docs/BENCHMARKS.md`).
-//! The confidence combines how well the best key fits with how far ahead of
-//! the runner-up it is; below [`MIN_CONFIDENCE`] no key is reported.
+//! quiet partials. The result is correlated with the 24 rotations of Sha'ath's major and
+//! minor key profiles, which he derived from recordings of popular and electronic music for
+//! KeyFinder (Sha'ath, "Estimation of Key in Digital Music Recordings", MSc thesis, Birkbeck
+//! College, 2011), in the correlation method of Krumhansl–Schmuckler. Profiles, peak weight
+//! and overtone shares were chosen together on the labelled set's tune half: they put the
+//! estimate right on 53 of its 68 keys, where Krumhansl–Kessler's probe-tone profiles with
+//! magnitudes put it right on 44 (`docs/BENCHMARKS.md`). The confidence combines how well
+//! the best key fits ([`KeyEstimate::fit`]) with how far ahead of the runner-up it is; below
+//! [`MIN_CONFIDENCE`] no key is reported.
 
 use super::spectrum::Spectrum;
 use super::tonality::{Tonality, TonalityTracker};

@@ -41,21 +41,16 @@ pub fn fmt_mb(bytes: Option<u64>) -> String {
     }
 }
 
-/// Total size of the files under `path`: their lengths, or with `allocated` the
-/// blocks allocated to them and to the folders (what `du` says; a small file
-/// takes a whole block).
-pub fn disk_usage(path: &std::path::Path, allocated: bool) -> u64 {
-    use std::os::unix::fs::MetadataExt;
+/// Total length of the files under `path` (`smpl_node::budget::disk_taken`
+/// gives the blocks they take, what `du` says).
+pub fn disk_usage(path: &std::path::Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return 0;
     };
     if meta.is_dir() {
-        let own = if allocated { meta.blocks() * 512 } else { 0 };
-        own + std::fs::read_dir(path)
-            .map(|entries| entries.filter_map(Result::ok).map(|e| disk_usage(&e.path(), allocated)).sum())
+        std::fs::read_dir(path)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| disk_usage(&e.path())).sum())
             .unwrap_or(0)
-    } else if allocated {
-        meta.blocks() * 512
     } else {
         meta.len()
     }

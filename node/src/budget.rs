@@ -25,6 +25,19 @@
 //! from the same peer (`Store::evict`). Listings refused or evicted are counted
 //! ([`BudgetStats`]) and logged.
 //!
+//! What counts is an estimate: sled and tantivy hold, beyond their live records,
+//! pages and segments they have not reclaimed yet, and a merge of the index takes
+//! megabytes more for a few seconds. So the node also measures the disk its store
+//! and index take ([`disk_taken`], by [`watch_disk`]); the most they took beyond
+//! the count in the last minute or so comes off the listings' share
+//! ([`Budget::measured`]), up to a quarter of it, and listings are evicted to
+//! match. Evicting frees a listing's file at once and its index share at the next
+//! merge, but not its sled records (sled reuses their pages for later writes):
+//! evicting a listing raises the measured excess by its records' and index share
+//! of its cost, at most about a quarter of it (400 + 1,008 of 5,504 bytes for a
+//! listing of 4,032), so the evictions a measure starts come to a little over the
+//! excess and end; the quarter bounds them whatever the measure says.
+
 //! The records of declined and evicted listings take the last eighth of the
 //! budget ([`BudgetConfig::max_declined`]); past it the node forgets some of them.
 //! A peer that offers a forgotten listing again is answered by the budget again,
@@ -33,8 +46,12 @@
 //! does not turn into fetching the same listings round after round.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use smpl_protocol::{Manifest, NodeId, PackId};
 
@@ -116,6 +133,13 @@ pub const DECLINED_RECORD: u64 = 240;
 const STORE_FIXED: u64 = 2 << 20;
 /// The budget's share kept for declined listings' records: one part in this many.
 const DECLINED_SHARE: u64 = 8;
+/// The measures [`Budget::measured`] holds the largest excess of: a merge of the
+/// index or a rewrite of sled's file takes megabytes for a few seconds, and the
+/// budget keeps room for the next one.
+const PEAK_MEASURES: usize = 30;
+/// The most of the listings' share that disk measured beyond the count may take
+/// back ([`Budget::measured`]): one part in this many.
+const OVERRUN_SHARE: u64 = 4;
 
 /// What a signed listing of `len` bytes costs the budget: the disk blocks of its
 /// file, its share of the index and its records. The store compresses each
@@ -125,6 +149,68 @@ const DECLINED_SHARE: u64 = 8;
 /// listing), counted here as a quarter.
 pub fn cost(len: usize) -> usize {
     (len + FRAME).div_ceil(BLOCK) * BLOCK + len / 4 + LISTING_RECORDS
+}
+
+/// The least time between two measures of the disk ([`watch_disk`]).
+const MEASURE_EVERY: Duration = Duration::from_secs(2);
+/// Measuring takes at most one part in this many of a core: the measures of a
+/// store of many listings come further apart.
+const MEASURE_SHARE: u32 = 100;
+
+/// What `path` takes on disk: the blocks of every file and folder in it.
+pub fn disk_taken(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
+    let own = meta.blocks() * 512;
+    if !meta.is_dir() {
+        return own;
+    }
+    let entries = std::fs::read_dir(path).into_iter().flatten().filter_map(Result::ok);
+    own + entries.map(|e| disk_taken(&e.path())).sum::<u64>()
+}
+
+/// The processor time the calling thread has taken: what measuring costs, apart
+/// from the time it waits for a core under load.
+fn thread_cpu_time() -> Duration {
+    let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `time` is a valid timespec for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
+/// Measures the disk `dirs` (the store's and the index's) take, on a thread at
+/// the lower priority, and gives it to [`Budget::measured`], until `cancel`.
+pub async fn watch_disk(budget: Arc<Budget>, dirs: Vec<PathBuf>, cancel: CancellationToken) {
+    let mut wait = MEASURE_EVERY;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let (budget, dirs) = (budget.clone(), dirs.clone());
+        let measured = crate::util::background::run_lowered("smpl-disk", move || {
+            let started = thread_cpu_time();
+            let disk = dirs.iter().map(|dir| disk_taken(dir)).sum();
+            let spent = thread_cpu_time().saturating_sub(started);
+            (budget.measured(disk), spent)
+        })
+        .await;
+        let spent = match measured {
+            Ok((evicted, spent)) => {
+                if let Err(e) = evicted {
+                    tracing::error!("evicting listings over the measured disk failed: {e}");
+                }
+                spent
+            }
+            Err(e) => {
+                tracing::error!("measuring the listings' disk failed: {e}");
+                Duration::ZERO
+            }
+        };
+        wait = (spent * MEASURE_SHARE).max(MEASURE_EVERY);
+    }
 }
 
 /// One author's listings here and their sizes.
@@ -221,6 +307,12 @@ pub struct Budget {
     /// Held by the one [`Budget::evict`] running: two at once would pick the same
     /// victims.
     evicting: Mutex<()>,
+    /// Disk the store and the index took beyond what the budget counts, the most
+    /// of the last [`PEAK_MEASURES`] measures, up to a [`OVERRUN_SHARE`]th of the
+    /// listings' share: the listings kept are held that much under it.
+    overrun: AtomicU64,
+    /// The excess of the last measures, newest last.
+    excesses: Mutex<VecDeque<u64>>,
     pub stats: BudgetStats,
 }
 
@@ -244,6 +336,8 @@ impl Budget {
             usage: Mutex::new(usage),
             dealt_with: RwLock::default(),
             evicting: Mutex::new(()),
+            overrun: AtomicU64::new(0),
+            excesses: Mutex::default(),
             stats: BudgetStats::default(),
         })
     }
@@ -321,7 +415,7 @@ impl Budget {
     /// nearly every listing offered.
     fn first_evicted(&self, usage: &Usage, manifest: &Manifest, len: usize, current: u64) -> bool {
         let new = current == 0;
-        let over = usage.bytes - current + len as u64 > self.config.listing_bytes()
+        let over = usage.bytes - current + len as u64 > self.limit()
             || usage.listings + usize::from(new) > self.config.max_listings;
         if !over {
             return false;
@@ -363,7 +457,7 @@ impl Budget {
         loop {
             let victim = {
                 let usage = self.usage();
-                if usage.bytes <= self.config.listing_bytes() && usage.listings <= self.config.max_listings {
+                if usage.bytes <= self.limit() && usage.listings <= self.config.max_listings {
                     break;
                 }
                 usage.by_bytes.iter().rev().filter(|(_, author)| *author != self.me).find_map(
@@ -420,6 +514,40 @@ impl Budget {
             }
             Err(e) => tracing::error!("forgetting declined listings failed: {e}"),
         }
+    }
+
+    /// The bytes of listings kept: their share, less what the disk was last
+    /// measured to take beyond the count.
+    fn limit(&self) -> u64 {
+        self.config.listing_bytes().saturating_sub(self.overrun.load(Ordering::Relaxed))
+    }
+
+    /// Takes `disk`, what the store and the index take on disk now: the most
+    /// they took beyond the count in the last [`PEAK_MEASURES`] measures comes
+    /// off the listings' share (up to a quarter of it), and listings are evicted
+    /// to match. Returns the packs evicted.
+    pub fn measured(&self, disk: u64) -> Result<Vec<PackId>, StoreError> {
+        let counted = self.usage().bytes + self.store.declined() as u64 * DECLINED_RECORD + STORE_FIXED;
+        let peak = {
+            let mut excesses = self.excesses.lock().unwrap_or_else(PoisonError::into_inner);
+            excesses.push_back(disk.saturating_sub(counted));
+            if excesses.len() > PEAK_MEASURES {
+                excesses.pop_front();
+            }
+            excesses.iter().copied().max().unwrap_or(0)
+        };
+        let overrun = peak.min(self.config.listing_bytes() / OVERRUN_SHARE);
+        let before = self.overrun.swap(overrun, Ordering::Relaxed);
+        tracing::debug!(disk, counted, overrun, "measured the store's and index's disk");
+        if overrun.abs_diff(before) >= self.config.max_bytes / 64 {
+            tracing::info!(
+                disk,
+                counted,
+                overrun,
+                "measured the store's and index's disk: listings kept that much under their share"
+            );
+        }
+        self.evict()
     }
 
     /// Listings and bytes stored now.
@@ -570,5 +698,57 @@ mod tests {
             store.listing_sizes().unwrap().into_iter().map(|(_, who, _)| who).collect();
         assert_eq!(authors.iter().filter(|who| **who == a.node_id()).count(), 1, "{authors:?}");
         assert!(store.manifest(&c1).unwrap().is_some());
+    }
+
+    /// Disk measured beyond what the budget counts holds the listings under their
+    /// share, evicting to match, for as long as the peak is among the last
+    /// measures; a measure far beyond it takes at most a quarter of the share,
+    /// however much it says.
+    #[test]
+    fn disk_measured_beyond_the_count_evicts_up_to_a_quarter_of_the_share() {
+        use smpl_protocol::Signed;
+        use smpl_testkit::manifest::{identity, manifest, sample};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let offers: Vec<_> = (1..=8)
+            .map(|n| {
+                let who = identity(n);
+                let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
+                let envelope = m.sign(&who).unwrap();
+                (m, envelope)
+            })
+            .collect();
+        let each = cost(offers[0].1.as_bytes().len()) as u64;
+        // Room for exactly eight listings.
+        let config =
+            BudgetConfig { max_bytes: (8 * each + STORE_FIXED) * 8 / 7 + 8, ..BudgetConfig::default() };
+        let budget = Budget::open(&store, NodeId([9; 32]), config).unwrap();
+        for (m, envelope) in &offers {
+            budget.admit(m, envelope.as_bytes().len()).unwrap();
+            store.accept_manifest(m, envelope, false).unwrap();
+            budget.stored(m, envelope.as_bytes().len());
+        }
+        let counted = 8 * each + STORE_FIXED;
+        assert!(budget.measured(counted).unwrap().is_empty(), "the disk as counted evicts nothing");
+        // Two listings' worth more on disk than counted: two go.
+        assert_eq!(budget.measured(counted + 2 * each).unwrap().len(), 2);
+        assert_eq!(budget.totals(), (6, 6 * each));
+        // The disk does not shrink as they go (sled keeps its file): the measure
+        // now counts them as excess too, but no more than a quarter of the share
+        // comes off it, so six of the eight listings' room stays.
+        assert!(budget.measured(counted + 100 * each).unwrap().len() <= 1);
+        assert!(budget.totals().0 >= 5, "{:?}", budget.totals());
+        assert_eq!(budget.stats.evicted.load(Ordering::Relaxed), 8 - budget.totals().0 as u64);
+        // The disk as counted again: the room stays kept for the peak until it
+        // leaves the last measures, and then the whole share is open.
+        let (kept, bytes) = budget.totals();
+        let as_counted = bytes + store.declined() as u64 * DECLINED_RECORD + STORE_FIXED;
+        budget.measured(as_counted).unwrap();
+        assert!(budget.limit() < config.listing_bytes());
+        for _ in 1..PEAK_MEASURES {
+            budget.measured(as_counted).unwrap();
+        }
+        assert_eq!(budget.limit(), config.listing_bytes());
+        assert_eq!(budget.totals().0, kept);
     }
 }

@@ -248,7 +248,8 @@ fn main() -> Result<()> {
     seeding.stop()?;
     honest.stop()?;
     let home = Home::new(&t_home);
-    let (store, index) = (mem::disk_usage(&home.db_dir(), true), mem::disk_usage(&home.index_dir(), true));
+    let (store, index) =
+        (smpl_node::budget::disk_taken(&home.db_dir()), smpl_node::budget::disk_taken(&home.index_dir()));
 
     let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
     let ms = |v: &[f64]| format!("{:.2} / {:.2} ms", percentile(v, 0.5), percentile(v, 0.99));

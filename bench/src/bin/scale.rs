@@ -187,8 +187,8 @@ fn measure(args: &Args, smpl: &Path, packs: usize, queries: &[String]) -> Result
 
     // Disk.
     let home = Home::new(&fresh);
-    column.store_bytes = mem::disk_usage(&home.db_dir(), true);
-    column.index_bytes = mem::disk_usage(&home.index_dir(), true);
+    column.store_bytes = smpl_node::budget::disk_taken(&home.db_dir());
+    column.index_bytes = smpl_node::budget::disk_taken(&home.index_dir());
 
     // Restart, first search, the query set through the API, RSS at rest.
     let started = Instant::now();

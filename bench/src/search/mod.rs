@@ -132,7 +132,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         let mut m = build(&mut engine, &corpus, args.batch_packs)?;
         warm_and_query(&mut engine, &queries, &mut m)?;
         m.counts = count(&mut engine, &queries[..check])?;
-        m.disk = mem::disk_usage(base.path(), false) - smpl.as_ref().map_or(0, |s| s.disk);
+        m.disk = mem::disk_usage(base.path()) - smpl.as_ref().map_or(0, |s| s.disk);
         Some(m)
     } else {
         None
@@ -191,7 +191,7 @@ fn measure_smpl(
     m.rss_after_queries = mem::rss();
     m.rss_parts = mem::rss_parts();
     m.counts = count(&mut engine, &queries[..check])?;
-    m.disk = mem::disk_usage(engine.path(), false);
+    m.disk = mem::disk_usage(engine.path());
     Ok(m)
 }
 

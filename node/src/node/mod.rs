@@ -243,6 +243,12 @@ impl Node {
         for license in node.trade.licenses(false)? {
             node.budget.keep(license.pack_id, license.seller);
         }
+        let watch = tokio::spawn(crate::budget::watch_disk(
+            node.budget.clone(),
+            vec![node.home.db_dir(), node.home.index_dir()],
+            node.cancel.child_token(),
+        ));
+        node.tasks.lock().unwrap_or_else(PoisonError::into_inner).push(watch);
         if let Some(interval) = options.gc_interval {
             let task = tokio::spawn(serving::prune(
                 node.trade.gate().clone(),

@@ -359,6 +359,10 @@ pub const MAX_VALIDATING: usize = 64;
 /// what it sends may be genuine replays, which cost it nothing), so that a flood
 /// from other peers cannot hide one, nor crowd out an honest peer.
 const PEER_CHECKS: usize = 8;
+/// The nice value of the threads checking gossip from authors not dealt with:
+/// between searches' (0) and the indexer's (10), which it gets three times the
+/// share of a core.
+const CHECK_NICE: libc::c_int = 5;
 /// Fetches from one peer being asked or taken in at once: what one peer's listings
 /// may hold of the node's memory and cores while it syncs, so that a flood of
 /// listings by sync leaves room for gossip and searches.
@@ -451,11 +455,11 @@ impl Network {
         // faster than one core checks their signatures.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
         let ingest = background::Pool::new("smpl-ingest", cores)?;
-        // Gossip is checked at the normal priority, but on no more threads than
-        // cores: at nice 10 it fell behind one honest peer gossiping 200 large
-        // listings a second, and with a thread for each listing it took the
-        // cores from searches.
-        let checks = background::Pool::start("smpl-gossip", cores, false)?;
+        // Gossip is checked a little below the normal priority, so that searches
+        // go first, and above the indexer's (at nice 10 it fell behind one honest
+        // peer gossiping 200 large listings a second), on no more threads than
+        // cores: with a thread for each listing it took the cores from searches.
+        let checks = background::Pool::start("smpl-gossip", cores, CHECK_NICE)?;
         let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, [ingest, checks]);
         actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);

@@ -12,12 +12,17 @@ const BACKGROUND_NICE: libc::c_int = 10;
 /// Lowers the calling thread's priority to [`BACKGROUND_NICE`], for good: an
 /// unprivileged thread cannot raise it again.
 pub fn lower_priority() {
+    lower_priority_to(BACKGROUND_NICE);
+}
+
+/// Lowers the calling thread's priority to `nice`, for good.
+fn lower_priority_to(nice: libc::c_int) {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority on this thread's own id (Linux gives each thread its own
     // nice value); raising one's nice value needs no privilege.
     unsafe {
         let tid = libc::gettid();
-        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE) != 0 {
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0 {
             tracing::debug!("a background thread keeps its priority: {}", std::io::Error::last_os_error());
         }
     }
@@ -50,18 +55,18 @@ pub struct Pool {
 impl Pool {
     /// A pool of `threads` threads at the lower priority.
     pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
-        Pool::start(name, threads, true)
+        Pool::start(name, threads, BACKGROUND_NICE)
     }
 
-    /// A pool of `threads` threads, at the lower priority if `lowered`.
-    pub fn start(name: &str, threads: usize, lowered: bool) -> std::io::Result<Pool> {
+    /// A pool of `threads` threads at nice value `nice` (0: the caller's).
+    pub fn start(name: &str, threads: usize, nice: libc::c_int) -> std::io::Result<Pool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
-                if lowered {
-                    lower_priority();
+                if nice > 0 {
+                    lower_priority_to(nice);
                 }
                 loop {
                     let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
@@ -103,6 +108,19 @@ mod tests {
     fn nice() -> libc::c_int {
         // SAFETY: getpriority of the calling thread.
         unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    /// A pool's threads take the nice value asked for; 0 keeps the caller's.
+    #[test]
+    fn a_pool_runs_at_the_nice_value_asked_for() {
+        let before = nice();
+        for (asked, expected) in [(5, before.max(5)), (0, before)] {
+            let pool = Pool::start("test", 1, asked).unwrap();
+            let (tx, rx) = mpsc::channel();
+            pool.spawn(move || tx.send(nice()).unwrap());
+            let got = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the job ran");
+            assert_eq!(got, expected, "asked for {asked}");
+        }
     }
 
     #[tokio::test]

@@ -516,8 +516,8 @@ impl Budget {
         }
     }
 
-    /// The bytes of listings kept: their share, less what the disk was last
-    /// measured to take beyond the count.
+    /// The bytes of listings kept: their share, less the disk measured beyond
+    /// the count ([`Budget::measured`]).
     fn limit(&self) -> u64 {
         self.config.listing_bytes().saturating_sub(self.overrun.load(Ordering::Relaxed))
     }

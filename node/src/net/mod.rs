@@ -360,8 +360,8 @@ pub const MAX_VALIDATING: usize = 64;
 /// from other peers cannot hide one, nor crowd out an honest peer.
 const PEER_CHECKS: usize = 8;
 /// The nice value of the threads checking gossip from authors not dealt with:
-/// between searches' (0) and the indexer's (10), which it gets three times the
-/// share of a core.
+/// between searches' (0) and the indexer's (10), so that they get a third of a
+/// search's share of a core and three times the indexer's.
 const CHECK_NICE: libc::c_int = 5;
 /// Fetches from one peer being asked or taken in at once: what one peer's listings
 /// may hold of the node's memory and cores while it syncs, so that a flood of

@@ -571,6 +571,20 @@ mod tests {
             .collect()
     }
 
+    /// One signed listing of one sample from each of `authors` keys.
+    fn one_listing_each(authors: std::ops::RangeInclusive<u8>) -> Vec<(Manifest, smpl_protocol::Envelope)> {
+        use smpl_protocol::Signed;
+        use smpl_testkit::manifest::{identity, manifest, sample};
+        authors
+            .map(|n| {
+                let who = identity(n);
+                let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
+                let envelope = m.sign(&who).unwrap();
+                (m, envelope)
+            })
+            .collect()
+    }
+
     #[test]
     fn authors_stay_ranked_by_bytes_through_adds_updates_removals_and_keeps() {
         let mut usage = Usage::default();
@@ -602,23 +616,14 @@ mod tests {
     /// two small listings, however small.
     #[test]
     fn a_listing_costs_its_file_blocks_index_share_and_records() {
-        use smpl_protocol::Signed;
-        use smpl_testkit::manifest::{identity, manifest, sample};
         let (small, full) = (BLOCK - FRAME, BLOCK - FRAME + 1);
         assert_eq!(cost(1), BLOCK + LISTING_RECORDS);
         assert_eq!(cost(small), BLOCK + small / 4 + LISTING_RECORDS);
         assert_eq!(cost(full), 2 * BLOCK + full / 4 + LISTING_RECORDS);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let offers: Vec<_> = (1..=3)
-            .map(|n| {
-                let who = identity(n);
-                let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
-                let envelope = m.sign(&who).unwrap();
-                assert!(envelope.as_bytes().len() < BLOCK / 2);
-                (m, envelope)
-            })
-            .collect();
+        let offers = one_listing_each(1..=3);
+        assert!(offers.iter().all(|(_, envelope)| envelope.as_bytes().len() < BLOCK / 2));
         let two = 2 * cost(offers[0].1.as_bytes().len()) as u64;
         // Seven eighths of the budget, less the store's fixed part, for listings:
         // just over two of them.
@@ -644,18 +649,13 @@ mod tests {
     /// listings at all: every one is declined.)
     #[test]
     fn declined_listings_stay_within_their_share() {
-        use smpl_protocol::Signed;
-        use smpl_testkit::manifest::{identity, manifest, sample};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let config =
             BudgetConfig { max_bytes: DECLINED_SHARE * DECLINED_RECORD * 32, ..BudgetConfig::default() };
         assert_eq!((config.max_declined(), config.listing_bytes()), (32, 0));
         let budget = Budget::open(&store, NodeId([9; 32]), config).unwrap();
-        for n in 1..=100u8 {
-            let who = identity(n);
-            let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
-            let envelope = m.sign(&who).unwrap();
+        for (m, envelope) in one_listing_each(1..=100) {
             assert!(budget.admit(&m, envelope.as_bytes().len()).is_err());
             assert!(store.declined() <= 32, "{} declined records kept", store.declined());
         }
@@ -706,18 +706,9 @@ mod tests {
     /// however much it says.
     #[test]
     fn disk_measured_beyond_the_count_evicts_up_to_a_quarter_of_the_share() {
-        use smpl_protocol::Signed;
-        use smpl_testkit::manifest::{identity, manifest, sample};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let offers: Vec<_> = (1..=8)
-            .map(|n| {
-                let who = identity(n);
-                let m = manifest(who.node_id(), "one", 1, vec![sample("Kick.wav")]);
-                let envelope = m.sign(&who).unwrap();
-                (m, envelope)
-            })
-            .collect();
+        let offers = one_listing_each(1..=8);
         let each = cost(offers[0].1.as_bytes().len()) as u64;
         // Room for exactly eight listings.
         let config =

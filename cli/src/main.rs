@@ -172,13 +172,16 @@ fn main() -> ExitCode {
     let chosen = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("SMPL_LOG"))
         .ok();
-    // gossipsub warns once per message it cannot queue for a slow peer, the whole
-    // message in the line: thousands of lines under a flood. The node counts them
-    // (`gossip_unsent` in `smpl status`) and says so at powers of two instead; a
-    // chosen RUST_LOG shows gossipsub's own lines again.
+    // gossipsub warns once per message it cannot queue for a slow peer (the whole
+    // message in the line), and once per message checked after it left its cache:
+    // thousands of lines under a flood. The node counts them (`gossip_unsent`,
+    // `gossip_unforwarded` in `smpl status`) and says so at powers of two instead;
+    // a chosen RUST_LOG shows gossipsub's own lines again.
     let quiet = chosen.is_none();
     let unqueued = tracing_subscriber::filter::filter_fn(move |event| {
-        !(quiet && event.target().starts_with("libp2p_gossipsub") && event.fields().field("rpc").is_some())
+        let per_message =
+            event.fields().field("rpc").is_some() || event.fields().field("message_id").is_some();
+        !(quiet && event.target().starts_with("libp2p_gossipsub") && per_message)
     });
     let filter = chosen.unwrap_or_else(|| default.into());
     let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);

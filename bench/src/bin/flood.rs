@@ -135,6 +135,7 @@ fn main() -> Result<()> {
 
     // The honest author and the producer who fetched from it.
     let honest = NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others })?;
+    let h_id = Home::new(&h_home).node_info()?.node_id.to_string();
     let budget = [
         "--listings-mb".to_string(),
         args.listings_mb.to_string(),
@@ -146,7 +147,9 @@ fn main() -> Result<()> {
     let budget: Vec<&str> = budget.iter().map(String::as_str).collect();
     let producer = NodeProcess::start(&smpl, &t_home, &budget)?;
     let api = Api::new(&t_home)?;
+    let idle_publish = Instant::now();
     let first = publish(&smpl, &h_home, &args.dir, "Honest Keys", 0)?;
+    let idle_publish = idle_publish.elapsed().as_secs_f64();
     wait_for(&api, &first, Duration::from_secs(30))?;
     smpl_json(&smpl, &t_home, &["fetch", &first, "--out", args.dir.join("library").to_str().unwrap()])?;
 
@@ -180,9 +183,11 @@ fn main() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let (mut peak_rss, mut peak_anon) = (0u64, 0u64);
     let mut during = Vec::new();
-    let mut second: Option<(String, Instant)> = None;
+    // The honest author's second publish runs beside the searches, so that the
+    // producer can be seen to find it before `smpl publish` has answered.
+    let mut publishing: Option<(std::thread::JoinHandle<Result<String>>, Instant)> = None;
+    let mut second: Option<String> = None;
     let mut publish_secs = f64::NAN;
-    let mut arrival = None;
     let mut searchable = None;
     let mut last = (0u64, 0u64, 0u64);
     let mut moved = Instant::now();
@@ -196,20 +201,20 @@ fn main() -> Result<()> {
             api.search(q)?;
             during.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        if second.is_none() && started.elapsed() > Duration::from_secs(5) {
-            let start = Instant::now();
-            second = Some((publish(&smpl, &h_home, &args.dir, "Honest Keys II", 1)?, start));
-            publish_secs = start.elapsed().as_secs_f64();
+        if publishing.is_none() && second.is_none() && started.elapsed() > Duration::from_secs(5) {
+            let (smpl, home, dir) = (smpl.clone(), h_home.clone(), args.dir.clone());
+            let publish = std::thread::spawn(move || publish(&smpl, &home, &dir, "Honest Keys II", 1));
+            publishing = Some((publish, Instant::now()));
         }
-        if let (Some((pack, published)), None) = (&second, arrival)
-            && api.has_pack(pack)
-        {
-            arrival = Some(published.elapsed());
-        }
-        if let (Some((pack, published)), Some(_), None) = (&second, arrival, searchable)
-            && found_by_search(&api, "Honest Keys II", pack)?
-        {
-            searchable = Some(published.elapsed());
+        if let Some((publish, start)) = &publishing {
+            if searchable.is_none() && found_by_search(&api, "Honest Keys II", &h_id)? {
+                searchable = Some(start.elapsed());
+            }
+            if publish.is_finished() {
+                publish_secs = start.elapsed().as_secs_f64();
+                let (publish, _) = publishing.take().expect("publishing");
+                second = Some(publish.join().map_err(|_| anyhow::anyhow!("the publish panicked"))??);
+            }
         }
         if last_status.elapsed() >= Duration::from_millis(500) {
             last_status = Instant::now();
@@ -225,7 +230,7 @@ fn main() -> Result<()> {
             }
             let done =
                 now.0 + now.1 + now.2 >= args.listings as u64 || moved.elapsed() > Duration::from_secs(90);
-            if done && searchable.is_some() {
+            if done && searchable.is_some() && second.is_some() {
                 break;
             }
             if started.elapsed() > Duration::from_secs(args.timeout_secs) {
@@ -239,7 +244,7 @@ fn main() -> Result<()> {
     let gossiped: u64 = feeders.into_iter().map(feed::Feeding::stop).sum::<Result<u64>>()?;
     let status = api.get("/v1/status")?;
     let after = api_rounds(&api, &queries, REST_ROUNDS)?;
-    let (second, _) = second.expect("published during the flood");
+    let second = second.expect("published during the flood");
     let kept = [&first, &second].iter().all(|pack| api.has_pack(pack));
     let found = api.search("Honest Keys")?["hits"].as_array().map_or(0, Vec::len);
     let rest_rss = producer.rss()?;
@@ -292,8 +297,7 @@ fn main() -> Result<()> {
     println!("| search p50 / p99, during the flood | {} |", ms(&during));
     println!("| search p50 / p99, at rest after it | {} |", ms(&after));
     println!(
-        "| honest listing, from the start of `smpl publish` to shown / found by search (publish itself) | {:.2} s / {:.2} s ({publish_secs:.2} s) |",
-        arrival.map_or(f64::NAN, |d| d.as_secs_f64()),
+        "| honest listing, from the start of `smpl publish` to found by a search on the producer (the publish itself; at idle) | {:.2} s ({publish_secs:.2} s; {idle_publish:.2} s) |",
         searchable.map_or(f64::NAN, |d| d.as_secs_f64())
     );
     println!("| the honest author's packs all kept / found by search | {kept} / {found} hits |");
@@ -329,11 +333,13 @@ fn publish(smpl: &Path, home: &Path, dir: &Path, title: &str, variant: u32) -> R
     answer["pack_id"].as_str().map(str::to_string).ok_or_else(|| anyhow::anyhow!("publish answered {answer}"))
 }
 
-/// Whether a search for `text` finds `pack`.
-fn found_by_search(api: &Api, text: &str, pack: &str) -> Result<bool> {
-    let answer = api.search(text)?;
+/// Whether a search for `title` finds a pack of that title by `author`.
+fn found_by_search(api: &Api, title: &str, author: &str) -> Result<bool> {
+    let answer = api.search(title)?;
     let hits = answer["hits"].as_array().map_or(&[][..], Vec::as_slice);
-    Ok(hits.iter().any(|hit| hit["pack_id"].as_str() == Some(pack)))
+    Ok(hits
+        .iter()
+        .any(|hit| hit["pack_title"].as_str() == Some(title) && hit["author"].as_str() == Some(author)))
 }
 
 fn wait_for(api: &Api, pack: &str, timeout: Duration) -> Result<()> {

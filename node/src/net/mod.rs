@@ -310,6 +310,9 @@ pub struct SyncStats {
     /// Gossip messages (forwards, publishes, gossip about them) not sent because
     /// the peer's send queue was full: a slow or stalled peer.
     pub gossip_unsent: AtomicU64,
+    /// Gossip listings whose check ended after gossipsub had let them go from its
+    /// cache: kept if valid, but not forwarded, and their sender not scored.
+    pub gossip_unforwarded: AtomicU64,
     /// Rounds this node started that ended at the peer's first answer: the same as
     /// in the last round with it that left nothing to fetch.
     pub rounds_settled: AtomicU64,
@@ -1136,10 +1139,20 @@ impl Actor {
                     }
                 }
                 let rejected = acceptance == MessageAcceptance::Reject;
-                self.swarm
+                let cached = self
+                    .swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&id, &source, acceptance);
+                if !cached {
+                    let late = self.stats.gossip_unforwarded.fetch_add(1, Ordering::Relaxed) + 1;
+                    if late.is_power_of_two() {
+                        tracing::warn!(
+                            late,
+                            "gossip listings checked after gossip let them go: kept if valid, not forwarded"
+                        );
+                    }
+                }
                 // Ban at once, not at the next score check: until then gossipsub drops
                 // a graylisted peer's messages only after decoding them and checking
                 // their signatures (the abuse tests saw ~1,400 in that second).

@@ -21,6 +21,9 @@ pub struct Dropped {
     /// Gossip messages not sent because their peer's send queue was full.
     #[serde(default)]
     pub gossip_unsent: u64,
+    /// Gossip listings checked too late to forward: gossip had let them go.
+    #[serde(default)]
+    pub gossip_unforwarded: u64,
     /// Sync requests refused because their peer asked more than its rate.
     pub sync_rate_limited: u64,
     /// Listings peers announced that were refused: not signed by the peer, or
@@ -83,6 +86,7 @@ impl Node {
             dropped.gossip_unchecked = n(&stats.gossip_dropped);
             dropped.gossip_rate_limited = n(&stats.gossip_rate_limited);
             dropped.gossip_unsent = n(&stats.gossip_unsent);
+            dropped.gossip_unforwarded = n(&stats.gossip_unforwarded);
             dropped.sync_rate_limited = n(&stats.sync_rate_limited);
             dropped.announces_refused = n(&stats.announces_refused);
             dropped.sync_invalid = n(&stats.fetched_invalid);

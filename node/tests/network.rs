@@ -153,3 +153,14 @@ async fn a_restarted_node_rejoins_its_remembered_peers() {
     wait_for(&b, "while", pack, false, Duration::from_secs(10)).await;
     assert!(!b.peers().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_closes_its_endpoint_while_others_still_hold_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), "a", &[]).await;
+    // What listings queued for their checks under a flood hold at shutdown.
+    let held = node.transfer().expect("networked").clone();
+    assert!(!held.is_closed());
+    tokio::time::timeout(Duration::from_secs(30), node.shutdown()).await.expect("the node stops");
+    assert!(held.is_closed(), "the endpoint is closed although the transfer is still held");
+}

@@ -412,10 +412,13 @@ impl Node {
         for task in tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
         }
-        if let Some((_, transfer)) = net
-            && let Ok(transfer) = Arc::try_unwrap(transfer)
-        {
-            transfer.shutdown().await;
+        if let Some((_, transfer)) = net {
+            match Arc::try_unwrap(transfer) {
+                Ok(transfer) => transfer.shutdown().await,
+                // Host work still queued (listings waiting for their checks under a
+                // flood) holds it: the endpoint is closed all the same.
+                Err(transfer) => transfer.close().await,
+            }
         }
         drop(indexer);
         let join = indexer_thread.lock().ok().and_then(|mut j| j.take());

@@ -285,6 +285,11 @@ impl Transfer {
         node_id(&self.router.endpoint().id())
     }
 
+    /// Whether the endpoint is closed: the node has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.router.endpoint().is_closed()
+    }
+
     /// The direct addresses peers can reach this endpoint at: what the node tells
     /// other peers over libp2p.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -558,6 +563,16 @@ impl Transfer {
     /// (a `BlobTicket` of format `HashSeq`).
     pub fn ticket(&self, content: BlobHash) -> String {
         BlobTicket::new(self.router.endpoint().addr(), to_iroh(&content), BlobFormat::HashSeq).to_string()
+    }
+
+    /// Stops serving and closes the endpoint, where others still hold this
+    /// transfer; the relay this node runs for peers stops when the last of them
+    /// lets go.
+    pub async fn close(&self) {
+        self.cancel.cancel();
+        if let Err(e) = self.router.shutdown().await {
+            tracing::warn!("iroh router did not shut down cleanly: {e}");
+        }
     }
 
     /// Stops serving and closes the endpoint. The blob store stays open: it belongs

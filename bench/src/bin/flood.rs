@@ -15,8 +15,9 @@
 //!    otherwise). While T takes
 //!    them in, its RSS is sampled every 50 ms and the query set runs through its
 //!    API round after round; a few seconds in, H publishes a new pack, and the time
-//!    from the start of `smpl publish` until T's API shows it, and until a search
-//!    on T finds it, is taken. The flood is over when T has stored, evicted or
+//!    from the start of `smpl publish` until a search on T finds it is taken (the
+//!    publish runs beside the searches, so T may find it before the publish
+//!    answers). The flood is over when T has stored, evicted or
 //!    refused as many listings as the seeder offers (or when nothing moved for
 //!    90 s: then the table says so); the gossip peers stop then.
 //! 5. **After**: T's listings against the budget, its disk, the same query set at

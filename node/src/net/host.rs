@@ -158,6 +158,9 @@ pub struct NodeHost {
     pub trade: Trade,
     /// Possession proofs being computed; each reads a whole blob.
     pub proving: AtomicUsize,
+    /// The node's runtime, which drives the data plane: the swarm calls from a
+    /// runtime of its own.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// Possession proofs computed at once; more are refused as busy.
@@ -173,11 +176,7 @@ impl NodeHost {
             return TradeResponse::Refused("busy; ask again later".into());
         }
         let held = self.trade.gate().origins(&blob).map(|o| !o.is_empty()).unwrap_or(false);
-        let proof = if held {
-            tokio::runtime::Handle::current().block_on(self.blobs.prove(&blob, chunk))
-        } else {
-            Ok(None)
-        };
+        let proof = if held { self.runtime.block_on(self.blobs.prove(&blob, chunk)) } else { Ok(None) };
         self.proving.fetch_sub(1, Ordering::SeqCst);
         match proof {
             Ok(Some(hashes)) => {
@@ -228,6 +227,7 @@ impl Host for NodeHost {
     }
 
     fn public_ips(&self, ips: &[std::net::IpAddr]) {
+        let _runtime = self.runtime.enter();
         self.transfer.set_public_ips(ips);
     }
 
@@ -238,6 +238,7 @@ impl Host for NodeHost {
     }
 
     fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>, home: Option<RelayHome>) {
+        let _runtime = self.runtime.enter();
         if let Some(home) = &home {
             self.transfer.pin_relay(&home.url, home.cert);
         }
@@ -246,7 +247,7 @@ impl Host for NodeHost {
 
     fn serve_relay(&self) {
         let (transfer, rate) = (self.transfer.clone(), self.relay_rate);
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             if let Err(e) = transfer.serve_relay(rate).await {
                 tracing::warn!("cannot start the iroh relay for peers: {e}");
             }
@@ -255,7 +256,7 @@ impl Host for NodeHost {
 
     fn learned_relay(&self, url: String, cert: [u8; 32]) {
         let transfer = self.transfer.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             if let Err(e) = transfer.use_relay(&url, cert).await {
                 tracing::warn!("cannot use the iroh relay a peer offered: {e}");
             }
@@ -263,6 +264,7 @@ impl Host for NodeHost {
     }
 
     fn punch(&self, node: NodeId) {
+        let _runtime = self.runtime.enter();
         self.transfer.punch(node);
     }
 

@@ -366,6 +366,13 @@ const PEER_CHECKS: usize = 8;
 /// between searches' (0) and the indexer's (10), so that they get a third of a
 /// search's share of a core and three times the indexer's.
 const CHECK_NICE: libc::c_int = 5;
+/// The nice value of the swarm's thread (connections, gossip, sync, the DHT): one
+/// step below searches, so that a search waking up takes the core from it at
+/// once (at the same priority it may wait for the swarm's slice, a few
+/// milliseconds), while it keeps nearly the share of a core it had beside other
+/// programs (at nice 3, a node on a core busy with other programs fell far
+/// behind).
+const SWARM_NICE: libc::c_int = 1;
 /// Fetches from one peer being asked or taken in at once: what one peer's listings
 /// may hold of the node's memory and cores while it syncs, so that a flood of
 /// listings by sync leaves room for gossip and searches.
@@ -436,13 +443,55 @@ fn dialable(addr: &Multiaddr) -> bool {
 }
 
 impl Network {
-    /// Builds the swarm, starts listening and runs the actor until `cancel`.
+    /// Builds the swarm, starts listening and runs the actor until `cancel`, on a
+    /// thread of its own at [`SWARM_NICE`].
     pub async fn start(
         identity: &smpl_protocol::Identity,
         config: NetConfig,
         host: Arc<dyn Host>,
         cancel: CancellationToken,
     ) -> Result<(Network, tokio::task::JoinHandle<()>), NetError> {
+        let identity = identity.clone();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (ended_tx, ended_rx) = oneshot::channel::<()>();
+        std::thread::Builder::new().name("smpl-swarm".into()).spawn(move || {
+            let _ended = ended_tx;
+            background::lower_priority_to(SWARM_NICE);
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(NetError::Threads(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match Network::build(&identity, config, host) {
+                    Ok((network, mut actor)) => {
+                        let _ = ready_tx.send(Ok(network));
+                        actor.run(cancel).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+            // Host work the actor handed out ends quickly; none outlives the node.
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        })?;
+        let network = ready_rx.await.map_err(|_| NetError::Stopped)??;
+        let join = tokio::spawn(async move {
+            let _ = ended_rx.await;
+        });
+        Ok((network, join))
+    }
+
+    /// The swarm, listening, and its actor with the peers to dial queued, on the
+    /// runtime that is to drive them.
+    fn build(
+        identity: &smpl_protocol::Identity,
+        config: NetConfig,
+        host: Arc<dyn Host>,
+    ) -> Result<(Network, Actor), NetError> {
         let mut swarm = behaviour::build_swarm(identity, config.mdns, &config.relay, config.relay_server)?;
         for addr in &config.listen {
             swarm
@@ -471,8 +520,7 @@ impl Network {
         for addr in dial {
             actor.dial(addr);
         }
-        let join = tokio::spawn(async move { actor.run(cancel).await });
-        Ok((Network { tx, peer_id, stats, reachability }, join))
+        Ok((Network { tx, peer_id, stats, reachability }, actor))
     }
 
     pub fn peer_id(&self) -> PeerId {

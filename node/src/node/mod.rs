@@ -267,6 +267,7 @@ impl Node {
             transfer: transfer.clone(),
             relay_rate: node.config.relay_server.data_bytes_per_second,
             trade: node.trade.clone(),
+            runtime: tokio::runtime::Handle::current(),
         });
         let listen = match options.listen.is_empty() {
             true => default_listen(&node.store)?,

@@ -16,7 +16,7 @@ pub fn lower_priority() {
 }
 
 /// Lowers the calling thread's priority to `nice`, for good.
-fn lower_priority_to(nice: libc::c_int) {
+pub fn lower_priority_to(nice: libc::c_int) {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority on this thread's own id (Linux gives each thread its own
     // nice value); raising one's nice value needs no privilege.

@@ -164,3 +164,25 @@ async fn a_stopped_node_closes_its_endpoint_while_others_still_hold_it() {
     tokio::time::timeout(Duration::from_secs(30), node.shutdown()).await.expect("the node stops");
     assert!(held.is_closed(), "the endpoint is closed although the transfer is still held");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_swarm_runs_on_a_thread_of_its_own_a_step_below_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let _node = start(dir.path(), "a", &[]).await;
+    // Linux gives each thread its own nice value: field 19 of its stat line.
+    let nice_of = |task: &std::path::Path| -> Option<i32> {
+        let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+        stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
+    };
+    let named = |task: &std::path::Path, name: &str| {
+        std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| comm.trim() == name)
+    };
+    let tasks: Vec<_> = std::fs::read_dir("/proc/self/task").unwrap().map(|t| t.unwrap().path()).collect();
+    let swarms: Vec<i32> =
+        tasks.iter().filter(|t| named(t, "smpl-swarm")).filter_map(|t| nice_of(t)).collect();
+    let workers: Vec<i32> =
+        tasks.iter().filter(|t| named(t, "tokio-rt-worker")).filter_map(|t| nice_of(t)).collect();
+    assert!(!swarms.is_empty(), "no smpl-swarm thread");
+    let searches = workers.iter().copied().min().expect("tokio's workers, which answer the API");
+    assert!(swarms.iter().all(|&nice| nice > searches), "swarm {swarms:?}, API {workers:?}");
+}

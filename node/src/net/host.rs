@@ -158,8 +158,8 @@ pub struct NodeHost {
     pub trade: Trade,
     /// Possession proofs being computed; each reads a whole blob.
     pub proving: AtomicUsize,
-    /// The node's runtime, which drives the data plane: the swarm calls from a
-    /// runtime of its own.
+    /// The node's runtime, where the relay tasks and possession proofs run: the
+    /// swarm calls from a runtime of its own.
     pub runtime: tokio::runtime::Handle,
 }
 
@@ -227,7 +227,6 @@ impl Host for NodeHost {
     }
 
     fn public_ips(&self, ips: &[std::net::IpAddr]) {
-        let _runtime = self.runtime.enter();
         self.transfer.set_public_ips(ips);
     }
 
@@ -238,7 +237,6 @@ impl Host for NodeHost {
     }
 
     fn learned_iroh(&self, node: NodeId, addrs: Vec<SocketAddr>, home: Option<RelayHome>) {
-        let _runtime = self.runtime.enter();
         if let Some(home) = &home {
             self.transfer.pin_relay(&home.url, home.cert);
         }
@@ -264,7 +262,6 @@ impl Host for NodeHost {
     }
 
     fn punch(&self, node: NodeId) {
-        let _runtime = self.runtime.enter();
         self.transfer.punch(node);
     }
 

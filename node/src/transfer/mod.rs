@@ -130,6 +130,9 @@ pub struct Transfer {
     policy: tokio::task::JoinHandle<()>,
     /// The public addresses the endpoint is to have (see [`Transfer::set_public_ips`]).
     public: tokio::sync::watch::Sender<Vec<SocketAddr>>,
+    /// The runtime the endpoint was made on, which the punching tasks run on
+    /// whatever thread asks for them (the swarm has a runtime of its own).
+    runtime: tokio::runtime::Handle,
 }
 
 /// Keeps the endpoint's external addresses to the latest set given to
@@ -277,6 +280,7 @@ impl Transfer {
             cancel,
             policy,
             public,
+            runtime: tokio::runtime::Handle::current(),
         })
     }
 
@@ -400,7 +404,7 @@ impl Transfer {
         let Some(id) = endpoint_id(&node) else { return };
         let endpoint = self.router.endpoint().clone();
         let cancel = self.cancel.child_token();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let attempt = tokio::time::timeout(PUNCH_FOR, endpoint.connect(id, iroh_blobs::ALPN));
             let connection = tokio::select! {
                 _ = cancel.cancelled() => return,

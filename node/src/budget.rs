@@ -123,11 +123,10 @@ const FRAME: usize = 64;
 /// 8–48 bytes inserted in random key order, and about 1.3× that in a store that
 /// evicts and forgets as it goes (measured under the flood benchmark).
 const LISTING_RECORDS: usize = 400;
-/// The disk one declined listing's record takes in sled (a 16-byte key, an 8-byte
-/// seq): 110 bytes measured for 100,000 of them in a fresh tree, and about 240 in
-/// a store that takes in a flood by sync as fast as it comes (sled's file grew
-/// to 8 MiB under the flood benchmark with the producer on a core of its own).
-pub const DECLINED_RECORD: u64 = 240;
+/// The most disk one declined listing's record takes: a slot of 32 bytes in a
+/// table that is at most half full, and a quarter full just after it doubled
+/// (`store/declined.rs`).
+pub const DECLINED_RECORD: u64 = 128;
 /// Disk the store takes whatever it holds: the 256 folders of the envelope files
 /// (4 KB each) and sled's own files.
 const STORE_FIXED: u64 = 2 << 20;

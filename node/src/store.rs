@@ -12,13 +12,18 @@
 //! - `peers/v1`: multiaddr of a peer met before → nothing
 //! - `index-queue/v1`: queue id (u64, big-endian) → pack id. The indexer reads the
 //!   pack's current state when it drains an entry, so entries are idempotent.
-//! - `evicted/v1`: pack id → seq of a listing dropped to stay within the listing
-//!   budget, or declined by it (`budget.rs`): that version and older ones are not
-//!   stored again, and reconciliation counts them as held, so peers do not send
-//!   them again.
+//! - `evicted/v1`: no longer written; a store that has it gives its records to
+//!   the table of declined listings when it opens.
 //! - `updates/v1`: author → when (unix seconds, u64 big-endian each) it replaced
 //!   listings stored here with new versions in the last day, so the budget's
 //!   per-author update count survives a restart.
+//!
+//! Beside the trees, the file `declined-v1` ([`declined`]) holds pack id → seq of
+//! each listing dropped to stay within the listing budget, or declined by it
+//! (`budget.rs`): that version and older ones are not stored again, and
+//! reconciliation counts them as held, so peers do not send them again. They are
+//! written and forgotten as fast as a flood comes, which sled's file does not
+//! follow.
 //!
 //! A stored envelope is the original envelope bytes, compressed with zstd when
 //! that is smaller (it starts with zstd's magic or with the envelope's own `SMPL`).
@@ -28,12 +33,13 @@
 //! node's own; a manifest's file is written (and for the node's own, synced)
 //! before that transaction, and the file of the version it replaces removed after.
 
+mod declined;
 mod files;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -91,34 +97,14 @@ pub struct Store {
     settings: Tree,
     peers: Tree,
     queue: Tree,
-    evicted: Tree,
     updates: Tree,
     /// The reconciliation items, kept between reconciliations until a listing
     /// changes.
     items: Arc<ItemCache>,
-    /// Records in `evicted`: counted after open, and kept since.
-    declined: Arc<AtomicUsize>,
-    counting: Arc<CountingPass>,
+    /// The listings declined or evicted.
+    declined: Arc<declined::DeclinedTable>,
     /// The manifests' envelopes.
     files: Arc<files::EnvelopeFiles>,
-}
-
-/// The pass counting the declined records after open ([`Store::count_declined`]).
-/// It holds the database open, so it is stopped and waited for when the last
-/// handle to the store goes: a store opened again at once finds the database free.
-#[derive(Default)]
-struct CountingPass {
-    stop: Arc<AtomicBool>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Drop for CountingPass {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// [`Store::sync_items`]'s last answer, valid while `changes` has not moved.
@@ -239,15 +225,13 @@ impl Store {
             settings: db.open_tree("settings/v1")?,
             peers: db.open_tree("peers/v1")?,
             queue: db.open_tree("index-queue/v1")?,
-            evicted: db.open_tree("evicted/v1")?,
             updates: db.open_tree("updates/v1")?,
             items: Arc::default(),
-            declined: Arc::default(),
-            counting: Arc::default(),
+            declined: Arc::new(declined::DeclinedTable::open(&dir.join("declined-v1"))?),
             files: Arc::new(files),
             db,
         };
-        store.count_declined();
+        store.move_declined_out_of_sled()?;
         store.match_files()?;
         if store.listings.is_empty() && !store.manifests.is_empty() {
             store.summarise_listings()?;
@@ -289,6 +273,21 @@ impl Store {
             self.queue.insert(self.db.generate_id()?.to_be_bytes(), &pack.0)?;
         }
         self.flush()
+    }
+
+    /// Gives the records of a store written before the table of declined
+    /// listings to it, and drops their tree. A crash on the way moves them again.
+    fn move_declined_out_of_sled(&self) -> Result<(), StoreError> {
+        const OLD: &str = "evicted/v1";
+        if !self.db.tree_names().iter().any(|name| name.as_ref() == OLD.as_bytes()) {
+            return Ok(());
+        }
+        for item in self.db.open_tree(OLD)?.iter() {
+            let (k, v) = item?;
+            self.declined.record(&pack_id_of(&k), seq_of(&v))?;
+        }
+        self.db.drop_tree(OLD)?;
+        Ok(())
     }
 
     /// Writes the `listings` tree from the stored manifests, once, for a store
@@ -362,33 +361,30 @@ impl Store {
         if newer(&self.retractions)? {
             return Ok(Accepted::Retracted);
         }
-        if newer(&self.manifests)? || newer(&self.evicted)? {
+        let declined = |seq_declined: Option<u64>| seq_declined.is_some_and(|old| old >= seq);
+        if newer(&self.manifests)? || declined(self.declined.get(pack)?) {
             return Ok(Accepted::Stale);
         }
         self.files.write(pack, seq, &encode(envelope), durable)?;
         let listed = summary(seq, &manifest.author, envelope.as_bytes().len());
-        let trees = (&self.manifests, &self.retractions, &self.queue, &self.evicted, &self.listings);
-        let (outcome, replaced, undeclined) = trees.transaction(|(m, r, q, e, l)| {
+        let trees = (&self.manifests, &self.retractions, &self.queue, &self.listings);
+        let (outcome, replaced) = trees.transaction(|(m, r, q, l)| {
             if r.get(key)?.is_some_and(|old| seq_of(&old) >= seq) {
-                return Ok((Accepted::Retracted, None, false));
+                return Ok((Accepted::Retracted, None));
             }
             let old = m.get(key)?;
-            if old.as_ref().is_some_and(|old| seq_of(old) >= seq)
-                || e.get(key)?.is_some_and(|old| seq_of(&old) >= seq)
-            {
-                return Ok((Accepted::Stale, None, false));
+            if old.as_ref().is_some_and(|old| seq_of(old) >= seq) {
+                return Ok((Accepted::Stale, None));
             }
-            let undeclined = e.remove(&key)?.is_some();
             m.insert(&key, &seq.to_be_bytes())?;
             l.insert(&key, &listed[..])?;
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
             let replaced = old.filter(|old| in_file(old)).map(|old| seq_of(&old));
-            Ok::<_, ConflictableTransactionError<StoreError>>((Accepted::New, replaced, undeclined))
+            Ok::<_, ConflictableTransactionError<StoreError>>((Accepted::New, replaced))
         })?;
         if outcome == Accepted::New {
-            if undeclined {
-                self.uncount_declined(1);
-            }
+            // An older version declined is held now.
+            self.declined.remove_below(pack, seq)?;
             self.listings_changed();
             if durable {
                 self.flush()?;
@@ -448,18 +444,17 @@ impl Store {
     /// or older is not stored again. Returns whether there was a listing.
     pub fn evict(&self, pack: &PackId) -> Result<bool, StoreError> {
         let key = pack.0;
-        let trees = (&self.manifests, &self.queue, &self.evicted, &self.listings);
-        let removed = trees.transaction(|(m, q, e, l)| {
+        let trees = (&self.manifests, &self.queue, &self.listings);
+        let removed = trees.transaction(|(m, q, l)| {
             let Some(old) = m.remove(&key)? else { return Ok(None) };
             l.remove(&key)?;
-            let new = e.insert(&key, &seq_of(&old).to_be_bytes())?.is_none();
             q.insert(&q.generate_id()?.to_be_bytes(), &key)?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(Some((old, new)))
+            Ok::<_, ConflictableTransactionError<StoreError>>(Some(old))
         })?;
-        let Some((old, new)) = removed else { return Ok(false) };
-        if new {
-            self.declined.fetch_add(1, Ordering::Relaxed);
-        }
+        let Some(old) = removed else { return Ok(false) };
+        // A crash before this line forgets the version: the budget is asked
+        // about it again if it is offered again.
+        self.declined.record(pack, seq_of(&old))?;
         self.listings_changed();
         if in_file(&old) {
             self.files.remove(pack, seq_of(&old));
@@ -470,82 +465,23 @@ impl Store {
     /// Records that version `seq` of `pack` was declined (its author over its
     /// budget): it, and older versions, are not stored or fetched again.
     pub fn decline(&self, pack: &PackId, seq: u64) -> Result<(), StoreError> {
-        let before = self.evicted.fetch_and_update(pack.0, |old| match old {
-            Some(old) if seq_of(old) >= seq => Some(old.to_vec()),
-            _ => Some(seq.to_be_bytes().to_vec()),
-        })?;
-        if before.is_none() {
-            self.declined.fetch_add(1, Ordering::Relaxed);
-        }
+        self.declined.record(pack, seq)?;
         self.listings_changed();
         Ok(())
     }
 
-    /// Adds the records in `evicted` to the count, on a thread of its own: a pass
-    /// over them takes 1.4 s a million here, and a node that went through a flood
-    /// may hold over a million, so opening does not wait for it. Until the pass
-    /// ends the count is low (the budget forgets none then); a write during the
-    /// pass, to a record the pass has yet to reach, is counted twice or not at all
-    /// until the next start.
-    fn count_declined(&self) {
-        if self.evicted.is_empty() {
-            return;
-        }
-        let (evicted, declined) = (self.evicted.clone(), self.declined.clone());
-        let stop = self.counting.stop.clone();
-        let counting = std::thread::Builder::new().name("smpl-declined".into()).spawn(move || {
-            let mut held = 0;
-            for key in evicted.iter().keys() {
-                if key.is_err() {
-                    break;
-                }
-                if held % 1024 == 0 && stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                held += 1;
-            }
-            declined.fetch_add(held, Ordering::Relaxed);
-        });
-        match counting {
-            Ok(thread) => *self.counting.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread),
-            Err(e) => tracing::warn!(
-                "could not count the declined listings (the budget forgets none until a restart): {e}"
-            ),
-        }
-    }
-
     /// Listings declined or evicted that the store remembers.
     pub fn declined(&self) -> usize {
-        self.declined.load(Ordering::Relaxed)
+        self.declined.len()
     }
 
-    /// Forgets up to `n` declined listings, those whose ids follow `after` (ids are
-    /// hashes, so these are as good as a random choice): they may be stored, and
-    /// fetched, again.
-    pub fn forget_declined(&self, after: &PackId, n: usize) -> Result<usize, StoreError> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let key = after.0.as_slice();
-        let following = self
-            .evicted
-            .range::<&[u8], _>((Excluded(key), Unbounded))
-            .keys()
-            .chain(self.evicted.range(..key).keys());
-        let mut forgotten = 0;
-        for key in following.take(n) {
-            if self.evicted.remove(key?)?.is_some() {
-                forgotten += 1;
-            }
-        }
-        self.uncount_declined(forgotten);
+    /// Forgets up to `n` declined listings, chosen from `near`'s place in their
+    /// table on (as good as a random choice): they may be stored, and fetched,
+    /// again.
+    pub fn forget_declined(&self, near: &PackId, n: usize) -> Result<usize, StoreError> {
+        let forgotten = self.declined.forget_near(near, n)?;
         self.listings_changed();
         Ok(forgotten)
-    }
-
-    /// Takes `n` from the count of declined listings, never below zero (writes
-    /// from several threads may cross).
-    fn uncount_declined(&self, n: usize) {
-        let _ =
-            self.declined.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(n)));
     }
 
     /// Records when `author` replaced listings here in the last day (unix
@@ -690,9 +626,8 @@ impl Store {
             items.push(Item { id: pack_id_of(&k), version: seq_of(&v).saturating_mul(2).saturating_add(1) });
         }
         // Evicted listings count as held, so peers do not send them again.
-        for item in self.evicted.iter() {
-            let (k, v) = item?;
-            items.push(Item { id: pack_id_of(&k), version: seq_of(&v).saturating_mul(2) });
+        for (id, seq) in self.declined.records()? {
+            items.push(Item { id, version: seq.saturating_mul(2) });
         }
         items.sort_by(|a, b| a.id.cmp(&b.id).then(b.version.cmp(&a.version)));
         items.dedup_by(|later, first| later.id == first.id);
@@ -841,31 +776,35 @@ mod tests {
         assert_eq!(store.listing_sizes().unwrap(), sizes[2..]);
     }
 
-    /// Counting the declined records after open holds the database open: a store
-    /// dropped during the count stops it, so the database opens again at once.
+    /// A store written when the declined listings were a sled tree gives them
+    /// to their table when it opens, and drops the tree.
     #[test]
-    fn a_store_dropped_while_counting_opens_again_at_once() {
+    fn declined_listings_of_an_older_store_move_to_their_table() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        for n in 0..60_000u32 {
-            let mut id = [0u8; 16];
-            id[..4].copy_from_slice(&n.to_be_bytes());
-            store.decline(&PackId(id), 1).unwrap();
-        }
-        store.flush().unwrap();
-        drop(store);
-        for _ in 0..3 {
-            let store = Store::open(dir.path()).expect("opened again while the last count ran");
-            drop(store);
-        }
-        let store = Store::open(dir.path()).unwrap();
-        for _ in 0..1000 {
-            if store.declined() == 60_000 {
-                return;
+        let ids: Vec<PackId> = (1..=300u32)
+            .map(|n| PackId(*blake3::hash(&n.to_be_bytes()).as_bytes().first_chunk().unwrap()))
+            .collect();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let old = db.open_tree("evicted/v1").unwrap();
+            for (n, id) in ids.iter().enumerate() {
+                old.insert(id.0, &(n as u64).to_be_bytes()).unwrap();
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            db.flush().unwrap();
         }
-        panic!("counted {} declined records of 60000", store.declined());
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.declined(), 300);
+        assert!(!store.db.tree_names().iter().any(|name| name.as_ref() == b"evicted/v1"));
+        let items = store.sync_items().unwrap();
+        assert_eq!(items.len(), 300);
+        assert!(
+            ids.iter()
+                .enumerate()
+                .all(|(n, id)| items.iter().any(|i| i.id == *id && i.version == 2 * n as u64))
+        );
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.declined(), 300, "kept after a restart, not moved twice");
     }
 
     /// A store opened while another handle still holds the database waits for
@@ -893,7 +832,7 @@ mod tests {
 
     /// The count of declined listings follows declines, evictions and a newer
     /// version stored over a declined one, and survives a restart; forgetting
-    /// takes the ids after the one named, wrapping around, never that one.
+    /// takes any but the one named.
     #[test]
     fn declined_listings_are_counted_and_forgotten_after_an_id() {
         let dir = tempfile::tempdir().unwrap();
@@ -914,23 +853,20 @@ mod tests {
         assert_eq!(store.accept_manifest(&newer, &newer.sign(&me).unwrap(), false).unwrap(), Accepted::New);
         assert_eq!(store.declined(), 8, "a newer version stored is no longer declined");
 
-        // After the 7th id: the 8th, then from the first.
         assert_eq!(store.forget_declined(&ids[6], 3).unwrap(), 3);
         assert_eq!(store.declined(), 5);
-        let left: Vec<PackId> = store.evicted.iter().keys().map(|k| pack_id_of(&k.unwrap())).collect();
-        assert_eq!(left, ids[2..7]);
+        let left = store.declined.records().unwrap();
+        assert_eq!(left.len(), 5);
+        assert!(left.iter().all(|(id, _)| ids.contains(id)));
         // Asked for more than there are: all but the one named.
-        assert_eq!(store.forget_declined(&ids[4], 100).unwrap(), 4);
+        let named = left[0].0;
+        assert_eq!(store.forget_declined(&named, 100).unwrap(), 4);
         assert_eq!(store.declined(), 1);
-        assert!(store.sync_items().unwrap().iter().all(|i| i.id == ids[4] || i.id == m.pack_id));
+        assert!(store.sync_items().unwrap().iter().all(|i| i.id == named || i.id == m.pack_id));
 
         store.flush().unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while store.declined() != 1 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
         assert_eq!(store.declined(), 1, "counted again after a restart");
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use smpl_node::Home;
-use smpl_node::budget::BudgetConfig;
+use smpl_node::budget::{BudgetConfig, DECLINED_RECORD};
 use smpl_node::{Node, TradeConfig};
 use smpl_protocol::{Identity, Signed};
 use smpl_testkit::manifest as kit;
@@ -237,7 +237,7 @@ async fn forgotten_declines_are_not_fetched_again_from_a_peer_that_did_not_chang
     home.init().unwrap();
     let mut options = options(home, &[addr(&flooder).await], TradeConfig::default());
     // Room for no listing of others, and for 100 declined.
-    options.budget = BudgetConfig { max_bytes: 8 * 240 * 100, ..BudgetConfig::default() };
+    options.budget = BudgetConfig { max_bytes: 8 * DECLINED_RECORD * 100, ..BudgetConfig::default() };
     assert_eq!(options.budget.max_declined(), 100);
     let victim = Node::start(&options).await.unwrap();
     let stats = || victim.network().unwrap().stats();

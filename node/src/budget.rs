@@ -123,9 +123,9 @@ const FRAME: usize = 64;
 /// 8–48 bytes inserted in random key order, and about 1.3× that in a store that
 /// evicts and forgets as it goes (measured under the flood benchmark).
 const LISTING_RECORDS: usize = 400;
-/// The most disk one declined listing's record takes: a slot of 32 bytes in a
-/// table that is at most half full, and a quarter full just after it doubled
-/// (`store/declined.rs`).
+/// The disk counted for one declined listing's record: a slot of 32 bytes in a
+/// table at most three quarters full, and three eighths full just after it
+/// doubled, so at most 86 bytes, counted with room to spare (`store/declined.rs`).
 pub const DECLINED_RECORD: u64 = 128;
 /// Disk the store takes whatever it holds: the 256 folders of the envelope files
 /// (4 KB each) and sled's own files.

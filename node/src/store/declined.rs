@@ -26,7 +26,8 @@
 //! Nothing here is synced: a record lost in a crash is a listing the budget is
 //! asked about again, and a record kept wrongly only holds back that version of a
 //! listing, never a newer one. The count in the header can drift by a few after
-//! a crash; a long probe makes the table grow, which counts again.
+//! a crash; a long probe, which a table fuller than its count gives, makes it
+//! count again.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -43,8 +44,10 @@ const HEADER: u64 = 64;
 const SLOT: u64 = 32;
 /// Slots of a new table.
 const FIRST_SLOTS: u64 = 1024;
-/// A probe this long makes the table grow, whatever its count says.
-const LONG_PROBE: u64 = 256;
+/// A probe this long, or over an eighth of the slots, makes the table count its
+/// records again. Probes grow long past about three quarters full; at that load,
+/// the longest run of full slots in a table of 2^16–2^24 slots is a few hundred.
+const LONG_PROBE: u64 = 1024;
 /// Slots read at once by a scan.
 const SCAN_SLOTS: u64 = 2048;
 
@@ -115,8 +118,13 @@ impl DeclinedTable {
         };
         table.write(at, Some(Record { pack: *pack, seq }))?;
         table.count += 1;
+        if probe > LONG_PROBE.min(table.slots / 8) {
+            let mut counted = 0;
+            table.scan(|_| counted += 1)?;
+            table.count = counted;
+        }
         table.write_count()?;
-        if table.count * 4 > table.slots * 3 || probe > LONG_PROBE {
+        if table.count * 4 > table.slots * 3 {
             *table = table.grown(&self.path)?;
         }
         Ok(true)
@@ -381,6 +389,29 @@ mod tests {
         assert_eq!(again.len(), held.len());
         assert!(held.iter().all(|(pack, seq)| again.get(pack).unwrap() == Some(*seq)));
         assert_eq!(again.get(&pack(0)).unwrap(), None);
+    }
+
+    /// A count in the header below the records held (a crash between a slot and
+    /// the count) is mended by the first long probe, and the table grows.
+    #[test]
+    fn a_count_that_drifted_low_is_counted_again_before_the_table_fills() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("declined");
+        let table = DeclinedTable::open(&path).unwrap();
+        for i in 0..700 {
+            table.record(&pack(i), 1).unwrap();
+        }
+        drop(table);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&0u64.to_be_bytes(), 16).unwrap();
+        let drifted = DeclinedTable::open(&path).unwrap();
+        assert_eq!(drifted.len(), 0);
+        for i in 700..1_000 {
+            drifted.record(&pack(i), 1).unwrap();
+        }
+        assert_eq!(drifted.len(), 1_000);
+        assert!((0..1_000).all(|i| drifted.get(&pack(i)).unwrap() == Some(1)));
+        assert!(fs::metadata(&path).unwrap().len() > HEADER + FIRST_SLOTS * SLOT, "it grew");
     }
 
     /// A file that is not a table, or is cut short, is started afresh; a slot

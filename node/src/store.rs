@@ -61,6 +61,8 @@ pub enum StoreError {
     Unreadable(String),
     #[error("listing file: {0}")]
     File(#[from] std::io::Error),
+    #[error("declined listings' table: {0}")]
+    Declined(#[source] std::io::Error),
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -227,7 +229,9 @@ impl Store {
             queue: db.open_tree("index-queue/v1")?,
             updates: db.open_tree("updates/v1")?,
             items: Arc::default(),
-            declined: Arc::new(declined::DeclinedTable::open(&dir.join("declined-v1"))?),
+            declined: Arc::new(
+                declined::DeclinedTable::open(&dir.join("declined-v1")).map_err(StoreError::Declined)?,
+            ),
             files: Arc::new(files),
             db,
         };
@@ -284,7 +288,7 @@ impl Store {
         }
         for item in self.db.open_tree(OLD)?.iter() {
             let (k, v) = item?;
-            self.declined.record(&pack_id_of(&k), seq_of(&v))?;
+            self.declined.record(&pack_id_of(&k), seq_of(&v)).map_err(StoreError::Declined)?;
         }
         self.db.drop_tree(OLD)?;
         Ok(())
@@ -361,8 +365,8 @@ impl Store {
         if newer(&self.retractions)? {
             return Ok(Accepted::Retracted);
         }
-        let declined = |seq_declined: Option<u64>| seq_declined.is_some_and(|old| old >= seq);
-        if newer(&self.manifests)? || declined(self.declined.get(pack)?) {
+        let declined = self.declined.get(pack).map_err(StoreError::Declined)?;
+        if newer(&self.manifests)? || declined.is_some_and(|old| old >= seq) {
             return Ok(Accepted::Stale);
         }
         self.files.write(pack, seq, &encode(envelope), durable)?;
@@ -384,7 +388,7 @@ impl Store {
         })?;
         if outcome == Accepted::New {
             // An older version declined is held now.
-            self.declined.remove_below(pack, seq)?;
+            self.declined.remove_below(pack, seq).map_err(StoreError::Declined)?;
             self.listings_changed();
             if durable {
                 self.flush()?;
@@ -454,7 +458,7 @@ impl Store {
         let Some(old) = removed else { return Ok(false) };
         // A crash before this line forgets the version: the budget is asked
         // about it again if it is offered again.
-        self.declined.record(pack, seq_of(&old))?;
+        self.declined.record(pack, seq_of(&old)).map_err(StoreError::Declined)?;
         self.listings_changed();
         if in_file(&old) {
             self.files.remove(pack, seq_of(&old));
@@ -465,7 +469,7 @@ impl Store {
     /// Records that version `seq` of `pack` was declined (its author over its
     /// budget): it, and older versions, are not stored or fetched again.
     pub fn decline(&self, pack: &PackId, seq: u64) -> Result<(), StoreError> {
-        self.declined.record(pack, seq)?;
+        self.declined.record(pack, seq).map_err(StoreError::Declined)?;
         self.listings_changed();
         Ok(())
     }
@@ -479,7 +483,7 @@ impl Store {
     /// table on (as good as a random choice): they may be stored, and fetched,
     /// again.
     pub fn forget_declined(&self, near: &PackId, n: usize) -> Result<usize, StoreError> {
-        let forgotten = self.declined.forget_near(near, n)?;
+        let forgotten = self.declined.forget_near(near, n).map_err(StoreError::Declined)?;
         self.listings_changed();
         Ok(forgotten)
     }
@@ -626,7 +630,7 @@ impl Store {
             items.push(Item { id: pack_id_of(&k), version: seq_of(&v).saturating_mul(2).saturating_add(1) });
         }
         // Evicted listings count as held, so peers do not send them again.
-        for (id, seq) in self.declined.records()? {
+        for (id, seq) in self.declined.records().map_err(StoreError::Declined)? {
             items.push(Item { id, version: seq.saturating_mul(2) });
         }
         items.sort_by(|a, b| a.id.cmp(&b.id).then(b.version.cmp(&a.version)));

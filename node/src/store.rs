@@ -838,7 +838,7 @@ mod tests {
     /// version stored over a declined one, and survives a restart; forgetting
     /// takes any but the one named.
     #[test]
-    fn declined_listings_are_counted_and_forgotten_after_an_id() {
+    fn declined_listings_are_counted_and_forgotten_near_an_id() {
         let dir = tempfile::tempdir().unwrap();
         let me = identity(1);
         let store = Store::open(dir.path()).unwrap();

@@ -18,9 +18,9 @@
 //! - Open addressing with linear probing; a removal moves the records after it
 //!   back (no tombstones), so the slots hold records and nothing else.
 //! - Past three quarters full, the table is written again into a file twice the
-//!   size and renamed into place. It does not shrink: the file takes at most 86
-//!   bytes (a slot at three eighths full) for each record of the most it has
-//!   held, which the budget bounds. At three quarters, linear probing reads
+//!   size and renamed into place. It does not shrink: past its first 32 KB, the
+//!   file takes at most 86 bytes (a slot at three eighths full) for each record
+//!   of the most it has held, which the budget bounds. At three quarters, linear probing reads
 //!   about 2.5 slots to find a record and 8.5 to find one absent.
 //!
 //! Nothing here is synced: a record lost in a crash is a listing the budget is

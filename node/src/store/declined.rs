@@ -234,15 +234,13 @@ impl Table {
         Ok(grown)
     }
 
-    /// Puts `record` in the first empty slot from its home (a record of the same
-    /// pack is not looked for: used only while growing).
+    /// Puts `record` in the empty slot its probe ends at, unless its pack has
+    /// one already (used while growing).
     fn insert(&mut self, record: Record) -> io::Result<()> {
-        let mut at = self.home(&record.pack);
-        while self.read(at)?.is_some() {
-            at = (at + 1) % self.slots;
+        if let Probe::Empty(at, _) = self.probe(&record.pack)? {
+            self.write(at, Some(record))?;
+            self.count += 1;
         }
-        self.write(at, Some(record))?;
-        self.count += 1;
         Ok(())
     }
 

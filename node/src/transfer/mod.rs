@@ -582,13 +582,10 @@ impl Transfer {
     /// Stops serving and closes the endpoint. The blob store stays open: it belongs
     /// to the node.
     pub async fn shutdown(self) {
-        if let Err(e) = self.router.shutdown().await {
-            tracing::warn!("iroh router did not shut down cleanly: {e}");
-        }
+        self.close().await;
         if let Some(server) = self.relay_server.into_inner() {
             server.shutdown().await;
         }
-        self.cancel.cancel();
         let _ = self.policy.await;
     }
 }

@@ -166,14 +166,16 @@ async fn a_stopped_node_closes_its_endpoint_while_others_still_hold_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_swarm_runs_on_a_thread_of_its_own_a_step_below_searches() {
+async fn the_swarm_runs_a_step_below_searches_and_listing_checks_at_the_lowest_priority() {
     let dir = tempfile::tempdir().unwrap();
     let _node = start(dir.path(), "a", &[]).await;
-    // Linux gives each thread its own nice value: field 19 of its stat line.
-    let nice_of = |task: &std::path::Path| -> Option<i32> {
+    // Linux gives each thread its own nice value and policy: fields 19 and 41 of
+    // its stat line.
+    let field = |task: &std::path::Path, n: usize| -> Option<i32> {
         let stat = std::fs::read_to_string(task.join("stat")).ok()?;
-        stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
+        stat.rsplit_once(')')?.1.split_whitespace().nth(n - 3)?.parse().ok()
     };
+    let nice_of = |task: &std::path::Path| field(task, 19);
     let named = |task: &std::path::Path, name: &str| {
         std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| comm.trim() == name)
     };
@@ -185,4 +187,12 @@ async fn the_swarm_runs_on_a_thread_of_its_own_a_step_below_searches() {
     assert!(!swarms.is_empty(), "no smpl-swarm thread");
     let searches = workers.iter().copied().min().expect("tokio's workers, which answer the API");
     assert!(swarms.iter().all(|&nice| nice > searches), "swarm {swarms:?}, API {workers:?}");
+    let checks: Vec<i32> = tasks
+        .iter()
+        .filter(|t| named(t, "smpl-gossip-0") || named(t, "smpl-ingest-0"))
+        .filter_map(|t| field(t, 41))
+        .collect();
+    // Other tests' nodes in this process have such threads too.
+    assert!(checks.len() >= 2, "the gossip and sync checks' threads: {checks:?}");
+    assert!(checks.iter().all(|&policy| policy == libc::SCHED_IDLE), "{checks:?}");
 }

@@ -362,10 +362,6 @@ pub const MAX_VALIDATING: usize = 64;
 /// what it sends may be genuine replays, which cost it nothing), so that a flood
 /// from other peers cannot hide one, nor crowd out an honest peer.
 const PEER_CHECKS: usize = 8;
-/// The nice value of the threads checking gossip from authors not dealt with:
-/// between searches' (0) and the indexer's (10), so that they get a third of a
-/// search's share of a core and three times the indexer's.
-const CHECK_NICE: libc::c_int = 5;
 /// The nice value of the swarm's thread (connections, gossip, sync, the DHT): one
 /// step below searches, so that a search waking up takes the core from it at
 /// once (at the same priority it may wait for the swarm's slice, a few
@@ -506,12 +502,12 @@ impl Network {
         // As many as the machine has cores, at most 4: sync takes listings in
         // faster than one core checks their signatures.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+        // Listings of authors not dealt with, by sync or gossip, are checked and
+        // stored at the lowest priority, so that searches and the swarm go first,
+        // on no more threads than cores: with a thread for each listing they took
+        // the cores from searches.
         let ingest = background::Pool::new("smpl-ingest", cores)?;
-        // Gossip is checked a little below the normal priority, so that searches
-        // go first, and above the indexer's (at nice 10 it fell behind one honest
-        // peer gossiping 200 large listings a second), on no more threads than
-        // cores: with a thread for each listing it took the cores from searches.
-        let checks = background::Pool::start("smpl-gossip", cores, CHECK_NICE)?;
+        let checks = background::Pool::new("smpl-gossip", cores)?;
         let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, [ingest, checks]);
         actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);

@@ -1,6 +1,7 @@
 //! Work that may wait: threads at a lower priority, so that searches and the
 //! network go first while a flood of listings is taken in or indexed, and fixed
-//! pools of threads, which bound how many cores a kind of work takes.
+//! pools of threads at the lowest, which bound how many cores a kind of work
+//! takes.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +24,25 @@ pub fn lower_priority_to(nice: libc::c_int) {
     unsafe {
         let tid = libc::gettid();
         if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0 {
+            tracing::debug!("a background thread keeps its priority: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
+/// Moves the calling thread to Linux's `SCHED_IDLE`, for good (an unprivileged
+/// thread cannot leave it): it gets a core only when no thread of the normal
+/// policy wants it, and one of those waking up takes the core from it at once.
+/// A nice value does not do that: under the kernel's EEVDF scheduler a thread at
+/// nice 10 keeps the core until its slice ends, and a search woken meanwhile
+/// waits. Only for work that holds nothing another thread waits for long: a
+/// thread at this priority holding a lock on a busy core holds it for seconds.
+pub fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sched_setscheduler on this thread's own id, with a parameter it only
+    // reads; moving to SCHED_IDLE needs no privilege.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(libc::gettid(), libc::SCHED_IDLE, &param) != 0 {
             tracing::debug!("a background thread keeps its priority: {}", std::io::Error::last_os_error());
         }
     }
@@ -53,21 +73,14 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool of `threads` threads at the lower priority.
+    /// A pool of `threads` threads at the lowest priority ([`lowest_priority`]).
     pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
-        Pool::start(name, threads, BACKGROUND_NICE)
-    }
-
-    /// A pool of `threads` threads at nice value `nice` (0: the caller's).
-    pub fn start(name: &str, threads: usize, nice: libc::c_int) -> std::io::Result<Pool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
-                if nice > 0 {
-                    lower_priority_to(nice);
-                }
+                lowest_priority();
                 loop {
                     let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     let Ok(job) = job else { break };
@@ -91,36 +104,27 @@ impl Pool {
 mod tests {
     use super::*;
 
+    /// The calling thread's scheduling policy.
+    fn policy() -> libc::c_int {
+        // SAFETY: sched_getscheduler of the calling thread.
+        unsafe { libc::sched_getscheduler(libc::gettid()) }
+    }
+
     #[test]
-    fn jobs_run_at_the_lower_priority_and_a_panic_does_not_stop_the_pool() {
+    fn jobs_run_at_the_lowest_priority_and_a_panic_does_not_stop_the_pool() {
+        let before = policy();
         let pool = Pool::new("test", 1).unwrap();
         let (tx, rx) = mpsc::channel();
         pool.spawn(|| panic!("a bug"));
-        pool.spawn(move || {
-            // SAFETY: getpriority of this thread.
-            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-            tx.send(nice).unwrap();
-        });
-        let nice = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the second job ran");
-        assert!(nice >= BACKGROUND_NICE, "nice {nice}");
+        pool.spawn(move || tx.send(policy()).unwrap());
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the second job ran");
+        assert_eq!(got, libc::SCHED_IDLE);
+        assert_eq!(policy(), before, "the caller keeps its priority");
     }
 
     fn nice() -> libc::c_int {
         // SAFETY: getpriority of the calling thread.
         unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
-    }
-
-    /// A pool's threads take the nice value asked for; 0 keeps the caller's.
-    #[test]
-    fn a_pool_runs_at_the_nice_value_asked_for() {
-        let before = nice();
-        for (asked, expected) in [(5, before.max(5)), (0, before)] {
-            let pool = Pool::start("test", 1, asked).unwrap();
-            let (tx, rx) = mpsc::channel();
-            pool.spawn(move || tx.send(nice()).unwrap());
-            let got = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the job ran");
-            assert_eq!(got, expected, "asked for {asked}");
-        }
     }
 
     #[tokio::test]

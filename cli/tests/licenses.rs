@@ -50,7 +50,8 @@ fn kill_9_around_issuing_loses_no_license_and_verify_checks_everything() {
         packs.push(out.last().unwrap()["pack_id"].as_str().unwrap().to_string());
     }
     let start = Instant::now();
-    while json_ok(&b_home, &["search", "shot", "--packs", "--limit", "100"]).len() < TRIES {
+    // No match yet is exit 1.
+    while smpl_json(&b_home, &["search", "shot", "--packs", "--limit", "100"]).1.len() < TRIES {
         assert!(start.elapsed() < Duration::from_secs(30), "B did not get the listings");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -502,10 +502,10 @@ impl Network {
         // As many as the machine has cores, at most 4: sync takes listings in
         // faster than one core checks their signatures.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
-        // Listings of authors not dealt with, by sync or gossip, are checked and
-        // stored at the lowest priority, so that searches and the swarm go first,
-        // on no more threads than cores: with a thread for each listing they took
-        // the cores from searches.
+        // Listings fetched by sync, and those gossiped or announced by authors
+        // not dealt with, are checked and stored at the lowest priority, so that
+        // searches and the swarm go first, on no more threads than cores: with a
+        // thread for each listing they took the cores from searches.
         let ingest = background::Pool::new("smpl-ingest", cores)?;
         let checks = background::Pool::new("smpl-gossip", cores)?;
         let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, [ingest, checks]);

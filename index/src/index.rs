@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use smpl_protocol::{Manifest, PackId};
@@ -78,6 +79,8 @@ pub struct Index {
     arrays: Arc<SegmentCache<SegmentArrays>>,
     /// Runs a search's segments: on the calling thread, or on search threads.
     executor: Executor,
+    /// Batches committed since the index was opened.
+    commits: AtomicU64,
 }
 
 impl std::fmt::Debug for Index {
@@ -176,6 +179,7 @@ impl Index {
             vectors: VectorCache::default(),
             arrays,
             executor: Executor::single_thread(),
+            commits: AtomicU64::new(0),
         })
     }
 
@@ -226,7 +230,13 @@ impl Index {
             return Err(IndexError::Write { ops: ops.len(), source });
         }
         drop(guard);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         self.reload(ops.len())
+    }
+
+    /// Batches committed by [`apply`](Index::apply) since the index was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Deletes every document.

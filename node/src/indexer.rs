@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use smpl_index::{Index, IndexOp};
 use smpl_protocol::PackId;
@@ -17,6 +18,13 @@ const BATCH: usize = 2048;
 /// packs is committed in steps instead of decoded all at once (about 10 MB of
 /// documents per 10,000 samples).
 const BATCH_SAMPLES: usize = 10_000;
+/// Least time from the start of one drain to the start of the next that a wake
+/// starts. Listings trickling in from a flood each wake the indexer; drained at
+/// once, each would be a commit of a few listings, and tantivy's work per commit
+/// (a segment written, merged into others, the readers reopened) took most of a
+/// core. The node's own packs and those of authors it has dealt with do not wait:
+/// they are indexed ahead of the queue ([`IndexerHandle::index_now`]).
+const DRAIN_INTERVAL: Duration = Duration::from_millis(500);
 
 enum Command {
     /// New entries are in the queue.
@@ -96,9 +104,16 @@ fn run(store: Store, index: Arc<Index>, mut rx: mpsc::Receiver<Command>) {
     if index.needs_rebuild() {
         rebuild(&store, &index, &rx);
     }
+    let mut drained: Option<Instant> = None;
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
-            Command::Wake => drain(&store, &index, &rx),
+            Command::Wake => {
+                if let Some(at) = drained {
+                    thread::sleep(DRAIN_INTERVAL.saturating_sub(at.elapsed()));
+                }
+                drained = Some(Instant::now());
+                drain(&store, &index, &rx);
+            }
             Command::Flush(reply) => {
                 drain(&store, &index, &rx);
                 let _ = reply.send(());
@@ -198,6 +213,37 @@ fn drain(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Listings stored one after another, each waking the indexer (a flood's
+    /// trickle), are committed together rather than one commit each.
+    #[test]
+    fn wakes_close_together_share_a_commit() {
+        use smpl_protocol::Signed;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let index = Arc::new(Index::open_in_ram().unwrap());
+        let (handle, join) = IndexerHandle::spawn(store.clone(), index.clone());
+        let author = smpl_protocol::Identity::from_secret_bytes([7; 32]);
+        const LISTINGS: usize = 20;
+        for n in 0..LISTINGS {
+            let slug = format!("trickle-{n}");
+            let sample = smpl_testkit::manifest::sample(&format!("{slug}.wav"));
+            let manifest = smpl_testkit::manifest::manifest(author.node_id(), &slug, 1, vec![sample]);
+            let envelope = manifest.sign(&author).unwrap();
+            store.accept_manifest(&manifest, &envelope, false).unwrap();
+            handle.wake();
+            // Longer than a commit takes here: without the interval, each wake
+            // would find the indexer idle and commit its one listing.
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(handle.flush());
+        assert_eq!(index.packs().unwrap().len(), LISTINGS, "every listing is indexed");
+        // 20 wakes in 3 s: a commit at the first, one at most every
+        // DRAIN_INTERVAL after it (about 7), and the flush's.
+        assert!(index.commits() <= 10, "{} commits for {LISTINGS} listings", index.commits());
+        drop(handle);
+        join.join().unwrap();
+    }
 
     /// A node that stops while a long queue is being indexed does not wait for all
     /// of it: the indexer stops between commits, and the rest is indexed at the

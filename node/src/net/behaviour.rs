@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use smpl_protocol::{Identity, limits};
 
 use super::wire::{SyncRequest, SyncResponse, TradeRequest, TradeResponse};
+use crate::util::background;
 
 pub const LISTINGS_TOPIC: &str = "smpl/listings/1";
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/smpl/kad/1");
@@ -246,7 +247,14 @@ pub fn build_swarm(
             })
         })
         .map_err(|e| BuildError::Transport(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .with_swarm_config(|_| {
+            // Connections run as tasks of their own; each yields its thread's core
+            // now and then (`Yielding`), as the swarm's actor does.
+            libp2p::swarm::Config::with_executor(|connection| {
+                tokio::spawn(background::Yielding(connection));
+            })
+            .with_idle_connection_timeout(Duration::from_secs(300))
+        })
         .build();
     Ok(swarm)
 }

@@ -367,7 +367,8 @@ const PEER_CHECKS: usize = 8;
 /// once (at the same priority it may wait for the swarm's slice, a few
 /// milliseconds), while it keeps nearly the share of a core it had beside other
 /// programs (at nice 3, a node on a core busy with other programs fell far
-/// behind).
+/// behind). A step is not enough while the swarm is busy, as under a flood: the
+/// thread also yields its core every 0.2 ms it runs (`background::Yielding`).
 const SWARM_NICE: libc::c_int = 1;
 /// Fetches from one peer being asked or taken in at once: what one peer's listings
 /// may hold of the node's memory and cores while it syncs, so that a flood of
@@ -464,7 +465,7 @@ impl Network {
                 match Network::build(&identity, config, host) {
                     Ok((network, mut actor)) => {
                         let _ = ready_tx.send(Ok(network));
-                        actor.run(cancel).await;
+                        background::Yielding(Box::pin(actor.run(cancel))).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));

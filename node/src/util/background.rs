@@ -3,8 +3,13 @@
 //! pools of threads at the lowest, which bound how many cores a kind of work
 //! takes.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 /// The nice value of background threads (0 is the default, 19 the lowest
 /// priority).
@@ -45,6 +50,46 @@ pub fn lowest_priority() {
         if libc::sched_setscheduler(libc::gettid(), libc::SCHED_IDLE, &param) != 0 {
             tracing::debug!("a background thread keeps its priority: {}", std::io::Error::last_os_error());
         }
+    }
+}
+
+/// How long a thread polls [`Yielding`] futures before it offers its core to the
+/// threads waiting for it.
+const RUN_BEFORE_YIELD: Duration = Duration::from_micros(200);
+
+thread_local! {
+    /// Time this thread has spent in [`Yielding`] polls since it last yielded.
+    static RAN: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    /// Times this thread has yielded for [`Yielding`].
+    static YIELDS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A future whose polls add up, per thread: once they have run
+/// [`RUN_BEFORE_YIELD`], the thread yields its core (`sched_yield`) to any thread
+/// waiting for it, so that a search woken beside the swarm's busy thread waits
+/// 0.2 ms rather than the rest of the swarm's slice. With nothing waiting the
+/// yield returns at once.
+pub struct Yielding<F>(pub F);
+
+impl<F: Future + Unpin> Future for Yielding<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let start = Instant::now();
+        let polled = Pin::new(&mut self.0).poll(cx);
+        let ran = RAN.get() + start.elapsed();
+        if ran >= RUN_BEFORE_YIELD {
+            // SAFETY: sched_yield takes nothing and cannot fail on Linux.
+            #[cfg(target_os = "linux")]
+            unsafe {
+                libc::sched_yield();
+            }
+            YIELDS.set(YIELDS.get() + 1);
+            RAN.set(Duration::ZERO);
+        } else {
+            RAN.set(ran);
+        }
+        polled
     }
 }
 
@@ -120,6 +165,34 @@ mod tests {
         let got = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the second job ran");
         assert_eq!(got, libc::SCHED_IDLE);
         assert_eq!(policy(), before, "the caller keeps its priority");
+    }
+
+    #[test]
+    fn yielding_futures_yield_once_they_have_run_a_while() {
+        std::thread::spawn(|| {
+            let spin = |micros| {
+                let start = Instant::now();
+                std::future::poll_fn(move |_| {
+                    while start.elapsed() < Duration::from_micros(micros) {
+                        std::hint::spin_loop();
+                    }
+                    Poll::Ready(())
+                })
+            };
+            let poll = |micros| {
+                let mut future = Yielding(Box::pin(spin(micros)));
+                let waker = std::task::Waker::noop();
+                assert!(Pin::new(&mut future).poll(&mut Context::from_waker(waker)).is_ready());
+            };
+            poll(0);
+            assert_eq!(YIELDS.get(), 0, "a quick poll");
+            poll(250);
+            assert_eq!(YIELDS.get(), 1, "250 µs of polls");
+            poll(0);
+            assert_eq!(YIELDS.get(), 1, "the count starts again after a yield");
+        })
+        .join()
+        .unwrap();
     }
 
     fn nice() -> libc::c_int {

@@ -22,8 +22,9 @@ const BATCH_SAMPLES: usize = 10_000;
 /// starts. Listings trickling in from a flood each wake the indexer; drained at
 /// once, each would be a commit of a few listings, and tantivy's work per commit
 /// (a segment written, merged into others, the readers reopened) took half of
-/// what the node used of its core. The node's own packs and those of authors it has dealt with do not wait:
-/// they are indexed ahead of the queue ([`IndexerHandle::index_now`]).
+/// what the node used of its core. The node's own packs and those of authors it
+/// has dealt with do not wait: they are indexed ahead of the queue
+/// ([`IndexerHandle::index_now`]).
 const DRAIN_INTERVAL: Duration = Duration::from_millis(500);
 
 enum Command {

@@ -152,6 +152,9 @@ pub struct Analysis {
     pub key: Option<KeyEstimate>,
     /// Root note of a tonal one-shot that is not a chord (see `tonality`).
     pub note: Option<RootNote>,
+    /// The key detector's estimate before the tests above decide whether the sample
+    /// has a key at all: what `eval` scores the detector itself by.
+    pub key_estimate: Option<KeyEstimate>,
     /// What the harmonicity test found; `tonality` 0 when nothing was decoded.
     pub tonality: Tonality,
 }
@@ -339,6 +342,7 @@ fn analyze(path: &Path) -> Result<Analysis, AudioError> {
         tempo: decoded.tempo,
         key,
         note,
+        key_estimate: decoded.key,
         tonality,
     })
 }

@@ -896,6 +896,7 @@ mod tests {
                 fit: 0.9,
             }),
             note: (tonal && !looped).then_some(RootNote { pitch_class: 2, octave: Some(3) }),
+            key_estimate: None,
             tonality,
         }
     }

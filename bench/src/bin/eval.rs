@@ -5,7 +5,9 @@
 //! speed of the whole analysis in real time per core.
 //!
 //! Usage: `eval LABELS.tsv --data DIR [--half tune|held-out] [--verbose] [--features
-//! OUT.tsv]` (the last writes what the harmonicity test measured in every file), or
+//! OUT.tsv]` (the last writes what the harmonicity test measured in every file, and
+//! the key detector's estimate and fit before the tests that decide whether it is
+//! published), or
 //! `eval --speed DIR` to time the analysis alone over every audio file under DIR.
 //! Each labels line: `path kind source half bpm key note class labelled_by`, tab
 //! separated, the path relative to DIR. Kinds: `drum-loop`, `tonal-loop`,
@@ -45,6 +47,8 @@ struct Tally {
     tempo_wrong_octave: usize,
     key_labels: usize,
     key_exact: usize,
+    /// Keys the detector estimated right, published or not.
+    key_estimated: usize,
     key_reported: usize,
     note_labels: usize,
     note_ok: usize,
@@ -67,6 +71,7 @@ impl std::ops::AddAssign for Tally {
         self.tempo_wrong_octave += o.tempo_wrong_octave;
         self.key_labels += o.key_labels;
         self.key_exact += o.key_exact;
+        self.key_estimated += o.key_estimated;
         self.key_reported += o.key_reported;
         self.note_labels += o.note_labels;
         self.note_ok += o.note_ok;
@@ -192,6 +197,7 @@ fn score(label: &Label, a: &Analysis, verbose: bool) -> Tally {
             || (label.kind == "chord" && a.key.is_none() && a.note.is_some_and(|n| n.pitch_class == tonic));
         t.key_labels = 1;
         t.key_exact = usize::from(exact);
+        t.key_estimated = usize::from(a.key_estimate.is_some_and(|k| k.tonic == tonic && k.minor == minor));
         t.key_reported = usize::from(a.key.is_some() || a.note.is_some());
         if verbose {
             println!(
@@ -246,16 +252,17 @@ fn score(label: &Label, a: &Analysis, verbose: bool) -> Tally {
 fn print_table(title: &str, rows: &BTreeMap<String, Tally>) {
     println!("\n{title}\n");
     println!(
-        "| group | tempo ±2 % | wrong octave | no tempo | key exact (loops, chords) | root note | octave (info) | drums keyed | drums tonal by sound alone (info) | real time |"
+        "| group | tempo ±2 % | wrong octave | no tempo | key exact (loops, chords) | key estimated right, published or not (info) | root note | octave (info) | drums keyed | drums tonal by sound alone (info) | real time |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (name, t) in rows {
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}× |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}× |",
             pct(t.tempo_ok, t.tempo_labels),
             pct(t.tempo_wrong_octave, t.tempo_labels),
             pct(t.tempo_labels - t.tempo_reported, t.tempo_labels),
             pct(t.key_exact, t.key_labels),
+            pct(t.key_estimated, t.key_labels),
             pct(t.note_ok, t.note_labels),
             pct(t.octave_ok, t.octave_labels),
             pct(t.drums_keyed, t.drums),
@@ -268,7 +275,7 @@ fn print_table(title: &str, rows: &BTreeMap<String, Tally>) {
 fn run(tsv: &Path, data: &Path, half: Option<&str>, verbose: bool, features: Option<&Path>) -> Result<()> {
     let labels = read_labels(tsv, data)?;
     let mut dump = String::from(
-        "path\tkind\tsource\thalf\tclass\tanalysed_kind\ttonality\tsteady\tpolyphony\tsingle_note\tglide\tdecay\tshare\tpitch\tkey_confidence\n",
+        "path\tkind\tsource\thalf\tclass\tanalysed_kind\ttonality\tsteady\tpolyphony\tsingle_note\tglide\tdecay\tshare\tpitch\tkey_confidence\tlabel_key\testimate\tfit\tpublished\n",
     );
     let mut by_half: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_source: BTreeMap<String, BTreeMap<String, Tally>> = BTreeMap::new();
@@ -288,7 +295,7 @@ fn run(tsv: &Path, data: &Path, half: Option<&str>, verbose: bool, features: Opt
         if features.is_some() {
             let tn = &analysis.tonality;
             dump.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.3}\t{:.3}\t{}\t{:.2}\t{:.2}\t{:.2}\t{}\t{}\n",
+                "{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.3}\t{:.3}\t{}\t{:.2}\t{:.2}\t{:.2}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                 label.path.display(),
                 label.kind,
                 label.source,
@@ -304,6 +311,10 @@ fn run(tsv: &Path, data: &Path, half: Option<&str>, verbose: bool, features: Opt
                 tn.steady_share,
                 tn.pitch.map_or(String::new(), |(m, sure)| format!("{m}{}", if sure { "" } else { "?" })),
                 analysis.key.map_or(String::new(), |k| format!("{:.2}", k.confidence)),
+                label.key.map_or(String::new(), |(tonic, minor)| key_name(tonic, minor)),
+                analysis.key_estimate.map_or(String::new(), |k| key_name(k.tonic, k.minor)),
+                analysis.key_estimate.map_or(String::new(), |k| format!("{:.3}", k.fit)),
+                shown(&analysis),
             ));
         }
         let mut t = score(label, &analysis, verbose);

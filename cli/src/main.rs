@@ -184,7 +184,10 @@ fn main() -> ExitCode {
         !(quiet && event.target().starts_with("libp2p_gossipsub") && per_message)
     });
     let filter = chosen.unwrap_or_else(|| default.into());
-    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log redirected to a file stays plain text.
+    let log = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     tracing_subscriber::registry().with(log.with_filter(filter.and(unqueued))).init();
     let out = output::Printer::new(cli.global.json);
     let home = smpl_node::Home::new(cli.global.home.clone().unwrap_or_else(smpl_node::Home::default_root));

@@ -168,17 +168,6 @@ pub fn disk_taken(path: &Path) -> u64 {
     own + entries.map(|e| disk_taken(&e.path())).sum::<u64>()
 }
 
-/// The processor time the calling thread has taken: what measuring costs, apart
-/// from the time it waits for a core under load.
-fn thread_cpu_time() -> Duration {
-    let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `time` is a valid timespec for the call to fill.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) } != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
-}
-
 /// Measures the disk `dirs` (the store's and the index's) take, on a thread at
 /// the lower priority, and gives it to [`Budget::measured`], until `cancel`.
 pub async fn watch_disk(budget: Arc<Budget>, dirs: Vec<PathBuf>, cancel: CancellationToken) {
@@ -190,9 +179,9 @@ pub async fn watch_disk(budget: Arc<Budget>, dirs: Vec<PathBuf>, cancel: Cancell
         }
         let (budget, dirs) = (budget.clone(), dirs.clone());
         let measured = crate::util::background::run_lowered("smpl-disk", move || {
-            let started = thread_cpu_time();
+            let started = crate::util::thread_cpu_time();
             let disk = dirs.iter().map(|dir| disk_taken(dir)).sum();
-            let spent = thread_cpu_time().saturating_sub(started);
+            let spent = crate::util::thread_cpu_time().saturating_sub(started);
             (budget.measured(disk), spent)
         })
         .await;

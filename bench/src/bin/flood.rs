@@ -25,7 +25,9 @@
 //!    all still there and searchable.
 //!
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin flood` then
-//! `./target/release/flood` (see docs/BENCHMARKS.md, "Listing flood").
+//! `./target/release/flood` (see docs/BENCHMARKS.md, "Listing flood"). With
+//! `RUST_LOG=warn,smpl_node::search=debug` the nodes log each search's timings, and
+//! the table adds where the producer's searches spent their time in each phase.
 
 #[allow(dead_code)]
 #[path = "../corpus.rs"]
@@ -166,6 +168,8 @@ fn main() -> Result<()> {
     }
     let seeding = NodeProcess::start_apart(&smpl, &seeder, &[], &flood_apart)?;
     seeding.settle()?;
+    let log = t_home.with_extension("log");
+    let log_at_flood = log_len(&log);
     let started = Instant::now();
     smpl_json(&smpl, &t_home, &["connect", &seeding.p2p_addr()?])?;
     let target: (Multiaddr, _) = (producer.p2p_addr()?.parse()?, Home::new(&t_home).node_info()?.node_id);
@@ -246,7 +250,9 @@ fn main() -> Result<()> {
     // The gossip peers stop with the flood, so that the figures after it are at rest.
     let gossiped: u64 = feeders.into_iter().map(feed::Feeding::stop).sum::<Result<u64>>()?;
     let status = api.get("/v1/status")?;
+    let log_at_rest = log_len(&log);
     let after = api_rounds(&api, &queries, REST_ROUNDS)?;
+    let timings = search_timings(&log, [0, log_at_flood, log_at_rest, log_len(&log)])?;
     let second = second.expect("published during the flood");
     let kept = [&first, &second].iter().all(|pack| api.has_pack(pack));
     let found = api.search("Honest Keys")?["hits"].as_array().map_or(0, Vec::len);
@@ -299,6 +305,11 @@ fn main() -> Result<()> {
     println!("| search p50 / p99, idle before the flood | {} |", ms(&idle));
     println!("| search p50 / p99, during the flood | {} |", ms(&during));
     println!("| search p50 / p99, at rest after it | {} |", ms(&after));
+    for (phase, times) in
+        ["idle before the flood", "during the flood", "at rest after it"].iter().zip(&timings)
+    {
+        println!("| {}", search_timing_row(phase, times));
+    }
     println!(
         "| honest listing, from the start of `smpl publish` to found by a search on the producer (the publish itself; at idle) | {:.2} s ({publish_secs:.2} s; {idle_publish:.2} s) |",
         searchable.map_or(f64::NAN, |d| d.as_secs_f64())
@@ -307,6 +318,49 @@ fn main() -> Result<()> {
     println!("\nwhat the producer's node dropped: {}", status["dropped"]);
     println!("what the honest author's node dropped: {}", honest_status["dropped"]);
     Ok(())
+}
+
+fn log_len(log: &Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |m| m.len())
+}
+
+/// A search's timings as the node logs them with `smpl_node::search=debug`: how
+/// long it waited for a thread, how long it ran, and its processor time (µs).
+type SearchTiming = [f64; 3];
+
+/// The timings the producer's log holds between each pair of `offsets` (bytes).
+fn search_timings(log: &Path, offsets: [u64; 4]) -> Result<Vec<Vec<SearchTiming>>> {
+    let text = std::fs::read(log)?;
+    let field = |line: &str, name: &str| -> Option<f64> {
+        let at = line.find(&format!("{name}="))? + name.len() + 1;
+        line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    Ok(offsets
+        .windows(2)
+        .map(|w| {
+            let part = text.get(w[0] as usize..w[1] as usize).unwrap_or_default();
+            String::from_utf8_lossy(part)
+                .lines()
+                .filter(|line| line.contains("search answered"))
+                .filter_map(|line| {
+                    Some([field(line, "waited_us")?, field(line, "ran_us")?, field(line, "cpu_us")?])
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// A table row of where the searches of one phase spent their time in the node.
+fn search_timing_row(phase: &str, times: &[SearchTiming]) -> String {
+    let what =
+        format!("in the node, {phase}: waited for a thread / ran / of which on the processor, p50 and p99");
+    if times.is_empty() {
+        return format!("{what} | not logged (run with RUST_LOG=warn,smpl_node::search=debug) |");
+    }
+    let column = |i: usize| times.iter().map(|t| t[i] / 1e3).collect::<Vec<f64>>();
+    let (waited, ran, cpu) = (column(0), column(1), column(2));
+    let p = |v: &[f64]| format!("{:.2} / {:.2}", percentile(v, 0.5), percentile(v, 0.99));
+    format!("{what} | {} · {} · {} ms ({} searches) |", p(&waited), p(&ran), p(&cpu), times.len())
 }
 
 /// Publishes a free pack of two generated tones as `home`; its pack id.

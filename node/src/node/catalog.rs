@@ -181,9 +181,26 @@ impl Node {
         }
     }
 
+    /// Runs a search on a blocking thread. Its timings go to the log at debug level
+    /// (target `smpl_node::search`): how long it waited for a thread, how long it
+    /// ran, and the processor time of that.
     pub async fn search(&self, query: SearchQuery) -> Result<SearchResults, NodeError> {
         let index = self.index.clone();
-        Ok(tokio::task::spawn_blocking(move || index.search(&query)).await??)
+        let queued = std::time::Instant::now();
+        Ok(tokio::task::spawn_blocking(move || {
+            let waited = queued.elapsed();
+            let (started, cpu) = (std::time::Instant::now(), crate::util::thread_cpu_time());
+            let results = index.search(&query);
+            tracing::debug!(
+                target: "smpl_node::search",
+                waited_us = waited.as_micros() as u64,
+                ran_us = started.elapsed().as_micros() as u64,
+                cpu_us = crate::util::thread_cpu_time().saturating_sub(cpu).as_micros() as u64,
+                "search answered"
+            );
+            results
+        })
+        .await??)
     }
 
     pub fn show(&self, pack: &PackId) -> Result<PackView, NodeError> {

@@ -1,4 +1,4 @@
-//! Small helpers, one per idiom, that the rest of the node shares: the clock,
+//! Small helpers, one per idiom, that the rest of the node shares: the clocks,
 //! random bytes, atomic file writes ([`fs`]), id-prefix lookup ([`prefix`]),
 //! per-peer rates ([`rate`]), low-priority threads ([`background`]) and the
 //! allocator's set-up ([`memory`]).
@@ -12,6 +12,17 @@ pub mod rate;
 /// The current time in unix seconds (0 on a clock set before 1970).
 pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The processor time the calling thread has taken: what a piece of work costs,
+/// apart from the time it waits for a core under load.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `time` is a valid timespec for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
 }
 
 /// `N` bytes from the operating system's random generator.

@@ -238,6 +238,36 @@ impl NodeProcess {
         Ok((field("VmRSS:"), field("RssAnon:")))
     }
 
+    /// Processor time the node has taken, in clock ticks (`/proc/PID/stat`).
+    fn cpu_ticks(&self) -> Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // The fields after the command name, which is in parentheses: utime and
+        // stime are the 12th and 13th of them.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        Ok(tick(11) + tick(12))
+    }
+
+    /// Waits until the node has used under `share` of a core for a whole second
+    /// (merges and other work a flood left behind are over), or `limit` has
+    /// passed; how long it waited, and whether it became quiet.
+    pub fn quiet(&self, share: f64, limit: Duration) -> Result<(Duration, bool)> {
+        // SAFETY: sysconf with a constant name has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let started = Instant::now();
+        let mut last = self.cpu_ticks()?;
+        while started.elapsed() < limit {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = self.cpu_ticks()?;
+            if ((now - last) as f64) < share * per_second {
+                return Ok((started.elapsed(), true));
+            }
+            last = now;
+        }
+        Ok((started.elapsed(), false))
+    }
+
     /// Stops the node as Ctrl-C does, and waits for it.
     pub fn stop(mut self) -> Result<()> {
         // SAFETY: kill(2) on our own child's pid.

@@ -214,7 +214,8 @@ async fn an_author_updating_too_often_is_declined_and_not_fetched_again() {
 /// reconciliation with a peer whose listings did not change since a round that
 /// left nothing to fetch ends at the peer's first answer, so the forgotten ones
 /// are not fetched again round after round; once the peer's listings change, a
-/// round goes through.
+/// round goes through, and fetches what is new but not what was fetched from that
+/// peer before and declined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forgotten_declines_are_not_fetched_again_from_a_peer_that_did_not_change() {
     let dir = tempfile::tempdir().unwrap();
@@ -280,11 +281,23 @@ async fn forgotten_declines_are_not_fetched_again_from_a_peer_that_did_not_chang
         "listings fetched again from an unchanged peer"
     );
 
-    // The peer's listings change: the next round goes through and fetches.
+    // The peer's listings change: the next round goes through and fetches the new
+    // one, but not again the hundreds fetched from it before and declined.
     offer(1_000, 0);
     victim.network().unwrap().sync_all().await.unwrap();
     settle(&victim, "the changed peer's listings were fetched", |_| {
         stats().fetched.load(Ordering::Relaxed) > fetched
     })
     .await;
+    for _ in 0..3 {
+        victim.network().unwrap().sync_all().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let again = stats().fetched.load(Ordering::Relaxed) - fetched;
+    assert!(again <= 5, "{again} listings fetched again from a peer whose listings changed");
+    assert!(
+        stats().fetches_skipped.load(Ordering::Relaxed) >= forgotten,
+        "{} skipped of {forgotten} forgotten",
+        stats().fetches_skipped.load(Ordering::Relaxed)
+    );
 }

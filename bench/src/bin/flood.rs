@@ -20,9 +20,10 @@
 //!    answers). The flood is over when T has stored, evicted or
 //!    refused as many listings as the seeder offers (or when nothing moved for
 //!    90 s: then the table says so); the gossip peers stop then.
-//! 5. **After**: T's listings against the budget, its disk, the same query set at
-//!    rest (the index as full as the budget lets it be), and whether H's packs are
-//!    all still there and searchable.
+//! 5. **After**: once T is at rest (under 5 % of a core for a second: the merges
+//!    the flood left behind are done), T's listings against the budget, its disk,
+//!    the same query set at rest (the index as full as the budget lets it be), and
+//!    whether H's packs are all still there and searchable.
 //!
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin flood` then
 //! `./target/release/flood` (see docs/BENCHMARKS.md, "Listing flood"). With
@@ -57,6 +58,9 @@ use nodes::{Apart, Api, NodeProcess, api_rounds, ensure_seeder, percentile, quer
 /// Rounds of the query set before and after the flood: 600 searches, so that their
 /// p99 is not one slow search.
 const REST_ROUNDS: usize = 20;
+
+/// The share of a core under which the producer's node counts as at rest.
+const QUIET_SHARE: f64 = 0.05;
 
 #[derive(Parser)]
 #[command(about = "A node under a flood of valid listings from fresh keys")]
@@ -250,6 +254,8 @@ fn main() -> Result<()> {
     // The gossip peers stop with the flood, so that the figures after it are at rest.
     let gossiped: u64 = feeders.into_iter().map(feed::Feeding::stop).sum::<Result<u64>>()?;
     let status = api.get("/v1/status")?;
+    // At rest is once the work the flood left behind (segment merges, mostly) is done.
+    let (settling, quiet) = producer.quiet(QUIET_SHARE, Duration::from_secs(120))?;
     let log_at_rest = log_len(&log);
     let after = api_rounds(&api, &queries, REST_ROUNDS)?;
     let timings = search_timings(&log, [0, log_at_flood, log_at_rest, log_len(&log)])?;
@@ -293,6 +299,12 @@ fn main() -> Result<()> {
     println!(
         "| listings published over gossip by {} peers, {} a second each | {gossiped} |",
         args.gossip_peers, args.gossip_rate
+    );
+    println!(
+        "| the producer's node at rest (under {:.0} % of a core for a second) after the flood | {} {:.0} s |",
+        QUIET_SHARE * 100.0,
+        if quiet { "in" } else { "**not** in" },
+        settling.as_secs_f64()
     );
     println!("| peak RSS during the flood (anon) | {} ({}) |", mb(peak_rss), mb(peak_anon));
     println!("| RSS after the flood (anon) | {} ({}) |", mb(rest_rss.0), mb(rest_rss.1));

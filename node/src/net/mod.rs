@@ -70,6 +70,13 @@ const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// the peer's first answer is the same, a round ends there. Past it, a round goes
 /// through again (the budget may have room for what it declined).
 const SETTLED_FOR: Duration = Duration::from_secs(60 * 60);
+/// Listings fetched from a peer and not taken (declined by the budget, or no newer
+/// than ours) that the node remembers, over all peers (about 40 bytes each). The
+/// budget's own records of declined listings are bounded by its share of the disk,
+/// and a peer may hold more of them than that: without these, every round with it
+/// would fetch again the ones the budget forgot. Each peer's are kept for
+/// [`SETTLED_FOR`], then fetched once more (the budget may have room by then).
+const MAX_PASSED: usize = 1 << 18;
 /// How long a provider lookup or a connection attempt may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -255,9 +262,11 @@ enum Done {
     BadReconcile {
         peer: PeerId,
     },
+    /// A fetch's listings taken in; `passed` are those not taken.
     Fetched {
         peer: PeerId,
         invalid: bool,
+        passed: Vec<PackId>,
     },
     /// An announced listing checked: `gossip` holds it when it was new here.
     Announced {
@@ -316,6 +325,9 @@ pub struct SyncStats {
     /// Rounds this node started that ended at the peer's first answer: the same as
     /// in the last round with it that left nothing to fetch.
     pub rounds_settled: AtomicU64,
+    /// Listings reconciliation found missing that were not fetched: fetched from
+    /// the same peer before and not taken (see [`MAX_PASSED`]).
+    pub fetches_skipped: AtomicU64,
     /// Envelopes a `Fetch` answer of ours left out to stay within the answer's
     /// byte budget (the requester asks again for them).
     pub answer_deferred: AtomicU64,
@@ -384,6 +396,12 @@ struct Round {
     first_answer: Option<blake3::Hash>,
     /// A request of the round failed: what it would have fetched is not known.
     failed: bool,
+}
+
+/// Listings fetched from one peer and not taken, since when (see [`MAX_PASSED`]).
+struct Passed {
+    ids: HashSet<PackId>,
+    since: Instant,
 }
 
 /// The fetches of one peer's listings that reconciliation found missing.
@@ -608,6 +626,9 @@ struct Actor {
     /// Per peer, the first answer of its last round that ended with every fetch
     /// done, and when: a round whose first answer is the same ends there.
     settled: HashMap<PeerId, (blake3::Hash, Instant)>,
+    /// Per peer, the listings fetched from it and not taken, and their number in all.
+    passed: HashMap<PeerId, Passed>,
+    passed_total: usize,
     /// Peers to reconcile with again as soon as the round under way and its
     /// fetches are over (asked while they were going).
     again: HashSet<PeerId>,
@@ -678,6 +699,8 @@ impl Actor {
             reconciling: HashSet::new(),
             rounds: HashMap::new(),
             settled: HashMap::new(),
+            passed: HashMap::new(),
+            passed_total: 0,
             again: HashSet::new(),
             fetches: HashMap::new(),
             addrs: HashMap::new(),
@@ -754,6 +777,7 @@ impl Actor {
                 Some(cmd) = self.commands.recv() => self.on_command(cmd),
                 Some(done) = self.done_rx.recv() => self.on_done(done),
                 _ = resync.tick() => {
+                    self.forget_passed();
                     let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
                     for peer in peers {
                         self.start_reconcile(peer);
@@ -1206,11 +1230,14 @@ impl Actor {
                     self.ban(source, "it sent too many invalid listings");
                 }
             }
-            Done::Fetched { peer, invalid: true } => {
+            Done::Fetched { peer, invalid: true, .. } => {
                 self.fetches.remove(&peer);
                 self.ban(peer, "it answered a fetch with invalid listings");
             }
-            Done::Fetched { peer, invalid: false } => self.fetch_done(peer),
+            Done::Fetched { peer, invalid: false, passed } => {
+                self.remember_passed(peer, passed);
+                self.fetch_done(peer);
+            }
             Done::Announced { peer, channel, invalid: true, .. } => {
                 self.refuse_announce(peer, channel, "the listing failed its checks");
             }
@@ -1236,6 +1263,7 @@ impl Actor {
                 self.round_over(peer);
             }
             Done::Reconciled { peer, next, need } => {
+                let need = self.not_passed(peer, need);
                 if !need.is_empty() {
                     let fetches = self.fetches.entry(peer).or_default();
                     fetches.waiting.extend(need.chunks(MAX_FETCH_IDS).map(<[PackId]>::to_vec));
@@ -1777,6 +1805,50 @@ impl Actor {
         }
     }
 
+    /// Remembers listings fetched from `peer` and not taken, within [`MAX_PASSED`].
+    fn remember_passed(&mut self, peer: PeerId, ids: Vec<PackId>) {
+        if ids.is_empty() {
+            return;
+        }
+        let passed =
+            self.passed.entry(peer).or_insert_with(|| Passed { ids: HashSet::new(), since: Instant::now() });
+        for id in ids {
+            if self.passed_total >= MAX_PASSED {
+                break;
+            }
+            if passed.ids.insert(id) {
+                self.passed_total += 1;
+            }
+        }
+    }
+
+    /// `need` without the listings fetched from `peer` before and not taken.
+    fn not_passed(&mut self, peer: PeerId, need: Vec<PackId>) -> Vec<PackId> {
+        let Some(passed) = self.passed.get(&peer) else { return need };
+        let before = need.len();
+        let need: Vec<PackId> = need.into_iter().filter(|id| !passed.ids.contains(id)).collect();
+        let skipped = before - need.len();
+        if skipped > 0 {
+            tracing::debug!(
+                "not fetching {skipped} listings from {peer} again: fetched before and not taken"
+            );
+            self.stats.fetches_skipped.fetch_add(skipped as u64, Ordering::Relaxed);
+        }
+        need
+    }
+
+    /// Forgets each peer's listings not taken once they are [`SETTLED_FOR`] old.
+    fn forget_passed(&mut self) {
+        let total = &mut self.passed_total;
+        self.passed.retain(|_, passed| {
+            let keep = passed.since.elapsed() < SETTLED_FOR;
+            if !keep {
+                *total -= passed.ids.len();
+            }
+            keep
+        });
+    }
+
     /// Whether `answer` is the first of a round with `peer` and the same as the
     /// first of its last settled round (within [`SETTLED_FOR`]); the round's first
     /// answer is recorded either way.
@@ -1840,12 +1912,13 @@ impl Actor {
                 }
                 let stats = self.stats.clone();
                 self.in_background(&self.ingest, move |host| {
-                    let mut invalid = false;
+                    let (mut invalid, mut passed) = (false, Vec::new());
                     for envelope in envelopes.into_iter().take(MAX_FETCH_IDS) {
                         match host.ingest(&envelope) {
                             Ingest::New(_) => {}
                             Ingest::Old => {
                                 stats.fetched_stale.fetch_add(1, Ordering::Relaxed);
+                                passed.extend(listing_id(&envelope));
                             }
                             Ingest::Invalid(reason) => {
                                 tracing::debug!("invalid listing from {peer} over sync: {reason}");
@@ -1857,7 +1930,7 @@ impl Actor {
                     // An honest peer serves only listings it verified itself, so one
                     // invalid listing in an answer is enough to ban it; unpunished, a
                     // peer could claim newer listings and feed garbage at every resync.
-                    Some(Done::Fetched { peer, invalid })
+                    Some(Done::Fetched { peer, invalid, passed })
                 })
             }
             (Pending::Announce, SyncResponse::Refused(reason)) => {

@@ -626,9 +626,8 @@ struct Actor {
     /// Per peer, the first answer of its last round that ended with every fetch
     /// done, and when: a round whose first answer is the same ends there.
     settled: HashMap<PeerId, (blake3::Hash, Instant)>,
-    /// Per peer, the listings fetched from it and not taken, and their number in all.
+    /// Per peer, the listings fetched from it and not taken.
     passed: HashMap<PeerId, Passed>,
-    passed_total: usize,
     /// Peers to reconcile with again as soon as the round under way and its
     /// fetches are over (asked while they were going).
     again: HashSet<PeerId>,
@@ -700,7 +699,6 @@ impl Actor {
             rounds: HashMap::new(),
             settled: HashMap::new(),
             passed: HashMap::new(),
-            passed_total: 0,
             again: HashSet::new(),
             fetches: HashMap::new(),
             addrs: HashMap::new(),
@@ -1810,16 +1808,10 @@ impl Actor {
         if ids.is_empty() {
             return;
         }
+        let held: usize = self.passed.values().map(|p| p.ids.len()).sum();
         let passed =
             self.passed.entry(peer).or_insert_with(|| Passed { ids: HashSet::new(), since: Instant::now() });
-        for id in ids {
-            if self.passed_total >= MAX_PASSED {
-                break;
-            }
-            if passed.ids.insert(id) {
-                self.passed_total += 1;
-            }
-        }
+        passed.ids.extend(ids.into_iter().take(MAX_PASSED.saturating_sub(held)));
     }
 
     /// `need` without the listings fetched from `peer` before and not taken.
@@ -1839,14 +1831,7 @@ impl Actor {
 
     /// Forgets each peer's listings not taken once they are [`SETTLED_FOR`] old.
     fn forget_passed(&mut self) {
-        let total = &mut self.passed_total;
-        self.passed.retain(|_, passed| {
-            let keep = passed.since.elapsed() < SETTLED_FOR;
-            if !keep {
-                *total -= passed.ids.len();
-            }
-            keep
-        });
+        self.passed.retain(|_, passed| passed.since.elapsed() < SETTLED_FOR);
     }
 
     /// Whether `answer` is the first of a round with `peer` and the same as the

@@ -1,6 +1,7 @@
 //! Real `smpl node` processes for the benchmarks that measure a whole node (scale,
 //! flood): a seeder home holding a signed catalogue, the node process, its API.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -268,6 +269,29 @@ impl NodeProcess {
         Ok((started.elapsed(), false))
     }
 
+    /// Time the node's threads have run, and waited for a core while ready to run
+    /// (`/proc/PID/task/*/schedstat`), ns, summed per thread name without its
+    /// number (`smpl-ingest-1` counts as `smpl-ingest`).
+    pub fn run_queue_times(&self) -> Result<BTreeMap<String, [u64; 2]>> {
+        let mut waits = BTreeMap::new();
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            let task = task?.path();
+            // A thread that ended since the listing has no files left.
+            let (Ok(comm), Ok(stat)) =
+                (std::fs::read_to_string(task.join("comm")), std::fs::read_to_string(task.join("schedstat")))
+            else {
+                continue;
+            };
+            let name =
+                comm.trim().trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches(['-', '_']);
+            let times: &mut [u64; 2] = waits.entry(name.to_string()).or_default();
+            for (sum, time) in times.iter_mut().zip(schedstat_times(&stat)) {
+                *sum += time;
+            }
+        }
+        Ok(waits)
+    }
+
     /// Stops the node as Ctrl-C does, and waits for it.
     pub fn stop(mut self) -> Result<()> {
         // SAFETY: kill(2) on our own child's pid.
@@ -356,4 +380,16 @@ pub fn smpl_json(smpl: &Path, home: &Path, args: &[&str]) -> Result<serde_json::
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().rfind(|l| !l.trim().is_empty()).context("no output")?;
     Ok(serde_json::from_str(last)?)
+}
+
+/// Time the calling thread has run, and waited for a core while ready to run, ns.
+pub fn own_run_queue_times() -> [u64; 2] {
+    std::fs::read_to_string("/proc/thread-self/schedstat").map_or([0; 2], |stat| schedstat_times(&stat))
+}
+
+/// The first two fields of a `schedstat` line: time spent running, and ready on a
+/// run queue, ns.
+fn schedstat_times(stat: &str) -> [u64; 2] {
+    let mut fields = stat.split_whitespace().map(|f| f.parse().unwrap_or(0));
+    [fields.next().unwrap_or(0), fields.next().unwrap_or(0)]
 }

@@ -28,7 +28,10 @@
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin flood` then
 //! `./target/release/flood` (see docs/BENCHMARKS.md, "Listing flood"). With
 //! `RUST_LOG=warn,smpl_node::search=debug` the nodes log each search's timings, and
-//! the table adds where the producer's searches spent their time in each phase.
+//! the table adds where the producer's searches spent their time in each phase. The
+//! table always says, per search of each phase, how long the harness's searching
+//! thread and the node's threads waited for a core, and which threads ran
+//! (`/proc/.../schedstat`).
 
 #[allow(dead_code)]
 #[path = "../corpus.rs"]
@@ -46,6 +49,7 @@ mod nodes;
 #[path = "../rng.rs"]
 mod rng;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -160,7 +164,9 @@ fn main() -> Result<()> {
     wait_for(&api, &first, Duration::from_secs(30))?;
     smpl_json(&smpl, &t_home, &["fetch", &first, "--out", args.dir.join("library").to_str().unwrap()])?;
 
+    let times_at_idle = CoreTimes::now(&producer)?;
     let idle = api_rounds(&api, &queries, REST_ROUNDS)?;
+    let idle_times = CoreTimes::now(&producer)?.since(&times_at_idle);
 
     // The flood: the gossip peers' shares, from the end of the list (sync takes
     // them in pack id order), dealt out in turn.
@@ -174,6 +180,7 @@ fn main() -> Result<()> {
     seeding.settle()?;
     let log = t_home.with_extension("log");
     let log_at_flood = log_len(&log);
+    let times_at_flood = CoreTimes::now(&producer)?;
     let started = Instant::now();
     smpl_json(&smpl, &t_home, &["connect", &seeding.p2p_addr()?])?;
     let target: (Multiaddr, _) = (producer.p2p_addr()?.parse()?, Home::new(&t_home).node_info()?.node_id);
@@ -251,13 +258,16 @@ fn main() -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let flood_secs = (moved - started).as_secs_f64();
+    let during_times = CoreTimes::now(&producer)?.since(&times_at_flood);
     // The gossip peers stop with the flood, so that the figures after it are at rest.
     let gossiped: u64 = feeders.into_iter().map(feed::Feeding::stop).sum::<Result<u64>>()?;
     let status = api.get("/v1/status")?;
     // At rest is once the work the flood left behind (segment merges, mostly) is done.
     let (settling, quiet) = producer.quiet(QUIET_SHARE, Duration::from_secs(120))?;
     let log_at_rest = log_len(&log);
+    let times_at_rest = CoreTimes::now(&producer)?;
     let after = api_rounds(&api, &queries, REST_ROUNDS)?;
+    let after_times = CoreTimes::now(&producer)?.since(&times_at_rest);
     let timings = search_timings(&log, [0, log_at_flood, log_at_rest, log_len(&log)])?;
     let second = second.expect("published during the flood");
     let kept = [&first, &second].iter().all(|pack| api.has_pack(pack));
@@ -322,6 +332,13 @@ fn main() -> Result<()> {
     {
         println!("| {}", search_timing_row(phase, times));
     }
+    for (phase, times, searches) in [
+        ("idle before the flood", &idle_times, idle.len()),
+        ("during the flood", &during_times, during.len()),
+        ("at rest after it", &after_times, after.len()),
+    ] {
+        println!("{}", times.rows(phase, searches));
+    }
     println!(
         "| honest listing, from the start of `smpl publish` to found by a search on the producer (the publish itself; at idle) | {:.2} s ({publish_secs:.2} s; {idle_publish:.2} s) |",
         searchable.map_or(f64::NAN, |d| d.as_secs_f64())
@@ -330,6 +347,57 @@ fn main() -> Result<()> {
     println!("\nwhat the producer's node dropped: {}", status["dropped"]);
     println!("what the honest author's node dropped: {}", honest_status["dropped"]);
     Ok(())
+}
+
+/// Time run, and spent ready to run but waiting for a core, ns: the harness's
+/// searching thread's, and the producer's threads' by name.
+struct CoreTimes {
+    harness: [u64; 2],
+    node: BTreeMap<String, [u64; 2]>,
+}
+
+impl CoreTimes {
+    fn now(producer: &NodeProcess) -> Result<CoreTimes> {
+        Ok(CoreTimes { harness: nodes::own_run_queue_times(), node: producer.run_queue_times()? })
+    }
+
+    /// The times since `before` (threads started since count from zero).
+    fn since(&self, before: &CoreTimes) -> CoreTimes {
+        let minus =
+            |now: [u64; 2], then: [u64; 2]| [now[0].saturating_sub(then[0]), now[1].saturating_sub(then[1])];
+        let node = self
+            .node
+            .iter()
+            .map(|(name, times)| {
+                (name.clone(), minus(*times, before.node.get(name).copied().unwrap_or([0; 2])))
+            })
+            .collect();
+        CoreTimes { harness: minus(self.harness, before.harness), node }
+    }
+
+    /// Table rows for one phase, per search of it: the harness's wait for a core
+    /// and the node's tokio threads' (the API's worker and the blocking thread a
+    /// search runs on), and the node's threads that waited and ran most. Averages
+    /// over the phase, everything the threads did in it included, not only the
+    /// searches.
+    fn rows(&self, phase: &str, searches: usize) -> String {
+        let per = |ns: u64| ns as f64 / 1e3 / searches.max(1) as f64;
+        let tokio = self.node.get("tokio-rt-worker").map_or(0, |times| times[1]);
+        let most = |i: usize| {
+            let mut node: Vec<_> = self.node.iter().collect();
+            node.sort_by_key(|(_, times)| std::cmp::Reverse(times[i]));
+            let node: Vec<String> =
+                node.iter().take(4).map(|(name, times)| format!("{name} {:.0}", per(times[i]))).collect();
+            node.join(", ")
+        };
+        format!(
+            "| per search, {phase}: waited for a core, the harness's searching thread / the node's tokio threads; the node's threads that waited most | {:.0} / {:.0} µs; {} µs |\n| per search, {phase}: the node's threads that ran most | {} µs |",
+            per(self.harness[1]),
+            per(tokio),
+            most(1),
+            most(0)
+        )
+    }
 }
 
 fn log_len(log: &Path) -> u64 {

@@ -179,7 +179,10 @@ async fn the_swarm_runs_a_step_below_searches_and_listing_checks_at_the_lowest_p
     let named = |task: &std::path::Path, name: &str| {
         std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| comm.trim() == name)
     };
-    let tasks: Vec<_> = std::fs::read_dir("/proc/self/task").unwrap().map(|t| t.unwrap().path()).collect();
+    let list_tasks = || -> Vec<_> {
+        std::fs::read_dir("/proc/self/task").unwrap().filter_map(|t| Some(t.ok()?.path())).collect()
+    };
+    let tasks = list_tasks();
     let swarms: Vec<i32> =
         tasks.iter().filter(|t| named(t, "smpl-swarm")).filter_map(|t| nice_of(t)).collect();
     let workers: Vec<i32> =
@@ -187,12 +190,21 @@ async fn the_swarm_runs_a_step_below_searches_and_listing_checks_at_the_lowest_p
     assert!(!swarms.is_empty(), "no smpl-swarm thread");
     let searches = workers.iter().copied().min().expect("tokio's workers, which answer the API");
     assert!(swarms.iter().all(|&nice| nice > searches), "swarm {swarms:?}, API {workers:?}");
-    let checks: Vec<i32> = tasks
-        .iter()
-        .filter(|t| named(t, "smpl-gossip-0") || named(t, "smpl-ingest-0"))
-        .filter_map(|t| field(t, 41))
-        .collect();
-    // Other tests' nodes in this process have such threads too.
-    assert!(checks.len() >= 2, "the gossip and sync checks' threads: {checks:?}");
-    assert!(checks.iter().all(|&policy| policy == libc::SCHED_IDLE), "{checks:?}");
+    let checks = || -> Vec<i32> {
+        list_tasks()
+            .iter()
+            .filter(|t| named(t, "smpl-gossip-0") || named(t, "smpl-ingest-0"))
+            .filter_map(|t| field(t, 41))
+            .collect()
+    };
+    // Other tests' nodes in this process have such threads too, and one of them
+    // may be starting: its thread is named before it lowers its own priority.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = checks();
+    while !seen.iter().all(|&policy| policy == libc::SCHED_IDLE) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = checks();
+    }
+    assert!(seen.len() >= 2, "the gossip and sync checks' threads: {seen:?}");
+    assert!(seen.iter().all(|&policy| policy == libc::SCHED_IDLE), "{seen:?}");
 }

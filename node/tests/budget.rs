@@ -197,12 +197,21 @@ async fn an_author_updating_too_often_is_declined_and_not_fetched_again() {
     assert_eq!(stats() - fetched, 0, "declined versions were fetched again");
     assert_eq!(victim.budget().stats.refused.load(Ordering::Relaxed), 6);
 
-    // A restart does not give the author a new day: its four updates are remembered.
-    victim.shutdown().await;
-    let victim = Node::start(&options).await.unwrap();
+    // Newer versions of the declined ones are fetched (and declined: the author's
+    // updates for the day are spent), not skipped as fetched from this peer before.
     version(3);
     victim.network().unwrap().sync_all().await.unwrap();
     settle(&victim, "the third versions were offered", |node| {
+        node.budget().stats.refused.load(Ordering::Relaxed) >= 16
+    })
+    .await;
+
+    // A restart does not give the author a new day: its four updates are remembered.
+    victim.shutdown().await;
+    let victim = Node::start(&options).await.unwrap();
+    version(4);
+    victim.network().unwrap().sync_all().await.unwrap();
+    settle(&victim, "the fourth versions were offered", |node| {
         node.budget().stats.refused.load(Ordering::Relaxed) >= 10
     })
     .await;

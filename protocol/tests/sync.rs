@@ -58,7 +58,11 @@ fn model(mine: &[Item], theirs: &[Item]) -> Outcome {
         theirs.iter().map(|i| (i.id, i.version)).collect(),
     );
     Outcome {
-        need: t.iter().filter(|(id, v)| m.get(id).is_none_or(|mv| mv < v)).map(|(id, _)| *id).collect(),
+        need: t
+            .iter()
+            .filter(|(id, v)| m.get(id).is_none_or(|mv| mv < v))
+            .map(|(id, v)| Item { id: *id, version: *v })
+            .collect(),
         have: m.iter().filter(|(id, v)| t.get(id).is_none_or(|tv| tv < v)).map(|(id, _)| *id).collect(),
     }
 }

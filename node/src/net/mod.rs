@@ -49,6 +49,7 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, identity, kad, mdns, ping, relay};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use smpl_protocol::sync::Item;
 use smpl_protocol::{Envelope, NodeId, PackId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -257,7 +258,7 @@ enum Done {
     Reconciled {
         peer: PeerId,
         next: Option<Vec<u8>>,
-        need: Vec<PackId>,
+        need: Vec<Item>,
     },
     BadReconcile {
         peer: PeerId,
@@ -266,7 +267,7 @@ enum Done {
     Fetched {
         peer: PeerId,
         invalid: bool,
-        passed: Vec<PackId>,
+        passed: Vec<Item>,
     },
     /// An announced listing checked: `gossip` holds it when it was new here.
     Announced {
@@ -398,9 +399,10 @@ struct Round {
     failed: bool,
 }
 
-/// Listings fetched from one peer and not taken, since when (see [`MAX_PASSED`]).
+/// Listings fetched from one peer and not taken, each with the version fetched,
+/// since when (see [`MAX_PASSED`]).
 struct Passed {
-    ids: HashSet<PackId>,
+    versions: HashMap<PackId, u64>,
     since: Instant,
 }
 
@@ -430,15 +432,20 @@ const MAX_ENVELOPE_BYTES: usize = smpl_protocol::limits::MAX_ENVELOPE_BYTES;
 /// The pack a listing envelope (manifest or retraction) is about, to tell where a
 /// `Fetch` answer stopped; the envelope is ingested (and checked) separately.
 fn listing_id(bytes: &[u8]) -> Option<PackId> {
+    listing_item(bytes).map(|item| item.id)
+}
+
+/// The pack and version a listing envelope (manifest or retraction) is about.
+fn listing_item(bytes: &[u8]) -> Option<Item> {
     use smpl_protocol::Signed as _;
     let envelope = smpl_protocol::Envelope::open(bytes).ok()?;
     match envelope.kind() {
         smpl_protocol::Kind::Manifest => {
-            smpl_protocol::Manifest::from_envelope(&envelope).ok().map(|m| m.pack_id)
+            smpl_protocol::Manifest::from_envelope(&envelope).ok().map(|m| Item::manifest(m.pack_id, m.seq))
         }
-        smpl_protocol::Kind::Retraction => {
-            smpl_protocol::Retraction::from_envelope(&envelope).ok().map(|r| r.pack_id)
-        }
+        smpl_protocol::Kind::Retraction => smpl_protocol::Retraction::from_envelope(&envelope)
+            .ok()
+            .map(|r| Item::retraction(r.pack_id, r.seq)),
         _ => None,
     }
 }
@@ -1804,21 +1811,33 @@ impl Actor {
     }
 
     /// Remembers listings fetched from `peer` and not taken, within [`MAX_PASSED`].
-    fn remember_passed(&mut self, peer: PeerId, ids: Vec<PackId>) {
-        if ids.is_empty() {
+    fn remember_passed(&mut self, peer: PeerId, items: Vec<Item>) {
+        if items.is_empty() {
             return;
         }
-        let held: usize = self.passed.values().map(|p| p.ids.len()).sum();
-        let passed =
-            self.passed.entry(peer).or_insert_with(|| Passed { ids: HashSet::new(), since: Instant::now() });
-        passed.ids.extend(ids.into_iter().take(MAX_PASSED.saturating_sub(held)));
+        let held: usize = self.passed.values().map(|p| p.versions.len()).sum();
+        let passed = self
+            .passed
+            .entry(peer)
+            .or_insert_with(|| Passed { versions: HashMap::new(), since: Instant::now() });
+        for item in items.into_iter().take(MAX_PASSED.saturating_sub(held)) {
+            let version = passed.versions.entry(item.id).or_default();
+            *version = (*version).max(item.version);
+        }
     }
 
-    /// `need` without the listings fetched from `peer` before and not taken.
-    fn not_passed(&mut self, peer: PeerId, need: Vec<PackId>) -> Vec<PackId> {
-        let Some(passed) = self.passed.get(&peer) else { return need };
+    /// The ids of `need` without the listings fetched from `peer` before, at the
+    /// same version, and not taken: a newer version is fetched.
+    fn not_passed(&mut self, peer: PeerId, need: Vec<Item>) -> Vec<PackId> {
+        let Some(passed) = self.passed.get(&peer) else {
+            return need.into_iter().map(|item| item.id).collect();
+        };
         let before = need.len();
-        let need: Vec<PackId> = need.into_iter().filter(|id| !passed.ids.contains(id)).collect();
+        let need: Vec<PackId> = need
+            .into_iter()
+            .filter(|item| passed.versions.get(&item.id).is_none_or(|passed| *passed < item.version))
+            .map(|item| item.id)
+            .collect();
         let skipped = before - need.len();
         if skipped > 0 {
             tracing::debug!(
@@ -1903,7 +1922,7 @@ impl Actor {
                             Ingest::New(_) => {}
                             Ingest::Old => {
                                 stats.fetched_stale.fetch_add(1, Ordering::Relaxed);
-                                passed.extend(listing_id(&envelope));
+                                passed.extend(listing_item(&envelope));
                             }
                             Ingest::Invalid(reason) => {
                                 tracing::debug!("invalid listing from {peer} over sync: {reason}");

@@ -130,7 +130,7 @@
 //!     }
 //!     mine_turn = !mine_turn;
 //! }
-//! assert_eq!(need, vec![PackId([7; 16])]);
+//! assert_eq!(need, vec![Item { id: PackId([7; 16]), version: 4 }]);
 //! # Ok::<(), smpl_protocol::sync::SyncError>(())
 //! ```
 
@@ -213,9 +213,9 @@ pub fn initiate(items: &[Item]) -> Vec<u8> {
 }
 
 /// Answers the encoded `message` from a peer with the local `items`: the encoded
-/// answer (`None` when this side is done) and the ids this side needs, learned
-/// from this message.
-pub fn respond(items: &[Item], message: &[u8]) -> Result<(Option<Vec<u8>>, Vec<PackId>), SyncError> {
+/// answer (`None` when this side is done) and the listings this side needs (at
+/// the peer's version), learned from this message.
+pub fn respond(items: &[Item], message: &[u8]) -> Result<(Option<Vec<u8>>, Vec<Item>), SyncError> {
     let message = SyncMessage::decode(message)?;
     let (next, outcome) = Reconciler::new(items).respond(&message)?;
     Ok((next.map(|m| m.encode()), outcome.need))

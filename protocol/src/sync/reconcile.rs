@@ -15,8 +15,9 @@ use crate::PackId;
 /// What one side learned about the difference of the two sets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// Ids the peer holds at a higher version, or that this side lacks: fetch them.
-    pub need: Vec<PackId>,
+    /// Listings the peer holds at a higher version, or that this side lacks, at the
+    /// peer's version: fetch them.
+    pub need: Vec<Item>,
     /// Ids this side holds at a higher version, or that the peer lacks.
     pub have: Vec<PackId>,
 }
@@ -24,11 +25,12 @@ pub struct Outcome {
 impl Outcome {
     /// Adds `other` to this outcome, keeping each list sorted and free of repeats.
     pub fn merge(&mut self, other: Outcome) {
-        for (mine, theirs) in [(&mut self.need, other.need), (&mut self.have, other.have)] {
-            mine.extend(theirs);
-            mine.sort_unstable();
-            mine.dedup();
-        }
+        self.need.extend(other.need);
+        self.need.sort_unstable();
+        self.need.dedup();
+        self.have.extend(other.have);
+        self.have.sort_unstable();
+        self.have.dedup();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -303,12 +305,12 @@ fn diff(ours: &[Item], theirs: &[Item], upper: Bound, budget: Budget, mut room: 
     for step in merge(ours, theirs) {
         // The id, its entry in the diff (ours, or missing here), and what it teaches.
         let (id, entry, need, have) = match step {
-            Step::Ours(o) => (o.id, Some(Ok(o)), false, true),
-            Step::Theirs(t) => (t.id, Some(Err(t.id)), true, false),
+            Step::Ours(o) => (o.id, Some(Ok(o)), None, true),
+            Step::Theirs(t) => (t.id, Some(Err(t.id)), Some(t), false),
             Step::Both(o, t) => (
                 o.id,
                 (o.version != t.version).then_some(Ok(o)),
-                t.version > o.version,
+                (t.version > o.version).then_some(t),
                 o.version > t.version,
             ),
         };
@@ -328,8 +330,8 @@ fn diff(ours: &[Item], theirs: &[Item], upper: Bound, budget: Budget, mut room: 
                 Err(id) => w.missing.push(id),
             }
         }
-        if need {
-            w.learned.need.push(id);
+        if let Some(item) = need {
+            w.learned.need.push(item);
         }
         if have {
             w.learned.have.push(id);
@@ -388,9 +390,9 @@ fn learn(ours: &[Item], items: &[Item], missing: &[PackId]) -> Outcome {
                     learned.have.push(o.id);
                 }
             }
-            Step::Theirs(t) => learned.need.push(t.id),
+            Step::Theirs(t) => learned.need.push(t),
             Step::Both(o, t) => match t.version.cmp(&o.version) {
-                Ordering::Greater => learned.need.push(o.id),
+                Ordering::Greater => learned.need.push(t),
                 Ordering::Less => learned.have.push(o.id),
                 Ordering::Equal => {}
             },

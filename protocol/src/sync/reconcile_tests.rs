@@ -26,8 +26,8 @@ fn model(mine: &[Item], theirs: &[Item]) -> Outcome {
     for step in merge(mine, theirs) {
         match step {
             Step::Ours(o) => out.have.push(o.id),
-            Step::Theirs(t) => out.need.push(t.id),
-            Step::Both(o, t) if t.version > o.version => out.need.push(o.id),
+            Step::Theirs(t) => out.need.push(t),
+            Step::Both(o, t) if t.version > o.version => out.need.push(t),
             Step::Both(o, t) if o.version > t.version => out.have.push(o.id),
             Step::Both(..) => {}
         }

@@ -29,8 +29,9 @@ use crate::transfer::Transfer;
 pub enum Ingest {
     /// Verified and newer than what we had: stored, and worth forwarding.
     New(PackId),
-    /// Verified but not newer (a replay, or a version we already have).
-    Old,
+    /// Verified but not newer (a replay, or a version we already have), or not
+    /// stored (over the budget): the listing's pack and version.
+    Old(Item),
     /// Refused: forged, malformed or over the limits.
     Invalid(String),
 }
@@ -99,7 +100,7 @@ pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
         Ok(envelope) => envelope,
         Err(e) => return Ingest::Invalid(e.to_string()),
     };
-    let (pack, accepted) = match envelope.kind() {
+    let (item, accepted) = match envelope.kind() {
         Kind::Manifest => match Manifest::from_envelope(&envelope) {
             Ok(m) => {
                 if let Err(reason) = check_time("manifest", m.created_at, crate::util::now()) {
@@ -107,7 +108,7 @@ pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
                 }
                 if let Err(reason) = budget.admit(&m, bytes.len()) {
                     tracing::debug!(pack = %m.pack_id, "listing not stored: {reason}");
-                    return Ingest::Old;
+                    return Ingest::Old(Item::manifest(m.pack_id, m.seq));
                 }
                 let accepted = store.accept_manifest(&m, &envelope, false);
                 if matches!(accepted, Ok(Accepted::New)) {
@@ -116,7 +117,7 @@ pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
                         tracing::error!("evicting listings over the budget failed: {e}");
                     }
                 }
-                (m.pack_id, accepted)
+                (Item::manifest(m.pack_id, m.seq), accepted)
             }
             Err(e) => return Ingest::Invalid(e.to_string()),
         },
@@ -127,7 +128,7 @@ pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
                     if matches!(accepted, Ok(Accepted::New)) {
                         budget.removed(&r.author, &r.pack_id);
                     }
-                    (r.pack_id, accepted)
+                    (Item::retraction(r.pack_id, r.seq), accepted)
                 }
                 Err(reason) => return Ingest::Invalid(reason),
             },
@@ -136,11 +137,11 @@ pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
         other => return Ingest::Invalid(format!("a {other} is not a listing")),
     };
     match accepted {
-        Ok(Accepted::New) => Ingest::New(pack),
-        Ok(_) => Ingest::Old,
+        Ok(Accepted::New) => Ingest::New(item.id),
+        Ok(_) => Ingest::Old(item),
         Err(e) => {
-            tracing::error!("storing listing {pack} failed: {e}");
-            Ingest::Old
+            tracing::error!("storing listing {} failed: {e}", item.id);
+            Ingest::Old(item)
         }
     }
 }

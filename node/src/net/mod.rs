@@ -432,20 +432,15 @@ const MAX_ENVELOPE_BYTES: usize = smpl_protocol::limits::MAX_ENVELOPE_BYTES;
 /// The pack a listing envelope (manifest or retraction) is about, to tell where a
 /// `Fetch` answer stopped; the envelope is ingested (and checked) separately.
 fn listing_id(bytes: &[u8]) -> Option<PackId> {
-    listing_item(bytes).map(|item| item.id)
-}
-
-/// The pack and version a listing envelope (manifest or retraction) is about.
-fn listing_item(bytes: &[u8]) -> Option<Item> {
     use smpl_protocol::Signed as _;
     let envelope = smpl_protocol::Envelope::open(bytes).ok()?;
     match envelope.kind() {
         smpl_protocol::Kind::Manifest => {
-            smpl_protocol::Manifest::from_envelope(&envelope).ok().map(|m| Item::manifest(m.pack_id, m.seq))
+            smpl_protocol::Manifest::from_envelope(&envelope).ok().map(|m| m.pack_id)
         }
-        smpl_protocol::Kind::Retraction => smpl_protocol::Retraction::from_envelope(&envelope)
-            .ok()
-            .map(|r| Item::retraction(r.pack_id, r.seq)),
+        smpl_protocol::Kind::Retraction => {
+            smpl_protocol::Retraction::from_envelope(&envelope).ok().map(|r| r.pack_id)
+        }
         _ => None,
     }
 }
@@ -1495,7 +1490,7 @@ impl Actor {
                             }
                             (MessageAcceptance::Accept, &stats.gossip_new)
                         }
-                        Ingest::Old => (MessageAcceptance::Ignore, &stats.gossip_stale),
+                        Ingest::Old(_) => (MessageAcceptance::Ignore, &stats.gossip_stale),
                         Ingest::Invalid(reason) => {
                             tracing::debug!("invalid listing from {propagation_source}: {reason}");
                             (MessageAcceptance::Reject, &stats.gossip_invalid)
@@ -1702,7 +1697,7 @@ impl Actor {
                     stats.announced_new.fetch_add(1, Ordering::Relaxed);
                     (Some(envelope), false)
                 }
-                Ingest::Old => (None, false),
+                Ingest::Old(_) => (None, false),
                 Ingest::Invalid(reason) => {
                     tracing::debug!("invalid listing announced by {peer}: {reason}");
                     (None, true)
@@ -1920,9 +1915,9 @@ impl Actor {
                     for envelope in envelopes.into_iter().take(MAX_FETCH_IDS) {
                         match host.ingest(&envelope) {
                             Ingest::New(_) => {}
-                            Ingest::Old => {
+                            Ingest::Old(item) => {
                                 stats.fetched_stale.fetch_add(1, Ordering::Relaxed);
-                                passed.extend(listing_item(&envelope));
+                                passed.push(item);
                             }
                             Ingest::Invalid(reason) => {
                                 tracing::debug!("invalid listing from {peer} over sync: {reason}");

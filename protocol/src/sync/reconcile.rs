@@ -25,17 +25,20 @@ pub struct Outcome {
 impl Outcome {
     /// Adds `other` to this outcome, keeping each list sorted and free of repeats.
     pub fn merge(&mut self, other: Outcome) {
-        self.need.extend(other.need);
-        self.need.sort_unstable();
-        self.need.dedup();
-        self.have.extend(other.have);
-        self.have.sort_unstable();
-        self.have.dedup();
+        union(&mut self.need, other.need);
+        union(&mut self.have, other.have);
     }
 
     pub fn is_empty(&self) -> bool {
         self.need.is_empty() && self.have.is_empty()
     }
+}
+
+/// Adds `theirs` to `mine`, keeping it sorted and free of repeats.
+fn union<T: Ord>(mine: &mut Vec<T>, theirs: Vec<T>) {
+    mine.extend(theirs);
+    mine.sort_unstable();
+    mine.dedup();
 }
 
 /// How large an answer may grow.

@@ -169,6 +169,10 @@ impl Home {
     pub fn token_path(&self) -> PathBuf {
         self.root.join("api.token")
     }
+    /// Listings fetched from peers and not taken, while the node is stopped.
+    pub fn sync_passed_path(&self) -> PathBuf {
+        self.root.join("sync-passed")
+    }
 
     /// Creates the home (0700), identity and config where missing; keeps what
     /// exists, but takes group and other permissions off an existing home.

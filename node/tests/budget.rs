@@ -224,7 +224,7 @@ async fn an_author_updating_too_often_is_declined_and_not_fetched_again() {
 /// left nothing to fetch ends at the peer's first answer, so the forgotten ones
 /// are not fetched again round after round; once the peer's listings change, a
 /// round goes through, and fetches what is new but not what was fetched from that
-/// peer before and declined.
+/// peer before and declined; nor does the first round after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forgotten_declines_are_not_fetched_again_from_a_peer_that_did_not_change() {
     let dir = tempfile::tempdir().unwrap();
@@ -309,4 +309,23 @@ async fn forgotten_declines_are_not_fetched_again_from_a_peer_that_did_not_chang
         "{} skipped of {forgotten} forgotten",
         stats().fetches_skipped.load(Ordering::Relaxed)
     );
+
+    // A restart keeps them (in a file while the node is stopped): the first
+    // rounds after it fetch none of them again.
+    let passed_file = victim.home().sync_passed_path();
+    victim.shutdown().await;
+    assert!(passed_file.exists(), "the listings not taken were not kept at the stop");
+    let victim = Node::start(&options).await.unwrap();
+    assert!(!passed_file.exists(), "the file is taken at the start");
+    let stats = || victim.network().unwrap().stats();
+    settle(&victim, "the first round after the restart skipped the listings not taken", |_| {
+        stats().fetches_skipped.load(Ordering::Relaxed) >= forgotten
+    })
+    .await;
+    for _ in 0..3 {
+        victim.network().unwrap().sync_all().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let again = stats().fetched.load(Ordering::Relaxed);
+    assert!(again <= 5, "{again} listings fetched again after a restart");
 }

@@ -30,11 +30,13 @@
 pub mod behaviour;
 mod host;
 pub mod invite;
+mod passed;
 mod providers;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -60,6 +62,7 @@ use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
 pub use behaviour::{BuildError, LISTINGS_TOPIC, RelayLimits};
 pub use host::{Host, Ingest, NodeHost, ingest};
 pub use invite::{Invite, InviteError};
+use passed::Passed;
 use wire::{
     MAX_ANNOUNCED_BYTES, MAX_FETCH_IDS, RelayHome, RelayOffer, SyncRequest, SyncResponse, TradeRequest,
     TradeResponse,
@@ -99,6 +102,9 @@ pub struct NetConfig {
     /// otherwise only while AutoNAT confirms this node public, if
     /// `relay.when_public`.
     pub relay_server: bool,
+    /// Where the listings fetched from peers and not taken are kept while the node
+    /// is stopped (see [`MAX_PASSED`]); `None` forgets them at each stop.
+    pub passed_file: Option<PathBuf>,
 }
 
 /// A connected peer, as `smpl peers` shows it.
@@ -399,13 +405,6 @@ struct Round {
     failed: bool,
 }
 
-/// Listings fetched from one peer and not taken, each with the version fetched,
-/// since when (see [`MAX_PASSED`]).
-struct Passed {
-    versions: HashMap<PackId, u64>,
-    since: Instant,
-}
-
 /// The fetches of one peer's listings that reconciliation found missing.
 #[derive(Default)]
 struct Fetches {
@@ -532,6 +531,17 @@ impl Network {
         let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, [ingest, checks]);
         actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
+        if let Some(path) = config.passed_file {
+            actor.passed = passed::take(&path, SETTLED_FOR, MAX_PASSED);
+            let listings: usize = actor.passed.values().map(|p| p.versions.len()).sum();
+            if listings > 0 {
+                tracing::info!(
+                    peers = actor.passed.len(),
+                    "{listings} listings fetched before and not taken are not fetched again"
+                );
+            }
+            actor.passed_file = Some(path);
+        }
         let mut dial: Vec<Multiaddr> = config.bootstrap.clone();
         dial.extend(actor.host.remembered_peers());
         for addr in dial {
@@ -630,6 +640,8 @@ struct Actor {
     settled: HashMap<PeerId, (blake3::Hash, Instant)>,
     /// Per peer, the listings fetched from it and not taken.
     passed: HashMap<PeerId, Passed>,
+    /// Where `passed` is kept while the node is stopped.
+    passed_file: Option<PathBuf>,
     /// Peers to reconcile with again as soon as the round under way and its
     /// fetches are over (asked while they were going).
     again: HashSet<PeerId>,
@@ -701,6 +713,7 @@ impl Actor {
             rounds: HashMap::new(),
             settled: HashMap::new(),
             passed: HashMap::new(),
+            passed_file: None,
             again: HashSet::new(),
             fetches: HashMap::new(),
             addrs: HashMap::new(),
@@ -788,6 +801,12 @@ impl Actor {
                     self.tell_relays();
                 }
             }
+        }
+        self.forget_passed();
+        if let Some(path) = &self.passed_file
+            && let Err(e) = passed::save(path, &self.passed)
+        {
+            tracing::warn!("cannot keep the listings not taken from peers: {e}");
         }
     }
 
@@ -1811,10 +1830,7 @@ impl Actor {
             return;
         }
         let held: usize = self.passed.values().map(|p| p.versions.len()).sum();
-        let passed = self
-            .passed
-            .entry(peer)
-            .or_insert_with(|| Passed { versions: HashMap::new(), since: Instant::now() });
+        let passed = self.passed.entry(peer).or_insert_with(Passed::new);
         for item in items.into_iter().take(MAX_PASSED.saturating_sub(held)) {
             let version = passed.versions.entry(item.id).or_default();
             *version = (*version).max(item.version);
@@ -1845,7 +1861,7 @@ impl Actor {
 
     /// Forgets each peer's listings not taken once they are [`SETTLED_FOR`] old.
     fn forget_passed(&mut self) {
-        self.passed.retain(|_, passed| passed.since.elapsed() < SETTLED_FOR);
+        self.passed.retain(|_, passed| passed.age() < SETTLED_FOR);
     }
 
     /// Whether `answer` is the first of a round with `peer` and the same as the

@@ -286,6 +286,7 @@ impl Node {
             mdns: options.mdns,
             relay: node.config.relay_server.clone(),
             relay_server: options.relay_server,
+            passed_file: Some(node.home.sync_passed_path()),
         };
         let (network, task) = Network::start(&node.identity, config, host, node.cancel.child_token()).await?;
         // Announce everything we can serve.

@@ -22,7 +22,7 @@ use crate::error::IndexError;
 use crate::query::Plan;
 use crate::results::{Hit, SearchQuery, SearchResults, Sort};
 use crate::schema::{Fields, SCHEMA_VERSION, VERSION_FILE, names, schema};
-use crate::segment_cache::SegmentCache;
+use crate::segment_cache::{HitCache, SegmentCache};
 use crate::similar::{self, VectorCache};
 use crate::tokenizer::{ANALYZER, analyzer, indexing_analyzer};
 
@@ -77,6 +77,7 @@ pub struct Index {
     path: PathBuf,
     vectors: VectorCache,
     arrays: Arc<SegmentCache<SegmentArrays>>,
+    hits: Arc<HitCache>,
     /// Runs a search's segments: on the calling thread, or on search threads.
     executor: Executor,
     /// Batches committed since the index was opened.
@@ -160,11 +161,13 @@ impl Index {
         index.tokenizers().register(ANALYZER, indexing_analyzer());
         let writer = new_writer(&index, &options, &path)?;
         let arrays = Arc::new(SegmentCache::<SegmentArrays>::default());
-        let warmer: Weak<dyn Warmer> = Arc::downgrade(&arrays) as Weak<dyn Warmer>;
+        let hits = Arc::new(HitCache::default());
+        let warmers =
+            vec![Arc::downgrade(&arrays) as Weak<dyn Warmer>, Arc::downgrade(&hits) as Weak<dyn Warmer>];
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
-            .warmers(vec![warmer])
+            .warmers(warmers)
             .try_into()
             .map_err(|source| IndexError::Open { path: path.clone(), source })?;
         Ok(Index {
@@ -178,6 +181,7 @@ impl Index {
             path,
             vectors: VectorCache::default(),
             arrays,
+            hits,
             executor: Executor::single_thread(),
             commits: AtomicU64::new(0),
         })
@@ -357,8 +361,11 @@ impl Index {
     }
 
     fn hit(&self, searcher: &Searcher, doc: DocAddress, score: f32) -> Result<Hit, IndexError> {
-        let stored: TantivyDocument = searcher.doc(doc).map_err(IndexError::search)?;
-        hit_from_stored(&self.fields, &stored, score, || format!("{doc:?}"))
+        let segment = searcher.segment_reader(doc.segment_ord).segment_id();
+        self.hits.get_or_read(segment, doc.doc_id, score, || {
+            let stored: TantivyDocument = searcher.doc(doc).map_err(IndexError::search)?;
+            hit_from_stored(&self.fields, &stored, score, || format!("{doc:?}"))
+        })
     }
 
     fn pack_term(&self, id: &PackId) -> Term {

@@ -70,3 +70,66 @@ impl<T: SegmentData + Send + Sync> Warmer for SegmentCache<T> {
         }
     }
 }
+
+/// Hits read from the stored documents, by segment and document, so that a search
+/// after a reload does not read them again: tantivy's own cache of decompressed
+/// store blocks belongs to a searcher and starts empty at each reload, which on a
+/// node taking listings in is every commit. Past [`HitCache::CAPACITY`] hits it
+/// starts over.
+#[derive(Default)]
+pub(crate) struct HitCache(Mutex<HitsBySegment>);
+
+#[derive(Default)]
+pub(crate) struct HitsBySegment {
+    hits: HashMap<SegmentId, HashMap<tantivy::DocId, crate::results::Hit>>,
+    held: usize,
+}
+
+impl HitCache {
+    /// About 300 bytes a hit.
+    const CAPACITY: usize = 8_192;
+
+    /// The hit of `doc` in `segment`, read with `read` when not held, with `score`.
+    pub fn get_or_read(
+        &self,
+        segment: SegmentId,
+        doc: tantivy::DocId,
+        score: f32,
+        read: impl FnOnce() -> Result<crate::results::Hit, IndexError>,
+    ) -> Result<crate::results::Hit, IndexError> {
+        let held = {
+            let cache = self.0.lock().map_err(|_| IndexError::Poisoned)?;
+            cache.hits.get(&segment).and_then(|docs| docs.get(&doc)).cloned()
+        };
+        let mut hit = match held {
+            Some(hit) => hit,
+            None => {
+                let hit = read()?;
+                let mut cache = self.0.lock().map_err(|_| IndexError::Poisoned)?;
+                if cache.held >= Self::CAPACITY {
+                    *cache = HitsBySegment::default();
+                }
+                if cache.hits.entry(segment).or_default().insert(doc, hit.clone()).is_none() {
+                    cache.held += 1;
+                }
+                hit
+            }
+        };
+        hit.score = score;
+        Ok(hit)
+    }
+}
+
+impl Warmer for HitCache {
+    fn warm(&self, _: &Searcher) -> tantivy::Result<()> {
+        Ok(())
+    }
+
+    /// Forgets the hits of segments no live searcher holds.
+    fn garbage_collect(&self, live: &[&SearcherGeneration]) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.hits.retain(|id, _| live.iter().any(|generation| generation.segments().contains_key(id)));
+            cache.held = cache.hits.values().map(HashMap::len).sum();
+        }
+    }
+}

@@ -283,6 +283,46 @@ fn replacing_a_pack_leaves_no_stale_docs() {
     assert!(index.packs().unwrap().is_empty());
 }
 
+/// Hits read from the stored documents are kept across reloads; a replaced pack or
+/// a merge's renumbered documents still show their own fields.
+#[test]
+fn hits_shown_before_a_replacement_or_a_merge_are_not_shown_for_others_after_it() {
+    let index = ram();
+    let shown = |q: &str| -> Vec<(String, String)> {
+        let r = index.search(&text(q)).unwrap();
+        r.hits.iter().map(|h| (h.sample.clone().unwrap(), h.pack_title.clone())).collect()
+    };
+    let v1 = manifest(node(1), "drums", 1, vec![sample("Kick_A.wav"), sample("Kick_B.wav")]);
+    upsert(&index, &[v1]);
+    assert!(shown("kick").iter().all(|(_, title)| title == "Pack drums"));
+    let mut v2 = manifest(node(1), "drums", 2, vec![sample("Kick_A.wav"), sample("Kick_B.wav")]);
+    v2.title = "Renamed".into();
+    upsert(&index, &[v2]);
+    let after = shown("kick");
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|(_, title)| title == "Renamed"), "{after:?}");
+
+    // One segment a pack, each searched (and its hits kept) before the merge.
+    for n in 0..12 {
+        let pack = manifest(node(2), &format!("p{n}"), 1, vec![sample(&format!("Snare_{n}.wav"))]);
+        upsert(&index, &[pack]);
+        shown("snare");
+    }
+    index.wait_merges().unwrap();
+    upsert(&index, &[manifest(node(3), "last", 1, vec![sample("Snare_last.wav")])]);
+    let merged = shown("snare");
+    let mut names: Vec<&str> = merged.iter().map(|(name, _)| name.as_str()).collect();
+    names.sort();
+    let mut want: Vec<String> = (0..12).map(|n| format!("Snare_{n}.wav")).collect();
+    want.push("Snare_last.wav".into());
+    want.sort();
+    assert_eq!(names, want);
+    for (name, title) in merged {
+        let n = name.trim_start_matches("Snare_").trim_end_matches(".wav");
+        assert_eq!(title, if n == "last" { "Pack last".to_string() } else { format!("Pack p{n}") });
+    }
+}
+
 #[test]
 fn reopening_from_disk_gives_the_same_results() {
     let dir = tempfile::tempdir().unwrap();

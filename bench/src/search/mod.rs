@@ -65,6 +65,11 @@ pub struct SearchArgs {
     /// (the query set of `scale`).
     #[arg(long)]
     words_only: bool,
+    /// Then query again while the index takes one pack again every this many
+    /// queries (each a commit, so the reader reloads, as on a node taking listings
+    /// in); 0: not measured.
+    #[arg(long, default_value_t = 0)]
+    churn: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +88,8 @@ struct Measured {
     query_peak: Option<u64>,
     /// smpl only: packs-mode latencies.
     packs_latencies: Vec<Duration>,
+    /// smpl only: latencies while packs are indexed between queries (`--churn`).
+    churn_latencies: Vec<Duration>,
     /// smpl only: queries whose exact matches did not fill the page.
     short: usize,
     rss_after_queries: Option<u64>,
@@ -187,6 +194,17 @@ fn measure_smpl(
         let t = Instant::now();
         engine.index().search(&Smpl::search_query(q, true))?;
         m.packs_latencies.push(t.elapsed());
+    }
+    if args.churn > 0 {
+        eprintln!("  querying while a pack is indexed every {} queries", args.churn);
+        for (i, q) in queries.iter().enumerate() {
+            if i % args.churn == 0 {
+                engine.add(vec![corpus.pack(i % corpus.packs())])?;
+            }
+            let t = Instant::now();
+            engine.query(q)?;
+            m.churn_latencies.push(t.elapsed());
+        }
     }
     m.rss_after_queries = mem::rss();
     m.rss_parts = mem::rss_parts();
@@ -378,6 +396,14 @@ fn print_table(
             ms(percentile(&s.packs_latencies, 50.0)),
             ms(percentile(&s.packs_latencies, 99.0)),
         );
+        if !s.churn_latencies.is_empty() {
+            println!(
+                "| query p50 / p99 while a pack is indexed every {} queries | {} / {} | – | | | |",
+                args.churn,
+                ms(percentile(&s.churn_latencies, 50.0)),
+                ms(percentile(&s.churn_latencies, 99.0)),
+            );
+        }
         println!("| queries that ran the typo pass | {} of {} | – | | | |", s.short, args.queries);
         println!(
             "| RSS after the queries (index reopened) | {} (heap {}, mapped files {}) | – | | | |",

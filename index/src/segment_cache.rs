@@ -80,7 +80,7 @@ impl<T: SegmentData + Send + Sync> Warmer for SegmentCache<T> {
 pub(crate) struct HitCache(Mutex<HitsBySegment>);
 
 #[derive(Default)]
-pub(crate) struct HitsBySegment {
+struct HitsBySegment {
     hits: HashMap<SegmentId, HashMap<tantivy::DocId, crate::results::Hit>>,
     held: usize,
 }

@@ -10,6 +10,7 @@ use tantivy::index::SegmentId;
 use tantivy::{Searcher, SearcherGeneration, SegmentReader, Warmer};
 
 use crate::error::IndexError;
+use crate::results::Hit;
 
 /// What is decoded from one segment.
 pub(crate) trait SegmentData: Sized {
@@ -77,13 +78,7 @@ impl<T: SegmentData + Send + Sync> Warmer for SegmentCache<T> {
 /// node taking listings in is every commit. Past [`HitCache::CAPACITY`] hits it
 /// starts over.
 #[derive(Default)]
-pub(crate) struct HitCache(Mutex<HitsBySegment>);
-
-#[derive(Default)]
-struct HitsBySegment {
-    hits: HashMap<SegmentId, HashMap<tantivy::DocId, crate::results::Hit>>,
-    held: usize,
-}
+pub(crate) struct HitCache(Mutex<HashMap<SegmentId, HashMap<tantivy::DocId, Hit>>>);
 
 impl HitCache {
     /// About 300 bytes a hit.
@@ -95,23 +90,21 @@ impl HitCache {
         segment: SegmentId,
         doc: tantivy::DocId,
         score: f32,
-        read: impl FnOnce() -> Result<crate::results::Hit, IndexError>,
-    ) -> Result<crate::results::Hit, IndexError> {
+        read: impl FnOnce() -> Result<Hit, IndexError>,
+    ) -> Result<Hit, IndexError> {
         let held = {
             let cache = self.0.lock().map_err(|_| IndexError::Poisoned)?;
-            cache.hits.get(&segment).and_then(|docs| docs.get(&doc)).cloned()
+            cache.get(&segment).and_then(|docs| docs.get(&doc)).cloned()
         };
         let mut hit = match held {
             Some(hit) => hit,
             None => {
                 let hit = read()?;
                 let mut cache = self.0.lock().map_err(|_| IndexError::Poisoned)?;
-                if cache.held >= Self::CAPACITY {
-                    *cache = HitsBySegment::default();
+                if cache.values().map(HashMap::len).sum::<usize>() >= Self::CAPACITY {
+                    cache.clear();
                 }
-                if cache.hits.entry(segment).or_default().insert(doc, hit.clone()).is_none() {
-                    cache.held += 1;
-                }
+                cache.entry(segment).or_default().insert(doc, hit.clone());
                 hit
             }
         };
@@ -128,8 +121,7 @@ impl Warmer for HitCache {
     /// Forgets the hits of segments no live searcher holds.
     fn garbage_collect(&self, live: &[&SearcherGeneration]) {
         if let Ok(mut cache) = self.0.lock() {
-            cache.hits.retain(|id, _| live.iter().any(|generation| generation.segments().contains_key(id)));
-            cache.held = cache.hits.values().map(HashMap::len).sum();
+            cache.retain(|id, _| live.iter().any(|generation| generation.segments().contains_key(id)));
         }
     }
 }

@@ -23,7 +23,10 @@
 //! An evicted listing leaves the store and the index, and that version is not
 //! stored again: reconciliation counts it as held, so it is not fetched again
 //! from the same peer (`Store::evict`). Listings refused or evicted are counted
-//! ([`BudgetStats`]) and logged.
+//! ([`BudgetStats`]) and logged. Once the node deals with an author
+//! ([`Budget::keep`] says so the first time), the node forgets that author's
+//! records of listings declined and evicted (`Store::undecline_author`) and asks
+//! its peers for them again.
 //!
 //! What counts is an estimate: sled and tantivy hold, beyond their live records,
 //! pages and segments they have not reclaimed yet, and a merge of the index takes
@@ -335,9 +338,10 @@ impl Budget {
     }
 
     /// Never evicts `pack` (held here) nor the listings of its `author` (dealt with).
-    pub fn keep(&self, pack: PackId, author: NodeId) {
+    /// Returns whether `author` is newly dealt with.
+    pub fn keep(&self, pack: PackId, author: NodeId) -> bool {
         self.usage().keep(pack, author);
-        self.dealt_with.write().unwrap_or_else(PoisonError::into_inner).insert(author);
+        self.dealt_with.write().unwrap_or_else(PoisonError::into_inner).insert(author)
     }
 
     /// Whether `author` is this node or an author it has dealt with.
@@ -384,7 +388,7 @@ impl Budget {
             return Ok(());
         };
         drop(usage);
-        if let Err(e) = self.store.decline(&manifest.pack_id, manifest.seq) {
+        if let Err(e) = self.store.decline(&manifest.pack_id, manifest.seq, &manifest.author) {
             tracing::error!("recording a declined listing failed: {e}");
         }
         self.bound_declined(&manifest.pack_id);
@@ -467,7 +471,7 @@ impl Budget {
                 );
                 break;
             };
-            let stored = self.store.evict(&pack)?;
+            let stored = self.store.evict(&pack, &author)?;
             self.usage().remove(&author, &pack);
             if stored {
                 evicted.push(pack);

@@ -18,12 +18,13 @@
 //!   listings stored here with new versions in the last day, so the budget's
 //!   per-author update count survives a restart.
 //!
-//! Beside the trees, the file `declined-v1` ([`declined`]) holds pack id → seq of
-//! each listing dropped to stay within the listing budget, or declined by it
-//! (`budget.rs`): that version and older ones are not stored again, and
-//! reconciliation counts them as held, so peers do not send them again. They are
-//! written and forgotten as fast as a flood comes, which sled's file does not
-//! follow.
+//! Beside the trees, the file `declined-v1` ([`declined`]) holds pack id → seq
+//! (and a tag of the author) of each listing dropped to stay within the listing
+//! budget, or declined by it (`budget.rs`): that version and older ones are not
+//! stored again, and reconciliation counts them as held, so peers do not send them
+//! again, until the node comes to deal with their author
+//! ([`Store::undecline_author`]). They are written and forgotten as fast as a
+//! flood comes, which sled's file does not follow.
 //!
 //! A stored envelope is the original envelope bytes, compressed with zstd when
 //! that is smaller (it starts with zstd's magic or with the envelope's own `SMPL`).
@@ -288,7 +289,7 @@ impl Store {
         }
         for item in self.db.open_tree(OLD)?.iter() {
             let (k, v) = item?;
-            self.declined.record(&pack_id_of(&k), seq_of(&v)).map_err(StoreError::Declined)?;
+            self.declined.record(&pack_id_of(&k), seq_of(&v), None).map_err(StoreError::Declined)?;
         }
         self.db.drop_tree(OLD)?;
         Ok(())
@@ -445,8 +446,9 @@ impl Store {
 
     /// Drops the stored listing of `pack` to stay within the listing budget: it
     /// leaves the store (and, through the index queue, the index), and this version
-    /// or older is not stored again. Returns whether there was a listing.
-    pub fn evict(&self, pack: &PackId) -> Result<bool, StoreError> {
+    /// or older is not stored again (until the node deals with its `author`).
+    /// Returns whether there was a listing.
+    pub fn evict(&self, pack: &PackId, author: &NodeId) -> Result<bool, StoreError> {
         let key = pack.0;
         let trees = (&self.manifests, &self.queue, &self.listings);
         let removed = trees.transaction(|(m, q, l)| {
@@ -458,7 +460,7 @@ impl Store {
         let Some(old) = removed else { return Ok(false) };
         // A crash before this line forgets the version: the budget is asked
         // about it again if it is offered again.
-        self.declined.record(pack, seq_of(&old)).map_err(StoreError::Declined)?;
+        self.declined.record(pack, seq_of(&old), Some(author)).map_err(StoreError::Declined)?;
         self.listings_changed();
         if in_file(&old) {
             self.files.remove(pack, seq_of(&old));
@@ -466,12 +468,23 @@ impl Store {
         Ok(true)
     }
 
-    /// Records that version `seq` of `pack` was declined (its author over its
-    /// budget): it, and older versions, are not stored or fetched again.
-    pub fn decline(&self, pack: &PackId, seq: u64) -> Result<(), StoreError> {
-        self.declined.record(pack, seq).map_err(StoreError::Declined)?;
+    /// Records that version `seq` of `pack` by `author` was declined (its author
+    /// over its budget): it, and older versions, are not stored or fetched again
+    /// (until the node deals with `author`).
+    pub fn decline(&self, pack: &PackId, seq: u64, author: &NodeId) -> Result<(), StoreError> {
+        self.declined.record(pack, seq, Some(author)).map_err(StoreError::Declined)?;
         self.listings_changed();
         Ok(())
+    }
+
+    /// Forgets the listings of `author` declined or evicted: the node now deals
+    /// with it, so they may be stored, and fetched, again. Returns their ids.
+    pub fn undecline_author(&self, author: &NodeId) -> Result<Vec<PackId>, StoreError> {
+        let packs = self.declined.remove_author(author).map_err(StoreError::Declined)?;
+        if !packs.is_empty() {
+            self.listings_changed();
+        }
+        Ok(packs)
     }
 
     /// Listings declined or evicted that the store remembers.
@@ -764,7 +777,7 @@ mod tests {
 
         // An evicted and a retracted listing leave the summaries with the manifests.
         let (a, b) = (sizes[0].0, sizes[1].0);
-        store.evict(&a).unwrap();
+        store.evict(&a, &me.node_id()).unwrap();
         let slug = store.manifest(&b).unwrap().unwrap().0.slug;
         let retraction =
             Retraction { pack_id: b, author: me.node_id(), slug, seq: 1, retracted_at: 1_700_000_000 };
@@ -843,15 +856,16 @@ mod tests {
         let me = identity(1);
         let store = Store::open(dir.path()).unwrap();
         let ids: Vec<PackId> = (1..=8u8).map(|n| PackId([n * 16; 16])).collect();
+        let other = identity(2).node_id();
         for id in &ids {
-            store.decline(id, 1).unwrap();
+            store.decline(id, 1, &other).unwrap();
         }
-        store.decline(&ids[0], 2).unwrap();
+        store.decline(&ids[0], 2, &other).unwrap();
         assert_eq!(store.declined(), 8, "a newer decline of the same pack is one record");
 
         let m = manifest(me.node_id(), "kept", 1, vec![sample("Kick.wav")]);
         store.accept_manifest(&m, &m.sign(&me).unwrap(), false).unwrap();
-        store.evict(&m.pack_id).unwrap();
+        store.evict(&m.pack_id, &me.node_id()).unwrap();
         assert_eq!(store.declined(), 9);
         let newer = manifest(me.node_id(), "kept", 2, vec![sample("Kick.wav")]);
         assert_eq!(store.accept_manifest(&newer, &newer.sign(&me).unwrap(), false).unwrap(), Accepted::New);
@@ -875,8 +889,9 @@ mod tests {
     }
 
     /// The cached reconciliation items follow every write: a new version, an
-    /// eviction, a decline and a retraction each show in the next call, and a
-    /// call with no write between shares the previous answer.
+    /// eviction, a decline, an author's declines forgotten and a retraction each
+    /// show in the next call, and a call with no write between shares the previous
+    /// answer.
     #[test]
     fn sync_items_are_shared_until_a_listing_changes() {
         let dir = tempfile::tempdir().unwrap();
@@ -902,13 +917,25 @@ mod tests {
         expected.sort();
         assert_eq!(items(&store), expected);
 
-        store.evict(&b).unwrap();
+        store.evict(&b, &me.node_id()).unwrap();
         assert_eq!(items(&store), expected, "an evicted listing still counts as held");
         let c = PackId([0xcc; 16]);
-        store.decline(&c, 7).unwrap();
+        let other = identity(2).node_id();
+        store.decline(&c, 7, &other).unwrap();
         expected.push((c, 14));
         expected.sort();
         assert_eq!(items(&store), expected);
+
+        // Dealing with an author forgets its listings declined and evicted.
+        assert_eq!(store.undecline_author(&me.node_id()).unwrap(), [b]);
+        expected.retain(|(id, _)| *id != b);
+        assert_eq!(items(&store), expected);
+        assert_eq!(store.undecline_author(&other).unwrap(), [c]);
+        expected.retain(|(id, _)| *id != c);
+        assert_eq!(items(&store), expected);
+        store.decline(&c, 7, &other).unwrap();
+        expected.push((c, 14));
+        expected.sort();
 
         let retraction =
             Retraction { pack_id: a, author: me.node_id(), slug: "a".into(), seq: 2, retracted_at: 1 };
@@ -1002,7 +1029,7 @@ mod tests {
         assert_eq!(store.manifest(&a).unwrap().unwrap().0.seq, 2);
 
         let (_, b) = offer("b", 1);
-        assert!(store.evict(&b).unwrap());
+        assert!(store.evict(&b, &me.node_id()).unwrap());
         assert!(!listing_file(dir.path(), &b, 1).exists());
         let (_, c) = offer("c", 1);
         let retraction =

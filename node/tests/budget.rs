@@ -329,3 +329,47 @@ async fn forgotten_declines_are_not_fetched_again_from_a_peer_that_did_not_chang
     let again = stats().fetched.load(Ordering::Relaxed);
     assert!(again <= 5, "{again} listings fetched again after a restart");
 }
+
+/// Listings of an author that the budget declined come back once the node deals
+/// with that author: fetching one of its packs forgets their records, and peers
+/// are asked for them again at once, though they were fetched from the same peer
+/// and not taken before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_authors_declined_listings_are_fetched_once_the_node_deals_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let friend = start(root, "friend", &[]).await;
+    let mut packs = Vec::new();
+    for (i, hz) in [70.0, 140.0, 280.0].into_iter().enumerate() {
+        let pack_dir = root.join(format!("pack-{i}"));
+        make_pack_with(&pack_dir, [(0.4, hz), (0.3, hz * 1.5), (0.2, hz * 3.0)]);
+        packs.push(publish(&friend, &pack_dir, &format!("Friend Loops {i}")).await);
+    }
+    let home = Home::new(root.join("victim"));
+    home.init().unwrap();
+    let mut options = options(home, &[addr(&friend).await], TradeConfig::default());
+    options.budget = BudgetConfig { packs_per_author: 2, ..BudgetConfig::default() };
+    let victim = Node::start(&options).await.unwrap();
+    let held = |node: &Node| packs.iter().filter(|p| node.store().manifest(p).unwrap().is_some()).count();
+    settle(&victim, "two listings kept and one declined", |node| {
+        held(node) == 2 && node.store().declined() == 1
+    })
+    .await;
+    let declined = *packs.iter().find(|p| victim.store().manifest(p).unwrap().is_none()).unwrap();
+    victim.network().unwrap().sync_all().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(held(&victim), 2, "a declined listing is not fetched again");
+
+    let kept = *packs.iter().find(|p| victim.store().manifest(p).unwrap().is_some()).unwrap();
+    fetch(&victim, kept, &root.join("library")).await;
+    let dealt = Instant::now();
+    while held(&victim) < 3 {
+        // Reconciliation comes round every 30 s, and would skip what this peer
+        // sent before and the node did not take.
+        assert!(dealt.elapsed() < Duration::from_secs(10), "the declined listing not fetched again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(victim.store().declined(), 0);
+    assert_eq!(victim.budget().totals().0, 3, "an author dealt with is kept past its share");
+    wait_for(&victim, "friend loops", declined, false, Duration::from_secs(10)).await;
+}

@@ -70,6 +70,10 @@ pub struct SearchArgs {
     /// in); 0: not measured.
     #[arg(long, default_value_t = 0)]
     churn: usize,
+    /// Microseconds to sleep between two measured queries, so that whatever else
+    /// runs on the core runs between them, as between a node's searches.
+    #[arg(long, default_value_t = 0)]
+    gap_us: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +141,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         let mut engine = Fts5::open(base.path().join("fts5.sqlite"))?;
         eprintln!("fts5: building");
         let mut m = build(&mut engine, &corpus, args.batch_packs)?;
-        warm_and_query(&mut engine, &queries, &mut m)?;
+        warm_and_query(&mut engine, &queries, args.gap_us, &mut m)?;
         m.counts = count(&mut engine, &queries[..check])?;
         m.disk = mem::disk_usage(base.path()) - smpl.as_ref().map_or(0, |s| s.disk);
         Some(m)
@@ -180,7 +184,7 @@ fn measure_smpl(
     // Queries on a freshly opened index, as after a node restart.
     mem::reset_peak();
     let mut engine = Smpl::open(path, options)?;
-    warm_and_query(&mut engine, queries, &mut m)?;
+    warm_and_query(&mut engine, queries, args.gap_us, &mut m)?;
     m.short = queries
         .iter()
         .filter(|q| {
@@ -242,13 +246,21 @@ fn build(engine: &mut dyn Engine, corpus: &Corpus, batch_packs: usize) -> Result
     Ok(m)
 }
 
-fn warm_and_query(engine: &mut dyn Engine, queries: &[BenchQuery], m: &mut Measured) -> Result<()> {
+fn warm_and_query(
+    engine: &mut dyn Engine,
+    queries: &[BenchQuery],
+    gap_us: u64,
+    m: &mut Measured,
+) -> Result<()> {
     for q in queries.iter().take(100) {
         engine.query(q)?;
     }
     mem::reset_peak();
     eprintln!("  querying");
     for q in queries {
+        if gap_us > 0 {
+            std::thread::sleep(Duration::from_micros(gap_us));
+        }
         let t = Instant::now();
         let (_, total) = engine.query(q)?;
         m.latencies.push(t.elapsed());

@@ -234,6 +234,10 @@ enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Dial(Multiaddr),
     SyncAll(oneshot::Sender<()>),
+    Reconsider {
+        packs: Vec<PackId>,
+        reply: oneshot::Sender<()>,
+    },
     Trade {
         node: NodeId,
         request: TradeRequest,
@@ -619,6 +623,13 @@ impl Network {
     pub async fn sync_all(&self) -> Result<(), NetError> {
         self.ask(Command::SyncAll).await
     }
+
+    /// Fetches `packs` again from whichever peer offers them, though they were
+    /// fetched and not taken before (the node now deals with their author), and
+    /// reconciles with every connected peer now.
+    pub async fn reconsider(&self, packs: Vec<PackId>) -> Result<(), NetError> {
+        self.ask(|reply| Command::Reconsider { packs, reply }).await
+    }
 }
 
 struct Actor {
@@ -956,6 +967,21 @@ impl Actor {
                 }
             },
             Command::SyncAll(reply) => {
+                let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
+                for peer in peers {
+                    self.start_reconcile(peer);
+                }
+                let _ = reply.send(());
+            }
+            Command::Reconsider { packs, reply } => {
+                for passed in self.passed.values_mut() {
+                    for pack in &packs {
+                        passed.versions.remove(pack);
+                    }
+                }
+                // A peer's first answer does not change with what we hold: a
+                // settled round would end before fetching them.
+                self.settled.clear();
                 let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
                 for peer in peers {
                     self.start_reconcile(peer);

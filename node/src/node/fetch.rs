@@ -96,7 +96,7 @@ impl Node {
                 other => break other?,
             }
         };
-        self.budget.keep(*pack, manifest.author);
+        self.deal_with(*pack, manifest.author).await;
         if serving::servable(self.trade.gate(), &self.blobs, &manifest).await? {
             network.provide(*pack).await?;
         } else {

@@ -312,6 +312,38 @@ impl Node {
         self.net.as_ref().map(|(network, _)| network)
     }
 
+    /// Keeps `pack` and the listings of its `author` ([`Budget::keep`]). An
+    /// author newly dealt with gets back its listings that the budget declined or
+    /// evicted before: their records go, and peers are asked for them again.
+    async fn deal_with(&self, pack: smpl_protocol::PackId, author: NodeId) {
+        if !self.budget.keep(pack, author) {
+            return;
+        }
+        let store = self.store.clone();
+        let undeclined: Result<_, NodeError> =
+            async { Ok(tokio::task::spawn_blocking(move || store.undecline_author(&author)).await??) }.await;
+        let packs = match undeclined {
+            Ok(packs) => packs,
+            Err(e) => {
+                tracing::error!(%author, "forgetting the declined listings of an author dealt with failed: {e}");
+                return;
+            }
+        };
+        if packs.is_empty() {
+            return;
+        }
+        tracing::info!(
+            %author,
+            listings = packs.len(),
+            "asking peers again for the listings of an author now dealt with, declined before"
+        );
+        if let Some(network) = self.network()
+            && let Err(e) = network.reconsider(packs).await
+        {
+            tracing::warn!("asking peers again for declined listings failed: {e}");
+        }
+    }
+
     /// The iroh data plane, when the node was started with a network.
     pub fn transfer(&self) -> Option<&Arc<Transfer>> {
         self.net.as_ref().map(|(_, transfer)| transfer)

@@ -177,7 +177,7 @@ impl Node {
         if let Some(license) = held {
             return self.already_licensed(&manifest, &license).await;
         }
-        self.budget.keep(manifest.pack_id, manifest.author);
+        self.deal_with(manifest.pack_id, manifest.author).await;
         // An order for this version still waiting is sent again, not doubled.
         let trade = self.trade.clone();
         let waiting = blocking(move || trade.open_purchases()).await?.into_iter().find(|o| {

@@ -12,9 +12,13 @@
 //! - A header of [`HEADER`] bytes: [`MAGIC`], the number of slots, the number of
 //!   records, and a random key (hashing with it, a peer cannot choose pack ids
 //!   that fall on the same slots).
-//! - Slots of [`SLOT`] bytes: pack id, seq, and a check derived from both with the
-//!   key; a slot whose check does not match is empty. A slot never spans two disk
-//!   blocks, so writing one is never seen half done.
+//! - Slots of [`SLOT`] bytes: pack id, seq, a tag of the listing's author (4 bytes
+//!   of its hash, 0 when not known), and a check derived from the three with
+//!   the key; a slot whose check does not match is empty. A slot never spans two
+//!   disk blocks, so writing one is never seen half done. The tag lets the node
+//!   find the records of an author it comes to deal with
+//!   ([`DeclinedTable::remove_author`]); two authors sharing a tag only means the
+//!   other one's listings are asked about again.
 //! - Open addressing with linear probing; a removal moves the records after it
 //!   back (no tombstones), so the slots hold records and nothing else.
 //! - Past three quarters full, the table is written again into a file twice the
@@ -28,6 +32,9 @@
 //! listing, never a newer one. The count in the header can drift by a few after
 //! a crash; a long probe, which a table fuller than its count gives, makes it
 //! count again.
+//!
+//! A table of the first format (`SMPLDCL1`: no tags, an 8-byte check) is read
+//! once into a table of this one, its records' authors not known.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -35,12 +42,14 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use smpl_protocol::PackId;
+use smpl_protocol::{NodeId, PackId};
 
-const MAGIC: &[u8; 8] = b"SMPLDCL1";
+const MAGIC: &[u8; 8] = b"SMPLDCL2";
+/// The first format's magic: its slots have no tag and an 8-byte check.
+const MAGIC_1: &[u8; 8] = b"SMPLDCL1";
 /// Magic, slots, records, key.
 const HEADER: u64 = 64;
-/// Pack id, seq, check.
+/// Pack id, seq, author's tag, check.
 const SLOT: u64 = 32;
 /// Slots of a new table.
 const FIRST_SLOTS: u64 = 1024;
@@ -68,6 +77,8 @@ struct Table {
 struct Record {
     pack: PackId,
     seq: u64,
+    /// [`Table::tag`] of the listing's author; 0 when not known.
+    tag: u32,
 }
 
 impl DeclinedTable {
@@ -103,20 +114,22 @@ impl DeclinedTable {
         Ok(table.find(pack)?.map(|(_, record)| record.seq))
     }
 
-    /// Records that `seq` of `pack` was declined, keeping the higher seq of two.
-    /// Returns whether the pack had no record.
-    pub fn record(&self, pack: &PackId, seq: u64) -> io::Result<bool> {
+    /// Records that `seq` of `pack`, by `author` (`None`: not known), was
+    /// declined, keeping the higher seq of two. Returns whether the pack had no
+    /// record.
+    pub fn record(&self, pack: &PackId, seq: u64, author: Option<&NodeId>) -> io::Result<bool> {
         let mut table = self.table();
+        let record = Record { pack: *pack, seq, tag: author.map_or(0, Table::tag) };
         let (at, probe) = match table.probe(pack)? {
             Probe::Found(at, old) => {
                 if old.seq < seq {
-                    table.write(at, Some(Record { pack: *pack, seq }))?;
+                    table.write(at, Some(record))?;
                 }
                 return Ok(false);
             }
             Probe::Empty(at, probe) => (at, probe),
         };
-        table.write(at, Some(Record { pack: *pack, seq }))?;
+        table.write(at, Some(record))?;
         table.count += 1;
         if probe > LONG_PROBE.min(table.slots / 8) {
             let mut counted = 0;
@@ -165,6 +178,25 @@ impl DeclinedTable {
         Ok(forgotten)
     }
 
+    /// Removes the records of `author`'s listings (and of any author sharing its
+    /// tag). Returns their pack ids.
+    pub fn remove_author(&self, author: &NodeId) -> io::Result<Vec<PackId>> {
+        let mut table = self.table();
+        let tag = Table::tag(author);
+        let mut packs = Vec::new();
+        table.scan(|record| {
+            if record.tag == tag {
+                packs.push(record.pack);
+            }
+        })?;
+        for pack in &packs {
+            if let Some((at, _)) = table.find(pack)? {
+                table.remove_at(at)?;
+            }
+        }
+        Ok(packs)
+    }
+
     /// Every record, in no order.
     pub fn records(&self) -> io::Result<Vec<(PackId, u64)>> {
         let table = self.table();
@@ -190,7 +222,8 @@ impl Table {
         let mut header = [0u8; HEADER as usize];
         file.read_exact_at(&mut header, 0)?;
         let unreadable = |what: &str| Err(io::Error::new(io::ErrorKind::InvalidData, what.to_string()));
-        if &header[..8] != MAGIC {
+        let first_format = &header[..8] == MAGIC_1;
+        if &header[..8] != MAGIC && !first_format {
             return unreadable("not a table of declined listings");
         }
         let slots = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
@@ -199,7 +232,42 @@ impl Table {
             return unreadable("shorter than its slots");
         }
         let key = header[32..64].try_into().expect("32 bytes");
-        Ok(Some(Table { file, slots, count: count.min(slots), key }))
+        let table = Table { file, slots, count: count.min(slots), key };
+        if first_format {
+            return table.in_this_format(path).map(Some);
+        }
+        Ok(Some(table))
+    }
+
+    /// A table of this format in place of `self`, a table of the first one at
+    /// `path`, with its records (their authors not known).
+    fn in_this_format(&self, path: &Path) -> io::Result<Table> {
+        let mut records = Vec::with_capacity(self.count as usize);
+        let mut run = vec![0u8; (SCAN_SLOTS * SLOT) as usize];
+        let mut first = 0;
+        while first < self.slots {
+            let n = SCAN_SLOTS.min(self.slots - first);
+            let bytes = &mut run[..(n * SLOT) as usize];
+            self.file.read_exact_at(bytes, HEADER + first * SLOT)?;
+            for slot in bytes.chunks_exact(SLOT as usize) {
+                let pack = PackId(slot[..16].try_into().expect("16 bytes"));
+                let seq = u64::from_be_bytes(slot[16..24].try_into().expect("8 bytes"));
+                let check = u64::from_be_bytes(slot[24..32].try_into().expect("8 bytes"));
+                let expected =
+                    (u64::from_be_bytes(self.hash(&pack)[8..16].try_into().expect("8 bytes")) ^ seq) | 1;
+                if check != 0 && check == expected {
+                    records.push(Record { pack, seq, tag: 0 });
+                }
+            }
+            first += n;
+        }
+        let mut table = Table::create(&path.with_extension("grow"), self.slots)?;
+        for record in records {
+            table.insert(record)?;
+        }
+        table.write_count()?;
+        fs::rename(path.with_extension("grow"), path)?;
+        Ok(table)
     }
 
     /// Writes an empty table of `slots` at `path`, in place of what is there.
@@ -248,20 +316,30 @@ impl Table {
         *blake3::keyed_hash(&self.key, &pack.0).as_bytes()
     }
 
+    /// The tag of `author`'s records: never 0, which stands for an author not
+    /// known. Not keyed: a table grown anew has a new key, and keeps the tags.
+    fn tag(author: &NodeId) -> u32 {
+        let hash = blake3::hash(&author.0);
+        u32::from_be_bytes(hash.as_bytes()[..4].try_into().expect("4 bytes")).max(1)
+    }
+
     fn home(&self, pack: &PackId) -> u64 {
         u64::from_be_bytes(self.hash(pack)[..8].try_into().expect("8 bytes")) % self.slots
     }
 
     /// The check a slot of `record` carries: never zero, so a zeroed slot is empty.
-    fn check(&self, record: &Record) -> u64 {
-        (u64::from_be_bytes(self.hash(&record.pack)[8..16].try_into().expect("8 bytes")) ^ record.seq) | 1
+    fn check(&self, record: &Record) -> u32 {
+        let hash = u64::from_be_bytes(self.hash(&record.pack)[8..16].try_into().expect("8 bytes"));
+        let mixed = hash ^ record.seq ^ u64::from(record.tag).rotate_left(32);
+        (mixed as u32 ^ (mixed >> 32) as u32) | 1
     }
 
     fn decode(&self, slot: &[u8]) -> Option<Record> {
         let pack = PackId(slot[..16].try_into().expect("16 bytes"));
         let seq = u64::from_be_bytes(slot[16..24].try_into().expect("8 bytes"));
-        let check = u64::from_be_bytes(slot[24..32].try_into().expect("8 bytes"));
-        let record = Record { pack, seq };
+        let tag = u32::from_be_bytes(slot[24..28].try_into().expect("4 bytes"));
+        let check = u32::from_be_bytes(slot[28..32].try_into().expect("4 bytes"));
+        let record = Record { pack, seq, tag };
         (check != 0 && check == self.check(&record)).then_some(record)
     }
 
@@ -276,7 +354,8 @@ impl Table {
         if let Some(record) = record {
             slot[..16].copy_from_slice(&record.pack.0);
             slot[16..24].copy_from_slice(&record.seq.to_be_bytes());
-            slot[24..32].copy_from_slice(&self.check(&record).to_be_bytes());
+            slot[24..28].copy_from_slice(&record.tag.to_be_bytes());
+            slot[28..32].copy_from_slice(&self.check(&record).to_be_bytes());
         }
         self.file.write_all_at(&slot, HEADER + at * SLOT)
     }
@@ -357,11 +436,11 @@ mod tests {
         let mut map = std::collections::HashMap::new();
         for i in 0..5_000u32 {
             let seq = u64::from(i % 7);
-            assert_eq!(table.record(&pack(i), seq).unwrap(), !map.contains_key(&pack(i)));
+            assert_eq!(table.record(&pack(i), seq, None).unwrap(), !map.contains_key(&pack(i)));
             map.insert(pack(i), seq);
         }
-        assert!(!table.record(&pack(3), 1).unwrap(), "a lower seq keeps the higher one");
-        assert!(!table.record(&pack(4), 9).unwrap());
+        assert!(!table.record(&pack(3), 1, None).unwrap(), "a lower seq keeps the higher one");
+        assert!(!table.record(&pack(4), 9, None).unwrap());
         map.insert(pack(4), 9);
         for i in (0..5_000u32).step_by(3) {
             let seq = map[&pack(i)];
@@ -397,7 +476,7 @@ mod tests {
         let path = dir.path().join("declined");
         let table = DeclinedTable::open(&path).unwrap();
         for i in 0..700 {
-            table.record(&pack(i), 1).unwrap();
+            table.record(&pack(i), 1, None).unwrap();
         }
         drop(table);
         let file = OpenOptions::new().write(true).open(&path).unwrap();
@@ -405,7 +484,7 @@ mod tests {
         let drifted = DeclinedTable::open(&path).unwrap();
         assert_eq!(drifted.len(), 0);
         for i in 700..1_000 {
-            drifted.record(&pack(i), 1).unwrap();
+            drifted.record(&pack(i), 1, None).unwrap();
         }
         assert_eq!(drifted.len(), 1_000);
         assert!((0..1_000).all(|i| drifted.get(&pack(i)).unwrap() == Some(1)));
@@ -422,7 +501,7 @@ mod tests {
         let table = DeclinedTable::open(&path).unwrap();
         assert_eq!(table.len(), 0);
         for i in 0..100 {
-            table.record(&pack(i), 1).unwrap();
+            table.record(&pack(i), 1, None).unwrap();
         }
         drop(table);
         let file = OpenOptions::new().write(true).open(&path).unwrap();
@@ -435,6 +514,77 @@ mod tests {
         file.set_len(HEADER + 10).unwrap();
         let cut = DeclinedTable::open(&path).unwrap();
         assert_eq!(cut.len(), 0);
-        assert!(cut.record(&pack(1), 1).unwrap());
+        assert!(cut.record(&pack(1), 1, None).unwrap());
+    }
+
+    /// The records of one author are found by its tag and removed, whatever the
+    /// table's size; records of other authors and of authors not known stay.
+    #[test]
+    fn an_authors_records_are_removed_and_the_rest_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("declined");
+        let table = DeclinedTable::open(&path).unwrap();
+        let (dealt, other) = (NodeId([1; 32]), NodeId([2; 32]));
+        for i in 0..3_000u32 {
+            let author = match i % 3 {
+                0 => Some(&dealt),
+                1 => Some(&other),
+                _ => None,
+            };
+            table.record(&pack(i), 1, author).unwrap();
+        }
+        let mut removed = table.remove_author(&dealt).unwrap();
+        removed.sort();
+        let mut expected: Vec<PackId> = (0..3_000).step_by(3).map(pack).collect();
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert_eq!(table.len(), 2_000);
+        assert!((0..3_000u32).all(|i| table.get(&pack(i)).unwrap().is_some() == (i % 3 != 0)));
+        assert!(table.remove_author(&dealt).unwrap().is_empty(), "none left");
+        drop(table);
+        let again = DeclinedTable::open(&path).unwrap();
+        assert_eq!(again.remove_author(&other).unwrap().len(), 1_000, "tags kept in the file");
+    }
+
+    /// A table of the first format, without tags, is read into this one: its
+    /// records stay, their authors not known.
+    #[test]
+    fn a_table_of_the_first_format_is_read_into_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("declined");
+        let key = [3u8; 32];
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let old = Table { file, slots: FIRST_SLOTS, count: 0, key };
+        old.file.set_len(HEADER + FIRST_SLOTS * SLOT).unwrap();
+        let mut header = [0u8; HEADER as usize];
+        header[..8].copy_from_slice(MAGIC_1);
+        header[8..16].copy_from_slice(&FIRST_SLOTS.to_be_bytes());
+        header[16..24].copy_from_slice(&300u64.to_be_bytes());
+        header[32..64].copy_from_slice(&key);
+        old.file.write_all_at(&header, 0).unwrap();
+        for i in 0..300u32 {
+            let (pack, seq) = (pack(i), u64::from(i));
+            let mut at = old.home(&pack);
+            let mut slot = [0u8; SLOT as usize];
+            while {
+                old.file.read_exact_at(&mut slot, HEADER + at * SLOT).unwrap();
+                slot != [0u8; SLOT as usize]
+            } {
+                at = (at + 1) % FIRST_SLOTS;
+            }
+            let check = (u64::from_be_bytes(old.hash(&pack)[8..16].try_into().unwrap()) ^ seq) | 1;
+            slot[..16].copy_from_slice(&pack.0);
+            slot[16..24].copy_from_slice(&seq.to_be_bytes());
+            slot[24..32].copy_from_slice(&check.to_be_bytes());
+            old.file.write_all_at(&slot, HEADER + at * SLOT).unwrap();
+        }
+        drop(old);
+        let table = DeclinedTable::open(&path).unwrap();
+        assert_eq!(table.len(), 300);
+        assert!((0..300u32).all(|i| table.get(&pack(i)).unwrap() == Some(u64::from(i))));
+        assert!(table.remove_author(&NodeId([1; 32])).unwrap().is_empty(), "no author known");
+        let mut magic = [0u8; 8];
+        File::open(&path).unwrap().read_exact_at(&mut magic, 0).unwrap();
+        assert_eq!(&magic, MAGIC, "written in this format");
     }
 }

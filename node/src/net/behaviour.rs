@@ -122,12 +122,22 @@ pub fn keypair(identity: &Identity) -> Result<identity::Keypair, BuildError> {
     identity::Keypair::ed25519_from_bytes(identity.secret_bytes()).map_err(|e| BuildError::Key(e.to_string()))
 }
 
+/// The size (bytes, as sent) from which a listing received is followed by an
+/// IDONTWANT to the other peers of the mesh (gossipsub 1.2), so that they do not
+/// send it too. gossipsub's default is 1,000 bytes, which is every listing: under
+/// a flood that is one message to each mesh peer for every listing received, sent
+/// before the listing is checked, whose cost in the swarm's thread is about what
+/// a duplicate of a small listing would have cost. From this size on, a
+/// duplicate costs more than the IDONTWANTs.
+pub const IDONTWANT_OVER: usize = 64 * 1024;
+
 fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, BuildError> {
     let config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
         .validate_messages()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .max_transmit_size(limits::MAX_ENVELOPE_BYTES + 64 * 1024)
+        .idontwant_message_size_threshold(IDONTWANT_OVER)
         // Identical envelopes are one message, whoever forwards them.
         .message_id_fn(|m: &gossipsub::Message| {
             gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes()[..20].to_vec())

@@ -127,8 +127,9 @@ pub fn keypair(identity: &Identity) -> Result<identity::Keypair, BuildError> {
 /// send it too. gossipsub's default is 1,000 bytes, which is every listing: under
 /// a flood that is one message to each mesh peer for every listing received, sent
 /// before the listing is checked, whose cost in the swarm's thread is about what
-/// a duplicate of a small listing would have cost. From this size on, a
-/// duplicate costs more than the IDONTWANTs.
+/// a duplicate of a small listing would have cost (`docs/BENCHMARKS.md`, "No
+/// IDONTWANT for listings under 64 KiB"). From this size on, a duplicate's bytes
+/// cost far more than the IDONTWANTs.
 pub const IDONTWANT_OVER: usize = 64 * 1024;
 
 fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, BuildError> {

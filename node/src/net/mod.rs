@@ -802,10 +802,7 @@ impl Actor {
                 Some(done) = self.done_rx.recv() => self.on_done(done),
                 _ = resync.tick() => {
                     self.forget_passed();
-                    let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
-                    for peer in peers {
-                        self.start_reconcile(peer);
-                    }
+                    self.reconcile_all();
                 }
                 _ = scores.tick() => {
                     self.drop_bad_peers();
@@ -967,10 +964,7 @@ impl Actor {
                 }
             },
             Command::SyncAll(reply) => {
-                let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
-                for peer in peers {
-                    self.start_reconcile(peer);
-                }
+                self.reconcile_all();
                 let _ = reply.send(());
             }
             Command::Reconsider { packs, reply } => {
@@ -982,10 +976,7 @@ impl Actor {
                 // A peer's first answer does not change with what we hold: a
                 // settled round would end before fetching them.
                 self.settled.clear();
-                let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
-                for peer in peers {
-                    self.start_reconcile(peer);
-                }
+                self.reconcile_all();
                 let _ = reply.send(());
             }
         }
@@ -1396,6 +1387,14 @@ impl Actor {
 
     /// Starts reconciling our listings with `peer` unless a round is under way or
     /// the last one's fetches are still going (they would be found missing again).
+    /// Starts a round with every peer whose Hello we have.
+    fn reconcile_all(&mut self) {
+        let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
+        for peer in peers {
+            self.start_reconcile(peer);
+        }
+    }
+
     fn start_reconcile(&mut self, peer: PeerId) {
         if self.fetches.contains_key(&peer) || !self.reconciling.insert(peer) {
             self.again.insert(peer);

@@ -243,24 +243,7 @@ impl Table {
     /// `path`, with its records (their authors not known).
     fn in_this_format(&self, path: &Path) -> io::Result<Table> {
         let mut records = Vec::with_capacity(self.count as usize);
-        let mut run = vec![0u8; (SCAN_SLOTS * SLOT) as usize];
-        let mut first = 0;
-        while first < self.slots {
-            let n = SCAN_SLOTS.min(self.slots - first);
-            let bytes = &mut run[..(n * SLOT) as usize];
-            self.file.read_exact_at(bytes, HEADER + first * SLOT)?;
-            for slot in bytes.chunks_exact(SLOT as usize) {
-                let pack = PackId(slot[..16].try_into().expect("16 bytes"));
-                let seq = u64::from_be_bytes(slot[16..24].try_into().expect("8 bytes"));
-                let check = u64::from_be_bytes(slot[24..32].try_into().expect("8 bytes"));
-                let expected =
-                    (u64::from_be_bytes(self.hash(&pack)[8..16].try_into().expect("8 bytes")) ^ seq) | 1;
-                if check != 0 && check == expected {
-                    records.push(Record { pack, seq, tag: 0 });
-                }
-            }
-            first += n;
-        }
+        self.scan_with(Table::decode_first_format, |record| records.push(record))?;
         let mut table = Table::create(&path.with_extension("grow"), self.slots)?;
         for record in records {
             table.insert(record)?;
@@ -403,15 +386,33 @@ impl Table {
         self.write_count()
     }
 
+    /// A slot of the first format: pack id, seq and an 8-byte check, no tag.
+    fn decode_first_format(&self, slot: &[u8]) -> Option<Record> {
+        let pack = PackId(slot[..16].try_into().expect("16 bytes"));
+        let seq = u64::from_be_bytes(slot[16..24].try_into().expect("8 bytes"));
+        let check = u64::from_be_bytes(slot[24..32].try_into().expect("8 bytes"));
+        let expected = (u64::from_be_bytes(self.hash(&pack)[8..16].try_into().expect("8 bytes")) ^ seq) | 1;
+        (check != 0 && check == expected).then_some(Record { pack, seq, tag: 0 })
+    }
+
     /// Calls `each` with every record, reading the slots in large runs.
-    fn scan(&self, mut each: impl FnMut(Record)) -> io::Result<()> {
+    fn scan(&self, each: impl FnMut(Record)) -> io::Result<()> {
+        self.scan_with(Table::decode, each)
+    }
+
+    /// [`Table::scan`] with the slots read by `decode`.
+    fn scan_with(
+        &self,
+        decode: impl Fn(&Table, &[u8]) -> Option<Record>,
+        mut each: impl FnMut(Record),
+    ) -> io::Result<()> {
         let mut run = vec![0u8; (SCAN_SLOTS * SLOT) as usize];
         let mut first = 0;
         while first < self.slots {
             let n = SCAN_SLOTS.min(self.slots - first);
             let bytes = &mut run[..(n * SLOT) as usize];
             self.file.read_exact_at(bytes, HEADER + first * SLOT)?;
-            bytes.chunks_exact(SLOT as usize).filter_map(|slot| self.decode(slot)).for_each(&mut each);
+            bytes.chunks_exact(SLOT as usize).filter_map(|slot| decode(self, slot)).for_each(&mut each);
             first += n;
         }
         Ok(())

@@ -1385,8 +1385,6 @@ impl Actor {
         self.send_fetches(peer);
     }
 
-    /// Starts reconciling our listings with `peer` unless a round is under way or
-    /// the last one's fetches are still going (they would be found missing again).
     /// Starts a round with every peer whose Hello we have.
     fn reconcile_all(&mut self) {
         let peers: Vec<PeerId> = self.greeted.iter().copied().collect();
@@ -1395,6 +1393,8 @@ impl Actor {
         }
     }
 
+    /// Starts reconciling our listings with `peer` unless a round is under way or
+    /// the last one's fetches are still going (they would be found missing again).
     fn start_reconcile(&mut self, peer: PeerId) {
         if self.fetches.contains_key(&peer) || !self.reconciling.insert(peer) {
             self.again.insert(peer);

@@ -27,7 +27,7 @@ use std::sync::{Arc, PoisonError};
 
 use libp2p::Multiaddr;
 use smpl_index::Index;
-use smpl_protocol::{Identity, NodeId};
+use smpl_protocol::{Identity, NodeId, PackId};
 use tokio_util::sync::CancellationToken;
 
 pub use audition::Preview;
@@ -315,7 +315,7 @@ impl Node {
     /// Keeps `pack` and the listings of its `author` ([`Budget::keep`]). An
     /// author newly dealt with gets back its listings that the budget declined or
     /// evicted before: their records go, and peers are asked for them again.
-    async fn deal_with(&self, pack: smpl_protocol::PackId, author: NodeId) {
+    async fn deal_with(&self, pack: PackId, author: NodeId) {
         if !self.budget.keep(pack, author) {
             return;
         }

@@ -6,9 +6,11 @@
 #           warmux-data, wesnoth-1.16-music and other games
 #           (frozen-bubble-data, extremetuxracer-data, xmoto-data, holotz-castle-data,
 #           alienblaster-data, pangzero, openclonk-data, freedroidrpg-data,
-#           starfighter-data, lincity-ng-data, powermanga-data and the eight games of
+#           starfighter-data, lincity-ng-data, powermanga-data, the eight games of
 #           Kenta Cho: a7xpg, gunroar, mu-cade, noiz2sa, parsec47, rrootage,
-#           torus-trooper, tumiki-fighters);
+#           torus-trooper, tumiki-fighters, and asc-music, drascula-music,
+#           hyperrogue-music, nexuiz-music, planetblupi-music-ogg, singularity-music,
+#           warzone2100-music, lugaru-data);
 #   tonal:  fluid-soundfont-gm, timgm6mb-soundfont, musescore-general-soundfont-small
 #           (samples with their authors' root keys), lmms-common and sonic-pi-samples
 #           instruments, basses and chords;
@@ -22,7 +24,7 @@
 # Usage: scripts/labelled-set.sh DATA_DIR [LABELS_OUT]
 # Writes DATA_DIR/labels.tsv (paths relative to DATA_DIR) and copies it to LABELS_OUT
 # (default bench/eval/labels.tsv, the committed copy). Idempotent and cached: a second
-# run takes seconds. The first takes about 30 min on 2 cores and 2.5 GB of disk.
+# run takes seconds. The first takes about 40 min on 2 cores and 9.5 GB of disk.
 # Then: cargo build --release -p smpl-bench --bin eval &&
 #       ./target/release/eval bench/eval/labels.tsv --data DATA_DIR
 set -euo pipefail
@@ -40,7 +42,7 @@ NICE="nice -n 10"
 
 # --- tools ---------------------------------------------------------------------------------
 need=()
-for p in aubio-tools sox libsox-fmt-all python3-venv python3-dev build-essential; do
+for p in aubio-tools sox libsox-fmt-all opus-tools python3-venv python3-dev build-essential; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -73,7 +75,8 @@ PKGS=(lmms-common sonic-pi-samples fluid-soundfont-gm timgm6mb-soundfont
     extremetuxracer-data xmoto-data holotz-castle-data alienblaster-data pangzero supertux-data
     hedgewars-data warmux-data wesnoth-1.16-music openclonk-data freedroidrpg-data
     starfighter-data lincity-ng-data powermanga-data a7xpg-data gunroar-data mu-cade-data noiz2sa-data
-    parsec47-data rrootage-data torus-trooper-data tumiki-fighters-data)
+    parsec47-data rrootage-data torus-trooper-data tumiki-fighters-data asc-music drascula-music
+    hyperrogue-music nexuiz-music planetblupi-music-ogg singularity-music warzone2100-music lugaru-data)
 for p in "${PKGS[@]}"; do
     if ! ls "$DATA/debs/${p}"_*.deb >/dev/null 2>&1; then
         (cd "$DATA/debs" && { apt-get download -q "$p" 2>/dev/null ||
@@ -83,6 +86,15 @@ for p in "${PKGS[@]}"; do
     stamp="$DATA/root/.$(basename "$deb").extracted"
     if [ ! -e "$stamp" ]; then
         dpkg-deb -x "$deb" "$DATA/root"
+        # Nexuiz keeps its music in a zip archive.
+        for pk3 in $(dpkg-deb -c "$deb" | awk '{print $6}' | grep 'music\.pk3$' || true); do
+            python3 -m zipfile -e "$DATA/root/$pk3" "$DATA/root/${pk3%.pk3}"
+        done
+        # Warzone 2100's music is Opus, which this SoX cannot read: decode it to FLAC.
+        for opus in $(dpkg-deb -c "$deb" | awk '{print $6}' | grep '\.opus$' || true); do
+            opusdec --quiet --force-wav --rate 44100 "$DATA/root/$opus" - 2>/dev/null |
+                sox -V1 -t wav - "$DATA/root/${opus%.opus}.flac"
+        done
         touch "$stamp"
     fi
 done

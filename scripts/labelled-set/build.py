@@ -171,8 +171,10 @@ for f in listing(S, r"loop_.*\.flac"):
 GAMES = {"supertux2": "supertux", "hedgewars": "hedgewars", "warmux": "warmux", "wesnoth": "wesnoth"}
 music = subprocess.run(
     "find root/usr/share/games root/usr/share/perl5 root/usr/share/starfighter/music "
-    "root/usr/share/freedroidrpg/data/sound/music -type f -size +300k \\( -iname '*.ogg' -o "
-    "-iname '*.wav' -o -iname '*.mp3' \\) -not -path '*/etr/sounds/*' | LC_ALL=C sort",
+    "root/usr/share/freedroidrpg/data/sound/music root/usr/share/scummvm/drascula "
+    "root/usr/share/hyperrogue/music root/usr/share/planetblupi/music -type f -size +300k "
+    "\\( -iname '*.ogg' -o -iname '*.wav' -o -iname '*.mp3' -o -iname '*.flac' \\) "
+    "-not -path '*/etr/sounds/*' | LC_ALL=C sort",
     shell=True, capture_output=True, text=True).stdout.splitlines()
 for track in music:
     # root/usr/share/games/<game>/..., root/usr/share/<game>/..., or frozen-bubble's perl5

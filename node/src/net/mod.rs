@@ -79,7 +79,9 @@ const SETTLED_FOR: Duration = Duration::from_secs(60 * 60);
 /// budget's own records of declined listings are bounded by its share of the disk,
 /// and a peer may hold more of them than that: without these, every round with it
 /// would fetch again the ones the budget forgot. Each peer's are kept for
-/// [`SETTLED_FOR`], then fetched once more (the budget may have room by then).
+/// [`SETTLED_FOR`], then fetched once more (the budget may have room by then);
+/// passed again, they are kept twice as long each time, up to a day
+/// ([`passed::MAX_KEEP`]).
 const MAX_PASSED: usize = 1 << 18;
 /// How long a provider lookup or a connection attempt may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1855,7 +1857,8 @@ impl Actor {
             return;
         }
         let held: usize = self.passed.values().map(|p| p.versions.len()).sum();
-        let passed = self.passed.entry(peer).or_insert_with(Passed::new);
+        let passed = self.passed.entry(peer).or_insert_with(|| Passed::new(SETTLED_FOR));
+        passed.passed_again();
         for item in items.into_iter().take(MAX_PASSED.saturating_sub(held)) {
             let version = passed.versions.entry(item.id).or_default();
             *version = (*version).max(item.version);
@@ -1884,9 +1887,12 @@ impl Actor {
         need
     }
 
-    /// Forgets each peer's listings not taken once they are [`SETTLED_FOR`] old.
+    /// Lets each peer's listings not taken lapse once they are due, and ends its
+    /// settled round, so that its next round fetches them once more.
     fn forget_passed(&mut self) {
-        self.passed.retain(|_, passed| passed.age() < SETTLED_FOR);
+        for peer in passed::lapse(&mut self.passed, SETTLED_FOR) {
+            self.settled.remove(&peer);
+        }
     }
 
     /// Whether `answer` is the first of a round with `peer` and the same as the

@@ -4,8 +4,9 @@
 //! decimated to roughly 11 kHz, and cut into long overlapping frames. In every frame the
 //! spectral peaks between [`MIN_FREQ`] and [`MAX_FREQ`] are located by parabolic
 //! interpolation and their magnitudes added to a fine pitch-class histogram (ten bins per
-//! semitone); frames whose spectrum is as flat as noise add nothing — a simplified harmonic pitch class profile after Gómez, "Tonal Description of
-//! Music Audio Signals", 2006. Only that histogram is kept.
+//! semitone); frames whose spectrum is as flat as noise add nothing — a simplified
+//! harmonic pitch class profile after Gómez, "Tonal Description of Music Audio Signals",
+//! 2006. Only that histogram is kept.
 //!
 //! [`KeyDetector::finish`] estimates the tuning offset from the histogram, folds it to twelve
 //! pitch classes and removes the share that overtones of other pitch classes are expected to
@@ -19,9 +20,9 @@
 //! and overtone shares were chosen together on the labelled set's tune half when it held 68
 //! keys: they put the estimate right on 53, where Krumhansl–Kessler's probe-tone profiles
 //! with magnitudes put it right on 44. The band and the peak floor were chosen later, on
-//! the tune half's 93 keys (`docs/BENCHMARKS.md`, "The key detector's band"). The confidence combines how well
-//! the best key fits ([`KeyEstimate::fit`]) with how far ahead of the runner-up it is; below
-//! [`MIN_CONFIDENCE`] no key is reported.
+//! the tune half's 93 keys (`docs/BENCHMARKS.md`, "The key detector's band"). The
+//! confidence combines how well the best key fits ([`KeyEstimate::fit`]) with how far ahead
+//! of the runner-up it is; below [`MIN_CONFIDENCE`] no key is reported.
 
 use super::spectrum::Spectrum;
 use super::tonality::{Tonality, TonalityTracker};

@@ -76,7 +76,7 @@ pub fn lapse(passed: &mut HashMap<PeerId, Passed>, first_keep: Duration) -> Vec<
     let mut lapsed = Vec::new();
     for (peer, p) in passed.iter_mut().filter(|(_, p)| !p.lapsed && p.age() >= p.keep_for) {
         lapsed.push(*peer);
-        tracing::debug!(
+        tracing::info!(
             "fetching again {} listings of {peer} not taken {} min ago; passed again, they are kept {} min",
             p.versions.len(),
             p.age().as_secs() / 60,

@@ -86,12 +86,13 @@ for p in "${PKGS[@]}"; do
     stamp="$DATA/root/.$(basename "$deb").extracted"
     if [ ! -e "$stamp" ]; then
         dpkg-deb -x "$deb" "$DATA/root"
+        files=$(dpkg-deb -c "$deb" | awk '{print $6}')
         # Nexuiz keeps its music in a zip archive.
-        for pk3 in $(dpkg-deb -c "$deb" | awk '{print $6}' | grep 'music\.pk3$' || true); do
+        for pk3 in $(grep 'music\.pk3$' <<<"$files" || true); do
             python3 -m zipfile -e "$DATA/root/$pk3" "$DATA/root/${pk3%.pk3}"
         done
         # Warzone 2100's music is Opus, which this SoX cannot read: decode it to FLAC.
-        for opus in $(dpkg-deb -c "$deb" | awk '{print $6}' | grep '\.opus$' || true); do
+        for opus in $(grep '\.opus$' <<<"$files" || true); do
             opusdec --quiet --force-wav --rate 44100 "$DATA/root/$opus" - 2>/dev/null |
                 sox -V1 -t wav - "$DATA/root/${opus%.opus}.flac"
         done

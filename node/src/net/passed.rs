@@ -62,8 +62,13 @@ impl Passed {
         if self.lapsed {
             self.lapsed = false;
             self.since = SystemTime::now();
-            self.keep_for = (self.keep_for * 2).min(MAX_KEEP);
+            self.keep_for = self.kept_next();
         }
+    }
+
+    /// How long they are kept once passed again after they lapse.
+    fn kept_next(&self) -> Duration {
+        (self.keep_for * 2).min(MAX_KEEP)
     }
 }
 
@@ -80,7 +85,7 @@ pub fn lapse(passed: &mut HashMap<PeerId, Passed>, first_keep: Duration) -> Vec<
             "fetching again {} listings of {peer} not taken {} min ago; passed again, they are kept {} min",
             p.versions.len(),
             p.age().as_secs() / 60,
-            (p.keep_for * 2).min(MAX_KEEP).as_secs() / 60
+            p.kept_next().as_secs() / 60
         );
         p.versions = HashMap::new();
         p.since = SystemTime::now();

@@ -316,32 +316,30 @@ impl Node {
     /// author newly dealt with gets back its listings that the budget declined or
     /// evicted before: their records go, and peers are asked for them again.
     async fn deal_with(&self, pack: PackId, author: NodeId) {
-        if !self.budget.keep(pack, author) {
-            return;
+        if self.budget.keep(pack, author)
+            && let Err(e) = self.ask_again_for(author).await
+        {
+            tracing::error!(%author, "asking peers again for the declined listings of an author dealt with failed: {e}");
         }
+    }
+
+    /// Forgets the records of `author`'s listings declined or evicted, and asks
+    /// the peers for those listings again.
+    async fn ask_again_for(&self, author: NodeId) -> Result<(), NodeError> {
         let store = self.store.clone();
-        let undeclined: Result<_, NodeError> =
-            async { Ok(tokio::task::spawn_blocking(move || store.undecline_author(&author)).await??) }.await;
-        let packs = match undeclined {
-            Ok(packs) => packs,
-            Err(e) => {
-                tracing::error!(%author, "forgetting the declined listings of an author dealt with failed: {e}");
-                return;
-            }
-        };
+        let packs = tokio::task::spawn_blocking(move || store.undecline_author(&author)).await??;
         if packs.is_empty() {
-            return;
+            return Ok(());
         }
         tracing::info!(
             %author,
             listings = packs.len(),
             "asking peers again for the listings of an author now dealt with, declined before"
         );
-        if let Some(network) = self.network()
-            && let Err(e) = network.reconsider(packs).await
-        {
-            tracing::warn!("asking peers again for declined listings failed: {e}");
+        if let Some(network) = self.network() {
+            network.reconsider(packs).await?;
         }
+        Ok(())
     }
 
     /// The iroh data plane, when the node was started with a network.

@@ -28,7 +28,8 @@
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin flood` then
 //! `./target/release/flood` (see docs/BENCHMARKS.md, "Listing flood"). With
 //! `RUST_LOG=warn,smpl_node::search=debug` the nodes log each search's timings, and
-//! the table adds where the producer's searches spent their time in each phase. The
+//! the table adds where the producer's searches spent their time in each phase, and
+//! how often they slept or were preempted while they ran. The
 //! table always says, per search of each phase, how long the harness's searching
 //! thread and the node's threads waited for a core, and which threads ran
 //! (`/proc/.../schedstat`).
@@ -405,8 +406,10 @@ fn log_len(log: &Path) -> u64 {
 }
 
 /// A search's timings as the node logs them with `smpl_node::search=debug`: how
-/// long it waited for a thread, how long it ran, and its processor time (µs).
-type SearchTiming = [f64; 3];
+/// long it waited for a thread, how long it ran, and its processor time (µs), and
+/// how often its thread gave up the core meanwhile, to wait (slept) or taken off
+/// it (preempted).
+type SearchTiming = [f64; 5];
 
 /// The timings the producer's log holds between each pair of `offsets` (bytes).
 fn search_timings(log: &Path, offsets: [u64; 4]) -> Result<Vec<Vec<SearchTiming>>> {
@@ -423,7 +426,13 @@ fn search_timings(log: &Path, offsets: [u64; 4]) -> Result<Vec<Vec<SearchTiming>
                 .lines()
                 .filter(|line| line.contains("search answered"))
                 .filter_map(|line| {
-                    Some([field(line, "waited_us")?, field(line, "ran_us")?, field(line, "cpu_us")?])
+                    Some([
+                        field(line, "waited_us")?,
+                        field(line, "ran_us")?,
+                        field(line, "cpu_us")?,
+                        field(line, "slept").unwrap_or(0.0),
+                        field(line, "preempted").unwrap_or(0.0),
+                    ])
                 })
                 .collect()
         })
@@ -440,7 +449,24 @@ fn search_timing_row(phase: &str, times: &[SearchTiming]) -> String {
     let column = |i: usize| times.iter().map(|t| t[i] / 1e3).collect::<Vec<f64>>();
     let (waited, ran, cpu) = (column(0), column(1), column(2));
     let p = |v: &[f64]| format!("{:.2} / {:.2}", percentile(v, 0.5), percentile(v, 0.99));
-    format!("{what} | {} · {} · {} ms ({} searches) |", p(&waited), p(&ran), p(&cpu), times.len())
+    // The slowest 1 % (the p99's tail): how many of them slept or were preempted.
+    let slowest = percentile(&ran, 0.99) * 1e3;
+    let tail: Vec<&SearchTiming> = times.iter().filter(|t| t[1] >= slowest).collect();
+    let share = |set: &[&SearchTiming], i: usize| set.iter().filter(|t| t[i] > 0.0).count();
+    let all: Vec<&SearchTiming> = times.iter().collect();
+    format!(
+        "{what}; slept / preempted: of all, of the slowest 1 % | {} · {} · {} ms ({} searches); {} / {} of {}, {} / {} of {} |",
+        p(&waited),
+        p(&ran),
+        p(&cpu),
+        times.len(),
+        share(&all, 3),
+        share(&all, 4),
+        all.len(),
+        share(&tail, 3),
+        share(&tail, 4),
+        tail.len()
+    )
 }
 
 /// Publishes a free pack of two generated tones as `home`; its pack id.

@@ -183,7 +183,8 @@ impl Node {
 
     /// Runs a search on a blocking thread. With the log at debug level for target
     /// `smpl_node::search`, its timings go there: how long it waited for a thread,
-    /// how long it ran, and the processor time of that.
+    /// how long it ran, the processor time of that, and how often its thread gave
+    /// up the core meanwhile (slept: waited for a lock or the disk; preempted).
     pub async fn search(&self, query: SearchQuery) -> Result<SearchResults, NodeError> {
         let index = self.index.clone();
         if !tracing::enabled!(target: "smpl_node::search", tracing::Level::DEBUG) {
@@ -193,12 +194,16 @@ impl Node {
         Ok(tokio::task::spawn_blocking(move || {
             let waited = queued.elapsed();
             let (started, cpu) = (std::time::Instant::now(), crate::util::thread_cpu_time());
+            let switches = crate::util::thread_switches();
             let results = index.search(&query);
+            let (slept, preempted) = crate::util::thread_switches();
             tracing::debug!(
                 target: "smpl_node::search",
                 waited_us = waited.as_micros() as u64,
                 ran_us = started.elapsed().as_micros() as u64,
                 cpu_us = crate::util::thread_cpu_time().saturating_sub(cpu).as_micros() as u64,
+                slept = slept - switches.0,
+                preempted = preempted - switches.1,
                 "search answered"
             );
             results

@@ -25,6 +25,18 @@ pub fn thread_cpu_time() -> std::time::Duration {
     std::time::Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
 }
 
+/// How often the calling thread has given up its core so far: waiting for
+/// something (a lock, a page from disk) and taken off it by the scheduler.
+pub fn thread_switches() -> (u64, u64) {
+    // SAFETY: a zeroed rusage is valid for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid rusage for the call to fill.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return (0, 0);
+    }
+    (usage.ru_nvcsw as u64, usage.ru_nivcsw as u64)
+}
+
 /// `N` bytes from the operating system's random generator.
 pub fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

@@ -451,18 +451,17 @@ fn search_timing_row(phase: &str, times: &[SearchTiming]) -> String {
     let p = |v: &[f64]| format!("{:.2} / {:.2}", percentile(v, 0.5), percentile(v, 0.99));
     // The slowest 1 % (the p99's tail): how many of them slept or were preempted.
     let slowest = percentile(&ran, 0.99) * 1e3;
-    let tail: Vec<&SearchTiming> = times.iter().filter(|t| t[1] >= slowest).collect();
-    let share = |set: &[&SearchTiming], i: usize| set.iter().filter(|t| t[i] > 0.0).count();
-    let all: Vec<&SearchTiming> = times.iter().collect();
+    let tail: Vec<SearchTiming> = times.iter().filter(|t| t[1] >= slowest).copied().collect();
+    let share = |set: &[SearchTiming], i: usize| set.iter().filter(|t| t[i] > 0.0).count();
     format!(
         "{what}; slept / preempted: of all, of the slowest 1 % | {} · {} · {} ms ({} searches); {} / {} of {}, {} / {} of {} |",
         p(&waited),
         p(&ran),
         p(&cpu),
         times.len(),
-        share(&all, 3),
-        share(&all, 4),
-        all.len(),
+        share(times, 3),
+        share(times, 4),
+        times.len(),
         share(&tail, 3),
         share(&tail, 4),
         tail.len()

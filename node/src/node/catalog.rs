@@ -202,8 +202,8 @@ impl Node {
                 waited_us = waited.as_micros() as u64,
                 ran_us = started.elapsed().as_micros() as u64,
                 cpu_us = crate::util::thread_cpu_time().saturating_sub(cpu).as_micros() as u64,
-                slept = slept - switches.0,
-                preempted = preempted - switches.1,
+                slept = slept.saturating_sub(switches.0),
+                preempted = preempted.saturating_sub(switches.1),
                 "search answered"
             );
             results

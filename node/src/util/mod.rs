@@ -44,3 +44,20 @@ pub fn random<const N: usize>() -> [u8; N] {
     getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
     bytes
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_thread_that_waits_counts_a_switch_and_one_that_does_not_counts_none() {
+        std::thread::spawn(|| {
+            let before = super::thread_switches();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let after = super::thread_switches();
+            assert!(after.0 > before.0, "{before:?} {after:?}");
+            let again = super::thread_switches();
+            assert_eq!(again.0, after.0, "no wait in between");
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -70,6 +70,18 @@ impl Passed {
     fn kept_next(&self) -> Duration {
         (self.keep_for * 2).min(MAX_KEEP)
     }
+
+    /// Whether they have been kept their time and are to be fetched once more.
+    fn due(&self) -> bool {
+        !self.lapsed && self.age() >= self.keep_for
+    }
+
+    /// Drops them, to be fetched once more from now.
+    fn lapse_now(&mut self) {
+        self.versions = HashMap::new();
+        self.since = SystemTime::now();
+        self.lapsed = true;
+    }
 }
 
 /// Lets each peer's listings that are due lapse, to be fetched once more; forgets
@@ -79,7 +91,7 @@ impl Passed {
 pub fn lapse(passed: &mut HashMap<PeerId, Passed>, first_keep: Duration) -> Vec<PeerId> {
     passed.retain(|_, p| !(p.lapsed && p.age() >= first_keep));
     let mut lapsed = Vec::new();
-    for (peer, p) in passed.iter_mut().filter(|(_, p)| !p.lapsed && p.age() >= p.keep_for) {
+    for (peer, p) in passed.iter_mut().filter(|(_, p)| p.due()) {
         lapsed.push(*peer);
         tracing::info!(
             "fetching again {} listings of {peer} not taken {} min ago; passed again, they are kept {} min",
@@ -87,9 +99,7 @@ pub fn lapse(passed: &mut HashMap<PeerId, Passed>, first_keep: Duration) -> Vec<
             p.age().as_secs() / 60,
             p.kept_next().as_secs() / 60
         );
-        p.versions = HashMap::new();
-        p.since = SystemTime::now();
-        p.lapsed = true;
+        p.lapse_now();
     }
     lapsed
 }
@@ -161,16 +171,11 @@ fn parse(bytes: &[u8], first_keep: Duration, max: usize) -> Option<HashMap<PeerI
         let entries = take(count.checked_mul(ENTRY)?)?;
         // A time ahead of the clock counts from now.
         let since = (UNIX_EPOCH + Duration::from_secs(since)).min(SystemTime::now());
-        let passed = out.entry(peer).or_insert_with(|| Passed {
-            since,
-            keep_for,
-            lapsed: count == 0,
-            ..Passed::new(keep_for)
-        });
-        if !passed.lapsed && passed.age() >= keep_for {
+        let passed =
+            out.entry(peer).or_insert_with(|| Passed { since, lapsed: count == 0, ..Passed::new(keep_for) });
+        if passed.due() {
             // Due while the node was stopped: fetched once more.
-            passed.since = SystemTime::now();
-            passed.lapsed = true;
+            passed.lapse_now();
         }
         if passed.lapsed {
             continue;

@@ -20,10 +20,12 @@
 //!    answers). The flood is over when T has stored, evicted or
 //!    refused as many listings as the seeder offers (or when nothing moved for
 //!    90 s: then the table says so); the gossip peers stop then.
-//! 5. **After**: once T is at rest (under 5 % of a core for a second: the merges
-//!    the flood left behind are done), T's listings against the budget, its disk,
-//!    the same query set at rest (the index as full as the budget lets it be), and
-//!    whether H's packs are all still there and searchable.
+//! 5. **After**: the seeder and H stop, and once T is at rest (under 5 % of a core
+//!    for a second: the merges the flood left behind are done), T's listings
+//!    against the budget, its disk, the same query set at rest (the index as full
+//!    as the budget lets it be), the queries of the flood's rounds at rest, at the
+//!    flood's pace and back to back, and whether H's packs are all still there and
+//!    searchable.
 //!
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin flood` then
 //! `./target/release/flood` (see docs/BENCHMARKS.md, "Listing flood"). With
@@ -63,6 +65,12 @@ use nodes::{Apart, Api, NodeProcess, api_rounds, ensure_seeder, percentile, quer
 /// Rounds of the query set before and after the flood: 600 searches, so that their
 /// p99 is not one slow search.
 const REST_ROUNDS: usize = 20;
+
+/// The queries searched in each round during the flood, and the pause after
+/// them. The searches at rest are also run at this pace, so that the two compare
+/// like with like: back to back, they find the node's threads and caches warm.
+const PACED_QUERIES: usize = 3;
+const PACE: Duration = Duration::from_millis(50);
 
 /// The share of a core under which the producer's node counts as at rest.
 const QUIET_SHARE: f64 = 0.05;
@@ -214,7 +222,7 @@ fn main() -> Result<()> {
         let (rss, anon) = producer.rss()?;
         peak_rss = peak_rss.max(rss);
         peak_anon = peak_anon.max(anon);
-        for q in &queries[..3] {
+        for q in &queries[..PACED_QUERIES] {
             let t = Instant::now();
             api.search(q)?;
             during.push(t.elapsed().as_secs_f64() * 1e3);
@@ -256,12 +264,18 @@ fn main() -> Result<()> {
                 bail!("the flood still moves after {} s: {now:?}", args.timeout_secs);
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(PACE);
     }
     let flood_secs = (moved - started).as_secs_f64();
     let during_times = CoreTimes::now(&producer)?.since(&times_at_flood);
-    // The gossip peers stop with the flood, so that the figures after it are at rest.
+    // The other nodes stop with the flood, so that the figures after it are at
+    // rest: the seeder's next sync rounds would offer again the gossip listings
+    // the producer dropped unchecked, and the honest author, forwarded the flood,
+    // holds them too.
     let gossiped: u64 = feeders.into_iter().map(feed::Feeding::stop).sum::<Result<u64>>()?;
+    seeding.stop()?;
+    let honest_status = Api::new(&h_home)?.get("/v1/status")?;
+    honest.stop()?;
     let status = api.get("/v1/status")?;
     // At rest is once the work the flood left behind (segment merges, mostly) is done.
     let (settling, quiet) = producer.quiet(QUIET_SHARE, Duration::from_secs(120))?;
@@ -269,15 +283,28 @@ fn main() -> Result<()> {
     let times_at_rest = CoreTimes::now(&producer)?;
     let after = api_rounds(&api, &queries, REST_ROUNDS)?;
     let after_times = CoreTimes::now(&producer)?.since(&times_at_rest);
-    let timings = search_timings(&log, [0, log_at_flood, log_at_rest, log_len(&log)])?;
+    let log_at_paced = log_len(&log);
+    let times_at_paced = CoreTimes::now(&producer)?;
+    let paced = paced_rounds(&api, &producer, &queries[..PACED_QUERIES], REST_ROUNDS * queries.len())?;
+    let paced_times = CoreTimes::now(&producer)?.since(&times_at_paced);
+    // The same queries back to back: what the pace alone does.
+    let log_at_unpaced = log_len(&log);
+    let unpaced = api_rounds(&api, &queries[..PACED_QUERIES], paced.len() / PACED_QUERIES)?;
+    let taken_in = |status: &serde_json::Value| -> u64 {
+        ["listings_evicted", "listings_refused"]
+            .iter()
+            .map(|k| status["dropped"][k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            + status["listings"].as_u64().unwrap_or(0)
+    };
+    let taken_at_rest = taken_in(&api.get("/v1/status")?).saturating_sub(taken_in(&status));
+    let timings =
+        search_timings(&log, &[0, log_at_flood, log_at_rest, log_at_paced, log_at_unpaced, log_len(&log)])?;
     let second = second.expect("published during the flood");
     let kept = [&first, &second].iter().all(|pack| api.has_pack(pack));
     let found = api.search("Honest Keys")?["hits"].as_array().map_or(0, Vec::len);
     let rest_rss = producer.rss()?;
-    let honest_status = Api::new(&h_home)?.get("/v1/status")?;
     producer.stop()?;
-    seeding.stop()?;
-    honest.stop()?;
     let home = Home::new(&t_home);
     let (store, index) =
         (smpl_node::budget::disk_taken(&home.db_dir()), smpl_node::budget::disk_taken(&home.index_dir()));
@@ -317,6 +344,7 @@ fn main() -> Result<()> {
         if quiet { "in" } else { "**not** in" },
         settling.as_secs_f64()
     );
+    println!("| listings taken in after the flood, while at rest and measured | {taken_at_rest} |");
     println!("| peak RSS during the flood (anon) | {} ({}) |", mb(peak_rss), mb(peak_anon));
     println!("| RSS after the flood (anon) | {} ({}) |", mb(rest_rss.0), mb(rest_rss.1));
     println!(
@@ -328,15 +356,32 @@ fn main() -> Result<()> {
     println!("| search p50 / p99, idle before the flood | {} |", ms(&idle));
     println!("| search p50 / p99, during the flood | {} |", ms(&during));
     println!("| search p50 / p99, at rest after it | {} |", ms(&after));
-    for (phase, times) in
-        ["idle before the flood", "during the flood", "at rest after it"].iter().zip(&timings)
-    {
+    println!(
+        "| search p50 / p99, at rest after it, the flood's {PACED_QUERIES} queries paced as during it / back to back | {} / {} |",
+        ms(&paced),
+        ms(&unpaced)
+    );
+    let p99 = |v: &[f64]| percentile(v, 0.99);
+    println!(
+        "| search p99 during the flood / at rest: all queries back to back; the flood's, paced as during it | {:.2}×; {:.2}× |",
+        p99(&during) / p99(&after),
+        p99(&during) / p99(&paced)
+    );
+    let phases = [
+        "idle before the flood",
+        "during the flood",
+        "at rest after it",
+        "at rest, paced",
+        "at rest, the flood's queries",
+    ];
+    for (phase, times) in phases.iter().zip(&timings) {
         println!("| {}", search_timing_row(phase, times));
     }
     for (phase, times, searches) in [
         ("idle before the flood", &idle_times, idle.len()),
         ("during the flood", &during_times, during.len()),
         ("at rest after it", &after_times, after.len()),
+        ("at rest, paced", &paced_times, paced.len()),
     ] {
         println!("{}", times.rows(phase, searches));
     }
@@ -401,6 +446,27 @@ impl CoreTimes {
     }
 }
 
+/// `searches` searches at the pace of the flood's loop: a round of `queries`,
+/// the node's RSS and, every 0.5 s, its status, then a pause of `PACE`.
+fn paced_rounds(api: &Api, producer: &NodeProcess, queries: &[String], searches: usize) -> Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(searches);
+    let mut last_status = Instant::now();
+    while times.len() < searches {
+        producer.rss()?;
+        for q in queries {
+            let t = Instant::now();
+            api.search(q)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        if last_status.elapsed() >= Duration::from_millis(500) {
+            last_status = Instant::now();
+            api.get("/v1/status")?;
+        }
+        std::thread::sleep(PACE);
+    }
+    Ok(times)
+}
+
 fn log_len(log: &Path) -> u64 {
     std::fs::metadata(log).map_or(0, |m| m.len())
 }
@@ -412,7 +478,7 @@ fn log_len(log: &Path) -> u64 {
 type SearchTiming = [f64; 5];
 
 /// The timings the producer's log holds between each pair of `offsets` (bytes).
-fn search_timings(log: &Path, offsets: [u64; 4]) -> Result<Vec<Vec<SearchTiming>>> {
+fn search_timings(log: &Path, offsets: &[u64]) -> Result<Vec<Vec<SearchTiming>>> {
     let text = std::fs::read(log)?;
     let field = |line: &str, name: &str| -> Option<f64> {
         let at = line.find(&format!("{name}="))? + name.len() + 1;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::filter::{FilterExt, LevelFilter};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -176,12 +176,17 @@ fn main() -> ExitCode {
     // message in the line), and once per message checked after it left its cache:
     // thousands of lines under a flood. The node counts them (`gossip_unsent`,
     // `gossip_unforwarded` in `smpl status`) and says so at powers of two instead;
-    // a chosen RUST_LOG shows gossipsub's own lines again.
+    // a chosen RUST_LOG shows gossipsub's own lines again. The same goes for the
+    // one error iroh's relay transport logs, "relay_recv_channel closed": with
+    // relays off it comes at every stop, as the endpoint closes, and says nothing
+    // went wrong.
     let quiet = chosen.is_none();
     let unqueued = tracing_subscriber::filter::filter_fn(move |event| {
         let per_message =
             event.fields().field("rpc").is_some() || event.fields().field("message_id").is_some();
-        !(quiet && event.target().starts_with("libp2p_gossipsub") && per_message)
+        let closing =
+            event.target() == "iroh::socket::transports::relay" && LevelFilter::ERROR == *event.level();
+        !(quiet && (event.target().starts_with("libp2p_gossipsub") && per_message || closing))
     });
     let filter = chosen.unwrap_or_else(|| default.into());
     // Colours only on a terminal: a log redirected to a file stays plain text.

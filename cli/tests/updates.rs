@@ -171,5 +171,10 @@ fn a_buyer_gets_updates_without_paying_again_but_not_a_paid_upgrade() {
     let upgrade = json_ok(&b_home, &["buy", &pack]);
     assert_eq!(upgrade[0]["status"], "pending", "a paid upgrade waits for the seller: {upgrade:?}");
     assert_ne!(upgrade[0]["order_id"].as_str(), Some(order_id.as_str()));
-    drop(a);
+
+    // A day of publishing, selling and updating, and a stop, logs no error.
+    a.stop();
+    let log = std::fs::read_to_string(&a_log).unwrap();
+    assert!(log.trim_end().ends_with("node stopped"), "{log}");
+    assert!(!log.lines().any(|line| line.contains(" ERROR ")), "{log}");
 }

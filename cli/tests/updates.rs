@@ -172,9 +172,14 @@ fn a_buyer_gets_updates_without_paying_again_but_not_a_paid_upgrade() {
     assert_eq!(upgrade[0]["status"], "pending", "a paid upgrade waits for the seller: {upgrade:?}");
     assert_ne!(upgrade[0]["order_id"].as_str(), Some(order_id.as_str()));
 
-    // A day of publishing, selling and updating, and a stop, logs no error.
+    // A day of publishing, selling and updating, and a stop, logs each version
+    // published and no error.
     a.stop();
     let log = std::fs::read_to_string(&a_log).unwrap();
+    for version in 1..=3 {
+        let line = format!("published \"Update Drums\", version {version}, ");
+        assert_eq!(log.lines().filter(|l| l.contains(" INFO ") && l.contains(&line)).count(), 1, "{log}");
+    }
     assert!(log.trim_end().ends_with("node stopped"), "{log}");
     assert!(!log.lines().any(|line| line.contains(" ERROR ")), "{log}");
 }

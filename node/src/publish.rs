@@ -6,7 +6,7 @@
 //! any point leaves at most unreferenced blobs.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -466,6 +466,8 @@ pub struct Draft {
     previews: Vec<(String, BlobHash)>,
     tags: Vec<iroh_blobs::api::TempTag>,
     paid_upgrade: bool,
+    /// How long [`prepare`] took: the folder's analysis and import.
+    pub prepared_in: Duration,
 }
 
 impl Draft {
@@ -502,6 +504,7 @@ pub async fn prepare(
     previous: Option<Manifest>,
     progress: mpsc::Sender<PublishEvent>,
 ) -> Result<Draft, PublishError> {
+    let started = Instant::now();
     let fields = Fields::of(&request, previous.as_ref())?;
     let author = identity.node_id();
     let slug = previous.as_ref().map_or_else(|| slugify(&fields.title), |m| m.slug.clone());
@@ -644,6 +647,7 @@ pub async fn prepare(
         previews,
         tags,
         paid_upgrade: request.paid_upgrade,
+        prepared_in: started.elapsed(),
     };
     if let Some(previous) = &draft.previous {
         let next =

@@ -3,6 +3,7 @@
 //! index.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use smpl_index::{SearchQuery, SearchResults};
@@ -158,16 +159,31 @@ impl Node {
     pub async fn finish_publish(&self, draft: publish::Draft) -> Result<PublishOutcome, PublishError> {
         let gate = self.trade.gate().clone();
         let register = move |manifest: &Manifest| serving::record_publish(&gate, manifest);
+        let (title, prepared_in) = (draft.manifest.title.clone(), draft.prepared_in);
+        let started = Instant::now();
         let outcome = publish::finish(&self.identity, &self.store, &self.blobs, draft, &register).await?;
         if outcome.unchanged {
             return Ok(outcome);
         }
+        let stored = started.elapsed();
         // Announced first, then indexed here on its own: under a flood of listings the
         // index queue can hold minutes of work, and neither the network nor the
         // producer's own search should wait for it.
         self.announce(&outcome.pack_id, true).await;
+        let announced = started.elapsed();
         self.index_now(outcome.pack_id).await;
         self.indexer.wake();
+        let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+        tracing::info!(
+            pack = %outcome.pack_id,
+            "published {title:?}, version {}, {} samples: analysed and imported in {}, signed and stored in {}, announced after {}, searchable after {}",
+            outcome.seq,
+            outcome.samples,
+            secs(prepared_in),
+            secs(stored),
+            secs(announced),
+            secs(started.elapsed())
+        );
         Ok(outcome)
     }
 

@@ -222,11 +222,7 @@ fn main() -> Result<()> {
         let (rss, anon) = producer.rss()?;
         peak_rss = peak_rss.max(rss);
         peak_anon = peak_anon.max(anon);
-        for q in &queries[..PACED_QUERIES] {
-            let t = Instant::now();
-            api.search(q)?;
-            during.push(t.elapsed().as_secs_f64() * 1e3);
-        }
+        timed_searches(&api, &queries[..PACED_QUERIES], &mut during)?;
         if published_at.is_none() && started.elapsed() > Duration::from_secs(5) {
             let (smpl, home, dir) = (smpl.clone(), h_home.clone(), args.dir.clone());
             publishing = Some(std::thread::spawn(move || publish(&smpl, &home, &dir, "Honest Keys II", 1)));
@@ -245,18 +241,12 @@ fn main() -> Result<()> {
         }
         if last_status.elapsed() >= Duration::from_millis(500) {
             last_status = Instant::now();
-            let status = api.get("/v1/status")?;
-            let now = (
-                status["listings"].as_u64().unwrap_or(0),
-                status["dropped"]["listings_evicted"].as_u64().unwrap_or(0),
-                status["dropped"]["listings_refused"].as_u64().unwrap_or(0),
-            );
+            let now = taken_in(&api.get("/v1/status")?);
             if now != last {
                 last = now;
                 moved = Instant::now();
             }
-            let done =
-                now.0 + now.1 + now.2 >= args.listings as u64 || moved.elapsed() > Duration::from_secs(90);
+            let done = total(now) >= args.listings as u64 || moved.elapsed() > Duration::from_secs(90);
             if done && searchable.is_some() && second.is_some() {
                 break;
             }
@@ -291,14 +281,8 @@ fn main() -> Result<()> {
     // The same queries back to back: what the pace alone does.
     let log_at_unpaced = log_len(&log);
     let unpaced = api_rounds(&api, &queries[..PACED_QUERIES], paced.len() / PACED_QUERIES)?;
-    let taken_in = |status: &serde_json::Value| -> u64 {
-        ["listings_evicted", "listings_refused"]
-            .iter()
-            .map(|k| status["dropped"][k].as_u64().unwrap_or(0))
-            .sum::<u64>()
-            + status["listings"].as_u64().unwrap_or(0)
-    };
-    let taken_at_rest = taken_in(&api.get("/v1/status")?).saturating_sub(taken_in(&quiet_status));
+    let taken_at_rest =
+        total(taken_in(&api.get("/v1/status")?)).saturating_sub(total(taken_in(&quiet_status)));
     let timings =
         search_timings(&log, &[0, log_at_flood, log_at_rest, log_at_paced, log_at_unpaced, log_len(&log)])?;
     let second = second.expect("published during the flood");
@@ -327,7 +311,7 @@ fn main() -> Result<()> {
     println!("| figure | value |");
     println!("| --- | ---: |");
     println!("| flood taken in (last listing stored, evicted or refused) | {flood_secs:.0} s |");
-    println!("| listings offered / taken in | {} / {} |", args.listings, last.0 + last.1 + last.2);
+    println!("| listings offered / taken in | {} / {} |", args.listings, total(last));
     println!(
         "| listings kept / evicted / refused (declined forgotten) | {} / {} / {} ({}) |",
         status["listings"],
@@ -454,11 +438,7 @@ fn paced_rounds(api: &Api, producer: &NodeProcess, queries: &[String], searches:
     let mut last_status = Instant::now();
     while times.len() < searches {
         producer.rss()?;
-        for q in queries {
-            let t = Instant::now();
-            api.search(q)?;
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
+        timed_searches(api, queries, &mut times)?;
         if last_status.elapsed() >= Duration::from_millis(500) {
             last_status = Instant::now();
             api.get("/v1/status")?;
@@ -466,6 +446,29 @@ fn paced_rounds(api: &Api, producer: &NodeProcess, queries: &[String], searches:
         std::thread::sleep(PACE);
     }
     Ok(times)
+}
+
+/// Searches each of `queries` once, adding each search's time (ms) to `times`.
+fn timed_searches(api: &Api, queries: &[String], times: &mut Vec<f64>) -> Result<()> {
+    for q in queries {
+        let t = Instant::now();
+        api.search(q)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(())
+}
+
+/// The listings a node's status says it has taken in: kept, evicted, refused.
+fn taken_in(status: &serde_json::Value) -> (u64, u64, u64) {
+    (
+        status["listings"].as_u64().unwrap_or(0),
+        status["dropped"]["listings_evicted"].as_u64().unwrap_or(0),
+        status["dropped"]["listings_refused"].as_u64().unwrap_or(0),
+    )
+}
+
+fn total((kept, evicted, refused): (u64, u64, u64)) -> u64 {
+    kept + evicted + refused
 }
 
 fn log_len(log: &Path) -> u64 {

@@ -107,22 +107,23 @@ mod tests {
         ProviderRecord::new(RecordKey::new(&key.to_be_bytes()), provider, Vec::new())
     }
 
+    /// 2,000,000 records from others against the node's own cap.
     #[test]
     fn a_full_remote_part_leaves_room_for_this_nodes_own_records() {
         let local = PeerId::random();
-        let mut store = ProviderStore::new(local, 1_000);
+        let mut store = ProviderStore::new(local, MAX_REMOTE_KEYS);
         let strangers: Vec<PeerId> = (0..20).map(|_| PeerId::random()).collect();
-        for key in 0..5_000u64 {
+        for key in 0..2_000_000u64 {
             store.add_provider(record(key, strangers[(key % 20) as usize])).unwrap();
         }
-        assert_eq!(store.dropped.load(Ordering::Relaxed), 4_000);
+        assert_eq!(store.dropped.load(Ordering::Relaxed), 2_000_000 - MAX_REMOTE_KEYS as u64);
         for key in 0..3_000u64 {
-            store.add_provider(record(1_000_000 + key, local)).unwrap();
+            store.add_provider(record(10_000_000 + key, local)).unwrap();
         }
         assert_eq!(store.provided().count(), 3_000);
-        assert_eq!(store.providers(&RecordKey::new(&1_000_500u64.to_be_bytes())).len(), 1);
+        assert_eq!(store.providers(&RecordKey::new(&10_000_500u64.to_be_bytes())).len(), 1);
         assert_eq!(store.providers(&RecordKey::new(&10u64.to_be_bytes())).len(), 1);
-        store.remove_provider(&RecordKey::new(&1_000_500u64.to_be_bytes()), &local);
+        store.remove_provider(&RecordKey::new(&10_000_500u64.to_be_bytes()), &local);
         assert_eq!(store.provided().count(), 2_999);
     }
 }

@@ -1253,8 +1253,8 @@ mod tests {
         )
         .unwrap();
         let seller = Seller { trade, ..seller };
-        // 200 new keys at once, and the known buyer a moment later.
-        let strangers: Vec<Identity> = (0..200u32)
+        // 1,000 new keys at once, and the known buyer a moment later.
+        let strangers: Vec<Identity> = (0..1_000u32)
             .map(|i| {
                 let mut secret = [0u8; 32];
                 secret[..4].copy_from_slice(&i.to_le_bytes());

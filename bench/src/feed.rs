@@ -46,7 +46,7 @@ pub fn load(db: &Path) -> Result<Vec<Vec<u8>>> {
     let ids: Vec<_> = store.pack_seqs()?.into_iter().map(|(pack, _)| pack).collect();
     let mut envelopes = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(512) {
-        envelopes.extend(store.envelopes(chunk)?);
+        envelopes.extend(store.envelopes(chunk, usize::MAX)?.0);
     }
     Ok(envelopes)
 }

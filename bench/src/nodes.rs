@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use smpl_index::SearchQuery;
 use smpl_node::{Home, Store};
-use smpl_protocol::{BlobHash, Identity, Signed};
+use smpl_protocol::{BlobHash, Identity, Manifest, Signed};
 
 use crate::corpus::Corpus;
 use crate::rng;
@@ -55,33 +55,12 @@ pub fn ensure_seeder(dir: &Path, packs: usize, per_pack: usize, authors: usize, 
     home.init()?;
     let store = Store::open(&home.db_dir())?;
     let corpus = Corpus::new(packs * per_pack, per_pack, seed);
-    let keys: Vec<Identity> = (0..authors)
-        .map(|a| {
-            let mut r = rng::Rng::for_item(seed, 100, a as u64);
-            let mut secret = [0u8; 32];
-            for chunk in secret.chunks_mut(8) {
-                chunk.copy_from_slice(&r.next_u64().to_le_bytes());
-            }
-            Identity::from_secret_bytes(secret)
-        })
-        .collect();
+    let keys: Vec<Identity> = (0..authors).map(|a| author_key(seed, a)).collect();
     let started = Instant::now();
     let mut bytes = 0u64;
     for i in 0..packs {
         let key = &keys[i % keys.len()];
-        let mut m = corpus.pack(i);
-        m.author = key.node_id();
-        m.pack_id = smpl_protocol::PackId::derive(&m.author, &m.slug);
-        // The corpus dates pack i 3,000 s after pack i - 1; past about 60,000 packs
-        // that is in the future, which nodes refuse: fold them into 2020–2023.
-        m.created_at = 1_600_000_000 + m.created_at.saturating_sub(1_600_000_000) % 100_000_000;
-        let mut r = rng::Rng::for_item(seed, 101, i as u64);
-        for s in &mut m.samples {
-            s.waveform = (0..128).map(|_| r.below(256) as u8).collect();
-            s.hash = BlobHash(blake3::hash(&r.next_u64().to_le_bytes()).into());
-            s.preview = Some(BlobHash(blake3::hash(&r.next_u64().to_le_bytes()).into()));
-        }
-        m.content = smpl_protocol::collection::content_hash(m.samples.iter().map(|s| (&s.name, s.hash)));
+        let m = catalogue_pack(&corpus, i, key, seed, 128);
         let envelope = m.sign(key)?;
         bytes += envelope.as_bytes().len() as u64;
         store.accept_manifest(&m, &envelope, false)?;
@@ -94,6 +73,36 @@ pub fn ensure_seeder(dir: &Path, packs: usize, per_pack: usize, authors: usize, 
     eprintln!("  seeder: {packs} packs, {bytes} envelope bytes, {:.0} s", started.elapsed().as_secs_f64());
     std::fs::write(&marker, bytes.to_string())?;
     Ok(bytes)
+}
+
+/// The key that signs the packs of author `a` of a benchmark catalogue.
+pub fn author_key(seed: u64, a: usize) -> Identity {
+    let mut r = rng::Rng::for_item(seed, 100, a as u64);
+    let mut secret = [0u8; 32];
+    for chunk in secret.chunks_mut(8) {
+        chunk.copy_from_slice(&r.next_u64().to_le_bytes());
+    }
+    Identity::from_secret_bytes(secret)
+}
+
+/// Pack `i` of `corpus` as `key` would publish it: its author and pack id, a date
+/// in the past, each sample with a waveform of `points` points and hashes of its
+/// own, and the content hash over them.
+pub fn catalogue_pack(corpus: &Corpus, i: usize, key: &Identity, seed: u64, points: usize) -> Manifest {
+    let mut m = corpus.pack(i);
+    m.author = key.node_id();
+    m.pack_id = smpl_protocol::PackId::derive(&m.author, &m.slug);
+    // The corpus dates pack i 3,000 s after pack i - 1; past about 60,000 packs
+    // that is in the future, which nodes refuse: fold them into 2020–2023.
+    m.created_at = 1_600_000_000 + m.created_at.saturating_sub(1_600_000_000) % 100_000_000;
+    let mut r = rng::Rng::for_item(seed, 101, i as u64);
+    for s in &mut m.samples {
+        s.waveform = (0..points).map(|_| r.below(256) as u8).collect();
+        s.hash = BlobHash(blake3::hash(&r.next_u64().to_le_bytes()).into());
+        s.preview = Some(BlobHash(blake3::hash(&r.next_u64().to_le_bytes()).into()));
+    }
+    m.content = smpl_protocol::collection::content_hash(m.samples.iter().map(|s| (&s.name, s.hash)));
+    m
 }
 
 /// How a process or thread that stands in for another machine is kept from the

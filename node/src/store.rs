@@ -651,25 +651,35 @@ impl Store {
         Ok(items)
     }
 
-    /// The newest stored envelope (manifest or retraction) of each of `ids`.
-    pub fn envelopes(&self, ids: &[PackId]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
+    /// The newest stored envelope (manifest or retraction) of each of `ids` held,
+    /// in order, while their bytes stay within `max_bytes`; and how many of `ids`
+    /// were not read: the one whose envelope would pass `max_bytes` and those after
+    /// it. So a sync answer holds at most one envelope more than it sends, however
+    /// large the listings asked for.
+    pub fn envelopes(&self, ids: &[PackId], max_bytes: usize) -> Result<(Vec<Vec<u8>>, usize), StoreError> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0;
+        for (at, id) in ids.iter().enumerate() {
             let m = self.current_envelope(id)?;
             let r = self.retractions.get(id.0)?;
             let retraction = match (&m, r) {
                 (Some((seq, _)), Some(r)) if seq_of(&r) < *seq => None,
                 (_, r) => r,
             };
-            if let Some(value) = retraction {
-                let envelope =
-                    envelope_of(&value).map_err(|source| StoreError::Corrupt { pack: *id, source })?;
-                out.push(envelope.into_owned());
+            let envelope = if let Some(value) = retraction {
+                envelope_of(&value).map_err(|source| StoreError::Corrupt { pack: *id, source })?.into_owned()
             } else if let Some((_, envelope)) = m {
-                out.push(envelope);
+                envelope
+            } else {
+                continue;
+            };
+            bytes += envelope.len();
+            if bytes > max_bytes {
+                return Ok((out, ids.len() - at));
             }
+            out.push(envelope);
         }
-        Ok(out)
+        Ok((out, 0))
     }
 
     /// Remembers a peer's address to dial at start and while not connected; past
@@ -947,6 +957,35 @@ mod tests {
     }
 
     #[test]
+    fn envelopes_stop_at_the_byte_limit_and_say_how_many_ids_were_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = identity(1);
+        let store = Store::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        let mut sizes = Vec::new();
+        for slug in ["one", "two", "three"] {
+            let samples = (0..50).map(|n| sample(&format!("{slug}/Hit_{n:03}.wav"))).collect();
+            let m = manifest(me.node_id(), slug, 1, samples);
+            let envelope = m.sign(&me).unwrap();
+            store.accept_manifest(&m, &envelope, false).unwrap();
+            ids.push(m.pack_id);
+            sizes.push(envelope.as_bytes().len());
+        }
+        let missing = PackId([7; 16]);
+        let asked = [ids[0], missing, ids[1], ids[2]];
+        let (all, left) = store.envelopes(&asked, usize::MAX).unwrap();
+        assert_eq!((all.len(), left), (3, 0), "an id not held is skipped");
+
+        // Room for the first two and a byte less than the third.
+        let (some, left) = store.envelopes(&asked, sizes[0] + sizes[1] + sizes[2] - 1).unwrap();
+        assert_eq!(some, all[..2]);
+        assert_eq!(left, 1, "the third is left for a later answer");
+        let (none, left) = store.envelopes(&asked, sizes[0] - 1).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(left, 4);
+    }
+
+    #[test]
     fn envelopes_are_stored_compressed_and_plain_records_of_an_older_store_still_read() {
         let dir = tempfile::tempdir().unwrap();
         let me = identity(1);
@@ -965,7 +1004,10 @@ mod tests {
             big_envelope.as_bytes().len()
         );
         assert_eq!(store.manifest(&big.pack_id).unwrap().unwrap().0, big);
-        assert_eq!(store.envelopes(&[big.pack_id]).unwrap(), [big_envelope.as_bytes().to_vec()]);
+        assert_eq!(
+            store.envelopes(&[big.pack_id], usize::MAX).unwrap().0,
+            [big_envelope.as_bytes().to_vec()]
+        );
 
         // A record as stores wrote them before compression: seq, then the envelope.
         let old = manifest(me.node_id(), "plain", 1, vec![sample("Kick.wav")]);
@@ -974,7 +1016,10 @@ mod tests {
         plain.extend_from_slice(old_envelope.as_bytes());
         store.manifests.insert(old.pack_id.0, plain).unwrap();
         assert_eq!(store.manifest(&old.pack_id).unwrap().unwrap().0, old);
-        assert_eq!(store.envelopes(&[old.pack_id]).unwrap(), [old_envelope.as_bytes().to_vec()]);
+        assert_eq!(
+            store.envelopes(&[old.pack_id], usize::MAX).unwrap().0,
+            [old_envelope.as_bytes().to_vec()]
+        );
 
         // Summaries written from both kinds count the envelopes' own lengths.
         store.listings.clear().unwrap();
@@ -1036,7 +1081,7 @@ mod tests {
             Retraction { pack_id: c, author: me.node_id(), slug: "c".into(), seq: 1, retracted_at: 1 };
         store.accept_retraction(&retraction, &retraction.sign(&me).unwrap(), false).unwrap();
         assert!(!listing_file(dir.path(), &c, 1).exists());
-        assert_eq!(store.envelopes(&[c]).unwrap().len(), 1, "the retraction is served");
+        assert_eq!(store.envelopes(&[c], usize::MAX).unwrap().0.len(), 1, "the retraction is served");
 
         // A crash: one listing's file never reached the disk, another is empty, and
         // a file of a version the store never recorded was left behind.

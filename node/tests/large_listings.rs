@@ -54,6 +54,10 @@ async fn a_late_joiner_gets_every_large_listing_in_answers_under_the_cap() {
         start.elapsed().as_secs_f64()
     );
     assert!(deferred > 0, "the answers were split to stay under the cap");
+    let largest = stats.answer_bytes_max.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(largest <= smpl_protocol::wire::MAX_SYNC_RESPONSE_BYTES, "an answer of {largest} bytes");
+    let failed = joiner.network().unwrap().stats().fetches_failed.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(failed, 0, "every answer was read");
     let fetched = joiner.network().unwrap().stats().fetched.load(std::sync::atomic::Ordering::Relaxed);
     assert!(fetched >= LISTINGS as u64);
 }

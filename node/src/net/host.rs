@@ -51,8 +51,10 @@ pub trait Host: Send + Sync + 'static {
     fn index_now(&self, _pack: &PackId) {}
     /// Every listing this node holds, as reconciliation items sorted by id.
     fn sync_items(&self) -> Arc<Vec<Item>>;
-    /// The stored envelopes (manifest or retraction) of `ids`.
-    fn envelopes(&self, ids: &[PackId]) -> Vec<Vec<u8>>;
+    /// The stored envelopes (manifest or retraction) of `ids`, in order, within
+    /// `max_bytes`; and how many of `ids` were left for a later answer
+    /// ([`Store::envelopes`]).
+    fn envelopes(&self, ids: &[PackId], max_bytes: usize) -> (Vec<Vec<u8>>, usize);
     /// Our iroh data-plane addresses.
     fn iroh_addrs(&self) -> Vec<SocketAddr>;
     /// The iroh relay we run for peers, and the relay our endpoint is homed at.
@@ -216,10 +218,10 @@ impl Host for NodeHost {
         })
     }
 
-    fn envelopes(&self, ids: &[PackId]) -> Vec<Vec<u8>> {
-        self.store.envelopes(ids).unwrap_or_else(|e| {
+    fn envelopes(&self, ids: &[PackId], max_bytes: usize) -> (Vec<Vec<u8>>, usize) {
+        self.store.envelopes(ids, max_bytes).unwrap_or_else(|e| {
             tracing::error!("reading envelopes for sync failed: {e}");
-            Vec::new()
+            (Vec::new(), 0)
         })
     }
 

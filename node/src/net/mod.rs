@@ -341,9 +341,18 @@ pub struct SyncStats {
     /// Listings reconciliation found missing that were not fetched: fetched from
     /// the same peer before and not taken (see [`MAX_PASSED`]).
     pub fetches_skipped: AtomicU64,
-    /// Envelopes a `Fetch` answer of ours left out to stay within the answer's
-    /// byte budget (the requester asks again for them).
+    /// `Fetch` answers this node sent, and the bytes of envelopes in the largest.
+    pub answers: AtomicU64,
+    pub answer_bytes_max: AtomicU64,
+    /// Ids asked for that a `Fetch` answer of ours left out to stay within the
+    /// answer's byte budget (the requester asks again for them).
     pub answer_deferred: AtomicU64,
+    /// Fetches of ours that failed: the peer went, or timed out, or its answer
+    /// could not be read (over the size limit, say).
+    pub fetches_failed: AtomicU64,
+    /// Provider records of other peers the DHT dropped: their share of the store
+    /// was full ([`providers::MAX_REMOTE_KEYS`]).
+    pub provider_records_dropped: Arc<AtomicU64>,
     /// Peers disconnected and banned for sending invalid listings.
     pub banned: AtomicU64,
     /// Relay reservations accepted for this node, and refused or failed.
@@ -522,7 +531,8 @@ impl Network {
         }
         let peer_id = *swarm.local_peer_id();
         let (tx, rx) = mpsc::channel(256);
-        let stats = Arc::new(SyncStats::default());
+        let provider_records_dropped = swarm.behaviour_mut().kad.store_mut().dropped.clone();
+        let stats = Arc::new(SyncStats { provider_records_dropped, ..SyncStats::default() });
         let unknown = Reachability { nat: "unknown".into(), ..Default::default() };
         let (reach_tx, reachability) = watch::channel(unknown);
         // As many as the machine has cores, at most 4: sync takes listings in
@@ -1632,6 +1642,7 @@ impl Actor {
                         self.round_over(peer);
                     }
                     Some((peer, Pending::Fetch(_))) => {
+                        self.stats.fetches_failed.fetch_add(1, Ordering::Relaxed);
                         self.round_failed(peer);
                         self.fetch_done(peer);
                     }
@@ -1687,23 +1698,14 @@ impl Actor {
                 let ids: Vec<PackId> = ids.into_iter().take(MAX_FETCH_IDS).collect();
                 let stats = self.stats.clone();
                 self.blocking(move |host| {
-                    // Envelopes in the order asked, as many as fit the byte budget;
-                    // the requester asks again for the rest.
-                    let mut envelopes = Vec::new();
-                    let mut bytes = 0;
-                    let held = host.envelopes(&ids);
-                    let count = held.len();
-                    for envelope in held {
-                        if bytes + envelope.len() > ANSWER_BUDGET {
-                            break;
-                        }
-                        bytes += envelope.len();
-                        envelopes.push(ByteBuf::from(envelope));
-                    }
-                    let deferred = count - envelopes.len();
-                    if deferred > 0 {
-                        stats.answer_deferred.fetch_add(deferred as u64, Ordering::Relaxed);
-                    }
+                    // Envelopes in the order asked, as many as fit the byte budget
+                    // (no more are read); the requester asks again for the rest.
+                    let (envelopes, deferred) = host.envelopes(&ids, ANSWER_BUDGET);
+                    let bytes: usize = envelopes.iter().map(Vec::len).sum();
+                    stats.answers.fetch_add(1, Ordering::Relaxed);
+                    stats.answer_bytes_max.fetch_max(bytes as u64, Ordering::Relaxed);
+                    stats.answer_deferred.fetch_add(deferred as u64, Ordering::Relaxed);
+                    let envelopes = envelopes.into_iter().map(ByteBuf::from).collect();
                     Some(Done::Respond { channel, response: SyncResponse::Envelopes(envelopes) })
                 })
             }

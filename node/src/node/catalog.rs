@@ -264,8 +264,8 @@ impl Node {
     /// Gossips the newest listing of `pack` and, for content we hold, provides it.
     async fn announce(&self, pack: &PackId, provide: bool) {
         let Some((network, _)) = &self.net else { return };
-        match self.store.envelopes(&[*pack]) {
-            Ok(envelopes) => {
+        match self.store.envelopes(&[*pack], usize::MAX) {
+            Ok((envelopes, _)) => {
                 for envelope in envelopes {
                     let _ = network.publish(envelope).await;
                 }

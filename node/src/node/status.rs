@@ -50,6 +50,24 @@ pub struct Dropped {
     pub orders_rate_limited: u64,
     /// Orders rejected before they were kept (`smpl sales --refused` lists them).
     pub orders_refused: u64,
+    /// Other peers' DHT provider records dropped: their share was full.
+    #[serde(default)]
+    pub provider_records_dropped: u64,
+}
+
+/// Listing sync since the node started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncCounts {
+    /// Listings taken from peers' `Fetch` answers, and fetches of ours that
+    /// failed (the peer went, or its answer could not be read).
+    pub fetched: u64,
+    pub fetches_failed: u64,
+    /// `Fetch` answers this node sent, the bytes of listings in the largest, and
+    /// the ids asked for that they left for a later answer to stay within the
+    /// answer's limit.
+    pub answers: u64,
+    pub answer_bytes_max: u64,
+    pub answer_deferred: u64,
 }
 
 /// The node's state at a glance.
@@ -60,6 +78,8 @@ pub struct Status {
     pub listings: usize,
     pub index_queue: usize,
     pub dropped: Dropped,
+    #[serde(default)]
+    pub sync: SyncCounts,
     /// Data-plane bytes through iroh relays: sent and received by this node,
     /// and forwarded for others by the relay it runs (`--relay-server`).
     #[serde(default)]
@@ -91,8 +111,23 @@ impl Node {
             dropped.announces_refused = n(&stats.announces_refused);
             dropped.sync_invalid = n(&stats.fetched_invalid);
             dropped.peers_banned = n(&stats.banned);
+            dropped.provider_records_dropped = n(&stats.provider_records_dropped);
         }
         dropped
+    }
+
+    /// Listing sync since the node started.
+    pub fn sync_counts(&self) -> SyncCounts {
+        let Some(network) = self.network() else { return SyncCounts::default() };
+        let stats = network.stats();
+        let n = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        SyncCounts {
+            fetched: n(&stats.fetched),
+            fetches_failed: n(&stats.fetches_failed),
+            answers: n(&stats.answers),
+            answer_bytes_max: n(&stats.answer_bytes_max),
+            answer_deferred: n(&stats.answer_deferred),
+        }
     }
 
     pub async fn status(&self) -> Result<Status, NodeError> {
@@ -103,6 +138,7 @@ impl Node {
             listings,
             index_queue: self.store.queue_len(),
             dropped: self.dropped(),
+            sync: self.sync_counts(),
             relay_bytes: self.transfer().map(|t| t.relay_bytes()).unwrap_or_default(),
         })
     }

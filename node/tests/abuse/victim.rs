@@ -67,7 +67,7 @@ impl Victim {
             stored: store.pack_seqs().unwrap(),
             indexed: self.node.index().packs().unwrap(),
             items: store.sync_items().unwrap().to_vec(),
-            envelope: store.envelopes(&[self.pack]).unwrap(),
+            envelope: store.envelopes(&[self.pack], usize::MAX).unwrap().0,
         }
     }
 

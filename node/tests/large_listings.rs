@@ -49,10 +49,7 @@ async fn a_late_joiner_gets_every_large_listing_in_answers_under_the_cap() {
     }
     let stats = holder.network().unwrap().stats();
     let deferred = stats.answer_deferred.load(std::sync::atomic::Ordering::Relaxed);
-    println!(
-        "synced in {:.1} s; {deferred} envelopes deferred to a later answer",
-        start.elapsed().as_secs_f64()
-    );
+    println!("synced in {:.1} s; {deferred} ids left for a later answer", start.elapsed().as_secs_f64());
     assert!(deferred > 0, "the answers were split to stay under the cap");
     let largest = stats.answer_bytes_max.load(std::sync::atomic::Ordering::Relaxed);
     assert!(largest <= smpl_protocol::wire::MAX_SYNC_RESPONSE_BYTES, "an answer of {largest} bytes");

@@ -41,6 +41,16 @@ pub fn text_query(text: &str) -> SearchQuery {
     SearchQuery { text: Some(text.to_string()), ..SearchQuery::default() }
 }
 
+/// The `smpl` binary: `given`, or the one beside this harness.
+pub fn smpl_binary(given: Option<&Path>) -> Result<PathBuf> {
+    let smpl = match given {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()?.with_file_name("smpl"),
+    };
+    anyhow::ensure!(smpl.exists(), "{} not found: build it (cargo build --release -p smpl)", smpl.display());
+    Ok(smpl)
+}
+
 /// Builds the seeder's store once (a marker file says it is complete) and returns
 /// the bytes of its envelopes.
 pub fn ensure_seeder(dir: &Path, packs: usize, per_pack: usize, authors: usize, seed: u64) -> Result<u64> {

@@ -7,10 +7,13 @@
 //! strangers would, and checks that the node still announces what it publishes:
 //!
 //! 1. **Node**: a fresh `smpl node` (home `--dir`/node, removed first; 127.0.0.1,
-//!    mDNS off). It publishes a pack of two one-second WAV files (`smpl publish`),
-//!    and a stock Kademlia client of its own key (only `/smpl/kad/1`, TCP + noise +
-//!    yamux, nothing of smpl's swarm) asks it for the pack's providers: the node
-//!    must name itself. The baseline.
+//!    mDNS off), and an honest peer that meets it as peers do (Kademlia in server
+//!    mode and identify, listening on 127.0.0.1), so that the node has it in its
+//!    routing table. The node publishes a pack of two one-second WAV files (`smpl
+//!    publish`), and a stock Kademlia client of its own key (only `/smpl/kad/1`,
+//!    TCP + noise + yamux, nothing of smpl's swarm) asks it for the pack's
+//!    providers: the node must name itself, and the honest peer must receive the
+//!    node's provider record (its announcement). The baseline.
 //! 2. **Flood**: `--peers` stock Kademlia clients, each of a fresh key and on a
 //!    thread of its own, connect to the node and `start_providing` random 32-byte
 //!    keys, `--records` in all, at most `--in-flight` queries at once between them.
@@ -29,11 +32,11 @@
 //!    dropped), whose provider should be found and not found.
 //! 5. The node's status (`/v1/status`, `dropped.provider_records_dropped`) and a
 //!    table of the figures. The run fails unless the node named itself as the
-//!    provider of each of its packs.
+//!    provider of each of its packs, and announced each to the honest peer.
 //!
 //! Every client dials the node's 127.0.0.1 TCP address and nothing else: no
 //! bootstrap, no routing-table inserts but the node, an allow list of the node's
-//! peer id alone, no listening.
+//! peer id alone; only the honest peer listens, on 127.0.0.1.
 //!
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin dht` then
 //! `./target/release/dht` (`--records 20000` for a short run).
@@ -61,13 +64,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use futures::StreamExt;
-use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig, RecordStore};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, allow_block_list, identity, kad, noise, tcp,
-    yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, allow_block_list, identify, identity, kad, noise,
+    tcp, yamux,
 };
 use smpl_node::Home;
 use smpl_protocol::PackId;
@@ -145,6 +148,10 @@ struct Check {
     found: bool,
     /// From the lookup's start until the provider was named, or the lookup ended.
     lookup_ms: f64,
+    /// For the node's own packs: from the start of the publish until the honest
+    /// peer was seen holding the node's provider record (checked after the
+    /// lookup), if it did within the timeout.
+    witnessed_secs: Option<f64>,
 }
 
 #[derive(Default)]
@@ -169,11 +176,7 @@ struct Figures {
 fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.peers > 0 && args.in_flight >= args.peers, "--in-flight must be at least --peers");
-    let smpl = match &args.smpl {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("smpl"),
-    };
-    anyhow::ensure!(smpl.exists(), "{} not found: build it (cargo build --release -p smpl)", smpl.display());
+    let smpl = nodes::smpl_binary(args.smpl.as_deref())?;
     std::fs::create_dir_all(&args.dir)?;
     let home = args.dir.join("node");
     if home.exists() {
@@ -194,8 +197,9 @@ fn main() -> Result<()> {
     print_table(&args, &figures);
     let own = [Some(figures.before), figures.mid, Some(figures.after)];
     anyhow::ensure!(
-        own.iter().flatten().all(|c| c.found),
-        "the node did not name itself as the provider of every pack it published (log: {})",
+        own.iter().flatten().all(|c| c.found && c.witnessed_secs.is_some()),
+        "the node did not name itself as the provider of every pack it published, or its announcement \
+         did not reach the honest peer (log: {})",
         log.display()
     );
     Ok(())
@@ -214,7 +218,8 @@ fn run(args: &Args, smpl: &Path, home: &Path, node: &NodeProcess) -> Result<Figu
     let api = Api::new(home)?;
 
     // Baseline.
-    let before = own_pack(smpl, home, &args.dir, "Before", &target, timeout)?;
+    let witness = Witness::start(&target, timeout)?;
+    let before = own_pack(smpl, home, &args.dir, "Before", &target, &witness, timeout)?;
     let mut figures = Figures { before, ..Figures::default() };
     eprintln!("before the flood: own pack found {}", yes_no(figures.before.found));
     figures.rss_before = node.rss()?;
@@ -232,7 +237,7 @@ fn run(args: &Args, smpl: &Path, home: &Path, node: &NodeProcess) -> Result<Figu
             }
             peak
         });
-        let flooded = flood(args, smpl, home, &api, &target, &mut figures);
+        let flooded = flood(args, smpl, home, &api, &target, &witness, &mut figures);
         sampling.store(false, Ordering::Relaxed);
         let peak = sampler.join().map_err(|_| anyhow!("the RSS sampler panicked"))?;
         flooded.map(|()| peak)
@@ -241,7 +246,7 @@ fn run(args: &Args, smpl: &Path, home: &Path, node: &NodeProcess) -> Result<Figu
     figures.dropped = provider_records_dropped(&api)?;
 
     // After.
-    figures.after = own_pack(smpl, home, &args.dir, "After", &target, timeout)?;
+    figures.after = own_pack(smpl, home, &args.dir, "After", &target, &witness, timeout)?;
     eprintln!("after the flood: own pack found {}", yes_no(figures.after.found));
     let attacker = attacker_key(args.seed, 0).public().to_peer_id();
     let per_peer = args.records / args.peers as u64;
@@ -263,6 +268,7 @@ fn flood(
     home: &Path,
     api: &Api,
     target: &Target,
+    witness: &Witness,
     figures: &mut Figures,
 ) -> Result<()> {
     let timeout = Duration::from_secs(args.timeout_secs);
@@ -282,7 +288,7 @@ fn flood(
             })
         })
         .collect::<std::io::Result<_>>()?;
-    let watched = watch(args, smpl, home, api, target, &counts, &peers, started, figures);
+    let watched = watch(args, smpl, home, api, target, witness, &counts, &peers, started, figures);
     stop.store(true, Ordering::Relaxed);
     let mut ended = Ok(());
     for peer in peers {
@@ -312,6 +318,7 @@ fn watch(
     home: &Path,
     api: &Api,
     target: &Target,
+    witness: &Witness,
     counts: &Counts,
     peers: &[JoinHandle<Result<()>>],
     started: Instant,
@@ -337,7 +344,7 @@ fn watch(
             );
         }
         if figures.mid.is_none() && sent >= args.records / 2 {
-            let mid = own_pack(smpl, home, &args.dir, "Midway", target, timeout)?;
+            let mid = own_pack(smpl, home, &args.dir, "Midway", target, witness, timeout)?;
             eprintln!("mid-flood ({} records offered): own pack found {}", total(counts), yes_no(mid.found));
             figures.mid = Some(mid);
         }
@@ -436,13 +443,15 @@ async fn offer(
 }
 
 /// Publishes a fresh pack of two WAV files titled `title` and looks for its
-/// providers: whether the node names itself.
+/// providers: whether the node names itself, and whether its announcement reached
+/// the honest peer.
 fn own_pack(
     smpl: &Path,
     home: &Path,
     dir: &Path,
     title: &str,
     target: &Target,
+    witness: &Witness,
     timeout: Duration,
 ) -> Result<Check> {
     let folder = dir.join(format!("pack-{}", title.to_lowercase()));
@@ -474,8 +483,108 @@ fn own_pack(
     let publish_secs = started.elapsed().as_secs_f64();
     let pack: PackId =
         answer["pack_id"].as_str().with_context(|| format!("publish answered {answer}"))?.parse()?;
-    let check = lookup(target, kad::RecordKey::new(&pack.0), target.peer, timeout)?;
-    Ok(Check { publish_secs, ..check })
+    let key = kad::RecordKey::new(&pack.0);
+    let check = lookup(target, key.clone(), target.peer, timeout)?;
+    let mut witnessed_secs = None;
+    while witnessed_secs.is_none() && started.elapsed() < timeout {
+        if witness.holds(&key)? {
+            witnessed_secs = Some(started.elapsed().as_secs_f64());
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(Check { publish_secs, witnessed_secs, ..check })
+}
+
+/// An honest peer as the node meets any: Kademlia in server mode and identify,
+/// listening on 127.0.0.1, connected to the node alone. The node puts it in its
+/// routing table, so its announcements of its own packs go to it.
+#[derive(NetworkBehaviour)]
+struct Honest {
+    allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    identify: identify::Behaviour,
+    kad: kad::Behaviour<MemoryStore>,
+}
+
+/// The honest peer, on a thread of its own, asked whether it holds the node's
+/// provider record of a key.
+struct Witness {
+    ask: tokio::sync::mpsc::UnboundedSender<(kad::RecordKey, std::sync::mpsc::Sender<bool>)>,
+    timeout: Duration,
+}
+
+impl Witness {
+    /// Starts the honest peer and returns once the node has its identify answer
+    /// (and so its address).
+    fn start(target: &Target, timeout: Duration) -> Result<Witness> {
+        let (ask, mut asked) =
+            tokio::sync::mpsc::unbounded_channel::<(kad::RecordKey, std::sync::mpsc::Sender<bool>)>();
+        let (ready, introduced) = std::sync::mpsc::channel();
+        let target = target.clone();
+        std::thread::Builder::new().name("dht-witness".into()).spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async move {
+                let mut swarm = honest_peer(&target)?;
+                swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
+                swarm.dial(DialOpts::peer_id(target.peer).addresses(vec![target.addr.clone()]).build())?;
+                loop {
+                    tokio::select! {
+                        question = asked.recv() => {
+                            // The harness dropped its handle: the run is over.
+                            let Some((key, reply)) = question else { return Ok(()) };
+                            let store = swarm.behaviour_mut().kad.store_mut();
+                            let _ = reply.send(store.providers(&key).iter().any(|p| p.provider == target.peer));
+                        }
+                        event = swarm.select_next_some() => {
+                            if let SwarmEvent::Behaviour(HonestEvent::Identify(identify::Event::Sent { peer_id, .. })) = event
+                                && peer_id == target.peer
+                            {
+                                let _ = ready.send(());
+                            }
+                        }
+                    }
+                }
+            })
+        })?;
+        introduced
+            .recv_timeout(timeout)
+            .map_err(|_| anyhow!("the honest peer did not meet the node within {} s", timeout.as_secs()))?;
+        Ok(Witness { ask, timeout })
+    }
+
+    /// Whether the honest peer holds the node's provider record of `key`.
+    fn holds(&self, key: &kad::RecordKey) -> Result<bool> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.ask.send((key.clone(), reply)).map_err(|_| anyhow!("the honest peer stopped"))?;
+        answer.recv_timeout(self.timeout).map_err(|_| anyhow!("the honest peer did not answer"))
+    }
+}
+
+/// The honest peer's swarm: TCP + noise + yamux, identify, and Kademlia on
+/// `/smpl/kad/1` in server mode, without bootstrap or republishing.
+fn honest_peer(target: &Target) -> Result<Swarm<Honest>> {
+    let swarm = SwarmBuilder::with_existing_identity(fresh_key())
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            let mut config = kad::Config::new(KAD_PROTOCOL);
+            config
+                .set_periodic_bootstrap_interval(None)
+                .set_provider_publication_interval(None)
+                .set_publication_interval(None)
+                .set_replication_interval(None);
+            let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), config);
+            kad.set_mode(Some(kad::Mode::Server));
+            kad.add_address(&target.peer, target.addr.clone());
+            let mut allow = allow_block_list::Behaviour::default();
+            allow.allow_peer(target.peer);
+            let identify = identify::Behaviour::new(identify::Config::new("/smpl/id/1".into(), key.public()));
+            Honest { allow, identify, kad }
+        })?
+        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
 }
 
 /// Asks the node, from a fresh client of its own key, for the providers of `key`:
@@ -622,7 +731,13 @@ fn yes_no(found: bool) -> &'static str {
 fn print_table(args: &Args, f: &Figures) {
     let mb = |(rss, anon): (u64, u64)| format!("{:.0} MB ({:.0})", rss as f64 / 1e6, anon as f64 / 1e6);
     let own = |c: &Check| {
-        format!("{}, lookup {:.1} ms (publish {:.2} s)", yes_no(c.found), c.lookup_ms, c.publish_secs)
+        let reached = c.witnessed_secs.map_or("no".to_string(), |secs| format!("by {secs:.2} s"));
+        format!(
+            "{}, lookup {:.1} ms (publish {:.2} s); at the honest peer: {reached}",
+            yes_no(c.found),
+            c.lookup_ms,
+            c.publish_secs
+        )
     };
     let remote = |c: &Check| format!("{}, lookup {:.1} ms", yes_no(c.found), c.lookup_ms);
     println!(

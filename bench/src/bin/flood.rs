@@ -124,11 +124,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let smpl = match &args.smpl {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("smpl"),
-    };
-    anyhow::ensure!(smpl.exists(), "{} not found: build it (cargo build --release -p smpl)", smpl.display());
+    let smpl = nodes::smpl_binary(args.smpl.as_deref())?;
     let queries = query_set(args.seed);
 
     let seeder = args.dir.join(format!("seeder-{}x{}-{}", args.listings, args.per_pack, args.authors));

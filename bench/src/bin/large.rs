@@ -88,11 +88,7 @@ struct Catalogue {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let smpl = match &args.smpl {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("smpl"),
-    };
-    anyhow::ensure!(smpl.exists(), "{} not found: build it (cargo build --release -p smpl)", smpl.display());
+    let smpl = nodes::smpl_binary(args.smpl.as_deref())?;
     let target = (args.mb * 1e6) as usize;
     anyhow::ensure!(
         target <= limits::MAX_ENVELOPE_BYTES,

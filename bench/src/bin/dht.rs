@@ -524,7 +524,7 @@ impl Witness {
         std::thread::Builder::new().name("dht-witness".into()).spawn(move || -> Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async move {
-                let mut swarm = honest_peer(&target)?;
+                let mut swarm = honest_peer(&target, timeout)?;
                 swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
                 swarm.dial(DialOpts::peer_id(target.peer).addresses(vec![target.addr.clone()]).build())?;
                 loop {
@@ -560,21 +560,28 @@ impl Witness {
     }
 }
 
+/// Kademlia on `/smpl/kad/1` that does nothing on its own: no bootstrap, no
+/// republishing or replication, queries that end after `timeout`.
+fn kad_config(timeout: Duration) -> kad::Config {
+    let mut config = kad::Config::new(KAD_PROTOCOL);
+    config
+        .set_query_timeout(timeout)
+        .set_periodic_bootstrap_interval(None)
+        .set_provider_publication_interval(None)
+        .set_publication_interval(None)
+        .set_replication_interval(None);
+    config
+}
+
 /// The honest peer's swarm: TCP + noise + yamux, identify, and Kademlia on
 /// `/smpl/kad/1` in server mode, without bootstrap or republishing.
-fn honest_peer(target: &Target) -> Result<Swarm<Honest>> {
+fn honest_peer(target: &Target, timeout: Duration) -> Result<Swarm<Honest>> {
     let swarm = SwarmBuilder::with_existing_identity(fresh_key())
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
-            let mut config = kad::Config::new(KAD_PROTOCOL);
-            config
-                .set_periodic_bootstrap_interval(None)
-                .set_provider_publication_interval(None)
-                .set_publication_interval(None)
-                .set_replication_interval(None);
-            let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), config);
+            let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kad_config(timeout));
             kad.set_mode(Some(kad::Mode::Server));
             kad.add_address(&target.peer, target.addr.clone());
             let mut allow = allow_block_list::Behaviour::default();
@@ -645,14 +652,8 @@ fn client(
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
-            let mut config = kad::Config::new(KAD_PROTOCOL);
-            config
-                .set_query_timeout(timeout)
-                .set_kbucket_inserts(kad::BucketInserts::Manual)
-                .set_periodic_bootstrap_interval(None)
-                .set_provider_publication_interval(None)
-                .set_publication_interval(None)
-                .set_replication_interval(None);
+            let mut config = kad_config(timeout);
+            config.set_kbucket_inserts(kad::BucketInserts::Manual);
             let store = MemoryStore::with_config(
                 peer,
                 MemoryStoreConfig {

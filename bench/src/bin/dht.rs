@@ -205,6 +205,18 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// What the steps of a run share: the node under test, how to reach it, and the
+/// honest peer that meets it.
+struct Run<'a> {
+    args: &'a Args,
+    smpl: &'a Path,
+    home: &'a Path,
+    api: Api,
+    target: Target,
+    witness: Witness,
+    timeout: Duration,
+}
+
 fn run(args: &Args, smpl: &Path, home: &Path, node: &NodeProcess) -> Result<Figures> {
     let timeout = Duration::from_secs(args.timeout_secs);
     let info = Home::new(home).node_info()?;
@@ -215,11 +227,11 @@ fn run(args: &Args, smpl: &Path, home: &Path, node: &NodeProcess) -> Result<Figu
     );
     let peer = smpl_node::net::peer_id_of(&info.node_id).context("the node's id is not an ed25519 key")?;
     let target = Target { addr, peer };
-    let api = Api::new(home)?;
+    let witness = Witness::start(&target, timeout)?;
+    let run = Run { args, smpl, home, api: Api::new(home)?, target, witness, timeout };
 
     // Baseline.
-    let witness = Witness::start(&target, timeout)?;
-    let before = own_pack(smpl, home, &args.dir, "Before", &target, &witness, timeout)?;
+    let before = run.own_pack("Before")?;
     let mut figures = Figures { before, ..Figures::default() };
     eprintln!("before the flood: own pack found {}", yes_no(figures.before.found));
     figures.rss_before = node.rss()?;
@@ -237,22 +249,22 @@ fn run(args: &Args, smpl: &Path, home: &Path, node: &NodeProcess) -> Result<Figu
             }
             peak
         });
-        let flooded = flood(args, smpl, home, &api, &target, &witness, &mut figures);
+        let flooded = flood(&run, &mut figures);
         sampling.store(false, Ordering::Relaxed);
         let peak = sampler.join().map_err(|_| anyhow!("the RSS sampler panicked"))?;
         flooded.map(|()| peak)
     })?;
     figures.rss_peak = peak;
-    figures.dropped = provider_records_dropped(&api)?;
+    figures.dropped = provider_records_dropped(&run.api)?;
 
     // After.
-    figures.after = own_pack(smpl, home, &args.dir, "After", &target, &witness, timeout)?;
+    figures.after = run.own_pack("After")?;
     eprintln!("after the flood: own pack found {}", yes_no(figures.after.found));
     let attacker = attacker_key(args.seed, 0).public().to_peer_id();
     let per_peer = args.records / args.peers as u64;
-    figures.kept = lookup(&target, record_key(args.seed, 0, 0), attacker, timeout)?;
+    figures.kept = lookup(&run.target, record_key(args.seed, 0, 0), attacker, timeout)?;
     if per_peer > 0 {
-        figures.last = lookup(&target, record_key(args.seed, 0, per_peer - 1), attacker, timeout)?;
+        figures.last = lookup(&run.target, record_key(args.seed, 0, per_peer - 1), attacker, timeout)?;
     }
     figures.rss_after = node.rss()?;
     figures.rss_peak =
@@ -262,16 +274,8 @@ fn run(args: &Args, smpl: &Path, home: &Path, node: &NodeProcess) -> Result<Figu
 
 /// Offers every record, with the mid-flood publish on the way, and waits until
 /// the node's count of dropped records settles.
-fn flood(
-    args: &Args,
-    smpl: &Path,
-    home: &Path,
-    api: &Api,
-    target: &Target,
-    witness: &Witness,
-    figures: &mut Figures,
-) -> Result<()> {
-    let timeout = Duration::from_secs(args.timeout_secs);
+fn flood(run: &Run, figures: &mut Figures) -> Result<()> {
+    let (args, timeout) = (run.args, run.timeout);
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -281,14 +285,14 @@ fn flood(
             let share = args.records / args.peers as u64;
             let count = if p + 1 == args.peers { args.records - share * p as u64 } else { share };
             let in_flight = args.in_flight / args.peers + usize::from(p < args.in_flight % args.peers);
-            let (target, counts, stop, seed) = (target.clone(), counts.clone(), stop.clone(), args.seed);
+            let (target, counts, stop, seed) = (run.target.clone(), counts.clone(), stop.clone(), args.seed);
             std::thread::Builder::new().name(format!("dht-peer-{p}")).spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 runtime.block_on(offer(&target, seed, p, count, in_flight, timeout, &counts, &stop))
             })
         })
         .collect::<std::io::Result<_>>()?;
-    let watched = watch(args, smpl, home, api, target, witness, &counts, &peers, started, figures);
+    let watched = watch(run, &counts, &peers, started, figures);
     stop.store(true, Ordering::Relaxed);
     let mut ended = Ok(());
     for peer in peers {
@@ -311,20 +315,14 @@ fn flood(
 /// Follows the flood until every peer is done: progress, the mid-flood pack, and
 /// a peer's error as soon as it ends with one. Then waits for the node's count of
 /// dropped records to settle (the last records sent are still being taken in).
-#[allow(clippy::too_many_arguments)]
 fn watch(
-    args: &Args,
-    smpl: &Path,
-    home: &Path,
-    api: &Api,
-    target: &Target,
-    witness: &Witness,
+    run: &Run,
     counts: &Counts,
     peers: &[JoinHandle<Result<()>>],
     started: Instant,
     figures: &mut Figures,
 ) -> Result<()> {
-    let timeout = Duration::from_secs(args.timeout_secs);
+    let (args, api) = (run.args, &run.api);
     let total = |c: &Counts| c.offered.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed);
     let mut reported = 0;
     while counts.done.load(Ordering::Relaxed) < args.peers as u64 {
@@ -344,7 +342,7 @@ fn watch(
             );
         }
         if figures.mid.is_none() && sent >= args.records / 2 {
-            let mid = own_pack(smpl, home, &args.dir, "Midway", target, witness, timeout)?;
+            let mid = run.own_pack("Midway")?;
             eprintln!("mid-flood ({} records offered): own pack found {}", total(counts), yes_no(mid.found));
             figures.mid = Some(mid);
         }
@@ -358,7 +356,7 @@ fn watch(
         figures.flood_secs,
         offered as f64 / figures.flood_secs
     );
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + run.timeout;
     let mut last = provider_records_dropped(api)?;
     loop {
         std::thread::sleep(Duration::from_secs(1));
@@ -442,58 +440,54 @@ async fn offer(
     Ok(())
 }
 
-/// Publishes a fresh pack of two WAV files titled `title` and looks for its
-/// providers: whether the node names itself, and whether its announcement reached
-/// the honest peer.
-fn own_pack(
-    smpl: &Path,
-    home: &Path,
-    dir: &Path,
-    title: &str,
-    target: &Target,
-    witness: &Witness,
-    timeout: Duration,
-) -> Result<Check> {
-    let folder = dir.join(format!("pack-{}", title.to_lowercase()));
-    if folder.exists() {
-        std::fs::remove_dir_all(&folder)?;
-    }
-    std::fs::create_dir_all(&folder)?;
-    let variant = title.len() as f32;
-    for (i, freq) in [220.0f32, 330.0].into_iter().enumerate() {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 44_100,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut wav = hound::WavWriter::create(folder.join(format!("Tone_{i}.wav")), spec)?;
-        let freq = freq * (1.0 + variant / 20.0);
-        for n in 0..44_100 {
-            let v = (n as f32 * freq * std::f32::consts::TAU / 44_100.0).sin() * 0.5;
-            wav.write_sample((v * i16::MAX as f32) as i16)?;
+impl Run<'_> {
+    /// Publishes a fresh pack of two WAV files titled `title` and looks for its
+    /// providers: whether the node names itself, and whether its announcement
+    /// reached the honest peer.
+    fn own_pack(&self, title: &str) -> Result<Check> {
+        let (smpl, home, target, witness, timeout) =
+            (self.smpl, self.home, &self.target, &self.witness, self.timeout);
+        let folder = self.args.dir.join(format!("pack-{}", title.to_lowercase()));
+        if folder.exists() {
+            std::fs::remove_dir_all(&folder)?;
         }
-        wav.finalize()?;
-    }
-    let started = Instant::now();
-    let folder = folder.to_str().context("the pack folder's path is not UTF-8")?;
-    let title = format!("DHT {title}");
-    let answer =
-        smpl_json(smpl, home, &["publish", folder, "--title", &title, "--genre", "House", "--free"])?;
-    let publish_secs = started.elapsed().as_secs_f64();
-    let pack: PackId =
-        answer["pack_id"].as_str().with_context(|| format!("publish answered {answer}"))?.parse()?;
-    let key = kad::RecordKey::new(&pack.0);
-    let check = lookup(target, key.clone(), target.peer, timeout)?;
-    let mut witnessed_secs = None;
-    while witnessed_secs.is_none() && started.elapsed() < timeout {
-        if witness.holds(&key)? {
-            witnessed_secs = Some(started.elapsed().as_secs_f64());
-        } else {
-            std::thread::sleep(Duration::from_millis(20));
+        std::fs::create_dir_all(&folder)?;
+        let variant = title.len() as f32;
+        for (i, freq) in [220.0f32, 330.0].into_iter().enumerate() {
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 44_100,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut wav = hound::WavWriter::create(folder.join(format!("Tone_{i}.wav")), spec)?;
+            let freq = freq * (1.0 + variant / 20.0);
+            for n in 0..44_100 {
+                let v = (n as f32 * freq * std::f32::consts::TAU / 44_100.0).sin() * 0.5;
+                wav.write_sample((v * i16::MAX as f32) as i16)?;
+            }
+            wav.finalize()?;
         }
+        let started = Instant::now();
+        let folder = folder.to_str().context("the pack folder's path is not UTF-8")?;
+        let title = format!("DHT {title}");
+        let answer =
+            smpl_json(smpl, home, &["publish", folder, "--title", &title, "--genre", "House", "--free"])?;
+        let publish_secs = started.elapsed().as_secs_f64();
+        let pack: PackId =
+            answer["pack_id"].as_str().with_context(|| format!("publish answered {answer}"))?.parse()?;
+        let key = kad::RecordKey::new(&pack.0);
+        let check = lookup(target, key.clone(), target.peer, timeout)?;
+        let mut witnessed_secs = None;
+        while witnessed_secs.is_none() && started.elapsed() < timeout {
+            if witness.holds(&key)? {
+                witnessed_secs = Some(started.elapsed().as_secs_f64());
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(Check { publish_secs, witnessed_secs, ..check })
     }
-    Ok(Check { publish_secs, witnessed_secs, ..check })
 }
 
 /// An honest peer as the node meets any: Kademlia in server mode and identify,

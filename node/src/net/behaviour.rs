@@ -215,6 +215,9 @@ pub fn build_swarm(
             // after a day unless re-announced (their announcers do so every 12 h).
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);
             kad_config.set_provider_record_ttl(Some(Duration::from_secs(24 * 60 * 60)));
+            // The actor refreshes the routing table itself, only once it knows a
+            // peer: Kademlia's own timer warns every time on a node alone.
+            kad_config.set_periodic_bootstrap_interval(None);
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 ProviderStore::new(peer_id, MAX_REMOTE_KEYS),

@@ -11,7 +11,8 @@
 //! - Listings arrive by gossip on `smpl/listings/1`. Gossipsub holds each message
 //!   until [`Host::ingest`] has verified and stored it: new listings are forwarded,
 //!   stale ones dropped silently, invalid ones rejected (which costs the sender peer
-//!   score; peers below the graylist threshold are disconnected and banned).
+//!   score; a peer that sends [`INVALID_FORGIVEN`] + 1 invalid ones in a row, or
+//!   falls below the graylist threshold, is disconnected and banned).
 //! - On every new connection both sides say `Hello` (their iroh addresses), then
 //!   each reconciles its listing set with the other over `/smpl/sync/1` and fetches
 //!   what it lacks; a timer repeats this so partitions heal.
@@ -70,6 +71,8 @@ use wire::{
 
 /// How often every connected peer is reconciled with again.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
+/// How often Kademlia's routing table is refreshed (Kademlia's own default).
+const ROUTES_EVERY: Duration = Duration::from_secs(5 * 60);
 /// How long a reconciliation that left nothing to fetch stands for its peer: while
 /// the peer's first answer is the same, a round ends there. Past it, a round goes
 /// through again (the budget may have room for what it declined).
@@ -392,7 +395,7 @@ pub fn node_id_of(peer: &PeerId) -> Option<NodeId> {
 /// from a peer with fewer than [`PEER_CHECKS`] of them, up to twice this.
 pub const MAX_VALIDATING: usize = 64;
 /// Gossip listings from one peer that are checked however full the queue is:
-/// enough to find a forger out (three invalid listings graylist it, and some of
+/// enough to find a forger out (three invalid listings ban it, and some of
 /// what it sends may be genuine replays, which cost it nothing), so that a flood
 /// from other peers cannot hide one, nor crowd out an honest peer.
 const PEER_CHECKS: usize = 8;
@@ -431,6 +434,17 @@ struct Fetches {
 /// second); past it they are dropped unchecked, and sync brings honest ones later.
 const GOSSIP_BURST: u32 = 1_000;
 const GOSSIP_REFILL: Duration = Duration::from_millis(4);
+
+/// Invalid gossip listings a peer is forgiven: one more within
+/// [`INVALID_FORGIVEN_EVERY`] of them bans it, whatever its gossipsub score. The
+/// score alone does not: gossipsub scores a rejected listing only while it still
+/// holds the message (a few heartbeats, which a listing checked after a queue
+/// under a flood has outlived), and a peer's time in the mesh raises its score by
+/// far more than a few invalid listings lower it. An honest peer forwards only
+/// listings it has checked itself, so it sends invalid ones only when its rules or
+/// its clock differ from this node's.
+pub const INVALID_FORGIVEN: u32 = 2;
+const INVALID_FORGIVEN_EVERY: Duration = Duration::from_secs(20);
 
 /// Sync requests answered for one peer: a burst, then one per refill (20 a
 /// second); past it they are refused, and the peer asks again at its next round.
@@ -711,6 +725,8 @@ struct Actor {
     checks: background::Pool,
     gossip_rate: Rate<PeerId>,
     sync_rate: Rate<PeerId>,
+    /// Invalid gossip listings forgiven, by the peer that sent them.
+    forgiven: Rate<PeerId>,
 }
 
 impl Actor {
@@ -761,6 +777,7 @@ impl Actor {
             ingest,
             checks,
             gossip_rate: Rate::new(GOSSIP_BURST, GOSSIP_REFILL),
+            forgiven: Rate::new(INVALID_FORGIVEN, INVALID_FORGIVEN_EVERY),
             sync_rate: Rate::new(SYNC_BURST, SYNC_REFILL),
         }
     }
@@ -796,6 +813,7 @@ impl Actor {
     async fn run(&mut self, cancel: CancellationToken) {
         let mut resync = tokio::time::interval(RESYNC_EVERY);
         let mut scores = tokio::time::interval(Duration::from_secs(1));
+        let mut routes = tokio::time::interval(ROUTES_EVERY);
         // Remembered peers are dialled again, first soon and then less and less
         // often, while this node is not connected to them.
         let mut redial_pause = REDIAL_FIRST;
@@ -820,6 +838,7 @@ impl Actor {
                     self.drop_bad_peers();
                     self.tell_relays();
                 }
+                _ = routes.tick() => self.refresh_routes(),
             }
         }
         self.forget_passed();
@@ -827,6 +846,15 @@ impl Actor {
             && let Err(e) = passed::save(path, &self.passed)
         {
             tracing::warn!("cannot keep the listings not taken from peers: {e}");
+        }
+    }
+
+    /// Refreshes Kademlia's routing table (a lookup of this node's own id and of
+    /// random ones) when it holds a peer to ask.
+    fn refresh_routes(&mut self) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if kad.kbuckets().any(|bucket| bucket.num_entries() > 0) {
+            let _ = kad.bootstrap();
         }
     }
 
@@ -1270,11 +1298,11 @@ impl Actor {
                         );
                     }
                 }
-                // Ban at once, not at the next score check: until then gossipsub drops
-                // a graylisted peer's messages only after decoding them and checking
-                // their signatures (the abuse tests saw ~1,400 in that second).
-                let graylisted = |s: f64| s < GRAYLIST_THRESHOLD;
-                if rejected && self.swarm.behaviour().gossipsub.peer_score(&source).is_some_and(graylisted) {
+                // Past its forgiven ones, ban the peer at once (see
+                // [`INVALID_FORGIVEN`]): until then gossipsub takes its messages in,
+                // and drops them only after decoding them and checking their
+                // signatures (the abuse tests saw ~1,400 in a second).
+                if rejected && !self.banned.contains(&source) && !self.forgiven.take(source, Instant::now()) {
                     self.ban(source, "it sent too many invalid listings");
                 }
             }

@@ -11,6 +11,7 @@ use libp2p::PeerId;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, PublishError};
 use libp2p::swarm::SwarmEvent;
 use smpl_node::Multiaddr;
+use smpl_node::net::INVALID_FORGIVEN;
 use smpl_node::net::behaviour::{BehaviourEvent, LISTINGS_TOPIC};
 use smpl_protocol::Signed;
 use tokio::task::JoinSet;
@@ -163,7 +164,7 @@ async fn bad_gossip_is_dropped_and_its_senders_banned() {
     // It was banned before delivering them all: the rest come from fresh identities,
     // a few at a time, until the victim has verified and dropped TARGET in all. Each
     // sends a few dozen: the victim verifies ten to twenty before it bans the sender
-    // (three rejections graylist it; the rest were already being verified), and
+    // (its third rejection bans it; the rest were already being verified), and
     // drops the rest unverified.
     let mut attackers = JoinSet::new();
     let (mut identities, mut sent, mut unbanned) = (1u64, first.sent, 0u64);
@@ -204,7 +205,7 @@ async fn bad_gossip_is_dropped_and_its_senders_banned() {
     println!(
         "gossip: {identities} evil identities sent {sent} bad listings ({made} forged) in {took:?}; the victim \
          verified {} (invalid {invalid}, stale replays {stale}, new {new}) and dropped the other {} \
-         unverified (graylisted sender, or still queued when it was cut off); banned {} peers, the \
+         unverified (a banned sender's, or still queued when it was cut off); banned {} peers, the \
          evil side saw a median of {} sent before its ban; {probes} probes, slowest {slowest:?}",
         invalid + stale + new,
         sent.saturating_sub(invalid + stale + new),
@@ -426,5 +427,57 @@ async fn a_listing_from_an_author_dealt_with_passes_a_full_checking_queue() {
     assert!(load(&stats.gossip_dropped) > dropped_then, "the flood was over before the listing arrived");
     stop.cancel();
     while crowd.join_next().await.is_some() {}
+    victim.shutdown().await;
+}
+
+/// A peer that has stood in the victim's mesh a while has a gossipsub score (its
+/// time in the mesh) far above what a few invalid listings take away, so the score
+/// alone would never graylist it: the victim still bans it at its third invalid
+/// listing in a row, and not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_long_in_the_mesh_is_banned_at_its_third_invalid_listing() {
+    const IN_MESH: Duration = Duration::from_secs(4);
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Victim::start(dir.path()).await;
+    let before = victim.snapshot().await;
+    let stats = victim.stats();
+    let mut forger = Forger::new(0x5eed_0003, &victim.author, victim.pack);
+
+    let mut evil = evil_swarm(4);
+    join_gossip(&mut evil, &victim.addr, victim.peer).await;
+    let topic = IdentTopic::new(LISTINGS_TOPIC);
+    // Both sides graft each other at their next heartbeat; then the evil peer stays.
+    let meshed = Instant::now();
+    while meshed.elapsed() < IN_MESH
+        || !evil.behaviour().gossipsub.mesh_peers(&topic.hash()).any(|p| *p == victim.peer)
+    {
+        assert!(meshed.elapsed() < STEP, "the victim never took the evil peer into its mesh");
+        if let Ok(event) = timeout(Duration::from_millis(50), evil.select_next_some()).await {
+            answer_quietly(&mut evil, event);
+        }
+    }
+
+    // Two invalid listings are forgiven: the victim checks them and stays connected.
+    for _ in 0..INVALID_FORGIVEN {
+        let bad = forger.make(Bad::NotTheAuthor);
+        evil.behaviour_mut().gossipsub.publish(topic.clone(), bad).unwrap();
+    }
+    let checked = timeout(STEP, async {
+        while load(&stats.gossip_invalid) < u64::from(INVALID_FORGIVEN) {
+            if let Ok(event) = timeout(Duration::from_millis(20), evil.select_next_some()).await {
+                answer_quietly(&mut evil, event);
+            }
+        }
+    });
+    checked.await.expect("the victim never checked the invalid listings");
+    assert!(!until_dropped(&mut evil, victim.peer, Duration::from_secs(2)).await, "banned before its third");
+
+    // The third bans it.
+    let bad = forger.make(Bad::FlippedSignature);
+    evil.behaviour_mut().gossipsub.publish(topic, bad).unwrap();
+    assert!(until_dropped(&mut evil, victim.peer, STEP).await, "the evil peer was never disconnected");
+    assert_eq!(load(&stats.gossip_invalid), u64::from(INVALID_FORGIVEN) + 1);
+    assert_eq!(load(&stats.banned), 1);
+    assert_eq!(victim.snapshot().await, before, "the store or index changed");
     victim.shutdown().await;
 }

@@ -160,6 +160,12 @@ fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, BuildError
             // Each invalid listing costs a lot; a few get a peer graylisted.
             invalid_message_deliveries_weight: -20.0,
             invalid_message_deliveries_decay: 0.9,
+            // Listings are few (a producer publishes now and then), so a mesh
+            // peer delivers next to none: gossipsub's default asks 20 deliveries
+            // of each, and a peer pruned from the mesh short of them would lose
+            // 200 (graylisted, so banned) for no fault of its own.
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
             ..Default::default()
         },
     );

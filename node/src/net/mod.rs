@@ -11,7 +11,7 @@
 //! - Listings arrive by gossip on `smpl/listings/1`. Gossipsub holds each message
 //!   until [`Host::ingest`] has verified and stored it: new listings are forwarded,
 //!   stale ones dropped silently, invalid ones rejected (which costs the sender peer
-//!   score; a peer that sends [`INVALID_FORGIVEN`] + 1 invalid ones in a row, or
+//!   score; a peer that sends more than [`INVALID_FORGIVEN`] in quick succession, or
 //!   falls below the graylist threshold, is disconnected and banned).
 //! - On every new connection both sides say `Hello` (their iroh addresses), then
 //!   each reconciles its listing set with the other over `/smpl/sync/1` and fetches

@@ -60,6 +60,20 @@ pub async fn join_gossip(swarm: &mut Evil, addr: &Multiaddr, victim: PeerId) {
     .expect("the victim never subscribed to the listings topic");
 }
 
+/// Runs `swarm` until the victim is in its listings mesh (both sides graft each
+/// other at their next heartbeat) and `at_least` has passed since the call.
+pub async fn stay_in_mesh(swarm: &mut Evil, victim: PeerId, at_least: Duration) {
+    let topic = IdentTopic::new(LISTINGS_TOPIC).hash();
+    let start = Instant::now();
+    while start.elapsed() < at_least || !swarm.behaviour().gossipsub.mesh_peers(&topic).any(|p| *p == victim)
+    {
+        assert!(start.elapsed() < at_least + STEP, "the victim never took the peer into its mesh");
+        if let Ok(event) = timeout(Duration::from_millis(50), swarm.select_next_some()).await {
+            answer_quietly(swarm, event);
+        }
+    }
+}
+
 /// Waits until the victim hangs up on `swarm` (or `limit` passes).
 pub async fn until_dropped(swarm: &mut Evil, victim: PeerId, limit: Duration) -> bool {
     let wait = async {

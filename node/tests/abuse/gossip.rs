@@ -433,7 +433,7 @@ async fn a_listing_from_an_author_dealt_with_passes_a_full_checking_queue() {
 /// A peer that has stood in the victim's mesh a while has a gossipsub score (its
 /// time in the mesh) far above what a few invalid listings take away, so the score
 /// alone would never graylist it: the victim still bans it at its third invalid
-/// listing in a row, and not before.
+/// listing in quick succession, and not before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_long_in_the_mesh_is_banned_at_its_third_invalid_listing() {
     const IN_MESH: Duration = Duration::from_secs(4);

@@ -5,16 +5,14 @@
 //! - `search`: the search index (smpl-index) against SQLite FTS5.
 //! - `similar`: "similar sounds" queries over a million samples.
 //!
-//! Inside: `corpus` (a deterministic catalog of realistic packs and queries),
-//! `rng` (SplitMix64), `mem` (RSS from `/proc/self/status`), `search`.
+//! Inside: `search` and `similar`; from the library, `corpus` (a deterministic
+//! catalog of realistic packs and queries), `rng` and `mem`.
 
-mod corpus;
-mod mem;
-mod rng;
 mod search;
 mod similar;
 
 use clap::{Parser, Subcommand};
+use smpl_bench::{corpus, mem, rng};
 
 #[derive(Parser)]
 #[command(name = "smpl-bench", about = "Benchmarks for smpl")]

@@ -41,19 +41,6 @@
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin dht` then
 //! `./target/release/dht` (`--records 20000` for a short run).
 
-#[allow(dead_code)]
-#[path = "../corpus.rs"]
-mod corpus;
-#[allow(dead_code)]
-#[path = "../mem.rs"]
-mod mem;
-#[allow(dead_code)]
-#[path = "../nodes.rs"]
-mod nodes;
-#[allow(dead_code)]
-#[path = "../rng.rs"]
-mod rng;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,6 +59,7 @@ use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, allow_block_list, identify, identity, kad, noise,
     tcp, yamux,
 };
+use smpl_bench::{mem, nodes, rng};
 use smpl_node::Home;
 use smpl_protocol::PackId;
 

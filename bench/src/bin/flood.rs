@@ -36,28 +36,13 @@
 //! thread and the node's threads waited for a core, and which threads ran
 //! (`/proc/.../schedstat`).
 
-#[allow(dead_code)]
-#[path = "../corpus.rs"]
-mod corpus;
-#[allow(dead_code)]
-#[path = "../feed.rs"]
-mod feed;
-#[allow(dead_code)]
-#[path = "../mem.rs"]
-mod mem;
-#[allow(dead_code)]
-#[path = "../nodes.rs"]
-mod nodes;
-#[allow(dead_code)]
-#[path = "../rng.rs"]
-mod rng;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Parser;
+use smpl_bench::{feed, mem, nodes};
 use smpl_node::{Home, Multiaddr};
 
 use nodes::{Apart, Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, smpl_json};

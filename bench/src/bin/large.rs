@@ -24,24 +24,12 @@
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin large` then
 //! `./target/release/large` (see docs/BENCHMARKS.md, "Large listings").
 
-#[allow(dead_code)]
-#[path = "../corpus.rs"]
-mod corpus;
-#[allow(dead_code)]
-#[path = "../mem.rs"]
-mod mem;
-#[allow(dead_code)]
-#[path = "../nodes.rs"]
-mod nodes;
-#[allow(dead_code)]
-#[path = "../rng.rs"]
-mod rng;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use smpl_bench::{corpus, mem, nodes};
 use smpl_node::{Home, Store};
 use smpl_protocol::{Identity, Manifest, Signed, limits};
 

@@ -27,32 +27,16 @@
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin scale` then
 //! `./target/release/scale --packs 1000,10000` (see docs/BENCHMARKS.md, "Scale").
 
-#[allow(dead_code)]
-#[path = "../corpus.rs"]
-mod corpus;
-#[allow(dead_code)]
-#[path = "../mem.rs"]
-mod mem;
-#[allow(dead_code)]
-#[path = "../nodes.rs"]
-mod nodes;
-#[allow(dead_code)]
-#[path = "../rng.rs"]
-mod rng;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Parser;
+use smpl_bench::{feed, mem, nodes};
 use smpl_index::Index;
 use smpl_node::Home;
 
 use nodes::{Api, NodeProcess, api_rounds, ensure_seeder, percentile, query_set, text_query};
-
-#[allow(dead_code)]
-#[path = "../feed.rs"]
-mod feed;
 
 #[derive(Parser)]
 #[command(about = "What a real node costs at 100,000 and 1,000,000 samples known")]

@@ -14,22 +14,13 @@
 //! cargo run --release -p smpl-bench --bin web -- --docs 1000000 --index /tmp/smpl-1m
 //! ```
 
-#[allow(dead_code)]
-#[path = "../corpus.rs"]
-mod corpus;
-#[allow(dead_code)]
-#[path = "../mem.rs"]
-mod mem;
-#[allow(dead_code)]
-#[path = "../rng.rs"]
-mod rng;
-
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use smpl_bench::{corpus, mem};
 use smpl_index::{Index, IndexOp, IndexOptions};
 use smpl_node::web::{RowInfo, SearchParams, results_fragment};
 use smpl_protocol::{Identity, Manifest, PackId, SampleKind, Signed};

@@ -55,7 +55,7 @@ const PEAK_FLOOR: f32 = 0.05;
 /// nothing, which keeps most claps and hi-hats out of key searches without costing
 /// the labelled set's key accuracy; a lower threshold loses labelled keys. Crashes,
 /// rides and snares mostly keep theirs: their partials are peaks, not noise.
-/// Figures: `docs/BENCHMARKS.md`, "Keys on drums".
+/// Figures: `docs/BENCHMARKS.md`, "Accuracy" (drums and percussion given a key).
 const FLATNESS_MAX: f64 = 0.1;
 
 /// Share of a note's chroma taken off the pitch class a fifth above it (its 3rd and 6th

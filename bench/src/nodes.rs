@@ -175,13 +175,19 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     pub fn start(smpl: &Path, home: &Path, extra: &[&str]) -> Result<NodeProcess> {
-        NodeProcess::start_apart(smpl, home, extra, &Apart::default())
+        NodeProcess::start_apart(smpl, home, extra, &Apart::default(), None)
     }
 
     /// [`NodeProcess::start`] held apart as `apart` says (through `taskset` and
     /// `nice`, which exec the node in the same process): a peer that stands in for
-    /// another machine.
-    pub fn start_apart(smpl: &Path, home: &Path, extra: &[&str], apart: &Apart) -> Result<NodeProcess> {
+    /// another machine. `log` is its `RUST_LOG`, the harness's own when `None`.
+    pub fn start_apart(
+        smpl: &Path,
+        home: &Path,
+        extra: &[&str],
+        apart: &Apart,
+        log: Option<&str>,
+    ) -> Result<NodeProcess> {
         let mut command = match &apart.cpus {
             Some(cpus) => {
                 let mut taskset = Command::new("taskset");
@@ -191,6 +197,9 @@ impl NodeProcess {
             None => Command::new("nice"),
         };
         command.arg("-n").arg(apart.nice.to_string()).arg(smpl);
+        if let Some(log) = log {
+            command.env("RUST_LOG", log);
+        }
         let mut child = command
             .arg("--home")
             .arg(home)

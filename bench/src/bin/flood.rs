@@ -134,8 +134,11 @@ fn main() -> Result<()> {
     };
     let flood_apart = Apart { nice: args.flood_nice, cpus: others.clone() };
 
-    // The honest author and the producer who fetched from it.
-    let honest = NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others })?;
+    // The honest author and the producer who fetched from it. The author logs how
+    // long each step of its publishes took (an info line).
+    let log =
+        format!("{},smpl_node::node::catalog=info", std::env::var("RUST_LOG").as_deref().unwrap_or("warn"));
+    let honest = NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others }, Some(&log))?;
     let h_id = Home::new(&h_home).node_info()?.node_id.to_string();
     let budget = [
         "--listings-mb".to_string(),
@@ -166,7 +169,7 @@ fn main() -> Result<()> {
             shares[i % args.gossip_peers].push(envelope);
         }
     }
-    let seeding = NodeProcess::start_apart(&smpl, &seeder, &[], &flood_apart)?;
+    let seeding = NodeProcess::start_apart(&smpl, &seeder, &[], &flood_apart, None)?;
     seeding.settle()?;
     let log = t_home.with_extension("log");
     let log_at_flood = log_len(&log);
@@ -354,6 +357,10 @@ fn main() -> Result<()> {
     println!(
         "| honest listing, from the start of `smpl publish` to found by a search on the producer (the publish itself; at idle) | {:.2} s ({publish_secs:.2} s; {idle_publish:.2} s) |",
         searchable.map_or(f64::NAN, |d| d.as_secs_f64())
+    );
+    println!(
+        "| the honest author's publish during the flood, from its log | {} |",
+        publish_steps(&h_home, "Honest Keys II")?
     );
     println!("| the honest author's packs all kept / found by search | {kept} / {found} hits |");
     println!("\nwhat the producer's node dropped: {}", status["dropped"]);
@@ -544,6 +551,15 @@ fn publish(smpl: &Path, home: &Path, dir: &Path, title: &str, variant: u32) -> R
         &["publish", folder.to_str().unwrap(), "--title", title, "--genre", "House", "--free"],
     )?;
     answer["pack_id"].as_str().map(str::to_string).ok_or_else(|| anyhow::anyhow!("publish answered {answer}"))
+}
+
+/// The steps of the last publish of `title` and their times, from the node's log
+/// line for it (`finish_publish` in `node/src/node/catalog.rs`).
+fn publish_steps(home: &Path, title: &str) -> Result<String> {
+    let log = std::fs::read_to_string(home.with_extension("log"))?;
+    let line = log.lines().rev().find(|line| line.contains(&format!("published {title:?}")));
+    let steps = line.and_then(|line| line.split_once(" samples: ")).map(|(_, steps)| steps);
+    Ok(steps.map_or("not in the log", |steps| steps.split(" pack=").next().unwrap_or(steps)).to_string())
 }
 
 /// Whether a search for `title` finds a pack of that title by `author`.

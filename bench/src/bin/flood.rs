@@ -135,10 +135,11 @@ fn main() -> Result<()> {
     let flood_apart = Apart { nice: args.flood_nice, cpus: others.clone() };
 
     // The honest author and the producer who fetched from it. The author logs how
-    // long each step of its publishes took (an info line).
-    let log =
-        format!("{},smpl_node::node::catalog=info", std::env::var("RUST_LOG").as_deref().unwrap_or("warn"));
-    let honest = NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others }, Some(&log))?;
+    // long each step of its publishes took (an info line, kept under the harness's
+    // RUST_LOG too).
+    let log = std::env::var("RUST_LOG").ok().map(|log| format!("{log},smpl_node::node::catalog=info"));
+    let honest =
+        NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others }, log.as_deref())?;
     let h_id = Home::new(&h_home).node_info()?.node_id.to_string();
     let budget = [
         "--listings-mb".to_string(),

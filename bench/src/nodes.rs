@@ -167,6 +167,12 @@ fn cpu_list(cpus: &[usize]) -> String {
     cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// Where [`NodeProcess`] writes the log of the node in `home`: beside the home, so
+/// that it outlives the home's removal.
+pub fn node_log(home: &Path) -> PathBuf {
+    home.with_extension("log")
+}
+
 /// A `smpl node` process on 127.0.0.1 with mDNS off.
 pub struct NodeProcess {
     child: Child,
@@ -214,7 +220,7 @@ impl NodeProcess {
             .args(extra)
             .env_remove("SMPL_HOME")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::options().create(true).append(true).open(home.with_extension("log"))?)
+            .stderr(std::fs::File::options().create(true).append(true).open(node_log(home))?)
             .spawn()
             .with_context(|| format!("starting {}", smpl.display()))?;
         // The node writes its node.json (pid, API address) once it serves.

@@ -170,7 +170,7 @@ fn main() -> Result<()> {
     if home.exists() {
         std::fs::remove_dir_all(&home)?;
     }
-    let log = home.with_extension("log");
+    let log = nodes::node_log(&home);
     if log.exists() {
         std::fs::remove_file(&log)?;
     }

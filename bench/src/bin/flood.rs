@@ -119,7 +119,7 @@ fn main() -> Result<()> {
         if home.exists() {
             std::fs::remove_dir_all(home)?;
         }
-        let _ = std::fs::remove_file(home.with_extension("log"));
+        let _ = std::fs::remove_file(nodes::node_log(home));
     }
 
     // Everything started from here on runs where this thread does, unless held
@@ -137,9 +137,9 @@ fn main() -> Result<()> {
     // The honest author and the producer who fetched from it. The author logs how
     // long each step of its publishes took (an info line, kept under the harness's
     // RUST_LOG too).
-    let log = std::env::var("RUST_LOG").ok().map(|log| format!("{log},smpl_node::node::catalog=info"));
+    let filter = std::env::var("RUST_LOG").ok().map(|log| format!("{log},smpl_node::node::catalog=info"));
     let honest =
-        NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others }, log.as_deref())?;
+        NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others }, filter.as_deref())?;
     let h_id = Home::new(&h_home).node_info()?.node_id.to_string();
     let budget = [
         "--listings-mb".to_string(),
@@ -172,7 +172,7 @@ fn main() -> Result<()> {
     }
     let seeding = NodeProcess::start_apart(&smpl, &seeder, &[], &flood_apart, None)?;
     seeding.settle()?;
-    let log = t_home.with_extension("log");
+    let log = nodes::node_log(&t_home);
     let log_at_flood = log_len(&log);
     let times_at_flood = CoreTimes::now(&producer)?;
     let started = Instant::now();
@@ -557,7 +557,7 @@ fn publish(smpl: &Path, home: &Path, dir: &Path, title: &str, variant: u32) -> R
 /// The steps of the last publish of `title` and their times, from the node's log
 /// line for it (`finish_publish` in `node/src/node/catalog.rs`).
 fn publish_steps(home: &Path, title: &str) -> Result<String> {
-    let log = std::fs::read_to_string(home.with_extension("log"))?;
+    let log = std::fs::read_to_string(nodes::node_log(home))?;
     let line = log.lines().rev().find(|line| line.contains(&format!("published {title:?}")));
     let steps = line.and_then(|line| line.split_once(" samples: ")).map(|(_, steps)| steps);
     Ok(steps.map_or("not in the log", |steps| steps.split(" pack=").next().unwrap_or(steps)).to_string())

@@ -273,6 +273,13 @@ impl NodeProcess {
         Ok((field("VmRSS:"), field("RssAnon:")))
     }
 
+    /// Bytes the node has caused to be written to disk (`/proc/PID/io`).
+    pub fn written(&self) -> Result<u64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id()))?;
+        let bytes = io.lines().find_map(|l| l.strip_prefix("write_bytes:")).map(str::trim);
+        Ok(bytes.and_then(|b| b.parse().ok()).unwrap_or(0))
+    }
+
     /// Processor time the node has taken, in clock ticks (`/proc/PID/stat`).
     fn cpu_ticks(&self) -> Result<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;

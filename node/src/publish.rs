@@ -657,6 +657,10 @@ pub async fn prepare(
     Ok(draft)
 }
 
+/// Storing a publish that takes longer than this is a warning: it waited for
+/// something (the disk, or a lock held by a thread without a core).
+const SLOW_STORE: Duration = Duration::from_secs(2);
+
 /// Step two: stores the draft's collection, signs the manifest and stores it.
 /// `before_store` sees the signed manifest before it is stored, i.e. before any
 /// peer can learn of it (the node records the provenance of its blobs there).
@@ -679,6 +683,7 @@ pub async fn finish(
             changes: Vec::new(),
         });
     }
+    let started = Instant::now();
     let seq = store.latest_seq(&pack_id)?.map_or(1, |s| s + 1);
     if draft.previous.is_none() && seq > 1 {
         let title = draft.manifest.title.clone();
@@ -687,6 +692,7 @@ pub async fn finish(
     let mut manifest =
         Manifest { seq, created_at: now(), licenses_from: draft.licenses_from(seq), ..draft.manifest };
     let files = manifest.samples.iter().map(|e| (e.name.clone(), e.hash)).collect();
+    let read = started.elapsed();
     blobs.store_previews(&pack_id, draft.previews).await?;
     let stored = blobs.store_pack(&pack_id, files).await?;
     if stored != manifest.content {
@@ -696,14 +702,29 @@ pub async fn finish(
     drop(draft.tags);
     manifest.content = stored;
 
+    let blobs_stored = started.elapsed();
     let envelope = manifest.sign(identity).map_err(|e| PublishError::Invalid(e.to_string()))?;
     before_store(&manifest)?;
+    let recorded = started.elapsed();
     let samples = manifest.samples.len();
     let store2 = store.clone();
     let accepted =
         tokio::task::spawn_blocking(move || store2.accept_manifest(&manifest, &envelope, true)).await??;
     if accepted == Accepted::Retracted {
         return Err(PublishError::Retracted(pack_id));
+    }
+    let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+    let steps = format!(
+        "the last version read after {}, the files stored after {}, signed and recorded for serving after {}, the listing stored after {}",
+        secs(read),
+        secs(blobs_stored),
+        secs(recorded),
+        secs(started.elapsed())
+    );
+    if started.elapsed() > SLOW_STORE {
+        tracing::warn!(pack = %pack_id, "storing a publish was slow: {steps}");
+    } else {
+        tracing::debug!(pack = %pack_id, "stored a publish: {steps}");
     }
     Ok(PublishOutcome {
         pack_id,

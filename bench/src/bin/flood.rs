@@ -14,10 +14,11 @@
 //!    on CPU 0: peers on other machines, on a machine too small to hold them apart
 //!    otherwise). While T takes
 //!    them in, its RSS is sampled every 50 ms and the query set runs through its
-//!    API round after round; a few seconds in, H publishes a new pack, and the time
-//!    from the start of `smpl publish` until a search on T finds it is taken (the
-//!    publish runs beside the searches, so T may find it before the publish
-//!    answers). The flood is over when T has stored, evicted or
+//!    API round after round; from a few seconds in, H publishes a new pack every
+//!    10 s or so, and the time from the start of each `smpl publish` until a
+//!    search on T finds it is taken (the publish runs beside the searches, so T
+//!    may find it before the publish answers). The flood is over when T has
+//!    stored, evicted or
 //!    refused as many listings as the seeder offers (or when nothing moved for
 //!    90 s: then the table says so); the gossip peers stop then.
 //! 5. **After**: the seeder and H stop, and once T is at rest (under 5 % of a core
@@ -26,6 +27,11 @@
 //!    as the budget lets it be), the queries of the flood's rounds at rest, at the
 //!    flood's pace and back to back, and whether H's packs are all still there and
 //!    searchable.
+//!
+//! The nodes share one disk here, where on a network each would have its own: the
+//! table gives what each node wrote during the flood, and how long a 4 KB write
+//! and fsync took on that disk meanwhile (one every 100 ms, `DiskProbe`), since a
+//! publish waits for its own fsyncs.
 //!
 //! Run: `cargo build --release -p smpl --bin smpl -p smpl-bench --bin flood` then
 //! `./target/release/flood` (see docs/BENCHMARKS.md, "Listing flood"). With
@@ -59,6 +65,11 @@ const PACE: Duration = Duration::from_millis(50);
 
 /// The share of a core under which the producer's node counts as at rest.
 const QUIET_SHARE: f64 = 0.05;
+
+/// When the honest author first publishes during the flood, and how long it
+/// waits after one publish was found before the next.
+const FIRST_PUBLISH: Duration = Duration::from_secs(5);
+const PUBLISH_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(about = "A node under a flood of valid listings from fresh keys")]
@@ -135,9 +146,11 @@ fn main() -> Result<()> {
     let flood_apart = Apart { nice: args.flood_nice, cpus: others.clone() };
 
     // The honest author and the producer who fetched from it. The author logs how
-    // long each step of its publishes took (an info line, kept under the harness's
-    // RUST_LOG too).
-    let filter = std::env::var("RUST_LOG").ok().map(|log| format!("{log},smpl_node::node::catalog=info"));
+    // long each step of its publishes took (an info and a debug line, kept under
+    // the harness's RUST_LOG too).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .map(|log| format!("{log},smpl_node::node::catalog=info,smpl_node::publish=debug"));
     let honest =
         NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others }, filter.as_deref())?;
     let h_id = Home::new(&h_home).node_info()?.node_id.to_string();
@@ -193,13 +206,12 @@ fn main() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let (mut peak_rss, mut peak_anon) = (0u64, 0u64);
     let mut during = Vec::new();
-    // The honest author's second publish runs beside the searches, so that the
-    // producer can be seen to find it before `smpl publish` has answered.
-    let mut publishing: Option<std::thread::JoinHandle<Result<String>>> = None;
-    let mut published_at: Option<Instant> = None;
-    let mut second: Option<String> = None;
-    let mut publish_secs = f64::NAN;
-    let mut searchable = None;
+    let written_before = [producer.written()?, honest.written()?, seeding.written()?];
+    let probe = DiskProbe::start(&args.dir.join("disk-probe"))?;
+    // The honest author's publishes run beside the searches, so that the producer
+    // can be seen to find one before `smpl publish` has answered.
+    let mut honest_publishes: Vec<HonestPublish> = Vec::new();
+    let mut flood_over = false;
     let mut last = (0u64, 0u64, 0u64);
     let mut moved = Instant::now();
     let mut last_status = Instant::now();
@@ -208,21 +220,19 @@ fn main() -> Result<()> {
         peak_rss = peak_rss.max(rss);
         peak_anon = peak_anon.max(anon);
         timed_searches(&api, &queries[..PACED_QUERIES], &mut during)?;
-        if published_at.is_none() && started.elapsed() > Duration::from_secs(5) {
-            let (smpl, home, dir) = (smpl.clone(), h_home.clone(), args.dir.clone());
-            publishing = Some(std::thread::spawn(move || publish(&smpl, &home, &dir, "Honest Keys II", 1)));
-            published_at = Some(Instant::now());
+        let next_due = match honest_publishes.last() {
+            None => started.elapsed() > FIRST_PUBLISH,
+            Some(last) => last.done_for(PUBLISH_EVERY),
+        };
+        if next_due && !flood_over {
+            let variant = honest_publishes.len() as u32 + 1;
+            let title = format!("Honest Keys {}", variant + 1);
+            let (smpl, home, dir, t) = (smpl.clone(), h_home.clone(), args.dir.clone(), title.clone());
+            let publishing = std::thread::spawn(move || publish(&smpl, &home, &dir, &t, variant));
+            honest_publishes.push(HonestPublish::new(title, publishing));
         }
-        // Looked for until found, also after the publish answered.
-        if let Some(start) = published_at
-            && searchable.is_none()
-            && found_by_search(&api, "Honest Keys II", &h_id)?
-        {
-            searchable = Some(start.elapsed());
-        }
-        if let (Some(start), Some(publish)) = (published_at, publishing.take_if(|p| p.is_finished())) {
-            publish_secs = start.elapsed().as_secs_f64();
-            second = Some(publish.join().map_err(|_| anyhow::anyhow!("the publish panicked"))??);
+        if let Some(publish) = honest_publishes.last_mut() {
+            publish.look(&api, &h_id)?;
         }
         if last_status.elapsed() >= Duration::from_millis(500) {
             last_status = Instant::now();
@@ -231,8 +241,9 @@ fn main() -> Result<()> {
                 last = now;
                 moved = Instant::now();
             }
-            let done = total(now) >= args.listings as u64 || moved.elapsed() > Duration::from_secs(90);
-            if done && searchable.is_some() && second.is_some() {
+            flood_over = total(now) >= args.listings as u64 || moved.elapsed() > Duration::from_secs(90);
+            let published = honest_publishes.last().is_some_and(|p| p.done_for(Duration::ZERO));
+            if flood_over && published {
                 break;
             }
             if started.elapsed() > Duration::from_secs(args.timeout_secs) {
@@ -242,6 +253,9 @@ fn main() -> Result<()> {
         std::thread::sleep(PACE);
     }
     let flood_secs = (moved - started).as_secs_f64();
+    let written = [producer.written()?, honest.written()?, seeding.written()?];
+    let written: Vec<u64> = written.iter().zip(written_before).map(|(now, before)| now - before).collect();
+    let fsyncs = probe.stop();
     let during_times = CoreTimes::now(&producer)?.since(&times_at_flood);
     // The other nodes stop with the flood, so that the figures after it are at
     // rest: the seeder's next sync rounds would offer again the gossip listings
@@ -270,9 +284,15 @@ fn main() -> Result<()> {
         total(taken_in(&api.get("/v1/status")?)).saturating_sub(total(taken_in(&quiet_status)));
     let timings =
         search_timings(&log, &[0, log_at_flood, log_at_rest, log_at_paced, log_at_unpaced, log_len(&log)])?;
-    let second = second.expect("published during the flood");
-    let kept = [&first, &second].iter().all(|pack| api.has_pack(pack));
-    let found = api.search("Honest Keys")?["hits"].as_array().map_or(0, Vec::len);
+    let mut honest_packs = vec![first];
+    for publish in &honest_publishes {
+        honest_packs.push(publish.pack.clone().expect("answered"));
+    }
+    let kept = honest_packs.iter().filter(|pack| api.has_pack(pack)).count();
+    let mut found = usize::from(found_by_search(&api, "Honest Keys", &h_id)?);
+    for publish in &honest_publishes {
+        found += usize::from(found_by_search(&api, &publish.title, &h_id)?);
+    }
     let rest_rss = producer.rss()?;
     producer.stop()?;
     let home = Home::new(&t_home);
@@ -355,15 +375,45 @@ fn main() -> Result<()> {
     ] {
         println!("{}", times.rows(phase, searches));
     }
+    let slowest = honest_publishes.iter().max_by(|a, b| a.found.cmp(&b.found)).expect("published");
+    let list = |secs: &dyn Fn(&HonestPublish) -> f64| {
+        honest_publishes.iter().map(|p| format!("{:.2}", secs(p))).collect::<Vec<_>>().join(", ")
+    };
     println!(
-        "| honest listing, from the start of `smpl publish` to found by a search on the producer (the publish itself; at idle) | {:.2} s ({publish_secs:.2} s; {idle_publish:.2} s) |",
-        searchable.map_or(f64::NAN, |d| d.as_secs_f64())
+        "| honest listings during the flood, from the start of `smpl publish` to found by a search on the producer: the slowest of {}; each (s) | {:.2} s; {} |",
+        honest_publishes.len(),
+        slowest.found_secs(),
+        list(&HonestPublish::found_secs)
     );
     println!(
-        "| the honest author's publish during the flood, from its log | {} |",
-        publish_steps(&h_home, "Honest Keys II")?
+        "| the honest author's publishes themselves, during the flood (s); at idle | {}; {idle_publish:.2} s |",
+        list(&|p| p.answered.unwrap_or(f64::NAN))
     );
-    println!("| the honest author's packs all kept / found by search | {kept} / {found} hits |");
+    println!(
+        "| the honest author's slowest publish to be found, from its log | {} |",
+        publish_steps(&h_home, &slowest.title)?
+    );
+    println!(
+        "| the honest author's packs kept / found by search, of all it published | {kept} / {found} of {} |",
+        honest_packs.len()
+    );
+    println!(
+        "| written to disk during the flood by the producer's node / the honest author's / the seeder | {} / {} / {} |",
+        mb(written[0]),
+        mb(written[1]),
+        mb(written[2])
+    );
+    let over = |secs: f64| fsyncs.iter().filter(|d| d.as_secs_f64() > secs).count();
+    let fsync_ms: Vec<f64> = fsyncs.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    println!(
+        "| a 4 KB write and fsync on the nodes' disk during the flood, every 100 ms: p50 / p99 / longest; over 1 s, over 2 s | {:.1} / {:.1} ms / {:.2} s; {} of {}, {} |",
+        percentile(&fsync_ms, 0.5),
+        percentile(&fsync_ms, 0.99),
+        fsync_ms.iter().copied().fold(0.0, f64::max) / 1e3,
+        over(1.0),
+        fsyncs.len(),
+        over(2.0)
+    );
     println!("\nwhat the producer's node dropped: {}", status["dropped"]);
     println!("what the honest author's node dropped: {}", honest_status["dropped"]);
     Ok(())
@@ -555,12 +605,114 @@ fn publish(smpl: &Path, home: &Path, dir: &Path, title: &str, variant: u32) -> R
 }
 
 /// The steps of the last publish of `title` and their times, from the node's log
-/// line for it (`finish_publish` in `node/src/node/catalog.rs`).
+/// lines for it (`finish_publish` in `node/src/node/catalog.rs`, and the steps of
+/// storing it, `finish` in `node/src/publish.rs`, logged just before).
 fn publish_steps(home: &Path, title: &str) -> Result<String> {
     let log = std::fs::read_to_string(nodes::node_log(home))?;
-    let line = log.lines().rev().find(|line| line.contains(&format!("published {title:?}")));
-    let steps = line.and_then(|line| line.split_once(" samples: ")).map(|(_, steps)| steps);
-    Ok(steps.map_or("not in the log", |steps| steps.split(" pack=").next().unwrap_or(steps)).to_string())
+    let lines: Vec<&str> = log.lines().collect();
+    let Some(at) = lines.iter().rposition(|line| line.contains(&format!("published {title:?}"))) else {
+        return Ok("not in the log".into());
+    };
+    let after = |line: &str, mark: &str| {
+        line.split_once(mark).map(|(_, steps)| steps.split(" pack=").next().unwrap_or(steps).to_string())
+    };
+    let steps = after(lines[at], " samples: ").unwrap_or_default();
+    let stored = lines[..at].iter().rev().find_map(|line| {
+        after(line, "stored a publish: ").or_else(|| after(line, "storing a publish was slow: "))
+    });
+    Ok(match stored {
+        Some(stored) => format!("{steps} (storing: {stored})"),
+        None => steps,
+    })
+}
+
+/// A thread that writes 4 KB to a file and fsyncs it every 100 ms, timing each:
+/// how long a node's own fsyncs (a publish's, say) wait on the disk.
+struct DiskProbe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Duration>>,
+}
+
+impl DiskProbe {
+    fn start(path: &Path) -> Result<DiskProbe> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(path)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut times = Vec::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = Instant::now();
+                if file.write_all(&[0u8; 4096]).and_then(|()| file.sync_all()).is_err() {
+                    break;
+                }
+                times.push(start.elapsed());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            times
+        });
+        Ok(DiskProbe { stop, thread })
+    }
+
+    /// The time each write and fsync took.
+    fn stop(self) -> Vec<Duration> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// One of the honest author's publishes during the flood.
+struct HonestPublish {
+    title: String,
+    started: Instant,
+    publishing: Option<std::thread::JoinHandle<Result<String>>>,
+    /// Seconds until `smpl publish` answered, and the pack id it answered.
+    answered: Option<f64>,
+    pack: Option<String>,
+    /// Until a search on the producer found it.
+    found: Option<Duration>,
+    /// When it was both answered and found.
+    done: Option<Instant>,
+}
+
+impl HonestPublish {
+    fn new(title: String, publishing: std::thread::JoinHandle<Result<String>>) -> HonestPublish {
+        let started = Instant::now();
+        HonestPublish {
+            title,
+            started,
+            publishing: Some(publishing),
+            answered: None,
+            pack: None,
+            found: None,
+            done: None,
+        }
+    }
+
+    /// Looks for it on the producer until found, also after the publish answered,
+    /// and takes the publish's answer once it came.
+    fn look(&mut self, api: &Api, author: &str) -> Result<()> {
+        if self.found.is_none() && found_by_search(api, &self.title, author)? {
+            self.found = Some(self.started.elapsed());
+        }
+        if let Some(publishing) = self.publishing.take_if(|p| p.is_finished()) {
+            self.answered = Some(self.started.elapsed().as_secs_f64());
+            self.pack = Some(publishing.join().map_err(|_| anyhow::anyhow!("the publish panicked"))??);
+        }
+        if self.done.is_none() && self.found.is_some() && self.pack.is_some() {
+            self.done = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Whether it was answered and found at least `ago`.
+    fn done_for(&self, ago: Duration) -> bool {
+        self.done.is_some_and(|done| done.elapsed() >= ago)
+    }
+
+    fn found_secs(&self) -> f64 {
+        self.found.map_or(f64::NAN, |d| d.as_secs_f64())
+    }
 }
 
 /// Whether a search for `title` finds a pack of that title by `author`.

@@ -713,15 +713,16 @@ pub async fn finish(
     if accepted == Accepted::Retracted {
         return Err(PublishError::Retracted(pack_id));
     }
+    let took = started.elapsed();
     let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
     let steps = format!(
         "the last version read after {}, the files stored after {}, signed and recorded for serving after {}, the listing stored after {}",
         secs(read),
         secs(blobs_stored),
         secs(recorded),
-        secs(started.elapsed())
+        secs(took)
     );
-    if started.elapsed() > SLOW_STORE {
+    if took > SLOW_STORE {
         tracing::warn!(pack = %pack_id, "storing a publish was slow: {steps}");
     } else {
         tracing::debug!(pack = %pack_id, "stored a publish: {steps}");

@@ -43,6 +43,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -628,7 +630,7 @@ fn publish_steps(home: &Path, title: &str) -> Result<String> {
 /// A thread that writes 4 KB to a file and fsyncs it every 100 ms, timing each:
 /// how long a node's own fsyncs (a publish's, say) wait on the disk.
 struct DiskProbe {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Vec<Duration>>,
 }
 
@@ -636,11 +638,11 @@ impl DiskProbe {
     fn start(path: &Path) -> Result<DiskProbe> {
         use std::io::Write;
         let mut file = std::fs::File::create(path)?;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut times = Vec::new();
-            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stopped.load(Ordering::Relaxed) {
                 let start = Instant::now();
                 if file.write_all(&[0u8; 4096]).and_then(|()| file.sync_all()).is_err() {
                     break;
@@ -655,7 +657,7 @@ impl DiskProbe {
 
     /// The time each write and fsync took.
     fn stop(self) -> Vec<Duration> {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }
 }

@@ -4,10 +4,13 @@
 //!
 //! - `search`: the search index (smpl-index) against SQLite FTS5.
 //! - `similar`: "similar sounds" queries over a million samples.
+//! - `churn`: the search index as a node at its listing budget takes listings in
+//!   and evicts others, for several merge settings.
 //!
-//! Inside: `search` and `similar`; from the library, `corpus` (a deterministic
+//! Inside: `search`, `similar` and `churn`; from the library, `corpus` (a deterministic
 //! catalog of realistic packs and queries), `rng` and `mem`.
 
+mod churn;
 mod search;
 mod similar;
 
@@ -27,11 +30,15 @@ enum Command {
     Search(search::SearchArgs),
     /// Similar-sound queries (descriptor nearest neighbours) on a large index.
     Similar(similar::SimilarArgs),
+    /// The index under a node's churn: written, processor time, segments, search
+    /// latency, for several merge settings.
+    Churn(churn::ChurnArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Search(args) => search::run(args),
         Command::Similar(args) => similar::run(args),
+        Command::Churn(args) => churn::run(args),
     }
 }

@@ -21,6 +21,29 @@ pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
+/// A field of `/proc/<pid>/io` (`pid` "self": this process), such as
+/// `write_bytes`: bytes the process caused to be written to disk.
+pub fn io_field(pid: &str, field: &str) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?.trim().parse().ok()
+}
+
+/// Processor time a process (`pid` "self": this one) has taken, user and
+/// system, in clock ticks ([`ticks_per_second`]).
+pub fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th of them.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The clock ticks of [`cpu_ticks`] in a second.
+pub fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf with a constant name has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
 /// Resets the peak (VmHWM) to the current RSS, so that the next [`peak_rss`]
 /// measures one phase only. Returns whether the kernel allowed it.
 pub fn reset_peak() -> bool {

@@ -12,7 +12,7 @@ use smpl_node::{Home, Store};
 use smpl_protocol::{BlobHash, Identity, Manifest, Signed};
 
 use crate::corpus::Corpus;
-use crate::rng;
+use crate::{mem, rng};
 
 /// 30 one- and two-word queries from the corpus's vocabulary (the words of the
 /// search benchmark's queries, without their filters), as a producer types them.
@@ -275,28 +275,19 @@ impl NodeProcess {
 
     /// Bytes the node has caused to be written to disk (`/proc/PID/io`).
     pub fn written(&self) -> Result<u64> {
-        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id()))?;
-        let bytes = io.lines().find_map(|l| l.strip_prefix("write_bytes:")).map(str::trim);
-        Ok(bytes.and_then(|b| b.parse().ok()).unwrap_or(0))
+        Ok(mem::io_field(&self.child.id().to_string(), "write_bytes").unwrap_or(0))
     }
 
     /// Processor time the node has taken, in clock ticks (`/proc/PID/stat`).
     fn cpu_ticks(&self) -> Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // The fields after the command name, which is in parentheses: utime and
-        // stime are the 12th and 13th of them.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        Ok(tick(11) + tick(12))
+        mem::cpu_ticks(&self.child.id().to_string()).context("reading the node's processor time")
     }
 
     /// Waits until the node has used under `share` of a core for a whole second
     /// (merges and other work a flood left behind are over), or `limit` has
     /// passed; how long it waited, and whether it became quiet.
     pub fn quiet(&self, share: f64, limit: Duration) -> Result<(Duration, bool)> {
-        // SAFETY: sysconf with a constant name has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let per_second = mem::ticks_per_second();
         let started = Instant::now();
         let mut last = self.cpu_ticks()?;
         while started.elapsed() < limit {

@@ -286,6 +286,11 @@ impl Index {
         Ok(out.into_iter().collect())
     }
 
+    /// The segments a search goes through now.
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     /// The number of indexed samples.
     pub fn num_samples(&self) -> u64 {
         self.reader.searcher().num_docs()

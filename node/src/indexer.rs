@@ -21,9 +21,12 @@ const BATCH_SAMPLES: usize = 10_000;
 /// Least time from the start of one drain to the start of the next that a wake
 /// starts. Listings trickling in from a flood each wake the indexer; drained at
 /// once, each would be a commit of a few listings, and tantivy's work per commit
-/// (a segment written, merged into others, the readers reopened) took half of
-/// what the node used of its core. The node's own packs and those of authors it
-/// has dealt with do not wait: they are indexed ahead of the queue
+/// (a segment written and synced, merged into others, the readers reopened) took
+/// half of what the node used of its core. A drain commits once, and again at
+/// once only while the queue holds more than a batch: a steady stream is
+/// committed once an interval, not commit after commit as it comes (figures in
+/// `docs/BENCHMARKS.md`, "Index under churn"). The node's own packs and those of
+/// authors it has dealt with do not wait: they are indexed ahead of the queue
 /// ([`IndexerHandle::index_now`]).
 const DRAIN_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -81,7 +84,7 @@ impl IndexerHandle {
         let _ = self.tx.try_send(Command::Wake);
     }
 
-    /// Waits until every queued entry is in the index.
+    /// Waits until every entry queued before it is in the index.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Command::Flush(tx)).await.is_ok() {
@@ -106,12 +109,16 @@ fn run(store: Store, index: Arc<Index>, mut rx: mpsc::Receiver<Command>) {
         rebuild(&store, &index, &rx);
     }
     let mut drained: Option<Instant> = None;
-    while let Some(cmd) = rx.blocking_recv() {
+    // A command read while passing over wakes, served next.
+    let mut next = None;
+    while let Some(cmd) = next.take().or_else(|| rx.blocking_recv()) {
         match cmd {
             Command::Wake => {
                 if let Some(at) = drained {
                     thread::sleep(DRAIN_INTERVAL.saturating_sub(at.elapsed()));
                 }
+                // This drain serves the wakes that came while it slept.
+                next = std::iter::from_fn(|| rx.try_recv().ok()).find(|cmd| !matches!(cmd, Command::Wake));
                 drained = Some(Instant::now());
                 drain(&store, &index, &rx);
             }
@@ -148,19 +155,16 @@ fn rebuild(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
     drain(store, index, rx);
 }
 
-/// Indexes queued packs in batches until the queue is empty, the node stops (every
-/// handle dropped: a queue of a large catalogue takes minutes) or an error stops
-/// it; the entries left stay queued for the next wake or start.
+/// Indexes queued packs in batches until a commit takes all the queue held when
+/// it began (what comes in meanwhile has woken the indexer, which comes back to
+/// it), the node stops (every handle dropped: a queue of a large catalogue takes
+/// minutes) or an error stops it; the entries left stay queued for the next wake
+/// or start.
 fn drain(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
     let mut batches = 0;
     loop {
         let entries = match store.queue_peek(BATCH) {
-            Ok(entries) if entries.is_empty() => {
-                if batches > 1 {
-                    crate::util::memory::release_free_memory();
-                }
-                return;
-            }
+            Ok(entries) if entries.is_empty() => break,
             Ok(entries) => entries,
             Err(e) => {
                 tracing::error!("reading the index queue failed: {e}");
@@ -197,6 +201,7 @@ fn drain(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
                 }
             }
         }
+        let peeked = entries.len();
         let entries = &entries[..taken];
         batches += 1;
         if let Err(e) = index.apply(&ops) {
@@ -208,6 +213,12 @@ fn drain(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
             tracing::error!("removing drained queue entries failed: {e}");
             return;
         }
+        if taken == peeked && peeked < BATCH {
+            break;
+        }
+    }
+    if batches > 1 {
+        crate::util::memory::release_free_memory();
     }
 }
 
@@ -242,6 +253,38 @@ mod tests {
         // 20 wakes in 3 s: a commit at the first, one at most every
         // DRAIN_INTERVAL after it (about 7), and the flush's.
         assert!(index.commits() <= 10, "{} commits for {LISTINGS} listings", index.commits());
+        drop(handle);
+        join.join().unwrap();
+    }
+
+    /// Listings stored in a steady stream, faster than commits take, are
+    /// committed once a drain interval, not commit after commit as they come.
+    #[test]
+    fn a_steady_stream_is_committed_once_an_interval() {
+        use smpl_protocol::Signed;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let index = Arc::new(Index::open_in_ram().unwrap());
+        let (handle, join) = IndexerHandle::spawn(store.clone(), index.clone());
+        let author = smpl_protocol::Identity::from_secret_bytes([8; 32]);
+        let started = Instant::now();
+        let mut stored = 0;
+        while started.elapsed() < Duration::from_secs(2) {
+            let slug = format!("stream-{stored}");
+            let sample = smpl_testkit::manifest::sample(&format!("{slug}.wav"));
+            let manifest = smpl_testkit::manifest::manifest(author.node_id(), &slug, 1, vec![sample]);
+            store.accept_manifest(&manifest, &manifest.sign(&author).unwrap(), false).unwrap();
+            handle.wake();
+            stored += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let streamed = started.elapsed();
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(handle.flush());
+        assert_eq!(index.packs().unwrap().len(), stored, "every listing is indexed");
+        // A commit at the start (the first wake's, and the rebuild's of the new
+        // index), one every DRAIN_INTERVAL after it, and the flush's.
+        let most = 3 + (streamed.as_millis() / DRAIN_INTERVAL.as_millis()) as u64;
+        assert!(index.commits() <= most, "{} commits for {stored} listings in {streamed:?}", index.commits());
         drop(handle);
         join.join().unwrap();
     }

@@ -20,7 +20,8 @@ use smpl_index::IndexOptions;
 
 use crate::corpus::{BenchQuery, Corpus};
 use crate::mem;
-use engines::{Engine, Fts5, Smpl, TOP};
+pub use engines::Smpl;
+use engines::{Engine, Fts5, TOP};
 
 #[derive(clap::Args, Debug)]
 pub struct SearchArgs {
@@ -274,7 +275,7 @@ fn count(engine: &mut dyn Engine, queries: &[BenchQuery]) -> Result<Vec<usize>> 
     queries.iter().map(|q| engine.count(q)).collect()
 }
 
-fn percentile(lat: &[Duration], p: f64) -> Duration {
+pub fn percentile(lat: &[Duration], p: f64) -> Duration {
     if lat.is_empty() {
         return Duration::ZERO;
     }
@@ -284,7 +285,7 @@ fn percentile(lat: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;
     if ms < 10.0 { format!("{ms:.3} ms") } else { format!("{ms:.1} ms") }
 }

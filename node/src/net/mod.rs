@@ -1764,11 +1764,19 @@ impl Actor {
         }
         let favoured = self.host.favoured(&envelope);
         let stats = self.stats.clone();
+        let received = Instant::now();
         let work = move |host: &dyn Host| {
             let (gossip, invalid) = match host.ingest(&envelope) {
                 Ingest::New(pack) => {
                     if favoured {
+                        let stored = received.elapsed();
                         host.index_now(&pack);
+                        tracing::debug!(
+                            %pack,
+                            "a listing announced by an author dealt with: stored after {stored:?}, \
+                             indexed after {:?}",
+                            received.elapsed()
+                        );
                     }
                     stats.announced_new.fetch_add(1, Ordering::Relaxed);
                     (Some(envelope), false)

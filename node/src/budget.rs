@@ -50,8 +50,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -298,6 +298,10 @@ pub struct Budget {
     /// Held by the one [`Budget::evict`] running: two at once would pick the same
     /// victims.
     evicting: Mutex<()>,
+    /// Set by each call of [`Budget::evict`] and
+    /// [`Budget::evict_unless_running`]: the one running looks at the totals
+    /// again before it ends.
+    evict_again: AtomicBool,
     /// Disk the store and the index took beyond what the budget counts, the most
     /// of the last [`PEAK_MEASURES`] measures, up to a [`OVERRUN_SHARE`]th of the
     /// listings' share: the listings kept are held that much under it.
@@ -327,6 +331,7 @@ impl Budget {
             usage: Mutex::new(usage),
             dealt_with: RwLock::default(),
             evicting: Mutex::new(()),
+            evict_again: AtomicBool::new(false),
             overrun: AtomicU64::new(0),
             excesses: Mutex::default(),
             stats: BudgetStats::default(),
@@ -442,10 +447,59 @@ impl Budget {
     }
 
     /// Drops listings, in the module's order, until the store is within the
-    /// totals again. Returns the packs evicted.
+    /// totals again. Returns the packs evicted. One eviction runs at a time; a
+    /// call while one runs waits for it, which holds the checking threads that
+    /// store listings back while an eviction catches up with them.
     pub fn evict(&self) -> Result<Vec<PackId>, StoreError> {
-        let _one_at_a_time = self.evicting.lock().unwrap_or_else(PoisonError::into_inner);
+        self.evict_with(true)
+    }
+
+    /// [`Budget::evict`] for a listing from an author dealt with, stored on a
+    /// thread at the normal priority: when an eviction runs, it returns at once
+    /// and that eviction looks at the totals again before it ends, instead of
+    /// waiting for it on a lowered thread that a busy core holds up for seconds.
+    pub fn evict_unless_running(&self) -> Result<Vec<PackId>, StoreError> {
+        self.evict_with(false)
+    }
+
+    fn evict_with(&self, wait: bool) -> Result<Vec<PackId>, StoreError> {
+        self.evict_again.store(true, Ordering::SeqCst);
         let mut evicted = Vec::new();
+        loop {
+            let one_at_a_time = match self.evicting.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) if wait => {
+                    self.evicting.lock().unwrap_or_else(PoisonError::into_inner)
+                }
+                Err(TryLockError::WouldBlock) => break,
+            };
+            while self.evict_again.swap(false, Ordering::SeqCst) {
+                self.evict_to_fit(&mut evicted)?;
+            }
+            drop(one_at_a_time);
+            // A call that came after the last look and did not wait.
+            if !self.evict_again.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        if let Some(last) = evicted.last() {
+            self.bound_declined(last);
+        }
+        if !evicted.is_empty() {
+            let n = evicted.len() as u64;
+            let total = self.stats.evicted.fetch_add(n, Ordering::Relaxed) + n;
+            // Logged as the total passes each power of two: a flood does not flood the log.
+            if (total - n + 1..=total).any(u64::is_power_of_two) {
+                tracing::info!(total, "listings evicted to stay within the listing budget");
+            }
+        }
+        Ok(evicted)
+    }
+
+    /// [`Budget::evict`]'s work, under its lock: evicts until the totals fit,
+    /// adding the packs evicted to `evicted`.
+    fn evict_to_fit(&self, evicted: &mut Vec<PackId>) -> Result<(), StoreError> {
         loop {
             let victim = {
                 let usage = self.usage();
@@ -477,18 +531,7 @@ impl Budget {
                 evicted.push(pack);
             }
         }
-        if let Some(last) = evicted.last() {
-            self.bound_declined(last);
-        }
-        if !evicted.is_empty() {
-            let n = evicted.len() as u64;
-            let total = self.stats.evicted.fetch_add(n, Ordering::Relaxed) + n;
-            // Logged as the total passes each power of two: a flood does not flood the log.
-            if (total - n + 1..=total).any(u64::is_power_of_two) {
-                tracing::info!(total, "listings evicted to stay within the listing budget");
-            }
-        }
-        Ok(evicted)
+        Ok(())
     }
 
     /// Past [`BudgetConfig::max_declined`], forgets a sixteenth of them (so not at
@@ -634,6 +677,33 @@ mod tests {
         // A restart counts the same.
         let reopened = Budget::open(&store, NodeId([9; 32]), config).unwrap();
         assert_eq!(reopened.totals(), (2, two));
+    }
+
+    /// An eviction for a listing from an author dealt with does not wait for one
+    /// running (which may be on a lowered thread that a busy core holds up): it
+    /// returns at once, and asks the one running to look at the totals again.
+    #[test]
+    fn an_eviction_for_an_author_dealt_with_does_not_wait_for_one_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = BudgetConfig { max_listings: 2, ..BudgetConfig::default() };
+        let budget = Arc::new(Budget::open(&store, NodeId([9; 32]), config).unwrap());
+        for (m, envelope) in one_listing_each(1..=3) {
+            store.accept_manifest(&m, &envelope, false).unwrap();
+            budget.stored(&m, envelope.as_bytes().len());
+        }
+        // One listing over the totals, and an eviction running: its lock held here.
+        let running = budget.evicting.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = budget.clone();
+        std::thread::spawn(move || tx.send(other.evict_unless_running().unwrap()).unwrap());
+        let evicted =
+            rx.recv_timeout(Duration::from_secs(10)).expect("an eviction waited for the one running");
+        assert!(evicted.is_empty());
+        assert!(budget.evict_again.load(Ordering::SeqCst), "the one running is not asked to look again");
+        drop(running);
+        assert_eq!(budget.evict().unwrap().len(), 1);
+        assert_eq!(budget.totals().0, 2);
     }
 
     /// Declined listings' records stay within their share of the budget: past

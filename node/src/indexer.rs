@@ -226,11 +226,18 @@ fn drain(store: &Store, index: &Index, rx: &mpsc::Receiver<Command>) {
 mod tests {
     use super::*;
 
+    /// Stores a listing of one sample by `author` under `slug`, for the indexer.
+    fn store_listing(store: &Store, author: &smpl_protocol::Identity, slug: &str) {
+        use smpl_protocol::Signed;
+        let sample = smpl_testkit::manifest::sample(&format!("{slug}.wav"));
+        let manifest = smpl_testkit::manifest::manifest(author.node_id(), slug, 1, vec![sample]);
+        store.accept_manifest(&manifest, &manifest.sign(author).unwrap(), false).unwrap();
+    }
+
     /// Listings stored one after another, each waking the indexer (a flood's
     /// trickle), are committed together rather than one commit each.
     #[test]
     fn wakes_close_together_share_a_commit() {
-        use smpl_protocol::Signed;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let index = Arc::new(Index::open_in_ram().unwrap());
@@ -238,11 +245,7 @@ mod tests {
         let author = smpl_protocol::Identity::from_secret_bytes([7; 32]);
         const LISTINGS: usize = 20;
         for n in 0..LISTINGS {
-            let slug = format!("trickle-{n}");
-            let sample = smpl_testkit::manifest::sample(&format!("{slug}.wav"));
-            let manifest = smpl_testkit::manifest::manifest(author.node_id(), &slug, 1, vec![sample]);
-            let envelope = manifest.sign(&author).unwrap();
-            store.accept_manifest(&manifest, &envelope, false).unwrap();
+            store_listing(&store, &author, &format!("trickle-{n}"));
             handle.wake();
             // Longer than a commit takes here: without the interval, each wake
             // would find the indexer idle and commit its one listing.
@@ -261,7 +264,6 @@ mod tests {
     /// committed once a drain interval, not commit after commit as they come.
     #[test]
     fn a_steady_stream_is_committed_once_an_interval() {
-        use smpl_protocol::Signed;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let index = Arc::new(Index::open_in_ram().unwrap());
@@ -270,10 +272,7 @@ mod tests {
         let started = Instant::now();
         let mut stored = 0;
         while started.elapsed() < Duration::from_secs(2) {
-            let slug = format!("stream-{stored}");
-            let sample = smpl_testkit::manifest::sample(&format!("{slug}.wav"));
-            let manifest = smpl_testkit::manifest::manifest(author.node_id(), &slug, 1, vec![sample]);
-            store.accept_manifest(&manifest, &manifest.sign(&author).unwrap(), false).unwrap();
+            store_listing(&store, &author, &format!("stream-{stored}"));
             handle.wake();
             stored += 1;
             std::thread::sleep(Duration::from_millis(2));

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use libp2p::Multiaddr;
 use serde_bytes::ByteBuf;
@@ -85,6 +86,10 @@ pub trait Host: Send + Sync + 'static {
 /// later one would pin its pack at the top of "newest", and is refused.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 5 * 60;
 
+/// Storing a listing from the network that takes longer is logged (at debug:
+/// under a flood the checks run on lowered threads and wait for a core).
+const SLOW_STORE: Duration = Duration::from_secs(1);
+
 /// Refuses a listing dated more than [`MAX_CLOCK_SKEW_SECS`] after `now`.
 fn check_time(what: &str, at: u64, now: u64) -> Result<(), String> {
     if at > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
@@ -108,16 +113,32 @@ pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
                 if let Err(reason) = check_time("manifest", m.created_at, crate::util::now()) {
                     return Ingest::Invalid(reason);
                 }
+                let started = Instant::now();
                 if let Err(reason) = budget.admit(&m, bytes.len()) {
                     tracing::debug!(pack = %m.pack_id, "listing not stored: {reason}");
                     return Ingest::Old(Item::manifest(m.pack_id, m.seq));
                 }
+                let admitted = started.elapsed();
                 let accepted = store.accept_manifest(&m, &envelope, false);
+                let stored = started.elapsed();
                 if matches!(accepted, Ok(Accepted::New)) {
                     budget.stored(&m, bytes.len());
-                    if let Err(e) = budget.evict() {
+                    let evicted = if budget.dealt_with(&m.author) {
+                        budget.evict_unless_running()
+                    } else {
+                        budget.evict()
+                    };
+                    if let Err(e) = evicted {
                         tracing::error!("evicting listings over the budget failed: {e}");
                     }
+                }
+                if started.elapsed() > SLOW_STORE {
+                    tracing::debug!(
+                        pack = %m.pack_id,
+                        "storing a listing was slow: admitted after {admitted:?}, stored after \
+                         {stored:?}, counted and others evicted after {:?}",
+                        started.elapsed()
+                    );
                 }
                 (Item::manifest(m.pack_id, m.seq), accepted)
             }

@@ -9,8 +9,9 @@
 //! packs chosen at random among those it holds beyond `--keep`, as a node at its
 //! listing budget evicts them; after each commit, `--queries` searches run.
 //! Measured: what the process wrote to disk (`write_bytes` in `/proc/self/io`:
-//! the index is all it writes), the processor time it took (indexing, merging and searching),
-//! the segments searches went through, and the searches' latency.
+//! the index is all it writes), the processor time it took (indexing, merging
+//! and searching), the segments searches went through, and the searches'
+//! latency.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -48,7 +49,7 @@ pub struct ChurnArgs {
     dir: Option<PathBuf>,
 }
 
-/// The figures of one setting.
+/// The figures of one batch size.
 struct Measured {
     wall: Duration,
     cpu: Duration,

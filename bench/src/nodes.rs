@@ -275,7 +275,7 @@ impl NodeProcess {
 
     /// Bytes the node has caused to be written to disk (`/proc/PID/io`).
     pub fn written(&self) -> Result<u64> {
-        Ok(mem::io_field(&self.child.id().to_string(), "write_bytes").unwrap_or(0))
+        mem::io_field(&self.child.id().to_string(), "write_bytes").context("reading the node's writes")
     }
 
     /// Processor time the node has taken, in clock ticks (`/proc/PID/stat`).

@@ -132,12 +132,12 @@ pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
                         tracing::error!("evicting listings over the budget failed: {e}");
                     }
                 }
-                if started.elapsed() > SLOW_STORE {
+                let took = started.elapsed();
+                if took > SLOW_STORE {
                     tracing::debug!(
                         pack = %m.pack_id,
                         "storing a listing was slow: admitted after {admitted:?}, stored after \
-                         {stored:?}, counted and others evicted after {:?}",
-                        started.elapsed()
+                         {stored:?}, counted and others evicted after {took:?}"
                     );
                 }
                 (Item::manifest(m.pack_id, m.seq), accepted)

@@ -54,6 +54,9 @@ pub enum IndexError {
         "sample {sample:?} of pack {pack} has no sound descriptor (silent, or published before descriptors)"
     )]
     NoDescriptor { pack: smpl_protocol::PackId, sample: String },
+    /// The index was closed ([`Index::close`](crate::Index::close)).
+    #[error("the search index is closed")]
+    Closed,
     /// A thread panicked while holding the index writer.
     #[error("the index writer is unusable after a panic in another thread; reopen the index")]
     Poisoned,

@@ -17,6 +17,7 @@ use tantivy::{
 
 use crate::arrays::{SearchedArrays, SegmentArrays};
 use crate::collector::{Collected, Ranked, SearchCollector};
+use crate::directory::{self, UnsyncedDirectory};
 use crate::document::{documents, hit_from_stored, pack_from_halves};
 use crate::error::IndexError;
 use crate::query::Plan;
@@ -60,6 +61,9 @@ impl Default for IndexOptions {
 }
 
 const MIN_HEAP_PER_THREAD: usize = 15_000_000;
+
+/// The path an index in memory reports.
+const IN_RAM: &str = ":memory:";
 
 /// The local search index: one document per sample.
 ///
@@ -110,7 +114,14 @@ impl Index {
         let existing = dir.join("meta.json").exists();
         let version = std::fs::read_to_string(dir.join(VERSION_FILE)).ok();
         let current = version.as_deref().map(str::trim) == Some(&SCHEMA_VERSION.to_string());
-        let opened = if existing && current {
+        let lost = directory::lost_writes(dir);
+        if lost {
+            tracing::warn!(
+                "the search index in {} was not synced before the machine stopped: it is rebuilt from the store",
+                dir.display()
+            );
+        }
+        let opened = if existing && current && !lost {
             match directory(dir, options.preload).and_then(tantivy::Index::open) {
                 Ok(index) if index.schema() == schema => Some(index),
                 Ok(_) => None,
@@ -123,11 +134,15 @@ impl Index {
             None
         };
         let (index, needs_rebuild) = match opened {
-            Some(index) => (index, false),
+            Some(index) => {
+                directory::mark_unsynced(dir).map_err(io)?;
+                (index, false)
+            }
             None => {
-                if existing || version.is_some() {
+                if existing || version.is_some() || lost {
                     wipe(dir).map_err(io)?;
                 }
+                directory::mark_unsynced(dir).map_err(io)?;
                 let index = directory(dir, options.preload)
                     .and_then(|d| tantivy::Index::create(d, schema, IndexSettings::default()))
                     .map_err(|source| IndexError::Open { path: dir.to_path_buf(), source })?;
@@ -147,7 +162,7 @@ impl Index {
     pub fn open_in_ram_with(options: IndexOptions) -> Result<Index, IndexError> {
         let (schema, fields) = schema();
         let index = tantivy::Index::create_in_ram(schema);
-        Index::from_tantivy(index, fields, options, true, PathBuf::from(":memory:"))
+        Index::from_tantivy(index, fields, options, true, PathBuf::from(IN_RAM))
     }
 
     fn from_tantivy(
@@ -213,7 +228,7 @@ impl Index {
             return Ok(());
         }
         let mut guard = self.writer()?;
-        let writer = guard.as_mut().ok_or(IndexError::Poisoned)?;
+        let writer = guard.as_mut().ok_or(IndexError::Closed)?;
         let result = (|| {
             for op in ops {
                 match op {
@@ -246,7 +261,7 @@ impl Index {
     /// Deletes every document.
     pub fn clear(&self) -> Result<(), IndexError> {
         let mut guard = self.writer()?;
-        let writer = guard.as_mut().ok_or(IndexError::Poisoned)?;
+        let writer = guard.as_mut().ok_or(IndexError::Closed)?;
         let result = writer.delete_all_documents().and_then(|_| writer.commit());
         if let Err(source) = result {
             let _ = writer.rollback();
@@ -266,6 +281,22 @@ impl Index {
         *guard = Some(new_writer(&self.index, &self.options, &self.path)?);
         drop(guard);
         self.reload(0)
+    }
+
+    /// Stops the writer once its merges are done and syncs every file of the index
+    /// to the disk, so that it is kept as it is even if the machine stops before
+    /// the next open. Commits until now were not synced (module `directory`);
+    /// without a close, an index the machine stopped under is rebuilt. Later
+    /// [`apply`](Index::apply) calls fail.
+    pub fn close(&self) -> Result<(), IndexError> {
+        let mut guard = self.writer()?;
+        if let Some(writer) = guard.take() {
+            writer.wait_merging_threads().map_err(|source| IndexError::Write { ops: 0, source })?;
+        }
+        if self.path.as_os_str() == IN_RAM {
+            return Ok(());
+        }
+        directory::sync_all(&self.path).map_err(|source| IndexError::Io { path: self.path.clone(), source })
     }
 
     /// Every indexed pack with the seq of its indexed manifest, ordered by pack id.
@@ -416,14 +447,16 @@ fn new_writer(
 /// filled at once (`MADV_POPULATE_READ` on Linux; older kernels ignore it). Mapped
 /// lazily, every page a query touches for the first time in the process costs a
 /// page fault, which on a freshly opened index costs more than the query itself
-/// (figures in `docs/BENCHMARKS.md`, "Search index").
-fn directory(dir: &Path, preload: bool) -> tantivy::Result<MmapDirectory> {
+/// (figures in `docs/BENCHMARKS.md`, "Search index"). Commits are not synced
+/// (module `directory`).
+fn directory(dir: &Path, preload: bool) -> tantivy::Result<UnsyncedDirectory> {
     #[cfg(target_os = "linux")]
     let ahead = Advice::PopulateRead;
     #[cfg(not(target_os = "linux"))]
     let ahead = Advice::WillNeed;
     let advice = if preload { ahead } else { Advice::Normal };
-    MmapDirectory::open_with_madvice(dir, advice).map_err(TantivyError::from)
+    let mapped = MmapDirectory::open_with_madvice(dir, advice).map_err(TantivyError::from)?;
+    Ok(UnsyncedDirectory::new(mapped, dir))
 }
 
 /// Removes everything inside `dir` (an index of another version).

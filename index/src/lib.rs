@@ -6,7 +6,9 @@
 //! - [`Index`]: open (or create, or wipe and recreate when the schema version
 //!   changed: [`Index::needs_rebuild`]), [`Index::apply`] a batch of [`IndexOp`]s in
 //!   one commit, [`Index::search`], list what is indexed with [`Index::packs`],
-//!   [`Index::clear`], [`Index::wait_merges`] after a bulk rebuild. [`IndexOptions`]
+//!   [`Index::clear`], [`Index::wait_merges`] after a bulk rebuild, [`Index::close`]
+//!   to sync it to the disk (commits are not synced: module `directory`, and an
+//!   index the machine stopped under is rebuilt). [`IndexOptions`]
 //!   bound the writer's threads and memory. Synchronous: the node calls it from its
 //!   indexer thread and from blocking tasks.
 //! - [`SearchQuery`] → [`SearchResults`]: full text with typo tolerance, filters
@@ -42,6 +44,7 @@
 
 mod arrays;
 mod collector;
+mod directory;
 mod document;
 mod error;
 mod index;

@@ -1,6 +1,8 @@
 //! The indexer: a thread that drains the durable index queue into tantivy in
 //! batched commits. Gossip bursts and publishes only append to the queue; a crash
-//! loses nothing because entries leave the queue only after their commit.
+//! loses nothing because entries leave the queue only after their commit (the
+//! commit is not synced, but a crashed process's writes are in the kernel's
+//! hands, and an index the machine stopped under is rebuilt: `smpl_index::Index::close`).
 
 use std::sync::Arc;
 use std::thread;

@@ -165,6 +165,22 @@ async fn a_stopped_node_closes_its_endpoint_while_others_still_hold_it() {
     assert!(held.is_closed(), "the endpoint is closed although the transfer is still held");
 }
 
+/// The index's commits are not synced while the node runs (a stall of the disk
+/// would hold up a publish); its stop syncs them, so a stop of the machine after
+/// it has nothing to rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_leaves_its_index_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), "a", &[]).await;
+    let pack_dir = dir.path().join("pack");
+    make_pack(&pack_dir);
+    publish(&node, &pack_dir, "Synced At Stop").await;
+    let marker = Home::new(dir.path().join("a")).index_dir().join("unsynced");
+    assert!(marker.exists(), "no marker while the index has unsynced commits");
+    tokio::time::timeout(Duration::from_secs(30), node.shutdown()).await.expect("the node stops");
+    assert!(!marker.exists(), "the stop left the index unsynced");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_swarm_runs_a_step_below_searches_and_listing_checks_at_the_lowest_priority() {
     let dir = tempfile::tempdir().unwrap();

@@ -45,7 +45,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -386,6 +386,22 @@ fn main() -> Result<()> {
         slowest.found_secs(),
         list(&HonestPublish::found_secs)
     );
+    // When each was announced, from the author's log, against when the producer
+    // found it (both clocks this machine's).
+    let author_log = std::fs::read_to_string(nodes::node_log(&h_home))?;
+    let since_announced = |p: &HonestPublish| match (p.found_at, announced_at(&author_log, &p.title)) {
+        (Some(found), Some(announced)) => day_seconds_between(announced, found),
+        _ => f64::NAN,
+    };
+    let latest = honest_publishes.iter().map(since_announced).fold(f64::NAN, f64::max);
+    println!(
+        "| the same, from the author's announcement to found: the slowest; each (s) | {latest:.2} s; {} |",
+        list(&since_announced)
+    );
+    println!(
+        "| the same, from the start of `smpl publish` to the announcement (s) | {} |",
+        list(&|p| p.found_secs() - since_announced(p))
+    );
     println!(
         "| the honest author's publishes themselves, during the flood (s); at idle | {}; {idle_publish:.2} s |",
         list(&|p| p.answered.unwrap_or(f64::NAN))
@@ -627,6 +643,29 @@ fn publish_steps(home: &Path, title: &str) -> Result<String> {
     })
 }
 
+/// When the publish of `title` was announced, in seconds of the day (UTC), from
+/// the node's log line for it: the line's time, less the time from the
+/// announcement to the end of the publish (searchable) that the line gives.
+fn announced_at(log: &str, title: &str) -> Option<f64> {
+    let line = log.lines().rev().find(|line| line.contains(&format!("published {title:?}")))?;
+    let secs = |mark: &str| -> Option<f64> {
+        let (_, rest) = line.split_once(mark)?;
+        rest.split(" s").next()?.parse().ok()
+    };
+    // `2026-12-06T18:27:04.033436Z ...`
+    let time = line.split_once('T')?.1.split('Z').next()?;
+    let mut parts = time.split(':').map(|p| p.parse::<f64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    Some(h * 3600.0 + m * 60.0 + s - (secs("searchable after ")? - secs("announced after ")?))
+}
+
+/// Seconds from `from` (seconds of the day, UTC) to `to`, across midnight too.
+fn day_seconds_between(from: f64, to: SystemTime) -> f64 {
+    const DAY: f64 = 86_400.0;
+    let to = to.duration_since(UNIX_EPOCH).map_or(f64::NAN, |d| d.as_secs_f64() % DAY);
+    (to - from + DAY / 2.0).rem_euclid(DAY) - DAY / 2.0
+}
+
 /// A thread that writes 4 KB to a file and fsyncs it every 100 ms, timing each:
 /// how long a node's own fsyncs (a publish's, say) wait on the disk.
 struct DiskProbe {
@@ -670,8 +709,9 @@ struct HonestPublish {
     /// Seconds until `smpl publish` answered, and the pack id it answered.
     answered: Option<f64>,
     pack: Option<String>,
-    /// Until a search on the producer found it.
+    /// Until a search on the producer found it, and when.
     found: Option<Duration>,
+    found_at: Option<SystemTime>,
     /// When it was both answered and found.
     done: Option<Instant>,
 }
@@ -686,6 +726,7 @@ impl HonestPublish {
             answered: None,
             pack: None,
             found: None,
+            found_at: None,
             done: None,
         }
     }
@@ -695,6 +736,7 @@ impl HonestPublish {
     fn look(&mut self, api: &Api, author: &str) -> Result<()> {
         if self.found.is_none() && found_by_search(api, &self.title, author)? {
             self.found = Some(self.started.elapsed());
+            self.found_at = Some(SystemTime::now());
         }
         if let Some(publishing) = self.publishing.take_if(|p| p.is_finished()) {
             self.answered = Some(self.started.elapsed().as_secs_f64());

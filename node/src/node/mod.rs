@@ -438,7 +438,7 @@ impl Node {
 
     /// Stops the indexer and closes the stores.
     pub async fn shutdown(self) {
-        let Node { indexer, indexer_thread, blobs, store, net, cancel, tasks, .. } = self;
+        let Node { index, indexer, indexer_thread, blobs, store, net, cancel, tasks, .. } = self;
         cancel.cancel();
         let tasks = tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
         for task in tasks {
@@ -456,6 +456,15 @@ impl Node {
         let join = indexer_thread.lock().ok().and_then(|mut j| j.take());
         if let Some(join) = join {
             let _ = tokio::task::spawn_blocking(move || join.join()).await;
+        }
+        // Its commits were not synced: without this, a stop of the machine before
+        // the next start has it rebuilt.
+        match tokio::task::spawn_blocking(move || index.close()).await {
+            Ok(Err(e)) => {
+                tracing::warn!("syncing the search index failed (it is rebuilt if the machine stops): {e}")
+            }
+            Err(e) => tracing::warn!("syncing the search index failed: {e}"),
+            Ok(Ok(())) => {}
         }
         blobs.shutdown().await;
         let _ = tokio::task::spawn_blocking(move || store.flush()).await;

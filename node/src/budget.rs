@@ -51,7 +51,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError, mpsc};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -285,6 +285,15 @@ impl Usage {
     }
 }
 
+/// A listing stored and not counted yet ([`Budget::stored_unless_busy`]).
+struct Uncounted {
+    author: NodeId,
+    pack: PackId,
+    cost: usize,
+    /// When it was stored (unix seconds).
+    at: u64,
+}
+
 /// The node's listing budget; see the module docs.
 pub struct Budget {
     store: Store,
@@ -295,12 +304,16 @@ pub struct Budget {
     /// about every gossip listing, and must not wait for a background thread
     /// that holds `usage`.
     dealt_with: RwLock<HashSet<NodeId>>,
+    /// Listings from authors dealt with, stored while `usage` was held
+    /// ([`Budget::stored_unless_busy`]): counted by its next holder
+    /// ([`Budget::usage`]), who alone takes `uncounted`.
+    uncount: mpsc::Sender<Uncounted>,
+    uncounted: Mutex<mpsc::Receiver<Uncounted>>,
     /// Held by the one [`Budget::evict`] running: two at once would pick the same
     /// victims.
     evicting: Mutex<()>,
-    /// Set by each call of [`Budget::evict`] and
-    /// [`Budget::evict_unless_running`]: the one running looks at the totals
-    /// again before it ends.
+    /// Set by each call of [`Budget::evict`] and by each listing counted without
+    /// one: the one running looks at the totals again before it ends.
     evict_again: AtomicBool,
     /// Disk the store and the index took beyond what the budget counts, the most
     /// of the last [`PEAK_MEASURES`] measures, up to a [`OVERRUN_SHARE`]th of the
@@ -324,12 +337,15 @@ impl Budget {
                 None => store.record_updates(&author, &[])?,
             }
         }
+        let (uncount, uncounted) = mpsc::channel();
         Ok(Budget {
             store: store.clone(),
             me,
             config,
             usage: Mutex::new(usage),
             dealt_with: RwLock::default(),
+            uncount,
+            uncounted: Mutex::new(uncounted),
             evicting: Mutex::new(()),
             evict_again: AtomicBool::new(false),
             overrun: AtomicU64::new(0),
@@ -338,8 +354,26 @@ impl Budget {
         })
     }
 
-    fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
-        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
+    /// `usage`, with the listings stored while it was held counted.
+    fn usage(&self) -> MutexGuard<'_, Usage> {
+        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        self.count_uncounted(&mut usage);
+        usage
+    }
+
+    fn count_uncounted(&self, usage: &mut Usage) {
+        let uncounted = self.uncounted.lock().unwrap_or_else(PoisonError::into_inner);
+        for listing in uncounted.try_iter() {
+            self.count(usage, listing);
+        }
+    }
+
+    fn count(&self, usage: &mut Usage, Uncounted { author, pack, cost, at }: Uncounted) {
+        if let Some(times) = usage.add(author, pack, cost, Some(at))
+            && let Err(e) = self.store.record_updates(&author, &times)
+        {
+            tracing::error!("recording an author's updates failed: {e}");
+        }
     }
 
     /// Never evicts `pack` (held here) nor the listings of its `author` (dealt with).
@@ -362,6 +396,10 @@ impl Budget {
     /// with the reason when its author is over its budget (an update of a pack
     /// already here is judged by its new size).
     pub fn admit(&self, manifest: &Manifest, len: usize) -> Result<(), String> {
+        // Kept whatever the totals, and without waiting for `usage`.
+        if self.dealt_with(&manifest.author) {
+            return Ok(());
+        }
         let size = cost(len);
         let mut usage = self.usage();
         if self.protected(&usage, &manifest.author, &manifest.pack_id) {
@@ -441,6 +479,33 @@ impl Budget {
         }
     }
 
+    /// [`Budget::stored`] for a listing from an author dealt with, stored on a
+    /// thread at the normal priority so that it is searchable at once: it does
+    /// not wait for `usage`, which a checking thread at `SCHED_IDLE` may hold
+    /// while a busy core keeps it waiting for seconds. Counted now if `usage` is
+    /// free, else by its next holder; the eviction it may call for is left to
+    /// the next [`Budget::evict`] (the next listing stored from the network, or
+    /// the disk's next measure, [`watch_disk`]).
+    pub fn stored_unless_busy(&self, manifest: &Manifest, len: usize) {
+        let listing = Uncounted {
+            author: manifest.author,
+            pack: manifest.pack_id,
+            cost: cost(len),
+            at: crate::util::now(),
+        };
+        match self.usage.try_lock() {
+            Ok(mut usage) => {
+                self.count_uncounted(&mut usage);
+                self.count(&mut usage, listing);
+            }
+            Err(TryLockError::Poisoned(poisoned)) => self.count(&mut poisoned.into_inner(), listing),
+            Err(TryLockError::WouldBlock) => {
+                let _ = self.uncount.send(listing);
+            }
+        }
+        self.evict_again.store(true, Ordering::SeqCst);
+    }
+
     /// Counts a listing that left the store (retracted).
     pub fn removed(&self, author: &NodeId, pack: &PackId) {
         self.usage().remove(author, pack);
@@ -451,34 +516,15 @@ impl Budget {
     /// call while one runs waits for it, which holds the checking threads that
     /// store listings back while an eviction catches up with them.
     pub fn evict(&self) -> Result<Vec<PackId>, StoreError> {
-        self.evict_with(true)
-    }
-
-    /// [`Budget::evict`] for a listing from an author dealt with, stored on a
-    /// thread at the normal priority: when an eviction runs, it returns at once
-    /// and that eviction looks at the totals again before it ends, instead of
-    /// waiting for it on a lowered thread that a busy core holds up for seconds.
-    pub fn evict_unless_running(&self) -> Result<Vec<PackId>, StoreError> {
-        self.evict_with(false)
-    }
-
-    fn evict_with(&self, wait: bool) -> Result<Vec<PackId>, StoreError> {
         self.evict_again.store(true, Ordering::SeqCst);
         let mut evicted = Vec::new();
         loop {
-            let one_at_a_time = match self.evicting.try_lock() {
-                Ok(guard) => guard,
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) if wait => {
-                    self.evicting.lock().unwrap_or_else(PoisonError::into_inner)
-                }
-                Err(TryLockError::WouldBlock) => break,
-            };
+            let one_at_a_time = self.evicting.lock().unwrap_or_else(PoisonError::into_inner);
             while self.evict_again.swap(false, Ordering::SeqCst) {
                 self.evict_to_fit(&mut evicted)?;
             }
             drop(one_at_a_time);
-            // A call that came after the last look and did not wait.
+            // A listing counted after the last look, which did not evict.
             if !self.evict_again.load(Ordering::SeqCst) {
                 break;
             }
@@ -682,27 +728,40 @@ mod tests {
     /// An eviction for a listing from an author dealt with does not wait for one
     /// running (which may be on a lowered thread that a busy core holds up): it
     /// returns at once, and asks the one running to look at the totals again.
+    /// A listing from an author dealt with is admitted, counted and left for
+    /// the next eviction without waiting for `usage`, which a checking thread
+    /// that a busy core holds up may hold (held here, by the test).
     #[test]
-    fn an_eviction_for_an_author_dealt_with_does_not_wait_for_one_running() {
+    fn a_listing_from_an_author_dealt_with_does_not_wait_for_the_counts() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let config = BudgetConfig { max_listings: 2, ..BudgetConfig::default() };
         let budget = Arc::new(Budget::open(&store, NodeId([9; 32]), config).unwrap());
-        for (m, envelope) in one_listing_each(1..=3) {
-            store.accept_manifest(&m, &envelope, false).unwrap();
-            budget.stored(&m, envelope.as_bytes().len());
+        let mut listings = one_listing_each(1..=3);
+        let (favoured, envelope) = listings.pop().unwrap();
+        for (m, envelope) in &listings {
+            store.accept_manifest(m, envelope, false).unwrap();
+            budget.stored(m, envelope.as_bytes().len());
         }
-        // One listing over the totals, and an eviction running: its lock held here.
-        let running = budget.evicting.lock().unwrap();
+        budget.keep(PackId([0xee; 16]), favoured.author);
+        let held = budget.usage.lock().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let other = budget.clone();
-        std::thread::spawn(move || tx.send(other.evict_unless_running().unwrap()).unwrap());
-        let evicted =
-            rx.recv_timeout(Duration::from_secs(10)).expect("an eviction waited for the one running");
-        assert!(evicted.is_empty());
-        assert!(budget.evict_again.load(Ordering::SeqCst), "the one running is not asked to look again");
-        drop(running);
-        assert_eq!(budget.evict().unwrap().len(), 1);
+        std::thread::spawn(move || {
+            let len = envelope.as_bytes().len();
+            let admitted = other.admit(&favoured, len);
+            other.stored_unless_busy(&favoured, len);
+            tx.send((admitted, favoured.pack_id)).unwrap();
+        });
+        let (admitted, pack) =
+            rx.recv_timeout(Duration::from_secs(10)).expect("the listing waited for the counts' lock");
+        assert_eq!(admitted, Ok(()));
+        drop(held);
+        assert_eq!(budget.totals().0, 3, "counted by the next holder of the counts");
+        assert!(budget.evict_again.load(Ordering::SeqCst), "no eviction asked for");
+        let evicted = budget.evict().unwrap();
+        assert_eq!(evicted.len(), 1);
+        assert_ne!(evicted[0], pack, "the listing of the author dealt with was evicted");
         assert_eq!(budget.totals().0, 2);
     }
 

@@ -122,14 +122,13 @@ pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
                 let accepted = store.accept_manifest(&m, &envelope, false);
                 let stored = started.elapsed();
                 if matches!(accepted, Ok(Accepted::New)) {
-                    budget.stored(&m, bytes.len());
-                    let evicted = if budget.dealt_with(&m.author) {
-                        budget.evict_unless_running()
+                    if budget.dealt_with(&m.author) {
+                        budget.stored_unless_busy(&m, bytes.len());
                     } else {
-                        budget.evict()
-                    };
-                    if let Err(e) = evicted {
-                        tracing::error!("evicting listings over the budget failed: {e}");
+                        budget.stored(&m, bytes.len());
+                        if let Err(e) = budget.evict() {
+                            tracing::error!("evicting listings over the budget failed: {e}");
+                        }
                     }
                 }
                 let took = started.elapsed();

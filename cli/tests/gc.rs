@@ -125,6 +125,9 @@ fn updated_and_retracted_content_is_collected_and_live_content_stays_served() {
     json_ok(&c_home, &["audition", &free, "snare"]);
 
     // C buys the kept pack; with A gone, B serves it from its licensed copy.
+    wait_until("C sees the kept pack", Duration::from_secs(30), || {
+        smpl_json(&c_home, &["show", &kept]).0 == 0
+    });
     let bought = json_ok(&c_home, &["buy", &kept, "--wait", "20"]);
     assert_eq!(bought[0]["status"], "issued", "{bought:?}");
     let b_addr = b.p2p_addr();

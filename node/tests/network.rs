@@ -165,6 +165,29 @@ async fn a_stopped_node_closes_its_endpoint_while_others_still_hold_it() {
     assert!(held.is_closed(), "the endpoint is closed although the transfer is still held");
 }
 
+/// A node just started has met no peer yet, and a provider lookup then would
+/// find nobody (`smpl fetch` right after `smpl node`): it waits for the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_lookup_before_any_peer_is_known_waits_for_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path(), "a", &[]).await;
+    let pack_dir = dir.path().join("pack");
+    make_pack(&pack_dir);
+    let pack = publish(&a, &pack_dir, "Looked Up Early").await;
+    let b = start(dir.path(), "b", &[]).await;
+    let network = b.network().expect("networked").clone();
+    let lookup = tokio::spawn(async move { network.find_providers(pack).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!lookup.is_finished(), "a lookup with no peer known ended at once");
+    b.network().unwrap().dial(addr(&a).await).await.unwrap();
+    let found = tokio::time::timeout(Duration::from_secs(20), lookup)
+        .await
+        .expect("the lookup ended")
+        .unwrap()
+        .unwrap();
+    assert!(found.contains(&a.node_id()), "the author was not found: {found:?}");
+}
+
 /// The index's commits are not synced while the node runs (a stall of the disk
 /// would hold up a publish); its stop syncs them, so a stop of the machine after
 /// it has nothing to rebuild.

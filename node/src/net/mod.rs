@@ -257,6 +257,8 @@ enum Command {
 /// reconciliation message did not decode, so what the round would have fetched is
 /// not known).
 enum Done {
+    /// [`LOOKUP_TIMEOUT`] passed since a provider lookup began to wait for a peer.
+    NoPeerKnown,
     Validated {
         id: gossipsub::MessageId,
         source: PeerId,
@@ -687,6 +689,11 @@ struct Actor {
     /// Remote addresses of current connections.
     addrs: HashMap<PeerId, Vec<Multiaddr>>,
     provider_queries: HashMap<kad::QueryId, (HashSet<NodeId>, oneshot::Sender<Vec<NodeId>>)>,
+    /// Provider lookups asked while Kademlia knew no peer (a node just started
+    /// learns its peers' addresses from identify): a lookup then would end at
+    /// once with nobody. Started when the first peer is known, or after
+    /// [`LOOKUP_TIMEOUT`].
+    lookups_waiting: Vec<(PackId, oneshot::Sender<Vec<NodeId>>)>,
     connect_waiters: HashMap<PeerId, Vec<oneshot::Sender<bool>>>,
     trades: HashMap<OutboundRequestId, oneshot::Sender<Result<TradeResponse, String>>>,
     /// Whether this node was declared a relay for others (then it holds no
@@ -757,6 +764,7 @@ impl Actor {
             fetches: HashMap::new(),
             addrs: HashMap::new(),
             provider_queries: HashMap::new(),
+            lookups_waiting: Vec::new(),
             connect_waiters: HashMap::new(),
             trades: HashMap::new(),
             relay_server: false,
@@ -936,8 +944,19 @@ impl Actor {
                 }
             }
             Command::FindProviders { pack, reply } => {
-                let id = self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(&pack.0));
-                self.provider_queries.insert(id, (HashSet::new(), reply));
+                let known = self.swarm.behaviour_mut().kad.kbuckets().any(|bucket| bucket.num_entries() > 0);
+                if known {
+                    self.find_providers(pack, reply);
+                    return;
+                }
+                if self.lookups_waiting.is_empty() {
+                    let done = self.done_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(LOOKUP_TIMEOUT).await;
+                        let _ = done.send(Done::NoPeerKnown).await;
+                    });
+                }
+                self.lookups_waiting.push((pack, reply));
             }
             Command::Connect { node, reply } => {
                 let Some(peer) = peer_id_of(&node) else {
@@ -1268,8 +1287,21 @@ impl Actor {
         self.addrs.get(peer).map(|a| a.iter().map(|a| a.to_string()).collect()).unwrap_or_default()
     }
 
+    fn find_providers(&mut self, pack: PackId, reply: oneshot::Sender<Vec<NodeId>>) {
+        let id = self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(&pack.0));
+        self.provider_queries.insert(id, (HashSet::new(), reply));
+    }
+
+    /// Starts the provider lookups that waited for a peer to ask.
+    fn start_waiting_lookups(&mut self) {
+        for (pack, reply) in std::mem::take(&mut self.lookups_waiting) {
+            self.find_providers(pack, reply);
+        }
+    }
+
     fn on_done(&mut self, done: Done) {
         match done {
+            Done::NoPeerKnown => self.start_waiting_lookups(),
             Done::ConnectTimeout(peer) => {
                 for waiter in self.connect_waiters.remove(&peer).unwrap_or_default() {
                     let _ = waiter.send(self.greeted.contains(&peer));
@@ -1625,6 +1657,7 @@ impl Actor {
                     }
                 }
             }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { .. }) => self.start_waiting_lookups(),
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetProviders(result),

@@ -23,7 +23,7 @@ const BATCH_SAMPLES: usize = 10_000;
 /// Least time from the start of one drain to the start of the next that a wake
 /// starts. Listings trickling in from a flood each wake the indexer; drained at
 /// once, each would be a commit of a few listings, and tantivy's work per commit
-/// (a segment written and synced, merged into others, the readers reopened) took
+/// (a segment written, merged into others, the readers reopened) took
 /// half of what the node used of its core. A drain commits once, and again at
 /// once only while the queue holds more than a batch: a steady stream is
 /// committed once an interval, not commit after commit as it comes (figures in

@@ -151,7 +151,7 @@ pub(crate) fn mark_unsynced(dir: &Path) -> io::Result<()> {
 }
 
 /// Syncs every file in `dir`, then removes the marker.
-pub(crate) fn sync_all(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_files(dir: &Path) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_type()?.is_file() && entry.file_name() != UNSYNCED_FILE {

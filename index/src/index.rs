@@ -296,7 +296,7 @@ impl Index {
         if self.path.as_os_str() == IN_RAM {
             return Ok(());
         }
-        directory::sync_all(&self.path).map_err(|source| IndexError::Io { path: self.path.clone(), source })
+        directory::sync_files(&self.path).map_err(|source| IndexError::Io { path: self.path.clone(), source })
     }
 
     /// Every indexed pack with the seq of its indexed manifest, ordered by pack id.

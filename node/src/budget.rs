@@ -294,6 +294,12 @@ struct Uncounted {
     at: u64,
 }
 
+impl Uncounted {
+    fn of(manifest: &Manifest, len: usize) -> Uncounted {
+        Uncounted { author: manifest.author, pack: manifest.pack_id, cost: cost(len), at: crate::util::now() }
+    }
+}
+
 /// The node's listing budget; see the module docs.
 pub struct Budget {
     store: Store,
@@ -369,8 +375,14 @@ impl Budget {
     }
 
     fn count(&self, usage: &mut Usage, Uncounted { author, pack, cost, at }: Uncounted) {
-        if let Some(times) = usage.add(author, pack, cost, Some(at))
-            && let Err(e) = self.store.record_updates(&author, &times)
+        let updates = usage.add(author, pack, cost, Some(at));
+        self.record_updates(&author, updates);
+    }
+
+    /// Keeps an author's updates (what [`Usage::add`] returns) in the store.
+    fn record_updates(&self, author: &NodeId, updates: Option<Vec<u64>>) {
+        if let Some(times) = updates
+            && let Err(e) = self.store.record_updates(author, &times)
         {
             tracing::error!("recording an author's updates failed: {e}");
         }
@@ -470,13 +482,10 @@ impl Budget {
 
     /// Counts a listing just stored.
     pub fn stored(&self, manifest: &Manifest, len: usize) {
-        let updates =
-            self.usage().add(manifest.author, manifest.pack_id, cost(len), Some(crate::util::now()));
-        if let Some(times) = updates
-            && let Err(e) = self.store.record_updates(&manifest.author, &times)
-        {
-            tracing::error!("recording an author's updates failed: {e}");
-        }
+        let Uncounted { author, pack, cost, at } = Uncounted::of(manifest, len);
+        // Recorded once the counts are released.
+        let updates = self.usage().add(author, pack, cost, Some(at));
+        self.record_updates(&author, updates);
     }
 
     /// [`Budget::stored`] for a listing from an author dealt with, stored on a
@@ -487,12 +496,7 @@ impl Budget {
     /// the next [`Budget::evict`] (the next listing stored from the network, or
     /// the disk's next measure, [`watch_disk`]).
     pub fn stored_unless_busy(&self, manifest: &Manifest, len: usize) {
-        let listing = Uncounted {
-            author: manifest.author,
-            pack: manifest.pack_id,
-            cost: cost(len),
-            at: crate::util::now(),
-        };
+        let listing = Uncounted::of(manifest, len);
         match self.usage.try_lock() {
             Ok(mut usage) => {
                 self.count_uncounted(&mut usage);

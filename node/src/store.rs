@@ -42,6 +42,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
@@ -151,6 +152,9 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// fields) at a fraction of a millisecond per pack.
 const ZSTD_LEVEL: i32 = 3;
 
+/// Storing a manifest that takes longer says where its time went (at debug).
+const SLOW_STORE: Duration = Duration::from_secs(1);
+
 /// An envelope as stored: compressed with zstd when that makes it smaller
 /// (envelopes written before compression are plain, and read as they are).
 fn encode(envelope: &Envelope) -> Vec<u8> {
@@ -188,7 +192,7 @@ fn decode_envelope(body: &[u8]) -> Result<Cow<'_, [u8]>, ProtocolError> {
 /// closed in this process releases it only once sled's own threads let go of
 /// the database, a moment later; another process holding it fails the open when
 /// the wait is over.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
@@ -357,6 +361,7 @@ impl Store {
         envelope: &Envelope,
         durable: bool,
     ) -> Result<Accepted, StoreError> {
+        let started = Instant::now();
         let (pack, seq) = (&manifest.pack_id, manifest.seq);
         let key = pack.0;
         let newer = |tree: &Tree| -> Result<bool, StoreError> {
@@ -370,7 +375,9 @@ impl Store {
         if newer(&self.manifests)? || declined.is_some_and(|old| old >= seq) {
             return Ok(Accepted::Stale);
         }
+        let looked_up = started.elapsed();
         self.files.write(pack, seq, &encode(envelope), durable)?;
+        let written = started.elapsed();
         let listed = summary(seq, &manifest.author, envelope.as_bytes().len());
         let trees = (&self.manifests, &self.retractions, &self.queue, &self.listings);
         let (outcome, replaced) = trees.transaction(|(m, r, q, l)| {
@@ -387,6 +394,7 @@ impl Store {
             let replaced = old.filter(|old| in_file(old)).map(|old| seq_of(&old));
             Ok::<_, ConflictableTransactionError<StoreError>>((Accepted::New, replaced))
         })?;
+        let committed = started.elapsed();
         if outcome == Accepted::New {
             // An older version declined is held now.
             self.declined.remove_below(pack, seq).map_err(StoreError::Declined)?;
@@ -401,6 +409,14 @@ impl Store {
             // Lost to a newer version or a retraction stored meanwhile; the same
             // version stored by another offer keeps the file.
             self.files.remove(pack, seq);
+        }
+        if started.elapsed() > SLOW_STORE {
+            tracing::debug!(
+                %pack,
+                "storing a listing was slow: looked up after {looked_up:?}, its file written after \
+                 {written:?}, committed after {committed:?}, done after {:?}",
+                started.elapsed()
+            );
         }
         Ok(outcome)
     }

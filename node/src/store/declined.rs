@@ -59,6 +59,8 @@ const FIRST_SLOTS: u64 = 1024;
 const LONG_PROBE: u64 = 1024;
 /// Slots read at once by a scan.
 const SCAN_SLOTS: u64 = 2048;
+/// Slots [`DeclinedTable::forget_near`] looks at under one hold of the lock.
+const FORGET_AT_ONCE: usize = 64;
 
 /// The declined listings' records; see the module docs.
 pub(super) struct DeclinedTable {
@@ -157,25 +159,32 @@ impl DeclinedTable {
     }
 
     /// Removes up to `n` records other than `near`'s, those in the slots from
-    /// `near`'s place on (as good as a random choice). Returns how many.
+    /// `near`'s place on (as good as a random choice). Returns how many. The
+    /// table's lock is let go after every [`FORGET_AT_ONCE`] slots looked at:
+    /// the store's lookups wait for a few removals, not for thousands made by a
+    /// thread at a low priority that a busy core keeps waiting.
     pub fn forget_near(&self, near: &PackId, n: usize) -> io::Result<usize> {
-        let mut table = self.table();
-        let mut at = table.home(near);
-        let mut forgotten = 0;
-        // A removal may move a later record into `at`, so `at` is read again
-        // then; every slot is looked at no more than about twice.
-        for _ in 0..table.slots * 2 {
-            if forgotten == n || table.count == 0 {
-                break;
-            }
-            if table.read(at)?.is_some_and(|record| record.pack != *near) {
-                table.remove_at(at)?;
-                forgotten += 1;
-            } else {
-                at = (at + 1) % table.slots;
+        let mut at = self.table().home(near);
+        let (mut forgotten, mut looked) = (0, 0);
+        loop {
+            let mut table = self.table();
+            // A removal may move a later record into `at`, so `at` is read again
+            // then; every slot is looked at no more than about twice.
+            for _ in 0..FORGET_AT_ONCE {
+                if forgotten == n || table.count == 0 || looked >= table.slots * 2 {
+                    return Ok(forgotten);
+                }
+                looked += 1;
+                // The table may have grown while the lock was let go.
+                at %= table.slots;
+                if table.read(at)?.is_some_and(|record| record.pack != *near) {
+                    table.remove_at(at)?;
+                    forgotten += 1;
+                } else {
+                    at = (at + 1) % table.slots;
+                }
             }
         }
-        Ok(forgotten)
     }
 
     /// Removes the records of `author`'s listings (and of any author sharing its

@@ -490,8 +490,8 @@ impl Budget {
 
     /// [`Budget::stored`] for a listing from an author dealt with, stored on a
     /// thread at the normal priority so that it is searchable at once: it does
-    /// not wait for `usage`, which the thread storing a flood's listings (at
-    /// nice 10) may hold through an eviction. Counted now if `usage` is
+    /// not wait for `usage`, which a checking thread at `SCHED_IDLE` may hold
+    /// while a busy core keeps it waiting for seconds. Counted now if `usage` is
     /// free, else by its next holder; the eviction it may call for is left to
     /// the next [`Budget::evict`] (the next listing stored from the network, or
     /// the disk's next measure, [`watch_disk`]).
@@ -517,8 +517,8 @@ impl Budget {
 
     /// Drops listings, in the module's order, until the store is within the
     /// totals again. Returns the packs evicted. One eviction runs at a time; a
-    /// call while one runs waits for it, which holds the thread that stores
-    /// listings from the network back while an eviction catches up with it.
+    /// call while one runs waits for it, which holds the checking threads that
+    /// store listings back while an eviction catches up with them.
     pub fn evict(&self) -> Result<Vec<PackId>, StoreError> {
         self.evict_again.store(true, Ordering::SeqCst);
         let mut evicted = Vec::new();
@@ -730,8 +730,8 @@ mod tests {
     }
 
     /// A listing from an author dealt with is admitted, counted and left for
-    /// the next eviction without waiting for `usage`, which the thread storing
-    /// others' listings may hold (held here, by the test).
+    /// the next eviction without waiting for `usage`, which a checking thread
+    /// that a busy core holds up may hold (held here, by the test).
     #[test]
     fn a_listing_from_an_author_dealt_with_does_not_wait_for_the_counts() {
         let dir = tempfile::tempdir().unwrap();

@@ -26,7 +26,7 @@
 //!   and decides what this node announces.
 //! - [`net`]: the libp2p control plane (gossip, sync, Kademlia) as an actor;
 //!   `net::host` is its port into the node ([`net::NodeHost`]), where every
-//!   listing from the network is verified and then stored ([`net::Host::ingest`]).
+//!   listing from the network is verified and stored ([`net::ingest`]).
 //! - [`Node`]: the facade (`node/`): every operation the API offers, grouped by
 //!   subsystem (catalog, fetch, trade, audition, recommend), and [`NodeError`]
 //!   with what each error means for the caller ([`ErrorKind`], an HTTP status).

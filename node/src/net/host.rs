@@ -2,9 +2,9 @@
 //! needs from the rest of the node, and [`NodeHost`] implements it over the
 //! store, the blob store, the indexer, the iroh data plane and the trade ledger.
 //!
-//! Gossip validation lives here: every listing goes through [`check`] and then
-//! [`store`] whichever way it came (gossip or sync): limits, signature and
-//! decoding first, then the store decides whether it is newer than what we hold.
+//! Gossip validation lives here: every listing goes through [`ingest`] whichever
+//! way it came (gossip or sync): limits and signature first, then decoding, then
+//! the store decides whether it is newer than what we hold.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -40,15 +40,8 @@ pub enum Ingest {
 /// What the network needs from the rest of the node. Methods may block (they run
 /// on blocking threads).
 pub trait Host: Send + Sync + 'static {
-    /// Stores one listing that passed [`check`].
-    fn store(&self, checked: Checked) -> Ingest;
-    /// [`check`]s and stores one signed listing (manifest or retraction).
-    fn ingest(&self, envelope: &[u8]) -> Ingest {
-        match check(envelope) {
-            Ok(checked) => self.store(checked),
-            Err(reason) => Ingest::Invalid(reason),
-        }
-    }
+    /// Verifies and stores one signed listing (manifest or retraction).
+    fn ingest(&self, envelope: &[u8]) -> Ingest;
     /// Whether a listing, not yet checked, claims to be by this node or an author
     /// it has dealt with: such listings are checked (and indexed) ahead of a flood
     /// of others. A false claim fails the signature check like any forgery.
@@ -94,7 +87,7 @@ pub trait Host: Send + Sync + 'static {
 pub const MAX_CLOCK_SKEW_SECS: u64 = 5 * 60;
 
 /// Storing a listing from the network that takes longer is logged (at debug:
-/// under a flood the thread storing listings is lowered and waits for a core).
+/// under a flood the checks run on lowered threads and wait for a core).
 const SLOW_STORE: Duration = Duration::from_secs(1);
 
 /// Refuses a listing dated more than [`MAX_CLOCK_SKEW_SECS`] after `now`.
@@ -105,85 +98,65 @@ fn check_time(what: &str, at: u64, now: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// A listing from the network whose signature, encoding and time have been
-/// checked, not yet stored: [`check`] takes no lock, so it may run on threads
-/// that wait for a free core; [`store`] takes sled's and the budget's, so it
-/// runs on threads that keep a share of a busy one.
-#[derive(Debug)]
-pub struct Checked {
-    envelope: Envelope,
-    listing: Listing,
-}
-
-#[derive(Debug)]
-enum Listing {
-    Manifest(Box<Manifest>),
-    Retraction(Retraction),
-}
-
-/// Opens one signed listing from the network (manifest or retraction): its
-/// signature, its decoding, and a time not in the future. Touches no store.
-pub fn check(bytes: &[u8]) -> Result<Checked, String> {
-    let envelope = Envelope::open(bytes).map_err(|e| e.to_string())?;
-    let listing = match envelope.kind() {
-        Kind::Manifest => {
-            let m = Manifest::from_envelope(&envelope).map_err(|e| e.to_string())?;
-            check_time("manifest", m.created_at, crate::util::now())?;
-            Listing::Manifest(Box::new(m))
-        }
-        Kind::Retraction => {
-            let r = Retraction::from_envelope(&envelope).map_err(|e| e.to_string())?;
-            check_time("retraction", r.retracted_at, crate::util::now())?;
-            Listing::Retraction(r)
-        }
-        other => return Err(format!("a {other} is not a listing")),
+/// Verifies and stores one signed listing from the network, within the listing
+/// budget: a listing whose author is over its budget is dropped like a stale one
+/// (not forwarded, the sender not penalised: it may only be passing it on), and
+/// storing one may evict others.
+pub fn ingest(store: &Store, budget: &Budget, bytes: &[u8]) -> Ingest {
+    let envelope = match Envelope::open(bytes) {
+        Ok(envelope) => envelope,
+        Err(e) => return Ingest::Invalid(e.to_string()),
     };
-    Ok(Checked { envelope, listing })
-}
-
-/// Stores one checked listing within the listing budget: a listing whose author
-/// is over its budget is dropped like a stale one (not forwarded, the sender not
-/// penalised: it may only be passing it on), and storing one may evict others.
-pub fn store(store: &Store, budget: &Budget, checked: Checked) -> Ingest {
-    let Checked { envelope, listing } = checked;
-    let (item, accepted) = match listing {
-        Listing::Manifest(m) => {
-            let bytes = envelope.as_bytes().len();
-            let started = Instant::now();
-            if let Err(reason) = budget.admit(&m, bytes) {
-                tracing::debug!(pack = %m.pack_id, "listing not stored: {reason}");
-                return Ingest::Old(Item::manifest(m.pack_id, m.seq));
-            }
-            let admitted = started.elapsed();
-            let accepted = store.accept_manifest(&m, &envelope, false);
-            let stored = started.elapsed();
-            if matches!(accepted, Ok(Accepted::New)) {
-                if budget.dealt_with(&m.author) {
-                    budget.stored_unless_busy(&m, bytes);
-                } else {
-                    budget.stored(&m, bytes);
-                    if let Err(e) = budget.evict() {
-                        tracing::error!("evicting listings over the budget failed: {e}");
+    let (item, accepted) = match envelope.kind() {
+        Kind::Manifest => match Manifest::from_envelope(&envelope) {
+            Ok(m) => {
+                if let Err(reason) = check_time("manifest", m.created_at, crate::util::now()) {
+                    return Ingest::Invalid(reason);
+                }
+                let started = Instant::now();
+                if let Err(reason) = budget.admit(&m, bytes.len()) {
+                    tracing::debug!(pack = %m.pack_id, "listing not stored: {reason}");
+                    return Ingest::Old(Item::manifest(m.pack_id, m.seq));
+                }
+                let admitted = started.elapsed();
+                let accepted = store.accept_manifest(&m, &envelope, false);
+                let stored = started.elapsed();
+                if matches!(accepted, Ok(Accepted::New)) {
+                    if budget.dealt_with(&m.author) {
+                        budget.stored_unless_busy(&m, bytes.len());
+                    } else {
+                        budget.stored(&m, bytes.len());
+                        if let Err(e) = budget.evict() {
+                            tracing::error!("evicting listings over the budget failed: {e}");
+                        }
                     }
                 }
+                let took = started.elapsed();
+                if took > SLOW_STORE {
+                    tracing::debug!(
+                        pack = %m.pack_id,
+                        "storing a listing was slow: admitted after {admitted:?}, stored after \
+                         {stored:?}, counted and others evicted after {took:?}"
+                    );
+                }
+                (Item::manifest(m.pack_id, m.seq), accepted)
             }
-            let took = started.elapsed();
-            if took > SLOW_STORE {
-                tracing::debug!(
-                    pack = %m.pack_id,
-                    "storing a listing was slow: admitted after {admitted:?}, stored after \
-                     {stored:?}, counted and others evicted after {took:?}"
-                );
-            }
-            (Item::manifest(m.pack_id, m.seq), accepted)
-        }
-        Listing::Retraction(r) => {
-            let accepted = store.accept_retraction(&r, &envelope, false);
-            if matches!(accepted, Ok(Accepted::New)) {
-                budget.removed(&r.author, &r.pack_id);
-            }
-            (Item::retraction(r.pack_id, r.seq), accepted)
-        }
+            Err(e) => return Ingest::Invalid(e.to_string()),
+        },
+        Kind::Retraction => match Retraction::from_envelope(&envelope) {
+            Ok(r) => match check_time("retraction", r.retracted_at, crate::util::now()) {
+                Ok(()) => {
+                    let accepted = store.accept_retraction(&r, &envelope, false);
+                    if matches!(accepted, Ok(Accepted::New)) {
+                        budget.removed(&r.author, &r.pack_id);
+                    }
+                    (Item::retraction(r.pack_id, r.seq), accepted)
+                }
+                Err(reason) => return Ingest::Invalid(reason),
+            },
+            Err(e) => return Ingest::Invalid(e.to_string()),
+        },
+        other => return Ingest::Invalid(format!("a {other} is not a listing")),
     };
     match accepted {
         Ok(Accepted::New) => Ingest::New(item.id),
@@ -242,8 +215,8 @@ impl NodeHost {
 }
 
 impl Host for NodeHost {
-    fn store(&self, checked: Checked) -> Ingest {
-        let result = store(&self.store, &self.budget, checked);
+    fn ingest(&self, envelope: &[u8]) -> Ingest {
+        let result = ingest(&self.store, &self.budget, envelope);
         if matches!(result, Ingest::New(_)) {
             self.indexer.wake();
         }

@@ -61,8 +61,7 @@ use crate::util::background;
 use crate::util::rate::Rate;
 use behaviour::{Behaviour, BehaviourEvent, GRAYLIST_THRESHOLD};
 pub use behaviour::{BuildError, LISTINGS_TOPIC, RelayLimits};
-use host::check;
-pub use host::{Checked, Host, Ingest, NodeHost};
+pub use host::{Host, Ingest, NodeHost, ingest};
 pub use invite::{Invite, InviteError};
 use passed::Passed;
 use wire::{
@@ -556,19 +555,12 @@ impl Network {
         // faster than one core checks their signatures.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
         // Listings fetched by sync, and those gossiped or announced by authors
-        // not dealt with, are checked at the lowest priority, so that
+        // not dealt with, are checked and stored at the lowest priority, so that
         // searches and the swarm go first, on no more threads than cores: with a
         // thread for each listing they took the cores from searches.
-        let ingest = background::Pool::new("smpl-ingest", cores, background::lowest_priority)?;
-        let checks = background::Pool::new("smpl-gossip", cores, background::lowest_priority)?;
-        // What they checked is stored by one thread at nice 19, which keeps a
-        // share of the core: one at `SCHED_IDLE` taken off its core in the
-        // middle of a read of sled would hold every sled transaction until the
-        // core is free, a favoured listing's among them (sled runs a transaction
-        // under one lock of the whole database, which waits for every read in
-        // progress).
-        let stores = background::Pool::new("smpl-store", 1, background::lowest_nice)?;
-        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, [ingest, checks, stores]);
+        let ingest = background::Pool::new("smpl-ingest", cores)?;
+        let checks = background::Pool::new("smpl-gossip", cores)?;
+        let mut actor = Actor::new(swarm, host, rx, stats.clone(), reach_tx, [ingest, checks]);
         actor.relay_server = config.relay_server;
         actor.loopback_only = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
         if let Some(path) = config.passed_file {
@@ -738,8 +730,6 @@ struct Actor {
     /// Where gossip listings from authors not dealt with are checked: apart from
     /// sync's, so that neither waits for the other.
     checks: background::Pool,
-    /// Where the listings checked on those two are stored.
-    stores: background::Pool,
     gossip_rate: Rate<PeerId>,
     sync_rate: Rate<PeerId>,
     /// Invalid gossip listings forgiven, by the peer that sent them.
@@ -753,7 +743,7 @@ impl Actor {
         commands: mpsc::Receiver<Command>,
         stats: Arc<SyncStats>,
         reachability: watch::Sender<Reachability>,
-        [ingest, checks, stores]: [background::Pool; 3],
+        [ingest, checks]: [background::Pool; 2],
     ) -> Actor {
         let (done_tx, done_rx) = mpsc::channel(1024);
         Actor {
@@ -794,7 +784,6 @@ impl Actor {
             checking: HashMap::new(),
             ingest,
             checks,
-            stores,
             gossip_rate: Rate::new(GOSSIP_BURST, GOSSIP_REFILL),
             forgiven: Rate::new(INVALID_FORGIVEN, INVALID_FORGIVEN_EVERY),
             sync_rate: Rate::new(SYNC_BURST, SYNC_REFILL),
@@ -911,30 +900,20 @@ impl Actor {
         });
     }
 
-    /// Takes in listings from the network: checked on `pool`, at the lowest
-    /// priority, and then stored in order on the store thread; `then` is told
-    /// what became of each and gives the result for the loop.
-    fn take_in(
+    /// [`Actor::blocking`] on `pool`: a bounded number of threads, which for sync
+    /// run at a lower priority, so that its listings wait while the node answers
+    /// searches.
+    fn in_background(
         &self,
         pool: &background::Pool,
-        envelopes: Vec<Vec<u8>>,
-        then: impl FnOnce(&dyn Host, Vec<Ingest>) -> Option<Done> + Send + 'static,
+        work: impl FnOnce(&dyn Host) -> Option<Done> + Send + 'static,
     ) {
-        let (node, done, stores) = (self.host.clone(), self.done_tx.clone(), self.stores.clone());
+        let host = self.host.clone();
+        let done = self.done_tx.clone();
         pool.spawn(move || {
-            let checked: Vec<_> = envelopes.iter().map(|envelope| check(envelope)).collect();
-            stores.spawn(move || {
-                let mut ingested = Vec::with_capacity(checked.len());
-                for checked in checked {
-                    ingested.push(match checked {
-                        Ok(checked) => node.store(checked),
-                        Err(reason) => Ingest::Invalid(reason),
-                    });
-                }
-                if let Some(result) = then(node.as_ref(), ingested) {
-                    let _ = done.blocking_send(result);
-                }
-            });
+            if let Some(result) = work(host.as_ref()) {
+                let _ = done.blocking_send(result);
+            }
         });
     }
 
@@ -1610,7 +1589,9 @@ impl Actor {
                 self.validating += 1;
                 *self.checking.entry(propagation_source).or_default() += 1;
                 let received = Instant::now();
-                let decide = move |host: &dyn Host, ingested: Ingest| {
+                let work = move |host: &dyn Host| {
+                    let started = received.elapsed();
+                    let ingested = host.ingest(&data);
                     let (acceptance, counter) = match ingested {
                         Ingest::New(pack) => {
                             if favoured {
@@ -1618,8 +1599,8 @@ impl Actor {
                                 host.index_now(&pack);
                                 tracing::debug!(
                                     %pack,
-                                    "a listing by an author dealt with: stored after {stored:?}, \
-                                     indexed after {:?}",
+                                    "a listing by an author dealt with: checked after {started:?}, \
+                                     stored after {stored:?}, indexed after {:?}",
                                     received.elapsed()
                                 );
                             }
@@ -1635,14 +1616,11 @@ impl Actor {
                     Some(Done::Validated { id: message_id, source: propagation_source, acceptance })
                 };
                 // Listings of authors dealt with on a thread of their own; others
-                // checked on the gossip pool's few threads and stored on the
-                // store thread.
+                // on the gossip pool's few threads.
                 if favoured {
-                    self.blocking(move |host| decide(host, host.ingest(&data)));
+                    self.blocking(work);
                 } else {
-                    self.take_in(&self.checks, vec![data], move |host, ingested| {
-                        decide(host, ingested.into_iter().next()?)
-                    });
+                    self.in_background(&self.checks, work);
                 }
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer { peer_id, failed_messages }) => {
@@ -1820,8 +1798,8 @@ impl Actor {
         let favoured = self.host.favoured(&envelope);
         let stats = self.stats.clone();
         let received = Instant::now();
-        let decide = move |host: &dyn Host, envelope: Vec<u8>, ingested: Ingest| {
-            let (gossip, invalid) = match ingested {
+        let work = move |host: &dyn Host| {
+            let (gossip, invalid) = match host.ingest(&envelope) {
                 Ingest::New(pack) => {
                     if favoured {
                         let stored = received.elapsed();
@@ -1845,14 +1823,9 @@ impl Actor {
             Some(Done::Announced { peer, channel, gossip, invalid })
         };
         if favoured {
-            self.blocking(move |host| {
-                let ingested = host.ingest(&envelope);
-                decide(host, envelope, ingested)
-            });
+            self.blocking(work);
         } else {
-            self.take_in(&self.checks, vec![envelope.clone()], move |host, ingested| {
-                decide(host, envelope, ingested.into_iter().next()?)
-            });
+            self.in_background(&self.checks, work);
         }
     }
 
@@ -2055,11 +2028,10 @@ impl Actor {
                     self.fetches.entry(peer).or_default().waiting.push_front(asked[at + 1..].to_vec());
                 }
                 let stats = self.stats.clone();
-                let envelopes = envelopes.into_iter().take(MAX_FETCH_IDS).map(ByteBuf::into_vec).collect();
-                self.take_in(&self.ingest, envelopes, move |_, ingested| {
+                self.in_background(&self.ingest, move |host| {
                     let (mut invalid, mut passed) = (false, Vec::new());
-                    for ingested in ingested {
-                        match ingested {
+                    for envelope in envelopes.into_iter().take(MAX_FETCH_IDS) {
+                        match host.ingest(&envelope) {
                             Ingest::New(_) => {}
                             Ingest::Old(item) => {
                                 stats.fetched_stale.fetch_add(1, Ordering::Relaxed);

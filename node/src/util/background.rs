@@ -34,15 +34,6 @@ pub fn lower_priority_to(nice: libc::c_int) {
     }
 }
 
-/// Lowers the calling thread to nice 19, for good. A search waking beside it
-/// takes its core about as soon as from a thread at `SCHED_IDLE`, but unlike
-/// one there it keeps a small share of a busy core (about 1.5 % beside a thread
-/// at nice 0): for work that holds locks others wait for, which it then holds
-/// for a moment rather than until the core is free.
-pub fn lowest_nice() {
-    lower_priority_to(19);
-}
-
 /// Moves the calling thread to Linux's `SCHED_IDLE`, for good (an unprivileged
 /// thread cannot leave it): it gets a core only when no thread of the normal
 /// policy wants it, and one of those waking up takes the core from it at once.
@@ -122,23 +113,21 @@ pub async fn run_lowered<T: Send + 'static>(
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of background threads taking jobs in the order they are given.
-/// The threads end when the pool and its clones are dropped and its queue is
-/// empty.
-#[derive(Clone, Debug)]
+/// The threads end when the pool is dropped and its queue is empty.
+#[derive(Debug)]
 pub struct Pool {
     tx: mpsc::Sender<Job>,
 }
 
 impl Pool {
-    /// A pool of `threads` threads, each of which first calls `priority`
-    /// ([`lowest_priority`] or [`lowest_nice`]).
-    pub fn new(name: &str, threads: usize, priority: fn()) -> std::io::Result<Pool> {
+    /// A pool of `threads` threads at the lowest priority ([`lowest_priority`]).
+    pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
-                priority();
+                lowest_priority();
                 loop {
                     let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     let Ok(job) = job else { break };
@@ -171,7 +160,7 @@ mod tests {
     #[test]
     fn jobs_run_at_the_lowest_priority_and_a_panic_does_not_stop_the_pool() {
         let before = policy();
-        let pool = Pool::new("test", 1, lowest_priority).unwrap();
+        let pool = Pool::new("test", 1).unwrap();
         let (tx, rx) = mpsc::channel();
         pool.spawn(|| panic!("a bug"));
         pool.spawn(move || tx.send(policy()).unwrap());

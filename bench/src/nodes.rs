@@ -340,6 +340,17 @@ impl NodeProcess {
     }
 }
 
+/// A harness that fails midway (an error returned through `?`) stops its nodes
+/// too: one left running would share its home with the next run's.
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The node's local HTTP API, as the CLI calls it.
 pub struct Api {
     base: String,

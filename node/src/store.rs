@@ -195,10 +195,10 @@ fn decode_envelope(body: &[u8]) -> Result<Cow<'_, [u8]>, ProtocolError> {
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let deadline = Instant::now() + LOCK_WAIT;
     loop {
         match sled::Config::new().path(dir).cache_capacity(cache_bytes).open() {
-            Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+            Err(e) if is_locked(&e) && Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             opened => return opened,
@@ -410,12 +410,12 @@ impl Store {
             // version stored by another offer keeps the file.
             self.files.remove(pack, seq);
         }
-        if started.elapsed() > SLOW_STORE {
+        let took = started.elapsed();
+        if took > SLOW_STORE {
             tracing::debug!(
                 %pack,
                 "storing a listing was slow: looked up after {looked_up:?}, its file written after \
-                 {written:?}, committed after {committed:?}, done after {:?}",
-                started.elapsed()
+                 {written:?}, committed after {committed:?}, done after {took:?}"
             );
         }
         Ok(outcome)
@@ -866,7 +866,7 @@ mod tests {
         assert!(second.is_ok(), "{:?}", second.err());
         // Held for longer than the wait, the lock fails the open with a clear error.
         let held = second.unwrap();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let err = Store::open(dir.path()).err().expect("a held database does not open twice");
         assert!(started.elapsed() >= LOCK_WAIT, "gave up after {:?}", started.elapsed());
         assert!(matches!(&err, StoreError::Sled(e) if is_locked(e)), "{err}");

@@ -152,8 +152,13 @@ fn main() -> Result<()> {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .map(|log| format!("{log},smpl_node::node::catalog=info,smpl_node::publish=debug"));
-    let honest =
-        NodeProcess::start_apart(&smpl, &h_home, &[], &Apart { nice: 0, cpus: others }, filter.as_deref())?;
+    let honest = NodeProcess::start_apart(
+        &smpl,
+        &h_home,
+        &[],
+        &Apart { nice: 0, cpus: others.clone() },
+        filter.as_deref(),
+    )?;
     let h_id = Home::new(&h_home).node_info()?.node_id.to_string();
     let budget = [
         "--listings-mb".to_string(),
@@ -208,9 +213,11 @@ fn main() -> Result<()> {
     let (mut peak_rss, mut peak_anon) = (0u64, 0u64);
     let mut during = Vec::new();
     let written_before = [producer.written()?, honest.written()?, seeding.written()?];
-    let probe = DiskProbe::start(&args.dir.join("disk-probe"))?;
+    let probe = DiskProbe::start(&args.dir.join("disk-probe"), others.clone())?;
     // The honest author's publishes run beside the searches, so that the producer
-    // can be seen to find one before `smpl publish` has answered.
+    // can be seen to find one before `smpl publish` has answered. Its client (the
+    // pack's files, the `smpl publish` process) runs where the author's node does:
+    // on a network it is the author's machine that runs it, not the producer's.
     let mut honest_publishes: Vec<HonestPublish> = Vec::new();
     let mut flood_over = false;
     let mut last = (0u64, 0u64, 0u64);
@@ -229,7 +236,13 @@ fn main() -> Result<()> {
             let variant = honest_publishes.len() as u32 + 1;
             let title = format!("Honest Keys {}", variant + 1);
             let (smpl, home, dir, t) = (smpl.clone(), h_home.clone(), args.dir.clone(), title.clone());
-            let publishing = std::thread::spawn(move || publish(&smpl, &home, &dir, &t, variant));
+            let cpus = others.clone();
+            let publishing = std::thread::spawn(move || {
+                if let Some(cpus) = &cpus {
+                    nodes::pin_here(cpus)?;
+                }
+                publish(&smpl, &home, &dir, &t, variant)
+            });
             honest_publishes.push(HonestPublish::new(title, publishing));
         }
         if let Some(publish) = honest_publishes.last_mut() {
@@ -674,13 +687,18 @@ struct DiskProbe {
 }
 
 impl DiskProbe {
-    fn start(path: &Path) -> Result<DiskProbe> {
+    /// Writes on `cpus` if given (the harness's instrument stays off the
+    /// producer's core).
+    fn start(path: &Path, cpus: Option<Vec<usize>>) -> Result<DiskProbe> {
         use std::io::Write;
         let mut file = std::fs::File::create(path)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut times = Vec::new();
+            if let Some(Err(e)) = cpus.map(|cpus| nodes::pin_here(&cpus)) {
+                eprintln!("the disk probe writes from the producer's CPU: {e}");
+            }
             while !stopped.load(Ordering::Relaxed) {
                 let start = Instant::now();
                 if file.write_all(&[0u8; 4096]).and_then(|()| file.sync_all()).is_err() {

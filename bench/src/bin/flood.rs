@@ -10,8 +10,8 @@
 //!    `--gossip-peers` peers of their own keys (`feed.rs`) publish the same listings
 //!    to T over gossip, from the other end of the list, `--gossip-rate` a second
 //!    each (the seeder and the gossip peers at nice `--flood-nice`; with
-//!    `--split-cpus`, they and H on CPUs of their own, T and the harness's searches
-//!    on CPU 0: peers on other machines, on a machine too small to hold them apart
+//!    `--split-cpus`, they and H (its publishes' client too) on CPUs of their own,
+//!    T and the harness's searches on CPU 0: peers on other machines, on a machine too small to hold them apart
 //!    otherwise). While T takes them in, its RSS is sampled every 50 ms and the
 //!    query set runs through its API round after round; from a few seconds in, H
 //!    publishes a new pack every 10 s or so, and the time from the start of each
@@ -110,8 +110,9 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     flood_nice: i32,
     /// Keeps the producer's node and the harness's searches on CPU 0, and the
-    /// flood's peers and the honest author on the other CPUs: they stand in for
-    /// other machines, and the producer keeps a core of its own (at rest too).
+    /// flood's peers and the honest author (node and client) on the other CPUs:
+    /// they stand in for other machines, and the producer keeps a core of its
+    /// own (at rest too).
     #[arg(long)]
     split_cpus: bool,
     /// Longest the flood may take.

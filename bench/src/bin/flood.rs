@@ -11,9 +11,9 @@
 //!    to T over gossip, from the other end of the list, `--gossip-rate` a second
 //!    each (the seeder and the gossip peers at nice `--flood-nice`; with
 //!    `--split-cpus`, they and H (its publishes' client too) on CPUs of their own,
-//!    T and the harness's searches on CPU 0: peers on other machines, on a machine too small to hold them apart
-//!    otherwise). While T takes them in, its RSS is sampled every 50 ms and the
-//!    query set runs through its API round after round; from a few seconds in, H
+//!    T and the harness's searches on CPU 0: peers on other machines, on a machine
+//!    too small to hold them apart otherwise). While T takes them in, its RSS is
+//!    sampled every 50 ms and the query set runs through its API round after round; from a few seconds in, H
 //!    publishes a new pack every 10 s or so, and the time from the start of each
 //!    `smpl publish` until a search on T finds it is taken (the publish runs
 //!    beside the searches, so T may find it before the publish answers). The

@@ -13,13 +13,13 @@
 //!    `--split-cpus`, they and H (its publishes' client too) on CPUs of their own,
 //!    T and the harness's searches on CPU 0: peers on other machines, on a machine
 //!    too small to hold them apart otherwise). While T takes them in, its RSS is
-//!    sampled every 50 ms and the query set runs through its API round after round; from a few seconds in, H
-//!    publishes a new pack every 10 s or so, and the time from the start of each
-//!    `smpl publish` until a search on T finds it is taken (the publish runs
-//!    beside the searches, so T may find it before the publish answers). The
-//!    flood is over when T has stored, evicted or refused as many listings as the
-//!    seeder offers (or when nothing moved for 90 s: then the table says so); the
-//!    gossip peers stop then.
+//!    sampled every 50 ms and the query set runs through its API round after
+//!    round; from a few seconds in, H publishes a new pack every 10 s or so, and
+//!    the time from the start of each `smpl publish` until a search on T finds it
+//!    is taken (the publish runs beside the searches, so T may find it before the
+//!    publish answers). The flood is over when T has stored, evicted or refused
+//!    as many listings as the seeder offers (or when nothing moved for 90 s: then
+//!    the table says so); the gossip peers stop then.
 //! 5. **After**: the seeder and H stop, and once T is at rest (under 5 % of a core
 //!    for a second: the merges the flood left behind are done), T's listings
 //!    against the budget, its disk, the same query set at rest (the index as full
